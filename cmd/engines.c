@@ -1,0 +1,15 @@
+/* Maps a protocol name from the cluster manifest to its engine. Only cmd/
+ * sees every engine, so the registry lives here. */
+#include <string.h>
+#include "core/engine.h"
+
+const sy_engine_ops *sy_engine_lookup(const char *protocol)
+{
+    static const sy_engine_ops *const all[] = {
+        NULL,
+    };
+    for (size_t i = 0; all[i]; i++)
+        if (strcmp(all[i]->name, protocol) == 0)
+            return all[i];
+    return NULL;
+}

@@ -1,0 +1,205 @@
+/* The protocol engine interface, shared by Raft, Multi-Paxos and PBFT.
+ *
+ * An engine is a pure, deterministic state machine. It never does I/O, never
+ * reads a clock, never sleeps or spawns threads, and draws randomness only
+ * from the sy_rng it is handed. The host (the synod daemon or the simulator)
+ * feeds it inputs with sy_engine_step() and drains effects with
+ * sy_engine_ready() / sy_engine_advance(), in the shape of etcd raft's
+ * Ready/Advance:
+ *
+ *     step(input)...            any number of inputs
+ *     ready(&rd)                 effects accumulated since the last advance
+ *     1. persist rd.hardstate, truncate at rd.truncate_from, append
+ *        rd.entries, install rd.snapshot: ALL IN ONE DURABLE WRITE (fsync)
+ *     2. only then send rd.msgs           (persist-before-send: a vote or an
+ *                                          ack is never sent for state that
+ *                                          a crash could forget)
+ *     3. apply rd.committed in order, answer rd.reads once applied >= index,
+ *        answer rd.rejects
+ *     advance()                 the engine may reuse rd's memory now
+ *
+ * Group commit falls out of this shape: every request stepped in before
+ * ready() lands in the same durable write. Everything in sy_ready is owned by
+ * the engine and valid until advance().
+ *
+ * Committed entries are always already durable on this node (the engine only
+ * reports commits of entries it has seen persisted via an earlier advance). */
+#ifndef SY_ENGINE_H
+#define SY_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "core/msg.h"
+#include "core/rng.h"
+#include "crypto/crypto.h"
+
+#define SY_NO_NODE UINT32_MAX
+
+typedef struct sy_engine_cfg {
+    uint32_t self;               /* this node's id */
+    uint32_t n;                  /* nodes 0..n-1 in the initial membership */
+    uint32_t f;                  /* tolerated faults */
+    char cluster_id[SY_MAX_CLUSTER_ID + 1];
+    /* timing, in milliseconds of the time carried by inputs */
+    uint32_t heartbeat_ms;       /* leader heartbeat / PBFT status period */
+    uint32_t election_min_ms;    /* randomized in [min, max) */
+    uint32_t election_max_ms;
+    uint32_t request_timeout_ms; /* PBFT view-change timer base */
+    uint32_t batch_delay_ms;     /* PBFT primary batching delay (0 = none) */
+    /* limits */
+    uint32_t batch_max;          /* requests per batch/entry */
+    uint32_t batch_bytes_max;    /* bytes per append message */
+    uint32_t max_inflight;       /* pipelined appends/slots per peer */
+    uint32_t max_pending;        /* client requests queued at a leader */
+    uint64_t snapshot_threshold; /* compact log past this many applied entries */
+    uint32_t checkpoint_interval;/* PBFT K */
+    uint32_t watermark_window;   /* PBFT L */
+    bool prevote;                /* Raft thesis 9.6 */
+    bool check_quorum;           /* Raft thesis 6.2 */
+    const sy_pubkey *node_keys;  /* n entries, borrowed for the engine's life */
+    const sy_signer *signer;     /* this node's identity (borrowed) */
+    const sy_verifier *verifier; /* (borrowed) */
+    uint64_t rng_seed;
+    uint32_t test_behaviour;     /* SYNOD_TESTING only: Byzantine/mutant switch */
+} sy_engine_cfg;
+
+/* Durable state handed back at restart, read from storage by the host. */
+typedef struct sy_engine_boot {
+    sy_bytes hardstate;          /* last persisted rd.hardstate (empty: fresh) */
+    uint64_t snap_index, snap_term; /* last snapshot / stable checkpoint */
+    sy_members snap_members;
+    sy_bytes snap_data;          /* host's snapshot blob for that index */
+    const sy_entry *entries;     /* persisted log above snap_index, in order */
+    size_t n_entries;
+    uint64_t applied;            /* host's applied index (>= snap_index) */
+} sy_engine_boot;
+
+enum sy_input_kind {
+    SY_IN_TICK = 1,       /* time passed */
+    SY_IN_MSG,            /* verified peer message */
+    SY_IN_REQUEST,        /* verified client request, to be ordered */
+    SY_IN_READ,           /* linearizable read wanting a read index */
+    SY_IN_SNAPSHOT,       /* host took a snapshot of the state machine */
+    SY_IN_TRANSFER,       /* operator asks for leadership transfer */
+    SY_IN_CONF_CHANGE,    /* operator asks to add/remove a node */
+};
+
+typedef struct sy_input {
+    uint8_t kind;
+    uint64_t now_ms;      /* host time; every input carries it */
+    union {
+        struct {
+            uint32_t from;
+            const sy_msg *msg;
+            const uint8_t *raw;  /* the signed envelope bytes (for certificates) */
+            size_t raw_len;
+        } msg;
+        struct {
+            const sy_client_req *req;
+            const uint8_t *raw;  /* the client's signed envelope, kept in the log */
+            size_t raw_len;
+        } request;
+        struct {
+            uint64_t read_id;    /* host's handle, echoed in sy_read_state */
+        } read;
+        struct {
+            uint64_t index, term;
+            sy_bytes data;       /* borrowed; engine copies if it keeps it */
+        } snapshot;
+        struct {
+            uint32_t target;
+        } transfer;
+        struct {
+            uint32_t node;
+            bool add;            /* add as learner, promoted when caught up */
+        } conf;
+    } u;
+} sy_input;
+
+typedef struct {
+    uint32_t to;
+    sy_msg msg;
+} sy_outmsg;
+
+typedef struct {
+    sy_entry entry;
+    sy_bytes evidence;    /* protocol commit evidence for the ledger block */
+} sy_committed;
+
+typedef struct {
+    uint64_t read_id;
+    uint64_t index;       /* serve once applied >= index */
+    int status;           /* SY_OK, or SY_ENOTLEADER / SY_ETIMEOUT */
+} sy_read_state;
+
+typedef struct {
+    uint32_t client_id;
+    uint64_t req_no;
+    int status;           /* SY_ENOTLEADER, SY_EFULL, ... */
+    uint32_t leader;      /* hint, SY_NO_NODE if unknown */
+} sy_reject;
+
+typedef struct sy_ready {
+    /* 1. persist, in one durable write, before anything in 2. */
+    bool hardstate_dirty;
+    sy_bytes hardstate;
+    uint64_t truncate_from;      /* 0 = none; else drop entries >= this */
+    const sy_entry *entries;
+    size_t n_entries;
+    bool snapshot_install;       /* replace state machine with snap_data */
+    uint64_t snap_index, snap_term;
+    sy_members snap_members;
+    sy_bytes snap_data;
+    uint64_t compact_to;         /* storage may drop entries <= this (0 = none) */
+    /* 2. send */
+    const sy_outmsg *msgs;
+    size_t n_msgs;
+    /* 3. apply and answer */
+    const sy_committed *committed;
+    size_t n_committed;
+    const sy_read_state *reads;
+    size_t n_reads;
+    const sy_reject *rejects;
+    size_t n_rejects;
+} sy_ready;
+
+enum sy_role { SY_ROLE_FOLLOWER = 0, SY_ROLE_CANDIDATE, SY_ROLE_PRECANDIDATE,
+               SY_ROLE_LEADER, SY_ROLE_LEARNER, SY_ROLE_PRIMARY, SY_ROLE_BACKUP,
+               SY_ROLE_VIEW_CHANGE };
+const char *sy_role_name(int role);
+
+typedef struct sy_engine_status {
+    uint8_t role;
+    uint64_t term;               /* term / ballot round / view */
+    uint32_t leader;             /* SY_NO_NODE if unknown */
+    uint64_t last_index;
+    uint64_t commit_index;
+    uint64_t snap_index;         /* last snapshot / stable checkpoint */
+    uint64_t leader_changes;     /* elections won / view changes seen */
+    uint64_t evidence;           /* misbehaviour evidence held (PBFT) */
+    uint64_t dropped;            /* inputs dropped by limits (counted) */
+} sy_engine_status;
+
+typedef struct sy_engine_ops {
+    const char *name;            /* "raft", "paxos", "pbft" */
+    /* Creates an engine; cfg and boot are borrowed for the call only except
+     * where sy_engine_cfg says otherwise. */
+    int (*create)(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out);
+    void (*destroy)(void *e);
+    /* Returns SY_OK, or an error for an input it drops (counted); SY_EFATAL
+     * means the engine found its own state impossible: the host must stop. */
+    int (*step)(void *e, const sy_input *in);
+    /* Fills *rd with effects accumulated so far (may be all empty). */
+    void (*ready)(void *e, sy_ready *rd);
+    /* Host finished with the last ready: its persistence is durable. */
+    void (*advance)(void *e, uint64_t now_ms);
+    void (*status)(void *e, sy_engine_status *st);
+    /* Earliest time the engine wants a tick (0 = no timer). */
+    uint64_t (*next_deadline)(void *e);
+} sy_engine_ops;
+
+/* Registry (cmd/engines.c): NULL if unknown. */
+const sy_engine_ops *sy_engine_lookup(const char *protocol);
+
+#endif
