@@ -94,6 +94,26 @@ typedef struct {
     uint64_t time_ms;
 } sy_ping;
 
+/* Operator status (synodctl status). */
+typedef struct {
+    uint64_t nonce;
+} sy_status_req;
+
+typedef struct {
+    uint64_t nonce;
+    uint32_t node;
+    sy_bytes protocol;        /* "raft" | "paxos" | "pbft" */
+    uint8_t role;             /* enum sy_role (core/engine.h) */
+    uint64_t term;            /* term / ballot round / view */
+    uint32_t leader;
+    uint64_t last_index, commit_index, applied_index, snap_index;
+    uint32_t peers_connected;
+    uint64_t evidence;
+    uint64_t leader_changes;
+    sy_digest state_digest;
+    sy_digest ledger_head;
+} sy_status_reply;
+
 /* ---- log entries (shared by all engines and storage) ---- */
 enum sy_entry_type {
     SY_ENTRY_NORMAL = 0,  /* data = encoded batch of signed client requests */
@@ -181,6 +201,8 @@ typedef struct sy_msg {
     uint8_t type;         /* enum sy_msg_type */
     union {
         sy_ping ping;
+        sy_status_req status_req;
+        sy_status_reply status;
         sy_client_req req;
         sy_client_reply reply;
         sy_raft_vote vote;

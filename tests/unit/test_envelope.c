@@ -1,0 +1,432 @@
+/* Envelope codec: round trips for every message type, and every way a frame
+ * can be wrong is rejected with its own code. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/envelope.h"
+#include "crypto/sy_err.h"
+
+#define N_NODES 4
+
+typedef struct {
+    sy_seckey *sk[N_NODES + 1]; /* last one is a client */
+    sy_pubkey pk[N_NODES + 1];
+    sy_signer signer[N_NODES + 1];
+    sy_seckey *outsider;
+    sy_signer outsider_signer;
+    sy_verifier ver;
+    sy_directory dir;
+    sy_env_opts opts;
+} fixture;
+
+static const sy_pubkey *key_of(void *ctx, uint32_t id)
+{
+    fixture *f = ctx;
+    if (id < N_NODES)
+        return &f->pk[id];
+    if (id == SY_CLIENT_ID_BASE)
+        return &f->pk[N_NODES];
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    for (int i = 0; i <= N_NODES; i++) {
+        uint8_t seed[32] = {(uint8_t)(i + 1)};
+        assert_int_equal(sy_seckey_from_seed(seed, &f->sk[i]), SY_OK);
+        sy_seckey_public(f->sk[i], &f->pk[i]);
+        sy_signer_ed25519(&f->signer[i], f->sk[i]);
+    }
+    uint8_t seed[32] = {99};
+    assert_int_equal(sy_seckey_from_seed(seed, &f->outsider), SY_OK);
+    sy_signer_ed25519(&f->outsider_signer, f->outsider);
+    sy_verifier_ed25519(&f->ver);
+    f->dir.key_of = key_of;
+    f->dir.ctx = f;
+    f->opts.cluster_id = "test-cluster";
+    f->opts.dir = &f->dir;
+    f->opts.verifier = &f->ver;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i <= N_NODES; i++)
+        sy_seckey_free(f->sk[i]);
+    sy_seckey_free(f->outsider);
+    free(f);
+    return 0;
+}
+
+static sy_bytes B(const char *s) { return (sy_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}; }
+
+static void encode(fixture *f, uint32_t sender, const sy_msg *m, sy_buf *out)
+{
+    sy_buf_init(out);
+    assert_int_equal(sy_env_encode("test-cluster", sender, m, &f->signer[sender < N_NODES ? sender : N_NODES], out), SY_OK);
+}
+
+static int decode(fixture *f, const sy_buf *b, sy_env *e)
+{
+    const char *why = NULL;
+    int rc = sy_env_decode(&f->opts, b->p, b->len, e, &why);
+    assert_non_null(why);
+    return rc;
+}
+
+static sy_msg sample_req(void)
+{
+    sy_msg m = {.type = SY_MSG_CLIENT_REQ};
+    m.u.req = (sy_client_req){.client_id = SY_CLIENT_ID_BASE, .req_no = 7, .op = SY_OP_CAS,
+                              .flags = SY_REQ_STALE_OK, .limit = 3,
+                              .key = B("k"), .val = B("new"), .old = B("old")};
+    return m;
+}
+
+static void test_client_request_round_trips_with_signature(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_OK);
+    assert_int_equal(e.type, SY_MSG_CLIENT_REQ);
+    assert_int_equal(e.sender, SY_CLIENT_ID_BASE);
+    assert_string_equal(e.cluster_id, "test-cluster");
+    assert_int_equal(e.msg.u.req.req_no, 7);
+    assert_int_equal(e.msg.u.req.op, SY_OP_CAS);
+    assert_int_equal(e.msg.u.req.limit, 3);
+    assert_memory_equal(e.msg.u.req.val.p, "new", 3);
+    assert_memory_equal(e.msg.u.req.old.p, "old", 3);
+    assert_true(sy_ed25519_verify(&f->pk[N_NODES], e.signed_part, e.signed_len, &e.sig));
+    sy_env_free(&e);
+    sy_buf_free(&b);
+}
+
+static void test_every_message_type_round_trips(void **state)
+{
+    fixture *f = *state;
+    sy_entry ents[2] = {{.index = 11, .term = 3, .type = SY_ENTRY_NORMAL, .data = B("batch")},
+                        {.index = 12, .term = 3, .type = SY_ENTRY_NOOP}};
+    sy_kv kvs[2] = {{B("a"), B("1")}, {B("b"), B("2")}};
+    sy_msg msgs[12];
+    memset(msgs, 0, sizeof msgs);
+    msgs[0].type = SY_MSG_PING;
+    msgs[0].u.ping = (sy_ping){5, 1000};
+    msgs[1].type = SY_MSG_PONG;
+    msgs[1].u.ping = (sy_ping){5, 1001};
+    msgs[2].type = SY_MSG_CLIENT_REPLY;
+    msgs[2].u.reply = (sy_client_reply){.client_id = SY_CLIENT_ID_BASE, .req_no = 9, .status = SY_ECASFAIL,
+                                        .leader = 2, .index = 44, .val = B("cur"), .n_kvs = 2, .kvs = kvs};
+    msgs[3].type = SY_MSG_RAFT_VOTE;
+    msgs[3].u.vote = (sy_raft_vote){.term = 4, .last_index = 10, .last_term = 3, .prevote = true};
+    msgs[4].type = SY_MSG_RAFT_VOTE_RESP;
+    msgs[4].u.vote_resp = (sy_raft_vote_resp){.term = 4, .granted = true};
+    msgs[5].type = SY_MSG_RAFT_APPEND;
+    msgs[5].u.append = (sy_raft_append){.term = 3, .prev_index = 10, .prev_term = 2, .commit = 9,
+                                        .read_ctx = 77, .n_entries = 2, .entries = ents};
+    msgs[6].type = SY_MSG_RAFT_APPEND_RESP;
+    msgs[6].u.append_resp = (sy_raft_append_resp){.term = 3, .success = false, .conflict_index = 5,
+                                                  .conflict_term = 2, .last_index = 8, .read_ctx = 77};
+    msgs[7].type = SY_MSG_RAFT_SNAPSHOT;
+    msgs[7].u.snap = (sy_raft_snapshot){.term = 3, .last_index = 100, .last_term = 2, .offset = 0,
+                                        .done = true, .data = B("snapshot-bytes")};
+    msgs[7].u.snap.members.n_voters = 3;
+    msgs[7].u.snap.members.voters[2] = 2;
+    msgs[7].u.snap.members.n_learners = 1;
+    msgs[7].u.snap.members.learners[0] = 3;
+    msgs[8].type = SY_MSG_RAFT_SNAPSHOT_RESP;
+    msgs[8].u.snap_resp = (sy_raft_snapshot_resp){.term = 3, .last_index = 100, .next_offset = 14, .done = true};
+    msgs[9].type = SY_MSG_RAFT_TIMEOUT_NOW;
+    msgs[9].u.timeout_now.term = 8;
+    msgs[10].type = SY_MSG_STATUS_REQ;
+    msgs[10].u.status_req.nonce = 31;
+    msgs[11].type = SY_MSG_STATUS_REPLY;
+    msgs[11].u.status = (sy_status_reply){.nonce = 31, .node = 1, .protocol = B("raft"), .role = 3,
+                                          .term = 4, .leader = 1, .last_index = 9, .commit_index = 8,
+                                          .applied_index = 8, .snap_index = 2, .peers_connected = 3,
+                                          .evidence = 0, .leader_changes = 2};
+    msgs[11].u.status.state_digest.b[0] = 0xab;
+
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        sy_buf b, b2;
+        sy_env e;
+        encode(f, 1, &msgs[i], &b);
+        assert_int_equal(decode(f, &b, &e), SY_OK);
+        assert_int_equal(e.type, msgs[i].type);
+        /* re-encoding the decoded struct gives the same body bytes */
+        sy_buf_init(&b2);
+        assert_int_equal(sy_env_encode("test-cluster", 1, &e.msg, &f->signer[1], &b2), SY_OK);
+        assert_int_equal(b.len, b2.len);
+        assert_memory_equal(b.p, b2.p, b.len);
+        sy_env_free(&e);
+        sy_buf_free(&b);
+        sy_buf_free(&b2);
+    }
+}
+
+static void test_any_flipped_bit_is_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    /* every bit of the frame: header, body and signature */
+    for (size_t i = 0; i < b.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            sy_env e;
+            b.p[i] ^= (uint8_t)(1u << bit);
+            int rc = decode(f, &b, &e);
+            assert_int_not_equal(rc, SY_OK);
+            b.p[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    sy_buf_free(&b);
+}
+
+static void test_signature_tamper_gives_bad_sig(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    b.p[b.len - 1] ^= 1; /* last byte is inside the signature */
+    assert_int_equal(decode(f, &b, &e), SY_ESIG);
+    b.p[b.len - 1] ^= 1;
+    b.p[b.len - 70] ^= 0x01; /* inside the signed part: last byte of body */
+    assert_int_equal(decode(f, &b, &e), SY_ESIG);
+    sy_buf_free(&b);
+}
+
+static void test_non_member_signer_is_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = {.type = SY_MSG_PING};
+    sy_buf b;
+    sy_env e;
+    /* sender id that is not in the directory */
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode("test-cluster", 17, &m, &f->outsider_signer, &b), SY_OK);
+    assert_int_equal(decode(f, &b, &e), SY_ESENDER);
+    sy_buf_free(&b);
+    /* outsider claiming to be member 2: signature cannot verify */
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode("test-cluster", 2, &m, &f->outsider_signer, &b), SY_OK);
+    assert_int_equal(decode(f, &b, &e), SY_ESIG);
+    sy_buf_free(&b);
+}
+
+static void test_message_replayed_into_other_cluster_is_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = {.type = SY_MSG_PING};
+    sy_buf b;
+    sy_env e;
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode("other-cluster", 1, &m, &f->signer[1], &b), SY_OK);
+    assert_int_equal(decode(f, &b, &e), SY_ECLUSTER);
+    sy_buf_free(&b);
+}
+
+static void test_request_signed_by_other_client_is_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    sy_env e;
+    /* node 1 signs a request that names client SY_CLIENT_ID_BASE */
+    encode(f, 1, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_EFIELD);
+    sy_buf_free(&b);
+}
+
+static void test_truncated_frames_are_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    for (size_t n = 0; n < b.len; n++) {
+        sy_env e;
+        const char *why = NULL;
+        int rc = sy_env_decode(&f->opts, b.p, n, &e, &why);
+        assert_int_not_equal(rc, SY_OK);
+        assert_non_null(why);
+    }
+    sy_buf_free(&b);
+}
+
+static void test_trailing_bytes_are_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    sy_buf_append(&b, "\x00", 1);
+    assert_int_equal(decode(f, &b, &e), SY_ETRAILING);
+    sy_buf_free(&b);
+}
+
+static void test_oversized_frame_is_rejected_before_parsing(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    sy_env_opts o = f->opts;
+    o.max_size = b.len - 1;
+    const char *why = NULL;
+    assert_int_equal(sy_env_decode(&o, b.p, b.len, &e, &why), SY_ETOOBIG);
+    assert_non_null(strstr(why, "size"));
+    sy_buf_free(&b);
+}
+
+static void test_oversized_value_is_rejected(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    uint8_t *big = calloc(1, SY_MAX_VALUE + 1);
+    m.u.req.val = (sy_bytes){big, SY_MAX_VALUE + 1};
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_ETOOBIG);
+    sy_buf_free(&b);
+    free(big);
+}
+
+static void test_unknown_type_and_version_are_rejected(void **state)
+{
+    fixture *f = *state;
+    /* hand-built frame: inner [2, "test-cluster", 10, 1, bin ""] */
+    uint8_t inner[64];
+    size_t n = 0;
+    inner[n++] = 0x95;
+    inner[n++] = 0x02; /* version 2 */
+    inner[n++] = 0xa0 | 12;
+    memcpy(inner + n, "test-cluster", 12);
+    n += 12;
+    inner[n++] = 10;
+    inner[n++] = 1;
+    inner[n++] = 0xc4;
+    inner[n++] = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            inner[1] = 0x01;       /* right version */
+            inner[2 + 13] = 63;    /* type 63: unknown */
+        }
+        sy_sig sig;
+        sy_ed25519_sign(f->sk[1], inner, n, &sig);
+        uint8_t frame[160];
+        size_t fl = 0;
+        frame[fl++] = 0x92;
+        frame[fl++] = 0xc4;
+        frame[fl++] = (uint8_t)n;
+        memcpy(frame + fl, inner, n);
+        fl += n;
+        frame[fl++] = 0xc4;
+        frame[fl++] = 64;
+        memcpy(frame + fl, sig.b, 64);
+        fl += 64;
+        sy_env e;
+        const char *why;
+        int rc = sy_env_decode(&f->opts, frame, fl, &e, &why);
+        assert_int_equal(rc, pass == 0 ? SY_EVERSION : SY_EMSGTYPE);
+    }
+}
+
+static void test_huge_array_header_does_not_allocate(void **state)
+{
+    (void)state;
+    /* append body claiming 2^32-1 entries in eleven bytes: the count is
+     * checked against the bytes left before anything is allocated */
+    uint8_t body[] = {0x96, 1, 0, 0, 0, 0, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    sy_msg out;
+    assert_int_equal(sy_msg_decode_body(SY_MSG_RAFT_APPEND, body, sizeof body, &out), SY_ETRUNC);
+}
+
+static void test_batch_round_trip_and_limits(void **state)
+{
+    (void)state;
+    sy_bytes reqs[3] = {B("one"), B("two"), B("three")};
+    uint8_t *enc;
+    size_t len;
+    assert_int_equal(sy_batch_encode(reqs, 3, &enc, &len), SY_OK);
+    sy_bytes *out;
+    uint32_t n;
+    assert_int_equal(sy_batch_decode(enc, len, &out, &n), SY_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out[2].p, "three", 5);
+    free(out);
+    assert_int_equal(sy_batch_decode(enc, len - 1, &out, &n), SY_ETRUNC);
+    free(enc);
+    assert_int_equal(sy_batch_encode(reqs, SY_MAX_BATCH + 1, &enc, &len), SY_ETOOBIG);
+}
+
+static void test_members_round_trip(void **state)
+{
+    (void)state;
+    sy_members m = {.n_voters = 3, .voters = {0, 1, 2}, .n_learners = 1, .learners = {5}};
+    uint8_t *enc;
+    size_t len;
+    assert_int_equal(sy_members_encode(&m, &enc, &len), SY_OK);
+    sy_members back;
+    assert_int_equal(sy_members_decode(enc, len, &back), SY_OK);
+    assert_int_equal(back.n_voters, 3);
+    assert_int_equal(back.voters[2], 2);
+    assert_int_equal(back.learners[0], 5);
+    free(enc);
+}
+
+static void test_simsig_cannot_forge_other_identity(void **state)
+{
+    (void)state;
+    sy_simsig *reg;
+    sy_signer a, b;
+    sy_verifier v;
+    uint8_t sa[32] = {1}, sb[32] = {2};
+    assert_int_equal(sy_simsig_new(4, &reg), SY_OK);
+    assert_int_equal(sy_simsig_add(reg, sa, &a), SY_OK);
+    assert_int_equal(sy_simsig_add(reg, sb, &b), SY_OK);
+    sy_verifier_simsig(&v, reg);
+    sy_sig sig;
+    sy_sign(&a, "hello", 5, &sig);
+    assert_true(sy_verify(&v, &a.pub, "hello", 5, &sig));
+    assert_false(sy_verify(&v, &b.pub, "hello", 5, &sig));
+    assert_false(sy_verify(&v, &a.pub, "hellp", 5, &sig));
+    sy_simsig_free(reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_request_round_trips_with_signature),
+        cmocka_unit_test(test_every_message_type_round_trips),
+        cmocka_unit_test(test_any_flipped_bit_is_rejected),
+        cmocka_unit_test(test_signature_tamper_gives_bad_sig),
+        cmocka_unit_test(test_non_member_signer_is_rejected),
+        cmocka_unit_test(test_message_replayed_into_other_cluster_is_rejected),
+        cmocka_unit_test(test_request_signed_by_other_client_is_rejected),
+        cmocka_unit_test(test_truncated_frames_are_rejected),
+        cmocka_unit_test(test_trailing_bytes_are_rejected),
+        cmocka_unit_test(test_oversized_frame_is_rejected_before_parsing),
+        cmocka_unit_test(test_oversized_value_is_rejected),
+        cmocka_unit_test(test_unknown_type_and_version_are_rejected),
+        cmocka_unit_test(test_huge_array_header_does_not_allocate),
+        cmocka_unit_test(test_batch_round_trip_and_limits),
+        cmocka_unit_test(test_members_round_trip),
+        cmocka_unit_test(test_simsig_cannot_forge_other_identity),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
