@@ -1,0 +1,141 @@
+/* Cluster manifest (cluster.ini) and node file (node-<i>.ini).
+ *
+ * The manifest is the one description of a cluster every node and client
+ * shares: protocol, fault bound, timing, and every member's public key and
+ * addresses. The node file is per host: which node this is, where its secret
+ * key and data live. Reference: docs/configuration.md.
+ *
+ * Both are INI, parsed with libinih. Loading validates everything it can
+ * (types, ranges, fault bound, duplicates, address syntax, unknown keys) and
+ * stops at the first problem with SY_ECONFIG (or the key file's code for
+ * key-file problems) and a one-line reason naming the file, the line or
+ * section, and the fix where there is one.
+ *
+ * Ownership: a loaded sy_cluster_cfg owns its arrays; release it with
+ * sy_cluster_free (safe on a zeroed or failed-load struct). Nothing here
+ * keeps global state. */
+#ifndef SY_CONFIG_H
+#define SY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "core/msg.h"
+#include "core/engine.h"
+#include "core/envelope.h"
+#include "crypto/crypto.h"
+
+enum sy_protocol {
+    SY_PROTO_NONE = 0,
+    SY_PROTO_RAFT,
+    SY_PROTO_PAXOS,
+    SY_PROTO_PBFT,
+};
+
+#define SY_MAX_ADDR 256         /* bytes of an address, with NUL */
+#define SY_MAX_CLIENT_NAME 64   /* characters of a client name */
+#define SY_MAX_CLIENTS 4096u    /* [client] sections in a manifest */
+#define SY_CFG_MAX_PATH 4096    /* bytes of a path, with NUL */
+#define SY_CFG_MAX_FILE (1024u * 1024u) /* bytes of an INI file */
+
+/* Defaults for optional [cluster] keys (docs/configuration.md). */
+#define SY_DEF_HEARTBEAT_MS 50u
+#define SY_DEF_ELECTION_MIN_MS 300u
+#define SY_DEF_ELECTION_MAX_MS 600u
+#define SY_DEF_REQUEST_TIMEOUT_MS 2000u
+#define SY_DEF_BATCH_DELAY_MS 1u
+#define SY_DEF_BATCH_MAX 512u
+#define SY_DEF_BATCH_BYTES_MAX (4u * 1024u * 1024u)
+#define SY_DEF_MAX_INFLIGHT 64u
+#define SY_DEF_MAX_PENDING 10000u
+#define SY_DEF_SNAPSHOT_THRESHOLD 10000u
+#define SY_DEF_CHECKPOINT_INTERVAL 128u
+#define SY_DEF_WATERMARK_WINDOW 256u
+
+typedef struct sy_node_entry {
+    uint32_t id;
+    sy_pubkey pubkey;
+    char peer[SY_MAX_ADDR];     /* replica mesh: tcp://, tls+tcp:// or ipc:// */
+    char client[SY_MAX_ADDR];   /* client endpoint, same schemes */
+    char metrics[SY_MAX_ADDR];  /* http://host:port, "" if not configured */
+} sy_node_entry;
+
+typedef struct sy_client_entry {
+    char name[SY_MAX_CLIENT_NAME + 1];
+    uint32_t client_id;         /* SY_CLIENT_ID_BASE + index in file order */
+    sy_pubkey pubkey;
+} sy_client_entry;
+
+typedef struct sy_cluster_cfg {
+    char path[SY_CFG_MAX_PATH];       /* the manifest file it was loaded from */
+    char id[SY_MAX_CLUSTER_ID + 1];
+    int protocol;                     /* enum sy_protocol */
+    uint32_t f, n;
+    uint32_t heartbeat_ms, election_min_ms, election_max_ms;
+    uint32_t request_timeout_ms, batch_delay_ms;
+    uint32_t batch_max, batch_bytes_max, max_inflight, max_pending;
+    uint64_t snapshot_threshold;
+    uint32_t checkpoint_interval, watermark_window;
+    bool prevote, check_quorum;
+    sy_node_entry *nodes;             /* n entries; nodes[i].id == i */
+    sy_pubkey *node_keys;             /* n entries; node_keys[i] == nodes[i].pubkey */
+    sy_client_entry *clients;         /* n_clients entries, in file order */
+    size_t n_clients;
+} sy_cluster_cfg;
+
+typedef struct sy_node_cfg {
+    char path[SY_CFG_MAX_PATH];       /* the node file */
+    uint32_t id;
+    char secret_key[SY_CFG_MAX_PATH]; /* resolved against the node file's dir */
+    char data_dir[SY_CFG_MAX_PATH];
+    char cluster[SY_CFG_MAX_PATH];
+    char log_level[16];               /* debug | info | warn | error */
+    sy_seckey *seckey;                /* loaded and checked; owned (sy_node_free) */
+} sy_node_cfg;
+
+/* "raft", "paxos", "pbft"; "unknown" otherwise. */
+const char *sy_protocol_name(int protocol);
+/* Parses a protocol name. SY_ECONFIG if not one of the three. */
+int sy_protocol_parse(const char *name, int *out);
+/* Largest f the protocol tolerates with n nodes (n >= 3f+1 or 2f+1). */
+uint32_t sy_protocol_max_f(int protocol, uint32_t n);
+/* Smallest n the protocol needs for f faults. */
+uint32_t sy_protocol_min_n(int protocol, uint32_t f);
+
+/* Loads and validates a manifest into *cfg (overwritten; free with
+ * sy_cluster_free, also after a failure). */
+int sy_cluster_load(const char *path, sy_cluster_cfg *cfg, char *why, size_t whylen);
+void sy_cluster_free(sy_cluster_cfg *cfg);
+
+/* Loads a node file, the manifest it names (into *cluster), and this node's
+ * secret key, checking that the key file is private (mode 0600) and that its
+ * public key is the manifest's key for this node id. On any failure both
+ * structs are left freeable (sy_node_free, sy_cluster_free). */
+int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster,
+                 char *why, size_t whylen);
+void sy_node_free(sy_node_cfg *ncfg);
+
+/* Fills the cluster-wide fields of an engine config: self, n, f, cluster_id,
+ * timing, limits, prevote, check_quorum and node_keys (borrowed from cfg, so
+ * cfg must outlive the engine). signer, verifier, rng_seed and
+ * test_behaviour are left as they were: those belong to the host. */
+void sy_cluster_engine_cfg(const sy_cluster_cfg *cfg, uint32_t self, sy_engine_cfg *out);
+
+/* A directory (core/envelope.h) answering with the manifest's keys: node ids
+ * 0..n-1 and client ids SY_CLIENT_ID_BASE + index. Borrows cfg. */
+void sy_cluster_directory(const sy_cluster_cfg *cfg, sy_directory *out);
+
+/* Client id of the client with this public key; SY_ENOTFOUND if none. */
+int sy_cluster_client_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk,
+                             uint32_t *client_id);
+/* Client entry by id, or NULL. */
+const sy_client_entry *sy_cluster_client(const sy_cluster_cfg *cfg, uint32_t client_id);
+/* Node id with this public key; SY_ENOTFOUND if none. */
+int sy_cluster_node_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk, uint32_t *node_id);
+
+/* Checks an address: want_http selects http://host:port, otherwise
+ * tcp://host:port, tls+tcp://host:port or ipc://path. On failure writes the
+ * problem (no file or key context) to why. */
+int sy_addr_check(const char *addr, bool want_http, char *why, size_t whylen);
+
+#endif
