@@ -23,7 +23,12 @@ const char *sy_msg_type_name(int type)
     case SY_MSG_RAFT_SNAPSHOT: return "raft_snapshot";
     case SY_MSG_RAFT_SNAPSHOT_RESP: return "raft_snapshot_resp";
     case SY_MSG_RAFT_TIMEOUT_NOW: return "raft_timeout_now";
-    default: return "unknown";
+    default:
+        if (type >= SY_MSG_PAXOS_FIRST && type <= SY_MSG_PAXOS_LAST)
+            return sy_msg_paxos_name(type);
+        if (type >= SY_MSG_PBFT_FIRST && type <= SY_MSG_PBFT_LAST)
+            return sy_msg_pbft_name(type);
+        return "unknown";
     }
 }
 
@@ -180,8 +185,16 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         msgpack_pack_array(&pk, 1);
         msgpack_pack_uint64(&pk, m->u.timeout_now.term);
         break;
-    default:
-        return SY_EMSGTYPE;
+    default: {
+        int rc = SY_EMSGTYPE;
+        if (m->type >= SY_MSG_PAXOS_FIRST && m->type <= SY_MSG_PAXOS_LAST)
+            rc = sy_msg_paxos_encode(m, &pk);
+        else if (m->type >= SY_MSG_PBFT_FIRST && m->type <= SY_MSG_PBFT_LAST)
+            rc = sy_msg_pbft_encode(m, &pk);
+        if (rc)
+            return rc;
+        break;
+    }
     }
     return out->err;
 }
@@ -400,8 +413,16 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         sy_mp_array_exact(r, 1);
         get_u64(r, &m->u.timeout_now.term);
         break;
-    default:
-        return SY_EMSGTYPE;
+    default: {
+        int rc = SY_EMSGTYPE;
+        if (type >= SY_MSG_PAXOS_FIRST && type <= SY_MSG_PAXOS_LAST)
+            rc = sy_msg_paxos_decode(m, r);
+        else if (type >= SY_MSG_PBFT_FIRST && type <= SY_MSG_PBFT_LAST)
+            rc = sy_msg_pbft_decode(m, r);
+        if (rc)
+            return r->err ? r->err : rc;
+        break;
+    }
     }
     if (r->err)
         return r->err;
@@ -436,6 +457,10 @@ void sy_msg_free(sy_msg *m)
         m->u.append.n_entries = 0;
         break;
     default:
+        if (m->type >= SY_MSG_PAXOS_FIRST && m->type <= SY_MSG_PAXOS_LAST)
+            sy_msg_paxos_free(m);
+        else if (m->type >= SY_MSG_PBFT_FIRST && m->type <= SY_MSG_PBFT_LAST)
+            sy_msg_pbft_free(m);
         break;
     }
 }

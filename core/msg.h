@@ -196,6 +196,15 @@ typedef struct {
     uint64_t term;
 } sy_raft_timeout_now;
 
+/* Protocol-specific bodies live in their own headers (each engine's author
+ * owns one) and codecs (core/msg_paxos.c, core/msg_pbft.c). */
+#include "core/msg_paxos.h"
+#include "core/msg_pbft.h"
+#define SY_MSG_PAXOS_FIRST 30
+#define SY_MSG_PAXOS_LAST 39
+#define SY_MSG_PBFT_FIRST 40
+#define SY_MSG_PBFT_LAST 59
+
 /* ---- the tagged union ---- */
 typedef struct sy_msg {
     uint8_t type;         /* enum sy_msg_type */
@@ -212,6 +221,8 @@ typedef struct sy_msg {
         sy_raft_snapshot snap;
         sy_raft_snapshot_resp snap_resp;
         sy_raft_timeout_now timeout_now;
+        sy_paxos_body paxos;
+        sy_pbft_body pbft;
     } u;
 } sy_msg;
 
@@ -223,5 +234,18 @@ int sy_msg_encode_body(const sy_msg *m, struct sy_buf *out);
 int sy_msg_decode_body(uint8_t type, const uint8_t *buf, size_t len, sy_msg *out);
 /* Frees arrays the decoder allocated (not the borrowed bytes). */
 void sy_msg_free(sy_msg *m);
+
+/* Per-protocol codec hooks called by the generic codec for their type
+ * ranges. The reader/packer types come from core/mp.h. encode returns
+ * SY_EMSGTYPE for a type it does not know; decode must be strict and leave
+ * the reader at the end of the body (the caller checks for trailing bytes). */
+int sy_msg_paxos_encode(const sy_msg *m, void *packer);
+int sy_msg_paxos_decode(sy_msg *m, void *reader);
+void sy_msg_paxos_free(sy_msg *m);
+const char *sy_msg_paxos_name(int type);
+int sy_msg_pbft_encode(const sy_msg *m, void *packer);
+int sy_msg_pbft_decode(sy_msg *m, void *reader);
+void sy_msg_pbft_free(sy_msg *m);
+const char *sy_msg_pbft_name(int type);
 
 #endif
