@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <ini.h>
 #include "core/config.h"
+#include "core/log.h"
 #include "crypto/keyfile.h"
 #include "crypto/sy_err.h"
 
@@ -1044,15 +1045,16 @@ static int nodefile_handler(void *user, const char *section, const char *name,
         n->id = (uint32_t)v;
         return 1;
     }
-    case NF_LOG:
-        if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
-            strcmp(value, "error")) {
+    case NF_LOG: {
+        int lv = sy_log_level_parse(value);
+        if (lv < 0) {
             src_error(&c->src, "log_level = '%s' in [node] is not a level; use debug, info, "
-                      "warn or error", value);
+                      "warn, error or off", value);
             return 0;
         }
-        snprintf(n->log_level, sizeof n->log_level, "%s", value);
+        n->log_level = lv;
         return 1;
+    }
     default: {
         char *dst = k == NF_SECRET ? n->secret_key : k == NF_DATA ? n->data_dir : n->cluster;
         if (!value[0]) {
@@ -1078,7 +1080,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
         return SY_ECONFIG;
     }
     snprintf(ncfg->path, sizeof ncfg->path, "%s", path);
-    snprintf(ncfg->log_level, sizeof ncfg->log_level, "info");
+    ncfg->log_level = SY_LOG_INFO;
 
     nf_ctx *c = calloc(1, sizeof *c);
     if (!c) {

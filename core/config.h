@@ -89,7 +89,7 @@ typedef struct sy_node_cfg {
     char secret_key[SY_CFG_MAX_PATH]; /* resolved against the node file's dir */
     char data_dir[SY_CFG_MAX_PATH];
     char cluster[SY_CFG_MAX_PATH];
-    char log_level[16];               /* debug | info | warn | error */
+    int log_level;                    /* enum sy_log_level (core/log.h) */
     sy_seckey *seckey;                /* loaded and checked; owned (sy_node_free) */
 } sy_node_cfg;
 
