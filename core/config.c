@@ -1146,6 +1146,7 @@ out_free_ctx:
     if (rc) {
         sy_seckey_free(ncfg->seckey);
         ncfg->seckey = NULL;
+        sy_cluster_free(cluster);
     }
     return rc;
 }

@@ -109,8 +109,9 @@ void sy_cluster_free(sy_cluster_cfg *cfg);
 
 /* Loads a node file, the manifest it names (into *cluster), and this node's
  * secret key, checking that the key file is private (mode 0600) and that its
- * public key is the manifest's key for this node id. On any failure both
- * structs are left freeable (sy_node_free, sy_cluster_free). */
+ * public key is the manifest's key for this node id. On failure nothing is
+ * left to free (calling sy_node_free / sy_cluster_free anyway is safe). On
+ * success the caller frees both. */
 int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster,
                  char *why, size_t whylen);
 void sy_node_free(sy_node_cfg *ncfg);
