@@ -1,0 +1,582 @@
+/* The typed storage layer on top of a backend's ordered tables: log entries,
+ * hard state, snapshot metadata, applied index, checksums.
+ *
+ * Invariant kept: the log holds exactly the entries (log_base, last], with
+ * consecutive indexes, each value checksummed together with its index so a
+ * value moved to the wrong key is caught too. log_base only grows. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/storage.h"
+#include "crypto/sy_err.h"
+
+#define ENTRY_HDR (SY_CHECKSUM_LEN + 8 + 1)  /* checksum, term, type */
+
+int sy_storage_fail(sy_storage *s, int code, const char *fmt, ...)
+{
+    if (s) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->err, sizeof s->err, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void sy_checksum(const void *a, size_t al, const void *b, size_t bl,
+                 uint8_t out[SY_CHECKSUM_LEN])
+{
+    sy_hasher h;
+    sy_digest d;
+    sy_hash_init(&h);
+    sy_hash_update(&h, a, al);
+    if (bl)
+        sy_hash_update(&h, b, bl);
+    sy_hash_final(&h, &d);
+    memcpy(out, d.b, SY_CHECKSUM_LEN);
+}
+
+void sy_storage_close(sy_storage *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+const char *sy_storage_errmsg(const sy_storage *s) { return s->err; }
+
+/* ---- transactions ---- */
+int sy_txn_begin(sy_storage *s, bool write, sy_txn *t)
+{
+    t->s = s;
+    t->write = write;
+    t->impl = NULL;
+    return s->ops->begin(s, write, &t->impl);
+}
+
+int sy_txn_commit(sy_txn *t)
+{
+    if (!t->impl)
+        return SY_EINVAL;
+    int rc = t->s->ops->commit(t->s, t->impl);
+    t->impl = NULL;
+    return rc;
+}
+
+void sy_txn_abort(sy_txn *t)
+{
+    if (t->impl)
+        t->s->ops->abort(t->s, t->impl);
+    t->impl = NULL;
+}
+
+int sy_txn_get(sy_txn *t, int tbl, const void *k, size_t kl, sy_bytes *v)
+{
+    return t->s->ops->get(t->s, t->impl, tbl, k, kl, v);
+}
+
+int sy_txn_put(sy_txn *t, int tbl, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (!t->write)
+        return SY_EINVAL;
+    return t->s->ops->put(t->s, t->impl, tbl, k, kl, v, vl);
+}
+
+int sy_txn_del(sy_txn *t, int tbl, const void *k, size_t kl)
+{
+    if (!t->write)
+        return SY_EINVAL;
+    return t->s->ops->del(t->s, t->impl, tbl, k, kl);
+}
+
+int sy_txn_clear(sy_txn *t, int tbl)
+{
+    if (!t->write)
+        return SY_EINVAL;
+    return t->s->ops->clear(t->s, t->impl, tbl);
+}
+
+int sy_txn_seek(sy_txn *t, int tbl, const void *k, size_t kl, bool after, sy_bytes *key,
+                sy_bytes *val)
+{
+    return t->s->ops->seek(t->s, t->impl, tbl, k, kl, after, key, val);
+}
+
+int sy_txn_last(sy_txn *t, int tbl, sy_bytes *key, sy_bytes *val)
+{
+    return t->s->ops->last(t->s, t->impl, tbl, key, val);
+}
+
+/* ---- checksummed meta ---- */
+int sy_txn_meta_get(sy_txn *t, const char *name, sy_bytes *v)
+{
+    sy_bytes raw;
+    int rc = sy_txn_get(t, SY_TBL_META, name, strlen(name), &raw);
+    if (rc)
+        return rc;
+    uint8_t ck[SY_CHECKSUM_LEN];
+    if (raw.len < SY_CHECKSUM_LEN)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "meta value '%s' is truncated (%u bytes)",
+                               name, raw.len);
+    sy_checksum(name, strlen(name), raw.p + SY_CHECKSUM_LEN, raw.len - SY_CHECKSUM_LEN, ck);
+    if (memcmp(ck, raw.p, SY_CHECKSUM_LEN) != 0)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "meta value '%s' failed its checksum", name);
+    v->p = raw.p + SY_CHECKSUM_LEN;
+    v->len = raw.len - SY_CHECKSUM_LEN;
+    return SY_OK;
+}
+
+int sy_txn_meta_put(sy_txn *t, const char *name, const void *v, size_t vl)
+{
+    uint8_t small[SY_CHECKSUM_LEN + 128];
+    uint8_t *buf = small;
+    if (vl > sizeof small - SY_CHECKSUM_LEN) {
+        buf = malloc(SY_CHECKSUM_LEN + vl);
+        if (!buf)
+            return SY_ENOMEM;
+    }
+    sy_checksum(name, strlen(name), v, vl, buf);
+    if (vl)
+        memcpy(buf + SY_CHECKSUM_LEN, v, vl);
+    int rc = sy_txn_put(t, SY_TBL_META, name, strlen(name), buf, SY_CHECKSUM_LEN + vl);
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
+int sy_txn_meta_get_u64(sy_txn *t, const char *name, uint64_t *out)
+{
+    sy_bytes v;
+    int rc = sy_txn_meta_get(t, name, &v);
+    if (rc == SY_ENOTFOUND) {
+        *out = 0;
+        return SY_OK;
+    }
+    if (rc)
+        return rc;
+    if (v.len != 8)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "meta value '%s' has length %u, want 8",
+                               name, v.len);
+    *out = sy_get_u64be(v.p);
+    return SY_OK;
+}
+
+int sy_txn_meta_put_u64(sy_txn *t, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    sy_put_u64be(b, v);
+    return sy_txn_meta_put(t, name, b, 8);
+}
+
+/* ---- log ---- */
+static int log_base(sy_txn *t, uint64_t *base) { return sy_txn_meta_get_u64(t, "log_base", base); }
+
+int sy_txn_log_bounds(sy_txn *t, uint64_t *first, uint64_t *last)
+{
+    uint64_t base;
+    int rc = log_base(t, &base);
+    if (rc)
+        return rc;
+    *first = base + 1;
+    sy_bytes k, v;
+    rc = sy_txn_last(t, SY_TBL_LOG, &k, &v);
+    if (rc == SY_ENOTFOUND) {
+        *last = base;
+        return SY_OK;
+    }
+    if (rc)
+        return rc;
+    if (k.len != 8)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "log key of length %u", k.len);
+    *last = sy_get_u64be(k.p);
+    if (*last < base)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "log entry %llu below compaction point %llu",
+                               (unsigned long long)*last, (unsigned long long)base);
+    return SY_OK;
+}
+
+static int decode_entry(sy_storage *s, uint64_t index, sy_bytes v, sy_entry *e)
+{
+    if (v.len < ENTRY_HDR)
+        return sy_storage_fail(s, SY_ECORRUPT, "log entry %llu is truncated (%u bytes)",
+                               (unsigned long long)index, v.len);
+    uint8_t key[8], ck[SY_CHECKSUM_LEN];
+    sy_put_u64be(key, index);
+    sy_checksum(key, 8, v.p + SY_CHECKSUM_LEN, v.len - SY_CHECKSUM_LEN, ck);
+    if (memcmp(ck, v.p, SY_CHECKSUM_LEN) != 0)
+        return sy_storage_fail(s, SY_ECORRUPT, "log entry %llu failed its checksum",
+                               (unsigned long long)index);
+    e->index = index;
+    e->term = sy_get_u64be(v.p + SY_CHECKSUM_LEN);
+    e->type = v.p[SY_CHECKSUM_LEN + 8];
+    e->data.p = v.p + ENTRY_HDR;
+    e->data.len = v.len - ENTRY_HDR;
+    return SY_OK;
+}
+
+int sy_txn_entry(sy_txn *t, uint64_t index, sy_entry *e)
+{
+    uint64_t first, last;
+    int rc = sy_txn_log_bounds(t, &first, &last);
+    if (rc)
+        return rc;
+    if (index < first)
+        return sy_storage_fail(t->s, SY_ECOMPACTED, "log entry %llu was compacted (first %llu)",
+                               (unsigned long long)index, (unsigned long long)first);
+    if (index > last)
+        return sy_storage_fail(t->s, SY_ENOTFOUND, "log entry %llu past last %llu",
+                               (unsigned long long)index, (unsigned long long)last);
+    uint8_t key[8];
+    sy_put_u64be(key, index);
+    sy_bytes v;
+    rc = sy_txn_get(t, SY_TBL_LOG, key, 8, &v);
+    if (rc == SY_ENOTFOUND)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "log entry %llu missing inside [%llu, %llu]",
+                               (unsigned long long)index, (unsigned long long)first,
+                               (unsigned long long)last);
+    if (rc)
+        return rc;
+    return decode_entry(t->s, index, v, e);
+}
+
+int sy_txn_set_hardstate(sy_txn *t, sy_bytes hs)
+{
+    return sy_txn_meta_put(t, "hardstate", hs.p, hs.len);
+}
+
+/* Deletes log keys in [lo, hi]. */
+static int log_delete_range(sy_txn *t, uint64_t lo, uint64_t hi)
+{
+    uint8_t key[8];
+    for (;;) {
+        sy_bytes k, v;
+        sy_put_u64be(key, lo);
+        int rc = sy_txn_seek(t, SY_TBL_LOG, key, 8, false, &k, &v);
+        if (rc == SY_ENOTFOUND)
+            return SY_OK;
+        if (rc)
+            return rc;
+        uint64_t idx = sy_get_u64be(k.p);
+        if (idx > hi)
+            return SY_OK;
+        uint8_t del[8];
+        sy_put_u64be(del, idx);
+        rc = sy_txn_del(t, SY_TBL_LOG, del, 8);
+        if (rc)
+            return rc;
+        lo = idx + 1;
+        if (idx == UINT64_MAX)
+            return SY_OK;
+    }
+}
+
+int sy_txn_truncate(sy_txn *t, uint64_t from)
+{
+    if (from == 0)
+        return SY_EINVAL;
+    uint64_t first, last;
+    int rc = sy_txn_log_bounds(t, &first, &last);
+    if (rc)
+        return rc;
+    if (from < first)
+        return sy_storage_fail(t->s, SY_ECOMPACTED,
+                               "cannot truncate at %llu: entries below %llu are compacted",
+                               (unsigned long long)from, (unsigned long long)first);
+    return log_delete_range(t, from, UINT64_MAX);
+}
+
+int sy_txn_append(sy_txn *t, const sy_entry *e, size_t n)
+{
+    if (n == 0)
+        return SY_OK;
+    uint64_t first, last;
+    int rc = sy_txn_log_bounds(t, &first, &last);
+    if (rc)
+        return rc;
+    if (e[0].index < first)
+        return sy_storage_fail(t->s, SY_ECOMPACTED, "append at %llu below first index %llu",
+                               (unsigned long long)e[0].index, (unsigned long long)first);
+    if (e[0].index <= last) {
+        /* Overwriting a suffix (a new leader's entries win): drop it first. */
+        rc = log_delete_range(t, e[0].index, UINT64_MAX);
+        if (rc)
+            return rc;
+        last = e[0].index - 1;
+    }
+    if (e[0].index != last + 1) {
+        if (last >= first)
+            return sy_storage_fail(t->s, SY_EINVAL, "append at %llu leaves a gap after %llu",
+                                   (unsigned long long)e[0].index, (unsigned long long)last);
+        /* Empty log: the first appended entry defines the new base. */
+        rc = sy_txn_meta_put_u64(t, "log_base", e[0].index - 1);
+        if (rc)
+            return rc;
+    }
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && e[i].index != e[i - 1].index + 1) {
+            free(buf);
+            return sy_storage_fail(t->s, SY_EINVAL, "appended entries not consecutive at %llu",
+                                   (unsigned long long)e[i].index);
+        }
+        size_t need = ENTRY_HDR + e[i].data.len;
+        if (need > cap) {
+            uint8_t *nb = realloc(buf, need);
+            if (!nb) {
+                free(buf);
+                return SY_ENOMEM;
+            }
+            buf = nb;
+            cap = need;
+        }
+        uint8_t key[8];
+        sy_put_u64be(key, e[i].index);
+        sy_put_u64be(buf + SY_CHECKSUM_LEN, e[i].term);
+        buf[SY_CHECKSUM_LEN + 8] = e[i].type;
+        if (e[i].data.len)
+            memcpy(buf + ENTRY_HDR, e[i].data.p, e[i].data.len);
+        sy_checksum(key, 8, buf + SY_CHECKSUM_LEN, need - SY_CHECKSUM_LEN, buf);
+        rc = sy_txn_put(t, SY_TBL_LOG, key, 8, buf, need);
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+    }
+    free(buf);
+    return SY_OK;
+}
+
+int sy_txn_compact(sy_txn *t, uint64_t upto)
+{
+    uint64_t base;
+    int rc = log_base(t, &base);
+    if (rc)
+        return rc;
+    if (upto <= base)
+        return SY_OK;
+    rc = log_delete_range(t, base + 1, upto);
+    if (rc)
+        return rc;
+    return sy_txn_meta_put_u64(t, "log_base", upto);
+}
+
+/* Snapshot meta: index, term, n_voters, voters..., n_learners, learners... */
+static int put_snap_meta(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m)
+{
+    uint8_t b[16 + 8 + 8 * SY_MAX_NODES];
+    size_t o = 0;
+    if (m->n_voters > SY_MAX_NODES || m->n_learners > SY_MAX_NODES)
+        return SY_EINVAL;
+    sy_put_u64be(b + o, index); o += 8;
+    sy_put_u64be(b + o, term); o += 8;
+    sy_put_u32be(b + o, m->n_voters); o += 4;
+    for (uint32_t i = 0; i < m->n_voters; i++) { sy_put_u32be(b + o, m->voters[i]); o += 4; }
+    sy_put_u32be(b + o, m->n_learners); o += 4;
+    for (uint32_t i = 0; i < m->n_learners; i++) { sy_put_u32be(b + o, m->learners[i]); o += 4; }
+    return sy_txn_meta_put(t, "snap", b, o);
+}
+
+static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members *m)
+{
+    sy_bytes v;
+    memset(m, 0, sizeof *m);
+    *index = *term = 0;
+    int rc = sy_txn_meta_get(t, "snap", &v);
+    if (rc == SY_ENOTFOUND)
+        return SY_OK;
+    if (rc)
+        return rc;
+    if (v.len < 24)
+        goto bad;
+    *index = sy_get_u64be(v.p);
+    *term = sy_get_u64be(v.p + 8);
+    size_t o = 16;
+    m->n_voters = sy_get_u32be(v.p + o); o += 4;
+    if (m->n_voters > SY_MAX_NODES || v.len < o + 4ull * m->n_voters + 4)
+        goto bad;
+    for (uint32_t i = 0; i < m->n_voters; i++) { m->voters[i] = sy_get_u32be(v.p + o); o += 4; }
+    m->n_learners = sy_get_u32be(v.p + o); o += 4;
+    if (m->n_learners > SY_MAX_NODES || v.len != o + 4ull * m->n_learners)
+        goto bad;
+    for (uint32_t i = 0; i < m->n_learners; i++) { m->learners[i] = sy_get_u32be(v.p + o); o += 4; }
+    return SY_OK;
+bad:
+    return sy_storage_fail(t->s, SY_ECORRUPT, "snapshot metadata is malformed");
+}
+
+int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
+                        sy_bytes data)
+{
+    uint64_t first, last;
+    int rc = sy_txn_log_bounds(t, &first, &last);
+    if (rc)
+        return rc;
+    bool keep_suffix = false;
+    if (index >= first && index <= last) {
+        sy_entry e;
+        rc = sy_txn_entry(t, index, &e);
+        if (rc)
+            return rc;
+        keep_suffix = e.term == term;
+    }
+    if (keep_suffix) {
+        rc = log_delete_range(t, first, index);
+    } else {
+        rc = log_delete_range(t, first, UINT64_MAX);
+    }
+    if (rc)
+        return rc;
+    uint64_t base = first - 1;
+    if (index > base || !keep_suffix) {
+        /* A snapshot behind our compaction point can only come with a
+         * suffix we keep; otherwise the log restarts right after it. */
+        rc = sy_txn_meta_put_u64(t, "log_base", index > base ? index : base);
+        if (rc)
+            return rc;
+    }
+    if ((rc = put_snap_meta(t, index, term, m)))
+        return rc;
+    return sy_txn_meta_put(t, "snapdata", data.p, data.len);
+}
+
+int sy_txn_set_applied(sy_txn *t, uint64_t applied)
+{
+    return sy_txn_meta_put_u64(t, "applied", applied);
+}
+
+int sy_txn_get_applied(sy_txn *t, uint64_t *applied)
+{
+    return sy_txn_meta_get_u64(t, "applied", applied);
+}
+
+/* ---- reads ---- */
+static int copy_entries(sy_txn *t, uint64_t lo, uint64_t hi, sy_entry **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (hi < lo)
+        return SY_OK;
+    size_t cnt = (size_t)(hi - lo + 1);
+    size_t bytes = 0;
+    for (uint64_t i = lo; i <= hi; i++) {
+        sy_entry e;
+        int rc = sy_txn_entry(t, i, &e);
+        if (rc)
+            return rc;
+        bytes += e.data.len;
+    }
+    sy_entry *arr = malloc(cnt * sizeof *arr + bytes + 1);
+    if (!arr)
+        return SY_ENOMEM;
+    uint8_t *data = (uint8_t *)(arr + cnt);
+    for (uint64_t i = lo; i <= hi; i++) {
+        sy_entry e;
+        int rc = sy_txn_entry(t, i, &e);
+        if (rc) {
+            free(arr);
+            return rc;
+        }
+        sy_entry *d = &arr[i - lo];
+        *d = e;
+        if (e.data.len)
+            memcpy(data, e.data.p, e.data.len);
+        d->data.p = data;
+        data += e.data.len;
+    }
+    *out = arr;
+    *n = cnt;
+    return SY_OK;
+}
+
+int sy_storage_entries(sy_storage *s, uint64_t lo, uint64_t hi, sy_entry **out, size_t *n)
+{
+    sy_txn t;
+    int rc = sy_txn_begin(s, false, &t);
+    if (rc)
+        return rc;
+    rc = copy_entries(&t, lo, hi, out, n);
+    sy_txn_abort(&t);
+    return rc;
+}
+
+static int dup_bytes(sy_bytes in, uint8_t **out)
+{
+    *out = malloc(in.len + 1);
+    if (!*out)
+        return SY_ENOMEM;
+    if (in.len)
+        memcpy(*out, in.p, in.len);
+    return SY_OK;
+}
+
+int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
+{
+    memset(out, 0, sizeof *out);
+    sy_txn t;
+    int rc = sy_txn_begin(s, false, &t);
+    if (rc)
+        return rc;
+    sy_engine_boot *b = &out->boot;
+    sy_bytes v;
+    rc = sy_txn_meta_get(&t, "hardstate", &v);
+    if (rc == SY_OK) {
+        if ((rc = dup_bytes(v, &out->hardstate)))
+            goto err_free;
+        b->hardstate.p = out->hardstate;
+        b->hardstate.len = v.len;
+    } else if (rc != SY_ENOTFOUND) {
+        goto err_free;
+    }
+    if ((rc = get_snap_meta(&t, &b->snap_index, &b->snap_term, &b->snap_members)))
+        goto err_free;
+    rc = sy_txn_meta_get(&t, "snapdata", &v);
+    if (rc == SY_OK) {
+        if ((rc = dup_bytes(v, &out->snap_data)))
+            goto err_free;
+        b->snap_data.p = out->snap_data;
+        b->snap_data.len = v.len;
+    } else if (rc != SY_ENOTFOUND) {
+        goto err_free;
+    }
+    uint64_t first, last;
+    if ((rc = sy_txn_log_bounds(&t, &first, &last)))
+        goto err_free;
+    if ((rc = copy_entries(&t, first, last, &out->entries, &b->n_entries)))
+        goto err_free;
+    b->entries = out->entries;
+    if ((rc = sy_txn_get_applied(&t, &b->applied)))
+        goto err_free;
+    sy_txn_abort(&t);
+    return SY_OK;
+err_free:
+    sy_txn_abort(&t);
+    sy_storage_boot_free(out);
+    return rc;
+}
+
+void sy_storage_boot_free(sy_storage_boot *b)
+{
+    free(b->hardstate);
+    free(b->snap_data);
+    free(b->entries);
+    memset(b, 0, sizeof *b);
+}
+
+int sy_txn_persist_ready(sy_txn *t, const sy_ready *rd)
+{
+    int rc;
+    if (rd->hardstate_dirty && (rc = sy_txn_set_hardstate(t, rd->hardstate)))
+        return rc;
+    if (rd->snapshot_install &&
+        (rc = sy_txn_set_snapshot(t, rd->snap_index, rd->snap_term, &rd->snap_members,
+                                  rd->snap_data)))
+        return rc;
+    if (rd->truncate_from && (rc = sy_txn_truncate(t, rd->truncate_from)))
+        return rc;
+    if (rd->n_entries && (rc = sy_txn_append(t, rd->entries, rd->n_entries)))
+        return rc;
+    if (rd->compact_to && (rc = sy_txn_compact(t, rd->compact_to)))
+        return rc;
+    return SY_OK;
+}

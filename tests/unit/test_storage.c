@@ -1,0 +1,499 @@
+/* Storage: the same behaviour tests run on the LMDB and the memory backend,
+ * then backend-specific ones (memory crash model, LMDB raw corruption, map
+ * full). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <lmdb.h>
+#include "core/storage.h"
+#include "core/ledger.h"
+#include "crypto/sy_err.h"
+
+typedef struct fixture {
+    bool lmdb;
+    char dir[512];
+    sy_storage *s;
+} fixture;
+
+static void make_tmpdir(char *out, size_t cap, const char *tag)
+{
+    const char *base = getenv("SYNOD_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir(base, 0700);
+    snprintf(out, cap, "%s/%s-XXXXXX", base, tag);
+    assert_non_null(mkdtemp(out));
+}
+
+static void rm_lmdb_dir(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void reopen(fixture *f)
+{
+    if (!f->lmdb)
+        return;  /* the memory "disk" is the object itself */
+    sy_storage_close(f->s);
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &f->s, err), SY_OK);
+}
+
+static int setup_lmdb(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->lmdb = true;
+    make_tmpdir(f->dir, sizeof f->dir, "storage");
+    char err[SY_STORAGE_ERRMSG];
+    if (sy_storage_lmdb_open(f->dir, NULL, &f->s, err) != SY_OK) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_mem(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (sy_storage_mem_new(NULL, &f->s) != SY_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sy_storage_close(f->s);
+    if (f->lmdb)
+        rm_lmdb_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Appends entries lo..hi with term t and data "e<index>". */
+static void append_range(sy_storage *s, uint64_t lo, uint64_t hi, uint64_t term)
+{
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    for (uint64_t i = lo; i <= hi; i++) {
+        char d[32];
+        int n = snprintf(d, sizeof d, "e%llu", (unsigned long long)i);
+        sy_entry e = { .index = i, .term = term, .type = SY_ENTRY_NORMAL,
+                       .data = { (const uint8_t *)d, (uint32_t)n } };
+        assert_int_equal(sy_txn_append(&t, &e, 1), SY_OK);
+    }
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+}
+
+static void bounds(sy_storage *s, uint64_t *first, uint64_t *last)
+{
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_log_bounds(&t, first, last), SY_OK);
+    sy_txn_abort(&t);
+}
+
+static void test_append_then_read_range_returns_entries_in_order(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 50, 3);
+    reopen(f);
+    uint64_t first, last;
+    bounds(f->s, &first, &last);
+    assert_int_equal(first, 1);
+    assert_int_equal(last, 50);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(f->s, 10, 20, &es, &n), SY_OK);
+    assert_int_equal(n, 11);
+    for (size_t i = 0; i < n; i++) {
+        char d[32];
+        snprintf(d, sizeof d, "e%zu", 10 + i);
+        assert_int_equal(es[i].index, 10 + i);
+        assert_int_equal(es[i].term, 3);
+        assert_int_equal(es[i].data.len, strlen(d));
+        assert_memory_equal(es[i].data.p, d, strlen(d));
+    }
+    free(es);
+    assert_int_equal(sy_storage_entries(f->s, 45, 51, &es, &n), SY_ENOTFOUND);
+}
+
+static void test_append_with_gap_is_refused(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 5, 1);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    sy_entry e = { .index = 7, .term = 1 };
+    assert_int_equal(sy_txn_append(&t, &e, 1), SY_EINVAL);
+    sy_txn_abort(&t);
+}
+
+static void test_truncate_drops_suffix_and_overwrite_replaces_it(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 10, 1);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_truncate(&t, 6), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    uint64_t first, last;
+    bounds(f->s, &first, &last);
+    assert_int_equal(last, 5);
+    /* A new leader's entries at 4.. replace the old suffix. */
+    append_range(f->s, 4, 8, 2);
+    reopen(f);
+    bounds(f->s, &first, &last);
+    assert_int_equal(last, 8);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(f->s, 1, 8, &es, &n), SY_OK);
+    assert_int_equal(es[2].term, 1);
+    assert_int_equal(es[3].term, 2);
+    assert_int_equal(es[7].term, 2);
+    free(es);
+}
+
+static void test_compact_drops_prefix_and_reports_compacted(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 20, 1);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_compact(&t, 12), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    reopen(f);
+    uint64_t first, last;
+    bounds(f->s, &first, &last);
+    assert_int_equal(first, 13);
+    assert_int_equal(last, 20);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(f->s, 12, 14, &es, &n), SY_ECOMPACTED);
+    assert_int_equal(sy_storage_entries(f->s, 13, 20, &es, &n), SY_OK);
+    assert_int_equal(n, 8);
+    free(es);
+    /* Compacting past the end leaves an empty log that continues after it. */
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_compact(&t, 25), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    bounds(f->s, &first, &last);
+    assert_int_equal(first, 26);
+    assert_int_equal(last, 25);
+    append_range(f->s, 26, 27, 4);
+    bounds(f->s, &first, &last);
+    assert_int_equal(last, 27);
+}
+
+static void test_hardstate_applied_and_snapshot_survive_reopen_in_boot(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 10, 2);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    const char hs[] = "term=7;vote=2";
+    assert_int_equal(sy_txn_set_hardstate(&t, (sy_bytes){ (const uint8_t *)hs, sizeof hs }), SY_OK);
+    sy_members m = { .n_voters = 3, .voters = { 0, 1, 2 }, .n_learners = 1, .learners = { 5 } };
+    assert_int_equal(sy_txn_set_snapshot(&t, 6, 2, &m, (sy_bytes){ (const uint8_t *)"SNAP", 4 }),
+                     SY_OK);
+    assert_int_equal(sy_txn_set_applied(&t, 8), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    reopen(f);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.hardstate.len, sizeof hs);
+    assert_memory_equal(b.boot.hardstate.p, hs, sizeof hs);
+    assert_int_equal(b.boot.snap_index, 6);
+    assert_int_equal(b.boot.snap_term, 2);
+    assert_int_equal(b.boot.snap_members.n_voters, 3);
+    assert_int_equal(b.boot.snap_members.learners[0], 5);
+    assert_int_equal(b.boot.snap_data.len, 4);
+    assert_memory_equal(b.boot.snap_data.p, "SNAP", 4);
+    /* The matching suffix 7..10 is kept. */
+    assert_int_equal(b.boot.n_entries, 4);
+    assert_int_equal(b.boot.entries[0].index, 7);
+    assert_int_equal(b.boot.applied, 8);
+    sy_storage_boot_free(&b);
+}
+
+static void test_snapshot_with_other_term_discards_whole_log(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 10, 2);
+    sy_txn t;
+    sy_members m = { .n_voters = 1 };
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_set_snapshot(&t, 6, 3, &m, (sy_bytes){ NULL, 0 }), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    uint64_t first, last;
+    bounds(f->s, &first, &last);
+    assert_int_equal(first, 7);
+    assert_int_equal(last, 6);
+}
+
+static void test_fresh_storage_boots_empty(void **state)
+{
+    fixture *f = *state;
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.hardstate.len, 0);
+    assert_int_equal(b.boot.n_entries, 0);
+    assert_int_equal(b.boot.applied, 0);
+    assert_int_equal(b.boot.snap_index, 0);
+    sy_storage_boot_free(&b);
+}
+
+static void test_aborted_batch_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 3, 1);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    sy_entry e = { .index = 4, .term = 1 };
+    assert_int_equal(sy_txn_append(&t, &e, 1), SY_OK);
+    assert_int_equal(sy_txn_truncate(&t, 2), SY_OK);
+    assert_int_equal(sy_txn_set_applied(&t, 9), SY_OK);
+    sy_txn_abort(&t);
+    uint64_t first, last, applied;
+    bounds(f->s, &first, &last);
+    assert_int_equal(last, 3);
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get_applied(&t, &applied), SY_OK);
+    sy_txn_abort(&t);
+    assert_int_equal(applied, 0);
+}
+
+static void test_persist_ready_writes_hardstate_truncate_entries_compaction(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 6, 1);
+    sy_entry es[2] = { { .index = 5, .term = 2 }, { .index = 6, .term = 2 } };
+    sy_ready rd = { .hardstate_dirty = true, .hardstate = { (const uint8_t *)"hs", 2 },
+                    .truncate_from = 5, .entries = es, .n_entries = 2, .compact_to = 2 };
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_persist_ready(&t, &rd), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.n_entries, 4);
+    assert_int_equal(b.boot.entries[0].index, 3);
+    assert_int_equal(b.boot.entries[3].term, 2);
+    assert_memory_equal(b.boot.hardstate.p, "hs", 2);
+    sy_storage_boot_free(&b);
+}
+
+/* ---- memory backend crash model ---- */
+static void test_mem_crash_loses_exactly_the_unsynced_batches(void **state)
+{
+    (void)state;
+    sy_storage *s;
+    sy_storage_mem_opts o = { .manual_sync = true };
+    assert_int_equal(sy_storage_mem_new(&o, &s), SY_OK);
+    append_range(s, 1, 5, 1);
+    sy_storage_mem_sync(s);
+    append_range(s, 6, 8, 1);            /* written, not synced */
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_truncate(&t, 3), SY_OK); /* also unsynced */
+    assert_int_equal(sy_txn_set_applied(&t, 2), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    uint64_t first, last;
+    bounds(s, &first, &last);
+    assert_int_equal(last, 2);
+    assert_int_equal(sy_storage_mem_crash(s), 2);
+    bounds(s, &first, &last);
+    assert_int_equal(last, 5);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(s, 1, 5, &es, &n), SY_OK);
+    assert_memory_equal(es[4].data.p, "e5", 2);
+    free(es);
+    uint64_t applied;
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get_applied(&t, &applied), SY_OK);
+    sy_txn_abort(&t);
+    assert_int_equal(applied, 0);
+    /* Synced data stays across further crashes. */
+    append_range(s, 6, 6, 2);
+    sy_storage_mem_sync(s);
+    assert_int_equal(sy_storage_mem_crash(s), 0);
+    bounds(s, &first, &last);
+    assert_int_equal(last, 6);
+    sy_storage_close(s);
+}
+
+static void test_mem_corrupted_entry_is_reported_with_its_index(void **state)
+{
+    (void)state;
+    sy_storage *s;
+    assert_int_equal(sy_storage_mem_new(NULL, &s), SY_OK);
+    append_range(s, 1, 5, 1);
+    uint8_t key[8];
+    sy_put_u64be(key, 4);
+    assert_int_equal(sy_storage_mem_corrupt(s, SY_TBL_LOG, key, 8, SY_CHECKSUM_LEN + 9), SY_OK);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(s, 1, 5, &es, &n), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(s), "log entry 4"));
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(s, &b), SY_ECORRUPT);
+    sy_storage_close(s);
+}
+
+/* ---- LMDB specifics ---- */
+/* Flips one byte of a stored value with raw LMDB, storage closed. */
+static void raw_flip(const char *dir, const char *db, const uint8_t *k, size_t kl, size_t off)
+{
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, SY_STORAGE_DEFAULT_MAP_SIZE);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, db, 0, &dbi), 0);
+    MDB_val key = { kl, (void *)k }, val;
+    assert_int_equal(mdb_get(t, dbi, &key, &val), 0);
+    uint8_t *copy = malloc(val.mv_size);
+    memcpy(copy, val.mv_data, val.mv_size);
+    assert_true(off < val.mv_size);
+    copy[off] ^= 0x01;
+    MDB_val nv = { val.mv_size, copy };
+    assert_int_equal(mdb_put(t, dbi, &key, &nv, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    free(copy);
+}
+
+static void test_lmdb_flipped_log_byte_returns_corrupt_naming_index(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 9, 1);
+    sy_storage_close(f->s);
+    uint8_t key[8];
+    sy_put_u64be(key, 7);
+    raw_flip(f->dir, "log", key, 8, SY_CHECKSUM_LEN + 10);
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &f->s, err), SY_OK);
+    sy_entry *es;
+    size_t n;
+    assert_int_equal(sy_storage_entries(f->s, 5, 6, &es, &n), SY_OK);
+    free(es);
+    assert_int_equal(sy_storage_entries(f->s, 5, 9, &es, &n), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "log entry 7"));
+}
+
+static void test_lmdb_flipped_ledger_byte_returns_corrupt_naming_height(void **state)
+{
+    fixture *f = *state;
+    sy_txn t;
+    sy_digest rd = { { 0 } };
+    for (uint64_t i = 1; i <= 3; i++) {
+        assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+        assert_int_equal(sy_ledger_append(&t, i * 2, 1, (sy_bytes){ (const uint8_t *)"batch", 5 },
+                                          &rd, (sy_bytes){ NULL, 0 }, NULL),
+                         SY_OK);
+        assert_int_equal(sy_txn_commit(&t), SY_OK);
+    }
+    sy_storage_close(f->s);
+    uint8_t key[8];
+    sy_put_u64be(key, 2);
+    raw_flip(f->dir, "ledger", key, 8, 20);
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &f->s, err), SY_OK);
+    sy_ledger_block b;
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    assert_int_equal(sy_ledger_get(&t, 1, &b), SY_OK);
+    assert_int_equal(b.index, 2);
+    assert_int_equal(sy_ledger_get(&t, 2, &b), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "ledger block 2"));
+    sy_txn_abort(&t);
+}
+
+static void test_lmdb_map_full_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    char dir[512];
+    make_tmpdir(dir, sizeof dir, "mapfull");
+    sy_storage_lmdb_opts o = { .map_size = 1u << 20 };
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(dir, &o, &s, err), SY_OK);
+    static uint8_t big[64 * 1024];
+    int rc = SY_OK;
+    uint64_t i;
+    for (i = 1; i < 100 && rc == SY_OK; i++) {
+        sy_txn t;
+        assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+        sy_entry e = { .index = i, .term = 1, .data = { big, sizeof big } };
+        rc = sy_txn_append(&t, &e, 1);
+        if (rc == SY_OK)
+            rc = sy_txn_commit(&t);
+        else
+            sy_txn_abort(&t);
+    }
+    assert_int_equal(rc, SY_EFULL);
+    assert_non_null(strstr(sy_storage_errmsg(s), "map full"));
+    /* What was committed before is still there. */
+    uint64_t first, last;
+    bounds(s, &first, &last);
+    assert_true(last >= 1 && last < i);
+    sy_storage_close(s);
+    rm_lmdb_dir(dir);
+}
+
+static void test_lmdb_open_read_only_missing_dir_fails_cleanly(void **state)
+{
+    (void)state;
+    sy_storage_lmdb_opts o = { .read_only = true };
+    sy_storage *s = NULL;
+    char err[SY_STORAGE_ERRMSG] = "";
+    assert_int_not_equal(sy_storage_lmdb_open("/nonexistent/synod-data", &o, &s, err), SY_OK);
+    assert_non_null(strstr(err, "/nonexistent/synod-data"));
+}
+
+#define BOTH(fn) \
+    cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown), \
+    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown)
+
+int main(void)
+{
+    sy_crypto_init();
+    const struct CMUnitTest tests[] = {
+        BOTH(test_append_then_read_range_returns_entries_in_order),
+        BOTH(test_append_with_gap_is_refused),
+        BOTH(test_truncate_drops_suffix_and_overwrite_replaces_it),
+        BOTH(test_compact_drops_prefix_and_reports_compacted),
+        BOTH(test_hardstate_applied_and_snapshot_survive_reopen_in_boot),
+        BOTH(test_snapshot_with_other_term_discards_whole_log),
+        BOTH(test_fresh_storage_boots_empty),
+        BOTH(test_aborted_batch_leaves_nothing),
+        BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
+        cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
+        cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
+        cmocka_unit_test_setup_teardown(test_lmdb_flipped_log_byte_returns_corrupt_naming_index,
+                                        setup_lmdb, teardown),
+        cmocka_unit_test_setup_teardown(test_lmdb_flipped_ledger_byte_returns_corrupt_naming_height,
+                                        setup_lmdb, teardown),
+        cmocka_unit_test(test_lmdb_map_full_is_an_error_not_a_crash),
+        cmocka_unit_test(test_lmdb_open_read_only_missing_dir_fails_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
