@@ -36,6 +36,8 @@
 
 #define SY_NO_NODE UINT32_MAX
 
+struct sy_directory;             /* core/envelope.h */
+
 typedef struct sy_engine_cfg {
     uint32_t self;               /* this node's id */
     uint32_t n;                  /* nodes 0..n-1 in the initial membership */
@@ -62,6 +64,10 @@ typedef struct sy_engine_cfg {
     const sy_verifier *verifier; /* (borrowed) */
     uint64_t rng_seed;
     uint32_t test_behaviour;     /* SYNOD_TESTING only: Byzantine/mutant switch */
+    /* PBFT: clients' public keys, to verify every signed request inside a
+     * primary's batch (borrowed for the engine's life; NULL = requests in
+     * batches are decoded but their signatures are not checked). */
+    const struct sy_directory *clients;
 } sy_engine_cfg;
 
 /* Durable state handed back at restart, read from storage by the host. */
@@ -83,6 +89,8 @@ enum sy_input_kind {
     SY_IN_SNAPSHOT,       /* host took a snapshot of the state machine */
     SY_IN_TRANSFER,       /* operator asks for leadership transfer */
     SY_IN_CONF_CHANGE,    /* operator asks to add/remove a node */
+    SY_IN_APPLIED,        /* PBFT: host applied through index; state digest
+                             there (for CHECKPOINT; see rd.checkpoint_index) */
 };
 
 typedef struct sy_input {
@@ -114,6 +122,10 @@ typedef struct sy_input {
             uint32_t node;
             bool add;            /* add as learner, promoted when caught up */
         } conf;
+        struct {
+            uint64_t index;
+            sy_digest digest;    /* state digest after applying index */
+        } applied;
     } u;
 } sy_input;
 
@@ -162,6 +174,10 @@ typedef struct sy_ready {
     size_t n_reads;
     const sy_reject *rejects;
     size_t n_rejects;
+    /* PBFT: once applied through this index, step SY_IN_SNAPSHOT (a
+     * deterministic snapshot; its sy_hash is the checkpoint digest) or
+     * SY_IN_APPLIED for it (0 = none). Other engines leave it 0. */
+    uint64_t checkpoint_index;
 } sy_ready;
 
 enum sy_role { SY_ROLE_FOLLOWER = 0, SY_ROLE_CANDIDATE, SY_ROLE_PRECANDIDATE,
