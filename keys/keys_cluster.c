@@ -105,6 +105,23 @@ static int make_dir(const char *path, mode_t mode, char *why, size_t whylen)
     return failf(why, whylen, SY_EIO, "cannot create directory %s: %s", path, strerror(errno));
 }
 
+/* mkdir -p for the output directory: parents 0755. */
+static int make_dirs(const char *path, char *why, size_t whylen)
+{
+    char tmp[PATH_CAP];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        int rc = make_dir(tmp, 0755, why, whylen);
+        *p = '/';
+        if (rc)
+            return rc;
+    }
+    return make_dir(tmp, 0755, why, whylen);
+}
+
 static int write_text(const char *path, const char *text, char *why, size_t whylen)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -238,7 +255,7 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
     if (!o->force && (rc = check_existing(o, why, whylen)) != SY_OK)
         return rc;
     char p[PATH_CAP];
-    if ((rc = make_dir(o->out_dir, 0755, why, whylen)))
+    if ((rc = make_dirs(o->out_dir, why, whylen)))
         return rc;
     if ((rc = join(p, o->out_dir, "keys")) || (rc = make_dir(p, 0700, why, whylen)))
         return rc;
