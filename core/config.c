@@ -272,6 +272,7 @@ typedef struct ini_src {
     size_t len, pos;
     int lineno;          /* line the handler is being called for */
     bool at_line_start;
+    bool indented;       /* the current line starts with whitespace */
     int err;             /* first error (code), its line and text */
     int err_line;
     char why[2 * WHY_MAX];
@@ -300,8 +301,10 @@ static char *src_reader(char *str, int num, void *stream)
     ini_src *s = stream;
     if (s->pos >= s->len || num < 2)
         return NULL;
-    if (s->at_line_start)
+    if (s->at_line_start) {
         s->lineno++;
+        s->indented = s->text[s->pos] == ' ' || s->text[s->pos] == '\t';
+    }
     size_t room = (size_t)num - 1, i = 0;
     while (i < room && s->pos < s->len) {
         char c = s->text[s->pos++];
@@ -312,6 +315,17 @@ static char *src_reader(char *str, int num, void *stream)
     str[i] = 0;
     s->at_line_start = str[i - 1] == '\n';
     return str;
+}
+
+/* libinih reads an indented line as the continuation of the previous
+ * value, which then looks like a repeated key; say what really happened. */
+static void dup_key_error(ini_src *s, const char *name, const char *section)
+{
+    if (s->indented)
+        src_error(s, "line is indented, so it continues the value of '%s' in [%s]; remove "
+                  "the leading whitespace", name, section);
+    else
+        src_error(s, "key '%s' is set twice in [%s]; keep one", name, section);
 }
 
 static int read_text(const char *path, const char *what, char **out, size_t *len, char *why,
@@ -620,7 +634,7 @@ static int cluster_key(man_ctx *m, const char *name, const char *value)
     }
     const ckey *ck = &cluster_keys[k];
     if (m->cluster_seen_keys & (1u << k)) {
-        src_error(&m->src, "key '%s' is set twice in [cluster]; keep one", name);
+        dup_key_error(&m->src, name, "cluster");
         return SY_ECONFIG;
     }
     m->cluster_seen_keys |= 1u << k;
@@ -698,7 +712,7 @@ static int node_key(man_ctx *m, const char *section, const char *name, const cha
     }
     node_state *ns = &m->nodes[m->cur_index];
     if (ns->seen & (1u << k)) {
-        src_error(&m->src, "key '%s' is set twice in [%s]; keep one", name, section);
+        dup_key_error(&m->src, name, section);
         return SY_ECONFIG;
     }
     ns->seen |= 1u << k;
@@ -724,7 +738,7 @@ static int client_key(man_ctx *m, const char *section, const char *name, const c
         return SY_ECONFIG;
     }
     if (m->client_seen[m->cur_index]) {
-        src_error(&m->src, "key '%s' is set twice in [%s]; keep one", name, section);
+        dup_key_error(&m->src, name, section);
         return SY_ECONFIG;
     }
     m->client_seen[m->cur_index] = 1;
@@ -1029,7 +1043,7 @@ static int nodefile_handler(void *user, const char *section, const char *name,
         return 0;
     }
     if (c->seen & (1u << k)) {
-        src_error(&c->src, "key '%s' is set twice in [node]; keep one", name);
+        dup_key_error(&c->src, name, "node");
         return 0;
     }
     c->seen |= 1u << k;

@@ -489,6 +489,13 @@ static void test_key_set_twice_is_rejected(void **state)
     expect_error(fx, "key 'batch_max' is set twice in [cluster]");
 }
 
+static void test_indented_line_is_explained(void **state)
+{
+    fixture *fx = *state;
+    write_file(fx->manifest, "[cluster]\nid = demo\n  protocol = raft\n");
+    expect_error(fx, "cluster.ini:3: line is indented, so it continues the value of 'id'");
+}
+
 /* ---- node files ---- */
 
 /* Writes keys/node-<i>.key for every node of the default manifest, and
@@ -624,6 +631,7 @@ int main(void)
         T(test_more_than_max_nodes_is_rejected),
         T(test_syntax_error_names_the_line),
         T(test_key_set_twice_is_rejected),
+        T(test_indented_line_is_explained),
         T(test_valid_node_file_loads_with_paths_relative_to_it),
         T(test_node_file_with_another_nodes_key_is_rejected),
         T(test_node_id_not_in_manifest_is_rejected),
