@@ -969,6 +969,8 @@ int sy_cluster_load(const char *path, sy_cluster_cfg *cfg, char *why, size_t why
     rc = parse_ini(path, "manifest", manifest_handler, &m->src, m, why, whylen);
     if (rc == SY_OK)
         rc = validate(m, why, whylen);
+    if (rc == SY_OK)
+        sy_cluster_directory(cfg, &cfg->directory);
 out_free_ctx:
     free(m->src.text);
     free(m->tmp_nodes);
@@ -1196,6 +1198,7 @@ void sy_cluster_engine_cfg(const sy_cluster_cfg *cfg, uint32_t self, sy_engine_c
     out->prevote = cfg->prevote;
     out->check_quorum = cfg->check_quorum;
     out->node_keys = cfg->node_keys;
+    out->clients = &cfg->directory;
 }
 
 static const sy_pubkey *dir_key_of(void *ctx, uint32_t sender)

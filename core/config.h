@@ -81,6 +81,10 @@ typedef struct sy_cluster_cfg {
     sy_pubkey *node_keys;             /* n entries; node_keys[i] == nodes[i].pubkey */
     sy_client_entry *clients;         /* n_clients entries, in file order */
     size_t n_clients;
+    /* sy_cluster_directory() over this struct, set by sy_cluster_load; it
+     * points back at the struct, so a loaded cfg must not be copied or
+     * moved (pass pointers). */
+    sy_directory directory;
 } sy_cluster_cfg;
 
 typedef struct sy_node_cfg {
@@ -117,8 +121,8 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster,
 void sy_node_free(sy_node_cfg *ncfg);
 
 /* Fills the cluster-wide fields of an engine config: self, n, f, cluster_id,
- * timing, limits, prevote, check_quorum and node_keys (borrowed from cfg, so
- * cfg must outlive the engine). signer, verifier, rng_seed and
+ * timing, limits, prevote, check_quorum, node_keys and clients (both
+ * borrowed from cfg, so cfg must outlive the engine). signer, verifier, rng_seed and
  * test_behaviour are left as they were: those belong to the host. */
 void sy_cluster_engine_cfg(const sy_cluster_cfg *cfg, uint32_t self, sy_engine_cfg *out);
 

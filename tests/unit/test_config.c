@@ -223,6 +223,9 @@ static void test_valid_manifest_loads_with_defaults(void **state)
     assert_int_equal(ec.watermark_window, SY_DEF_WATERMARK_WINDOW);
     assert_ptr_equal(ec.node_keys, c->node_keys);
     assert_memory_equal(ec.node_keys[3].b, pk3.b, SY_PUBKEY_LEN);
+    assert_non_null(ec.clients);
+    assert_non_null(ec.clients->key_of(ec.clients->ctx, SY_CLIENT_ID_BASE));
+    assert_null(ec.clients->key_of(ec.clients->ctx, SY_CLIENT_ID_BASE + 2));
 }
 
 static void test_timing_and_limit_keys_override_defaults(void **state)
