@@ -1,0 +1,306 @@
+/* Hash-chained ledger blocks, stored in the ledger sub-database.
+ *
+ * Invariant: blocks base+1..tip exist, each block's prev is the previous
+ * block's hash (the base hash for the first), and meta "ledger_tip" names
+ * the last one. A block is written only in the transaction that applies
+ * its batch, so a crash leaves either both or neither. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/ledger.h"
+#include "crypto/sy_err.h"
+
+/* version, height, index, term, prev, batch digest, results digest */
+#define HDR_LEN (1 + 8 + 8 + 8 + 3 * SY_DIGEST_LEN)
+
+static int get_pos(sy_txn *t, const char *name, uint64_t *height, sy_digest *hash)
+{
+    sy_bytes v;
+    int rc = sy_txn_meta_get(t, name, &v);
+    if (rc == SY_ENOTFOUND) {
+        *height = 0;
+        memset(hash, 0, sizeof *hash);
+        return SY_OK;
+    }
+    if (rc)
+        return rc;
+    if (v.len != 8 + SY_DIGEST_LEN)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "meta '%s' malformed", name);
+    *height = sy_get_u64be(v.p);
+    memcpy(hash->b, v.p + 8, SY_DIGEST_LEN);
+    return SY_OK;
+}
+
+static int put_pos(sy_txn *t, const char *name, uint64_t height, const sy_digest *hash)
+{
+    uint8_t b[8 + SY_DIGEST_LEN];
+    sy_put_u64be(b, height);
+    memcpy(b + 8, hash->b, SY_DIGEST_LEN);
+    return sy_txn_meta_put(t, name, b, sizeof b);
+}
+
+int sy_ledger_tip(sy_txn *t, uint64_t *height, sy_digest *hash)
+{
+    return get_pos(t, "ledger_tip", height, hash);
+}
+
+int sy_ledger_base(sy_txn *t, uint64_t *height, sy_digest *hash)
+{
+    return get_pos(t, "ledger_base", height, hash);
+}
+
+int sy_ledger_reset(sy_txn *t, uint64_t height, const sy_digest *hash)
+{
+    int rc = sy_txn_clear(t, SY_TBL_LEDGER);
+    if (rc)
+        return rc;
+    if ((rc = put_pos(t, "ledger_base", height, hash)))
+        return rc;
+    return put_pos(t, "ledger_tip", height, hash);
+}
+
+int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
+                     const sy_digest *results_digest, sy_bytes evidence,
+                     sy_ledger_block *out)
+{
+    uint64_t tip;
+    sy_digest prev;
+    int rc = sy_ledger_tip(t, &tip, &prev);
+    if (rc)
+        return rc;
+    size_t len = HDR_LEN + 4 + evidence.len + 4 + batch.len + SY_DIGEST_LEN;
+    uint8_t *b = malloc(len);
+    if (!b)
+        return SY_ENOMEM;
+    sy_ledger_block blk = {
+        .height = tip + 1, .index = index, .term = term, .prev = prev,
+        .results_digest = *results_digest, .evidence = evidence, .batch = batch,
+    };
+    sy_hash(batch.p, batch.len, &blk.batch_digest);
+    size_t o = 0;
+    b[o++] = SY_LEDGER_VERSION;
+    sy_put_u64be(b + o, blk.height); o += 8;
+    sy_put_u64be(b + o, index); o += 8;
+    sy_put_u64be(b + o, term); o += 8;
+    memcpy(b + o, prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, blk.batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, results_digest->b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    sy_put_u32be(b + o, evidence.len); o += 4;
+    if (evidence.len)
+        memcpy(b + o, evidence.p, evidence.len);
+    o += evidence.len;
+    sy_put_u32be(b + o, batch.len); o += 4;
+    if (batch.len)
+        memcpy(b + o, batch.p, batch.len);
+    o += batch.len;
+    sy_hash(b, o, &blk.hash);
+    memcpy(b + o, blk.hash.b, SY_DIGEST_LEN);
+    uint8_t key[8];
+    sy_put_u64be(key, blk.height);
+    rc = sy_txn_put(t, SY_TBL_LEDGER, key, 8, b, len);
+    free(b);
+    if (rc)
+        return rc;
+    if ((rc = put_pos(t, "ledger_tip", blk.height, &blk.hash)))
+        return rc;
+    if (out)
+        *out = blk;
+    return SY_OK;
+}
+
+int sy_ledger_get(sy_txn *t, uint64_t height, sy_ledger_block *out)
+{
+    uint8_t key[8];
+    sy_put_u64be(key, height);
+    sy_bytes v;
+    int rc = sy_txn_get(t, SY_TBL_LEDGER, key, 8, &v);
+    if (rc == SY_ENOTFOUND)
+        return sy_storage_fail(t->s, SY_ENOTFOUND, "ledger block %llu is missing",
+                               (unsigned long long)height);
+    if (rc)
+        return rc;
+    const char *what = "is truncated";
+    if (v.len < HDR_LEN + 8 + SY_DIGEST_LEN)
+        goto bad;
+    size_t body = v.len - SY_DIGEST_LEN;
+    sy_hash(v.p, body, &out->hash);
+    what = "failed its hash check";
+    if (memcmp(out->hash.b, v.p + body, SY_DIGEST_LEN) != 0)
+        goto bad;
+    what = "has an unknown version";
+    if (v.p[0] != SY_LEDGER_VERSION)
+        goto bad;
+    size_t o = 1;
+    out->height = sy_get_u64be(v.p + o); o += 8;
+    out->index = sy_get_u64be(v.p + o); o += 8;
+    out->term = sy_get_u64be(v.p + o); o += 8;
+    memcpy(out->prev.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(out->batch_digest.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(out->results_digest.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    what = "is malformed";
+    uint32_t el = sy_get_u32be(v.p + o); o += 4;
+    if (el > body - o || body - o - el < 4)
+        goto bad;
+    out->evidence.p = v.p + o;
+    out->evidence.len = el;
+    o += el;
+    uint32_t bl = sy_get_u32be(v.p + o); o += 4;
+    if (bl != body - o)
+        goto bad;
+    out->batch.p = v.p + o;
+    out->batch.len = bl;
+    what = "is stored under the wrong height";
+    if (out->height != height)
+        goto bad;
+    return SY_OK;
+bad:
+    return sy_storage_fail(t->s, SY_ECORRUPT, "ledger block %llu %s",
+                           (unsigned long long)height, what);
+}
+
+/* ---- verifier ---- */
+static int fail_at(uint64_t h, uint64_t *height_out, char *why, size_t whylen, int rc,
+                   const char *fmt, const char *detail, size_t n)
+{
+    *height_out = h;
+    if (why && whylen) {
+        char d[SY_LEDGER_WHY];
+        snprintf(d, sizeof d, fmt, detail ? detail : "", n);
+        snprintf(why, whylen, "height %llu: %s", (unsigned long long)h, d);
+    }
+    return rc;
+}
+
+static int verify_batch(const sy_env_opts *opts, const sy_ledger_block *b, uint64_t *height_out,
+                        char *why, size_t whylen)
+{
+    sy_bytes *reqs = NULL;
+    uint32_t n = 0;
+    int rc = sy_batch_decode(b->batch.p, b->batch.len, &reqs, &n);
+    if (rc)
+        return fail_at(b->height, height_out, why, whylen, rc, "%sbatch does not decode",
+                       NULL, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        sy_env env;
+        const char *reason = NULL;
+        rc = sy_env_decode(opts, reqs[i].p, reqs[i].len, &env, &reason);
+        if (rc) {
+            free(reqs);
+            return fail_at(b->height, height_out, why, whylen, rc, "request %2$zu: %1$s",
+                           reason, i);
+        }
+        bool is_req = env.type == SY_MSG_CLIENT_REQ;
+        sy_env_free(&env);
+        if (!is_req) {
+            free(reqs);
+            return fail_at(b->height, height_out, why, whylen, SY_EMSGTYPE,
+                           "request %2$zu: %1$snot a client request", NULL, i);
+        }
+    }
+    free(reqs);
+    return SY_OK;
+}
+
+int sy_ledger_verify(sy_storage *s, const sy_env_opts *opts, sy_ledger_evidence_cb cb,
+                     void *ctx, uint64_t *height_out, char *why, size_t whylen)
+{
+    sy_txn t;
+    uint64_t dummy;
+    if (!height_out)
+        height_out = &dummy;
+    *height_out = 0;
+    if (why && whylen)
+        why[0] = 0;
+    int rc = sy_txn_begin(s, false, &t);
+    if (rc) {
+        if (why)
+            snprintf(why, whylen, "cannot read storage: %s", sy_storage_errmsg(s));
+        return rc;
+    }
+    uint64_t base, tip;
+    sy_digest prev, tip_hash;
+    if ((rc = sy_ledger_base(&t, &base, &prev)) || (rc = sy_ledger_tip(&t, &tip, &tip_hash))) {
+        if (why)
+            snprintf(why, whylen, "%s", sy_storage_errmsg(s));
+        goto done;
+    }
+    uint64_t last_index = 0;
+    for (uint64_t h = base + 1; h <= tip; h++) {
+        sy_ledger_block b;
+        rc = sy_ledger_get(&t, h, &b);
+        if (rc) {
+            *height_out = h;
+            if (why)
+                snprintf(why, whylen, "%s", sy_storage_errmsg(s));
+            goto done;
+        }
+        if (!sy_digest_eq(&b.prev, &prev)) {
+            rc = fail_at(h, height_out, why, whylen, SY_ECORRUPT,
+                         "%sprevious-hash link does not match block below", NULL, 0);
+            goto done;
+        }
+        sy_digest bd;
+        sy_hash(b.batch.p, b.batch.len, &bd);
+        if (!sy_digest_eq(&bd, &b.batch_digest)) {
+            rc = fail_at(h, height_out, why, whylen, SY_ECORRUPT,
+                         "%sbatch digest does not match the batch", NULL, 0);
+            goto done;
+        }
+        if (h > base + 1 && b.index <= last_index) {
+            rc = fail_at(h, height_out, why, whylen, SY_ECORRUPT,
+                         "%slog index does not increase", NULL, 0);
+            goto done;
+        }
+        last_index = b.index;
+        if ((rc = verify_batch(opts, &b, height_out, why, whylen)))
+            goto done;
+        if (cb) {
+            char ewhy[SY_LEDGER_WHY] = "";
+            if ((rc = cb(ctx, &b, ewhy, sizeof ewhy))) {
+                rc = fail_at(h, height_out, why, whylen, rc, "commit evidence rejected: %s",
+                             ewhy, 0);
+                goto done;
+            }
+        }
+        prev = b.hash;
+    }
+    if (!sy_digest_eq(&prev, &tip_hash)) {
+        rc = fail_at(tip, height_out, why, whylen, SY_ECORRUPT,
+                     "%sledger tip recorded in meta does not match the last block", NULL, 0);
+        goto done;
+    }
+    /* Blocks past the recorded tip would be a write that never committed. */
+    uint8_t key[8];
+    sy_bytes k, v;
+    sy_put_u64be(key, tip);
+    if (sy_txn_seek(&t, SY_TBL_LEDGER, key, 8, true, &k, &v) == SY_OK) {
+        rc = fail_at(tip + 1, height_out, why, whylen, SY_ECORRUPT,
+                     "%sblock stored past the recorded tip", NULL, 0);
+        goto done;
+    }
+    *height_out = tip;
+    rc = SY_OK;
+done:
+    sy_txn_abort(&t);
+    return rc;
+}
+
+int sy_ledger_verify_dir(const char *data_dir, const sy_env_opts *opts,
+                         sy_ledger_evidence_cb cb, void *ctx, uint64_t *height_out,
+                         char *why, size_t whylen)
+{
+    sy_storage_lmdb_opts lo = { .read_only = true };
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG] = "";
+    int rc = sy_storage_lmdb_open(data_dir, &lo, &s, err);
+    if (rc) {
+        if (height_out)
+            *height_out = 0;
+        if (why && whylen)
+            snprintf(why, whylen, "%s", err);
+        return rc;
+    }
+    rc = sy_ledger_verify(s, opts, cb, ctx, height_out, why, whylen);
+    sy_storage_close(s);
+    return rc;
+}
