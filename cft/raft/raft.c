@@ -1,0 +1,519 @@
+/* Raft engine: construction from durable state, the input dispatcher, and
+ * the Ready/Advance effect cycle.
+ *
+ * Invariants kept here (thesis Figure 3.1 "Rules for all servers", 3.3):
+ *  - any message with a higher term makes this node a follower of that term
+ *    first (except pre-vote traffic, 9.6, and vote requests ignored under
+ *    leader stickiness, 4.2.3/6.2);
+ *  - persist-before-send: term and vote changes, appended entries and
+ *    truncations are handed out in the same ready as the messages that
+ *    depend on them, and core/engine.h makes the host persist first;
+ *  - rd.committed only holds entries handed out in this or an earlier
+ *    ready, so they are durable once the ready's persist step completes;
+ *    the leader counts its own match only up to what it has handed out. */
+#include <stdlib.h>
+#include <string.h>
+#include "cft/raft/raft.h"
+#include "crypto/sy_err.h"
+
+/* ---------------------------------------------------------- hardstate */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void raft_hs_encode(const raft_hardstate *hs, uint8_t out[RAFT_HS_LEN])
+{
+    out[0] = RAFT_HS_VERSION;
+    put64(out + 1, hs->term);
+    for (int i = 0; i < 4; i++)
+        out[9 + i] = (uint8_t)(hs->vote >> (8 * i));
+    put64(out + 13, hs->commit);
+}
+
+int raft_hs_decode(sy_bytes b, raft_hardstate *out)
+{
+    out->term = 0;
+    out->vote = SY_NO_NODE;
+    out->commit = 0;
+    if (b.len == 0)
+        return SY_OK;
+    if (b.len != RAFT_HS_LEN)
+        return SY_ECORRUPT;
+    if (b.p[0] != RAFT_HS_VERSION)
+        return SY_EVERSION;
+    out->term = get64(b.p + 1);
+    out->vote = 0;
+    for (int i = 0; i < 4; i++)
+        out->vote |= (uint32_t)b.p[9 + i] << (8 * i);
+    out->commit = get64(b.p + 13);
+    return SY_OK;
+}
+
+/* ---------------------------------------------------------- effects */
+
+sy_msg *raft_send(raft *r, uint32_t to, uint8_t type)
+{
+    if (raft_grow((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1, sizeof(sy_outmsg))) {
+        r->dropped++;
+        return NULL;
+    }
+    sy_outmsg *o = &r->msgs[r->n_msgs++];
+    memset(o, 0, sizeof *o);
+    o->to = to;
+    o->msg.type = type;
+    if (to < SY_MAX_NODES)
+        r->prs[to].sent_this_ready = true;
+    return &o->msg;
+}
+
+int raft_reject(raft *r, uint32_t client_id, uint64_t req_no, int status, uint32_t hint)
+{
+    if (raft_grow((void **)&r->rejects, &r->cap_rejects, r->n_rejects + 1, sizeof(sy_reject)))
+        return SY_ENOMEM;
+    sy_reject *j = &r->rejects[r->n_rejects++];
+    j->client_id = client_id;
+    j->req_no = req_no;
+    j->status = status;
+    j->leader = hint;
+    return SY_OK;
+}
+
+int raft_read_state(raft *r, uint64_t read_id, uint64_t index, int status)
+{
+    if (raft_grow((void **)&r->rstates, &r->cap_rstates, r->n_rstates + 1, sizeof(sy_read_state)))
+        return SY_ENOMEM;
+    sy_read_state *s = &r->rstates[r->n_rstates++];
+    s->read_id = read_id;
+    s->index = index;
+    s->status = status;
+    return SY_OK;
+}
+
+void raft_reset_election(raft *r)
+{
+    uint32_t lo = r->cfg.election_min_ms, hi = r->cfg.election_max_ms;
+    r->election_deadline = r->now + sy_rng_range(&r->rng, lo, hi - 1);
+}
+
+/* ---------------------------------------------------------- create */
+
+static void cfg_defaults(sy_engine_cfg *c)
+{
+    if (!c->heartbeat_ms)
+        c->heartbeat_ms = 100;
+    if (!c->election_min_ms)
+        c->election_min_ms = 10 * c->heartbeat_ms;
+    if (c->election_max_ms <= c->election_min_ms)
+        c->election_max_ms = 2 * c->election_min_ms;
+    if (!c->batch_max || c->batch_max > SY_MAX_BATCH)
+        c->batch_max = c->batch_max ? SY_MAX_BATCH : RAFT_DEFAULT_BATCH_MAX;
+    if (!c->batch_bytes_max)
+        c->batch_bytes_max = RAFT_DEFAULT_BATCH_BYTES;
+    if (!c->max_inflight)
+        c->max_inflight = RAFT_DEFAULT_INFLIGHT;
+    if (c->max_inflight > RAFT_MAX_INFLIGHT)
+        c->max_inflight = RAFT_MAX_INFLIGHT;
+    if (!c->max_pending)
+        c->max_pending = RAFT_DEFAULT_PENDING;
+}
+
+static void raft_free(raft *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_ents; i++)
+        free((void *)r->ents[i].data.p);
+    for (size_t i = 0; i < r->n_scratch; i++)
+        free(r->scratch[i]);
+    for (size_t i = 0; i < r->q_n; i++)
+        free((void *)r->q[i].raw.p);
+    for (uint32_t i = 0; i < SY_MAX_NODES; i++)
+        free(r->prs[i].infl);
+    free(r->ents);
+    free(r->nreq);
+    free(r->snap_data);
+    sy_buf_free(&r->in_snap);
+    free(r->q);
+    free(r->reads);
+    free(r->msgs);
+    free(r->committed);
+    free(r->rstates);
+    free(r->rejects);
+    free(r->scratch);
+    free(r);
+}
+
+static int raft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
+{
+    if (!cfg || !out || cfg->n == 0 || cfg->n > SY_MAX_NODES || cfg->self >= SY_MAX_NODES)
+        return SY_EINVAL;
+    raft *r = calloc(1, sizeof *r);
+    if (!r)
+        return SY_ENOMEM;
+    int rc = SY_ENOMEM;
+    r->cfg = *cfg;
+    cfg_defaults(&r->cfg);
+    sy_rng_seed(&r->rng, cfg->rng_seed);
+    sy_buf_init(&r->in_snap);
+    r->vote = SY_NO_NODE;
+    r->leader = SY_NO_NODE;
+    r->transfer_target = SY_NO_NODE;
+    for (uint32_t i = 0; i < SY_MAX_NODES; i++) {
+        r->prs[i].infl = calloc(r->cfg.max_inflight, sizeof(uint64_t));
+        if (!r->prs[i].infl)
+            goto err_free_raft;
+    }
+
+    sy_engine_boot empty;
+    memset(&empty, 0, sizeof empty);
+    if (!boot)
+        boot = &empty;
+    raft_hardstate hs;
+    rc = raft_hs_decode(boot->hardstate, &hs);
+    if (rc)
+        goto err_free_raft;
+    r->term = hs.term;
+    r->vote = hs.vote;
+
+    /* snapshot and base configuration */
+    r->snap_index = boot->snap_index;
+    r->snap_term = boot->snap_term;
+    r->prev_index = boot->snap_index;
+    r->prev_term = boot->snap_term;
+    r->log_start = boot->snap_index + 1;
+    if (boot->snap_members.n_voters > 0) {
+        r->base_conf = boot->snap_members;
+    } else {
+        memset(&r->base_conf, 0, sizeof r->base_conf);
+        r->base_conf.n_voters = cfg->n;
+        for (uint32_t i = 0; i < cfg->n; i++)
+            r->base_conf.voters[i] = i;
+    }
+    r->snap_members = r->base_conf;
+    if (boot->snap_data.len) {
+        r->snap_data = malloc(boot->snap_data.len);
+        if (!r->snap_data) {
+            rc = SY_ENOMEM;
+            goto err_free_raft;
+        }
+        memcpy(r->snap_data, boot->snap_data.p, boot->snap_data.len);
+        r->snap_len = boot->snap_data.len;
+    }
+    raft_conf_apply(r, &r->base_conf, 0);
+
+    /* persisted entries; anything at or below the snapshot is redundant */
+    for (size_t i = 0; i < boot->n_entries; i++) {
+        const sy_entry *e = &boot->entries[i];
+        if (e->index <= r->snap_index)
+            continue;
+        if (e->index != raft_last_index(r) + 1 || e->term < raft_last_term(r) || e->term > r->term) {
+            rc = SY_ECORRUPT;
+            goto err_free_raft;
+        }
+        rc = raft_log_append(r, e->term, e->type, e->data.p, e->data.len, 0);
+        if (rc)
+            goto err_free_raft;
+    }
+    r->unstable_from = raft_last_index(r) + 1;
+    r->commit = hs.commit > r->snap_index ? hs.commit : r->snap_index;
+    if (boot->applied > r->commit)
+        r->commit = boot->applied;
+    if (r->commit > raft_last_index(r)) {
+        rc = SY_ECORRUPT;
+        goto err_free_raft;
+    }
+    r->hs_commit = r->commit;
+    r->reported = boot->applied > r->snap_index ? boot->applied : r->snap_index;
+    r->role = SY_ROLE_FOLLOWER;
+    *out = r;
+    return SY_OK;
+
+err_free_raft:
+    raft_free(r);
+    return rc;
+}
+
+static void raft_destroy(void *e)
+{
+    raft_free(e);
+}
+
+/* ---------------------------------------------------------- step */
+
+static bool msg_term(const sy_msg *m, uint64_t *term)
+{
+    switch (m->type) {
+    case SY_MSG_RAFT_VOTE: *term = m->u.vote.term; return true;
+    case SY_MSG_RAFT_VOTE_RESP: *term = m->u.vote_resp.term; return true;
+    case SY_MSG_RAFT_APPEND: *term = m->u.append.term; return true;
+    case SY_MSG_RAFT_APPEND_RESP: *term = m->u.append_resp.term; return true;
+    case SY_MSG_RAFT_SNAPSHOT: *term = m->u.snap.term; return true;
+    case SY_MSG_RAFT_SNAPSHOT_RESP: *term = m->u.snap_resp.term; return true;
+    case SY_MSG_RAFT_TIMEOUT_NOW: *term = m->u.timeout_now.term; return true;
+    default: return false;
+    }
+}
+
+static int step_msg(raft *r, uint32_t from, const sy_msg *m)
+{
+    uint64_t t;
+    if (from >= SY_MAX_NODES || from == r->cfg.self || !msg_term(m, &t))
+        return SY_EINVAL;
+    if (t > r->term) {
+        /* Figure 3.1: a higher term demotes us, except for traffic that by
+         * design does not change terms (pre-vote, 9.6) and for vote requests
+         * while we believe a leader is alive (stickiness, 4.2.3). */
+        if (m->type == SY_MSG_RAFT_VOTE) {
+            if (!m->u.vote.transfer && raft_in_lease(r))
+                return SY_OK;   /* ignored: no reply, no term change */
+            if (!m->u.vote.prevote)
+                raft_become_follower(r, t, SY_NO_NODE);
+        } else if (m->type == SY_MSG_RAFT_VOTE_RESP && m->u.vote_resp.prevote &&
+                   m->u.vote_resp.granted) {
+            /* granted pre-votes carry the proposed term */
+        } else {
+            bool from_leader = m->type == SY_MSG_RAFT_APPEND || m->type == SY_MSG_RAFT_SNAPSHOT ||
+                               m->type == SY_MSG_RAFT_TIMEOUT_NOW;
+            raft_become_follower(r, t, from_leader ? from : SY_NO_NODE);
+        }
+    }
+    switch (m->type) {
+    case SY_MSG_RAFT_VOTE: return raft_recv_vote(r, from, &m->u.vote);
+    case SY_MSG_RAFT_VOTE_RESP: return raft_recv_vote_resp(r, from, &m->u.vote_resp);
+    case SY_MSG_RAFT_APPEND: return raft_recv_append(r, from, &m->u.append);
+    case SY_MSG_RAFT_APPEND_RESP: return raft_recv_append_resp(r, from, &m->u.append_resp);
+    case SY_MSG_RAFT_SNAPSHOT: return raft_recv_snapshot(r, from, &m->u.snap);
+    case SY_MSG_RAFT_SNAPSHOT_RESP: return raft_recv_snapshot_resp(r, from, &m->u.snap_resp);
+    case SY_MSG_RAFT_TIMEOUT_NOW: return raft_recv_timeout_now(r, from, &m->u.timeout_now);
+    default: return SY_EINVAL;
+    }
+}
+
+static int step_tick(raft *r)
+{
+    if (r->role == SY_ROLE_LEADER)
+        return raft_leader_tick(r);
+    if (raft_is_voter(r, r->cfg.self) && r->now >= r->election_deadline)
+        return raft_campaign(r, false);
+    return SY_OK;
+}
+
+static int raft_step(void *e, const sy_input *in)
+{
+    raft *r = e;
+    if (in->now_ms > r->now)
+        r->now = in->now_ms;
+    if (!r->armed) {
+        r->armed = true;
+        raft_reset_election(r);
+    }
+    int rc;
+    switch (in->kind) {
+    case SY_IN_TICK: rc = step_tick(r); break;
+    case SY_IN_MSG:
+        rc = in->u.msg.msg ? step_msg(r, in->u.msg.from, in->u.msg.msg) : SY_EINVAL;
+        break;
+    case SY_IN_REQUEST: rc = raft_on_request(r, in); break;
+    case SY_IN_READ: rc = raft_on_read(r, in->u.read.read_id); break;
+    case SY_IN_SNAPSHOT:
+        rc = raft_on_snapshot(r, in->u.snapshot.index, in->u.snapshot.term, in->u.snapshot.data);
+        break;
+    case SY_IN_TRANSFER: rc = raft_on_transfer(r, in->u.transfer.target); break;
+    case SY_IN_CONF_CHANGE: rc = raft_on_conf_change(r, in->u.conf.node, in->u.conf.add); break;
+    default: rc = SY_EINVAL; break;
+    }
+    if (rc != SY_OK && rc != SY_EFATAL)
+        r->dropped++;
+    return rc;
+}
+
+/* ---------------------------------------------------------- ready */
+
+static void commit_evidence(raft *r, const sy_entry *en, sy_bytes *out)
+{
+    out->p = NULL;
+    out->len = 0;
+    if (!r->cfg.signer)
+        return;
+    /* "SYRC" | u8 len | cluster_id | u64 BE term | u64 BE index | u8 type | H(data) */
+    uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
+    size_t n = 0;
+    size_t cl = strnlen(r->cfg.cluster_id, SY_MAX_CLUSTER_ID);
+    memcpy(msg, "SYRC", 4);
+    n = 4;
+    msg[n++] = (uint8_t)cl;
+    memcpy(msg + n, r->cfg.cluster_id, cl);
+    n += cl;
+    for (int i = 7; i >= 0; i--)
+        msg[n++] = (uint8_t)(en->term >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+        msg[n++] = (uint8_t)(en->index >> (8 * i));
+    msg[n++] = en->type;
+    sy_digest d;
+    sy_hash(en->data.p, en->data.len, &d);
+    memcpy(msg + n, d.b, SY_DIGEST_LEN);
+    n += SY_DIGEST_LEN;
+    uint8_t *ev = malloc(RAFT_EVIDENCE_LEN);
+    if (!ev || raft_defer_free(r, ev) != SY_OK) {
+        free(ev);
+        return;
+    }
+    for (int i = 0; i < 4; i++)
+        ev[i] = (uint8_t)(r->cfg.self >> (8 * (3 - i)));
+    sy_sig sig;
+    sy_sign(r->cfg.signer, msg, n, &sig);
+    memcpy(ev + 4, sig.b, SY_SIG_LEN);
+    out->p = ev;
+    out->len = RAFT_EVIDENCE_LEN;
+}
+
+static void raft_ready(void *e, sy_ready *rd)
+{
+    raft *r = e;
+    memset(rd, 0, sizeof *rd);
+    if (r->role == SY_ROLE_LEADER) {
+        if (raft_flush_requests(r) != SY_OK)
+            r->dropped++;
+    }
+    /* Hand out unstable entries: from here on the leader may count them. */
+    uint64_t last = raft_last_index(r);
+    rd->truncate_from = r->trunc_from;
+    if (r->unstable_from <= last) {
+        rd->entries = raft_entry(r, r->unstable_from);
+        rd->n_entries = last - r->unstable_from + 1;
+    }
+    r->unstable_from = last + 1;
+    r->trunc_from = 0;
+    if (r->role == SY_ROLE_LEADER) {
+        raft_maybe_commit(r);
+        raft_bcast_append(r);
+    }
+    if (r->commit != r->hs_commit)
+        r->hs_dirty = true;
+    if (r->hs_dirty) {
+        r->hs_commit = r->commit;
+        raft_hardstate hs = { r->term, r->vote, r->commit };
+        raft_hs_encode(&hs, r->hs_buf);
+        rd->hardstate_dirty = true;
+        rd->hardstate.p = r->hs_buf;
+        rd->hardstate.len = RAFT_HS_LEN;
+        r->hs_dirty = false;
+    }
+    if (r->snap_install || r->snap_meta) {
+        rd->snapshot_install = r->snap_install;
+        rd->snap_index = r->snap_index;
+        rd->snap_term = r->snap_term;
+        rd->snap_members = r->snap_members;
+        if (r->snap_install) {
+            rd->snap_data.p = r->snap_data;
+            rd->snap_data.len = r->snap_len;
+        }
+        r->snap_install = r->snap_meta = false;
+    }
+    rd->compact_to = r->compact_to;
+    r->compact_to = 0;
+
+    /* commits: never past what this ready makes durable */
+    uint64_t upto = r->commit < last ? r->commit : last;
+    if (upto > r->reported) {
+        size_t n = upto - r->reported;
+        if (raft_grow((void **)&r->committed, &r->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
+            for (size_t i = 0; i < n; i++) {
+                uint64_t idx = r->reported + 1 + i;
+                sy_committed *c = &r->committed[i];
+                c->entry = *raft_entry(r, idx);
+                commit_evidence(r, &c->entry, &c->evidence);
+                if (r->role == SY_ROLE_LEADER) {
+                    uint32_t k = r->nreq[idx - r->log_start];
+                    r->inflight_reqs = r->inflight_reqs > k ? r->inflight_reqs - k : 0;
+                }
+            }
+            rd->committed = r->committed;
+            rd->n_committed = n;
+            r->reported = upto;
+        }
+    }
+    rd->msgs = r->msgs;
+    rd->n_msgs = r->n_msgs;
+    rd->reads = r->rstates;
+    rd->n_reads = r->n_rstates;
+    rd->rejects = r->rejects;
+    rd->n_rejects = r->n_rejects;
+}
+
+static void raft_advance(void *e, uint64_t now_ms)
+{
+    raft *r = e;
+    if (now_ms > r->now)
+        r->now = now_ms;
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        sy_msg *m = &r->msgs[i].msg;
+        if (m->type == SY_MSG_RAFT_APPEND)
+            free(m->u.append.entries);
+    }
+    for (size_t i = 0; i < r->n_scratch; i++)
+        free(r->scratch[i]);
+    r->n_scratch = 0;
+    r->n_msgs = 0;
+    r->n_rstates = 0;
+    r->n_rejects = 0;
+    r->read_round_open = false;
+    for (uint32_t i = 0; i < SY_MAX_NODES; i++)
+        r->prs[i].sent_this_ready = false;
+}
+
+static void raft_status(void *e, sy_engine_status *st)
+{
+    raft *r = e;
+    memset(st, 0, sizeof *st);
+    st->role = r->role;
+    if (r->role == SY_ROLE_FOLLOWER && !raft_is_voter(r, r->cfg.self) &&
+        raft_is_learner(r, r->cfg.self))
+        st->role = SY_ROLE_LEARNER;
+    st->term = r->term;
+    st->leader = r->leader;
+    st->last_index = raft_last_index(r);
+    st->commit_index = r->commit;
+    st->snap_index = r->snap_index;
+    st->leader_changes = r->leader_changes;
+    st->dropped = r->dropped;
+}
+
+static uint64_t raft_next_deadline(void *e)
+{
+    raft *r = e;
+    if (!r->armed)
+        return 1;
+    if (r->role == SY_ROLE_LEADER) {
+        uint64_t d = r->heartbeat_deadline;
+        if (r->cfg.check_quorum && r->quorum_deadline < d)
+            d = r->quorum_deadline;
+        if (r->transfer_target != SY_NO_NODE && r->transfer_deadline < d)
+            d = r->transfer_deadline;
+        return d;
+    }
+    if (!raft_is_voter(r, r->cfg.self))
+        return 0;
+    return r->election_deadline;
+}
+
+const sy_engine_ops sy_raft_ops = {
+    .name = "raft",
+    .create = raft_create,
+    .destroy = raft_destroy,
+    .step = raft_step,
+    .ready = raft_ready,
+    .advance = raft_advance,
+    .status = raft_status,
+    .next_deadline = raft_next_deadline,
+};
