@@ -1,0 +1,212 @@
+/* Crash consistency of the LMDB backend under SIGKILL at random points.
+ *
+ * A child process applies batches in a loop exactly as the daemon would
+ * (one write txn: hard state, log entry, KV apply, session, ledger block,
+ * applied index; one commit). Batch i holds two requests from one client:
+ * put "k<i>" = i (req_no 2i-1) and put "counter" = i (req_no 2i). The parent
+ * kills it after a short random delay, reopens the store and checks that it
+ * shows exactly batches 1..applied: nothing partial, nothing lost, the log,
+ * hard state, sessions and the ledger chain all agreeing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/rng.h"
+#include "tests/unit/kv_fixture.h"
+
+#define KILL_POINTS 220
+#define MAX_DELAY_US 15000
+#define RESET_AFTER 1500   /* start a fresh dir so verification stays cheap */
+
+static void rm_dir(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* The child: never returns. Exit code 3 = a failure it detected. */
+static void child_loop(kvf_world *w, const char *dir, int ack_fd)
+{
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG];
+    sy_kvm kv;
+    if (sy_storage_lmdb_open(dir, NULL, &s, err) || sy_kv_init(&kv, s, &w->opts, 0))
+        _exit(3);
+    uint64_t applied;
+    if (sy_kv_applied(&kv, &applied))
+        _exit(3);
+    for (uint64_t i = applied + 1;; i++) {
+        kvf_batch b = { .n = 0 };
+        char k[32], v[32];
+        snprintf(k, sizeof k, "k%llu", (unsigned long long)i);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)i);
+        if (kvf_add(w, &b, 0, 2 * i - 1, SY_OP_PUT, k, v) ||
+            kvf_add(w, &b, 0, 2 * i, SY_OP_PUT, "counter", v))
+            _exit(3);
+        uint8_t *data;
+        size_t len;
+        if (kvf_encode(&b, &data, &len))
+            _exit(3);
+        char hs[32];
+        int hl = snprintf(hs, sizeof hs, "hs%llu", (unsigned long long)i);
+        sy_committed c = { .entry = { .index = i, .term = 1, .type = SY_ENTRY_NORMAL,
+                                      .data = { data, (uint32_t)len } } };
+        sy_txn t;
+        sy_kv_results r;
+        if (sy_txn_begin(s, true, &t) ||
+            sy_txn_set_hardstate(&t, (sy_bytes){ (const uint8_t *)hs, (uint32_t)hl }) ||
+            sy_txn_append(&t, &c.entry, 1) || sy_kv_apply(&kv, &t, &c, &r))
+            _exit(3);
+        if (sy_txn_commit(&t))
+            _exit(3);
+        /* Acknowledge only after the commit returned: the parent checks
+         * that every acknowledged batch survives the kill. */
+        if (write(ack_fd, &i, sizeof i) != sizeof i)
+            _exit(3);
+        sy_kv_results_free(&r);
+        free(data);
+        kvf_batch_free(&b);
+    }
+}
+
+static uint64_t value_u64(sy_kvm *kv, const char *key, bool *found)
+{
+    uint8_t *v;
+    size_t vl;
+    int rc = sy_kv_get(kv, key, strlen(key), &v, &vl);
+    *found = rc == SY_OK;
+    if (rc != SY_OK) {
+        assert_int_equal(rc, SY_ENOTFOUND);
+        return 0;
+    }
+    char buf[32];
+    assert_true(vl < sizeof buf);
+    memcpy(buf, v, vl);
+    buf[vl] = 0;
+    free(v);
+    return strtoull(buf, NULL, 10);
+}
+
+/* Checks the store shows exactly batches 1..applied; returns applied. */
+static uint64_t check_store(kvf_world *w, const char *dir, uint64_t prev_applied)
+{
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG];
+    sy_kvm kv;
+    assert_int_equal(sy_storage_lmdb_open(dir, NULL, &s, err), SY_OK);
+    assert_int_equal(sy_kv_init(&kv, s, &w->opts, 0), SY_OK);
+    uint64_t a;
+    assert_int_equal(sy_kv_applied(&kv, &a), SY_OK);
+    assert_true(a >= prev_applied);  /* every acknowledged batch survived */
+    bool found;
+    uint64_t counter = value_u64(&kv, "counter", &found);
+    assert_int_equal(found, a > 0);
+    assert_int_equal(counter, a);
+    for (uint64_t i = 1; i <= a + 1; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%llu", (unsigned long long)i);
+        uint64_t v = value_u64(&kv, k, &found);
+        if (i <= a) {
+            assert_true(found);
+            assert_int_equal(v, i);
+        } else {
+            assert_false(found);  /* no partial next batch */
+        }
+    }
+    uint64_t rn;
+    assert_int_equal(sy_kv_session(&kv, kvf_client(0), &rn), SY_OK);
+    assert_int_equal(rn, 2 * a);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(s, &b), SY_OK);
+    assert_int_equal(b.boot.applied, a);
+    assert_int_equal(b.boot.n_entries, a);
+    if (a) {
+        char hs[32];
+        int hl = snprintf(hs, sizeof hs, "hs%llu", (unsigned long long)a);
+        assert_int_equal(b.boot.hardstate.len, hl);
+        assert_memory_equal(b.boot.hardstate.p, hs, hl);
+    }
+    sy_storage_boot_free(&b);
+    uint64_t h;
+    char why[256];
+    int rc = sy_ledger_verify(s, &w->opts, NULL, NULL, &h, why, sizeof why);
+    if (rc)
+        fail_msg("ledger: %s", why);
+    assert_int_equal(h, a);
+    sy_storage_close(s);
+    return a;
+}
+
+static void test_sigkill_at_random_points_never_shows_partial_or_lost_batches(void **state)
+{
+    (void)state;
+    kvf_world w;
+    assert_int_equal(kvf_world_init(&w), SY_OK);
+    const char *base = getenv("SYNOD_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir(base, 0700);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/crash-XXXXXX", base);
+    assert_non_null(mkdtemp(dir));
+    sy_rng rng;
+    uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    sy_rng_seed(&rng, seed);
+    print_message("crash test seed %llu\n", (unsigned long long)seed);
+    uint64_t applied = 0, total = 0, progressed = 0;
+    for (int kill_no = 0; kill_no < KILL_POINTS; kill_no++) {
+        int ack[2];
+        assert_int_equal(pipe(ack), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(ack[0]);
+            child_loop(&w, dir, ack[1]);
+        }
+        close(ack[1]);
+        usleep((useconds_t)sy_rng_below(&rng, MAX_DELAY_US));
+        kill(pid, SIGKILL);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st))
+            fail_msg("child exited by itself (status %d) at kill point %d", st, kill_no);
+        uint64_t acked = applied, x;
+        while (read(ack[0], &x, sizeof x) == sizeof x)
+            acked = x;
+        close(ack[0]);
+        uint64_t a = check_store(&w, dir, acked);
+        if (a > applied)
+            progressed++;
+        total += a - applied;
+        applied = a;
+        if (applied > RESET_AFTER) {
+            rm_dir(dir);
+            assert_int_equal(mkdir(dir, 0700), 0);
+            applied = 0;
+        }
+    }
+    print_message("crash test: %d kill points, %llu batches committed, progress after %llu kills\n",
+                  KILL_POINTS, (unsigned long long)total, (unsigned long long)progressed);
+    assert_true(progressed > KILL_POINTS / 4);
+    rm_dir(dir);
+    kvf_world_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_at_random_points_never_shows_partial_or_lost_batches),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
