@@ -1,0 +1,797 @@
+/* Client library: see net/client.h.
+ *
+ * One REQ socket per node, each driven by one aio (send, then receive), so
+ * the calling thread can talk to several nodes at once and simply wait on
+ * an inbox of replies with a deadline. Nothing from the network is believed
+ * before sy_env_decode has verified it against the manifest, and a reply
+ * only counts for the request it names (client id and req_no). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+#include "net/client.h"
+#include "core/buf.h"
+#include "core/envelope.h"
+#include "core/engine.h"
+#include "crypto/keyfile.h"
+#include "crypto/sy_err.h"
+
+enum { L_IDLE = 0, L_SEND, L_RECV };
+
+typedef struct cl_link {
+    sy_client *c;
+    uint32_t id;
+    nng_socket sock;
+    bool open;
+    nng_aio *aio;
+    int state;              /* guarded by c->mu */
+} cl_link;
+
+typedef struct inmsg {
+    uint32_t node;
+    nng_msg *msg;
+} inmsg;
+
+struct sy_client {
+    const sy_cluster_cfg *cfg;
+    sy_cluster_cfg *own_cfg;      /* heap; set when sy_client_open loaded it */
+    sy_seckey *own_sk;
+    sy_signer signer;
+    sy_verifier ver;
+    sy_directory dir;
+    sy_env_opts vopts;
+    sy_client_opts opts;
+    uint32_t client_id;
+    uint64_t last_req;
+    uint32_t leader;        /* believed leader / primary */
+    cl_link *links;
+    uint32_t n;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    inmsg *inbox;
+    uint32_t in_head, in_count, in_cap;
+};
+
+static uint64_t mono_ms(void)
+{
+    return (uint64_t)nng_clock();
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ------------------------------------------------------------------ links */
+
+static void link_cb(void *arg)
+{
+    cl_link *l = arg;
+    sy_client *c = l->c;
+    int rv = nng_aio_result(l->aio);
+    int st;
+
+    pthread_mutex_lock(&c->mu);
+    st = l->state;
+    l->state = L_IDLE;
+    pthread_mutex_unlock(&c->mu);
+    if (st == L_SEND) {
+        if (rv != 0) {
+            nng_msg *m = nng_aio_get_msg(l->aio);
+            if (m)
+                nng_msg_free(m);
+            return;
+        }
+        pthread_mutex_lock(&c->mu);
+        l->state = L_RECV;
+        pthread_mutex_unlock(&c->mu);
+        nng_recv_aio(l->sock, l->aio);
+        return;
+    }
+    if (st == L_RECV && rv == 0) {
+        nng_msg *m = nng_aio_get_msg(l->aio);
+        pthread_mutex_lock(&c->mu);
+        if (c->in_count < c->in_cap) {
+            c->inbox[(c->in_head + c->in_count) % c->in_cap] = (inmsg){ l->id, m };
+            c->in_count++;
+            m = NULL;
+            pthread_cond_signal(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (m)
+            nng_msg_free(m);
+    }
+}
+
+/* Sends frame to node i, abandoning whatever that cl_link was doing (a REQ
+ * socket only ever has one request outstanding; a newer one replaces it). */
+static int link_post(sy_client *c, uint32_t i, const sy_buf *frame)
+{
+    cl_link *l = &c->links[i];
+    nng_msg *m;
+    /* After cancel + wait the callback has run; if it chained a receive
+     * after our cancel landed, cancel that one too. */
+    for (;;) {
+        nng_aio_cancel(l->aio);
+        nng_aio_wait(l->aio);
+        pthread_mutex_lock(&c->mu);
+        bool idle = l->state == L_IDLE;
+        pthread_mutex_unlock(&c->mu);
+        if (idle)
+            break;
+    }
+    if (nng_msg_alloc(&m, 0) != 0)
+        return SY_ENOMEM;
+    if (nng_msg_append(m, frame->p, frame->len) != 0) {
+        nng_msg_free(m);
+        return SY_ENOMEM;
+    }
+    pthread_mutex_lock(&c->mu);
+    l->state = L_SEND;
+    pthread_mutex_unlock(&c->mu);
+    nng_aio_set_msg(l->aio, m);
+    nng_send_aio(l->sock, l->aio);
+    return SY_OK;
+}
+
+/* Waits for the next inbox message until deadline (monotonic ms). */
+static bool inbox_wait(sy_client *c, uint64_t deadline, inmsg *out)
+{
+    bool got = false;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->in_count) {
+            *out = c->inbox[c->in_head];
+            c->in_head = (c->in_head + 1) % c->in_cap;
+            c->in_count--;
+            got = true;
+            break;
+        }
+        uint64_t now = mono_ms();
+        if (now >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t wait = deadline - now;
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return got;
+}
+
+static void inbox_clear(sy_client *c)
+{
+    inmsg m;
+    while (inbox_wait(c, 0, &m))
+        nng_msg_free(m.msg);
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_client **out,
+                        char *why, size_t whylen)
+{
+    sy_client *c;
+    sy_pubkey pk;
+    int rc, rv;
+
+    *out = NULL;
+    if (!cfg || !sk || cfg->n == 0 || cfg->n > SY_MAX_NODES)
+        return SY_EINVAL;
+    if ((rc = sy_crypto_init()) != SY_OK)
+        return rc;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return SY_ENOMEM;
+    c->cfg = cfg;
+    c->n = cfg->n;
+    pthread_mutex_init(&c->mu, NULL);
+    cond_init_mono(&c->cv);
+    sy_seckey_public(sk, &pk);
+    if (sy_cluster_client_by_key(cfg, &pk, &c->client_id) != SY_OK) {
+        char b64[SY_KEY_B64_LEN];
+        sy_pubkey_to_b64(&pk, b64);
+        if (why)
+            snprintf(why, whylen,
+                     "client key %s is not authorised by %s: add a [client] section with "
+                     "this public_key to the manifest, or use a listed client's key",
+                     b64, cfg->path[0] ? cfg->path : "the manifest");
+        rc = SY_EUNAUTH;
+        goto err_free;
+    }
+    sy_signer_ed25519(&c->signer, sk);
+    sy_verifier_ed25519(&c->ver);
+    sy_cluster_directory(cfg, &c->dir);
+    c->vopts.cluster_id = cfg->id;
+    c->vopts.dir = &c->dir;
+    c->vopts.verifier = &c->ver;
+    c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
+    c->last_req = wall_us();
+    c->leader = 0;
+
+    rc = SY_ENOMEM;
+    c->in_cap = 4 * c->n + 4;
+    c->inbox = calloc(c->in_cap, sizeof *c->inbox);
+    c->links = calloc(c->n, sizeof *c->links);
+    if (!c->inbox || !c->links)
+        goto err_free;
+    for (uint32_t i = 0; i < c->n; i++) {
+        cl_link *l = &c->links[i];
+        l->c = c;
+        l->id = i;
+        if ((rv = nng_req0_open(&l->sock)) != 0)
+            goto err_nng;
+        l->open = true;
+        nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, SY_MAX_ENVELOPE);
+        nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 20);
+        nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 1000);
+        if ((rv = nng_aio_alloc(&l->aio, link_cb, l)) != 0)
+            goto err_nng;
+        /* Non-blocking: a node that is down now is retried in the
+         * background; the call's deadline bounds the wait. */
+        if ((rv = nng_dial(l->sock, cfg->nodes[i].client, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+            if (why)
+                snprintf(why, whylen, "node %u client address %s: %s", i, cfg->nodes[i].client,
+                         nng_strerror(rv));
+            rc = SY_ECONFIG;
+            goto err_free;
+        }
+    }
+    *out = c;
+    return SY_OK;
+err_nng:
+    if (why)
+        snprintf(why, whylen, "cannot open client sockets: %s", nng_strerror(rv));
+    rc = rv == NNG_ENOMEM ? SY_ENOMEM : SY_EIO;
+err_free:
+    sy_client_close(c);
+    return rc;
+}
+
+int sy_client_open(const char *cluster_path, const char *key_path, sy_client **out,
+                   char *why, size_t whylen)
+{
+    sy_cluster_cfg *cfg;
+    sy_seckey *sk = NULL;
+    sy_client *c = NULL;
+    int rc;
+
+    *out = NULL;
+    cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return SY_ENOMEM;
+    rc = sy_cluster_load(cluster_path, cfg, why, whylen);
+    if (rc)
+        goto err_free_cfg;
+    rc = sy_keyfile_load_secret(key_path, &sk, why, whylen);
+    if (rc)
+        goto err_free_cfg;
+    rc = sy_client_open_with(cfg, sk, &c, why, whylen);
+    if (rc)
+        goto err_free_key;
+    /* the client takes both */
+    c->own_cfg = cfg;
+    c->own_sk = sk;
+    *out = c;
+    return SY_OK;
+err_free_key:
+    sy_seckey_free(sk);
+err_free_cfg:
+    sy_cluster_free(cfg);
+    free(cfg);
+    return rc;
+}
+
+void sy_client_close(sy_client *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; c->links && i < c->n; i++)
+        if (c->links[i].open)
+            nng_close(c->links[i].sock);
+    for (uint32_t i = 0; c->links && i < c->n; i++)
+        if (c->links[i].aio) {
+            nng_aio_stop(c->links[i].aio);
+            nng_aio_free(c->links[i].aio);
+        }
+    if (c->inbox)
+        inbox_clear(c);
+    free(c->inbox);
+    free(c->links);
+    if (c->own_cfg) {
+        sy_cluster_free(c->own_cfg);
+        free(c->own_cfg);
+    }
+    sy_seckey_free(c->own_sk);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+void sy_client_set_opts(sy_client *c, const sy_client_opts *o)
+{
+    c->opts = *o;
+    if (!c->opts.attempt_ms)
+        c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
+}
+
+uint32_t sy_client_id(const sy_client *c)
+{
+    return c->client_id;
+}
+
+const sy_cluster_cfg *sy_client_cluster(const sy_client *c)
+{
+    return c->cfg;
+}
+
+/* --------------------------------------------------------------- results */
+
+static uint8_t *dup_bytes(sy_bytes b)
+{
+    uint8_t *p = malloc(b.len ? b.len : 1);
+    if (p && b.len)
+        memcpy(p, b.p, b.len);
+    return p;
+}
+
+void sy_client_kvs_free(sy_client_kv *kvs, size_t n)
+{
+    for (size_t i = 0; kvs && i < n; i++) {
+        free(kvs[i].key);
+        free(kvs[i].val);
+    }
+    free(kvs);
+}
+
+void sy_client_result_free(sy_client_result *res)
+{
+    if (!res)
+        return;
+    free(res->val);
+    sy_client_kvs_free(res->kvs, res->n_kvs);
+    memset(res, 0, sizeof *res);
+}
+
+static int result_fill(const sy_client_reply *r, uint32_t node, sy_client_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = r->status;
+    res->index = r->index;
+    res->node = node;
+    if (r->val.len || r->status == SY_OK || r->status == SY_ECASFAIL) {
+        if (!(res->val = dup_bytes(r->val)))
+            return SY_ENOMEM;
+        res->val_len = r->val.len;
+    }
+    if (r->n_kvs) {
+        res->kvs = calloc(r->n_kvs, sizeof *res->kvs);
+        if (!res->kvs)
+            goto err_free;
+        for (uint32_t i = 0; i < r->n_kvs; i++) {
+            sy_client_kv *kv = &res->kvs[i];
+            res->n_kvs = i + 1;
+            kv->key = dup_bytes(r->kvs[i].key);
+            kv->val = dup_bytes(r->kvs[i].val);
+            if (!kv->key || !kv->val)
+                goto err_free;
+            kv->key_len = r->kvs[i].key.len;
+            kv->val_len = r->kvs[i].val.len;
+        }
+    }
+    return SY_OK;
+err_free:
+    sy_client_result_free(res);
+    return SY_ENOMEM;
+}
+
+/* What replicas must agree on in Byzantine mode: everything the caller
+ * will see, not the leader hint. */
+static void reply_digest(const sy_client_reply *r, sy_digest *out)
+{
+    sy_hasher h;
+    uint8_t hdr[9];
+    uint32_t l;
+    hdr[0] = r->status;
+    memcpy(hdr + 1, &r->index, 8);
+    sy_hash_init(&h);
+    sy_hash_update(&h, hdr, sizeof hdr);
+    l = r->val.len;
+    sy_hash_update(&h, &l, sizeof l);
+    sy_hash_update(&h, r->val.p, r->val.len);
+    sy_hash_update(&h, &r->n_kvs, sizeof r->n_kvs);
+    for (uint32_t i = 0; i < r->n_kvs; i++) {
+        l = r->kvs[i].key.len;
+        sy_hash_update(&h, &l, sizeof l);
+        sy_hash_update(&h, r->kvs[i].key.p, l);
+        l = r->kvs[i].val.len;
+        sy_hash_update(&h, &l, sizeof l);
+        sy_hash_update(&h, r->kvs[i].val.p, l);
+    }
+    sy_hash_final(&h, out);
+}
+
+/* Decodes and checks one inbound reply for request req_no. SY_OK: *env is
+ * valid (caller frees) and answers this request. */
+static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *env)
+{
+    int rc = sy_env_decode(&c->vopts, nng_msg_body(im->msg), nng_msg_len(im->msg), env, NULL);
+    if (rc)
+        return rc;
+    /* A node speaks for itself only: a frame signed by another member but
+     * delivered over this node's cl_link is not counted as this node's. */
+    if (env->sender != im->node || env->type != SY_MSG_CLIENT_REPLY)
+        goto err_free;
+    const sy_client_reply *r = &env->msg.u.reply;
+    bool mine = r->client_id == c->client_id && r->req_no == req_no;
+    /* A node that could not even decode our request answers with ids 0:
+     * still a signed statement about the request we just sent it. */
+    bool undecodable = r->client_id == 0 && r->req_no == 0 && r->status != SY_OK;
+    if (!mine && !undecodable)
+        goto err_free;
+    return SY_OK;
+err_free:
+    sy_env_free(env);
+    return SY_EFIELD;
+}
+
+static bool retryable(int status)
+{
+    return status == SY_ENOTLEADER || status == SY_EFULL || status == SY_ETIMEOUT ||
+           status == SY_ECLOSED;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
+                   sy_client_result *res)
+{
+    uint32_t target = c->leader < c->n ? c->leader : 0;
+    uint64_t attempt_end;
+    uint64_t resend_at = 0;      /* backoff before re-posting (0 = none) */
+    int rc;
+
+    if ((rc = link_post(c, target, frame)) != SY_OK)
+        return rc;
+    attempt_end = mono_ms() + c->opts.attempt_ms;
+    for (;;) {
+        inmsg im;
+        uint64_t now = mono_ms();
+        if (now >= deadline)
+            return SY_ETIMEOUT;
+        if (resend_at && now >= resend_at) {
+            resend_at = 0;
+            if ((rc = link_post(c, target, frame)) != SY_OK)
+                return rc;
+            attempt_end = now + c->opts.attempt_ms;
+        }
+        uint64_t until = min_u64(deadline, resend_at ? resend_at : attempt_end);
+        if (!inbox_wait(c, until, &im)) {
+            if (!resend_at && mono_ms() >= attempt_end) {
+                /* silent node: try the next one with the same req_no */
+                target = (target + 1) % c->n;
+                if ((rc = link_post(c, target, frame)) != SY_OK)
+                    return rc;
+                attempt_end = mono_ms() + c->opts.attempt_ms;
+            }
+            continue;
+        }
+        sy_env env;
+        bool from_target = im.node == target;
+        rc = check_reply(c, &im, req_no, &env);
+        if (rc != SY_OK || !from_target) {
+            if (rc == SY_OK)
+                sy_env_free(&env);
+            nng_msg_free(im.msg);
+            continue;
+        }
+        const sy_client_reply *r = &env.msg.u.reply;
+        if (retryable(r->status)) {
+            if (r->status == SY_ENOTLEADER && r->leader < c->n && r->leader != target) {
+                target = r->leader;
+                resend_at = mono_ms();
+            } else {
+                /* no useful hint (election under way) or busy: pause, then
+                 * ask the next node so one stuck node cannot hold us */
+                if (r->status == SY_ENOTLEADER)
+                    target = (target + 1) % c->n;
+                resend_at = mono_ms() + SY_CLIENT_BACKOFF_MS;
+            }
+            sy_env_free(&env);
+            nng_msg_free(im.msg);
+            continue;
+        }
+        rc = result_fill(r, im.node, res);
+        c->leader = target;
+        sy_env_free(&env);
+        nng_msg_free(im.msg);
+        return rc;
+    }
+}
+
+static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
+                   sy_client_result *res)
+{
+    sy_digest got[SY_MAX_NODES];
+    bool have[SY_MAX_NODES];
+    uint32_t need = c->cfg->f + 1;
+    uint64_t attempt_end;
+    int rc;
+
+    memset(have, 0, sizeof have);
+    for (uint32_t i = 0; i < c->n; i++)
+        if ((rc = link_post(c, i, frame)) != SY_OK)
+            return rc;
+    attempt_end = mono_ms() + c->opts.attempt_ms;
+    for (;;) {
+        inmsg im;
+        if (mono_ms() >= deadline)
+            return SY_ETIMEOUT;
+        if (!inbox_wait(c, min_u64(deadline, attempt_end), &im)) {
+            if (mono_ms() >= attempt_end) {
+                /* retransmit to every replica that has not answered */
+                for (uint32_t i = 0; i < c->n; i++)
+                    if (!have[i] && (rc = link_post(c, i, frame)) != SY_OK)
+                        return rc;
+                attempt_end = mono_ms() + c->opts.attempt_ms;
+            }
+            continue;
+        }
+        sy_env env;
+        if (check_reply(c, &im, req_no, &env) != SY_OK) {
+            nng_msg_free(im.msg);
+            continue;
+        }
+        const sy_client_reply *r = &env.msg.u.reply;
+        if (retryable(r->status)) {
+            /* not an answer; this replica is asked again at the next round */
+            sy_env_free(&env);
+            nng_msg_free(im.msg);
+            continue;
+        }
+        reply_digest(r, &got[im.node]);
+        have[im.node] = true;
+        if (r->leader < c->n)
+            c->leader = r->leader;
+        uint32_t match = 0;
+        for (uint32_t i = 0; i < c->n; i++)
+            if (have[i] && sy_digest_eq(&got[i], &got[im.node]))
+                match++;
+        if (match >= need) {
+            rc = result_fill(r, im.node, res);
+            sy_env_free(&env);
+            nng_msg_free(im.msg);
+            return rc;
+        }
+        sy_env_free(&env);
+        nng_msg_free(im.msg);
+    }
+}
+
+int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
+                   const void *val, size_t val_len, const void *old, size_t old_len,
+                   uint32_t limit, int timeout_ms, sy_client_result *res)
+{
+    sy_msg m;
+    sy_buf frame;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    if (key_len > SY_MAX_KEY || val_len > SY_MAX_VALUE || old_len > SY_MAX_VALUE)
+        return SY_ETOOBIG;
+    if (timeout_ms <= 0 || op > SY_OP_SCAN)
+        return SY_EINVAL;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_CLIENT_REQ;
+    sy_client_req *q = &m.u.req;
+    q->client_id = c->client_id;
+    /* strictly increasing even if the wall clock steps back */
+    uint64_t now_us = wall_us();
+    c->last_req = now_us > c->last_req ? now_us : c->last_req + 1;
+    q->req_no = c->last_req;
+    q->op = op;
+    q->flags = flags;
+    if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
+        q->flags |= SY_REQ_STALE_OK;
+    q->limit = limit;
+    q->key = (sy_bytes){ key, (uint32_t)key_len };
+    q->val = (sy_bytes){ val, (uint32_t)val_len };
+    q->old = (sy_bytes){ old, (uint32_t)old_len };
+    sy_buf_init(&frame);
+    rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
+    if (rc)
+        goto err_free_frame;
+    inbox_clear(c);
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+    if (c->cfg->protocol == SY_PROTO_PBFT)
+        rc = run_bft(c, &frame, q->req_no, deadline, res);
+    else
+        rc = run_cft(c, &frame, q->req_no, deadline, res);
+err_free_frame:
+    sy_buf_free(&frame);
+    return rc;
+}
+
+/* ----------------------------------------------------------- convenience */
+
+int sy_client_put(sy_client *c, const void *key, size_t key_len, const void *val,
+                  size_t val_len, int timeout_ms)
+{
+    sy_client_result r;
+    int rc = sy_client_exec(c, SY_OP_PUT, 0, key, key_len, val, val_len, NULL, 0, 0,
+                            timeout_ms, &r);
+    if (rc)
+        return rc;
+    rc = r.status;
+    sy_client_result_free(&r);
+    return rc;
+}
+
+int sy_client_get(sy_client *c, const void *key, size_t key_len, uint8_t **val,
+                  size_t *val_len, int timeout_ms)
+{
+    sy_client_result r;
+    *val = NULL;
+    *val_len = 0;
+    int rc = sy_client_exec(c, SY_OP_GET, 0, key, key_len, NULL, 0, NULL, 0, 0, timeout_ms, &r);
+    if (rc)
+        return rc;
+    rc = r.status;
+    if (rc == SY_OK) {
+        *val = r.val;
+        *val_len = r.val_len;
+        r.val = NULL;
+    }
+    sy_client_result_free(&r);
+    return rc;
+}
+
+int sy_client_del(sy_client *c, const void *key, size_t key_len, int timeout_ms)
+{
+    sy_client_result r;
+    int rc = sy_client_exec(c, SY_OP_DEL, 0, key, key_len, NULL, 0, NULL, 0, 0, timeout_ms, &r);
+    if (rc)
+        return rc;
+    rc = r.status;
+    sy_client_result_free(&r);
+    return rc;
+}
+
+int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old,
+                  size_t old_len, const void *new_val, size_t new_len, int timeout_ms,
+                  uint8_t **cur, size_t *cur_len)
+{
+    sy_client_result r;
+    if (cur) {
+        *cur = NULL;
+        *cur_len = 0;
+    }
+    int rc = sy_client_exec(c, SY_OP_CAS, old ? 0 : SY_CAS_EXPECT_ABSENT, key, key_len,
+                            new_val, new_len, old, old ? old_len : 0, 0, timeout_ms, &r);
+    if (rc)
+        return rc;
+    rc = r.status;
+    if (rc == SY_ECASFAIL && cur) {
+        *cur = r.val;
+        *cur_len = r.val_len;
+        r.val = NULL;
+    }
+    sy_client_result_free(&r);
+    return rc;
+}
+
+int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *to,
+                   size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
+                   int timeout_ms)
+{
+    sy_client_result r;
+    *kvs = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SY_MAX_SCAN)
+        limit = SY_MAX_SCAN;
+    int rc = sy_client_exec(c, SY_OP_SCAN, 0, from, from_len, to, to_len, NULL, 0, limit,
+                            timeout_ms, &r);
+    if (rc)
+        return rc;
+    rc = r.status;
+    if (rc == SY_OK) {
+        *kvs = r.kvs;
+        *n = r.n_kvs;
+        r.kvs = NULL;
+        r.n_kvs = 0;
+    }
+    sy_client_result_free(&r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- status */
+
+int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *out)
+{
+    sy_msg m;
+    sy_buf frame;
+    uint32_t answered = 0;
+    int rc;
+
+    for (uint32_t i = 0; i < c->n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].rc = SY_EUNREACH;
+        out[i].node = i;
+        out[i].leader = SY_NO_NODE;
+    }
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_STATUS_REQ;
+    m.u.status_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
+    sy_buf_init(&frame);
+    if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame)) != SY_OK)
+        goto err_free_frame;
+    inbox_clear(c);
+    for (uint32_t i = 0; i < c->n; i++)
+        if ((rc = link_post(c, i, &frame)) != SY_OK)
+            goto err_free_frame;
+    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    while (answered < c->n) {
+        inmsg im;
+        sy_env env;
+        if (!inbox_wait(c, deadline, &im))
+            break;
+        rc = sy_env_decode(&c->vopts, nng_msg_body(im.msg), nng_msg_len(im.msg), &env, NULL);
+        if (rc == SY_OK) {
+            const sy_status_reply *s = &env.msg.u.status;
+            if (env.type == SY_MSG_STATUS_REPLY && env.sender == im.node &&
+                s->node == im.node && s->nonce == m.u.status_req.nonce &&
+                out[im.node].rc != SY_OK) {
+                sy_client_node_status *o = &out[im.node];
+                o->rc = SY_OK;
+                size_t pl = s->protocol.len < sizeof o->protocol - 1 ? s->protocol.len
+                                                                      : sizeof o->protocol - 1;
+                memcpy(o->protocol, s->protocol.p, pl);
+                o->protocol[pl] = 0;
+                o->role = s->role;
+                o->term = s->term;
+                o->leader = s->leader;
+                o->last_index = s->last_index;
+                o->commit_index = s->commit_index;
+                o->applied_index = s->applied_index;
+                o->snap_index = s->snap_index;
+                o->peers_connected = s->peers_connected;
+                o->evidence = s->evidence;
+                o->leader_changes = s->leader_changes;
+                o->state_digest = s->state_digest;
+                o->ledger_head = s->ledger_head;
+                answered++;
+            }
+            sy_env_free(&env);
+        }
+        nng_msg_free(im.msg);
+    }
+    rc = SY_OK;
+err_free_frame:
+    sy_buf_free(&frame);
+    return rc;
+}

@@ -1,0 +1,144 @@
+/* synod client library: put / get / del / cas / scan / status against a
+ * cluster, in one header. Reference and examples: docs/client.md.
+ *
+ *     sy_client *c;
+ *     char why[256];
+ *     if (sy_client_open("demo/cluster.ini", "demo/keys/client-0.key", &c,
+ *                        why, sizeof why) != SY_OK) { puts(why); ... }
+ *     sy_client_put(c, "k", 1, "v", 1, 5000);
+ *     uint8_t *v; size_t vl;
+ *     if (sy_client_get(c, "k", 1, &v, &vl, 5000) == SY_OK) { ...; free(v); }
+ *     sy_client_close(c);
+ *
+ * Every request is an Ed25519-signed envelope from this client's identity
+ * (its key must be listed in the manifest; SY_EUNAUTH otherwise), numbered
+ * with a strictly increasing req_no that starts at the wall clock in
+ * microseconds, so a restarted client never reuses a number. A retry of the
+ * same call reuses its req_no: the cluster executes it at most once.
+ *
+ * Every reply is verified before it is believed: the signature, that its
+ * sender is a node of the manifest and the node we asked, and that it
+ * answers this client's current request.
+ *
+ * Crash-fault clusters (raft, paxos): the request goes to the believed
+ * leader; a "not leader" reply's hint is followed; a node that stays silent
+ * for attempt_ms is replaced by the next one; until the deadline.
+ * Byzantine clusters (pbft): the request goes to every replica (a replica
+ * can only answer a request it received on its own endpoint) and a result is
+ * accepted once f+1 replicas sent matching signed replies (same status,
+ * value, results and log index); silent replicas get the request again every
+ * attempt_ms.
+ *
+ * Timeouts: every call takes timeout_ms, a deadline for the whole call
+ * including retries; on expiry it returns SY_ETIMEOUT (no leader, no quorum
+ * or nothing reachable in time: the write may or may not have happened).
+ *
+ * Threads: a sy_client is for one thread at a time. Use one per thread
+ * (with different client keys: each client identity's requests are
+ * executed in req_no order). Results are malloc'ed and owned by the caller. */
+#ifndef SY_NET_CLIENT_H
+#define SY_NET_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "core/config.h"
+#include "crypto/crypto.h"
+
+#define SY_CLIENT_ATTEMPT_MS_DEFAULT 1000u
+#define SY_CLIENT_BACKOFF_MS 50u          /* pause when no leader is known */
+
+typedef struct sy_client sy_client;
+
+typedef struct sy_client_opts {
+    uint32_t attempt_ms;  /* silence before trying another node (0 = default) */
+    bool stale_reads;     /* allow gets/scans to be answered from possibly
+                             stale state (flag SY_REQ_STALE_OK) */
+} sy_client_opts;
+
+typedef struct sy_client_kv {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *val;
+    size_t val_len;
+} sy_client_kv;
+
+typedef struct sy_client_result {
+    int status;           /* as decided by the cluster: SY_OK, SY_ENOTFOUND,
+                             SY_ECASFAIL, SY_ETOOBIG, ... */
+    uint64_t index;       /* log position that decided it */
+    uint32_t node;        /* the node that answered (first of a quorum) */
+    uint8_t *val;         /* get: value; failed cas: current value */
+    size_t val_len;
+    sy_client_kv *kvs;    /* scan results, in key order */
+    size_t n_kvs;
+} sy_client_result;
+
+/* One node's status (synodctl status). */
+typedef struct sy_client_node_status {
+    int rc;               /* SY_OK, or SY_EUNREACH: no valid answer in time */
+    uint32_t node;
+    char protocol[16];
+    uint8_t role;         /* enum sy_role */
+    uint64_t term;
+    uint32_t leader;
+    uint64_t last_index, commit_index, applied_index, snap_index;
+    uint32_t peers_connected;
+    uint64_t evidence, leader_changes;
+    sy_digest state_digest, ledger_head;
+} sy_client_node_status;
+
+/* Loads the manifest and the client's secret key file and finds the
+ * client's id by its public key. On failure *out is NULL and why has one
+ * line naming the file and the problem: the loaders' codes (SY_ECONFIG,
+ * SY_ENOTFOUND, SY_EPERM, SY_ECORRUPT...) or SY_EUNAUTH if the key is not
+ * in the manifest. */
+int sy_client_open(const char *cluster_path, const char *key_path, sy_client **out,
+                   char *why, size_t whylen);
+/* Same with already-loaded structs; both are borrowed and must outlive the
+ * client. */
+int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_client **out,
+                        char *why, size_t whylen);
+void sy_client_close(sy_client *c);
+void sy_client_set_opts(sy_client *c, const sy_client_opts *o);
+uint32_t sy_client_id(const sy_client *c);
+const sy_cluster_cfg *sy_client_cluster(const sy_client *c);
+
+/* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in
+ * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided
+ * (res->status says how), SY_ETIMEOUT, SY_ETOOBIG / SY_EINVAL for a request
+ * that can never be valid, SY_ENOMEM. res must be freed with
+ * sy_client_result_free after SY_OK. */
+int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
+                   const void *val, size_t val_len, const void *old, size_t old_len,
+                   uint32_t limit, int timeout_ms, sy_client_result *res);
+void sy_client_result_free(sy_client_result *res);
+void sy_client_kvs_free(sy_client_kv *kvs, size_t n);
+
+/* Convenience forms: return the cluster's status directly (SY_OK,
+ * SY_ENOTFOUND, SY_ECASFAIL, ...) or the call's failure (SY_ETIMEOUT...). */
+int sy_client_put(sy_client *c, const void *key, size_t key_len, const void *val,
+                  size_t val_len, int timeout_ms);
+/* *val (malloc'ed, caller frees) on SY_OK. */
+int sy_client_get(sy_client *c, const void *key, size_t key_len, uint8_t **val,
+                  size_t *val_len, int timeout_ms);
+int sy_client_del(sy_client *c, const void *key, size_t key_len, int timeout_ms);
+/* Sets key to new_val if its value is old (old == NULL: if the key is
+ * absent). On SY_ECASFAIL *cur (if cur non-NULL; malloc'ed, may be NULL
+ * when absent) holds the current value. */
+int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old,
+                  size_t old_len, const void *new_val, size_t new_len, int timeout_ms,
+                  uint8_t **cur, size_t *cur_len);
+/* Keys in [from, to) (to_len == 0: to the end), at most limit (0 or more
+ * than SY_MAX_SCAN: SY_MAX_SCAN). *kvs owned by the caller
+ * (sy_client_kvs_free). */
+int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *to,
+                   size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
+                   int timeout_ms);
+
+/* Asks every node for its status at once; out has cfg->n entries. Nodes
+ * that do not answer with a valid signed status in time get
+ * rc = SY_EUNREACH. Returns SY_OK (even if every node is unreachable). */
+int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *out);
+
+#endif

@@ -1,0 +1,443 @@
+/* Client library tests against fake nodes: REP sockets in this process that
+ * answer with signed replies scripted per test (honest, redirecting, silent,
+ * forging, lying). Deadlines only bound the tests; nothing asserts on time. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include "net/client.h"
+#include "core/config.h"
+#include "core/envelope.h"
+#include "core/engine.h"
+#include "crypto/sy_err.h"
+
+#define CLUSTER "client-test"
+#define MAXN 4
+
+enum mode {
+    M_OK,          /* status OK, value = node's value */
+    M_NOTLEADER,   /* redirect to hint */
+    M_SILENT,      /* never answers */
+    M_FORGED,      /* answers as this node but signed with another key */
+    M_WRONG_REQ,   /* honest signature, but for another req_no */
+    M_CASFAIL,     /* status ECASFAIL with current value */
+    M_NOTFOUND,
+};
+
+typedef struct fake {
+    uint32_t id;
+    nng_socket sock;
+    pthread_t thr;
+    int mode;
+    uint32_t hint;
+    char value[32];
+    int requests;           /* client requests received */
+    uint64_t last_req_no;
+    struct world *w;
+} fake;
+
+typedef struct world {
+    uint32_t n;
+    sy_seckey *node_sk[MAXN];
+    sy_seckey *client_sk, *stranger_sk;
+    sy_signer node_signer[MAXN], stranger_signer;
+    sy_cluster_cfg cfg;
+    sy_directory dir;
+    sy_verifier ver;
+    sy_env_opts opts;
+    fake nodes[MAXN];
+    pthread_mutex_t mu;
+    volatile int stop;
+} world;
+
+static sy_seckey *key_from(uint8_t b)
+{
+    uint8_t seed[SY_SEED_LEN];
+    sy_seckey *sk;
+    memset(seed, b, sizeof seed);
+    assert_int_equal(sy_seckey_from_seed(seed, &sk), SY_OK);
+    return sk;
+}
+
+static void reply(world *w, fake *f, const sy_client_req *q)
+{
+    sy_msg m;
+    sy_buf b;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_CLIENT_REPLY;
+    m.u.reply.client_id = q->client_id;
+    m.u.reply.req_no = q->req_no;
+    m.u.reply.leader = SY_NO_NODE;
+    m.u.reply.index = 7;
+    m.u.reply.val = (sy_bytes){ (const uint8_t *)f->value, (uint32_t)strlen(f->value) };
+    const sy_signer *s = &w->node_signer[f->id];
+    switch (f->mode) {
+    case M_NOTLEADER:
+        m.u.reply.status = SY_ENOTLEADER;
+        m.u.reply.leader = f->hint;
+        m.u.reply.index = 0;
+        m.u.reply.val.len = 0;
+        break;
+    case M_FORGED:
+        s = &w->stranger_signer;
+        break;
+    case M_WRONG_REQ:
+        m.u.reply.req_no = q->req_no + 1;
+        break;
+    case M_CASFAIL:
+        m.u.reply.status = SY_ECASFAIL;
+        break;
+    case M_NOTFOUND:
+        m.u.reply.status = SY_ENOTFOUND;
+        m.u.reply.val.len = 0;
+        break;
+    default:
+        break;
+    }
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode(CLUSTER, f->id, &m, s, &b), SY_OK);
+    nng_send(f->sock, b.p, b.len, 0);
+    sy_buf_free(&b);
+}
+
+static void status_reply(world *w, fake *f, uint64_t nonce)
+{
+    sy_msg m;
+    sy_buf b;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_STATUS_REPLY;
+    m.u.status.nonce = nonce;
+    m.u.status.node = f->id;
+    m.u.status.protocol = (sy_bytes){ (const uint8_t *)"raft", 4 };
+    m.u.status.role = SY_ROLE_LEADER;
+    m.u.status.term = 3;
+    m.u.status.leader = f->id;
+    m.u.status.commit_index = 42;
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode(CLUSTER, f->id, &m, &w->node_signer[f->id], &b), SY_OK);
+    nng_send(f->sock, b.p, b.len, 0);
+    sy_buf_free(&b);
+}
+
+static void *fake_main(void *arg)
+{
+    fake *f = arg;
+    world *w = f->w;
+    while (!w->stop) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (nng_recv(f->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
+            continue;
+        sy_env env;
+        if (sy_env_decode(&w->opts, (uint8_t *)buf, len, &env, NULL) == SY_OK) {
+            pthread_mutex_lock(&w->mu);
+            int mode = f->mode;
+            if (env.type == SY_MSG_CLIENT_REQ) {
+                f->requests++;
+                f->last_req_no = env.msg.u.req.req_no;
+            }
+            pthread_mutex_unlock(&w->mu);
+            if (mode != M_SILENT) {
+                if (env.type == SY_MSG_CLIENT_REQ)
+                    reply(w, f, &env.msg.u.req);
+                else if (env.type == SY_MSG_STATUS_REQ)
+                    status_reply(w, f, env.msg.u.status_req.nonce);
+            }
+            sy_env_free(&env);
+        }
+        nng_free(buf, len);
+    }
+    return NULL;
+}
+
+static void world_start(world *w, int protocol, uint32_t n, uint32_t f, int test_no)
+{
+    const char *tmp = getenv("SYNOD_TMP");
+    memset(w, 0, sizeof *w);
+    assert_int_equal(sy_crypto_init(), SY_OK);
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    mkdir(tmp, 0755); /* ctest's scratch dir may not exist yet */
+    w->n = n;
+    pthread_mutex_init(&w->mu, NULL);
+    w->client_sk = key_from(0x77);
+    w->stranger_sk = key_from(0x99);
+    sy_signer_ed25519(&w->stranger_signer, w->stranger_sk);
+    snprintf(w->cfg.id, sizeof w->cfg.id, "%s", CLUSTER);
+    w->cfg.protocol = protocol;
+    w->cfg.n = n;
+    w->cfg.f = f;
+    w->cfg.nodes = calloc(n, sizeof *w->cfg.nodes);
+    w->cfg.node_keys = calloc(n, sizeof *w->cfg.node_keys);
+    w->cfg.clients = calloc(1, sizeof *w->cfg.clients);
+    w->cfg.n_clients = 1;
+    w->cfg.clients[0].client_id = SY_CLIENT_ID_BASE;
+    snprintf(w->cfg.clients[0].name, sizeof w->cfg.clients[0].name, "app");
+    sy_seckey_public(w->client_sk, &w->cfg.clients[0].pubkey);
+    sy_cluster_directory(&w->cfg, &w->dir);
+    sy_verifier_ed25519(&w->ver);
+    w->opts.cluster_id = CLUSTER;
+    w->opts.dir = &w->dir;
+    w->opts.verifier = &w->ver;
+    for (uint32_t i = 0; i < n; i++) {
+        fake *fk = &w->nodes[i];
+        w->node_sk[i] = key_from((uint8_t)(0x10 + i));
+        sy_signer_ed25519(&w->node_signer[i], w->node_sk[i]);
+        w->cfg.nodes[i].id = i;
+        sy_seckey_public(w->node_sk[i], &w->cfg.nodes[i].pubkey);
+        w->cfg.node_keys[i] = w->cfg.nodes[i].pubkey;
+        snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client,
+                 "ipc://%s/client-%d-%d-%u.ipc", tmp, (int)getpid(), test_no, i);
+        fk->id = i;
+        fk->w = w;
+        fk->mode = M_OK;
+        snprintf(fk->value, sizeof fk->value, "value-from-%u", i);
+        assert_int_equal(nng_rep0_open(&fk->sock), 0);
+        assert_int_equal(nng_socket_set_ms(fk->sock, NNG_OPT_RECVTIMEO, 50), 0);
+        assert_int_equal(nng_listen(fk->sock, w->cfg.nodes[i].client, NULL, 0), 0);
+        assert_int_equal(pthread_create(&fk->thr, NULL, fake_main, fk), 0);
+    }
+}
+
+static void world_stop(world *w)
+{
+    w->stop = 1;
+    for (uint32_t i = 0; i < w->n; i++) {
+        pthread_join(w->nodes[i].thr, NULL);
+        nng_close(w->nodes[i].sock);
+        sy_seckey_free(w->node_sk[i]);
+    }
+    sy_seckey_free(w->client_sk);
+    sy_seckey_free(w->stranger_sk);
+    sy_cluster_free(&w->cfg);
+    pthread_mutex_destroy(&w->mu);
+}
+
+static void set_mode(world *w, uint32_t node, int mode, uint32_t hint)
+{
+    pthread_mutex_lock(&w->mu);
+    w->nodes[node].mode = mode;
+    w->nodes[node].hint = hint;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int requests_of(world *w, uint32_t node, uint64_t *last_req_no)
+{
+    pthread_mutex_lock(&w->mu);
+    int r = w->nodes[node].requests;
+    if (last_req_no)
+        *last_req_no = w->nodes[node].last_req_no;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+static sy_client *open_client(world *w, uint32_t attempt_ms)
+{
+    sy_client *c = NULL;
+    char why[256] = "";
+    assert_int_equal(sy_client_open_with(&w->cfg, w->client_sk, &c, why, sizeof why), SY_OK);
+    sy_client_opts o = { .attempt_ms = attempt_ms, .stale_reads = false };
+    sy_client_set_opts(c, &o);
+    assert_int_equal(sy_client_id(c), SY_CLIENT_ID_BASE);
+    return c;
+}
+
+static void assert_value(const uint8_t *v, size_t len, const char *want)
+{
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(v, want, len);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_get_returns_leaders_signed_value(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 0);
+    sy_client *c = open_client(&w, 2000);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 10000), SY_OK);
+    assert_value(v, vl, "value-from-0");
+    free(v);
+    set_mode(&w, 0, M_NOTFOUND, 0);
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 10000), SY_ENOTFOUND);
+    assert_null(v);
+    set_mode(&w, 0, M_CASFAIL, 0);
+    uint8_t *cur;
+    size_t cl;
+    assert_int_equal(sy_client_cas(c, "k", 1, "a", 1, "b", 1, 10000, &cur, &cl), SY_ECASFAIL);
+    assert_value(cur, cl, "value-from-0");
+    free(cur);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_client_follows_leader_hint(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 1);
+    set_mode(&w, 0, M_NOTLEADER, 2);
+    set_mode(&w, 1, M_SILENT, 0);
+    sy_client *c = open_client(&w, 5000);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_OK);
+    assert_value(v, vl, "value-from-2");
+    free(v);
+    assert_int_equal(requests_of(&w, 0, NULL), 1);
+    assert_int_equal(requests_of(&w, 1, NULL), 0);
+    /* the next call goes straight to the leader it learned */
+    assert_int_equal(sy_client_put(c, "k", 1, "x", 1, 20000), SY_OK);
+    assert_int_equal(requests_of(&w, 0, NULL), 1);
+    assert_int_equal(requests_of(&w, 2, NULL), 2);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_client_rejects_forged_and_mismatched_replies(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 2);
+    set_mode(&w, 0, M_FORGED, 0);
+    set_mode(&w, 1, M_WRONG_REQ, 0);
+    sy_client *c = open_client(&w, 200);
+    uint8_t *v;
+    size_t vl;
+    /* node 0's reply is signed by a stranger and node 1's answers another
+     * request: neither is believed, so the answer must come from node 2 */
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_OK);
+    assert_value(v, vl, "value-from-2");
+    free(v);
+    assert_true(requests_of(&w, 0, NULL) >= 1);
+    assert_true(requests_of(&w, 1, NULL) >= 1);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_client_times_out_at_deadline_retrying_same_req_no(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        set_mode(&w, i, M_SILENT, 0);
+    sy_client *c = open_client(&w, 100);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 1000), SY_ETIMEOUT);
+    uint64_t rn[3];
+    for (uint32_t i = 0; i < 3; i++)
+        assert_true(requests_of(&w, i, &rn[i]) >= 1);
+    /* every node saw the one request, under one number */
+    assert_int_equal(rn[0], rn[1]);
+    assert_int_equal(rn[1], rn[2]);
+    /* a later call uses a larger number */
+    set_mode(&w, 0, M_OK, 0);
+    set_mode(&w, 1, M_OK, 0);
+    set_mode(&w, 2, M_OK, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    uint64_t later = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        uint64_t r;
+        requests_of(&w, i, &r);
+        if (r > later)
+            later = r;
+    }
+    assert_true(later > rn[0]);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_bft_result_needs_f_plus_one_matching_replies(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 4);
+    /* replica 0 lies, replica 2 is silent, 1 and 3 agree */
+    snprintf(w.nodes[0].value, sizeof w.nodes[0].value, "evil");
+    snprintf(w.nodes[1].value, sizeof w.nodes[1].value, "good");
+    snprintf(w.nodes[3].value, sizeof w.nodes[3].value, "good");
+    set_mode(&w, 2, M_SILENT, 0);
+    sy_client *c = open_client(&w, 500);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_OK);
+    assert_value(v, vl, "good");
+    free(v);
+
+    /* one honest answer is not enough: with 0 lying and only 1 honest
+     * replica answering there is never f+1 agreement */
+    set_mode(&w, 3, M_SILENT, 0);
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 1500), SY_ETIMEOUT);
+
+    /* a forged reply does not count toward the quorum either */
+    set_mode(&w, 3, M_FORGED, 0);
+    snprintf(w.nodes[3].value, sizeof w.nodes[3].value, "good");
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 1500), SY_ETIMEOUT);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_key_not_in_manifest_is_unauthorised(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 1, 0, 5);
+    sy_client *c = NULL;
+    char why[256] = "";
+    assert_int_equal(sy_client_open_with(&w.cfg, w.stranger_sk, &c, why, sizeof why), SY_EUNAUTH);
+    assert_null(c);
+    assert_non_null(strstr(why, "not authorised"));
+    world_stop(&w);
+}
+
+static void test_status_marks_silent_node_unreachable(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 2, 0, 6);
+    set_mode(&w, 1, M_SILENT, 0);
+    sy_client *c = open_client(&w, 500);
+    sy_client_node_status st[2];
+    assert_int_equal(sy_client_status_all(c, 1000, st), SY_OK);
+    assert_int_equal(st[0].rc, SY_OK);
+    assert_string_equal(st[0].protocol, "raft");
+    assert_int_equal(st[0].commit_index, 42);
+    assert_int_equal(st[0].term, 3);
+    assert_int_equal(st[1].rc, SY_EUNREACH);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_oversized_value_rejected_before_sending(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 1, 0, 7);
+    sy_client *c = open_client(&w, 500);
+    size_t big = SY_MAX_VALUE + 1;
+    uint8_t *v = calloc(1, big);
+    assert_int_equal(sy_client_put(c, "k", 1, v, big, 1000), SY_ETOOBIG);
+    assert_int_equal(requests_of(&w, 0, NULL), 0);
+    free(v);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_returns_leaders_signed_value),
+        cmocka_unit_test(test_client_follows_leader_hint),
+        cmocka_unit_test(test_client_rejects_forged_and_mismatched_replies),
+        cmocka_unit_test(test_client_times_out_at_deadline_retrying_same_req_no),
+        cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
+        cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
+        cmocka_unit_test(test_status_marks_silent_node_unreachable),
+        cmocka_unit_test(test_oversized_value_rejected_before_sending),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
