@@ -271,7 +271,9 @@ int raft_recv_append_resp(raft *r, uint32_t from, const sy_raft_append_resp *m)
             rc = raft_maybe_commit(r);
             if (rc || r->role != SY_ROLE_LEADER)
                 return rc;
-            if (from == r->transfer_target)
+            if (raft_is_learner(r, from))
+                rc = raft_maybe_promote(r);   /* 4.2.1: caught up now? */
+            if (rc == SY_OK && from == r->transfer_target)
                 rc = raft_transfer_progress(r, from);
         }
         return rc;
@@ -320,6 +322,8 @@ int raft_recv_snapshot_resp(raft *r, uint32_t from, const sy_raft_snapshot_resp 
         p->probe_sent = false;
         int rc = raft_maybe_commit(r);
         if (rc || r->role != SY_ROLE_LEADER)
+            return rc;
+        if (raft_is_learner(r, from) && (rc = raft_maybe_promote(r)) != SY_OK)
             return rc;
         return from == r->transfer_target ? raft_transfer_progress(r, from) : SY_OK;
     }

@@ -52,6 +52,11 @@ typedef struct {
     size_t n_rejects;
     size_t hs_writes;
     bool last_ready_vote_with_grant;
+    /* evidence of the last committed entry */
+    uint8_t ev[RAFT_EVIDENCE_LEN];
+    uint32_t ev_len;
+    sy_entry ev_entry;
+    sy_digest ev_digest;
 } h_node;
 
 typedef struct {
@@ -323,6 +328,12 @@ static inline void h_ready(h_cluster *c, uint32_t i)
         }
         h_ents_push(&nd->applied, e->index, e->term, e->type, e->data.p, e->data.len);
         nd->applied_index = e->index;
+        nd->ev_len = rd.committed[k].evidence.len;
+        if (nd->ev_len == RAFT_EVIDENCE_LEN)
+            memcpy(nd->ev, rd.committed[k].evidence.p, RAFT_EVIDENCE_LEN);
+        nd->ev_entry = *e;
+        nd->ev_entry.data.p = NULL;
+        sy_hash(e->data.p, e->data.len, &nd->ev_digest);
     }
     for (size_t k = 0; k < rd.n_reads && nd->n_reads < 256; k++)
         nd->reads[nd->n_reads++] = rd.reads[k];
@@ -504,6 +515,33 @@ static inline bool h_logs_agree(h_cluster *c)
         }
     }
     return true;
+}
+
+/* The host snapshots node i's state machine at its applied index. */
+static inline int h_snapshot(h_cluster *c, uint32_t i, uint32_t size)
+{
+    h_node *nd = &c->node[i];
+    if (nd->applied.n == 0)
+        return SY_EINVAL;
+    uint8_t *data = malloc(size ? size : 1);
+    for (uint32_t k = 0; k < size; k++)
+        data[k] = (uint8_t)(nd->applied_index * 31 + k);
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_SNAPSHOT;
+    in.u.snapshot.index = nd->applied_index;
+    in.u.snapshot.term = nd->applied.v[nd->applied.n - 1].term;
+    in.u.snapshot.data.p = data;
+    in.u.snapshot.data.len = size;
+    int rc = h_step(c, i, &in);
+    if (rc == SY_OK) {
+        free(nd->snap_data);
+        nd->snap_data = data;
+        nd->snap_len = size;
+    } else {
+        free(data);
+    }
+    return rc;
 }
 
 static inline void h_isolate(h_cluster *c, uint32_t i, bool cut)

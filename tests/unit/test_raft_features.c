@@ -1,0 +1,418 @@
+/* Raft engine: snapshots, ReadIndex, leadership transfer, membership
+ * changes and commit evidence, as cluster transcripts through
+ * tests/unit/raft_harness.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "raft_harness.h"
+
+static void submit(h_cluster *c, uint32_t l, uint32_t client, uint64_t from, uint64_t n)
+{
+    for (uint64_t k = 0; k < n; k++)
+        assert_int_equal(h_request(c, l, client, from + k), SY_OK);
+}
+
+static size_t count_rejects(h_node *nd, int status)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < nd->n_rejects; i++)
+        if (nd->rejects[i].status == status)
+            k++;
+    return k;
+}
+
+/* ---- snapshots ---- */
+
+static void test_lagging_follower_gets_snapshot_after_compaction(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init_cfg(&c, 3, true, true);
+    for (uint32_t i = 0; i < 3; i++)
+        c.cfg[i].batch_bytes_max = 1024;   /* snapshot goes in several chunks */
+    h_start(&c);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3, g = (l + 2) % 3;
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    h_isolate(&c, f, true);
+    /* 200 more entries while f is away, then everyone else compacts */
+    for (uint64_t k = 0; k < 200; k++) {
+        submit(&c, l, SY_CLIENT_ID_BASE, 6 + k, 1);
+        h_run(&c, 1);
+    }
+    assert_int_equal(h_snapshot(&c, l, 5000), SY_OK);
+    assert_int_equal(h_snapshot(&c, g, 5000), SY_OK);
+    h_ready(&c, l);
+    h_ready(&c, g);
+    sy_engine_status st = h_status(&c, l);
+    assert_true(st.snap_index > 150);
+    assert_true(c.node[l].log.v[0].index > h_status(&c, f).last_index + 1);   /* compacted past f */
+    h_isolate(&c, f, false);
+    h_run(&c, 200);
+    /* f restored the leader's snapshot, then caught up from the log */
+    assert_int_equal(c.node[f].snap_index, st.snap_index);
+    assert_int_equal(c.node[f].snap_len, 5000);
+    assert_memory_equal(c.node[f].snap_data, c.node[l].snap_data, 5000);
+    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, l).commit_index);
+    assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
+    /* and keeps replicating normally */
+    submit(&c, l, SY_CLIENT_ID_BASE, 1000, 3);
+    h_run(&c, 20);
+    assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
+    assert_true(h_logs_agree(&c));
+    /* a restart of f comes back from its snapshot and log */
+    h_crash(&c, f);
+    assert_int_equal(h_boot(&c, f), SY_OK);
+    assert_int_equal(h_status(&c, f).snap_index, st.snap_index);
+    assert_int_equal(h_status(&c, f).last_index, h_status(&c, l).last_index);
+    h_free(&c);
+}
+
+static void test_snapshot_beyond_commit_is_refused(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_SNAPSHOT;
+    in.u.snapshot.index = h_status(&c, l).commit_index + 5;
+    in.u.snapshot.term = h_status(&c, l).term;
+    assert_int_equal(h_step(&c, l, &in), SY_EINVAL);
+    h_free(&c);
+}
+
+/* ---- ReadIndex ---- */
+
+static void test_read_index_served_only_after_heartbeat_quorum(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 3);
+    h_run(&c, 10);
+    uint64_t commit = h_status(&c, l).commit_index;
+    c.hold = true;   /* queue messages, deliver nothing */
+    assert_int_equal(h_read(&c, l, 77), SY_OK);
+    h_ready(&c, l);
+    assert_int_equal(c.node[l].n_reads, 0);   /* no quorum confirmation yet */
+    bool hb = false;
+    for (size_t k = 0; k < c.nq; k++)
+        if (c.q[k].msg.type == SY_MSG_RAFT_APPEND && c.q[k].msg.u.append.read_ctx != 0)
+            hb = true;
+    assert_true(hb);
+    c.hold = false;
+    h_settle(&c);
+    assert_int_equal(c.node[l].n_reads, 1);
+    assert_int_equal(c.node[l].reads[0].read_id, 77);
+    assert_int_equal(c.node[l].reads[0].status, SY_OK);
+    assert_int_equal(c.node[l].reads[0].index, commit);
+    h_free(&c);
+}
+
+static void test_read_at_follower_fails_not_leader(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    h_read(&c, f, 5);
+    h_ready(&c, f);
+    assert_int_equal(c.node[f].n_reads, 1);
+    assert_int_equal(c.node[f].reads[0].status, SY_ENOTLEADER);
+    h_free(&c);
+}
+
+static void test_deposed_leader_read_fails(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    h_isolate(&c, l, true);
+    h_read(&c, l, 9);
+    h_run(&c, 50);
+    assert_int_equal(c.node[l].n_reads, 0);   /* cannot confirm: still waiting */
+    h_run(&c, 400);                            /* check-quorum deposes it */
+    assert_int_not_equal(h_status(&c, l).role, SY_ROLE_LEADER);
+    assert_int_equal(c.node[l].n_reads, 1);
+    assert_int_equal(c.node[l].reads[0].status, SY_ENOTLEADER);
+    h_free(&c);
+}
+
+static void test_read_waits_for_leader_to_commit_in_its_term(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 2);
+    h_run(&c, 10);
+    /* force a new election; catch the new leader before its no-op commits */
+    uint32_t t = (l + 1) % 3;
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = t;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    c.hold = true;
+    uint32_t nl = SY_NO_NODE;
+    for (int round = 0; round < 20 && nl != t; round++) {
+        h_ready_all(&c);
+        /* deliver one batch by hand */
+        h_msg *batch = c.q;
+        size_t nb = c.nq;
+        c.q = NULL;
+        c.nq = c.capq = 0;
+        for (size_t k = 0; k < nb; k++) {
+            sy_input mi;
+            memset(&mi, 0, sizeof mi);
+            mi.kind = SY_IN_MSG;
+            mi.u.msg.from = batch[k].from;
+            mi.u.msg.msg = &batch[k].msg;
+            h_step(&c, batch[k].to, &mi);
+            h_msg_free(&batch[k].msg);
+        }
+        free(batch);
+        if (h_status(&c, t).role == SY_ROLE_LEADER)
+            nl = t;
+    }
+    assert_int_equal(nl, t);
+    sy_engine_status st = h_status(&c, t);
+    assert_true(st.commit_index < st.last_index);   /* no-op not committed yet */
+    h_read(&c, t, 31);
+    h_ready(&c, t);
+    assert_int_equal(c.node[t].n_reads, 0);
+    c.hold = false;
+    h_settle(&c);
+    assert_int_equal(c.node[t].n_reads, 1);
+    assert_int_equal(c.node[t].reads[0].status, SY_OK);
+    assert_int_equal(c.node[t].reads[0].index, h_status(&c, t).commit_index);
+    h_free(&c);
+}
+
+/* ---- leadership transfer ---- */
+
+static void test_leadership_transfer_to_caught_up_follower(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t t = (l + 2) % 3;
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 10);
+    h_run(&c, 5);
+    uint64_t term = h_status(&c, l).term;
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = t;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    /* requests are refused while the transfer runs */
+    h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
+    h_ready(&c, l);
+    assert_int_equal(count_rejects(&c.node[l], SY_ENOTLEADER), 1);
+    assert_int_equal(c.node[l].rejects[0].leader, t);
+    h_run(&c, 20);   /* far below any election timeout */
+    assert_int_equal(h_leader(&c), t);
+    assert_int_equal(h_status(&c, t).term, term + 1);
+    assert_int_equal(h_status(&c, l).leader, t);
+    submit(&c, t, SY_CLIENT_ID_BASE, 11, 5);
+    h_run(&c, 20);
+    assert_int_equal(h_applied_requests(&c, l), 15);
+    h_free(&c);
+}
+
+static void test_leadership_transfer_aborts_after_election_timeout(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t t = (l + 1) % 3;
+    h_isolate(&c, t, true);
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = t;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    h_run(&c, 250);   /* > election_max_ms */
+    assert_int_equal(h_leader(&c), l);
+    size_t before = c.node[l].n_rejects;
+    h_request(&c, l, SY_CLIENT_ID_BASE, 1);
+    h_run(&c, 10);
+    assert_int_equal(c.node[l].n_rejects, before);   /* accepted again */
+    assert_int_equal(h_applied_requests(&c, l), 1);
+    h_free(&c);
+}
+
+/* ---- membership ---- */
+
+static int conf_change(h_cluster *c, uint32_t l, uint32_t node, bool add)
+{
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_CONF_CHANGE;
+    in.u.conf.node = node;
+    in.u.conf.add = add;
+    return h_step(c, l, &in);
+}
+
+static void test_new_server_joins_as_learner_catches_up_then_votes(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init_cfg(&c, 4, true, true);
+    for (uint32_t i = 0; i < 4; i++)
+        c.cfg[i].n = 3;   /* node 3 is not in the initial membership */
+    h_start(&c);
+    uint32_t l = h_elect(&c, 2000);
+    assert_int_not_equal(l, 3);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 50);
+    h_run(&c, 20);
+    h_isolate(&c, 3, true);   /* it is slow to connect */
+    assert_int_equal(conf_change(&c, l, 3, true), SY_OK);
+    /* one change at a time */
+    assert_int_equal(conf_change(&c, l, 2 == l ? 1 : 2, false), SY_EFULL);
+    h_run(&c, 20);
+    assert_int_equal(h_status(&c, 3).last_index, 0);   /* not promoted without catching up */
+    h_isolate(&c, 3, false);
+    h_run(&c, 5);
+    h_run(&c, 50);
+    assert_int_equal(h_status(&c, 3).role, SY_ROLE_FOLLOWER);   /* promoted to voter */
+    assert_int_equal(h_applied_requests(&c, 3), 50);
+    /* With 4 voters a quorum is 3: after the leader dies, the two old
+     * followers can only elect someone with node 3's vote. */
+    h_crash(&c, l);
+    uint32_t nl = SY_NO_NODE;
+    for (int k = 0; k < 100 && nl == SY_NO_NODE; k++) {
+        h_run(&c, 10);
+        nl = h_leader(&c);
+    }
+    assert_int_not_equal(nl, SY_NO_NODE);
+    submit(&c, nl, SY_CLIENT_ID_BASE, 51, 5);
+    h_run(&c, 20);
+    assert_int_equal(h_applied_requests(&c, 3), 55);
+    assert_true(h_logs_agree(&c));
+    h_free(&c);
+}
+
+static void test_learner_does_not_count_toward_quorum(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init_cfg(&c, 4, true, true);
+    for (uint32_t i = 0; i < 4; i++)
+        c.cfg[i].n = 3;
+    h_start(&c);
+    uint32_t l = h_elect(&c, 2000);
+    h_isolate(&c, 3, true);   /* stays a learner: never catches up */
+    assert_int_equal(conf_change(&c, l, 3, true), SY_OK);
+    h_run(&c, 20);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    assert_int_equal(h_applied_requests(&c, l), 5);   /* 2 of 3 voters suffice */
+    h_free(&c);
+}
+
+static void test_removed_leader_steps_down_after_commit(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    assert_int_equal(conf_change(&c, l, l, false), SY_OK);
+    h_run(&c, 20);
+    assert_int_not_equal(h_status(&c, l).role, SY_ROLE_LEADER);
+    uint32_t nl = SY_NO_NODE;
+    for (int k = 0; k < 100 && nl == SY_NO_NODE; k++) {
+        h_run(&c, 10);
+        nl = h_leader(&c);
+    }
+    assert_int_not_equal(nl, SY_NO_NODE);
+    assert_int_not_equal(nl, l);
+    /* the two remaining voters carry on; the removed node never campaigns */
+    submit(&c, nl, SY_CLIENT_ID_BASE, 1, 4);
+    h_run(&c, 500);
+    assert_int_equal(h_applied_requests(&c, nl), 4);
+    assert_int_equal(h_leader(&c), nl);
+    assert_int_not_equal(h_status(&c, l).role, SY_ROLE_LEADER);
+    h_free(&c);
+}
+
+/* ---- evidence ---- */
+
+static void test_commit_evidence_is_signed_by_committing_node(void **state)
+{
+    (void)state;
+    sy_simsig *reg = NULL;
+    assert_int_equal(sy_simsig_new(8, &reg), SY_OK);
+    sy_signer signers[3];
+    sy_verifier ver;
+    sy_verifier_simsig(&ver, reg);
+    h_cluster c;
+    h_init_cfg(&c, 3, true, true);
+    for (uint32_t i = 0; i < 3; i++) {
+        uint8_t seed[SY_SEED_LEN];
+        memset(seed, (int)i + 1, sizeof seed);
+        assert_int_equal(sy_simsig_add(reg, seed, &signers[i]), SY_OK);
+        c.cfg[i].signer = &signers[i];
+    }
+    h_start(&c);
+    uint32_t l = h_elect(&c, 2000);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 3);
+    h_run(&c, 20);
+    for (uint32_t i = 0; i < 3; i++) {
+        h_node *nd = &c.node[i];
+        assert_int_equal(nd->ev_len, RAFT_EVIDENCE_LEN);
+        uint32_t id = (uint32_t)nd->ev[0] << 24 | (uint32_t)nd->ev[1] << 16 |
+                      (uint32_t)nd->ev[2] << 8 | nd->ev[3];
+        assert_int_equal(id, i);
+        uint8_t msg[128];
+        size_t n = 0;
+        memcpy(msg, "SYRC", 4);
+        n = 4;
+        msg[n++] = 4;
+        memcpy(msg + n, "test", 4);
+        n += 4;
+        for (int b = 7; b >= 0; b--)
+            msg[n++] = (uint8_t)(nd->ev_entry.term >> (8 * b));
+        for (int b = 7; b >= 0; b--)
+            msg[n++] = (uint8_t)(nd->ev_entry.index >> (8 * b));
+        msg[n++] = nd->ev_entry.type;
+        memcpy(msg + n, nd->ev_digest.b, SY_DIGEST_LEN);
+        n += SY_DIGEST_LEN;
+        sy_sig sig;
+        memcpy(sig.b, nd->ev + 4, SY_SIG_LEN);
+        assert_true(sy_verify(&ver, &signers[i].pub, msg, n, &sig));
+        msg[n - 1] ^= 1;   /* another entry's digest does not verify */
+        assert_false(sy_verify(&ver, &signers[i].pub, msg, n, &sig));
+    }
+    h_free(&c);
+    sy_simsig_free(reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lagging_follower_gets_snapshot_after_compaction),
+        cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
+        cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
+        cmocka_unit_test(test_read_at_follower_fails_not_leader),
+        cmocka_unit_test(test_deposed_leader_read_fails),
+        cmocka_unit_test(test_read_waits_for_leader_to_commit_in_its_term),
+        cmocka_unit_test(test_leadership_transfer_to_caught_up_follower),
+        cmocka_unit_test(test_leadership_transfer_aborts_after_election_timeout),
+        cmocka_unit_test(test_new_server_joins_as_learner_catches_up_then_votes),
+        cmocka_unit_test(test_learner_does_not_count_toward_quorum),
+        cmocka_unit_test(test_removed_leader_steps_down_after_commit),
+        cmocka_unit_test(test_commit_evidence_is_signed_by_committing_node),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
