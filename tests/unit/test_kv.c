@@ -290,8 +290,8 @@ static void test_same_request_twice_in_one_batch_applies_once(void **state)
     assert_int_equal(kvf_add(&f->w, &b, 0, 1, SY_OP_CAS, "c", "1"), SY_OK);
     /* CAS with empty expected on an absent key fails; use expect-absent. */
     kvf_batch_free(&b);
-    uint8_t *req;
-    size_t len;
+    uint8_t *req = NULL;
+    size_t len = 0;
     assert_int_equal(kvf_req(&f->w, 0, 1, SY_OP_CAS, "c", "1", NULL, SY_CAS_EXPECT_ABSENT, 0,
                              &req, &len), SY_OK);
     kvf_add_raw(&b, req, len);
