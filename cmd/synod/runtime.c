@@ -1,0 +1,868 @@
+/* The synod daemon runtime. See runtime.h for the loop; this file keeps the
+ * bookkeeping around it: which client waits for which request, reads waiting
+ * for the state machine to catch up, snapshots, metrics and log lines. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sodium.h>
+
+#include "cmd/synod/runtime.h"
+#include "core/config.h"
+#include "core/engine.h"
+#include "core/envelope.h"
+#include "core/kv.h"
+#include "core/ledger.h"
+#include "core/log.h"
+#include "core/storage.h"
+#include "crypto/sy_err.h"
+#include "net/transport.h"
+
+#define RT_MAX_EVENTS 256          /* events taken per wait */
+#define RT_MAX_PENDING 65536u      /* client requests waiting for their commit */
+#define RT_MAX_READS 65536u        /* reads waiting for a read index */
+#define RT_MAX_WAIT_MS 50          /* longest sleep, so stop flags are seen */
+#define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
+#define RT_FSYNC_BUCKETS 12
+
+/* A client request waiting for its entry to be applied. */
+typedef struct {
+    uint32_t client_id;
+    uint64_t req_no;
+    uint64_t handle;
+    uint64_t since_ms;
+} pending_req;
+
+/* A linearizable read: waiting for its read index, then for apply. */
+typedef struct {
+    uint64_t read_id;
+    uint64_t handle;
+    uint64_t index;       /* 0 until the engine gave a read index */
+    bool ready;
+    sy_client_req req;    /* key/val point into frame */
+    uint8_t *frame;
+    uint64_t since_ms;
+} pending_read;
+
+typedef struct {
+    pthread_mutex_t mu;
+    /* snapshot of engine status for the HTTP thread */
+    sy_engine_status st;
+    uint64_t applied;
+    uint64_t requests, commits, entries_applied, replies, reads;
+    uint64_t rejected[SY_ERR_COUNT];
+    uint64_t msg_in[SY_MSG_TYPE_MAX], msg_out[SY_MSG_TYPE_MAX];
+    uint64_t fsync_buckets[RT_FSYNC_BUCKETS]; /* <= 2^i * 0.25 ms */
+    uint64_t fsync_count;
+    double fsync_sum;
+    uint64_t pending, pending_reads;
+    uint64_t snapshots;
+    char protocol[16];
+    bool storage_failed;
+} rt_metrics;
+
+typedef struct {
+    sy_log log;
+    sy_node_cfg ncfg;
+    sy_cluster_cfg cluster;
+    sy_signer signer;
+    sy_verifier verifier;
+    sy_directory dir;
+    sy_env_opts dec;          /* verifying decode (net workers) */
+    sy_storage *st;
+    sy_kvm kv;
+    const sy_engine_ops *ops;
+    void *eng;
+    sy_engine_cfg ecfg;
+    sy_net *net;
+    uint64_t applied;
+    uint64_t applied_term;
+    uint64_t snap_index;
+    uint64_t ckpt_pending;    /* PBFT: checkpoint index to snapshot at */
+    pending_req *pend;
+    size_t n_pend;
+    pending_read *reads;
+    size_t n_reads;
+    uint64_t next_read_id;
+    sy_buf out;
+    rt_metrics m;
+    sy_engine_status last_st;
+    bool last_peer_up[SY_MAX_NODES];
+    uint64_t drops_since_report, last_drop_report;
+    int last_drop_rc;
+} rt;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static int metrics_cb(void *ctx, sy_buf *b)
+{
+    rt *r = ctx;
+    char line[256];
+#define EMIT(...)                                                                        \
+    do {                                                                                 \
+        int n_ = snprintf(line, sizeof line, __VA_ARGS__);                               \
+        if (n_ > 0)                                                                      \
+            sy_buf_append(b, line, (size_t)n_ < sizeof line ? (size_t)n_ : sizeof line - 1); \
+    } while (0)
+    pthread_mutex_lock(&r->m.mu);
+    rt_metrics *m = &r->m;
+    EMIT("# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n", m->requests);
+    EMIT("# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n", m->commits);
+    EMIT("# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n", m->replies);
+    EMIT("# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", m->reads);
+    EMIT("# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
+    EMIT("# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
+    EMIT("# TYPE synod_last_index gauge\nsynod_last_index %" PRIu64 "\n", m->st.last_index);
+    EMIT("# TYPE synod_snapshot_index gauge\nsynod_snapshot_index %" PRIu64 "\n", m->st.snap_index);
+    EMIT("# TYPE synod_term gauge\nsynod_term{protocol=\"%s\"} %" PRIu64 "\n", m->protocol, m->st.term);
+    EMIT("# TYPE synod_role gauge\nsynod_role{role=\"%s\"} 1\n", sy_role_name(m->st.role));
+    EMIT("# TYPE synod_is_leader gauge\nsynod_is_leader %d\n",
+         m->st.role == SY_ROLE_LEADER || m->st.role == SY_ROLE_PRIMARY);
+    EMIT("# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
+         m->st.leader_changes);
+    EMIT("# TYPE synod_evidence_total counter\nsynod_evidence_total %" PRIu64 "\n", m->st.evidence);
+    EMIT("# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
+         m->st.dropped);
+    EMIT("# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
+    EMIT("# TYPE synod_pending_requests gauge\nsynod_pending_requests %" PRIu64 "\n", m->pending);
+    EMIT("# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
+    EMIT("# TYPE synod_messages_in_total counter\n");
+    for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
+        if (m->msg_in[t])
+            EMIT("synod_messages_in_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t), m->msg_in[t]);
+    EMIT("# TYPE synod_messages_out_total counter\n");
+    for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
+        if (m->msg_out[t])
+            EMIT("synod_messages_out_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t), m->msg_out[t]);
+    EMIT("# TYPE synod_rejected_total counter\n");
+    for (int e = 0; e < SY_ERR_COUNT; e++)
+        if (m->rejected[e])
+            EMIT("synod_rejected_total{reason=\"%s\"} %" PRIu64 "\n", sy_errname(e), m->rejected[e]);
+    EMIT("# TYPE synod_fsync_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < RT_FSYNC_BUCKETS; i++) {
+        cum += m->fsync_buckets[i];
+        EMIT("synod_fsync_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", 0.00025 * (double)(1u << i), cum);
+    }
+    EMIT("synod_fsync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->fsync_count);
+    EMIT("synod_fsync_seconds_sum %.6f\nsynod_fsync_seconds_count %" PRIu64 "\n", m->fsync_sum,
+         m->fsync_count);
+    pthread_mutex_unlock(&r->m.mu);
+    sy_net_metrics_text(r->net, b);
+#undef EMIT
+    return b->err;
+}
+
+static bool health_cb(void *ctx, char *why, size_t whylen)
+{
+    rt *r = ctx;
+    pthread_mutex_lock(&r->m.mu);
+    bool failed = r->m.storage_failed;
+    pthread_mutex_unlock(&r->m.mu);
+    if (failed) {
+        snprintf(why, whylen, "storage failed; see the node's log");
+        return false;
+    }
+    return true;
+}
+
+static void note_fsync(rt *r, double secs)
+{
+    int b = 0;
+    while (b < RT_FSYNC_BUCKETS && secs > 0.00025 * (double)(1u << b))
+        b++;
+    if (b < RT_FSYNC_BUCKETS)
+        r->m.fsync_buckets[b]++;
+    r->m.fsync_count++;
+    r->m.fsync_sum += secs;
+}
+
+/* ------------------------------------------------------------ replies */
+
+static void reply_frame(rt *r, uint64_t handle, const sy_client_reply *rep)
+{
+    sy_msg m = {.type = SY_MSG_CLIENT_REPLY};
+    m.u.reply = *rep;
+    sy_buf_reset(&r->out);
+    if (sy_env_encode(r->cluster.id, r->ncfg.id, &m, &r->signer, &r->out) == SY_OK) {
+        sy_net_reply(r->net, handle, r->out.p, r->out.len);
+        r->m.replies++;
+    }
+}
+
+static void reply_error(rt *r, uint64_t handle, uint32_t client, uint64_t req_no, int status)
+{
+    uint32_t leader = r->last_st.leader;
+    sy_net_reply_error(r->net, handle, client, req_no, status, leader);
+}
+
+static pending_req *find_pending(rt *r, uint32_t client, uint64_t req_no)
+{
+    for (size_t i = 0; i < r->n_pend; i++)
+        if (r->pend[i].client_id == client && r->pend[i].req_no == req_no)
+            return &r->pend[i];
+    return NULL;
+}
+
+static void drop_pending(rt *r, pending_req *p)
+{
+    *p = r->pend[--r->n_pend];
+}
+
+static void free_read(rt *r, size_t i)
+{
+    free(r->reads[i].frame);
+    r->reads[i] = r->reads[--r->n_reads];
+}
+
+/* ------------------------------------------------------------ engine I/O */
+
+static int step(rt *r, const sy_input *in)
+{
+    int rc = r->ops->step(r->eng, in);
+    if (rc == SY_EFATAL) {
+        SY_ERROR(&r->log, "engine found its own state impossible; stopping to protect the ledger");
+        return rc;
+    }
+    return SY_OK;
+}
+
+static void serve_reads(rt *r)
+{
+    for (size_t i = 0; i < r->n_reads;) {
+        pending_read *pr = &r->reads[i];
+        if (!pr->ready || pr->index > r->applied) {
+            i++;
+            continue;
+        }
+        sy_kv_results res;
+        if (sy_kv_read(&r->kv, &pr->req, &res) == SY_OK && res.n == 1) {
+            res.replies[0].leader = r->last_st.leader;
+            reply_frame(r, pr->handle, &res.replies[0]);
+            r->m.reads++;
+        } else {
+            reply_error(r, pr->handle, pr->req.client_id, pr->req.req_no, SY_EIO);
+        }
+        sy_kv_results_free(&res);
+        free_read(r, i);
+    }
+}
+
+static int take_snapshot(rt *r, uint64_t index)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = sy_kv_snapshot(&r->kv, &blob, &len);
+    if (rc) {
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s", index, sy_strerror(rc));
+        return rc;
+    }
+    sy_txn t;
+    sy_members mem = {.n_voters = r->cluster.n};
+    for (uint32_t i = 0; i < r->cluster.n; i++)
+        mem.voters[i] = i;
+    if ((rc = sy_txn_begin(r->st, true, &t)) == SY_OK) {
+        rc = sy_txn_set_snapshot(&t, index, r->applied_term, &mem, (sy_bytes){blob, (uint32_t)len});
+        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    }
+    if (rc == SY_OK) {
+        sy_input in = {.kind = SY_IN_SNAPSHOT, .now_ms = now_ms()};
+        in.u.snapshot.index = index;
+        in.u.snapshot.term = r->applied_term;
+        in.u.snapshot.data = (sy_bytes){blob, (uint32_t)len};
+        rc = step(r, &in);
+        r->snap_index = index;
+        r->m.snapshots++;
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes); log compacted below it", index, len);
+    } else {
+        SY_ERROR(&r->log, "storing snapshot at index %" PRIu64 " failed: %s", index,
+                 sy_storage_errmsg(r->st));
+    }
+    free(blob);
+    return rc;
+}
+
+/* Persist + apply one ready in one durable transaction. */
+static int persist_and_apply(rt *r, const sy_ready *rd, sy_kv_results *res)
+{
+    sy_txn t;
+    int rc = sy_txn_begin(r->st, true, &t);
+    if (rc)
+        goto err;
+    if ((rc = sy_txn_persist_ready(&t, rd)))
+        goto err_abort;
+    if (rd->snapshot_install) {
+        if ((rc = sy_kv_restore(&r->kv, &t, rd->snap_data.p, rd->snap_data.len)))
+            goto err_abort;
+    }
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        if ((rc = sy_kv_apply(&r->kv, &t, &rd->committed[i], &res[i])))
+            goto err_abort;
+    }
+    double t0 = now_s();
+    if ((rc = sy_txn_commit(&t)))
+        goto err;
+    note_fsync(r, now_s() - t0);
+    if (rd->snapshot_install) {
+        r->applied = rd->snap_index;
+        r->applied_term = rd->snap_term;
+        r->snap_index = rd->snap_index;
+        SY_INFO(&r->log, "installed snapshot at index %" PRIu64 " from the leader", rd->snap_index);
+    }
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        if (!res[i].skipped) {
+            r->applied = rd->committed[i].entry.index;
+            r->applied_term = rd->committed[i].entry.term;
+        }
+    }
+    return SY_OK;
+err_abort:
+    sy_txn_abort(&t);
+err:
+    SY_ERROR(&r->log, "storage write failed: %s (%s); stopping", sy_strerror(rc),
+             sy_storage_errmsg(r->st));
+    return rc;
+}
+
+static bool ready_empty(const sy_ready *rd)
+{
+    return !rd->hardstate_dirty && !rd->truncate_from && !rd->n_entries && !rd->snapshot_install &&
+           !rd->compact_to && !rd->n_msgs && !rd->n_committed && !rd->n_reads && !rd->n_rejects &&
+           !rd->checkpoint_index;
+}
+
+static int process_ready(rt *r)
+{
+    for (int round = 0; round < 8; round++) {
+        sy_ready rd;
+        memset(&rd, 0, sizeof rd);
+        r->ops->ready(r->eng, &rd);
+        if (ready_empty(&rd))
+            return SY_OK;
+        sy_kv_results *res = NULL;
+        if (rd.n_committed && !(res = calloc(rd.n_committed, sizeof *res)))
+            return SY_ENOMEM;
+        bool need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
+                        rd.snapshot_install || rd.compact_to || rd.n_committed;
+        int rc = need_txn ? persist_and_apply(r, &rd, res) : SY_OK;
+        if (rc) {
+            free(res);
+            pthread_mutex_lock(&r->m.mu);
+            r->m.storage_failed = true;
+            pthread_mutex_unlock(&r->m.mu);
+            return rc;
+        }
+        /* durable: now the messages that depend on it may leave */
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            const sy_outmsg *om = &rd.msgs[i];
+            sy_buf_reset(&r->out);
+            if (sy_env_encode(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->out) != SY_OK)
+                continue;
+            if (om->to == r->ncfg.id || om->to >= r->cluster.n)
+                continue;
+            sy_net_send(r->net, om->to, r->out.p, r->out.len);
+            if (om->msg.type < SY_MSG_TYPE_MAX)
+                r->m.msg_out[om->msg.type]++;
+        }
+        for (size_t i = 0; i < rd.n_committed; i++) {
+            r->m.entries_applied++;
+            for (size_t j = 0; j < res[i].n; j++) {
+                sy_client_reply *rep = &res[i].replies[j];
+                r->m.commits++;
+                pending_req *p = find_pending(r, rep->client_id, rep->req_no);
+                if (p) {
+                    rep->leader = r->ncfg.id;
+                    reply_frame(r, p->handle, rep);
+                    drop_pending(r, p);
+                }
+            }
+            sy_kv_results_free(&res[i]);
+        }
+        free(res);
+        for (size_t i = 0; i < rd.n_reads; i++) {
+            const sy_read_state *rs = &rd.reads[i];
+            for (size_t k = 0; k < r->n_reads; k++) {
+                if (r->reads[k].read_id != rs->read_id)
+                    continue;
+                if (rs->status != SY_OK) {
+                    reply_error(r, r->reads[k].handle, r->reads[k].req.client_id,
+                                r->reads[k].req.req_no, rs->status);
+                    free_read(r, k);
+                } else {
+                    r->reads[k].index = rs->index;
+                    r->reads[k].ready = true;
+                }
+                break;
+            }
+        }
+        for (size_t i = 0; i < rd.n_rejects; i++) {
+            const sy_reject *rj = &rd.rejects[i];
+            pending_req *p = find_pending(r, rj->client_id, rj->req_no);
+            if (p) {
+                sy_net_reply_error(r->net, p->handle, rj->client_id, rj->req_no, rj->status,
+                                   rj->leader);
+                drop_pending(r, p);
+            }
+        }
+        if (rd.checkpoint_index)
+            r->ckpt_pending = rd.checkpoint_index;
+        r->ops->advance(r->eng, now_ms());
+        serve_reads(r);
+        /* PBFT checkpoints want a snapshot of exactly the checkpointed
+         * state; our apply loop stops at nothing, so we snapshot when the
+         * applied index equals it (engines emit it before executing past). */
+        if (r->ckpt_pending && r->applied == r->ckpt_pending) {
+            r->ckpt_pending = 0;
+            if ((rc = take_snapshot(r, r->applied)))
+                return rc;
+        } else if (r->ecfg.snapshot_threshold && !r->ckpt_pending &&
+                   r->applied >= r->snap_index + r->ecfg.snapshot_threshold &&
+                   strcmp(r->ops->name, "pbft") != 0) {
+            if ((rc = take_snapshot(r, r->applied)))
+                return rc;
+        }
+    }
+    return SY_OK;
+}
+
+/* ------------------------------------------------------------ inbound */
+
+static void count_reject(rt *r, int rc, const char *why, const char *from)
+{
+    if (rc >= 0 && rc < SY_ERR_COUNT)
+        r->m.rejected[rc]++;
+    r->drops_since_report++;
+    r->last_drop_rc = rc;
+    SY_DEBUG(&r->log, "rejected %s frame: %s", from, why ? why : sy_strerror(rc));
+}
+
+static void handle_client_req(rt *r, sy_net_event *ev)
+{
+    const sy_env *e = &ev->env;
+    const sy_client_req *q = &e->msg.u.req;
+    uint64_t t = now_ms();
+    r->m.requests++;
+    if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN)) {
+        if (q->flags & SY_REQ_STALE_OK) {
+            sy_kv_results res;
+            if (sy_kv_read(&r->kv, q, &res) == SY_OK && res.n == 1) {
+                res.replies[0].leader = r->last_st.leader;
+                reply_frame(r, ev->handle, &res.replies[0]);
+            } else {
+                reply_error(r, ev->handle, q->client_id, q->req_no, SY_EIO);
+            }
+            sy_kv_results_free(&res);
+            return;
+        }
+        if (r->n_reads >= RT_MAX_READS) {
+            reply_error(r, ev->handle, q->client_id, q->req_no, SY_EFULL);
+            return;
+        }
+        pending_read *pr = &r->reads[r->n_reads];
+        memset(pr, 0, sizeof *pr);
+        pr->frame = malloc(ev->len);
+        if (!pr->frame) {
+            reply_error(r, ev->handle, q->client_id, q->req_no, SY_ENOMEM);
+            return;
+        }
+        memcpy(pr->frame, ev->data, ev->len);
+        /* re-point the request's byte fields into our copy */
+        pr->req = *q;
+        ptrdiff_t off;
+#define REPOINT(f)                                                  \
+        if (q->f.len) {                                             \
+            off = q->f.p - ev->data;                                \
+            pr->req.f.p = pr->frame + off;                          \
+        }
+        REPOINT(key) REPOINT(val) REPOINT(old)
+#undef REPOINT
+        pr->handle = ev->handle;
+        pr->read_id = ++r->next_read_id;
+        pr->since_ms = t;
+        r->n_reads++;
+        sy_input in = {.kind = SY_IN_READ, .now_ms = t};
+        in.u.read.read_id = pr->read_id;
+        step(r, &in);
+        return;
+    }
+    pending_req *p = find_pending(r, q->client_id, q->req_no);
+    if (p) {
+        /* a retransmission: answer the newest connection */
+        p->handle = ev->handle;
+    } else {
+        if (r->n_pend >= RT_MAX_PENDING) {
+            reply_error(r, ev->handle, q->client_id, q->req_no, SY_EFULL);
+            return;
+        }
+        p = &r->pend[r->n_pend++];
+        *p = (pending_req){q->client_id, q->req_no, ev->handle, t};
+    }
+    sy_input in = {.kind = SY_IN_REQUEST, .now_ms = t};
+    in.u.request.req = q;
+    in.u.request.raw = ev->data;
+    in.u.request.raw_len = ev->len;
+    step(r, &in);
+}
+
+static void handle_status_req(rt *r, sy_net_event *ev)
+{
+    sy_msg m = {.type = SY_MSG_STATUS_REPLY};
+    sy_status_reply *s = &m.u.status;
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    s->nonce = ev->env.msg.u.status_req.nonce;
+    s->node = r->ncfg.id;
+    s->protocol = (sy_bytes){(const uint8_t *)r->ops->name, (uint32_t)strlen(r->ops->name)};
+    s->role = st.role;
+    s->term = st.term;
+    s->leader = st.leader;
+    s->last_index = st.last_index;
+    s->commit_index = st.commit_index;
+    s->applied_index = r->applied;
+    s->snap_index = st.snap_index > r->snap_index ? st.snap_index : r->snap_index;
+    s->peers_connected = sy_net_peers_connected(r->net);
+    s->evidence = st.evidence;
+    s->leader_changes = st.leader_changes;
+    sy_kv_digest(&r->kv, &s->state_digest);
+    sy_txn t;
+    if (sy_txn_begin(r->st, false, &t) == SY_OK) {
+        uint64_t h;
+        sy_ledger_tip(&t, &h, &s->ledger_head);
+        sy_txn_abort(&t);
+    }
+    sy_buf_reset(&r->out);
+    if (sy_env_encode(r->cluster.id, r->ncfg.id, &m, &r->signer, &r->out) == SY_OK)
+        sy_net_reply(r->net, ev->handle, r->out.p, r->out.len);
+}
+
+static int handle_event(rt *r, sy_net_event *ev)
+{
+    if (ev->kind == SY_NET_EV_WAKE)
+        return SY_OK;
+    const char *from = ev->kind == SY_NET_EV_PEER ? "peer" : "client";
+    if (!ev->decoded || ev->rc != SY_OK) {
+        int rc = ev->decoded ? ev->rc : SY_EINVAL;
+        count_reject(r, rc, ev->why, from);
+        if (ev->kind == SY_NET_EV_CLIENT)
+            reply_error(r, ev->handle, 0, 0, rc == SY_ESENDER ? SY_EUNAUTH : rc);
+        return SY_OK;
+    }
+    const sy_env *e = &ev->env;
+    if (e->type < SY_MSG_TYPE_MAX)
+        r->m.msg_in[e->type]++;
+    if (ev->kind == SY_NET_EV_CLIENT) {
+        if (e->type == SY_MSG_CLIENT_REQ && e->sender >= SY_CLIENT_ID_BASE)
+            handle_client_req(r, ev);
+        else if (e->type == SY_MSG_STATUS_REQ)
+            handle_status_req(r, ev);
+        else {
+            count_reject(r, SY_EMSGTYPE, "message type not accepted on the client port", from);
+            reply_error(r, ev->handle, 0, 0, SY_EMSGTYPE);
+        }
+        return SY_OK;
+    }
+    /* peer port: only nodes, only protocol messages */
+    if (e->sender >= r->cluster.n || e->sender == r->ncfg.id || e->type == SY_MSG_CLIENT_REQ ||
+        e->type == SY_MSG_CLIENT_REPLY) {
+        count_reject(r, SY_ESENDER, "peer port frame not from another replica", from);
+        return SY_OK;
+    }
+    if (e->type == SY_MSG_PING || e->type == SY_MSG_PONG || e->type == SY_MSG_STATUS_REQ ||
+        e->type == SY_MSG_STATUS_REPLY)
+        return SY_OK;
+    sy_input in = {.kind = SY_IN_MSG, .now_ms = now_ms()};
+    in.u.msg.from = e->sender;
+    in.u.msg.msg = &e->msg;
+    in.u.msg.raw = ev->data;
+    in.u.msg.raw_len = ev->len;
+    return step(r, &in);
+}
+
+/* ------------------------------------------------------------ bookkeeping */
+
+static void expire_waiters(rt *r, uint64_t t)
+{
+    /* Clients give up long before this; the transport expires their
+     * handles too. This only bounds our own tables. */
+    const uint64_t max_age = SY_NET_CLIENT_EXPIRE_MS_DEFAULT;
+    for (size_t i = 0; i < r->n_pend;) {
+        if (t - r->pend[i].since_ms > max_age)
+            drop_pending(r, &r->pend[i]);
+        else
+            i++;
+    }
+    for (size_t i = 0; i < r->n_reads;) {
+        if (t - r->reads[i].since_ms > max_age) {
+            reply_error(r, r->reads[i].handle, r->reads[i].req.client_id, r->reads[i].req.req_no,
+                        SY_ETIMEOUT);
+            free_read(r, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void log_changes(rt *r, uint64_t t)
+{
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    if (st.role != r->last_st.role || st.term != r->last_st.term || st.leader != r->last_st.leader) {
+        const char *unit = strcmp(r->ops->name, "pbft") == 0 ? "view"
+                           : strcmp(r->ops->name, "paxos") == 0 ? "ballot" : "term";
+        if (st.leader == SY_NO_NODE)
+            SY_INFO(&r->log, "role %s %s %" PRIu64 " leader unknown", sy_role_name(st.role), unit, st.term);
+        else
+            SY_INFO(&r->log, "role %s %s %" PRIu64 " leader %u", sy_role_name(st.role), unit, st.term,
+                    st.leader);
+    }
+    if (st.evidence > r->last_st.evidence)
+        SY_WARN(&r->log, "misbehaviour evidence recorded (total %" PRIu64 ")", st.evidence);
+    r->last_st = st;
+    sy_net_stats ns;
+    sy_net_get_stats(r->net, &ns);
+    for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES; i++) {
+        if (i == r->ncfg.id)
+            continue;
+        if (ns.peer_up[i] != r->last_peer_up[i])
+            SY_INFO(&r->log, "peer %u %s", i, ns.peer_up[i] ? "connected" : "disconnected");
+        r->last_peer_up[i] = ns.peer_up[i];
+    }
+    if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
+        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s)",
+                r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc));
+        r->drops_since_report = 0;
+        r->last_drop_report = t;
+    }
+    pthread_mutex_lock(&r->m.mu);
+    r->m.st = st;
+    r->m.applied = r->applied;
+    r->m.pending = r->n_pend;
+    r->m.pending_reads = r->n_reads;
+    pthread_mutex_unlock(&r->m.mu);
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[SY_CFG_MAX_PATH];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0700) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
+{
+    rt *r = calloc(1, sizeof *r);
+    char why[512];
+    int code = 1, rc;
+    if (!r) {
+        fprintf(stderr, "synod: out of memory\n");
+        return 1;
+    }
+    pthread_mutex_init(&r->m.mu, NULL);
+    sy_buf_init(&r->out);
+    if (sy_crypto_init()) {
+        fprintf(stderr, "synod: libsodium failed to initialise\n");
+        goto out_free;
+    }
+    rc = sy_node_load(o->config_path, &r->ncfg, &r->cluster, why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "synod: %s\n", why);
+        code = 2;
+        goto out_cfg;
+    }
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "node=%u", r->ncfg.id);
+    int level = o->log_level >= 0 ? o->log_level : r->ncfg.log_level;
+    sy_log_init(&r->log, level < 0 ? SY_LOG_INFO : level, prefix);
+    const char *proto = sy_protocol_name(r->cluster.protocol);
+    r->ops = sy_engine_lookup(proto);
+    if (!r->ops) {
+        fprintf(stderr, "synod: protocol '%s' in %s is not built into this binary\n", proto,
+                r->cluster.path);
+        code = 2;
+        goto out_cfg;
+    }
+    if (o->byzantine) {
+#ifdef SYNOD_TESTING
+        fprintf(stderr, "synod: --byzantine is not supported by the %s engine yet\n", proto);
+#else
+        fprintf(stderr, "synod: --byzantine exists only in test builds (cmake -DSYNOD_TESTING=ON)\n");
+#endif
+        code = 2;
+        goto out_cfg;
+    }
+    snprintf(r->m.protocol, sizeof r->m.protocol, "%s", proto);
+    sy_signer_ed25519(&r->signer, r->ncfg.seckey);
+    sy_verifier_ed25519(&r->verifier);
+    sy_cluster_directory(&r->cluster, &r->dir);
+    r->dec = (sy_env_opts){.cluster_id = r->cluster.id, .dir = &r->dir, .verifier = &r->verifier};
+
+    if (mkdir_p(r->ncfg.data_dir)) {
+        fprintf(stderr, "synod: cannot create data dir %s: %s (node file %s)\n", r->ncfg.data_dir,
+                strerror(errno), r->ncfg.path);
+        code = 2;
+        goto out_cfg;
+    }
+    char serr[SY_STORAGE_ERRMSG] = "";
+    if ((rc = sy_storage_lmdb_open(r->ncfg.data_dir, NULL, &r->st, serr))) {
+        fprintf(stderr, "synod: cannot open storage in %s: %s\n", r->ncfg.data_dir, serr);
+        goto out_cfg;
+    }
+    sy_env_opts kvdec = {.cluster_id = r->cluster.id, .dir = &r->dir};
+    if ((rc = sy_kv_init(&r->kv, r->st, &kvdec, 0))) {
+        fprintf(stderr, "synod: state machine in %s: %s\n", r->ncfg.data_dir, sy_strerror(rc));
+        goto out_storage;
+    }
+    sy_storage_boot boot;
+    if ((rc = sy_storage_load_boot(r->st, &boot))) {
+        fprintf(stderr, "synod: reading durable state in %s failed: %s\n", r->ncfg.data_dir,
+                sy_storage_errmsg(r->st));
+        goto out_storage;
+    }
+    r->applied = boot.boot.applied;
+    r->snap_index = boot.boot.snap_index;
+    r->applied_term = boot.boot.snap_term;
+    for (size_t i = 0; i < boot.boot.n_entries; i++)
+        if (boot.boot.entries[i].index == r->applied)
+            r->applied_term = boot.boot.entries[i].term;
+
+    sy_cluster_engine_cfg(&r->cluster, r->ncfg.id, &r->ecfg);
+    r->ecfg.signer = &r->signer;
+    r->ecfg.verifier = &r->verifier;
+    randombytes_buf(&r->ecfg.rng_seed, sizeof r->ecfg.rng_seed);
+    rc = r->ops->create(&r->ecfg, &boot.boot, &r->eng);
+    sy_storage_boot_free(&boot);
+    if (rc) {
+        fprintf(stderr, "synod: %s engine could not start from %s: %s\n", proto, r->ncfg.data_dir,
+                sy_strerror(rc));
+        goto out_storage;
+    }
+
+    r->pend = calloc(RT_MAX_PENDING, sizeof *r->pend);
+    r->reads = calloc(RT_MAX_READS, sizeof *r->reads);
+    if (!r->pend || !r->reads) {
+        fprintf(stderr, "synod: out of memory\n");
+        goto out_engine;
+    }
+    const char *peers[SY_MAX_NODES];
+    for (uint32_t i = 0; i < r->cluster.n; i++)
+        peers[i] = r->cluster.nodes[i].peer;
+    const sy_node_entry *me = &r->cluster.nodes[r->ncfg.id];
+    sy_net_cfg nc = {
+        .self = r->ncfg.id,
+        .n = r->cluster.n,
+        .peer_addrs = peers,
+        .client_addr = me->client,
+        .metrics_addr = me->metrics[0] ? me->metrics : NULL,
+        .verify = &r->dec,
+        .signer = &r->signer,
+        .cluster_id = r->cluster.id,
+        .metrics = metrics_cb,
+        .health = health_cb,
+        .cb_ctx = r,
+    };
+    if ((rc = sy_net_open(&nc, &r->net, why, sizeof why))) {
+        fprintf(stderr, "synod: %s\n", why);
+        code = rc == SY_ECONFIG || rc == SY_EINVAL ? 2 : 1;
+        goto out_engine;
+    }
+    SY_INFO(&r->log, "started: protocol %s, %u nodes, f=%u, peer %s, client %s, metrics %s, applied %" PRIu64,
+            proto, r->cluster.n, r->cluster.f, me->peer, me->client,
+            me->metrics[0] ? me->metrics : "(none)", r->applied);
+    r->last_st.role = 0xff;
+    r->last_drop_report = now_ms();
+
+    code = 0;
+    sy_net_event *evs = calloc(RT_MAX_EVENTS, sizeof *evs);
+    if (!evs) {
+        code = 1;
+        goto out_net;
+    }
+    uint64_t last_expire = now_ms();
+    while (!*stop) {
+        uint64_t t = now_ms();
+        uint64_t dl = r->ops->next_deadline ? r->ops->next_deadline(r->eng) : 0;
+        int timeout = RT_MAX_WAIT_MS;
+        if (dl && dl <= t)
+            timeout = 0;
+        else if (dl && dl - t < (uint64_t)timeout)
+            timeout = (int)(dl - t);
+        size_t n = 0;
+        rc = sy_net_wait_batch(r->net, timeout, evs, RT_MAX_EVENTS, &n);
+        if (rc == SY_ECLOSED)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            int erc = handle_event(r, &evs[i]);
+            sy_net_event_free(&evs[i]);
+            if (erc == SY_EFATAL) {
+                for (size_t k = i + 1; k < n; k++)
+                    sy_net_event_free(&evs[k]);
+                code = 1;
+                goto out_loop;
+            }
+        }
+        t = now_ms();
+        sy_input tick = {.kind = SY_IN_TICK, .now_ms = t};
+        if (step(r, &tick) == SY_EFATAL || process_ready(r)) {
+            code = 1;
+            break;
+        }
+        if (t - last_expire >= 1000) {
+            expire_waiters(r, t);
+            last_expire = t;
+        }
+        log_changes(r, t);
+    }
+out_loop:
+    free(evs);
+    if (code == 0)
+        SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
+out_net:
+    sy_net_close(r->net);
+out_engine:
+    if (r->eng)
+        r->ops->destroy(r->eng);
+    for (size_t i = 0; i < r->n_reads; i++)
+        free(r->reads[i].frame);
+    free(r->pend);
+    free(r->reads);
+out_storage:
+    sy_storage_close(r->st);
+out_cfg:
+    sy_node_free(&r->ncfg);
+    sy_cluster_free(&r->cluster);
+out_free:
+    sy_buf_free(&r->out);
+    pthread_mutex_destroy(&r->m.mu);
+    free(r);
+    return code;
+}

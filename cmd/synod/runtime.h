@@ -1,0 +1,30 @@
+/* The synod daemon's runtime: one thread that wires the configured engine to
+ * the NNG transport, LMDB storage and the key-value state machine.
+ *
+ * Per loop iteration (the engine contract in core/engine.h):
+ *   wait for verified inbound events (or the engine's next deadline)
+ *   step them into the engine, then a tick
+ *   ready -> one LMDB write transaction: hard state, log, snapshot install,
+ *            apply committed entries (state + sessions + ledger + applied)
+ *            -> commit (one fsync: group commit for everything above)
+ *         -> sign and send messages (only now: persist-before-send)
+ *         -> answer clients whose requests were applied, reads, rejects
+ *   advance */
+#ifndef SYNOD_RUNTIME_H
+#define SYNOD_RUNTIME_H
+
+#include <signal.h>
+#include <stdint.h>
+
+typedef struct synod_opts {
+    const char *config_path;
+    const char *byzantine;        /* test-only behaviour name, or NULL */
+    int log_level;                /* -1: from the node file */
+} synod_opts;
+
+/* Runs until *stop becomes non-zero. Returns the process exit code: 0 after
+ * a clean stop, 1 for a run-time failure, 2 for a configuration error (with
+ * one line on stderr already printed). */
+int synod_run(const synod_opts *o, volatile sig_atomic_t *stop);
+
+#endif
