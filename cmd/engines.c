@@ -2,10 +2,12 @@
  * sees every engine, so the registry lives here. */
 #include <string.h>
 #include "core/engine.h"
+#include "cft/raft/raft.h"
 
 const sy_engine_ops *sy_engine_lookup(const char *protocol)
 {
     static const sy_engine_ops *const all[] = {
+        &sy_raft_ops,
         NULL,
     };
     for (size_t i = 0; all[i]; i++)
