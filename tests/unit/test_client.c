@@ -15,6 +15,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include "net/client.h"
+#include "net/transport.h"
 #include "core/config.h"
 #include "core/envelope.h"
 #include "core/engine.h"
@@ -427,6 +428,117 @@ static void test_oversized_value_rejected_before_sending(void **state)
     world_stop(&w);
 }
 
+/* ------------------------------------ client against the real endpoint */
+
+typedef struct kvsrv {
+    world *w;
+    sy_net *net;
+    pthread_t thr;
+    volatile int stop;
+    char keys[8][16], vals[8][64];
+    size_t vlen[8];
+    int n;
+    int bad_frames;
+} kvsrv;
+
+static void kv_answer(kvsrv *s, const sy_net_event *ev)
+{
+    const sy_client_req *q = &ev->env.msg.u.req;
+    sy_msg m;
+    sy_buf b;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_CLIENT_REPLY;
+    m.u.reply.client_id = q->client_id;
+    m.u.reply.req_no = q->req_no;
+    m.u.reply.leader = 0;
+    m.u.reply.index = 1;
+    int found = -1;
+    for (int i = 0; i < s->n; i++)
+        if (strlen(s->keys[i]) == q->key.len && !memcmp(s->keys[i], q->key.p, q->key.len))
+            found = i;
+    if (q->op == SY_OP_PUT) {
+        if (found < 0 && s->n < 8)
+            found = s->n++;
+        snprintf(s->keys[found], sizeof s->keys[found], "%.*s", (int)q->key.len, q->key.p);
+        memcpy(s->vals[found], q->val.p, q->val.len);
+        s->vlen[found] = q->val.len;
+    } else if (found < 0) {
+        m.u.reply.status = SY_ENOTFOUND;
+    } else {
+        m.u.reply.val = (sy_bytes){ (const uint8_t *)s->vals[found], (uint32_t)s->vlen[found] };
+    }
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode(CLUSTER, 0, &m, &s->w->node_signer[0], &b), SY_OK);
+    assert_int_equal(sy_net_reply(s->net, ev->handle, b.p, b.len), SY_OK);
+    sy_buf_free(&b);
+}
+
+static void *kv_main(void *arg)
+{
+    kvsrv *s = arg;
+    while (!s->stop) {
+        sy_net_event ev;
+        if (sy_net_wait(s->net, 50, &ev) != SY_OK)
+            continue;
+        if (ev.kind == SY_NET_EV_CLIENT) {
+            if (ev.rc != SY_OK)
+                s->bad_frames++;
+            else if (ev.env.type == SY_MSG_CLIENT_REQ)
+                kv_answer(s, &ev);
+        }
+        sy_net_event_free(&ev);
+    }
+    return NULL;
+}
+
+static void test_client_and_transport_endpoint_round_trip(void **state)
+{
+    world w;
+    kvsrv s;
+    char why[256] = "";
+    world_start(&w, SY_PROTO_RAFT, 1, 0, 8);
+    /* the fake REP node steps aside for the real endpoint */
+    w.stop = 1;
+    pthread_join(w.nodes[0].thr, NULL);
+    nng_close(w.nodes[0].sock);
+    w.n = 0;
+    memset(&s, 0, sizeof s);
+    s.w = &w;
+    char peer[300];
+    snprintf(peer, sizeof peer, "%s.peer", w.cfg.nodes[0].client);
+    const char *peers[1] = { peer };
+    sy_net_cfg nc;
+    memset(&nc, 0, sizeof nc);
+    nc.self = 0;
+    nc.n = 1;
+    nc.peer_addrs = peers;
+    nc.client_addr = w.cfg.nodes[0].client;
+    nc.verify = &w.opts;
+    nc.signer = &w.node_signer[0];
+    nc.cluster_id = CLUSTER;
+    nc.workers = 2;
+    assert_int_equal(sy_net_open(&nc, &s.net, why, sizeof why), SY_OK);
+    assert_int_equal(pthread_create(&s.thr, NULL, kv_main, &s), 0);
+
+    sy_client *c = open_client(&w, 2000);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_put(c, "alpha", 5, "one", 3, 20000), SY_OK);
+    assert_int_equal(sy_client_get(c, "alpha", 5, &v, &vl, 20000), SY_OK);
+    assert_value(v, vl, "one");
+    free(v);
+    assert_int_equal(sy_client_get(c, "beta", 4, &v, &vl, 20000), SY_ENOTFOUND);
+    assert_int_equal(s.bad_frames, 0);
+
+    sy_client_close(c);
+    s.stop = 1;
+    pthread_join(s.thr, NULL);
+    sy_net_close(s.net);
+    sy_seckey_free(w.node_sk[0]);
+    w.node_sk[0] = NULL;
+    world_stop(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
+        cmocka_unit_test(test_client_and_transport_endpoint_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,726 @@
+/* synodctl: command-line client for a synod cluster (docs/client.md).
+ *
+ * Exit codes: 0 success; 1 the operation failed at run time (not found, cas
+ * mismatch, cluster unreachable, no quorum before the deadline, refused by
+ * the cluster); 2 usage or configuration error (bad arguments, manifest or
+ * key file problems, key not in the manifest, key/value over the limits). */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "net/client.h"
+#include "core/config.h"
+#include "core/engine.h"
+#include "core/ledger.h"
+#include "crypto/keyfile.h"
+#include "crypto/sy_err.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define DEFAULT_TIMEOUT_MS 5000
+#define STATUS_TIMEOUT_MS 2000
+#define BENCH_MAX_CLIENTS 1024
+#define BENCH_KEY_LEN 16
+
+static const char usage_text[] =
+    "usage: synodctl --cluster DIR/cluster.ini [--key FILE] [--timeout MS] [--stale] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  put KEY VALUE            store VALUE under KEY\n"
+    "  get KEY                  print KEY's value\n"
+    "  del KEY                  delete KEY\n"
+    "  cas KEY OLD NEW          set KEY to NEW if its value is OLD\n"
+    "  cas --absent KEY NEW     set KEY to NEW if KEY does not exist\n"
+    "  scan FROM TO [--limit N] print keys in [FROM, TO) as KEY<TAB>VALUE lines\n"
+    "                           (TO = \"\" scans to the end)\n"
+    "  status [--json]          every node's role, term, leader, indexes, peers\n"
+    "  bench [--clients C] [--requests N | --duration S] [--value-size B]\n"
+    "        [--read-ratio R] [--keys K]\n"
+    "                           load test: C threads (client keys client-0..C-1\n"
+    "                           next to the manifest), 16-byte keys\n"
+    "  ledger verify --cluster DIR/cluster.ini DATA_DIR\n"
+    "                           check a node's hash-chained ledger offline\n"
+    "\n"
+    "options:\n"
+    "  --cluster FILE   the cluster manifest (required)\n"
+    "  --key FILE       client secret key (default: keys/client-0.key next to\n"
+    "                   the manifest)\n"
+    "  --timeout MS     deadline for each operation, retries included (default 5000)\n"
+    "  --stale          allow get/scan to be served from possibly stale state\n"
+    "  --help           this text\n"
+    "\n"
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  the operation failed at run time: key not found (get, del), cas found\n"
+    "     another value (printed on stdout), cluster unreachable, no leader or\n"
+    "     quorum before the deadline, request refused by the cluster\n"
+    "  2  usage or configuration error: bad arguments, unreadable manifest or\n"
+    "     key file, key not listed in the manifest, key or value too large\n";
+
+typedef struct args {
+    const char *cluster, *key;
+    int timeout_ms;
+    bool stale, json, absent;
+    uint32_t limit;
+    uint32_t clients;
+    uint64_t requests;
+    double duration_s;
+    size_t value_size;
+    double read_ratio;
+    uint32_t keys;
+    const char *pos[8];
+    int npos;
+} args;
+
+static void die_usage(const char *fmt, const char *a)
+{
+    fprintf(stderr, "synodctl: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, " (see synodctl --help)\n");
+    exit(EXIT_USAGE);
+}
+
+static uint64_t parse_u64(const char *opt, const char *v, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || x < min || x > max) {
+        fprintf(stderr, "synodctl: %s wants a whole number in [%" PRIu64 ", %" PRIu64 "], got '%s'\n",
+                opt, min, max, v);
+        exit(EXIT_USAGE);
+    }
+    return x;
+}
+
+static double parse_double(const char *opt, const char *v, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= min && x <= max)) {
+        fprintf(stderr, "synodctl: %s wants a number in [%g, %g], got '%s'\n", opt, min, max, v);
+        exit(EXIT_USAGE);
+    }
+    return x;
+}
+
+static void parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->timeout_ms = DEFAULT_TIMEOUT_MS;
+    a->clients = 1;
+    a->value_size = 16;
+    a->read_ratio = 0.5;
+    a->keys = 1000;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+#define VAL() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(usage_text, stdout);
+            exit(0);
+        } else if (!strcmp(s, "--cluster")) {
+            a->cluster = VAL();
+        } else if (!strcmp(s, "--key")) {
+            a->key = VAL();
+        } else if (!strcmp(s, "--timeout")) {
+            a->timeout_ms = (int)parse_u64(s, VAL(), 1, 24u * 3600u * 1000u);
+        } else if (!strcmp(s, "--stale")) {
+            a->stale = true;
+        } else if (!strcmp(s, "--json")) {
+            a->json = true;
+        } else if (!strcmp(s, "--absent")) {
+            a->absent = true;
+        } else if (!strcmp(s, "--limit")) {
+            a->limit = (uint32_t)parse_u64(s, VAL(), 1, SY_MAX_SCAN);
+        } else if (!strcmp(s, "--clients")) {
+            a->clients = (uint32_t)parse_u64(s, VAL(), 1, BENCH_MAX_CLIENTS);
+        } else if (!strcmp(s, "--requests")) {
+            a->requests = parse_u64(s, VAL(), 1, UINT64_MAX / 2);
+        } else if (!strcmp(s, "--duration")) {
+            a->duration_s = parse_double(s, VAL(), 0.001, 86400.0);
+        } else if (!strcmp(s, "--value-size")) {
+            a->value_size = (size_t)parse_u64(s, VAL(), 0, SY_MAX_VALUE);
+        } else if (!strcmp(s, "--read-ratio")) {
+            a->read_ratio = parse_double(s, VAL(), 0.0, 1.0);
+        } else if (!strcmp(s, "--keys")) {
+            a->keys = (uint32_t)parse_u64(s, VAL(), 1, UINT32_MAX);
+        } else if (s[0] == '-' && s[1] == '-' && s[2]) {
+            die_usage("unknown option %s", s);
+        } else {
+            if (a->npos == (int)(sizeof a->pos / sizeof a->pos[0]))
+                die_usage("too many arguments (at '%s')", s);
+            a->pos[a->npos++] = s;
+        }
+#undef VAL
+    }
+}
+
+static void need_args(const args *a, int n, const char *form)
+{
+    if (a->npos != n)
+        die_usage("usage: synodctl --cluster FILE %s", form);
+}
+
+/* DIR/keys/client-<k>.key next to the manifest. */
+static void client_key_path(const char *cluster, uint32_t k, char *out, size_t outlen)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", cluster);
+    snprintf(out, outlen, "%s/keys/client-%u.key", dirname(tmp), k);
+}
+
+static int exit_for_open(int rc)
+{
+    return rc == SY_ENOMEM || rc == SY_EIO ? EXIT_RUNTIME : EXIT_USAGE;
+}
+
+static sy_client *open_or_die(const args *a, const char *key)
+{
+    sy_client *c;
+    char why[512] = "";
+    char def[PATH_MAX];
+    if (!key) {
+        client_key_path(a->cluster, 0, def, sizeof def);
+        key = def;
+    }
+    int rc = sy_client_open(a->cluster, key, &c, why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
+        exit(exit_for_open(rc));
+    }
+    sy_client_opts o = { .attempt_ms = 0, .stale_reads = a->stale };
+    sy_client_set_opts(c, &o);
+    return c;
+}
+
+/* Turns a call's failure into one line that tells unreachable from no
+ * quorum by asking every node for its status. */
+static int fail_call(sy_client *c, const args *a, const char *what, int rc)
+{
+    if (rc == SY_ETIMEOUT) {
+        const sy_cluster_cfg *cfg = sy_client_cluster(c);
+        sy_client_node_status *st = calloc(cfg->n, sizeof *st);
+        uint32_t up = 0;
+        int probe = a->timeout_ms < STATUS_TIMEOUT_MS ? a->timeout_ms : STATUS_TIMEOUT_MS;
+        if (st && sy_client_status_all(c, probe, st) == SY_OK)
+            for (uint32_t i = 0; i < cfg->n; i++)
+                up += st[i].rc == SY_OK;
+        free(st);
+        if (up == 0)
+            fprintf(stderr, "synodctl: %s: cluster unreachable: none of the %u nodes answered "
+                    "(is synod running? node 0 client address %s)\n",
+                    what, cfg->n, cfg->nodes[0].client);
+        else
+            fprintf(stderr, "synodctl: %s: no leader/quorum answered within %d ms (%u of %u "
+                    "nodes reachable; see synodctl status). The operation may or may not "
+                    "have taken effect.\n", what, a->timeout_ms, up, cfg->n);
+        return EXIT_RUNTIME;
+    }
+    if (rc == SY_ETOOBIG) {
+        fprintf(stderr, "synodctl: %s: key or value too large (limits: key %u bytes, value %u "
+                "bytes)\n", what, SY_MAX_KEY, SY_MAX_VALUE);
+        return EXIT_USAGE;
+    }
+    if (rc == SY_EUNAUTH) {
+        fprintf(stderr, "synodctl: %s: refused: this client key is not authorised by the "
+                "cluster\n", what);
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "synodctl: %s failed: %s\n", what, sy_strerror(rc));
+    return EXIT_RUNTIME;
+}
+
+static void print_bytes(FILE *f, const uint8_t *p, size_t n)
+{
+    if (n)
+        fwrite(p, 1, n, f);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int cmd_status(sy_client *c, const args *a)
+{
+    const sy_cluster_cfg *cfg = sy_client_cluster(c);
+    sy_client_node_status *st = calloc(cfg->n, sizeof *st);
+    uint32_t up = 0;
+    if (!st)
+        return EXIT_RUNTIME;
+    sy_client_status_all(c, a->timeout_ms < STATUS_TIMEOUT_MS ? a->timeout_ms : STATUS_TIMEOUT_MS,
+                         st);
+    if (a->json) {
+        printf("[");
+        for (uint32_t i = 0; i < cfg->n; i++) {
+            const sy_client_node_status *s = &st[i];
+            printf("%s\n  {\"node\": %u, \"address\": ", i ? "," : "", i);
+            json_str(cfg->nodes[i].client);
+            if (s->rc != SY_OK) {
+                printf(", \"reachable\": false}");
+                continue;
+            }
+            char sd[65], lh[65];
+            sy_digest_hex(&s->state_digest, 32, sd);
+            sy_digest_hex(&s->ledger_head, 32, lh);
+            printf(", \"reachable\": true, \"protocol\": ");
+            json_str(s->protocol);
+            printf(", \"role\": \"%s\", \"term\": %" PRIu64 ", \"leader\": ",
+                   sy_role_name(s->role), s->term);
+            if (s->leader == SY_NO_NODE)
+                printf("null");
+            else
+                printf("%u", s->leader);
+            printf(", \"last_index\": %" PRIu64 ", \"commit_index\": %" PRIu64
+                   ", \"applied_index\": %" PRIu64 ", \"snapshot_index\": %" PRIu64
+                   ", \"peers_connected\": %u, \"evidence\": %" PRIu64
+                   ", \"leader_changes\": %" PRIu64 ", \"state_digest\": \"%s\""
+                   ", \"ledger_head\": \"%s\"}",
+                   s->last_index, s->commit_index, s->applied_index, s->snap_index,
+                   s->peers_connected, s->evidence, s->leader_changes, sd, lh);
+            up++;
+        }
+        printf("\n]\n");
+    } else {
+        printf("%-4s %-6s %-12s %8s %6s %10s %10s %10s %5s %8s\n", "node", "proto", "role",
+               "term", "leader", "commit", "applied", "snapshot", "peers", "evidence");
+        for (uint32_t i = 0; i < cfg->n; i++) {
+            const sy_client_node_status *s = &st[i];
+            if (s->rc != SY_OK) {
+                printf("%-4u unreachable (%s)\n", i, cfg->nodes[i].client);
+                continue;
+            }
+            char leader[16];
+            if (s->leader == SY_NO_NODE)
+                snprintf(leader, sizeof leader, "-");
+            else
+                snprintf(leader, sizeof leader, "%u", s->leader);
+            printf("%-4u %-6s %-12s %8" PRIu64 " %6s %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+                   " %2u/%-2u %8" PRIu64 "\n",
+                   i, s->protocol, sy_role_name(s->role), s->term, leader, s->commit_index,
+                   s->applied_index, s->snap_index, s->peers_connected, cfg->n - 1, s->evidence);
+            up++;
+        }
+    }
+    free(st);
+    if (up == 0) {
+        fprintf(stderr, "synodctl: status: cluster unreachable: none of the %u nodes answered\n",
+                cfg->n);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- bench */
+
+typedef struct bench {
+    const args *a;
+    sy_client **clients;
+    pthread_mutex_t mu;
+    uint64_t issued;          /* requests handed out (count mode) */
+    uint64_t done, errors;    /* atomic */
+    uint64_t start_ms, end_ms;
+    volatile int stop;
+} bench;
+
+typedef struct bench_thread {
+    bench *b;
+    uint32_t idx;
+    pthread_t thr;
+    uint64_t *lat_us;
+    size_t n_lat, cap_lat;
+    int last_err;
+} bench_thread;
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static bool bench_take(bench *b)
+{
+    if (b->stop)
+        return false;
+    if (b->a->requests) {
+        bool ok;
+        pthread_mutex_lock(&b->mu);
+        ok = b->issued < b->a->requests;
+        if (ok)
+            b->issued++;
+        pthread_mutex_unlock(&b->mu);
+        return ok;
+    }
+    return mono_us() / 1000 < b->end_ms;
+}
+
+static void *bench_main(void *arg)
+{
+    bench_thread *t = arg;
+    bench *b = t->b;
+    sy_client *c = b->clients[t->idx];
+    uint64_t rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(t->idx + 1) * 0xbf58476d1ce4e5b9ull);
+    uint8_t *val = malloc(b->a->value_size ? b->a->value_size : 1);
+    char key[BENCH_KEY_LEN + 1];
+    if (!val)
+        return NULL;
+    for (size_t i = 0; i < b->a->value_size; i++)
+        val[i] = (uint8_t)('a' + (xorshift(&rng) % 26));
+    while (bench_take(b)) {
+        uint32_t k = (uint32_t)(xorshift(&rng) % b->a->keys);
+        bool read = (double)(xorshift(&rng) % 1000000) / 1e6 < b->a->read_ratio;
+        sy_client_result r;
+        snprintf(key, sizeof key, "k%015u", k);
+        uint64_t t0 = mono_us();
+        int rc = sy_client_exec(c, read ? SY_OP_GET : SY_OP_PUT, 0, key, BENCH_KEY_LEN,
+                                read ? NULL : val, read ? 0 : b->a->value_size, NULL, 0, 0,
+                                b->a->timeout_ms, &r);
+        uint64_t dt = mono_us() - t0;
+        if (rc == SY_OK) {
+            if (r.status != SY_OK && r.status != SY_ENOTFOUND)
+                rc = r.status;
+            sy_client_result_free(&r);
+        }
+        if (rc != SY_OK) {
+            t->last_err = rc;
+            __atomic_fetch_add(&b->errors, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (t->n_lat == t->cap_lat) {
+            size_t nc = t->cap_lat ? t->cap_lat * 2 : 4096;
+            uint64_t *nl = realloc(t->lat_us, nc * sizeof *nl);
+            if (!nl)
+                break;
+            t->lat_us = nl;
+            t->cap_lat = nc;
+        }
+        t->lat_us[t->n_lat++] = dt;
+        __atomic_fetch_add(&b->done, 1, __ATOMIC_RELAXED);
+    }
+    free(val);
+    return NULL;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmd_bench(const args *a)
+{
+    bench b;
+    bench_thread *ts;
+    int ret = 0;
+
+    if (a->requests && a->duration_s > 0)
+        die_usage("%s", "bench takes --requests N or --duration S, not both");
+    memset(&b, 0, sizeof b);
+    b.a = a;
+    args local = *a;
+    if (!local.requests && local.duration_s <= 0)
+        local.requests = 1000;
+    b.a = &local;
+    pthread_mutex_init(&b.mu, NULL);
+    b.clients = calloc(a->clients, sizeof *b.clients);
+    ts = calloc(a->clients, sizeof *ts);
+    if (!b.clients || !ts)
+        return EXIT_RUNTIME;
+    for (uint32_t i = 0; i < a->clients; i++) {
+        char path[PATH_MAX];
+        /* each thread is its own client identity: one identity's requests
+         * are executed in req_no order, so threads must not share one */
+        if (a->key && a->clients == 1)
+            snprintf(path, sizeof path, "%s", a->key);
+        else
+            client_key_path(a->cluster, i, path, sizeof path);
+        if (access(path, F_OK) != 0) {
+            fprintf(stderr, "synodctl: bench --clients %u needs %u client keys, but %s is "
+                    "missing: regenerate the cluster with synod-keys cluster --clients %u\n",
+                    a->clients, a->clients, path, a->clients);
+            ret = EXIT_USAGE;
+            goto out;
+        }
+        b.clients[i] = open_or_die(a, path);
+    }
+    uint64_t start = mono_us();
+    b.start_ms = start / 1000;
+    b.end_ms = b.start_ms + (uint64_t)(local.duration_s * 1000.0);
+    for (uint32_t i = 0; i < a->clients; i++) {
+        ts[i].b = &b;
+        ts[i].idx = i;
+        if (pthread_create(&ts[i].thr, NULL, bench_main, &ts[i]) != 0) {
+            fprintf(stderr, "synodctl: bench: cannot start thread %u\n", i);
+            b.stop = 1;
+            for (uint32_t j = 0; j < i; j++)
+                pthread_join(ts[j].thr, NULL);
+            ret = EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    /* progress once a second until every thread is done */
+    uint64_t last_done = 0;
+    for (uint32_t sec = 1;; sec++) {
+        bool finished = false;
+        for (int tick = 0; tick < 10 && !finished; tick++) {
+            usleep(100000);
+            if (local.requests) {
+                uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED) +
+                             __atomic_load_n(&b.errors, __ATOMIC_RELAXED);
+                finished = d >= local.requests;
+            } else {
+                finished = mono_us() / 1000 >= b.end_ms + (uint64_t)a->timeout_ms;
+            }
+        }
+        uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED);
+        fprintf(stderr, "[%3us] %" PRIu64 " ops, %" PRIu64 " ops/s, %" PRIu64 " errors\n", sec, d,
+                d - last_done, __atomic_load_n(&b.errors, __ATOMIC_RELAXED));
+        last_done = d;
+        if (finished || (!local.requests && mono_us() / 1000 >= b.end_ms))
+            break;
+    }
+    for (uint32_t i = 0; i < a->clients; i++)
+        pthread_join(ts[i].thr, NULL);
+    double secs = (double)(mono_us() - start) / 1e6;
+
+    size_t total = 0;
+    for (uint32_t i = 0; i < a->clients; i++)
+        total += ts[i].n_lat;
+    uint64_t *all = malloc((total ? total : 1) * sizeof *all);
+    if (!all) {
+        ret = EXIT_RUNTIME;
+        goto out;
+    }
+    size_t k = 0;
+    int last_err = SY_OK;
+    for (uint32_t i = 0; i < a->clients; i++) {
+        memcpy(all + k, ts[i].lat_us, ts[i].n_lat * sizeof *all);
+        k += ts[i].n_lat;
+        if (ts[i].last_err)
+            last_err = ts[i].last_err;
+    }
+    qsort(all, total, sizeof *all, cmp_u64);
+#define PCT(p) (total ? all[(size_t)((double)(total - 1) * (p))] : 0)
+    printf("clients %u, value size %zu, read ratio %.2f, keys %u\n", a->clients,
+           local.value_size, local.read_ratio, local.keys);
+    printf("ops %zu in %.2f s: %.0f ops/s, errors %" PRIu64 "\n", total, secs,
+           secs > 0 ? (double)total / secs : 0.0, b.errors);
+    printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", (double)PCT(0.50) / 1000.0,
+           (double)PCT(0.90) / 1000.0, (double)PCT(0.99) / 1000.0,
+           (double)(total ? all[total - 1] : 0) / 1000.0);
+#undef PCT
+    free(all);
+    if (b.errors)
+        fprintf(stderr, "synodctl: bench: %" PRIu64 " operations failed (last: %s)\n", b.errors,
+                sy_strerror(last_err));
+    if (total == 0)
+        ret = EXIT_RUNTIME;
+out:
+    for (uint32_t i = 0; i < a->clients; i++) {
+        sy_client_close(b.clients[i]);
+        free(ts[i].lat_us);
+    }
+    free(b.clients);
+    free(ts);
+    pthread_mutex_destroy(&b.mu);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- ledger */
+
+static int cmd_ledger_verify(const args *a)
+{
+    sy_cluster_cfg cfg;
+    sy_directory dir;
+    sy_verifier ver;
+    sy_env_opts o;
+    char why[512] = "";
+    uint64_t height = 0;
+    int rc;
+
+    if (a->npos != 3 || strcmp(a->pos[1], "verify") != 0)
+        die_usage("%s", "usage: synodctl ledger verify --cluster DIR/cluster.ini DATA_DIR");
+    memset(&cfg, 0, sizeof cfg);
+    if ((rc = sy_cluster_load(a->cluster, &cfg, why, sizeof why)) != SY_OK) {
+        fprintf(stderr, "synodctl: %s\n", why);
+        sy_cluster_free(&cfg);
+        return EXIT_USAGE;
+    }
+    if ((rc = sy_crypto_init()) != SY_OK) {
+        sy_cluster_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    sy_cluster_directory(&cfg, &dir);
+    sy_verifier_ed25519(&ver);
+    memset(&o, 0, sizeof o);
+    o.cluster_id = cfg.id;
+    o.dir = &dir;
+    o.verifier = &ver;
+    /* Commit evidence (PBFT certificates) is not checked here yet: only the
+     * chain, batch digests and every client request's signature. */
+    rc = sy_ledger_verify_dir(a->pos[2], &o, NULL, NULL, &height, why, sizeof why);
+    sy_cluster_free(&cfg);
+    if (rc != SY_OK) {
+        fprintf(stderr, "synodctl: ledger verify %s: %s\n", a->pos[2],
+                why[0] ? why : sy_strerror(rc));
+        return rc == SY_ENOTFOUND ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    printf("ledger ok: %" PRIu64 " blocks verified (tip height %" PRIu64 ")\n", height, height);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    args a;
+    sy_client *c;
+    int ret = 0, rc;
+
+    parse_args(argc, argv, &a);
+    if (a.npos == 0) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = a.pos[0];
+    static const char *const known[] = { "put", "get", "del", "cas", "scan", "status",
+                                         "bench", "ledger" };
+    bool ok = false;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        ok = ok || !strcmp(cmd, known[i]);
+    if (!ok)
+        die_usage("unknown command '%s'", cmd);
+    if (!a.cluster)
+        die_usage("%s", "--cluster DIR/cluster.ini is required");
+    if (!strcmp(cmd, "ledger"))
+        return cmd_ledger_verify(&a);
+    if (!strcmp(cmd, "bench")) {
+        need_args(&a, 1, "bench [--clients C] [--requests N | --duration S] ...");
+        return cmd_bench(&a);
+    }
+
+    /* check shapes before touching the network */
+    if (!strcmp(cmd, "put"))
+        need_args(&a, 3, "put KEY VALUE");
+    else if (!strcmp(cmd, "get") || !strcmp(cmd, "del"))
+        need_args(&a, 2, !strcmp(cmd, "get") ? "get KEY" : "del KEY");
+    else if (!strcmp(cmd, "cas"))
+        need_args(&a, a.absent ? 3 : 4, a.absent ? "cas --absent KEY NEW" : "cas KEY OLD NEW");
+    else if (!strcmp(cmd, "scan"))
+        need_args(&a, 3, "scan FROM TO [--limit N]");
+    else if (!strcmp(cmd, "status"))
+        need_args(&a, 1, "status [--json]");
+    for (int i = 1; i < a.npos; i++) {
+        size_t l = strlen(a.pos[i]);
+        bool is_key = i == 1 || (!strcmp(cmd, "scan") && i == 2);
+        if (l > (is_key ? SY_MAX_KEY : SY_MAX_VALUE)) {
+            fprintf(stderr, "synodctl: %s too large: %zu bytes (limit %u)\n",
+                    is_key ? "key" : "value", l, is_key ? SY_MAX_KEY : SY_MAX_VALUE);
+            return EXIT_USAGE;
+        }
+    }
+
+    c = open_or_die(&a, a.key);
+    const char *k = a.npos > 1 ? a.pos[1] : "";
+    if (!strcmp(cmd, "status")) {
+        ret = cmd_status(c, &a);
+    } else if (!strcmp(cmd, "put")) {
+        rc = sy_client_put(c, k, strlen(k), a.pos[2], strlen(a.pos[2]), a.timeout_ms);
+        if (rc == SY_OK)
+            printf("OK\n");
+        else
+            ret = fail_call(c, &a, "put", rc);
+    } else if (!strcmp(cmd, "get")) {
+        uint8_t *v;
+        size_t vl;
+        rc = sy_client_get(c, k, strlen(k), &v, &vl, a.timeout_ms);
+        if (rc == SY_OK) {
+            print_bytes(stdout, v, vl);
+            putchar('\n');
+            free(v);
+        } else if (rc == SY_ENOTFOUND) {
+            fprintf(stderr, "synodctl: get: key '%s' not found\n", k);
+            ret = EXIT_RUNTIME;
+        } else {
+            ret = fail_call(c, &a, "get", rc);
+        }
+    } else if (!strcmp(cmd, "del")) {
+        rc = sy_client_del(c, k, strlen(k), a.timeout_ms);
+        if (rc == SY_OK) {
+            printf("OK\n");
+        } else if (rc == SY_ENOTFOUND) {
+            fprintf(stderr, "synodctl: del: key '%s' not found\n", k);
+            ret = EXIT_RUNTIME;
+        } else {
+            ret = fail_call(c, &a, "del", rc);
+        }
+    } else if (!strcmp(cmd, "cas")) {
+        const char *old = a.absent ? NULL : a.pos[2];
+        const char *nv = a.absent ? a.pos[2] : a.pos[3];
+        uint8_t *cur;
+        size_t cl;
+        rc = sy_client_cas(c, k, strlen(k), old, old ? strlen(old) : 0, nv, strlen(nv),
+                           a.timeout_ms, &cur, &cl);
+        if (rc == SY_OK) {
+            printf("OK\n");
+        } else if (rc == SY_ECASFAIL) {
+            if (cur && cl) {
+                print_bytes(stdout, cur, cl);
+                putchar('\n');
+                fprintf(stderr, "synodctl: cas: key '%s' holds another value (printed above)\n", k);
+            } else {
+                fprintf(stderr, "synodctl: cas: key '%s' is absent or empty\n", k);
+            }
+            free(cur);
+            ret = EXIT_RUNTIME;
+        } else {
+            ret = fail_call(c, &a, "cas", rc);
+        }
+    } else if (!strcmp(cmd, "scan")) {
+        sy_client_kv *kvs;
+        size_t n;
+        rc = sy_client_scan(c, a.pos[1], strlen(a.pos[1]), a.pos[2], strlen(a.pos[2]),
+                            a.limit, &kvs, &n, a.timeout_ms);
+        if (rc == SY_OK) {
+            for (size_t i = 0; i < n; i++) {
+                print_bytes(stdout, kvs[i].key, kvs[i].key_len);
+                putchar('\t');
+                print_bytes(stdout, kvs[i].val, kvs[i].val_len);
+                putchar('\n');
+            }
+            sy_client_kvs_free(kvs, n);
+        } else {
+            ret = fail_call(c, &a, "scan", rc);
+        }
+    }
+    sy_client_close(c);
+    return ret;
+}
