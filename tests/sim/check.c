@@ -1,0 +1,166 @@
+/* Safety and liveness checks over a simulated run (docs/simulator.md):
+ *  agreement    no two nodes commit different entries at the same index
+ *  validity     every committed request was signed and submitted by a client
+ *  exactly-once no request takes effect at two different log positions
+ *  convergence  nodes that applied the same index hold the same state
+ *  durability   every acknowledged write is applied on every node at the end
+ *  linearizability of the client-observed history
+ * Liveness is checked by the run loop (sim.c). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tests/sim/sim_int.h"
+#include "crypto/sy_err.h"
+
+#define LINZ_MAX_STEPS 5000000ull
+
+int sim_check_init(sim_world *w)
+{
+    if (sy_linz_new(&w->hist))
+        return SY_ENOMEM;
+    w->subs_per_client = (uint64_t)w->o.requests + 2;
+    w->subs = calloc((size_t)w->n_clients * w->subs_per_client, sizeof *w->subs);
+    return w->subs ? SY_OK : SY_ENOMEM;
+}
+
+void sim_check_free(sim_world *w)
+{
+    sy_linz_free(w->hist);
+    free(w->subs);
+    free(w->commit_digest);
+    free(w->state_digest);
+    free(w->commit_known);
+}
+
+sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no)
+{
+    if (client < SY_CLIENT_ID_BASE)
+        return NULL;
+    uint64_t ci = client - SY_CLIENT_ID_BASE;
+    if (ci >= w->n_clients || req_no == 0 || req_no >= w->subs_per_client)
+        return NULL;
+    return &w->subs[ci * w->subs_per_client + req_no];
+}
+
+static bool grow(sim_world *w, uint64_t index)
+{
+    if (index < w->cap_commit)
+        return true;
+    size_t nc = w->cap_commit ? w->cap_commit : 1024;
+    while (nc <= index)
+        nc *= 2;
+    sy_digest *cd = realloc(w->commit_digest, nc * sizeof *cd);
+    if (cd)
+        w->commit_digest = cd;
+    uint64_t *sd = realloc(w->state_digest, nc * sizeof *sd);
+    if (sd)
+        w->state_digest = sd;
+    bool *ck = realloc(w->commit_known, nc * sizeof *ck);
+    if (ck)
+        w->commit_known = ck;
+    if (!cd || !sd || !ck) {
+        sim_fail(w, "simulator", "out of memory in the commit table");
+        return false;
+    }
+    memset(w->commit_known + w->cap_commit, 0, (nc - w->cap_commit) * sizeof *ck);
+    memset(w->state_digest + w->cap_commit, 0, (nc - w->cap_commit) * sizeof *sd);
+    w->cap_commit = nc;
+    return true;
+}
+
+void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e)
+{
+    if (!grow(w, e->index))
+        return;
+    sy_hasher h;
+    uint8_t hdr[17];
+    memcpy(hdr, &e->index, 8);
+    memcpy(hdr + 8, &e->term, 8);
+    hdr[16] = e->type;
+    sy_hash_init(&h);
+    sy_hash_update(&h, hdr, sizeof hdr);
+    sy_hash_update(&h, e->data.p, e->data.len);
+    sy_digest d;
+    sy_hash_final(&h, &d);
+    w->st->chk_agreement++;
+    if (!w->commit_known[e->index]) {
+        w->commit_known[e->index] = true;
+        w->commit_digest[e->index] = d;
+    } else if (!sy_digest_eq(&d, &w->commit_digest[e->index])) {
+        char a[17], b[17];
+        sy_digest_hex(&d, 8, a);
+        sy_digest_hex(&w->commit_digest[e->index], 8, b);
+        sim_fail(w, "agreement", "n%u committed entry %s (term %" PRIu64 ") at index %" PRIu64
+                 " where another node committed %s", nd->id, a, e->term, e->index, b);
+        return;
+    }
+    if (e->index > w->st->max_commit)
+        w->st->max_commit = e->index;
+}
+
+void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index)
+{
+    if (!grow(w, index))
+        return;
+    /* 0 marks "unknown", so fold the real digest away from it */
+    uint64_t d = simkv_digest(nd->kv) | 1;
+    w->st->chk_convergence++;
+    if (!w->state_digest[index]) {
+        w->state_digest[index] = d;
+    } else if (w->state_digest[index] != d) {
+        sim_fail(w, "convergence", "n%u state after applying index %" PRIu64 " differs from "
+                 "another node's at the same index", nd->id, index);
+    }
+    if (index > w->st->max_commit)
+        w->st->max_commit = index;
+}
+
+void sim_check_final(sim_world *w)
+{
+    /* durability: acknowledged writes survived every crash, on every node */
+    for (uint32_t c = 0; c < w->n_clients && !w->stop; c++) {
+        for (uint64_t r = 1; r < w->subs_per_client && !w->stop; r++) {
+            const sim_sub *s = &w->subs[c * w->subs_per_client + r];
+            if (!s->acked || !s->is_write)
+                continue;
+            w->st->chk_durability++;
+            if (!s->applied_index) {
+                sim_fail(w, "durability", "client %u request %" PRIu64 " was acknowledged but "
+                         "never took effect on any node", c, r);
+                break;
+            }
+            for (uint32_t i = 0; i < w->n; i++) {
+                if (w->nodes[i].applied < s->applied_index) {
+                    sim_fail(w, "durability", "client %u request %" PRIu64 " (index %" PRIu64
+                             ") was acknowledged but n%u ended at index %" PRIu64, c, r,
+                             s->applied_index, i, w->nodes[i].applied);
+                    break;
+                }
+            }
+        }
+    }
+    if (w->stop)
+        return;
+    /* convergence at the end: same index, same digest */
+    for (uint32_t i = 1; i < w->n; i++) {
+        if (w->nodes[i].applied == w->nodes[0].applied &&
+            simkv_digest(w->nodes[i].kv) != simkv_digest(w->nodes[0].kv)) {
+            sim_fail(w, "convergence", "n0 and n%u ended at index %" PRIu64 " with different "
+                     "states", i, w->nodes[i].applied);
+            return;
+        }
+    }
+    sy_linz_result lr;
+    w->st->linz_ops = sy_linz_count(w->hist);
+    if (sy_linz_check(w->hist, LINZ_MAX_STEPS, &lr)) {
+        sim_fail(w, "simulator", "out of memory checking linearizability");
+        return;
+    }
+    w->st->linz_verdict = lr.verdict;
+    if (lr.verdict == SY_LINZ_VIOLATION) {
+        char op[200];
+        sy_linz_describe(w->hist, lr.bad_op, op, sizeof op);
+        sim_fail(w, "linearizability", "history on key %s (%zu ops) has no valid order; "
+                 "stuck at %s", lr.key, lr.key_ops, op);
+    }
+}

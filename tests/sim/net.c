@@ -1,0 +1,202 @@
+/* The simulated network and the fault scheduler.
+ *
+ * Links between replicas can drop, duplicate and delay (reorder) messages
+ * and be cut by partitions: an isolated node, a one-way cut (a node that can
+ * send but not hear, or hear but not send), a split into two groups, or
+ * clogged links (huge latency). One partition is active at a time; it heals
+ * after a while. Client links see drops and delays but not partitions.
+ * Crashes and pauses respect a fault budget (at most budget nodes down or
+ * paused at once) so the cluster can keep making progress; safety checks do
+ * not depend on that budget. */
+#include <stdlib.h>
+#include <string.h>
+#include "tests/sim/sim_int.h"
+#include "crypto/sy_err.h"
+
+bool sim_is_client(uint32_t id) { return id >= SY_CLIENT_ID_BASE; }
+
+static void deliver_copy(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data,
+                         size_t len, uint64_t lat)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) {
+        w->st->msgs_dropped++;
+        return;
+    }
+    memcpy(copy, data, len);
+    sim_schedule(w, w->now + lat, EV_DELIVER, from, to, 0, copy, len);
+}
+
+void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data, size_t len)
+{
+    w->st->msgs_sent++;
+    bool faulty = !w->calm;
+    uint32_t fl = w->o.faults;
+    bool peer = !sim_is_client(from) && !sim_is_client(to);
+    if (peer && w->blocked[from][to]) {
+        w->st->msgs_dropped++;
+        sim_trace(w, TR_DROP, from, to, 0, 1, 0);
+        return;
+    }
+    if (faulty && (fl & SY_FAULT_DROP) && sy_rng_below(&w->rng, 100) < 5) {
+        w->st->msgs_dropped++;
+        sim_trace(w, TR_DROP, from, to, 0, 0, 0);
+        return;
+    }
+    uint64_t lat = sy_rng_range(&w->rng, 1, 5);
+    if (faulty && (fl & SY_FAULT_REORDER) && sy_rng_below(&w->rng, 100) < 20) {
+        lat += sy_rng_below(&w->rng, 80);
+        w->st->msgs_delayed++;
+    }
+    if (peer)
+        lat += w->clog_ms[from][to];
+    deliver_copy(w, from, to, data, len, lat);
+    if (faulty && (fl & SY_FAULT_DUP) && sy_rng_below(&w->rng, 100) < 3) {
+        w->st->msgs_duplicated++;
+        sim_trace(w, TR_DUP, from, to, 0, 0, 0);
+        deliver_copy(w, from, to, data, len, lat + sy_rng_below(&w->rng, 50));
+    }
+}
+
+static uint32_t faulty_nodes(const sim_world *w)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        k += !w->nodes[i].up || w->nodes[i].paused;
+    return k;
+}
+
+/* A random node satisfying pred, or UINT32_MAX. */
+static uint32_t pick(sim_world *w, bool (*pred)(const sim_node *))
+{
+    uint32_t cand[SY_SIM_MAX_NODES], k = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (pred(&w->nodes[i]))
+            cand[k++] = i;
+    return k ? cand[sy_rng_below(&w->rng, k)] : UINT32_MAX;
+}
+
+static bool is_healthy(const sim_node *nd) { return nd->up && !nd->paused; }
+static bool is_writing(const sim_node *nd) { return nd->up && nd->busy; }
+
+static void start_partition(sim_world *w)
+{
+    if (w->part_active || w->n < 2)
+        return;
+    uint32_t n = w->n;
+    uint32_t shape = (uint32_t)sy_rng_below(&w->rng, 5);
+    uint32_t k = (uint32_t)sy_rng_below(&w->rng, n);
+    switch (shape) {
+    case 0: /* isolated node */
+        for (uint32_t j = 0; j < n; j++)
+            w->blocked[k][j] = w->blocked[j][k] = j != k;
+        break;
+    case 1: /* one-way: k can send, cannot hear */
+        for (uint32_t j = 0; j < n; j++)
+            w->blocked[j][k] = j != k;
+        break;
+    case 2: /* one-way: k hears, cannot send */
+        for (uint32_t j = 0; j < n; j++)
+            w->blocked[k][j] = j != k;
+        break;
+    case 3: { /* split in two groups */
+        bool side[SY_SIM_MAX_NODES];
+        for (uint32_t i = 0; i < n; i++)
+            side[i] = sy_rng_below(&w->rng, 2);
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < n; j++)
+                w->blocked[i][j] = side[i] != side[j];
+        break;
+    }
+    default: /* clogged links around k */
+        for (uint32_t j = 0; j < n; j++) {
+            if (j == k)
+                continue;
+            if (sy_rng_below(&w->rng, 2))
+                w->clog_ms[k][j] = (uint32_t)sy_rng_range(&w->rng, 100, 1000);
+            if (sy_rng_below(&w->rng, 2))
+                w->clog_ms[j][k] = (uint32_t)sy_rng_range(&w->rng, 100, 1000);
+        }
+        break;
+    }
+    w->part_active = true;
+    w->part_gen++;
+    w->st->partitions++;
+    sim_trace(w, TR_PARTITION, k, UINT32_MAX, shape, w->part_gen, 0);
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 200, 3000), EV_HEAL, 0, UINT32_MAX,
+                 w->part_gen, NULL, 0);
+}
+
+void sim_net_heal(sim_world *w, uint64_t gen)
+{
+    if (gen != w->part_gen || !w->part_active)
+        return;
+    memset(w->blocked, 0, sizeof w->blocked);
+    memset(w->clog_ms, 0, sizeof w->clog_ms);
+    w->part_active = false;
+    sim_trace(w, TR_HEAL, 0, UINT32_MAX, gen, 0, 0);
+}
+
+void sim_net_fault(sim_world *w)
+{
+    if (w->calm)
+        return;
+    uint32_t kinds[4], nk = 0;
+    if (w->o.faults & SY_FAULT_PARTITION)
+        kinds[nk++] = SY_FAULT_PARTITION;
+    if (w->o.faults & SY_FAULT_CRASH)
+        kinds[nk++] = SY_FAULT_CRASH;
+    if (w->o.faults & SY_FAULT_PAUSE)
+        kinds[nk++] = SY_FAULT_PAUSE;
+    if (w->o.faults & SY_FAULT_DISK)
+        kinds[nk++] = SY_FAULT_DISK;
+    if (!nk)
+        return;
+    uint32_t kind = kinds[sy_rng_below(&w->rng, nk)];
+    bool room = faulty_nodes(w) < w->budget;
+    uint32_t v;
+    switch (kind) {
+    case SY_FAULT_PARTITION:
+        start_partition(w);
+        break;
+    case SY_FAULT_CRASH:
+    case SY_FAULT_DISK:
+        if (!room)
+            break;
+        /* disk faults aim at a node with a write in flight: a crash mid-fsync */
+        v = kind == SY_FAULT_DISK ? pick(w, is_writing) : pick(w, is_healthy);
+        if (v == UINT32_MAX)
+            break;
+        sim_node_crash(w, &w->nodes[v]);
+        sim_schedule(w, w->now + sy_rng_range(&w->rng, 50, 3000), EV_RESTART, v, UINT32_MAX,
+                     w->nodes[v].incarnation, NULL, 0);
+        break;
+    case SY_FAULT_PAUSE:
+        if (!room || (v = pick(w, is_healthy)) == UINT32_MAX)
+            break;
+        w->nodes[v].paused = true;
+        w->st->pauses++;
+        sim_trace(w, TR_PAUSE, v, UINT32_MAX, 0, 0, 0);
+        sim_schedule(w, w->now + sy_rng_range(&w->rng, 50, 2000), EV_RESUME, v, UINT32_MAX,
+                     w->nodes[v].incarnation, NULL, 0);
+        break;
+    }
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 100, 800), EV_FAULT, 0, UINT32_MAX, 0,
+                 NULL, 0);
+}
+
+void sim_net_calm(sim_world *w)
+{
+    w->calm = true;
+    w->calm_at = w->now;
+    sim_net_heal(w, w->part_gen);
+    for (uint32_t i = 0; i < w->n && !w->stop; i++) {
+        sim_node *nd = &w->nodes[i];
+        if (!nd->up)
+            sim_node_restart(w, nd);
+        else if (nd->paused) {
+            nd->paused = false;
+            sim_node_pump(w, nd);
+        }
+    }
+}

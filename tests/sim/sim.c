@@ -1,0 +1,1091 @@
+/* The simulated world: event loop, node hosts, failure reports.
+ *
+ * Each node runs the daemon's host loop against its engine (core/engine.h):
+ * step queued inputs, ready(), stage the persistence on the simulated disk
+ * and wait for its fsync, then send, apply committed entries, answer reads
+ * and rejects, advance(). While a write is in flight the node takes no
+ * input (the engine contract forbids step() between ready() and advance()),
+ * so a crash can only ever lose that one unsynced write.
+ *
+ * Determinism: one seed feeds every generator; events are ordered by (time,
+ * sequence); nothing reads a real clock or iterates a hash table. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tests/sim/sim_int.h"
+#include "crypto/sy_err.h"
+
+static const char *const fault_names[SY_SIM_N_FAULTS] = {
+    "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk",
+};
+
+const char *sy_sim_fault_name(uint32_t bit)
+{
+    for (int i = 0; i < SY_SIM_N_FAULTS; i++)
+        if (bit == (1u << i))
+            return fault_names[i];
+    return "?";
+}
+
+int sy_sim_parse_faults(const char *list, uint32_t *mask, char *badbuf, size_t badcap)
+{
+    *mask = 0;
+    const char *p = list;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        bool found = false;
+        if (len == 3 && strncmp(p, "all", 3) == 0) {
+            *mask |= SY_FAULT_ALL;
+            found = true;
+        } else if ((len == 4 && strncmp(p, "none", 4) == 0) || len == 0) {
+            found = true;
+        }
+        for (int i = 0; i < SY_SIM_N_FAULTS && !found; i++) {
+            if (strlen(fault_names[i]) == len && strncmp(p, fault_names[i], len) == 0) {
+                *mask |= 1u << i;
+                found = true;
+            }
+        }
+        if (!found) {
+            if (badbuf && badcap) {
+                size_t n = len < badcap - 1 ? len : badcap - 1;
+                memcpy(badbuf, p, n);
+                badbuf[n] = 0;
+            }
+            return SY_EINVAL;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return SY_OK;
+}
+
+void sy_sim_opts_default(sy_sim_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->protocol = "raft";
+    o->nodes = 3;
+    o->seed = 1;
+    o->requests = 200;
+}
+
+static void faults_str(uint32_t mask, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (mask == SY_FAULT_ALL) {
+        snprintf(buf, cap, "all");
+        return;
+    }
+    size_t len = 0;
+    for (int i = 0; i < SY_SIM_N_FAULTS; i++) {
+        if (mask & (1u << i))
+            len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s%s",
+                                    len ? "," : "", fault_names[i]);
+    }
+    if (!len)
+        snprintf(buf, cap, "none");
+}
+
+void sy_sim_replay_line(const sy_sim_opts *o, char *buf, size_t cap)
+{
+    char fl[96];
+    faults_str(o->faults, fl, sizeof fl);
+    size_t len = (size_t)snprintf(buf, cap,
+                                  "%s --protocol %s --nodes %u --seed %" PRIu64
+                                  " --requests %u --faults %s",
+                                  o->replay_prefix ? o->replay_prefix : "synod-sim",
+                                  o->protocol ? o->protocol : "?", o->nodes, o->seed,
+                                  o->requests, fl);
+    for (uint32_t i = 0; i < o->n_byz && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, " --byzantine %u:%u", o->byz[i].node,
+                                o->byz[i].behaviour);
+    if (o->ed25519 && len < cap)
+        snprintf(buf + len, cap - len, " --ed25519");
+}
+
+/* ---- event heap ---- */
+
+static bool ev_before(const sim_event *a, const sim_event *b)
+{
+    return a->t != b->t ? a->t < b->t : a->seq < b->seq;
+}
+
+int sim_schedule(sim_world *w, uint64_t t, uint8_t kind, uint32_t a, uint32_t b,
+                 uint64_t gen, uint8_t *data, size_t len)
+{
+    if (w->n_heap == w->cap_heap) {
+        size_t nc = w->cap_heap ? w->cap_heap * 2 : 1024;
+        sim_event *nh = realloc(w->heap, nc * sizeof *nh);
+        if (!nh) {
+            free(data);
+            sim_fail(w, "simulator", "out of memory growing the event queue");
+            return SY_ENOMEM;
+        }
+        w->heap = nh;
+        w->cap_heap = nc;
+    }
+    sim_event ev = { .t = t < w->now ? w->now : t, .seq = w->seq++, .kind = kind, .a = a,
+                     .b = b, .gen = gen, .data = data, .len = len };
+    size_t i = w->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_before(&ev, &w->heap[p]))
+            break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = ev;
+    return SY_OK;
+}
+
+static bool heap_pop(sim_world *w, sim_event *out)
+{
+    if (!w->n_heap)
+        return false;
+    *out = w->heap[0];
+    sim_event last = w->heap[--w->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const sim_event *best = &last;
+        if (l < w->n_heap && ev_before(&w->heap[l], best)) {
+            m = l;
+            best = &w->heap[l];
+        }
+        if (r < w->n_heap && ev_before(&w->heap[r], best))
+            m = r;
+        if (m == i)
+            break;
+        w->heap[i] = w->heap[m];
+        i = m;
+    }
+    if (w->n_heap)
+        w->heap[i] = last;
+    return true;
+}
+
+/* ---- trace and failures ---- */
+
+static const char *kind_name(uint8_t k)
+{
+    switch (k) {
+    case EV_DELIVER: return "deliver";
+    case EV_TICK: return "tick";
+    case EV_PUMP: return "pump";
+    case EV_DISK_DONE: return "fsync-done";
+    case EV_CLIENT: return "client";
+    case EV_FAULT: return "fault";
+    case EV_HEAL: return "heal";
+    case EV_RESTART: return "restart";
+    case EV_RESUME: return "resume";
+    case EV_CALM: return "calm";
+    case TR_SEND: return "send";
+    case TR_DROP: return "drop";
+    case TR_DUP: return "dup";
+    case TR_COMMIT: return "commit";
+    case TR_APPLY: return "apply";
+    case TR_REPLY: return "reply";
+    case TR_REQ: return "request";
+    case TR_CRASH: return "crash";
+    case TR_RESTART: return "restarted";
+    case TR_PAUSE: return "pause";
+    case TR_PARTITION: return "partition";
+    case TR_HEAL: return "healed";
+    case TR_LOST_WRITE: return "lost-unsynced-write";
+    case TR_REJECT_ENV: return "envelope-rejected";
+    case TR_CLIENT_DONE: return "client-done";
+    case TR_CLIENT_RETRY: return "client-retry";
+    case TR_ROLE: return "role";
+    case TR_GIVE_UP: return "client-gave-up";
+    case TR_SNAPSHOT: return "snapshot";
+    case TR_FAIL: return "CHECK-FAILED";
+    default: return "?";
+    }
+}
+
+static void trace_fmt(const sim_trace_rec *r, char *buf, size_t cap)
+{
+    char who[24];
+    if (r->a >= SY_CLIENT_ID_BASE)
+        snprintf(who, sizeof who, "c%u", r->a - SY_CLIENT_ID_BASE);
+    else
+        snprintf(who, sizeof who, "n%u", r->a);
+    char to[24] = "";
+    if (r->b != UINT32_MAX) {
+        if (r->b >= SY_CLIENT_ID_BASE)
+            snprintf(to, sizeof to, " -> c%u", r->b - SY_CLIENT_ID_BASE);
+        else
+            snprintf(to, sizeof to, " -> n%u", r->b);
+    }
+    const char *extra = "";
+    char eb[64] = "";
+    switch (r->kind) {
+    case TR_SEND:
+    case TR_DROP:
+    case TR_DUP:
+        snprintf(eb, sizeof eb, " %s", sy_msg_type_name((int)r->x));
+        extra = eb;
+        break;
+    case TR_ROLE:
+        snprintf(eb, sizeof eb, " %s term %" PRIu64, sy_role_name((int)r->x), r->y);
+        extra = eb;
+        break;
+    case TR_REJECT_ENV:
+        snprintf(eb, sizeof eb, " %s", sy_errname(r->code));
+        extra = eb;
+        break;
+    case TR_REQ:
+        snprintf(eb, sizeof eb, " req %" PRIu64 " op %" PRIu64, r->x, r->y);
+        extra = eb;
+        break;
+    case TR_APPLY:
+    case TR_REPLY:
+    case TR_CLIENT_DONE:
+        snprintf(eb, sizeof eb, " req %" PRIu64 " index %" PRIu64 " %s", r->x, r->y,
+                 sy_errname(r->code));
+        extra = eb;
+        break;
+    case TR_COMMIT:
+    case TR_SNAPSHOT:
+        snprintf(eb, sizeof eb, " index %" PRIu64 " term %" PRIu64, r->x, r->y);
+        extra = eb;
+        break;
+    case TR_CRASH:
+    case TR_RESTART:
+        snprintf(eb, sizeof eb, " applied %" PRIu64, r->x);
+        extra = eb;
+        break;
+    case TR_CLIENT_RETRY:
+    case TR_GIVE_UP:
+        snprintf(eb, sizeof eb, " req %" PRIu64 " attempt %" PRIu64, r->x, r->y);
+        extra = eb;
+        break;
+    default:
+        snprintf(eb, sizeof eb, " x=%" PRIu64 " y=%" PRIu64 "%s%s", r->x, r->y,
+                 r->code ? " " : "", r->code ? sy_errname(r->code) : "");
+        extra = eb;
+        break;
+    }
+    snprintf(buf, cap, "t=%" PRIu64 "ms %-18s %s%s%s", r->t, kind_name(r->kind), who, to,
+             extra);
+}
+
+void sim_trace(sim_world *w, uint8_t kind, uint32_t a, uint32_t b, uint64_t x, uint64_t y,
+               int code)
+{
+    sim_trace_rec *r = &w->trace[w->n_trace++ % SIM_TRACE];
+    *r = (sim_trace_rec){ .t = w->now, .kind = kind, .a = a, .b = b, .x = x, .y = y,
+                          .code = code };
+    if (w->o.verbose) {
+        char line[200];
+        trace_fmt(r, line, sizeof line);
+        fprintf(w->o.out, "  %s\n", line);
+    }
+}
+
+void sim_fail(sim_world *w, const char *check, const char *fmt, ...)
+{
+    w->stop = true;
+    if (w->st->failed)
+        return;
+    w->st->failed = true;
+    snprintf(w->st->check, sizeof w->st->check, "%s", check);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->st->why, sizeof w->st->why, fmt, ap);
+    va_end(ap);
+    sim_trace(w, TR_FAIL, 0, UINT32_MAX, 0, 0, 0);
+}
+
+static void report_failure(sim_world *w)
+{
+    FILE *out = w->o.out;
+    char line[512], fl[96];
+    faults_str(w->o.faults, fl, sizeof fl);
+    fprintf(out, "synod-sim: FAILED check %s: %s\n", w->st->check, w->st->why);
+    fprintf(out, "  protocol %s, nodes %u, seed %" PRIu64 ", faults %s, at t=%" PRIu64 "ms\n",
+            w->o.protocol, w->n, w->o.seed, fl, w->now);
+    sy_sim_replay_line(&w->o, line, sizeof line);
+    fprintf(out, "  replay: %s --verbose\n", line);
+    uint64_t shown = w->n_trace < SIM_TRACE_SHOWN ? w->n_trace : SIM_TRACE_SHOWN;
+    fprintf(out, "  last %" PRIu64 " events of the trace:\n", shown);
+    for (uint64_t i = w->n_trace - shown; i < w->n_trace; i++) {
+        trace_fmt(&w->trace[i % SIM_TRACE], line, sizeof line);
+        fprintf(out, "    %s\n", line);
+    }
+    for (uint32_t i = 0; i < w->n; i++) {
+        const sim_node *nd = &w->nodes[i];
+        sy_engine_status es = { 0 };
+        if (nd->up && nd->eng)
+            w->o.ops->status(nd->eng, &es);
+        fprintf(out, "  n%u: %s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
+                     "\n", i, nd->up ? "up" : "down", nd->paused ? " paused" : "",
+                sy_role_name(es.role), es.term, es.commit_index, nd->applied);
+    }
+}
+
+/* ---- clocks ---- */
+
+static uint64_t local_of(const sim_node *nd, uint64_t g)
+{
+    int64_t d = (int64_t)g * nd->drift_ppm / 1000000;
+    return nd->clk_off + g + (uint64_t)d;
+}
+
+uint64_t sim_local_now(const sim_world *w, const sim_node *nd)
+{
+    return local_of(nd, w->now);
+}
+
+/* Earliest global time at which the node's clock reads >= local. */
+static uint64_t global_of(const sim_node *nd, uint64_t local)
+{
+    if (local <= nd->clk_off)
+        return 0;
+    uint64_t g = (uint64_t)((double)(local - nd->clk_off) * 1e6 / (1e6 + nd->drift_ppm));
+    while (g > 0 && local_of(nd, g - 1) >= local)
+        g--;
+    while (local_of(nd, g) < local)
+        g++;
+    return g;
+}
+
+/* ---- node host ---- */
+
+static void schedule_tick(sim_world *w, sim_node *nd)
+{
+    uint64_t dl = w->o.ops->next_deadline(nd->eng);
+    if (!dl)
+        return;
+    uint64_t g = global_of(nd, dl);
+    if (g <= w->now)
+        g = w->now + 1;
+    if (nd->tick_gen && nd->tick_at == g)
+        return;
+    nd->tick_at = g;
+    sim_schedule(w, g, EV_TICK, nd->id, UINT32_MAX, ++nd->tick_gen, NULL, 0);
+}
+
+static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no, int status,
+                       uint64_t index, const uint8_t *val, size_t vlen)
+{
+    sy_engine_status es = { .leader = SY_NO_NODE };
+    if (nd->eng)
+        w->o.ops->status(nd->eng, &es);
+    sy_msg m = { .type = SY_MSG_CLIENT_REPLY };
+    m.u.reply = (sy_client_reply){ .client_id = client, .req_no = req_no,
+                                   .status = (uint8_t)status, .leader = es.leader,
+                                   .index = index, .val = { val, (uint32_t)vlen } };
+    sy_buf_reset(&w->scratch);
+    int rc = sy_env_encode(SIM_CLUSTER_ID, nd->id, &m, &nd->signer, &w->scratch);
+    if (rc) {
+        sim_fail(w, "codec", "n%u could not encode a client reply: %s", nd->id, sy_strerror(rc));
+        return;
+    }
+    sim_trace(w, TR_REPLY, nd->id, client, req_no, index, status);
+    sim_net_send(w, nd->id, client, w->scratch.p, w->scratch.len);
+}
+
+static bool take_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
+{
+    for (size_t i = 0; i < nd->n_preq; i++) {
+        if (nd->preq[i].client == client && nd->preq[i].req_no == req_no) {
+            nd->preq[i] = nd->preq[--nd->n_preq];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void add_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
+{
+    for (size_t i = 0; i < nd->n_preq; i++)
+        if (nd->preq[i].client == client && nd->preq[i].req_no == req_no)
+            return;
+    if (nd->n_preq == nd->cap_preq) {
+        size_t nc = nd->cap_preq ? nd->cap_preq * 2 : 16;
+        sim_pend_req *np = realloc(nd->preq, nc * sizeof *np);
+        if (!np)
+            return;  /* the client will time out and retry */
+        nd->preq = np;
+        nd->cap_preq = nc;
+    }
+    nd->preq[nd->n_preq++] = (sim_pend_req){ client, req_no };
+}
+
+static void serve_reads(sim_world *w, sim_node *nd)
+{
+    for (size_t i = 0; i < nd->n_preads;) {
+        sim_pend_read *r = &nd->preads[i];
+        if (!r->have_index || r->index > nd->applied) {
+            i++;
+            continue;
+        }
+        const uint8_t *v = NULL;
+        size_t vl = 0;
+        int st = simkv_get(nd->kv, r->key, r->klen, &v, &vl);
+        send_reply(w, nd, r->client, r->req_no, st, nd->applied, v, vl);
+        *r = nd->preads[--nd->n_preads];
+    }
+}
+
+static void apply_entry(sim_world *w, sim_node *nd, const sy_committed *c)
+{
+    const sy_entry *e = &c->entry;
+    if (e->index != nd->applied + 1) {
+        sim_fail(w, "commit-order", "n%u committed index %" PRIu64 " after applying %" PRIu64,
+                 nd->id, e->index, nd->applied);
+        return;
+    }
+    sim_trace(w, TR_COMMIT, nd->id, UINT32_MAX, e->index, e->term, 0);
+    sim_check_commit(w, nd, e);
+    if (w->stop)
+        return;
+    if (e->type == SY_ENTRY_NORMAL) {
+        sy_bytes *reqs = NULL;
+        uint32_t nreq = 0;
+        int rc = sy_batch_decode(e->data.p, e->data.len, &reqs, &nreq);
+        if (rc) {
+            sim_fail(w, "validity", "n%u committed index %" PRIu64 " whose batch does not "
+                     "decode: %s", nd->id, e->index, sy_strerror(rc));
+            return;
+        }
+        for (uint32_t i = 0; i < nreq && !w->stop; i++) {
+            sy_env env;
+            const char *why = NULL;
+            w->st->chk_validity++;
+            rc = sy_env_decode(&w->envo, reqs[i].p, reqs[i].len, &env, &why);
+            if (rc) {
+                sim_fail(w, "validity", "n%u committed index %" PRIu64 " holding a request "
+                         "that fails verification: %s", nd->id, e->index, why ? why : "?");
+                break;
+            }
+            const sy_client_req *rq = &env.msg.u.req;
+            sy_digest dg;
+            sy_hash(reqs[i].p, reqs[i].len, &dg);
+            sim_sub *sub = env.type == SY_MSG_CLIENT_REQ && env.sender >= SY_CLIENT_ID_BASE &&
+                                   rq->client_id == env.sender
+                               ? sim_sub_of(w, rq->client_id, rq->req_no)
+                               : NULL;
+            if (!sub || !sub->submitted || !sy_digest_eq(&dg, &sub->env_digest)) {
+                sim_fail(w, "validity", "n%u committed index %" PRIu64 " holding a request "
+                         "no client submitted (sender %u type %u)", nd->id, e->index,
+                         env.sender, env.type);
+                sy_env_free(&env);
+                break;
+            }
+            simkv_result res;
+            rc = simkv_apply(nd->kv, rq, &res);
+            if (rc) {
+                sim_fail(w, "simulator", "kv apply: %s", sy_strerror(rc));
+                sy_env_free(&env);
+                break;
+            }
+            if (res.effective) {
+                w->st->chk_exactly_once++;
+                if (sub->applied_index && sub->applied_index != e->index) {
+                    sim_fail(w, "exactly-once", "n%u applied client %u request %" PRIu64
+                             " at index %" PRIu64 ", but it already took effect at index %"
+                             PRIu64, nd->id, rq->client_id - SY_CLIENT_ID_BASE, rq->req_no,
+                             e->index, sub->applied_index);
+                    sy_env_free(&env);
+                    break;
+                }
+                sub->applied_index = e->index;
+            }
+            sim_trace(w, TR_APPLY, nd->id, rq->client_id, rq->req_no, e->index, res.status);
+            if (res.status != SY_ESTALE && take_pend_req(nd, rq->client_id, rq->req_no))
+                send_reply(w, nd, rq->client_id, rq->req_no, res.status, e->index, res.val,
+                           res.vlen);
+            sy_env_free(&env);
+        }
+        free(reqs);
+        if (w->stop)
+            return;
+    }
+    nd->applied = e->index;
+    nd->applied_term = e->term;
+    sim_check_applied(w, nd, e->index);
+}
+
+static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
+{
+    const sy_engine_ops *ops = w->o.ops;
+    sy_input si = { .now_ms = sim_local_now(w, nd) };
+    if (!in->data) {
+        si.kind = SY_IN_TICK;
+    } else {
+        sy_env env;
+        const char *why = NULL;
+        int rc = sy_env_decode(&w->envo, in->data, in->len, &env, &why);
+        if (rc) {
+            w->st->msgs_rejected++;
+            sim_trace(w, TR_REJECT_ENV, in->from, nd->id, 0, 0, rc);
+            return;
+        }
+        if (env.sender >= SY_CLIENT_ID_BASE) {
+            const sy_client_req *rq = &env.msg.u.req;
+            if (env.type != SY_MSG_CLIENT_REQ || rq->client_id != env.sender) {
+                sy_env_free(&env);
+                return;
+            }
+            sim_trace(w, TR_REQ, env.sender, nd->id, rq->req_no, rq->op, 0);
+            if (rq->op == SY_OP_GET && !(rq->flags & SY_REQ_STALE_OK) &&
+                rq->key.len <= sizeof nd->preads[0].key) {
+                if (nd->n_preads == nd->cap_preads) {
+                    size_t nc = nd->cap_preads ? nd->cap_preads * 2 : 16;
+                    sim_pend_read *np = realloc(nd->preads, nc * sizeof *np);
+                    if (!np) {
+                        sy_env_free(&env);
+                        return;
+                    }
+                    nd->preads = np;
+                    nd->cap_preads = nc;
+                }
+                sim_pend_read *r = &nd->preads[nd->n_preads++];
+                memset(r, 0, sizeof *r);
+                r->read_id = ++nd->next_read_id;
+                r->client = rq->client_id;
+                r->req_no = rq->req_no;
+                r->klen = rq->key.len;
+                memcpy(r->key, rq->key.p, rq->key.len);
+                si.kind = SY_IN_READ;
+                si.u.read.read_id = r->read_id;
+            } else {
+                add_pend_req(nd, rq->client_id, rq->req_no);
+                si.kind = SY_IN_REQUEST;
+                si.u.request.req = rq;
+                si.u.request.raw = in->data;
+                si.u.request.raw_len = in->len;
+            }
+        } else {
+            si.kind = SY_IN_MSG;
+            si.u.msg.from = env.sender;
+            si.u.msg.msg = &env.msg;
+            si.u.msg.raw = in->data;
+            si.u.msg.raw_len = in->len;
+        }
+        rc = ops->step(nd->eng, &si);
+        sy_env_free(&env);
+        if (rc == SY_EFATAL)
+            sim_fail(w, "engine-fatal", "n%u engine reported an impossible state on input "
+                     "from %u", nd->id, in->from);
+        return;
+    }
+    if (ops->step(nd->eng, &si) == SY_EFATAL)
+        sim_fail(w, "engine-fatal", "n%u engine reported an impossible state on a tick",
+                 nd->id);
+}
+
+static void maybe_snapshot(sim_world *w, sim_node *nd)
+{
+    uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
+    if (every == UINT32_MAX || nd->applied < nd->last_snap + every)
+        return;
+    uint8_t *data;
+    size_t len;
+    if (simkv_save(nd->kv, &data, &len))
+        return;
+    sy_members m = nd->disk.snap_members;
+    if (m.n_voters == 0) {
+        m.n_voters = w->n;
+        for (uint32_t i = 0; i < w->n; i++)
+            m.voters[i] = i;
+    }
+    if (sim_disk_set_snapshot(&nd->disk, nd->applied, nd->applied_term, data, len, &m)) {
+        free(data);
+        return;
+    }
+    sy_input si = { .kind = SY_IN_SNAPSHOT, .now_ms = sim_local_now(w, nd) };
+    si.u.snapshot.index = nd->applied;
+    si.u.snapshot.term = nd->applied_term;
+    si.u.snapshot.data = (sy_bytes){ data, (uint32_t)len };
+    int rc = w->o.ops->step(nd->eng, &si);
+    free(data);
+    if (rc == SY_EFATAL)
+        sim_fail(w, "engine-fatal", "n%u engine failed on a host snapshot", nd->id);
+    nd->last_snap = nd->applied;
+    w->st->snapshots++;
+    sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, nd->applied, nd->applied_term, 0);
+}
+
+static void finish(sim_world *w, sim_node *nd)
+{
+    const sy_engine_ops *ops = w->o.ops;
+    sy_ready *rd = &nd->rd;
+    sim_disk_sync(&nd->disk);
+    nd->busy = false;
+    if (rd->snapshot_install) {
+        int rc = simkv_load(nd->kv, rd->snap_data.p, rd->snap_data.len);
+        if (rc) {
+            sim_fail(w, "snapshot", "n%u could not load an installed snapshot at %" PRIu64
+                     ": %s", nd->id, rd->snap_index, sy_strerror(rc));
+            return;
+        }
+        nd->applied = rd->snap_index;
+        nd->applied_term = rd->snap_term;
+        nd->last_snap = rd->snap_index;
+        sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, rd->snap_index, 1, 0);
+        sim_check_applied(w, nd, nd->applied);
+    }
+    for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
+        const sy_outmsg *om = &rd->msgs[i];
+        if (om->to >= w->n || om->to == nd->id) {
+            sim_fail(w, "engine", "n%u sent a message to invalid node %u", nd->id, om->to);
+            break;
+        }
+        sy_buf_reset(&w->scratch);
+        int rc = sy_env_encode(SIM_CLUSTER_ID, nd->id, &om->msg, &nd->signer, &w->scratch);
+        if (rc) {
+            sim_fail(w, "codec", "n%u produced a %s message the codec refuses: %s", nd->id,
+                     sy_msg_type_name(om->msg.type), sy_strerror(rc));
+            break;
+        }
+        sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
+        sim_net_send(w, nd->id, om->to, w->scratch.p, w->scratch.len);
+    }
+    for (size_t i = 0; i < rd->n_committed && !w->stop; i++)
+        apply_entry(w, nd, &rd->committed[i]);
+    for (size_t i = 0; i < rd->n_reads && !w->stop; i++) {
+        const sy_read_state *rs = &rd->reads[i];
+        for (size_t j = 0; j < nd->n_preads; j++) {
+            sim_pend_read *r = &nd->preads[j];
+            if (r->read_id != rs->read_id)
+                continue;
+            if (rs->status != SY_OK) {
+                send_reply(w, nd, r->client, r->req_no, rs->status, 0, NULL, 0);
+                *r = nd->preads[--nd->n_preads];
+            } else {
+                r->index = rs->index;
+                r->have_index = true;
+            }
+            break;
+        }
+    }
+    for (size_t i = 0; i < rd->n_rejects && !w->stop; i++) {
+        const sy_reject *rj = &rd->rejects[i];
+        if (take_pend_req(nd, rj->client_id, rj->req_no))
+            send_reply(w, nd, rj->client_id, rj->req_no, rj->status, 0, NULL, 0);
+    }
+    if (w->stop)
+        return;
+    serve_reads(w, nd);
+    ops->advance(nd->eng, sim_local_now(w, nd));
+    memset(rd, 0, sizeof *rd);
+    maybe_snapshot(w, nd);
+
+    sy_engine_status es;
+    ops->status(nd->eng, &es);
+    if (es.role != nd->last_role) {
+        nd->last_role = es.role;
+        sim_trace(w, TR_ROLE, nd->id, UINT32_MAX, es.role, es.term, 0);
+    }
+    if (es.leader_changes > nd->leader_changes)
+        nd->leader_changes = es.leader_changes;
+    schedule_tick(w, nd);
+    if (nd->in_n && !nd->pump_queued) {
+        nd->pump_queued = true;
+        sim_schedule(w, w->now, EV_PUMP, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+    }
+}
+
+void sim_node_pump(sim_world *w, sim_node *nd)
+{
+    const sy_engine_ops *ops = w->o.ops;
+    if (!nd->up || nd->paused || nd->busy || w->stop)
+        return;
+    uint64_t dl = ops->next_deadline(nd->eng);
+    if (dl && dl <= sim_local_now(w, nd)) {
+        sim_input tick = { .from = nd->id };
+        handle_input(w, nd, &tick);
+    }
+    while (nd->in_n && !w->stop) {
+        sim_input in = nd->inbox[nd->in_head];
+        nd->in_head = (nd->in_head + 1) % SIM_INBOX_MAX;
+        nd->in_n--;
+        handle_input(w, nd, &in);
+        free(in.data);
+    }
+    if (w->stop)
+        return;
+    ops->ready(nd->eng, &nd->rd);
+    const sy_ready *rd = &nd->rd;
+    bool persist = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
+                   rd->snapshot_install || rd->compact_to || rd->snap_index;
+    if (!persist) {
+        finish(w, nd);
+        return;
+    }
+    if (sim_disk_stage(&nd->disk, rd)) {
+        sim_fail(w, "simulator", "out of memory staging a disk write");
+        return;
+    }
+    w->st->disk_writes++;
+    nd->busy = true;
+    uint64_t lat = sy_rng_below(&w->rng, 2);
+    if ((w->o.faults & SY_FAULT_DISK) && !w->calm) {
+        lat = sy_rng_range(&w->rng, 1, 15);
+        if (sy_rng_below(&w->rng, 20) == 0)
+            lat += sy_rng_range(&w->rng, 50, 200);  /* a slow fsync */
+    }
+    sim_schedule(w, w->now + lat, EV_DISK_DONE, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+}
+
+void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, size_t len)
+{
+    if (!nd->up) {
+        free(data);
+        return;
+    }
+    if (nd->in_n >= SIM_INBOX_MAX) {
+        w->st->msgs_dropped++;
+        free(data);
+        return;
+    }
+    nd->inbox[(nd->in_head + nd->in_n) % SIM_INBOX_MAX] = (sim_input){ from, data, len };
+    nd->in_n++;
+    if (!nd->pump_queued) {
+        nd->pump_queued = true;
+        sim_schedule(w, w->now, EV_PUMP, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+    }
+}
+
+void sim_node_crash(sim_world *w, sim_node *nd)
+{
+    if (!nd->up)
+        return;
+    if (sim_disk_crash(&nd->disk)) {
+        w->st->disk_lost++;
+        sim_trace(w, TR_LOST_WRITE, nd->id, UINT32_MAX, 0, 0, 0);
+    }
+    w->o.ops->destroy(nd->eng);
+    nd->eng = NULL;
+    while (nd->in_n) {
+        free(nd->inbox[nd->in_head].data);
+        nd->in_head = (nd->in_head + 1) % SIM_INBOX_MAX;
+        nd->in_n--;
+    }
+    nd->in_head = 0;
+    nd->n_preq = nd->n_preads = 0;
+    nd->up = nd->busy = nd->paused = nd->pump_queued = false;
+    nd->incarnation++;
+    nd->last_role = SY_ROLE_FOLLOWER;
+    memset(&nd->rd, 0, sizeof nd->rd);
+    w->st->crashes++;
+    sim_trace(w, TR_CRASH, nd->id, UINT32_MAX, nd->applied, 0, 0);
+}
+
+void sim_node_restart(sim_world *w, sim_node *nd)
+{
+    if (nd->up)
+        return;
+    sy_engine_boot boot;
+    sy_entry *ents = NULL;
+    if (sim_disk_boot(&nd->disk, &boot, &ents)) {
+        sim_fail(w, "simulator", "out of memory reading n%u's disk", nd->id);
+        return;
+    }
+    boot.applied = nd->applied;
+    sy_engine_cfg cfg = {
+        .self = nd->id, .n = w->n, .f = w->f,
+        .heartbeat_ms = 50, .election_min_ms = 300, .election_max_ms = 600,
+        .request_timeout_ms = 1000, .batch_delay_ms = 1,
+        .batch_max = 64, .batch_bytes_max = 1u << 20, .max_inflight = 16,
+        .max_pending = 1000, .snapshot_threshold = SIM_SNAPSHOT_EVERY,
+        .checkpoint_interval = 16, .watermark_window = 64,
+        .prevote = true, .check_quorum = true,
+        .node_keys = w->node_keys, .signer = &nd->signer, .verifier = &w->verifier,
+    };
+    snprintf(cfg.cluster_id, sizeof cfg.cluster_id, "%s", SIM_CLUSTER_ID);
+    uint64_t x = w->o.seed ^ (0x1000193ull * (nd->id + 1)) ^ (nd->incarnation << 40);
+    cfg.rng_seed = sy_rng_splitmix(&x);
+    for (uint32_t i = 0; i < w->o.n_byz; i++)
+        if (w->o.byz[i].node == nd->id)
+            cfg.test_behaviour = w->o.byz[i].behaviour;
+    int rc = w->o.ops->create(&cfg, &boot, &nd->eng);
+    free(ents);
+    if (rc) {
+        sim_fail(w, "engine-restart", "n%u engine refused to start from its disk: %s", nd->id,
+                 sy_strerror(rc));
+        nd->eng = NULL;
+        return;
+    }
+    nd->up = true;
+    nd->busy = nd->paused = false;
+    if (nd->incarnation) {
+        w->st->restarts++;
+        sim_trace(w, TR_RESTART, nd->id, UINT32_MAX, nd->applied, 0, 0);
+    }
+    nd->tick_at = 0;
+    schedule_tick(w, nd);
+}
+
+/* ---- identities ---- */
+
+static const sy_pubkey *dir_key_of(void *ctx, uint32_t sender)
+{
+    sim_world *w = ctx;
+    if (sender < w->n)
+        return &w->node_keys[sender];
+    if (sender >= SY_CLIENT_ID_BASE && sender - SY_CLIENT_ID_BASE < w->n_clients)
+        return &w->client_keys[sender - SY_CLIENT_ID_BASE];
+    return NULL;
+}
+
+static int make_identity(sim_world *w, uint32_t id, sy_signer *signer, sy_seckey **sk,
+                         sy_pubkey *pub)
+{
+    uint8_t seed[SY_SEED_LEN];
+    uint64_t x = w->o.seed * 0x9e3779b97f4a7c15ull + id;
+    for (int i = 0; i < SY_SEED_LEN; i += 8) {
+        uint64_t v = sy_rng_splitmix(&x);
+        memcpy(seed + i, &v, 8);
+    }
+    int rc;
+    if (w->o.ed25519) {
+        rc = sy_seckey_from_seed(seed, sk);
+        if (rc)
+            return rc;
+        sy_signer_ed25519(signer, *sk);
+    } else {
+        rc = sy_simsig_add(w->simsig, seed, signer);
+        if (rc)
+            return rc;
+    }
+    *pub = signer->pub;
+    return SY_OK;
+}
+
+static bool all_caught_up(const sim_world *w)
+{
+    uint64_t a = w->nodes[0].applied;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const sim_node *nd = &w->nodes[i];
+        if (!nd->up || nd->paused || nd->applied != a || nd->applied < w->st->max_commit)
+            return false;
+    }
+    return true;
+}
+
+static void dispatch(sim_world *w, sim_event *ev)
+{
+    sim_node *nd = ev->a < w->n ? &w->nodes[ev->a] : NULL;
+    switch (ev->kind) {
+    case EV_DELIVER:
+        if (sim_is_client(ev->b)) {
+            uint32_t ci = ev->b - SY_CLIENT_ID_BASE;
+            if (ci < w->n_clients)
+                sim_client_deliver(w, &w->clients[ci], ev->data, ev->len);
+        } else if (ev->b < w->n) {
+            w->st->msgs_delivered++;
+            sim_node_input(w, &w->nodes[ev->b], ev->a, ev->data, ev->len);
+            ev->data = NULL;
+        }
+        break;
+    case EV_TICK:
+        if (nd && nd->up && ev->gen == nd->tick_gen) {
+            nd->tick_at = 0;
+            sim_node_pump(w, nd);
+        }
+        break;
+    case EV_PUMP:
+        if (nd && nd->up && ev->gen == nd->incarnation) {
+            nd->pump_queued = false;
+            sim_node_pump(w, nd);
+        }
+        break;
+    case EV_DISK_DONE:
+        if (nd && nd->up && nd->busy && ev->gen == nd->incarnation) {
+            if (nd->paused) /* the fsync finished but the process is stopped */
+                sim_schedule(w, w->now + 10, EV_DISK_DONE, ev->a, UINT32_MAX, ev->gen, NULL, 0);
+            else
+                finish(w, nd);
+        }
+        break;
+    case EV_CLIENT: {
+        uint32_t ci = ev->a - SY_CLIENT_ID_BASE;
+        if (ci < w->n_clients)
+            sim_client_event(w, &w->clients[ci], ev->gen);
+        break;
+    }
+    case EV_FAULT:
+        sim_net_fault(w);
+        break;
+    case EV_HEAL:
+        sim_net_heal(w, ev->gen);
+        break;
+    case EV_RESTART:
+        if (nd && !nd->up && ev->gen == nd->incarnation)
+            sim_node_restart(w, nd);
+        break;
+    case EV_RESUME:
+        if (nd && nd->up && nd->paused && ev->gen == nd->incarnation) {
+            nd->paused = false;
+            sim_node_pump(w, nd);
+        }
+        break;
+    case EV_CALM:
+        sim_net_calm(w);
+        break;
+    default:
+        break;
+    }
+}
+
+static void world_free(sim_world *w)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        sim_node *nd = &w->nodes[i];
+        if (nd->eng)
+            w->o.ops->destroy(nd->eng);
+        while (nd->in_n) {
+            free(nd->inbox[nd->in_head].data);
+            nd->in_head = (nd->in_head + 1) % SIM_INBOX_MAX;
+            nd->in_n--;
+        }
+        free(nd->inbox);
+        free(nd->preq);
+        free(nd->preads);
+        sim_disk_free(&nd->disk);
+        simkv_free(nd->kv);
+        sy_seckey_free(nd->sk);
+    }
+    for (uint32_t i = 0; i < w->n_clients; i++) {
+        free(w->clients[i].env);
+        sy_seckey_free(w->clients[i].sk);
+    }
+    for (size_t i = 0; i < w->n_heap; i++)
+        free(w->heap[i].data);
+    free(w->heap);
+    sim_check_free(w);
+    sy_simsig_free(w->simsig);
+    sy_buf_free(&w->scratch);
+    free(w);
+}
+
+int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!o->ops || o->nodes < 1 || o->nodes > SY_SIM_MAX_NODES || o->requests < 1 ||
+        o->clients > SY_SIM_MAX_CLIENTS || o->n_byz > SY_SIM_MAX_BYZ || o->keys > 8)
+        return SY_EINVAL;
+    if (sy_crypto_init())
+        return SY_EFATAL;
+    sim_world *w = calloc(1, sizeof *w);
+    if (!w)
+        return SY_ENOMEM;
+    w->o = *o;
+    if (!w->o.out)
+        w->o.out = stderr;
+    if (!w->o.protocol)
+        w->o.protocol = o->ops->name;
+    if (!w->o.clients)
+        w->o.clients = 5;
+    if (!w->o.keys)
+        w->o.keys = 5;
+    if (!w->o.fault_ms)
+        w->o.fault_ms = 20000;
+    if (!w->o.liveness_ms)
+        w->o.liveness_ms = 60000;
+    if (!w->o.max_sim_ms)
+        w->o.max_sim_ms = w->o.fault_ms + w->o.liveness_ms + 10000;
+    w->st = st;
+    w->n = o->nodes;
+    bool bft = strcmp(w->o.protocol, "pbft") == 0;
+    w->f = o->f ? o->f : (bft ? (w->n - 1) / 3 : (w->n - 1) / 2);
+    w->budget = o->fault_budget ? o->fault_budget : w->f;
+    w->n_clients = w->o.clients;
+    sy_rng_seed(&w->rng, o->seed);
+    sy_rng_seed(&w->wl, o->seed ^ 0x5eed5eed5eed5eedull);
+    sy_buf_init(&w->scratch);
+
+    int rc = SY_ENOMEM;
+    if (!o->ed25519) {
+        if ((rc = sy_simsig_new(w->n + w->n_clients, &w->simsig)))
+            goto out_free;
+        sy_verifier_simsig(&w->verifier, w->simsig);
+    } else {
+        sy_verifier_ed25519(&w->verifier);
+    }
+    for (uint32_t i = 0; i < w->n; i++) {
+        sim_node *nd = &w->nodes[i];
+        nd->id = i;
+        if ((rc = make_identity(w, i, &nd->signer, &nd->sk, &w->node_keys[i])))
+            goto out_free;
+        rc = SY_ENOMEM;
+        nd->inbox = calloc(SIM_INBOX_MAX, sizeof *nd->inbox);
+        if (!nd->inbox || simkv_new(&nd->kv))
+            goto out_free;
+        nd->last_role = SY_ROLE_FOLLOWER;
+    }
+    for (uint32_t i = 0; i < w->n_clients; i++) {
+        sim_client *c = &w->clients[i];
+        c->id = SY_CLIENT_ID_BASE + i;
+        if ((rc = make_identity(w, c->id, &c->signer, &c->sk, &w->client_keys[i])))
+            goto out_free;
+    }
+    w->dir = (sy_directory){ .key_of = dir_key_of, .ctx = w };
+    w->envo = (sy_env_opts){ .cluster_id = SIM_CLUSTER_ID, .dir = &w->dir,
+                             .verifier = &w->verifier };
+    if ((rc = sim_check_init(w)))
+        goto out_free;
+    if (o->faults & SY_FAULT_SKEW) {
+        for (uint32_t i = 0; i < w->n; i++) {
+            w->nodes[i].clk_off = sy_rng_below(&w->rng, 100000);
+            w->nodes[i].drift_ppm = (int32_t)sy_rng_range(&w->rng, 0, 40000) - 20000;
+        }
+        st->skewed_nodes = w->n;
+    }
+    for (uint32_t i = 0; i < w->n && !w->stop; i++)
+        sim_node_restart(w, &w->nodes[i]);
+    sim_client_start(w);
+    if (o->faults & (SY_FAULT_PARTITION | SY_FAULT_CRASH | SY_FAULT_PAUSE | SY_FAULT_DISK))
+        sim_schedule(w, sy_rng_range(&w->rng, 100, 800), EV_FAULT, 0, UINT32_MAX, 0, NULL, 0);
+    sim_schedule(w, w->o.fault_ms, EV_CALM, 0, UINT32_MAX, 0, NULL, 0);
+
+    sim_event ev;
+    while (!w->stop && heap_pop(w, &ev)) {
+        w->now = ev.t;
+        st->events++;
+        if (w->now > w->o.max_sim_ms || st->events > SIM_MAX_EVENTS) {
+            free(ev.data);
+            sim_fail(w, "liveness", "run did not finish by t=%" PRIu64 "ms (%" PRIu64
+                     " events)", w->now, st->events);
+            break;
+        }
+        if (w->o.verbose && ev.kind != EV_DELIVER && ev.kind != EV_PUMP)
+            sim_trace(w, ev.kind, ev.a, ev.b, ev.gen, 0, 0);
+        dispatch(w, &ev);
+        free(ev.data);
+        if (w->stop)
+            break;
+        if (w->calm) {
+            if (sim_clients_done(w) && all_caught_up(w))
+                break;
+            if (w->now > w->calm_at + w->o.liveness_ms) {
+                uint32_t busy = 0;
+                for (uint32_t i = 0; i < w->n_clients; i++)
+                    busy += w->clients[i].outstanding;
+                sim_fail(w, "liveness", "%u client requests still pending and/or nodes not "
+                         "caught up %" PRIu64 "ms after faults stopped (max commit %" PRIu64
+                         ")", busy, w->o.liveness_ms, st->max_commit);
+                break;
+            }
+        }
+    }
+    st->sim_ms = w->now;
+    if (!w->stop)
+        st->liveness_ok = true;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->nodes[i].leader_changes > st->leader_changes)
+            st->leader_changes = w->nodes[i].leader_changes;
+    if (!st->failed)
+        sim_check_final(w);
+    if (st->failed)
+        report_failure(w);
+    rc = SY_OK;
+out_free:
+    world_free(w);
+    return rc;
+}

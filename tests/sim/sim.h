@@ -1,0 +1,114 @@
+/* Deterministic simulator: N engine instances, a simulated network, disks,
+ * clocks and clients, all driven by one event queue and one 64-bit seed.
+ *
+ * Everything that varies between runs (latencies, drops, partitions, crash
+ * points, clock skew, election timeouts via the engines' rng seeds, the
+ * client workload) is drawn from generators derived from the seed, and
+ * events are ordered by (simulated time, sequence number), so a seed replays
+ * bit-for-bit. Messages travel as real signed envelopes through the real
+ * codec; nodes run the same ready/persist/send/apply/advance host loop as
+ * the daemon (core/engine.h).
+ *
+ * A run has two phases: a fault phase (faults injected per opts.faults), then
+ * a calm phase (network healed, crashed nodes restarted, pauses ended) in
+ * which every outstanding client request must complete within liveness_ms.
+ * The checks (see docs/simulator.md) run during and at the end of the run. */
+#ifndef SY_SIM_H
+#define SY_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "core/engine.h"
+
+enum sy_sim_fault {
+    SY_FAULT_DROP = 1u << 0,      /* messages lost */
+    SY_FAULT_DUP = 1u << 1,       /* messages delivered twice */
+    SY_FAULT_REORDER = 1u << 2,   /* extra random delay: later sends overtake */
+    SY_FAULT_PARTITION = 1u << 3, /* one- and two-way partitions, isolated
+                                     node, clogged links; come and go */
+    SY_FAULT_CRASH = 1u << 4,     /* crash (losing unsynced writes), restart */
+    SY_FAULT_PAUSE = 1u << 5,     /* node stops processing for a while */
+    SY_FAULT_SKEW = 1u << 6,      /* per-node clock offset and drift */
+    SY_FAULT_DISK = 1u << 7,      /* slow fsyncs; crashes mid-fsync */
+    SY_FAULT_ALL = 0xffu,
+};
+#define SY_SIM_N_FAULTS 8
+
+/* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
+ * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
+ * in badbuf). */
+int sy_sim_parse_faults(const char *list, uint32_t *mask, char *badbuf, size_t badcap);
+const char *sy_sim_fault_name(uint32_t bit);
+
+#define SY_SIM_MAX_NODES 16u
+#define SY_SIM_MAX_CLIENTS 64u
+#define SY_SIM_MAX_BYZ 8u
+
+typedef struct sy_sim_byz {
+    uint32_t node;
+    uint32_t behaviour;           /* engine-defined cfg.test_behaviour value */
+} sy_sim_byz;
+
+typedef struct sy_sim_opts {
+    const char *protocol;         /* name, for reports and the replay line */
+    const sy_engine_ops *ops;     /* the engine under test */
+    uint32_t nodes;               /* 1..SY_SIM_MAX_NODES */
+    uint32_t f;                   /* 0 = derived: (n-1)/2, or (n-1)/3 for pbft */
+    uint64_t seed;
+    uint32_t requests;            /* client operations in the workload */
+    uint32_t clients;             /* 0 = default 5 */
+    uint32_t keys;                /* distinct keys (0 = default 5) */
+    uint32_t faults;              /* enum sy_sim_fault mask */
+    bool ed25519;                 /* real signatures instead of simsig */
+    bool verbose;                 /* print every event to out */
+    uint32_t n_byz;
+    sy_sim_byz byz[SY_SIM_MAX_BYZ];
+    uint64_t fault_ms;            /* length of the fault phase (0 = 20000) */
+    uint64_t liveness_ms;         /* calm-phase bound (0 = 60000) */
+    uint64_t max_sim_ms;          /* hard stop (0 = fault + liveness + 10000) */
+    FILE *out;                    /* failure reports, verbose trace (NULL = stderr) */
+    const char *replay_prefix;    /* e.g. "build/bin/synod-sim" (NULL = synod-sim) */
+    uint32_t fault_budget;        /* max nodes crashed/paused at once (0 = f) */
+    uint32_t snapshot_every;      /* host snapshot period in applied entries
+                                     (0 = 64, UINT32_MAX = never) */
+} sy_sim_opts;
+
+typedef struct sy_sim_stats {
+    uint64_t events;
+    uint64_t sim_ms;              /* simulated time at the end */
+    uint64_t msgs_sent, msgs_delivered, msgs_dropped, msgs_duplicated, msgs_delayed;
+    uint64_t msgs_rejected;       /* envelopes the decoder refused */
+    uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
+    uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
+    uint64_t snapshots;
+    uint64_t ops_ok, ops_gave_up, ops_retries, ops_redirects;
+    uint64_t max_commit;          /* highest committed index seen */
+    uint64_t leader_changes;
+    /* checks that ran (counts of individual assertions) */
+    uint64_t chk_agreement, chk_validity, chk_exactly_once, chk_convergence,
+             chk_durability;
+    size_t linz_ops;
+    int linz_verdict;             /* enum sy_linz_verdict */
+    bool liveness_ok;
+    /* outcome */
+    bool failed;
+    char check[32];               /* name of the failed check */
+    char why[512];                /* one line */
+} sy_sim_stats;
+
+/* Fills opts with defaults (nodes 3, requests 200, no faults, ...). */
+void sy_sim_opts_default(sy_sim_opts *o);
+
+/* Runs one simulation. Returns SY_OK when the run completed (whether or not
+ * a check failed: see st->failed), or an error for a setup failure
+ * (SY_EINVAL for bad options, SY_ENOMEM). On a check failure it prints the
+ * seed, protocol, the replay command line and the last events of the trace
+ * to opts.out. */
+int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st);
+
+/* Writes the synod-sim command line that replays o into buf. */
+void sy_sim_replay_line(const sy_sim_opts *o, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,263 @@
+/* Simulator internals shared by the simulator sources (not a public interface).
+ *
+ * One sim_world holds everything of one run; nothing is global, so runs can
+ * be executed one after another (or in parallel threads) in one process. */
+#ifndef SY_SIM_INT_H
+#define SY_SIM_INT_H
+
+#include <stdarg.h>
+#include "tests/sim/sim.h"
+#include "tests/sim/linz.h"
+#include "tests/sim/simkv.h"
+#include "core/envelope.h"
+#include "core/buf.h"
+#include "core/rng.h"
+#include "crypto/crypto.h"
+
+#define SIM_CLUSTER_ID "sim"
+#define SIM_INBOX_MAX 8192u       /* queued inputs per node; overflow is a drop */
+#define SIM_TRACE 64u             /* events kept for a failure report */
+#define SIM_TRACE_SHOWN 30u
+#define SIM_MAX_EVENTS 50000000ull
+#define SIM_CLIENT_TIMEOUT_MS 1000u
+#define SIM_CLIENT_GIVE_UP_MS 8000u /* in the fault phase; then give up */
+#define SIM_SNAPSHOT_EVERY 64u    /* host snapshot after this many applies */
+
+enum sim_ev_kind {
+    EV_DELIVER = 1,   /* bytes a -> b */
+    EV_TICK,          /* node a's timer */
+    EV_PUMP,          /* node a has queued inputs */
+    EV_DISK_DONE,     /* node a's fsync finished */
+    EV_CLIENT,        /* client a: timeout / next op / resend */
+    EV_FAULT,         /* fault scheduler */
+    EV_HEAL,          /* end of partition generation x */
+    EV_RESTART,       /* node a restarts */
+    EV_RESUME,        /* node a's pause ends */
+    EV_CALM,          /* fault phase over */
+};
+
+typedef struct {
+    uint64_t t, seq;
+    uint8_t kind;
+    uint32_t a, b;
+    uint64_t gen;
+    uint8_t *data;    /* EV_DELIVER: owned frame */
+    size_t len;
+} sim_event;
+
+typedef struct {
+    uint64_t t;
+    uint8_t kind;     /* enum sim_ev_kind or a trace-only kind below */
+    uint32_t a, b;
+    uint64_t x, y;
+    int code;
+} sim_trace_rec;
+
+enum sim_trace_kind {
+    TR_SEND = 100, TR_DROP, TR_DUP, TR_COMMIT, TR_APPLY, TR_REPLY, TR_REQ, TR_CRASH,
+    TR_RESTART, TR_PAUSE, TR_PARTITION, TR_HEAL, TR_LOST_WRITE, TR_REJECT_ENV,
+    TR_CLIENT_DONE, TR_CLIENT_RETRY, TR_ROLE, TR_GIVE_UP, TR_SNAPSHOT, TR_FAIL,
+};
+
+/* ---- durable state of one node (the simulated disk) ---- */
+typedef struct {
+    uint64_t index, term;
+    uint8_t type;
+    uint8_t *data;
+    uint32_t len;
+} disk_entry;
+
+typedef struct {
+    /* durable image */
+    uint8_t *hs;
+    size_t hs_len;
+    disk_entry *log;          /* entries snap_index+1 .. */
+    size_t n_log, cap_log;
+    uint64_t first;           /* index of log[0] */
+    uint64_t snap_index, snap_term;
+    sy_members snap_members;
+    uint8_t *snap_data;
+    size_t snap_len;
+    /* the write in flight (one at a time), lost on a crash */
+    bool pending;
+    bool p_hs_dirty;
+    uint8_t *p_hs;
+    size_t p_hs_len;
+    uint64_t p_truncate;
+    disk_entry *p_ents;
+    size_t p_n;
+    bool p_snap;
+    uint64_t p_snap_index, p_snap_term;
+    sy_members p_snap_members;
+    uint8_t *p_snap_data;
+    size_t p_snap_len;
+    uint64_t p_compact;
+} sim_disk;
+
+typedef struct {
+    uint32_t from;
+    uint8_t *data;    /* owned; NULL = tick marker */
+    size_t len;
+} sim_input;
+
+typedef struct {
+    uint32_t client;
+    uint64_t req_no;
+} sim_pend_req;
+
+typedef struct {
+    uint64_t read_id;
+    uint32_t client;
+    uint64_t req_no;
+    uint8_t key[64];
+    uint32_t klen;
+    uint64_t index;
+    bool have_index;
+} sim_pend_read;
+
+typedef struct sim_node {
+    uint32_t id;
+    bool up, paused, busy, pump_queued;
+    uint64_t incarnation;
+    void *eng;
+    sy_signer signer;
+    sy_seckey *sk;            /* ed25519 mode */
+    sim_disk disk;
+    simkv *kv;                /* durable with the disk: the applied state */
+    uint64_t applied, applied_term, last_snap;
+    /* clock: local = off + g + g * ppm / 1e6 */
+    uint64_t clk_off;
+    int32_t drift_ppm;
+    /* volatile */
+    sim_input *inbox;
+    size_t in_head, in_n;
+    sim_pend_req *preq;
+    size_t n_preq, cap_preq;
+    sim_pend_read *preads;
+    size_t n_preads, cap_preads;
+    uint64_t next_read_id;
+    uint64_t tick_gen, tick_at;
+    sy_ready rd;              /* held while its write is in flight */
+    uint64_t leader_changes;
+    uint8_t last_role;
+} sim_node;
+
+typedef struct sim_client {
+    uint32_t id;              /* SY_CLIENT_ID_BASE + index */
+    sy_signer signer;
+    sy_seckey *sk;
+    uint64_t req_no;
+    bool outstanding;
+    uint64_t gen;             /* invalidates stale EV_CLIENT timers */
+    uint8_t op, flags;
+    char key[16], val[32], old[32];
+    size_t hist_id;
+    uint32_t target;
+    uint32_t attempts;
+    bool redirect;            /* next send follows a leader hint */
+    uint64_t started_at;      /* simulated ms of the first send */
+    uint8_t *env;             /* the signed request, resent verbatim */
+    size_t env_len;
+    uint32_t done;
+} sim_client;
+
+/* what a client submitted: validity and durability checks */
+typedef struct {
+    sy_digest env_digest;
+    bool submitted;
+    bool acked;               /* client saw a definite result */
+    bool is_write;
+    uint64_t applied_index;   /* where it took effect (0 = not yet) */
+} sim_sub;
+
+typedef struct sim_world {
+    sy_sim_opts o;
+    sy_sim_stats *st;
+    uint32_t n, f, budget;
+    uint64_t now;
+    uint64_t seq;
+    sy_rng rng;               /* world: network, faults */
+    sy_rng wl;                /* workload (separate so fault choices do not
+                                 shift the workload between fault lists) */
+    /* event heap */
+    sim_event *heap;
+    size_t n_heap, cap_heap;
+    /* identities */
+    sy_simsig *simsig;
+    sy_verifier verifier;
+    sy_pubkey node_keys[SY_SIM_MAX_NODES];
+    sy_pubkey client_keys[SY_SIM_MAX_CLIENTS];
+    sy_directory dir;
+    sy_env_opts envo;
+    sim_node nodes[SY_SIM_MAX_NODES];
+    sim_client clients[SY_SIM_MAX_CLIENTS];
+    uint32_t n_clients;
+    uint32_t issued;          /* ops started */
+    /* network */
+    bool blocked[SY_SIM_MAX_NODES][SY_SIM_MAX_NODES];
+    uint32_t clog_ms[SY_SIM_MAX_NODES][SY_SIM_MAX_NODES];
+    uint64_t part_gen;
+    bool part_active;
+    bool calm;
+    uint64_t calm_at;
+    /* checks */
+    sy_digest *commit_digest; /* by index; all-zero = unknown */
+    uint64_t *state_digest;   /* by index, 0 = unknown */
+    bool *commit_known;
+    size_t cap_commit;
+    sim_sub *subs;            /* [client * (requests+2) + req_no] */
+    uint64_t subs_per_client;
+    sy_linz *hist;
+    char last_val[8][32];     /* per key: last value seen (for cas choice) */
+    /* trace */
+    sim_trace_rec trace[SIM_TRACE];
+    uint64_t n_trace;
+    sy_buf scratch;
+    bool stop;
+} sim_world;
+
+/* sim.c */
+void sim_trace(sim_world *w, uint8_t kind, uint32_t a, uint32_t b, uint64_t x, uint64_t y,
+               int code);
+void sim_fail(sim_world *w, const char *check, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int sim_schedule(sim_world *w, uint64_t t, uint8_t kind, uint32_t a, uint32_t b,
+                 uint64_t gen, uint8_t *data, size_t len);
+uint64_t sim_local_now(const sim_world *w, const sim_node *nd);
+void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, size_t len);
+void sim_node_crash(sim_world *w, sim_node *nd);
+void sim_node_restart(sim_world *w, sim_node *nd);
+void sim_node_pump(sim_world *w, sim_node *nd);
+
+/* net.c: the network and the fault scheduler */
+void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data, size_t len);
+void sim_net_fault(sim_world *w);        /* EV_FAULT */
+void sim_net_heal(sim_world *w, uint64_t gen);
+void sim_net_calm(sim_world *w);         /* EV_CALM */
+bool sim_is_client(uint32_t id);
+
+/* disk.c */
+void sim_disk_free(sim_disk *d);
+int sim_disk_stage(sim_disk *d, const sy_ready *rd);
+void sim_disk_sync(sim_disk *d);
+bool sim_disk_crash(sim_disk *d);        /* true if a write was lost */
+int sim_disk_set_snapshot(sim_disk *d, uint64_t index, uint64_t term, const uint8_t *data,
+                          size_t len, const sy_members *m);
+/* Fills boot borrowing from d; *ents allocated (free()). */
+int sim_disk_boot(const sim_disk *d, sy_engine_boot *boot, sy_entry **ents);
+
+/* client.c */
+void sim_client_start(sim_world *w);
+void sim_client_event(sim_world *w, sim_client *c, uint64_t gen);
+void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t len);
+bool sim_clients_done(const sim_world *w);
+
+/* check.c */
+int sim_check_init(sim_world *w);
+void sim_check_free(sim_world *w);
+sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no);
+void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e);
+void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index);
+void sim_check_final(sim_world *w);
+
+#endif
