@@ -337,6 +337,7 @@ typedef struct bench {
     pthread_mutex_t mu;
     uint64_t issued;          /* requests handed out (count mode) */
     uint64_t done, errors;    /* atomic */
+    uint32_t running;         /* atomic: threads not yet finished */
     uint64_t start_ms, end_ms;
     volatile int stop;
 } bench;
@@ -390,8 +391,10 @@ static void *bench_main(void *arg)
     uint64_t rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(t->idx + 1) * 0xbf58476d1ce4e5b9ull);
     uint8_t *val = malloc(b->a->value_size ? b->a->value_size : 1);
     char key[BENCH_KEY_LEN + 1];
-    if (!val)
+    if (!val) {
+        __atomic_fetch_sub(&b->running, 1, __ATOMIC_RELEASE);
         return NULL;
+    }
     for (size_t i = 0; i < b->a->value_size; i++)
         val[i] = (uint8_t)('a' + (xorshift(&rng) % 26));
     while (bench_take(b)) {
@@ -426,6 +429,7 @@ static void *bench_main(void *arg)
         __atomic_fetch_add(&b->done, 1, __ATOMIC_RELAXED);
     }
     free(val);
+    __atomic_fetch_sub(&b->running, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -474,12 +478,14 @@ static int cmd_bench(const args *a)
     uint64_t start = mono_us();
     b.start_ms = start / 1000;
     b.end_ms = b.start_ms + (uint64_t)(local.duration_s * 1000.0);
+    b.running = a->clients;
     for (uint32_t i = 0; i < a->clients; i++) {
         ts[i].b = &b;
         ts[i].idx = i;
         if (pthread_create(&ts[i].thr, NULL, bench_main, &ts[i]) != 0) {
             fprintf(stderr, "synodctl: bench: cannot start thread %u\n", i);
             b.stop = 1;
+            __atomic_fetch_sub(&b.running, a->clients - i, __ATOMIC_RELEASE);
             for (uint32_t j = 0; j < i; j++)
                 pthread_join(ts[j].thr, NULL);
             ret = EXIT_RUNTIME;
@@ -490,21 +496,15 @@ static int cmd_bench(const args *a)
     uint64_t last_done = 0;
     for (uint32_t sec = 1;; sec++) {
         bool finished = false;
-        for (int tick = 0; tick < 10 && !finished; tick++) {
-            usleep(100000);
-            if (local.requests) {
-                uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED) +
-                             __atomic_load_n(&b.errors, __ATOMIC_RELAXED);
-                finished = d >= local.requests;
-            } else {
-                finished = mono_us() / 1000 >= b.end_ms + (uint64_t)a->timeout_ms;
-            }
+        for (int tick = 0; tick < 50 && !finished; tick++) {
+            usleep(20000);
+            finished = __atomic_load_n(&b.running, __ATOMIC_ACQUIRE) == 0;
         }
         uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED);
         fprintf(stderr, "[%3us] %" PRIu64 " ops, %" PRIu64 " ops/s, %" PRIu64 " errors\n", sec, d,
                 d - last_done, __atomic_load_n(&b.errors, __ATOMIC_RELAXED));
         last_done = d;
-        if (finished || (!local.requests && mono_us() / 1000 >= b.end_ms))
+        if (finished)
             break;
     }
     for (uint32_t i = 0; i < a->clients; i++)
