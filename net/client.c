@@ -502,15 +502,19 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             continue;
         }
         sy_env env;
-        bool from_target = im.node == target;
-        rc = check_reply(c, &im, req_no, &env);
-        if (rc != SY_OK || !from_target) {
-            if (rc == SY_OK)
-                sy_env_free(&env);
+        if (check_reply(c, &im, req_no, &env) != SY_OK) {
             nng_msg_free(im.msg);
             continue;
         }
         const sy_client_reply *r = &env.msg.u.reply;
+        /* A node we gave up on may still answer: its verdict on this very
+         * request is as good as the current target's. Its redirects are
+         * not: we have moved on already. */
+        if (retryable(r->status) && im.node != target) {
+            sy_env_free(&env);
+            nng_msg_free(im.msg);
+            continue;
+        }
         if (retryable(r->status)) {
             if (r->status == SY_ENOTLEADER && r->leader < c->n && r->leader != target) {
                 target = r->leader;
@@ -527,7 +531,7 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             continue;
         }
         rc = result_fill(r, im.node, res);
-        c->leader = target;
+        c->leader = im.node;
         sy_env_free(&env);
         nng_msg_free(im.msg);
         return rc;
