@@ -1,0 +1,290 @@
+/* synod-sim: deterministic, seeded adversarial runs of a protocol engine
+ * with safety and liveness checks (tests/sim/, docs/simulator.md).
+ *
+ * Exit codes: 0 every run passed every check; 1 a check failed (the report
+ * names the seed and the command line that replays it); 2 usage error. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "tests/sim/sim.h"
+#include "tests/sim/linz.h"
+#include "core/engine.h"
+#include "crypto/sy_err.h"
+
+static const char usage[] =
+    "usage: synod-sim --protocol raft|paxos|pbft [--nodes N] [--seed S] [--seeds K]\n"
+    "                 [--requests R] [--clients C] [--faults LIST]\n"
+    "                 [--byzantine ID:BEHAVIOUR]... [--fault-ms MS] [--ed25519] [--verbose]\n"
+    "\n"
+    "Runs seeded simulations of a cluster of N nodes (default 3) under faults and\n"
+    "checks agreement, validity, exactly-once, convergence, durability,\n"
+    "linearizability and liveness. --seeds K runs seeds S..S+K-1 (default 1) and\n"
+    "prints a summary; the first failing seed stops the sweep and prints the\n"
+    "command line that replays it.\n"
+    "\n"
+    "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
+    "             or all, or none (default none)\n"
+    "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
+    "             fake-prepared bad-new-view flood twins\n"
+    "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
+    "  --ed25519  sign with Ed25519 instead of the cheap simulator scheme\n"
+    "  --verbose  print every event of the run\n"
+    "\n"
+    "exit: 0 all checks passed, 1 a check failed, 2 usage error\n";
+
+/* Same numbering as the PBFT engine's test_behaviour codes. */
+static const char *const byz_names[] = {
+    "silent", "equivocate", "skip-seq", "bad-sig", "replay", "wrong-digest",
+    "fake-prepared", "bad-new-view", "flood", "twins",
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "synod-sim: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see synod-sim --help)\n");
+    return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
+        restarts, pauses, disk_lost, snapshots, ok, gave_up, retries, redirects, leaders,
+        agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
+        live_ok;
+} totals;
+
+static void add(totals *t, const sy_sim_stats *s)
+{
+    t->runs++;
+    t->events += s->events;
+    t->sim_ms += s->sim_ms;
+    t->sent += s->msgs_sent;
+    t->dropped += s->msgs_dropped;
+    t->dup += s->msgs_duplicated;
+    t->delayed += s->msgs_delayed;
+    t->rejected += s->msgs_rejected;
+    t->partitions += s->partitions;
+    t->crashes += s->crashes;
+    t->restarts += s->restarts;
+    t->pauses += s->pauses;
+    t->disk_lost += s->disk_lost;
+    t->snapshots += s->snapshots;
+    t->ok += s->ops_ok;
+    t->gave_up += s->ops_gave_up;
+    t->retries += s->ops_retries;
+    t->redirects += s->ops_redirects;
+    t->leaders += s->leader_changes;
+    t->agreement += s->chk_agreement;
+    t->validity += s->chk_validity;
+    t->exactly_once += s->chk_exactly_once;
+    t->convergence += s->chk_convergence;
+    t->durability += s->chk_durability;
+    t->linz_ok += !s->failed && s->linz_verdict == SY_LINZ_OK;
+    t->linz_unknown += !s->failed && s->linz_verdict == SY_LINZ_UNKNOWN;
+    t->live_ok += s->liveness_ok;
+}
+
+static void summary(const sy_sim_opts *o, const totals *t, double secs, bool failed)
+{
+    printf("synod-sim: %s, %u nodes, %" PRIu64 " seed%s from %" PRIu64 " in %.2fs "
+           "(%.1f seeds/s, %.0f simulated s)\n",
+           o->protocol, o->nodes, t->runs, t->runs == 1 ? "" : "s", o->seed, secs,
+           secs > 0 ? (double)t->runs / secs : 0.0, (double)t->sim_ms / 1000.0);
+    printf("  %-22s %12s\n", "faults injected", "count");
+    printf("  %-22s %12" PRIu64 "\n", "messages sent", t->sent);
+    printf("  %-22s %12" PRIu64 "\n", "messages dropped", t->dropped);
+    printf("  %-22s %12" PRIu64 "\n", "messages duplicated", t->dup);
+    printf("  %-22s %12" PRIu64 "\n", "messages delayed", t->delayed);
+    printf("  %-22s %12" PRIu64 "\n", "partitions", t->partitions);
+    printf("  %-22s %12" PRIu64 "\n", "crashes", t->crashes);
+    printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
+    printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
+    printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
+    printf("  %-22s %12" PRIu64 "\n", "envelopes rejected", t->rejected);
+    printf("  %-22s %12s\n", "workload", "count");
+    printf("  %-22s %12" PRIu64 "\n", "ops completed", t->ok);
+    printf("  %-22s %12" PRIu64 "\n", "ops given up", t->gave_up);
+    printf("  %-22s %12" PRIu64 "\n", "client retries", t->retries);
+    printf("  %-22s %12" PRIu64 "\n", "client redirects", t->redirects);
+    printf("  %-22s %12" PRIu64 "\n", "host snapshots", t->snapshots);
+    printf("  %-22s %12" PRIu64 "\n", "leader changes", t->leaders);
+    printf("  %-22s %12s\n", "checks passed", "assertions");
+    printf("  %-22s %12" PRIu64 "\n", "agreement", t->agreement);
+    printf("  %-22s %12" PRIu64 "\n", "validity", t->validity);
+    printf("  %-22s %12" PRIu64 "\n", "exactly-once", t->exactly_once);
+    printf("  %-22s %12" PRIu64 "\n", "convergence", t->convergence);
+    printf("  %-22s %12" PRIu64 "\n", "durability", t->durability);
+    printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " runs%s\n", "linearizability", t->linz_ok,
+           t->runs, t->linz_unknown ? " (some searches hit the work bound)" : "");
+    printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " runs\n", "liveness", t->live_ok, t->runs);
+    printf("synod-sim: %s\n", failed ? "FAILED" : "all checks passed");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    sy_sim_opts o;
+    sy_sim_opts_default(&o);
+    o.protocol = NULL;
+    o.replay_prefix = "synod-sim";
+    uint64_t seeds = 1, v;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--ed25519") == 0) {
+            o.ed25519 = true;
+            continue;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            o.verbose = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return usage_error("unexpected argument '%s'", a);
+        if (!val)
+            return usage_error("%s needs a value", a);
+        i++;
+        if (strcmp(a, "--protocol") == 0) {
+            o.protocol = val;
+        } else if (strcmp(a, "--nodes") == 0) {
+            if (!parse_u64(val, &v) || v < 1 || v > SY_SIM_MAX_NODES)
+                return usage_error("--nodes wants 1..16, got '%s'", val);
+            o.nodes = (uint32_t)v;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!parse_u64(val, &o.seed))
+                return usage_error("--seed wants an unsigned 64-bit number, got '%s'", val);
+        } else if (strcmp(a, "--seeds") == 0) {
+            if (!parse_u64(val, &seeds) || seeds < 1)
+                return usage_error("--seeds wants a count >= 1, got '%s'", val);
+        } else if (strcmp(a, "--requests") == 0) {
+            if (!parse_u64(val, &v) || v < 1 || v > 1000000)
+                return usage_error("--requests wants 1..1000000, got '%s'", val);
+            o.requests = (uint32_t)v;
+        } else if (strcmp(a, "--clients") == 0) {
+            if (!parse_u64(val, &v) || v < 1 || v > SY_SIM_MAX_CLIENTS)
+                return usage_error("--clients wants 1..64, got '%s'", val);
+            o.clients = (uint32_t)v;
+        } else if (strcmp(a, "--fault-ms") == 0) {
+            if (!parse_u64(val, &v) || v < 1)
+                return usage_error("--fault-ms wants milliseconds >= 1, got '%s'", val);
+            o.fault_ms = v;
+        } else if (strcmp(a, "--faults") == 0) {
+            char bad[64];
+            if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
+                fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
+                        "partition, crash, pause, skew, disk, all or none)\n", bad);
+                return 2;
+            }
+        } else if (strcmp(a, "--byzantine") == 0) {
+            const char *colon = strchr(val, ':');
+            char idbuf[16];
+            if (!colon || (size_t)(colon - val) >= sizeof idbuf)
+                return usage_error("--byzantine wants ID:BEHAVIOUR, got '%s'", val);
+            memcpy(idbuf, val, (size_t)(colon - val));
+            idbuf[colon - val] = 0;
+            if (!parse_u64(idbuf, &v) || v >= SY_SIM_MAX_NODES)
+                return usage_error("--byzantine: bad node id in '%s'", val);
+            uint32_t code = 0;
+            for (uint32_t k = 0; k < sizeof byz_names / sizeof byz_names[0]; k++)
+                if (strcmp(colon + 1, byz_names[k]) == 0)
+                    code = k + 1;
+            if (!code)
+                return usage_error("--byzantine: unknown behaviour in '%s' (expected silent, "
+                                   "equivocate, skip-seq, bad-sig, replay, wrong-digest, "
+                                   "fake-prepared, bad-new-view, flood or twins)", val);
+            if (o.n_byz >= SY_SIM_MAX_BYZ)
+                return usage_error("at most 8 --byzantine options, got more at '%s'", val);
+            o.byz[o.n_byz++] = (sy_sim_byz){ (uint32_t)v, code };
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!o.protocol)
+        return usage_error("%s", "--protocol is required (raft, paxos or pbft)");
+    if (strcmp(o.protocol, "raft") != 0 && strcmp(o.protocol, "paxos") != 0 &&
+        strcmp(o.protocol, "pbft") != 0)
+        return usage_error("unknown protocol '%s' (expected raft, paxos or pbft)", o.protocol);
+    o.ops = sy_engine_lookup(o.protocol);
+    if (!o.ops) {
+        fprintf(stderr, "synod-sim: protocol '%s' is not built into this binary yet\n",
+                o.protocol);
+        return 2;
+    }
+    bool bft = strcmp(o.protocol, "pbft") == 0;
+    if (o.n_byz && !bft) {
+        fprintf(stderr, "synod-sim: --byzantine needs --protocol pbft (%s tolerates crash "
+                "faults only)\n", o.protocol);
+        return 2;
+    }
+    for (uint32_t i = 0; i < o.n_byz; i++) {
+        if (o.byz[i].node >= o.nodes) {
+            fprintf(stderr, "synod-sim: --byzantine node %u is not in 0..%u\n", o.byz[i].node,
+                    o.nodes - 1);
+            return 2;
+        }
+        if (o.byz[i].behaviour == 10) {
+            fprintf(stderr, "synod-sim: --byzantine twins is not supported by the simulator "
+                    "yet\n");
+            return 2;
+        }
+    }
+    uint32_t minn = bft ? 4 : 1;
+    if (o.nodes < minn) {
+        fprintf(stderr, "synod-sim: %s needs at least %u nodes, got %u\n", o.protocol, minn,
+                o.nodes);
+        return 2;
+    }
+    if (bft && o.n_byz > (o.nodes - 1) / 3)
+        fprintf(stderr, "synod-sim: warning: %u Byzantine nodes exceed f=%u for n=%u; "
+                "safety is not promised\n", o.n_byz, (o.nodes - 1) / 3, o.nodes);
+
+    totals t = { 0 };
+    bool failed = false;
+    uint64_t first = o.seed;
+    double start = now_s();
+    for (uint64_t k = 0; k < seeds && !failed; k++) {
+        o.seed = first + k;
+        sy_sim_stats st;
+        int rc = sy_sim_run(&o, &st);
+        if (rc) {
+            fprintf(stderr, "synod-sim: seed %" PRIu64 ": could not set up the run: %s\n",
+                    o.seed, sy_strerror(rc));
+            return rc == SY_EINVAL ? 2 : 1;
+        }
+        add(&t, &st);
+        if (st.failed)
+            failed = true;
+        else if (st.linz_verdict == SY_LINZ_UNKNOWN)
+            fprintf(stderr, "synod-sim: seed %" PRIu64 ": linearizability search hit its work "
+                    "bound (verdict unknown)\n", o.seed);
+    }
+    double secs = now_s() - start;
+    o.seed = first;
+    summary(&o, &t, secs, failed);
+    return failed ? 1 : 0;
+}
