@@ -102,14 +102,14 @@ typedef struct sy_net_event {
 /* Transport counters (monotonic). */
 typedef struct sy_net_stats {
     uint64_t peer_rx, client_rx;
-    uint64_t peer_tx[64], peer_tx_drop[64];  /* per destination (SY_MAX_NODES) */
+    uint64_t peer_tx[SY_MAX_NODES], peer_tx_drop[SY_MAX_NODES]; /* per destination */
     uint64_t queue_drop;          /* inbound events dropped: queue full */
     uint64_t client_busy;         /* client requests refused: queue full */
     uint64_t client_expired;      /* requests abandoned unanswered */
     uint64_t reply_stale;         /* replies to handles no longer valid */
     uint64_t verify_ok, verify_fail, verify_cached;
     uint32_t peers_connected;     /* outbound links currently up */
-    bool peer_up[64];
+    bool peer_up[SY_MAX_NODES];
 } sy_net_stats;
 
 /* Starts listening and dialing. On failure nothing is left running and
