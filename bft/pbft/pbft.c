@@ -1,0 +1,724 @@
+/* PBFT engine: lifecycle, the Ready/Advance plumbing, signed statements and
+ * the input dispatcher.
+ *
+ * Invariant kept here: every statement this replica signs is persisted
+ * (rd.hardstate: view, highest seq voted in it) before the message that
+ * carries it is sent, and a restarted replica never votes again at a
+ * (view, seq) it may have voted at before the crash; every signature from
+ * another replica is checked at most once (the verified cache) and before
+ * the statement is counted toward any certificate. Paper: OSDI 1999 sec. 4
+ * (signed messages, sec. 4.1 deviation: signatures instead of MACs). */
+#include <stdlib.h>
+#include <string.h>
+#include "bft/pbft/pbft.h"
+#include "core/envelope.h"
+#include "crypto/sy_err.h"
+
+uint32_t sy_pbft_quorum(uint32_t n, uint32_t f)
+{
+    /* ceil((n+f+1)/2): 2q - n >= f+1, so two quorums share a correct
+     * replica; q <= n-f whenever n >= 3f+1, so correct replicas suffice. */
+    return (n + f + 2) / 2;
+}
+
+bool pbft_behaves(const pbft *p, uint32_t b)
+{
+#ifdef SYNOD_TESTING
+    return p->behaviour == b;
+#else
+    (void)p;
+    (void)b;
+    return false;
+#endif
+}
+
+/* ------------------------------------------------------------ signatures */
+
+void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
+                    const sy_digest *d, sy_sig *out)
+{
+    uint8_t buf[SY_PBFT_STMT_MAX];
+    size_t len = sy_pbft_stmt_bytes(p->cfg.cluster_id, type, view, seq, d, p->self, buf);
+    sy_sign(p->cfg.signer, buf, len, out);
+    if (pbft_behaves(p, SY_PBFT_BAD_SIG))
+        out->b[0] ^= 0x5a;   /* a forged-looking signature */
+}
+
+bool pbft_verify_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
+                      const sy_digest *d, uint32_t replica, const sy_sig *sig)
+{
+    uint8_t buf[SY_PBFT_STMT_MAX];
+    sy_hasher hh;
+    sy_digest key;
+    if (replica >= p->n)
+        return false;
+    size_t len = sy_pbft_stmt_bytes(p->cfg.cluster_id, type, view, seq, d, replica, buf);
+    /* Cache key binds signer, statement and signature: a cache hit means
+     * these exact bytes were verified before. */
+    sy_hash_init(&hh);
+    sy_hash_update(&hh, buf, len);
+    sy_hash_update(&hh, sig->b, SY_SIG_LEN);
+    sy_hash_final(&hh, &key);
+    uint32_t slot = ((uint32_t)key.b[0] | (uint32_t)key.b[1] << 8 | (uint32_t)key.b[2] << 16) %
+                    PBFT_VCACHE;
+    if (p->vcache_have[slot] && sy_digest_eq(&p->vcache[slot], &key))
+        return true;
+    if (!sy_verify(p->cfg.verifier, &p->cfg.node_keys[replica], buf, len, sig))
+        return false;
+    p->vcache[slot] = key;
+    p->vcache_have[slot] = true;
+    return true;
+}
+
+/* ------------------------------------------------------------ accumulators */
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return SY_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*arr, nc * elem);
+    if (!np)
+        return SY_ENOMEM;
+    *arr = np;
+    *cap = nc;
+    return SY_OK;
+}
+
+void *pbft_keep(pbft *p, void *blob)
+{
+    if (!blob)
+        return NULL;
+    if (grow((void **)&p->blobs, &p->cap_blobs, p->n_blobs + 1, sizeof *p->blobs)) {
+        free(blob);
+        return NULL;
+    }
+    p->blobs[p->n_blobs++] = blob;
+    return blob;
+}
+
+int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
+{
+    sy_buf b;
+    if (pbft_behaves(p, SY_PBFT_SILENT))
+        return SY_OK;
+    if (grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof *p->owned))
+        return SY_ENOMEM;
+    sy_buf_init(&b);
+    int rc = sy_msg_encode_body(m, &b);
+    if (rc) {
+        sy_buf_free(&b);
+        return rc;
+    }
+    pbft_stored *st = &p->owned[p->n_owned];
+    memset(st, 0, sizeof *st);
+    st->buf = sy_buf_take(&b, &st->len);
+    /* The outgoing message is a decoded copy of its own encoding: it owns
+     * everything it points to, whatever happens to the engine's state
+     * before advance(). */
+    rc = sy_msg_decode_body(m->type, st->buf, st->len, &st->msg);
+    if (rc) {
+        free(st->buf);
+        return rc;
+    }
+    st->have = true;
+    p->n_owned++;
+    uint32_t cnt = to == SY_NO_NODE ? p->n - 1 : 1;
+    if (grow((void **)&p->out, &p->cap_out, p->n_out + cnt, sizeof *p->out))
+        return SY_ENOMEM;
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (to == SY_NO_NODE ? i == p->self : i != to)
+            continue;
+        p->out[p->n_out].to = i;
+        p->out[p->n_out].msg = st->msg;
+        p->n_out++;
+    }
+    return SY_OK;
+}
+
+int pbft_commit_entry(pbft *p, uint64_t seq, uint64_t view, uint8_t type,
+                      const uint8_t *data, size_t len, const sy_bytes *evidence)
+{
+    if (grow((void **)&p->ents, &p->cap_ents, p->n_ents + 1, sizeof *p->ents) ||
+        grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
+        return SY_ENOMEM;
+    uint8_t *copy = NULL;
+    if (len) {
+        copy = pbft_keep(p, malloc(len));
+        if (!copy)
+            return SY_ENOMEM;
+        memcpy(copy, data, len);
+    }
+    sy_entry e = { .index = seq, .term = view, .type = type,
+                   .data = { copy, (uint32_t)len } };
+    p->ents[p->n_ents++] = e;
+    p->comm[p->n_comm].entry = e;
+    p->comm[p->n_comm].evidence = evidence ? *evidence : (sy_bytes){ NULL, 0 };
+    p->n_comm++;
+    return SY_OK;
+}
+
+/* ------------------------------------------------------------ tables */
+
+pbft_slot *pbft_slot_get(pbft *p, uint64_t seq)
+{
+    if (seq <= p->h || seq > p->h + p->L)
+        return NULL;
+    pbft_slot *s = &p->slots[seq % p->L];
+    if (s->seq != seq) {
+        pbft_slot_clear(p, s);
+        s->seq = seq;
+    }
+    return s;
+}
+
+void pbft_slot_clear(pbft *p, pbft_slot *s)
+{
+    free(s->batch);
+    pbft_vote *prep = s->prep, *com = s->com;
+    sy_pbft_sig *cp = s->cert_prep, *cc = s->ccert;
+    memset(prep, 0, p->n * sizeof *prep);
+    memset(com, 0, p->n * sizeof *com);
+    memset(s, 0, sizeof *s);
+    s->prep = prep;
+    s->com = com;
+    s->cert_prep = cp;
+    s->ccert = cc;
+}
+
+static uint32_t client_hash(uint32_t c) { return c * 2654435761u; }
+
+pbft_client *pbft_client_get(pbft *p, uint32_t client, bool create)
+{
+    if (p->cap_clients == 0 || (create && (p->n_clients + 1) * 2 > p->cap_clients)) {
+        if (!create)
+            return NULL;
+        uint32_t nc = p->cap_clients ? p->cap_clients * 2 : 64;
+        pbft_client *t = calloc(nc, sizeof *t);
+        if (!t)
+            return NULL;
+        for (uint32_t i = 0; i < p->cap_clients; i++) {
+            if (!p->clients[i].client)
+                continue;
+            uint32_t j = client_hash(p->clients[i].client) & (nc - 1);
+            while (t[j].client)
+                j = (j + 1) & (nc - 1);
+            t[j] = p->clients[i];
+        }
+        free(p->clients);
+        p->clients = t;
+        p->cap_clients = nc;
+    }
+    uint32_t j = client_hash(client) & (p->cap_clients - 1);
+    while (p->clients[j].client) {
+        if (p->clients[j].client == client)
+            return &p->clients[j];
+        j = (j + 1) & (p->cap_clients - 1);
+    }
+    if (!create)
+        return NULL;
+    p->clients[j].client = client;
+    p->n_clients++;
+    return &p->clients[j];
+}
+
+void pbft_note_vote(pbft *p, uint64_t seq)
+{
+    if (p->vote_view != p->view || seq > p->vote_hi) {
+        if (p->vote_view != p->view)
+            p->vote_hi = 0;
+        p->vote_view = p->view;
+        if (seq > p->vote_hi)
+            p->vote_hi = seq;
+        p->hs_dirty = true;
+    }
+}
+
+/* Misbehaviour evidence: two validly signed, conflicting statements by one
+ * replica. Kept as a bounded log of (type, replica, view, seq, d1, d2); the
+ * signatures themselves sit in the certificates that exposed them. */
+#define PBFT_EVIDENCE_LOG_MAX (64u * 1024u)
+void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view,
+                          uint64_t seq, const sy_digest *a, const sy_digest *b)
+{
+    p->evidence++;
+    if (p->evid_log.len + 96 > PBFT_EVIDENCE_LOG_MAX)
+        return;
+    uint8_t rec[1 + 4 + 8 + 8 + 2 * SY_DIGEST_LEN];
+    rec[0] = type;
+    memcpy(rec + 1, &replica, 4);
+    memcpy(rec + 5, &view, 8);
+    memcpy(rec + 13, &seq, 8);
+    memcpy(rec + 21, a->b, SY_DIGEST_LEN);
+    memcpy(rec + 21 + SY_DIGEST_LEN, b->b, SY_DIGEST_LEN);
+    sy_buf_append(&p->evid_log, rec, sizeof rec);
+}
+
+void pbft_reset_timer(pbft *p)
+{
+    if (p->in_vc)
+        return;
+    if (p->n_waiting == 0) {
+        p->vc_deadline = 0;
+        return;
+    }
+    uint32_t shift = p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT ? p->vc_backoff : PBFT_MAX_BACKOFF_SHIFT;
+    p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << shift);
+}
+
+/* ------------------------------------------------------------ hardstate */
+
+static void put64(uint8_t *b, uint64_t v) { for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+/* version u8 | view u64 | vote_view u64 | vote_hi u64 | h u64 | h_digest 32
+ * | nsigs u8 | (replica u8 | sig 64) * nsigs   (little endian) */
+static void hs_encode(pbft *p)
+{
+    uint8_t *b = p->hs_buf;
+    size_t o = 0;
+    b[o++] = PBFT_HS_VERSION;
+    put64(b + o, p->view); o += 8;
+    put64(b + o, p->vote_view); o += 8;
+    put64(b + o, p->vote_hi); o += 8;
+    put64(b + o, p->h); o += 8;
+    memcpy(b + o, p->h_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    b[o++] = (uint8_t)p->h_nsigs;
+    for (uint32_t i = 0; i < p->h_nsigs; i++) {
+        b[o++] = (uint8_t)p->h_sigs[i].replica;
+        memcpy(b + o, p->h_sigs[i].sig.b, SY_SIG_LEN);
+        o += SY_SIG_LEN;
+    }
+    p->hs_len = o;
+}
+
+static int hs_decode(pbft *p, sy_bytes hs)
+{
+    const uint8_t *b = hs.p;
+    size_t o = 0, fixed = 1 + 32 + SY_DIGEST_LEN + 1;
+    if (hs.len == 0)
+        return SY_OK;
+    if (hs.len < fixed || b[0] != PBFT_HS_VERSION)
+        return SY_ECORRUPT;
+    o = 1;
+    p->view = get64(b + o); o += 8;
+    p->vote_view = get64(b + o); o += 8;
+    p->vote_hi = get64(b + o); o += 8;
+    p->h = get64(b + o); o += 8;
+    memcpy(p->h_digest.b, b + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    uint32_t ns = b[o++];
+    if (ns > p->n || hs.len != fixed + ns * (1u + SY_SIG_LEN))
+        return SY_ECORRUPT;
+    for (uint32_t i = 0; i < ns; i++) {
+        p->h_sigs[i].replica = b[o++];
+        memcpy(p->h_sigs[i].sig.b, b + o, SY_SIG_LEN);
+        o += SY_SIG_LEN;
+    }
+    p->h_nsigs = ns;
+    p->guard_view = p->vote_view;
+    p->guard_hi = p->vote_hi;
+    return SY_OK;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static const sy_pubkey any_key;
+static const sy_pubkey *any_key_of(void *ctx, uint32_t sender)
+{
+    (void)ctx;
+    (void)sender;
+    return &any_key;
+}
+
+/* Reads client id and request number out of a batch, without verifying. */
+static void note_executed_batch(pbft *p, const uint8_t *data, size_t len)
+{
+    sy_bytes *reqs = NULL;
+    uint32_t n = 0;
+    sy_directory anyd = { any_key_of, NULL };
+    sy_env_opts o = { .cluster_id = p->cfg.cluster_id, .dir = &anyd, .verifier = NULL };
+    if (sy_batch_decode(data, len, &reqs, &n))
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        sy_env e;
+        if (sy_env_decode(&o, reqs[i].p, reqs[i].len, &e, NULL))
+            continue;
+        if (e.type == SY_MSG_CLIENT_REQ) {
+            pbft_client *c = pbft_client_get(p, e.msg.u.req.client_id, true);
+            if (c && e.msg.u.req.req_no > c->executed)
+                c->executed = e.msg.u.req.req_no;
+        }
+        sy_env_free(&e);
+    }
+    free(reqs);
+}
+
+static void pbft_destroy(void *e);
+
+static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
+{
+    if (!cfg || cfg->n == 0 || cfg->n > SY_MAX_NODES || cfg->self >= cfg->n ||
+        cfg->n < 3 * cfg->f + 1 || !cfg->node_keys || !cfg->signer || !cfg->verifier)
+        return SY_EINVAL;
+    pbft *p = calloc(1, sizeof *p);
+    if (!p)
+        return SY_ENOMEM;
+    p->cfg = *cfg;
+    p->n = cfg->n;
+    p->f = cfg->f;
+    p->q = sy_pbft_quorum(cfg->n, cfg->f);
+    p->self = cfg->self;
+#ifdef SYNOD_TESTING
+    p->behaviour = cfg->test_behaviour;
+#endif
+    p->K = cfg->checkpoint_interval ? cfg->checkpoint_interval : PBFT_DEFAULT_K;
+    p->L = cfg->watermark_window ? cfg->watermark_window : 2 * p->K;
+    if (p->L < 2 * p->K)
+        p->L = 2 * p->K;   /* the window must hold a checkpoint going stable */
+    if (p->L > SY_PBFT_MAX_WINDOW || p->K > p->L) {
+        free(p);
+        return SY_EINVAL;
+    }
+    if (!p->cfg.batch_max)
+        p->cfg.batch_max = PBFT_DEFAULT_BATCH_MAX;
+    if (p->cfg.batch_max > SY_MAX_BATCH)
+        p->cfg.batch_max = SY_MAX_BATCH;
+    if (!p->cfg.max_pending)
+        p->cfg.max_pending = PBFT_DEFAULT_PENDING;
+    if (!p->cfg.request_timeout_ms)
+        p->cfg.request_timeout_ms = PBFT_DEFAULT_TIMEOUT_MS;
+    if (!p->cfg.heartbeat_ms)
+        p->cfg.heartbeat_ms = PBFT_DEFAULT_HEARTBEAT_MS;
+    if (!p->cfg.max_inflight)
+        p->cfg.max_inflight = (uint32_t)p->L;
+    sy_rng_seed(&p->rng, cfg->rng_seed ^ ((uint64_t)cfg->self << 32));
+    sy_buf_init(&p->evid_log);
+    p->nck = (uint32_t)(p->L / p->K) + 2;
+    p->slots = calloc(p->L, sizeof *p->slots);
+    p->cks = calloc(p->nck, sizeof *p->cks);
+    p->hi_ck = calloc(p->n, sizeof *p->hi_ck);
+    p->h_sigs = calloc(p->n, sizeof *p->h_sigs);
+    p->vcs = calloc(p->n, sizeof *p->vcs);
+    p->vcache = calloc(PBFT_VCACHE, sizeof *p->vcache);
+    p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
+    p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
+    p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
+    if (!p->slots || !p->cks || !p->hi_ck || !p->h_sigs || !p->vcs || !p->vcache ||
+        !p->vcache_have || !p->waiting || !p->waiting_since)
+        goto err_destroy;
+    for (uint64_t i = 0; i < p->L; i++) {
+        pbft_slot *s = &p->slots[i];
+        s->prep = calloc(p->n, sizeof *s->prep);
+        s->com = calloc(p->n, sizeof *s->com);
+        s->cert_prep = calloc(p->n, sizeof *s->cert_prep);
+        s->ccert = calloc(p->n, sizeof *s->ccert);
+        if (!s->prep || !s->com || !s->cert_prep || !s->ccert)
+            goto err_destroy;
+    }
+    for (uint32_t i = 0; i < p->nck; i++) {
+        p->cks[i].have = calloc(p->n, sizeof *p->cks[i].have);
+        p->cks[i].d = calloc(p->n, sizeof *p->cks[i].d);
+        p->cks[i].sig = calloc(p->n, sizeof *p->cks[i].sig);
+        if (!p->cks[i].have || !p->cks[i].d || !p->cks[i].sig)
+            goto err_destroy;
+    }
+    if (boot) {
+        if (hs_decode(p, boot->hardstate))
+            goto err_destroy;
+        if (boot->snap_index == p->h && boot->snap_data.len) {
+            p->h_snap = malloc(boot->snap_data.len);
+            if (!p->h_snap)
+                goto err_destroy;
+            memcpy(p->h_snap, boot->snap_data.p, boot->snap_data.len);
+            p->h_snap_len = boot->snap_data.len;
+        }
+        p->executed = boot->snap_index > p->h ? boot->snap_index : p->h;
+        for (size_t i = 0; i < boot->n_entries; i++) {
+            const sy_entry *e = &boot->entries[i];
+            if (e->index <= p->executed)
+                continue;
+            if (e->index != p->executed + 1)
+                goto err_destroy;   /* a hole in the persisted log */
+            p->executed = e->index;
+            if (e->type == SY_ENTRY_NORMAL)
+                note_executed_batch(p, e->data.p, e->data.len);
+            if (e->index > boot->applied) {
+                /* durable but not applied before the crash: apply now */
+                if (grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
+                    goto err_destroy;
+                uint8_t *copy = e->data.len ? pbft_keep(p, malloc(e->data.len)) : NULL;
+                if (e->data.len && !copy)
+                    goto err_destroy;
+                if (copy)
+                    memcpy(copy, e->data.p, e->data.len);
+                p->comm[p->n_comm].entry = *e;
+                p->comm[p->n_comm].entry.data.p = copy;
+                p->comm[p->n_comm].evidence = (sy_bytes){ NULL, 0 };
+                p->n_comm++;
+            }
+        }
+    }
+    p->last_pp = p->executed;
+    p->next_seq = p->executed + 1;
+    if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
+        p->next_seq = p->vote_hi + 1;
+    *out = p;
+    return SY_OK;
+
+err_destroy:
+    pbft_destroy(p);
+    return boot ? SY_ECORRUPT : SY_ENOMEM;
+}
+
+static void free_stored(pbft_stored *s)
+{
+    if (!s->have)
+        return;
+    sy_msg_free(&s->msg);
+    free(s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+static void clear_ready(pbft *p)
+{
+    for (size_t i = 0; i < p->n_owned; i++)
+        free_stored(&p->owned[i]);
+    p->n_owned = 0;
+    p->n_out = 0;
+    for (size_t i = 0; i < p->n_blobs; i++)
+        free(p->blobs[i]);
+    p->n_blobs = 0;
+    p->n_ents = p->n_comm = p->n_reads = p->n_rejects = 0;
+    p->compact_to = 0;
+    p->ckpt_index = 0;
+    p->install = false;
+    free(p->install_pending);
+    p->install_pending = NULL;
+}
+
+static void pbft_destroy(void *e)
+{
+    pbft *p = e;
+    if (!p)
+        return;
+    clear_ready(p);
+    if (p->slots)
+        for (uint64_t i = 0; i < p->L; i++) {
+            free(p->slots[i].batch);
+            free(p->slots[i].prep);
+            free(p->slots[i].com);
+            free(p->slots[i].cert_prep);
+            free(p->slots[i].ccert);
+        }
+    if (p->cks)
+        for (uint32_t i = 0; i < p->nck; i++) {
+            free(p->cks[i].have);
+            free(p->cks[i].d);
+            free(p->cks[i].sig);
+            free(p->cks[i].snap);
+        }
+    if (p->vcs)
+        for (uint32_t i = 0; i < p->n; i++)
+            free_stored(&p->vcs[i]);
+    free_stored(&p->nv);
+    for (uint32_t i = 0; i < p->n_pending; i++)
+        free(p->pending[i].raw);
+    free(p->pending);
+    free(p->clients);
+    free(p->waiting);
+    free(p->waiting_since);
+    free(p->slots);
+    free(p->cks);
+    free(p->hi_ck);
+    free(p->h_sigs);
+    free(p->h_snap);
+    free(p->vcs);
+    free(p->vcache);
+    free(p->vcache_have);
+    sy_buf_free(&p->evid_log);
+    free(p->out);
+    free(p->owned);
+    free(p->ents);
+    free(p->comm);
+    free(p->blobs);
+    free(p->reads);
+    free(p->rejects);
+    free(p);
+}
+
+/* ------------------------------------------------------------ step */
+
+static void heartbeat(pbft *p)
+{
+    if (p->now < p->hb_last + p->cfg.heartbeat_ms)
+        return;
+    p->hb_last = p->now;
+    pbft_retransmit(p);
+    pbft_fetch_batches(p);
+    pbft_maybe_fetch_state(p);
+#ifdef SYNOD_TESTING
+    pbft_byz_tick(p);
+#endif
+}
+
+static int on_msg(pbft *p, const sy_input *in)
+{
+    const sy_msg *m = in->u.msg.msg;
+    uint32_t from = in->u.msg.from;
+    if (!m || from >= p->n || from == p->self)
+        return SY_ESENDER;
+    switch (m->type) {
+    case SY_MSG_PBFT_PRE_PREPARE: return pbft_on_pre_prepare(p, from, &m->u.pbft.stmt);
+    case SY_MSG_PBFT_PREPARE:
+    case SY_MSG_PBFT_COMMIT: return pbft_on_vote(p, m->type, from, &m->u.pbft.stmt);
+    case SY_MSG_PBFT_CHECKPOINT: return pbft_on_checkpoint(p, from, &m->u.pbft.stmt);
+    case SY_MSG_PBFT_VIEW_CHANGE: return pbft_on_view_change(p, from, m);
+    case SY_MSG_PBFT_NEW_VIEW: return pbft_on_new_view(p, from, m);
+    case SY_MSG_PBFT_FETCH: return pbft_on_fetch(p, from, &m->u.pbft.batch);
+    case SY_MSG_PBFT_BATCH: return pbft_on_batch(p, from, &m->u.pbft.batch);
+    case SY_MSG_PBFT_FORWARD: return pbft_on_forward(p, from, &m->u.pbft.fwd);
+    case SY_MSG_PBFT_STATE_REQ: return pbft_on_state_req(p, from, &m->u.pbft.state_req);
+    case SY_MSG_PBFT_STATE: return pbft_on_state(p, from, &m->u.pbft.state);
+    default: return SY_EMSGTYPE;
+    }
+}
+
+static int pbft_step(void *e, const sy_input *in)
+{
+    pbft *p = e;
+    int rc = SY_OK;
+    if (in->now_ms > p->now)
+        p->now = in->now_ms;
+    switch (in->kind) {
+    case SY_IN_TICK:
+        if (p->vc_deadline && p->now >= p->vc_deadline)
+            pbft_start_view_change(p, p->view + 1);
+        break;
+    case SY_IN_MSG:
+        rc = on_msg(p, in);
+        break;
+    case SY_IN_REQUEST:
+        if (!in->u.request.req || !in->u.request.raw)
+            return SY_EINVAL;
+        rc = pbft_on_request(p, in->u.request.raw, in->u.request.raw_len, in->u.request.req,
+                             true);
+        break;
+    case SY_IN_READ:
+        /* Read-only optimisation (paper 5.1.3): answer from the executed
+         * state at once; the client needs a quorum of matching replies and
+         * falls back to an ordered read otherwise (docs/pbft.md). */
+        if (grow((void **)&p->reads, &p->cap_reads, p->n_reads + 1, sizeof *p->reads))
+            return SY_ENOMEM;
+        p->reads[p->n_reads++] = (sy_read_state){ in->u.read.read_id, p->executed, SY_OK };
+        break;
+    case SY_IN_SNAPSHOT:
+        rc = pbft_on_snapshot(p, in->u.snapshot.index, in->u.snapshot.data.p,
+                              in->u.snapshot.data.len, NULL);
+        break;
+    case SY_IN_APPLIED:
+        rc = pbft_on_snapshot(p, in->u.applied.index, NULL, 0, &in->u.applied.digest);
+        break;
+    default:
+        rc = SY_EINVAL;   /* transfer / conf change: not in PBFT */
+        break;
+    }
+    if (rc && rc != SY_EFATAL && rc != SY_ENOMEM)
+        p->dropped++;
+    if (rc == SY_EFATAL || rc == SY_ENOMEM)
+        return rc;
+    pbft_try_batch(p);
+    heartbeat(p);
+    return rc;
+}
+
+static void pbft_ready(void *e, sy_ready *rd)
+{
+    pbft *p = e;
+    memset(rd, 0, sizeof *rd);
+    if (p->hs_dirty) {
+        hs_encode(p);
+        rd->hardstate_dirty = true;
+        rd->hardstate = (sy_bytes){ p->hs_buf, (uint32_t)p->hs_len };
+    }
+    if (p->install) {
+        rd->snapshot_install = true;
+        rd->snap_index = p->install_index;
+        rd->snap_term = 0;
+        rd->snap_members.n_voters = p->n;
+        for (uint32_t i = 0; i < p->n; i++)
+            rd->snap_members.voters[i] = i;
+        rd->snap_data = (sy_bytes){ p->install_data, (uint32_t)p->install_len };
+    }
+    rd->entries = p->ents;
+    rd->n_entries = p->n_ents;
+    rd->compact_to = p->compact_to;
+    rd->msgs = p->out;
+    rd->n_msgs = p->n_out;
+    rd->committed = p->comm;
+    rd->n_committed = p->n_comm;
+    rd->reads = p->reads;
+    rd->n_reads = p->n_reads;
+    rd->rejects = p->rejects;
+    rd->n_rejects = p->n_rejects;
+    rd->checkpoint_index = p->ckpt_index;
+}
+
+static void pbft_advance(void *e, uint64_t now_ms)
+{
+    pbft *p = e;
+    if (now_ms > p->now)
+        p->now = now_ms;
+    p->hs_dirty = false;
+    clear_ready(p);
+    /* a ready stops at a checkpoint so the host can snapshot exactly there */
+    pbft_execute(p);
+}
+
+static void pbft_status(void *e, sy_engine_status *st)
+{
+    pbft *p = e;
+    memset(st, 0, sizeof *st);
+    st->role = p->in_vc ? SY_ROLE_VIEW_CHANGE : pbft_is_primary(p) ? SY_ROLE_PRIMARY
+                                                                   : SY_ROLE_BACKUP;
+    st->term = p->view;
+    st->leader = p->in_vc ? SY_NO_NODE : pbft_primary(p, p->view);
+    st->last_index = p->last_pp > p->executed ? p->last_pp : p->executed;
+    st->commit_index = p->executed;
+    st->snap_index = p->h;
+    st->leader_changes = p->view_changes;
+    st->evidence = p->evidence;
+    st->dropped = p->dropped;
+}
+
+static uint64_t pbft_next_deadline(void *e)
+{
+    pbft *p = e;
+    if (p->now == 0)
+        return 1;
+    uint64_t d = p->hb_last + p->cfg.heartbeat_ms;
+    if (p->vc_deadline && p->vc_deadline < d)
+        d = p->vc_deadline;
+    uint64_t b = pbft_batch_deadline(p);
+    if (b && b < d)
+        d = b;
+    return d;
+}
+
+const sy_engine_ops sy_pbft_ops = {
+    .name = "pbft",
+    .create = pbft_create,
+    .destroy = pbft_destroy,
+    .step = pbft_step,
+    .ready = pbft_ready,
+    .advance = pbft_advance,
+    .status = pbft_status,
+    .next_deadline = pbft_next_deadline,
+};

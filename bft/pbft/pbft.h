@@ -1,0 +1,311 @@
+/* PBFT engine (Castro & Liskov, "Practical Byzantine Fault Tolerance",
+ * OSDI 1999; and "Practical Byzantine Fault Tolerance and Proactive
+ * Recovery", TOCS 2002). Design note: docs/pbft.md.
+ *
+ * Public face: sy_pbft_ops (an sy_engine_ops, core/engine.h), the test-only
+ * Byzantine behaviour codes and the quorum arithmetic. Everything below the
+ * "internal" line is shared by the bft/pbft sources only.
+ *
+ * Host contract beyond core/engine.h:
+ *  - call ready() once, then advance(); do not step() in between;
+ *  - rd.committed entries are also in rd.entries of the same ready (persist
+ *    them first); a ready never commits past a checkpoint sequence number:
+ *    when rd.checkpoint_index != 0 the host, after applying, steps
+ *    SY_IN_SNAPSHOT {index, deterministic snapshot blob}; the engine's
+ *    checkpoint digest is sy_hash(blob) (or the digest of SY_IN_APPLIED,
+ *    which must then equal sy_hash of the blob the host would snapshot);
+ *  - rd.snapshot_install: replace the state machine with snap_data (already
+ *    verified against a quorum-signed checkpoint digest);
+ *  - rd.hardstate is an opaque blob to hand back in boot.hardstate, with
+ *    boot.snap_index/snap_data = the last stable checkpoint's snapshot and
+ *    boot.entries = the persisted committed entries above it;
+ *  - cfg.clients should name the clients' keys (else batch requests are
+ *    decoded but not signature-checked: benchmarks only). */
+#ifndef SY_PBFT_H
+#define SY_PBFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "core/engine.h"
+#include "core/msg.h"
+#include "core/buf.h"
+
+extern const sy_engine_ops sy_pbft_ops;
+
+/* ---- quorum arithmetic (docs/pbft.md "Quorums") ----
+ * n >= 3f+1. quorum q = ceil((n+f+1)/2): two quorums intersect in
+ * 2q-n >= f+1 replicas, hence in at least one correct replica, and q <=
+ * n-f so the correct replicas alone form a quorum. For n = 3f+1 this is
+ * the paper's 2f+1. Prepared = pre-prepare + q-1 prepares; committed-local,
+ * stable checkpoint, NEW-VIEW: q. A client accepts f+1 matching replies. */
+uint32_t sy_pbft_quorum(uint32_t n, uint32_t f);
+
+/* ---- test-only Byzantine behaviours and mutants (cfg.test_behaviour).
+ * Compiled in only with SYNOD_TESTING; a normal build ignores the field. */
+enum sy_pbft_behaviour {
+    SY_PBFT_HONEST = 0,
+    SY_PBFT_SILENT,          /* sends nothing */
+    SY_PBFT_EQUIVOCATE,      /* primary: different batches for one seq */
+    SY_PBFT_SKIP_SEQ,        /* primary: skips and reuses sequence numbers */
+    SY_PBFT_BAD_SIG,         /* statement signatures forged/invalid */
+    SY_PBFT_REPLAY,          /* re-sends old-view messages */
+    SY_PBFT_WRONG_DIGEST,    /* prepares/commits for a wrong digest */
+    SY_PBFT_FAKE_PREPARED,   /* VIEW-CHANGE claims a certificate it lacks */
+    SY_PBFT_BAD_NEW_VIEW,    /* NEW-VIEW with a wrong O set */
+    SY_PBFT_FLOOD,           /* floods well-formed garbage */
+    SY_PBFT_TWINS,           /* implemented by the simulator, not here */
+    /* mutants: a correct-looking replica with a planted bug */
+    SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST = 100, /* counts prepares for any digest */
+    SY_PBFT_MUTANT_NV_NO_RECOMPUTE,           /* accepts NEW-VIEW O unchecked */
+};
+/* Maps a simulator name ("silent", "equivocate", "skip-seq", "bad-sig",
+ * "replay", "wrong-digest", "fake-prepared", "bad-new-view", "flood",
+ * "twins", "mutant-accept-wrong-digest", "mutant-nv-no-recompute") to its
+ * code. SY_OK or SY_EINVAL. */
+int sy_pbft_behaviour_from_name(const char *name, uint32_t *out);
+const char *sy_pbft_behaviour_name(uint32_t code);
+
+/* ===================== internal (the bft/pbft sources only) ===================== */
+
+#define PBFT_DEFAULT_K 64u
+#define PBFT_DEFAULT_BATCH_MAX 64u
+#define PBFT_DEFAULT_PENDING 4096u
+#define PBFT_DEFAULT_TIMEOUT_MS 2000u
+#define PBFT_DEFAULT_HEARTBEAT_MS 200u
+#define PBFT_MAX_BACKOFF_SHIFT 6u     /* view-change timeout <= base * 64 */
+#define PBFT_VCACHE 4096u             /* verified-signature cache (direct mapped) */
+#define PBFT_MAX_WAITING 1024u        /* requests a backup watches for its timer */
+#define PBFT_MAX_FETCH 64u            /* batches fetched at once */
+#define PBFT_HS_VERSION 1u
+
+/* The latest vote (prepare or commit) of one replica at one seq. */
+typedef struct {
+    bool have;
+    uint64_t view;
+    sy_digest d;
+    sy_sig sig;
+} pbft_vote;
+
+typedef struct {
+    uint64_t seq;                 /* 0 = free */
+    bool have_pp;                 /* accepted pre-prepare in pp_view */
+    uint64_t pp_view;
+    sy_digest d;
+    sy_sig pp_sig;
+    bool have_batch;
+    uint8_t *batch;               /* owned; NULL for a null request */
+    size_t batch_len;
+    pbft_vote *prep, *com;        /* [n] */
+    bool prepared, committed;     /* in pp_view */
+    bool sent_prepare, sent_commit;
+    /* prepared certificate of the highest view this replica prepared in */
+    bool have_cert;
+    uint64_t cert_view;
+    sy_digest cert_d;
+    sy_sig cert_pp_sig;
+    uint32_t cert_n;
+    sy_pbft_sig *cert_prep;       /* [n] */
+    /* commit certificate, once committed (served in state transfer) */
+    uint64_t ccert_view;
+    uint32_t ccert_n;
+    sy_pbft_sig *ccert;           /* [n] */
+    bool executed;
+    uint64_t fetch_ms;            /* last FETCH sent for a missing batch */
+} pbft_slot;
+
+/* CHECKPOINT votes and this replica's own snapshot for one seq. */
+typedef struct {
+    uint64_t seq;                 /* 0 = free */
+    bool *have;                   /* [n] */
+    sy_digest *d;                 /* [n] */
+    sy_sig *sig;                  /* [n] */
+    bool mine_have, mine_sent;
+    sy_digest mine;
+    uint8_t *snap;                /* owned copy of the host's snapshot */
+    size_t snap_len;
+} pbft_ckpt;
+
+typedef struct {
+    uint8_t *buf;                 /* owned encoded body */
+    size_t len;
+    sy_msg msg;                   /* decoded from buf */
+    bool have;
+} pbft_stored;
+
+typedef struct {
+    uint32_t client;
+    uint64_t req_no;
+} pbft_creq;
+
+typedef struct {
+    uint8_t *raw;                 /* owned signed request envelope */
+    size_t len;
+    uint32_t client;
+    uint64_t req_no;
+} pbft_pending;
+
+typedef struct {
+    uint32_t client;              /* 0 = empty (client ids >= 0x10000) */
+    uint64_t executed;            /* last executed req_no */
+    uint64_t proposed;            /* primary: last proposed in this view */
+} pbft_client;
+
+typedef struct pbft pbft;
+struct pbft {
+    sy_engine_cfg cfg;            /* copy; pointers borrowed */
+    uint32_t n, f, q;
+    uint32_t self;
+    uint64_t K, L;
+    uint32_t behaviour;
+    sy_rng rng;
+    uint64_t now;
+
+    /* view */
+    uint64_t view;
+    bool in_vc;                   /* waiting for NEW-VIEW of `view` */
+    uint64_t vc_deadline;         /* 0 = timer off */
+    uint32_t vc_backoff;          /* successive view changes without progress */
+    uint64_t view_changes;
+
+    /* log */
+    uint64_t h;                   /* low water mark: last stable checkpoint */
+    sy_digest h_digest;
+    uint32_t h_nsigs;
+    sy_pbft_sig *h_sigs;          /* [n] proof of h */
+    uint8_t *h_snap;              /* snapshot blob at h (owned; may be NULL) */
+    size_t h_snap_len;
+    uint64_t executed;            /* last seq emitted in rd.committed */
+    uint64_t next_seq;            /* primary: next to assign */
+    uint64_t last_pp;             /* highest seq with an accepted pre-prepare */
+    pbft_slot *slots;             /* [L], index seq % L */
+    pbft_ckpt *cks;               /* [nck], index (seq / K) % nck */
+    uint32_t nck;
+    uint64_t *hi_ck;              /* [n] highest checkpoint seq each signed */
+    bool stop_at_ckpt;            /* a ready ended at a checkpoint */
+
+    /* restart guard: no votes at seq <= guard_hi in view guard_view */
+    uint64_t vote_view, vote_hi;
+    uint64_t guard_view, guard_hi;
+    bool hs_dirty;
+
+    /* primary's request queue, and clients' executed request numbers */
+    pbft_pending *pending;
+    uint32_t n_pending, cap_pending;
+    uint64_t pending_since;
+    pbft_client *clients;         /* open addressing, power of two */
+    uint32_t cap_clients, n_clients;
+    pbft_creq *waiting;           /* backup: requests the timer watches */
+    uint64_t *waiting_since;
+    uint32_t n_waiting;
+
+    /* view change */
+    pbft_stored *vcs;             /* [n] latest valid VIEW-CHANGE per replica */
+    pbft_stored nv;               /* NEW-VIEW accepted/sent for `view` */
+
+    /* state transfer */
+    uint64_t xfer_ms;             /* last STATE_REQ sent */
+    uint64_t hi_seen;             /* highest seq of a verified COMMIT from others */
+    uint64_t progress_ms;         /* last time execution advanced */
+    uint64_t xfer_bad;            /* STATE replies that failed verification */
+    uint32_t xfer_peer;
+    uint64_t hb_last;             /* last heartbeat (retransmission) */
+    uint64_t exec_at_hb;
+
+    /* verified-signature cache */
+    sy_digest *vcache;            /* [PBFT_VCACHE] */
+    bool *vcache_have;
+
+    /* counters */
+    uint64_t evidence, dropped;
+    sy_buf evid_log;              /* conflicting statement pairs (bounded) */
+
+    /* ready accumulators (valid until advance) */
+    sy_outmsg *out;
+    size_t n_out, cap_out;
+    pbft_stored *owned;           /* encoded+decoded bodies behind out */
+    size_t n_owned, cap_owned;
+    sy_entry *ents;
+    size_t n_ents, cap_ents;
+    sy_committed *comm;
+    size_t n_comm, cap_comm;
+    void **blobs;                 /* owned memory behind ents/comm */
+    size_t n_blobs, cap_blobs;
+    sy_read_state *reads;
+    size_t n_reads, cap_reads;
+    sy_reject *rejects;
+    size_t n_rejects, cap_rejects;
+    uint8_t hs_buf[256 + 68 * SY_MAX_NODES];
+    size_t hs_len;
+    uint64_t compact_to;
+    uint64_t ckpt_index;
+    bool install;
+    uint64_t install_index;
+    uint8_t *install_data;
+    size_t install_len;
+    void *install_pending;        /* freed at advance */
+};
+
+/* pbft.c: helpers shared by the protocol files */
+static inline uint32_t pbft_primary(const pbft *p, uint64_t view) { return (uint32_t)(view % p->n); }
+static inline bool pbft_is_primary(const pbft *p) { return pbft_primary(p, p->view) == p->self; }
+bool pbft_behaves(const pbft *p, uint32_t b);
+void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
+                    const sy_digest *d, sy_sig *out);
+bool pbft_verify_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
+                      const sy_digest *d, uint32_t replica, const sy_sig *sig);
+/* Encodes m and queues it to `to` (SY_NO_NODE = every other replica). */
+int pbft_send(pbft *p, uint32_t to, const sy_msg *m);
+int pbft_commit_entry(pbft *p, uint64_t seq, uint64_t view, uint8_t type,
+                      const uint8_t *data, size_t len, const sy_bytes *evidence);
+void *pbft_keep(pbft *p, void *blob);   /* freed at advance */
+pbft_slot *pbft_slot_get(pbft *p, uint64_t seq);   /* NULL outside (h, h+L] */
+pbft_client *pbft_client_get(pbft *p, uint32_t client, bool create);
+void pbft_note_vote(pbft *p, uint64_t seq);
+void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view,
+                          uint64_t seq, const sy_digest *a, const sy_digest *b);
+void pbft_reset_timer(pbft *p);
+
+/* pbft_normal.c (paper 4.2, 4.3) */
+int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req *req,
+                    bool from_client);
+int pbft_on_forward(pbft *p, uint32_t from, const sy_pbft_forward *fw);
+int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *s);
+int pbft_on_vote(pbft *p, uint8_t type, uint32_t from, const sy_pbft_stmt *s);
+int pbft_on_checkpoint(pbft *p, uint32_t from, const sy_pbft_stmt *s);
+int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
+                     const sy_digest *digest);
+void pbft_try_batch(pbft *p);
+void pbft_progress(pbft *p, pbft_slot *s);
+int pbft_execute(pbft *p);
+void pbft_send_prepare(pbft *p, pbft_slot *s);
+void pbft_stabilize(pbft *p, uint64_t seq, const sy_digest *d, const sy_pbft_sig *sigs,
+                    uint32_t nsigs);
+void pbft_retransmit(pbft *p);
+bool pbft_batch_valid(pbft *p, const uint8_t *batch, size_t len);
+void pbft_slot_clear(pbft *p, pbft_slot *s);
+uint64_t pbft_batch_deadline(const pbft *p);
+
+/* pbft_view.c (paper 4.4) */
+void pbft_start_view_change(pbft *p, uint64_t new_view);
+int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m);
+int pbft_on_new_view(pbft *p, uint32_t from, const sy_msg *m);
+bool pbft_vc_valid(pbft *p, const sy_pbft_view_change *vc);
+bool pbft_ckproof_valid(pbft *p, const sy_pbft_ckproof *c);
+/* Computes the O set from vcs (paper 4.4): *o allocated (free()). */
+int pbft_compute_o(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, uint32_t n_vcs,
+                   uint64_t *min_s, sy_pbft_opp **o, uint32_t *n_o);
+void pbft_vc_resend(pbft *p);
+
+/* pbft_xfer.c (TOCS 2002 5.3.2: state transfer; fetching batches) */
+int pbft_on_fetch(pbft *p, uint32_t from, const sy_pbft_batch *b);
+int pbft_on_batch(pbft *p, uint32_t from, const sy_pbft_batch *b);
+int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r);
+int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *s);
+void pbft_maybe_fetch_state(pbft *p);
+void pbft_fetch_batches(pbft *p);
+
+/* pbft_byz.c (SYNOD_TESTING only) */
+void pbft_byz_tick(pbft *p);
+
+#endif

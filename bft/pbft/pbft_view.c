@@ -1,0 +1,477 @@
+/* PBFT view changes (OSDI 1999 sec. 4.4 and 4.5.2; TOCS 2002 sec. 2.3.5
+ * for the timer backoff).
+ *
+ * Invariant kept here: a request that committed at any correct replica
+ * keeps its sequence number in every later view. It holds because a
+ * committed request is prepared at a quorum; any quorum of VIEW-CHANGEs
+ * intersects it in a correct replica whose certificate is carried into the
+ * NEW-VIEW, and O re-proposes, for each seq, the digest of the certificate
+ * with the highest view (a higher-view certificate for another digest
+ * cannot exist). Backups never trust O: they recompute it from the signed
+ * view-changes and reject a NEW-VIEW that differs. */
+#include <stdlib.h>
+#include <string.h>
+#include "bft/pbft/pbft.h"
+#include "crypto/sy_err.h"
+
+static const sy_digest zero_digest;
+
+static void free_stored(pbft_stored *s)
+{
+    if (!s->have)
+        return;
+    sy_msg_free(&s->msg);
+    free(s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+/* Keeps a private, self-contained copy of m (encode, then decode). */
+static int store_msg(pbft_stored *st, const sy_msg *m)
+{
+    sy_buf b;
+    pbft_stored tmp;
+    memset(&tmp, 0, sizeof tmp);
+    sy_buf_init(&b);
+    int rc = sy_msg_encode_body(m, &b);
+    if (rc) {
+        sy_buf_free(&b);
+        return rc;
+    }
+    tmp.buf = sy_buf_take(&b, &tmp.len);
+    rc = sy_msg_decode_body(m->type, tmp.buf, tmp.len, &tmp.msg);
+    if (rc) {
+        free(tmp.buf);
+        return rc;
+    }
+    tmp.have = true;
+    free_stored(st);
+    *st = tmp;
+    return SY_OK;
+}
+
+/* ------------------------------------------------------------ validation */
+
+bool pbft_ckproof_valid(pbft *p, const sy_pbft_ckproof *c)
+{
+    if (c->seq == 0)
+        return c->n_sigs == 0;
+    if (c->seq % p->K)
+        return false;
+    uint64_t seen = 0;
+    uint32_t cnt = 0;
+    for (uint32_t i = 0; i < c->n_sigs; i++) {
+        uint32_t r = c->sigs[i].replica;
+        if (r >= p->n || (seen >> r & 1))
+            return false;
+        if (!pbft_verify_stmt(p, SY_MSG_PBFT_CHECKPOINT, 0, c->seq, &c->digest, r,
+                              &c->sigs[i].sig))
+            return false;
+        seen |= 1ull << r;
+        cnt++;
+    }
+    return cnt >= p->q;
+}
+
+static bool pcert_valid(pbft *p, const sy_pbft_pcert *c)
+{
+    uint32_t prim = pbft_primary(p, c->view);
+    if (!pbft_verify_stmt(p, SY_MSG_PBFT_PRE_PREPARE, c->view, c->seq, &c->digest, prim,
+                          &c->pp_sig))
+        return false;
+    uint64_t seen = 0;
+    uint32_t cnt = 0;
+    for (uint32_t i = 0; i < c->n_prepares; i++) {
+        uint32_t r = c->prepares[i].replica;
+        if (r >= p->n || r == prim || (seen >> r & 1))
+            return false;
+        if (!pbft_verify_stmt(p, SY_MSG_PBFT_PREPARE, c->view, c->seq, &c->digest, r,
+                              &c->prepares[i].sig))
+            return false;
+        seen |= 1ull << r;
+        cnt++;
+    }
+    return cnt + 1 >= p->q;
+}
+
+bool pbft_vc_valid(pbft *p, const sy_pbft_view_change *vc)
+{
+    sy_digest cd;
+    if (vc->replica >= p->n || vc->n_pcerts > p->L)
+        return false;
+    if (sy_pbft_vc_content(vc, &cd))
+        return false;
+    if (!pbft_verify_stmt(p, SY_MSG_PBFT_VIEW_CHANGE, vc->new_view, 0, &cd, vc->replica,
+                          &vc->sig))
+        return false;
+    if (!pbft_ckproof_valid(p, &vc->ckpt))
+        return false;
+    uint64_t prev = vc->ckpt.seq;
+    for (uint32_t i = 0; i < vc->n_pcerts; i++) {
+        const sy_pbft_pcert *c = &vc->pcerts[i];
+        /* increasing, inside the sender's window, from an earlier view */
+        if (c->seq <= prev || c->seq > vc->ckpt.seq + p->L || c->view >= vc->new_view)
+            return false;
+        if (!pcert_valid(p, c))
+            return false;
+        prev = c->seq;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ O set */
+
+int pbft_compute_o(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, uint32_t n_vcs,
+                   uint64_t *min_s, sy_pbft_opp **o, uint32_t *n_o)
+{
+    uint64_t lo = 0, hi = 0;
+    (void)view;
+    for (uint32_t i = 0; i < n_vcs; i++) {
+        if (vcs[i].ckpt.seq > lo)
+            lo = vcs[i].ckpt.seq;
+        for (uint32_t j = 0; j < vcs[i].n_pcerts; j++)
+            if (vcs[i].pcerts[j].seq > hi)
+                hi = vcs[i].pcerts[j].seq;
+    }
+    if (hi < lo)
+        hi = lo;
+    if (hi - lo > p->L)
+        return SY_EFIELD;
+    *min_s = lo;
+    *n_o = (uint32_t)(hi - lo);
+    *o = NULL;
+    if (!*n_o)
+        return SY_OK;
+    sy_pbft_opp *v = calloc(*n_o, sizeof *v);
+    uint64_t *best = calloc(*n_o, sizeof *best);
+    bool *have = calloc(*n_o, sizeof *have);
+    if (!v || !best || !have) {
+        free(v);
+        free(best);
+        free(have);
+        return SY_ENOMEM;
+    }
+    for (uint32_t k = 0; k < *n_o; k++)
+        v[k].seq = lo + 1 + k;   /* null request unless a certificate says otherwise */
+    for (uint32_t i = 0; i < n_vcs; i++)
+        for (uint32_t j = 0; j < vcs[i].n_pcerts; j++) {
+            const sy_pbft_pcert *c = &vcs[i].pcerts[j];
+            if (c->seq <= lo)
+                continue;
+            uint32_t k = (uint32_t)(c->seq - lo - 1);
+            /* highest view wins; equal views cannot disagree between valid
+             * certificates, the digest order only makes the choice total */
+            if (!have[k] || c->view > best[k] ||
+                (c->view == best[k] && memcmp(c->digest.b, v[k].digest.b, SY_DIGEST_LEN) < 0)) {
+                have[k] = true;
+                best[k] = c->view;
+                v[k].digest = c->digest;
+            }
+        }
+    free(best);
+    free(have);
+    *o = v;
+    return SY_OK;
+}
+
+/* ------------------------------------------------------------ entering a view */
+
+static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, uint32_t n_vcs,
+                       uint64_t min_s, const sy_pbft_opp *o, uint32_t n_o)
+{
+    /* the checkpoint O starts from (sec. 4.4): adopt it, or fetch it */
+    if (min_s > p->h) {
+        for (uint32_t i = 0; i < n_vcs; i++)
+            if (vcs[i].ckpt.seq == min_s) {
+                pbft_stabilize(p, min_s, &vcs[i].ckpt.digest, vcs[i].ckpt.sigs,
+                               vcs[i].ckpt.n_sigs);
+                if (p->executed < min_s && min_s > p->hi_ck[vcs[i].replica])
+                    p->hi_ck[vcs[i].replica] = min_s;   /* state transfer will follow */
+                break;
+            }
+    }
+    p->view = view;
+    p->in_vc = false;
+    p->hs_dirty = true;
+    for (uint32_t i = 0; i < p->cap_clients; i++)
+        p->clients[i].proposed = 0;
+    uint64_t top = min_s;
+    for (uint32_t k = 0; k < n_o; k++) {
+        const sy_pbft_opp *e = &o[k];
+        if (e->seq > top)
+            top = e->seq;
+        pbft_slot *s = pbft_slot_get(p, e->seq);
+        if (!s || s->executed)
+            continue;
+        bool keep = s->have_batch && sy_digest_eq(&s->d, &e->digest);
+        if (!keep) {
+            free(s->batch);
+            s->batch = NULL;
+            s->batch_len = 0;
+            s->have_batch = sy_digest_eq(&e->digest, &zero_digest);  /* null request */
+        }
+        s->have_pp = true;
+        s->pp_view = view;
+        s->d = e->digest;
+        s->pp_sig = e->sig;
+        s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
+        s->fetch_ms = 0;
+    }
+    if (top > p->last_pp)
+        p->last_pp = top;
+    p->next_seq = top + 1;
+    if (p->next_seq <= p->executed)
+        p->next_seq = p->executed + 1;
+    if (pbft_primary(p, view) == p->self)
+        pbft_note_vote(p, top);
+    for (uint32_t k = 0; k < n_o; k++) {
+        pbft_slot *s = pbft_slot_get(p, o[k].seq);
+        if (s && !s->executed && s->have_pp && s->pp_view == view) {
+            pbft_send_prepare(p, s);
+            pbft_progress(p, s);
+        }
+    }
+    p->vc_deadline = 0;
+    pbft_reset_timer(p);
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view < view)
+            free_stored(&p->vcs[i]);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static void try_new_view(pbft *p);
+
+static void build_pcerts(pbft *p, sy_pbft_view_change *vc)
+{
+    uint32_t n = 0;
+    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+        pbft_slot *s = &p->slots[seq % p->L];
+        if (s->seq == seq && s->have_cert)
+            vc->pcerts[n++] = (sy_pbft_pcert){ .view = s->cert_view, .seq = seq,
+                                               .digest = s->cert_d, .pp_sig = s->cert_pp_sig,
+                                               .n_prepares = s->cert_n,
+                                               .prepares = s->cert_prep };
+    }
+#ifdef SYNOD_TESTING
+    if (pbft_behaves(p, SY_PBFT_FAKE_PREPARED) && n < p->L) {
+        /* claim a certificate this replica does not have */
+        uint64_t seq = p->last_pp + 1;
+        if (seq <= p->h + p->L) {
+            sy_pbft_pcert *c = &vc->pcerts[n++];
+            memset(c, 0, sizeof *c);
+            c->view = p->view ? p->view - 1 : 0;
+            c->seq = seq;
+            c->digest.b[0] = 0xfa;
+            sy_rng_next(&p->rng);
+            pbft_sign_stmt(p, SY_MSG_PBFT_PRE_PREPARE, c->view, seq, &c->digest, &c->pp_sig);
+            c->n_prepares = 0;
+        }
+    }
+#endif
+    vc->n_pcerts = n;
+}
+
+void pbft_start_view_change(pbft *p, uint64_t new_view)
+{
+    if (new_view <= p->view && (p->in_vc || new_view < p->view))
+        return;
+    p->view = new_view;
+    p->in_vc = true;
+    p->view_changes++;
+    if (p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
+        p->vc_backoff++;
+    /* exponential backoff between successive view changes (sec. 4.5.2) */
+    p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
+    p->hs_dirty = true;
+    free_stored(&p->nv);
+
+    sy_msg m = { .type = SY_MSG_PBFT_VIEW_CHANGE };
+    sy_pbft_view_change *vc = &m.u.pbft.vc;
+    vc->new_view = new_view;
+    vc->replica = p->self;
+    vc->ckpt = (sy_pbft_ckproof){ .seq = p->h, .digest = p->h_digest, .n_sigs = p->h_nsigs,
+                                  .sigs = p->h_sigs };
+    if (p->h == 0) {
+        vc->ckpt.n_sigs = 0;
+        memset(&vc->ckpt.digest, 0, sizeof vc->ckpt.digest);
+    }
+    vc->pcerts = calloc(p->L + 1, sizeof *vc->pcerts);
+    if (!vc->pcerts)
+        return;
+    build_pcerts(p, vc);
+    sy_digest cd;
+    if (sy_pbft_vc_content(vc, &cd) == SY_OK) {
+        pbft_sign_stmt(p, SY_MSG_PBFT_VIEW_CHANGE, new_view, 0, &cd, &vc->sig);
+        if (store_msg(&p->vcs[p->self], &m) == SY_OK)
+            pbft_send(p, SY_NO_NODE, &m);
+    }
+    free(vc->pcerts);
+    /* the new primary may already hold enough view-changes */
+    try_new_view(p);
+}
+
+static void try_new_view(pbft *p)
+{
+    if (!p->in_vc || pbft_primary(p, p->view) != p->self || p->nv.have)
+        return;
+    sy_pbft_view_change vcs[SY_MAX_NODES];
+    uint32_t n = 0;
+    if (!p->vcs[p->self].have || p->vcs[p->self].msg.u.pbft.vc.new_view != p->view)
+        return;
+    vcs[n++] = p->vcs[p->self].msg.u.pbft.vc;
+    for (uint32_t i = 0; i < p->n && n < p->q; i++)
+        if (i != p->self && p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view == p->view)
+            vcs[n++] = p->vcs[i].msg.u.pbft.vc;
+    if (n < p->q)
+        return;
+    uint64_t min_s = 0;
+    sy_pbft_opp *o = NULL;
+    uint32_t n_o = 0;
+    if (pbft_compute_o(p, p->view, vcs, n, &min_s, &o, &n_o))
+        return;
+#ifdef SYNOD_TESTING
+    if (pbft_behaves(p, SY_PBFT_BAD_NEW_VIEW)) {
+        /* a wrong O: drop the first re-proposal's digest for a fake one,
+         * or, with nothing to re-propose, invent an extra sequence number */
+        if (n_o) {
+            o[0].digest.b[0] ^= 0xee;
+        } else {
+            sy_pbft_opp *no = calloc(1, sizeof *no);
+            if (no) {
+                no->seq = min_s + 1;
+                no->digest.b[0] = 0xee;
+                o = no;
+                n_o = 1;
+            }
+        }
+    }
+#endif
+    for (uint32_t k = 0; k < n_o; k++)
+        pbft_sign_stmt(p, SY_MSG_PBFT_PRE_PREPARE, p->view, o[k].seq, &o[k].digest, &o[k].sig);
+    sy_msg m = { .type = SY_MSG_PBFT_NEW_VIEW };
+    sy_pbft_new_view *nv = &m.u.pbft.nv;
+    nv->view = p->view;
+    nv->replica = p->self;
+    nv->n_vcs = n;
+    nv->vcs = vcs;
+    nv->n_o = n_o;
+    nv->o = o;
+    sy_digest cd;
+    if (sy_pbft_nv_content(nv, &cd) == SY_OK) {
+        pbft_sign_stmt(p, SY_MSG_PBFT_NEW_VIEW, p->view, 0, &cd, &nv->sig);
+        if (store_msg(&p->nv, &m) == SY_OK) {
+            pbft_send(p, SY_NO_NODE, &m);
+            const sy_pbft_new_view *kept = &p->nv.msg.u.pbft.nv;
+            enter_view(p, p->view, kept->vcs, kept->n_vcs, min_s, kept->o, kept->n_o);
+        }
+    }
+    free(o);
+}
+
+void pbft_vc_resend(pbft *p)
+{
+    if (p->vcs[p->self].have && p->vcs[p->self].msg.u.pbft.vc.new_view == p->view)
+        pbft_send(p, SY_NO_NODE, &p->vcs[p->self].msg);
+    try_new_view(p);
+}
+
+/* ------------------------------------------------------------ receiving */
+
+int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
+{
+    const sy_pbft_view_change *vc = &m->u.pbft.vc;
+    if (vc->replica != from)
+        return SY_ESENDER;
+    if (vc->new_view < p->view)
+        return SY_ESTALE;
+    if (vc->new_view == p->view && !p->in_vc) {
+        /* a laggard still changing to our view: repeat the NEW-VIEW */
+        if (p->nv.have && p->nv.msg.u.pbft.nv.view == p->view &&
+            pbft_primary(p, p->view) == p->self)
+            pbft_send(p, from, &p->nv.msg);
+        return SY_OK;
+    }
+    if (p->vcs[from].have && p->vcs[from].msg.u.pbft.vc.new_view >= vc->new_view)
+        return SY_OK;
+    if (!pbft_vc_valid(p, vc))
+        return SY_ESIG;
+    int rc = store_msg(&p->vcs[from], m);
+    if (rc)
+        return rc;
+    /* liveness (sec. 4.5.2): f+1 replicas want a higher view, so at least
+     * one correct one does: join the smallest such view */
+    uint32_t cnt = 0;
+    uint64_t smallest = UINT64_MAX;
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (i == p->self || !p->vcs[i].have)
+            continue;
+        uint64_t v = p->vcs[i].msg.u.pbft.vc.new_view;
+        if (v > p->view || (v == p->view && !p->in_vc)) {
+            cnt++;
+            if (v < smallest)
+                smallest = v;
+        }
+    }
+    if (cnt >= p->f + 1 && (smallest > p->view || !p->in_vc))
+        pbft_start_view_change(p, smallest > p->view ? smallest : p->view + 1);
+    try_new_view(p);
+    return SY_OK;
+}
+
+int pbft_on_new_view(pbft *p, uint32_t from, const sy_msg *m)
+{
+    const sy_pbft_new_view *nv = &m->u.pbft.nv;
+    if (nv->replica != from || from != pbft_primary(p, nv->view))
+        return SY_ESENDER;
+    if (nv->view < p->view || (nv->view == p->view && !p->in_vc))
+        return SY_ESTALE;
+    sy_digest cd;
+    if (sy_pbft_nv_content(nv, &cd) ||
+        !pbft_verify_stmt(p, SY_MSG_PBFT_NEW_VIEW, nv->view, 0, &cd, from, &nv->sig))
+        return SY_ESIG;
+    if (nv->n_vcs < p->q)
+        return SY_EFIELD;
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < nv->n_vcs; i++) {
+        const sy_pbft_view_change *vc = &nv->vcs[i];
+        if (vc->new_view != nv->view || vc->replica >= p->n || (seen >> vc->replica & 1))
+            return SY_EFIELD;
+        seen |= 1ull << vc->replica;
+        if (!pbft_vc_valid(p, vc))
+            return SY_ESIG;
+    }
+    uint64_t min_s = 0;
+    sy_pbft_opp *o = NULL;
+    uint32_t n_o = 0;
+    int rc = pbft_compute_o(p, nv->view, nv->vcs, nv->n_vcs, &min_s, &o, &n_o);
+    if (rc)
+        return rc;
+    bool skip_check = false;
+#ifdef SYNOD_TESTING
+    skip_check = p->behaviour == SY_PBFT_MUTANT_NV_NO_RECOMPUTE;   /* planted bug */
+#endif
+    if (!skip_check) {
+        /* the primary's O must be exactly the one the view-changes imply */
+        bool same = n_o == nv->n_o;
+        for (uint32_t k = 0; same && k < n_o; k++)
+            same = o[k].seq == nv->o[k].seq && sy_digest_eq(&o[k].digest, &nv->o[k].digest);
+        free(o);
+        if (!same)
+            return SY_EFIELD;
+    } else {
+        free(o);
+    }
+    for (uint32_t k = 0; k < nv->n_o; k++)
+        if (!pbft_verify_stmt(p, SY_MSG_PBFT_PRE_PREPARE, nv->view, nv->o[k].seq,
+                              &nv->o[k].digest, from, &nv->o[k].sig))
+            return SY_ESIG;
+    if (nv->view > p->view || !p->in_vc) {
+        p->view_changes++;
+    }
+    rc = store_msg(&p->nv, m);
+    if (rc)
+        return rc;
+    const sy_pbft_new_view *kept = &p->nv.msg.u.pbft.nv;
+    enter_view(p, kept->view, kept->vcs, kept->n_vcs, min_s, kept->o, kept->n_o);
+    return SY_OK;
+}

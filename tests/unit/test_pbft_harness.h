@@ -1,0 +1,397 @@
+/* In-process PBFT cluster for unit tests and the engine benchmark: N
+ * engines, real signed envelopes through the real codec, messages routed by
+ * hand (a queue, an optional filter that may drop or inspect), persistence
+ * = advance, a toy state machine whose state is a hash chain of applied
+ * entries and whose snapshot blob is (index u64 | state digest). Agreement
+ * is checked on every commit: no two replicas commit different data at one
+ * sequence number. No cmocka dependency, so the benchmark can use it. */
+#ifndef TEST_PBFT_HARNESS_H
+#define TEST_PBFT_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bft/pbft/pbft.h"
+#include "core/envelope.h"
+#include "crypto/sy_err.h"
+
+#define H_FN static __attribute__((unused))
+#define H_MAX 8u
+#define H_CLIENTS 4u
+#define H_LOG 8192u
+#define H_CLUSTER "pbft-test"
+
+typedef struct harness harness;
+/* Return false to drop the message. m is the decoded body. */
+typedef bool (*h_filter)(harness *h, uint32_t from, uint32_t to, const sy_msg *m);
+
+typedef struct {
+    uint32_t from, to;
+    uint8_t *buf;
+    size_t len;
+} h_msg;
+
+struct harness {
+    uint32_t n, f;
+    bool ed25519;
+    sy_simsig *ss;
+    sy_seckey *sk[H_MAX + H_CLIENTS];
+    sy_signer sg[H_MAX + H_CLIENTS];
+    sy_pubkey pk[H_MAX + H_CLIENTS];
+    sy_verifier ver;
+    sy_directory nodes_dir, clients_dir;
+    sy_engine_cfg cfg[H_MAX];
+    void *e[H_MAX];
+    const sy_engine_ops *ops;
+    uint64_t now;
+    h_msg *q;
+    size_t nq, capq;
+    bool down[H_MAX];
+    h_filter filter;
+    void *filter_ctx;
+    uint64_t applied[H_MAX];
+    sy_digest state[H_MAX];
+    sy_digest *log;               /* agreed digest per seq (first commit) */
+    bool *log_have;
+    uint64_t violations;          /* agreement or order violations */
+    uint64_t installs[H_MAX];
+    uint64_t compacted[H_MAX];
+    uint64_t step_errors[H_MAX];
+    uint64_t req_no[H_CLIENTS];
+    uint64_t delivered;
+    uint64_t reads[H_MAX];
+    uint64_t nreq[H_MAX];         /* client requests executed */
+    uint64_t noops[H_MAX];
+};
+
+static const sy_pubkey *h_node_key(void *ctx, uint32_t id)
+{
+    harness *h = ctx;
+    return id < h->n ? &h->pk[id] : NULL;
+}
+
+static const sy_pubkey *h_client_key(void *ctx, uint32_t id)
+{
+    harness *h = ctx;
+    if (id < SY_CLIENT_ID_BASE || id >= SY_CLIENT_ID_BASE + H_CLIENTS)
+        return NULL;
+    return &h->pk[H_MAX + id - SY_CLIENT_ID_BASE];
+}
+
+/* cfg_tweak may adjust each node's config before creation (NULL = none). */
+H_FN harness *h_new(uint32_t n, uint32_t f, bool ed25519, uint32_t K,
+                    void (*cfg_tweak)(uint32_t node, sy_engine_cfg *c))
+{
+    harness *h = calloc(1, sizeof *h);
+    if (!h || sy_crypto_init())
+        abort();
+    h->n = n;
+    h->f = f;
+    h->ed25519 = ed25519;
+    h->ops = &sy_pbft_ops;
+    h->log = calloc(H_LOG, sizeof *h->log);
+    h->log_have = calloc(H_LOG, sizeof *h->log_have);
+    if (!ed25519 && sy_simsig_new(H_MAX + H_CLIENTS, &h->ss))
+        abort();
+    for (uint32_t i = 0; i < H_MAX + H_CLIENTS; i++) {
+        uint8_t seed[SY_SEED_LEN] = { (uint8_t)(i + 1), 0x42 };
+        if (ed25519) {
+            if (sy_seckey_from_seed(seed, &h->sk[i]))
+                abort();
+            sy_seckey_public(h->sk[i], &h->pk[i]);
+            sy_signer_ed25519(&h->sg[i], h->sk[i]);
+        } else {
+            if (sy_simsig_add(h->ss, seed, &h->sg[i]))
+                abort();
+            h->pk[i] = h->sg[i].pub;
+        }
+    }
+    if (ed25519)
+        sy_verifier_ed25519(&h->ver);
+    else
+        sy_verifier_simsig(&h->ver, h->ss);
+    h->nodes_dir = (sy_directory){ h_node_key, h };
+    h->clients_dir = (sy_directory){ h_client_key, h };
+    for (uint32_t i = 0; i < n; i++) {
+        sy_engine_cfg *c = &h->cfg[i];
+        memset(c, 0, sizeof *c);
+        c->self = i;
+        c->n = n;
+        c->f = f;
+        strcpy(c->cluster_id, H_CLUSTER);
+        c->heartbeat_ms = 50;
+        c->request_timeout_ms = 500;
+        c->batch_delay_ms = 0;
+        c->batch_max = 8;
+        c->checkpoint_interval = K;
+        c->node_keys = h->pk;
+        c->signer = &h->sg[i];
+        c->verifier = &h->ver;
+        c->rng_seed = 7;
+        c->clients = &h->clients_dir;
+        if (cfg_tweak)
+            cfg_tweak(i, c);
+        if (h->ops->create(c, NULL, &h->e[i]))
+            abort();
+    }
+    h->now = 1;
+    return h;
+}
+
+H_FN void h_free(harness *h)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        if (h->e[i])
+            h->ops->destroy(h->e[i]);
+    for (size_t i = 0; i < h->nq; i++)
+        free(h->q[i].buf);
+    free(h->q);
+    for (uint32_t i = 0; i < H_MAX + H_CLIENTS; i++)
+        if (h->sk[i])
+            sy_seckey_free(h->sk[i]);
+    if (h->ss)
+        sy_simsig_free(h->ss);
+    free(h->log);
+    free(h->log_have);
+    free(h);
+}
+
+static void h_push(harness *h, uint32_t from, uint32_t to, uint8_t *buf, size_t len)
+{
+    if (h->nq == h->capq) {
+        h->capq = h->capq ? h->capq * 2 : 256;
+        h->q = realloc(h->q, h->capq * sizeof *h->q);
+        if (!h->q)
+            abort();
+    }
+    h->q[h->nq++] = (h_msg){ from, to, buf, len };
+}
+
+H_FN void h_step(harness *h, uint32_t node, const sy_input *in)
+{
+    int rc = h->ops->step(h->e[node], in);
+    if (rc)
+        h->step_errors[node]++;
+    if (rc == SY_EFATAL) {
+        fprintf(stderr, "node %u: fatal\n", node);
+        h->violations++;
+    }
+}
+
+static void h_snapshot_blob(harness *h, uint32_t node, uint8_t out[40])
+{
+    uint64_t idx = h->applied[node];
+    memcpy(out, &idx, 8);
+    memcpy(out + 8, h->state[node].b, SY_DIGEST_LEN);
+}
+
+/* One ready/persist/send/apply/advance round; returns true if anything. */
+H_FN bool h_process(harness *h, uint32_t node)
+{
+    sy_ready rd;
+    bool any = false;
+    h->ops->ready(h->e[node], &rd);
+    if (rd.snapshot_install) {
+        if (rd.snap_data.len == 40) {
+            memcpy(&h->applied[node], rd.snap_data.p, 8);
+            memcpy(h->state[node].b, rd.snap_data.p + 8, SY_DIGEST_LEN);
+            if (h->applied[node] != rd.snap_index)
+                h->violations++;
+        } else {
+            h->violations++;
+        }
+        h->installs[node]++;
+        any = true;
+    }
+    if (rd.compact_to)
+        h->compacted[node] = rd.compact_to;
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        sy_buf b;
+        sy_buf_init(&b);
+        if (sy_env_encode(H_CLUSTER, node, &rd.msgs[i].msg, &h->sg[node], &b))
+            abort();
+        size_t len;
+        uint8_t *p = sy_buf_take(&b, &len);
+        h_push(h, node, rd.msgs[i].to, p, len);
+        any = true;
+    }
+    for (size_t i = 0; i < rd.n_committed; i++) {
+        const sy_entry *e = &rd.committed[i].entry;
+        sy_digest d;
+        memset(&d, 0, sizeof d);
+        if (e->type == SY_ENTRY_NORMAL) {
+            sy_bytes *reqs = NULL;
+            uint32_t nr = 0;
+            sy_hash(e->data.p, e->data.len, &d);
+            if (sy_batch_decode(e->data.p, e->data.len, &reqs, &nr) == SY_OK) {
+                h->nreq[node] += nr;
+                free(reqs);
+            }
+        } else {
+            h->noops[node]++;
+        }
+        if (e->index != h->applied[node] + 1) {
+            fprintf(stderr, "node %u: applied %llu then %llu\n", node,
+                    (unsigned long long)h->applied[node], (unsigned long long)e->index);
+            h->violations++;
+        }
+        if (e->index < H_LOG) {
+            if (h->log_have[e->index] && !sy_digest_eq(&h->log[e->index], &d)) {
+                fprintf(stderr, "node %u: disagreement at %llu\n", node,
+                        (unsigned long long)e->index);
+                h->violations++;
+            }
+            h->log[e->index] = d;
+            h->log_have[e->index] = true;
+        }
+        sy_hasher hh;
+        sy_hash_init(&hh);
+        sy_hash_update(&hh, h->state[node].b, SY_DIGEST_LEN);
+        sy_hash_update(&hh, d.b, SY_DIGEST_LEN);
+        sy_hash_final(&hh, &h->state[node]);
+        h->applied[node] = e->index;
+        any = true;
+    }
+    h->reads[node] += rd.n_reads;
+    uint64_t ck = rd.checkpoint_index;
+    if (rd.hardstate_dirty || rd.n_entries || rd.n_reads || rd.n_rejects)
+        any = true;
+    h->ops->advance(h->e[node], h->now);
+    if (ck) {
+        if (ck != h->applied[node])
+            h->violations++;
+        uint8_t blob[40];
+        h_snapshot_blob(h, node, blob);
+        sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
+        in.u.snapshot.index = ck;
+        in.u.snapshot.data = (sy_bytes){ blob, 40 };
+        h_step(h, node, &in);
+        any = true;
+    }
+    return any;
+}
+
+H_FN void h_deliver(harness *h, const h_msg *m)
+{
+    sy_env env;
+    sy_env_opts o = { .cluster_id = H_CLUSTER, .dir = &h->nodes_dir, .verifier = &h->ver };
+    if (h->down[m->from] || h->down[m->to])
+        return;
+    if (sy_env_decode(&o, m->buf, m->len, &env, NULL))
+        return;
+    if (!h->filter || h->filter(h, m->from, m->to, &env.msg)) {
+        sy_input in = { .kind = SY_IN_MSG, .now_ms = h->now };
+        in.u.msg.from = m->from;
+        in.u.msg.msg = &env.msg;
+        in.u.msg.raw = m->buf;
+        in.u.msg.raw_len = m->len;
+        h_step(h, m->to, &in);
+        h->delivered++;
+    }
+    sy_env_free(&env);
+}
+
+/* Runs until no node has anything to do (bounded). */
+H_FN void h_run(harness *h)
+{
+    for (int round = 0; round < 10000; round++) {
+        bool any = false;
+        for (uint32_t i = 0; i < h->n; i++)
+            if (!h->down[i])
+                any |= h_process(h, i);
+        if (!h->nq && !any)
+            return;
+        h_msg *batch = h->q;
+        size_t nb = h->nq;
+        h->q = NULL;
+        h->nq = h->capq = 0;
+        for (size_t i = 0; i < nb; i++) {
+            h_deliver(h, &batch[i]);
+            free(batch[i].buf);
+        }
+        free(batch);
+    }
+}
+
+H_FN void h_tick(harness *h, uint64_t ms)
+{
+    h->now += ms;
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (h->down[i])
+            continue;
+        sy_input in = { .kind = SY_IN_TICK, .now_ms = h->now };
+        h_step(h, i, &in);
+    }
+    h_run(h);
+}
+
+H_FN void h_run_for(harness *h, uint64_t total_ms, uint64_t step_ms)
+{
+    for (uint64_t t = 0; t < total_ms; t += step_ms)
+        h_tick(h, step_ms);
+}
+
+/* Builds client c's next signed PUT; *raw owned by the caller (free()). */
+H_FN void h_make_request(harness *h, uint32_t c, uint8_t **raw, size_t *len)
+{
+    char val[32];
+    sy_msg m = { .type = SY_MSG_CLIENT_REQ };
+    uint64_t no = ++h->req_no[c];
+    snprintf(val, sizeof val, "v%llu", (unsigned long long)no);
+    m.u.req = (sy_client_req){ .client_id = SY_CLIENT_ID_BASE + c, .req_no = no,
+                               .op = SY_OP_PUT,
+                               .key = { (const uint8_t *)"k", 1 },
+                               .val = { (const uint8_t *)val, (uint32_t)strlen(val) } };
+    sy_buf b;
+    sy_buf_init(&b);
+    if (sy_env_encode(H_CLUSTER, SY_CLIENT_ID_BASE + c, &m, &h->sg[H_MAX + c], &b))
+        abort();
+    *raw = sy_buf_take(&b, len);
+}
+
+/* Steps a signed request into each node of mask (bit i = node i). */
+H_FN void h_submit_raw(harness *h, const uint8_t *raw, size_t len, uint32_t mask)
+{
+    sy_env env;
+    sy_env_opts o = { .cluster_id = H_CLUSTER, .dir = &h->clients_dir, .verifier = &h->ver };
+    if (sy_env_decode(&o, raw, len, &env, NULL))
+        abort();
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (!(mask >> i & 1) || h->down[i])
+            continue;
+        sy_input in = { .kind = SY_IN_REQUEST, .now_ms = h->now };
+        in.u.request.req = &env.msg.u.req;
+        in.u.request.raw = raw;
+        in.u.request.raw_len = len;
+        h_step(h, i, &in);
+    }
+    sy_env_free(&env);
+}
+
+H_FN void h_submit(harness *h, uint32_t c, uint32_t mask)
+{
+    uint8_t *raw;
+    size_t len;
+    h_make_request(h, c, &raw, &len);
+    h_submit_raw(h, raw, len, mask);
+    free(raw);
+}
+
+H_FN sy_engine_status h_status(harness *h, uint32_t node)
+{
+    sy_engine_status st;
+    h->ops->status(h->e[node], &st);
+    return st;
+}
+
+/* Lowest applied index over the nodes in mask. */
+H_FN uint64_t h_min_applied(harness *h, uint32_t mask)
+{
+    uint64_t m = UINT64_MAX;
+    for (uint32_t i = 0; i < h->n; i++)
+        if ((mask >> i & 1) && h->applied[i] < m)
+            m = h->applied[i];
+    return m;
+}
+
+#endif
