@@ -3,11 +3,15 @@
 #include <string.h>
 #include "core/engine.h"
 #include "cft/raft/raft.h"
+#include "cft/paxos/paxos.h"
+#include "bft/pbft/pbft.h"
 
 const sy_engine_ops *sy_engine_lookup(const char *protocol)
 {
     static const sy_engine_ops *const all[] = {
         &sy_raft_ops,
+        &sy_paxos_ops,
+        &sy_pbft_ops,
         NULL,
     };
     for (size_t i = 0; all[i]; i++)

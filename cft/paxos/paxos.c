@@ -1,0 +1,620 @@
+/* Multi-Paxos engine: durable state, the log, the input dispatcher and the
+ * Ready/Advance effect cycle.
+ *
+ * Invariants kept here:
+ *  - persist-before-send (Paxos Made Simple 2.3 "an acceptor must remember
+ *    ... even if it fails and restarts"): a change of the promised ballot or
+ *    of an accepted (ballot, slot, value) is handed out in the same ready as
+ *    every message that depends on it; core/engine.h makes the host persist
+ *    before it sends;
+ *  - the log at or below the commit index holds only chosen values, so
+ *    rd.committed (slot order, PMMC 3 "Replicas": decisions applied in slot
+ *    order) reports exactly the decided sequence, and only entries already
+ *    handed out in this or an earlier ready;
+ *  - slots are never rewritten at or below commit. */
+#include <stdlib.h>
+#include <string.h>
+#include "cft/paxos/paxos.h"
+#include "crypto/sy_err.h"
+
+/* ---------------------------------------------------------- hardstate */
+
+static void put64le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void px_hs_encode(const px_hardstate *hs, uint8_t out[PX_HS_LEN])
+{
+    out[0] = PX_HS_VERSION;
+    put64le(out + 1, hs->promised);
+    put64le(out + 9, hs->commit);
+}
+
+int px_hs_decode(sy_bytes b, px_hardstate *out)
+{
+    out->promised = 0;
+    out->commit = 0;
+    if (b.len == 0)
+        return SY_OK;
+    if (b.len != PX_HS_LEN)
+        return SY_ECORRUPT;
+    if (b.p[0] != PX_HS_VERSION)
+        return SY_EVERSION;
+    out->promised = get64le(b.p + 1);
+    out->commit = get64le(b.p + 9);
+    return SY_OK;
+}
+
+/* ---------------------------------------------------------- utilities */
+
+int px_grow(void **ptr, size_t *cap, size_t need, size_t elsz)
+{
+    if (need <= *cap)
+        return SY_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*ptr, nc * elsz);
+    if (!np)
+        return SY_ENOMEM;
+    *ptr = np;
+    *cap = nc;
+    return SY_OK;
+}
+
+int px_defer_free(paxos *p, void *ptr)
+{
+    if (!ptr)
+        return SY_OK;
+    if (px_grow((void **)&p->scratch, &p->cap_scratch, p->n_scratch + 1, sizeof(void *))) {
+        /* Cannot defer: nothing handed out may point at it only if no ready
+         * is outstanding; dropping it leaks instead of risking a dangling
+         * pointer in a queued message. */
+        p->dropped++;
+        return SY_ENOMEM;
+    }
+    p->scratch[p->n_scratch++] = ptr;
+    return SY_OK;
+}
+
+sy_msg *px_send(paxos *p, uint32_t to, uint8_t type)
+{
+    if (px_grow((void **)&p->msgs, &p->cap_msgs, p->n_msgs + 1, sizeof(sy_outmsg))) {
+        p->dropped++;
+        return NULL;
+    }
+    sy_outmsg *o = &p->msgs[p->n_msgs++];
+    memset(o, 0, sizeof *o);
+    o->to = to;
+    o->msg.type = type;
+    return &o->msg;
+}
+
+int px_reject(paxos *p, uint32_t client_id, uint64_t req_no, int status, uint32_t hint)
+{
+    if (px_grow((void **)&p->rejects, &p->cap_rejects, p->n_rejects + 1, sizeof(sy_reject)))
+        return SY_ENOMEM;
+    sy_reject *j = &p->rejects[p->n_rejects++];
+    j->client_id = client_id;
+    j->req_no = req_no;
+    j->status = status;
+    j->leader = hint;
+    return SY_OK;
+}
+
+int px_read_state(paxos *p, uint64_t read_id, uint64_t index, int status)
+{
+    if (px_grow((void **)&p->rstates, &p->cap_rstates, p->n_rstates + 1, sizeof(sy_read_state)))
+        return SY_ENOMEM;
+    sy_read_state *s = &p->rstates[p->n_rstates++];
+    s->read_id = read_id;
+    s->index = index;
+    s->status = status;
+    return SY_OK;
+}
+
+void px_reset_election(paxos *p, bool backoff)
+{
+    uint32_t lo = p->cfg.election_min_ms, hi = p->cfg.election_max_ms;
+    uint64_t d = sy_rng_range(&p->rng, lo, hi - 1);
+    /* Dueling proposers (Paxos Made Simple 3, "progress"): a proposer that
+     * lost a ballot race also waits a random extra fraction, so the next
+     * attempts spread out and one gets through. */
+    if (backoff)
+        d += sy_rng_below(&p->rng, (uint64_t)(hi - lo) + 1);
+    p->election_deadline = p->now + d;
+}
+
+void px_see_ballot(paxos *p, uint64_t b)
+{
+    if (b > p->max_seen)
+        p->max_seen = b;
+}
+
+void px_promise(paxos *p, uint64_t b)
+{
+    if (b > p->promised) {
+        p->promised = b;
+        p->hs_dirty = true;
+        p->known_chosen = 0;   /* the old leader's chosen prefix says nothing in b */
+    }
+    px_see_ballot(p, b);
+}
+
+/* ---------------------------------------------------------- log */
+
+static int log_reserve(paxos *p, size_t need)
+{
+    if (need <= p->cap_ents)
+        return SY_OK;
+    size_t nc = p->cap_ents ? p->cap_ents : 64;
+    while (nc < need)
+        nc *= 2;
+    sy_entry *ne = realloc(p->ents, nc * sizeof *ne);
+    if (!ne)
+        return SY_ENOMEM;
+    p->ents = ne;
+    px_meta *nm = realloc(p->meta, nc * sizeof *nm);
+    if (!nm)
+        return SY_ENOMEM;
+    p->meta = nm;
+    p->cap_ents = nc;
+    return SY_OK;
+}
+
+int px_log_put(paxos *p, uint64_t slot, uint64_t ballot, uint8_t type, const uint8_t *data,
+               uint32_t len, bool owned)
+{
+    if (slot < p->log_start || slot <= p->commit)
+        return SY_EINVAL;
+    uint64_t last = px_last(p);
+    if (slot > last) {
+        uint64_t gap = slot - last;  /* placeholders + the slot itself */
+        if (gap > SY_MAX_ENTRIES_PER_MSG * 16ull)
+            return SY_ETOOBIG;       /* a slot that far ahead is no real proposal */
+        if (log_reserve(p, p->n_ents + gap))
+            return SY_ENOMEM;
+    }
+    uint8_t *copy = NULL;
+    if (owned) {
+        copy = (uint8_t *)data;
+    } else if (len) {
+        copy = malloc(len);
+        if (!copy)
+            return SY_ENOMEM;
+        memcpy(copy, data, len);
+    }
+    if (slot > last) {
+        for (uint64_t s = last + 1; s < slot; s++) {
+            sy_entry *e = &p->ents[p->n_ents];
+            memset(e, 0, sizeof *e);
+            e->index = s;
+            e->type = SY_ENTRY_NOOP;
+            memset(&p->meta[p->n_ents], 0, sizeof(px_meta));
+            p->n_ents++;
+        }
+        p->n_ents++;
+        if (p->unstable_from > last + 1)
+            p->unstable_from = last + 1;
+    } else {
+        px_defer_free(p, (void *)px_ent(p, slot)->data.p);
+        if (p->unstable_from > slot)
+            p->unstable_from = slot;
+    }
+    sy_entry *e = px_ent(p, slot);
+    e->index = slot;
+    e->term = ballot;
+    e->type = type;
+    e->data.p = copy;
+    e->data.len = len;
+    memset(px_meta_of(p, slot), 0, sizeof(px_meta));
+    return SY_OK;
+}
+
+int px_slice(paxos *p, uint64_t lo, uint64_t hi, sy_entry **out, uint32_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (lo < p->log_start)
+        lo = p->log_start;
+    if (hi > px_last(p))
+        hi = px_last(p);
+    if (lo > hi)
+        return SY_OK;
+    uint64_t cnt = hi - lo + 1;
+    if (cnt > SY_MAX_ENTRIES_PER_MSG)
+        cnt = SY_MAX_ENTRIES_PER_MSG;
+    uint64_t bytes = 0;
+    uint64_t k = 0;
+    for (; k < cnt; k++) {
+        uint32_t l = px_ent(p, lo + k)->data.len;
+        if (k > 0 && bytes + l > SY_PAXOS_MSG_BYTES)
+            break;
+        bytes += l;
+    }
+    sy_entry *e = malloc(k * sizeof *e);
+    if (!e)
+        return SY_ENOMEM;
+    if (px_defer_free(p, e)) {
+        free(e);
+        return SY_ENOMEM;
+    }
+    memcpy(e, px_ent(p, lo), k * sizeof *e);
+    *out = e;
+    *n = (uint32_t)k;
+    return SY_OK;
+}
+
+/* ---------------------------------------------------------- create */
+
+static void cfg_defaults(sy_engine_cfg *c)
+{
+    if (!c->heartbeat_ms)
+        c->heartbeat_ms = 100;
+    if (!c->election_min_ms)
+        c->election_min_ms = 10 * c->heartbeat_ms;
+    if (c->election_max_ms <= c->election_min_ms)
+        c->election_max_ms = 2 * c->election_min_ms;
+    if (!c->batch_max || c->batch_max > SY_MAX_BATCH)
+        c->batch_max = c->batch_max ? SY_MAX_BATCH : PX_DEFAULT_BATCH_MAX;
+    if (!c->batch_bytes_max)
+        c->batch_bytes_max = PX_DEFAULT_BATCH_BYTES;
+    if (c->batch_bytes_max > SY_PAXOS_MSG_BYTES)
+        c->batch_bytes_max = SY_PAXOS_MSG_BYTES;
+    if (!c->max_inflight)
+        c->max_inflight = PX_DEFAULT_INFLIGHT;
+    if (c->max_inflight > PX_MAX_INFLIGHT)
+        c->max_inflight = PX_MAX_INFLIGHT;
+    if (!c->max_pending)
+        c->max_pending = PX_DEFAULT_PENDING;
+}
+
+static void px_free(paxos *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_ents; i++)
+        free((void *)p->ents[i].data.p);
+    for (size_t i = 0; i < p->n_scratch; i++)
+        free(p->scratch[i]);
+    for (size_t i = 0; i < p->q_n; i++)
+        free((void *)p->q[i].raw.p);
+    for (size_t i = 0; i < p->n_pv; i++)
+        free(p->pv[i].data);
+    free(p->ents);
+    free(p->meta);
+    free(p->pv);
+    free(p->snap_data);
+    sy_buf_free(&p->in_snap);
+    free(p->q);
+    free(p->reads);
+    free(p->msgs);
+    free(p->committed);
+    free(p->rstates);
+    free(p->rejects);
+    free(p->scratch);
+    free(p);
+}
+
+static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
+{
+    if (!cfg || !out || cfg->n == 0 || cfg->n > SY_MAX_NODES || cfg->self >= cfg->n)
+        return SY_EINVAL;
+    paxos *p = calloc(1, sizeof *p);
+    if (!p)
+        return SY_ENOMEM;
+    int rc = SY_ENOMEM;
+    p->cfg = *cfg;
+    cfg_defaults(&p->cfg);
+    p->quorum = cfg->n / 2 + 1;
+    sy_rng_seed(&p->rng, cfg->rng_seed);
+    sy_buf_init(&p->in_snap);
+    p->leader = SY_NO_NODE;
+    p->role = PX_FOLLOWER;
+
+    sy_engine_boot empty;
+    memset(&empty, 0, sizeof empty);
+    if (!boot)
+        boot = &empty;
+    px_hardstate hs;
+    rc = px_hs_decode(boot->hardstate, &hs);
+    if (rc)
+        goto err_free_paxos;
+    p->promised = hs.promised;
+    p->max_seen = hs.promised;
+    p->snap_index = boot->snap_index;
+    p->snap_term = boot->snap_term;
+    p->log_start = boot->snap_index + 1;
+    p->commit = boot->snap_index;
+    if (boot->snap_data.len) {
+        p->snap_data = malloc(boot->snap_data.len);
+        if (!p->snap_data) {
+            rc = SY_ENOMEM;
+            goto err_free_paxos;
+        }
+        memcpy(p->snap_data, boot->snap_data.p, boot->snap_data.len);
+        p->snap_len = boot->snap_data.len;
+    }
+    /* Accepted values survive restart: the log is the acceptor's memory. */
+    for (size_t i = 0; i < boot->n_entries; i++) {
+        const sy_entry *e = &boot->entries[i];
+        if (e->index <= p->snap_index)
+            continue;
+        if (e->index != px_last(p) + 1) {
+            rc = SY_ECORRUPT;
+            goto err_free_paxos;
+        }
+        px_see_ballot(p, e->term);
+        if ((rc = px_log_put(p, e->index, e->term, e->type, e->data.p, e->data.len, false)))
+            goto err_free_paxos;
+    }
+    p->unstable_from = UINT64_MAX;
+    uint64_t c = hs.commit > p->snap_index ? hs.commit : p->snap_index;
+    if (boot->applied > c)
+        c = boot->applied;
+    if (c > px_last(p) && c > p->snap_index) {
+        rc = SY_ECORRUPT;
+        goto err_free_paxos;
+    }
+    for (uint64_t s = p->log_start; s <= c; s++)
+        if (px_ent(p, s)->term == 0) {
+            rc = SY_ECORRUPT;   /* a placeholder can never be chosen */
+            goto err_free_paxos;
+        }
+    p->commit = c;
+    p->hs_commit = c;
+    p->reported = boot->applied > p->snap_index ? boot->applied : p->snap_index;
+    p->next_slot = px_last(p) + 1;
+    *out = p;
+    return SY_OK;
+
+err_free_paxos:
+    px_free(p);
+    return rc;
+}
+
+static void px_destroy(void *e)
+{
+    px_free(e);
+}
+
+/* ---------------------------------------------------------- step */
+
+static int step_msg(paxos *p, uint32_t from, const sy_msg *m)
+{
+    if (from >= p->cfg.n || from == p->cfg.self)
+        return SY_EINVAL;
+    const sy_paxos_body *b = &m->u.paxos;
+    switch (m->type) {
+    case SY_MSG_PAXOS_PREPARE: return px_recv_prepare(p, from, &b->prepare);
+    case SY_MSG_PAXOS_PROMISE: return px_recv_promise(p, from, &b->promise);
+    case SY_MSG_PAXOS_ACCEPT: return px_recv_accept(p, from, &b->accept);
+    case SY_MSG_PAXOS_ACCEPTED: return px_recv_accepted(p, from, &b->accepted);
+    case SY_MSG_PAXOS_CHOSEN: return px_recv_chosen(p, from, &b->chosen);
+    case SY_MSG_PAXOS_LEARN: return px_recv_learn(p, from, &b->learn);
+    case SY_MSG_PAXOS_SNAPSHOT: return px_recv_snapshot(p, from, &b->snap);
+    case SY_MSG_PAXOS_SNAPSHOT_ACK: return px_recv_snapshot_ack(p, from, &b->snap_ack);
+    default: return SY_EMSGTYPE;
+    }
+}
+
+static int step_tick(paxos *p)
+{
+    if (p->role == PX_LEADER)
+        return px_leader_tick(p);
+    if (p->now >= p->election_deadline)
+        return px_campaign(p);
+    return SY_OK;
+}
+
+static int px_step(void *e, const sy_input *in)
+{
+    paxos *p = e;
+    if (in->now_ms > p->now)
+        p->now = in->now_ms;
+    if (!p->armed) {
+        p->armed = true;
+        px_reset_election(p, false);
+    }
+    int rc;
+    switch (in->kind) {
+    case SY_IN_TICK: rc = step_tick(p); break;
+    case SY_IN_MSG:
+        rc = in->u.msg.msg ? step_msg(p, in->u.msg.from, in->u.msg.msg) : SY_EINVAL;
+        break;
+    case SY_IN_REQUEST: rc = px_on_request(p, in); break;
+    case SY_IN_READ: rc = px_on_read(p, in->u.read.read_id); break;
+    case SY_IN_SNAPSHOT:
+        rc = px_on_snapshot(p, in->u.snapshot.index, in->u.snapshot.term, in->u.snapshot.data);
+        break;
+    case SY_IN_APPLIED: rc = SY_OK; break;   /* PBFT's; nothing to do here */
+    default: rc = SY_EINVAL; break;          /* transfer, conf change: unsupported */
+    }
+    if (rc != SY_OK && rc != SY_EFATAL)
+        p->dropped++;
+    return rc;
+}
+
+/* ---------------------------------------------------------- ready */
+
+static void commit_evidence(paxos *p, const sy_entry *en, sy_bytes *out)
+{
+    out->p = NULL;
+    out->len = 0;
+    if (!p->cfg.signer)
+        return;
+    /* "SYPX" | u8 len | cluster_id | u64 BE ballot | u64 BE slot | u8 type | H(value) */
+    uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
+    size_t n = 0;
+    size_t cl = strnlen(p->cfg.cluster_id, SY_MAX_CLUSTER_ID);
+    memcpy(msg, "SYPX", 4);
+    n = 4;
+    msg[n++] = (uint8_t)cl;
+    memcpy(msg + n, p->cfg.cluster_id, cl);
+    n += cl;
+    for (int i = 7; i >= 0; i--)
+        msg[n++] = (uint8_t)(en->term >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+        msg[n++] = (uint8_t)(en->index >> (8 * i));
+    msg[n++] = en->type;
+    sy_digest d;
+    sy_hash(en->data.p, en->data.len, &d);
+    memcpy(msg + n, d.b, SY_DIGEST_LEN);
+    n += SY_DIGEST_LEN;
+    uint8_t *ev = malloc(PX_EVIDENCE_LEN);
+    if (!ev || px_defer_free(p, ev) != SY_OK) {
+        free(ev);
+        return;
+    }
+    for (int i = 0; i < 4; i++)
+        ev[i] = (uint8_t)(p->cfg.self >> (8 * (3 - i)));
+    sy_sig sig;
+    sy_sign(p->cfg.signer, msg, n, &sig);
+    memcpy(ev + 4, sig.b, SY_SIG_LEN);
+    out->p = ev;
+    out->len = PX_EVIDENCE_LEN;
+}
+
+static void fill_members(const paxos *p, sy_members *m)
+{
+    memset(m, 0, sizeof *m);
+    m->n_voters = p->cfg.n;
+    for (uint32_t i = 0; i < p->cfg.n; i++)
+        m->voters[i] = i;
+}
+
+static void px_ready(void *e, sy_ready *rd)
+{
+    paxos *p = e;
+    memset(rd, 0, sizeof *rd);
+    uint64_t last = px_last(p);
+    /* 1. what this ready makes durable */
+    if (p->unstable_from < p->log_start)
+        p->unstable_from = p->log_start;
+    uint64_t lo = p->unstable_from, hi = last;
+    if (p->role == PX_LEADER && px_leader_flush(p) != SY_OK)
+        p->dropped++;
+    last = px_last(p);
+    if (p->unstable_from < lo)
+        lo = p->unstable_from;
+    hi = last;
+    if (lo <= hi) {
+        rd->entries = px_ent(p, lo);
+        rd->n_entries = hi - lo + 1;
+        if (p->role == PX_LEADER)
+            px_leader_self_ack(p, lo, hi);
+    }
+    p->unstable_from = UINT64_MAX;
+    if (p->role == PX_LEADER && px_leader_emit(p) != SY_OK)
+        p->dropped++;
+
+    if (p->commit != p->hs_commit)
+        p->hs_dirty = true;
+    if (p->hs_dirty) {
+        px_hardstate hs = { p->promised, p->commit };
+        px_hs_encode(&hs, p->hs_buf);
+        p->hs_commit = p->commit;
+        rd->hardstate_dirty = true;
+        rd->hardstate.p = p->hs_buf;
+        rd->hardstate.len = PX_HS_LEN;
+        p->hs_dirty = false;
+    }
+    if (p->snap_install || p->snap_meta) {
+        rd->snapshot_install = p->snap_install;
+        rd->snap_index = p->snap_index;
+        rd->snap_term = p->snap_term;
+        fill_members(p, &rd->snap_members);
+        if (p->snap_install) {
+            rd->snap_data.p = p->snap_data;
+            rd->snap_data.len = p->snap_len;
+        }
+        p->snap_install = p->snap_meta = false;
+    }
+    rd->compact_to = p->compact_to;
+    p->compact_to = 0;
+
+    /* 3. commits in slot order, all durable by this ready's step 1 */
+    if (p->commit > p->reported) {
+        size_t n = p->commit - p->reported;
+        if (px_grow((void **)&p->committed, &p->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
+            for (size_t i = 0; i < n; i++) {
+                uint64_t s = p->reported + 1 + i;
+                sy_committed *c = &p->committed[i];
+                c->entry = *px_ent(p, s);
+                commit_evidence(p, &c->entry, &c->evidence);
+                if (p->role == PX_LEADER) {
+                    uint32_t k = px_meta_of(p, s)->nreq;
+                    p->inflight_reqs = p->inflight_reqs > k ? p->inflight_reqs - k : 0;
+                }
+            }
+            rd->committed = p->committed;
+            rd->n_committed = n;
+            p->reported = p->commit;
+        }
+    }
+    rd->msgs = p->msgs;
+    rd->n_msgs = p->n_msgs;
+    rd->reads = p->rstates;
+    rd->n_reads = p->n_rstates;
+    rd->rejects = p->rejects;
+    rd->n_rejects = p->n_rejects;
+}
+
+static void px_advance(void *e, uint64_t now_ms)
+{
+    paxos *p = e;
+    if (now_ms > p->now)
+        p->now = now_ms;
+    for (size_t i = 0; i < p->n_scratch; i++)
+        free(p->scratch[i]);
+    p->n_scratch = 0;
+    p->n_msgs = 0;
+    p->n_rstates = 0;
+    p->n_rejects = 0;
+}
+
+static void px_status(void *e, sy_engine_status *st)
+{
+    paxos *p = e;
+    memset(st, 0, sizeof *st);
+    st->role = p->role == PX_LEADER      ? SY_ROLE_LEADER
+               : p->role == PX_CANDIDATE ? SY_ROLE_CANDIDATE
+                                         : SY_ROLE_FOLLOWER;
+    st->term = p->promised;
+    st->leader = p->leader;
+    st->last_index = px_last(p);
+    st->commit_index = p->commit;
+    st->snap_index = p->snap_index;
+    st->leader_changes = p->leader_changes;
+    st->dropped = p->dropped;
+}
+
+static uint64_t px_next_deadline(void *e)
+{
+    paxos *p = e;
+    if (!p->armed)
+        return 1;
+    if (p->role == PX_LEADER)
+        return p->heartbeat_deadline;
+    return p->election_deadline;
+}
+
+const sy_engine_ops sy_paxos_ops = {
+    .name = "paxos",
+    .create = px_create,
+    .destroy = px_destroy,
+    .step = px_step,
+    .ready = px_ready,
+    .advance = px_advance,
+    .status = px_status,
+    .next_deadline = px_next_deadline,
+};

@@ -1,0 +1,904 @@
+/* Multi-Paxos engine scenarios, driven through sy_paxos_ops with a tiny
+ * in-test harness: N engines, a FIFO of messages that really go through the
+ * body codec, a "disk" per node that takes each ready's persist step, and
+ * hand-made faults (cut links, crashes). Each test reads as a transcript:
+ * who campaigned, who got which message, who decided what. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cft/paxos/paxos.h"
+#include "core/buf.h"
+#include "core/msg.h"
+#include "crypto/sy_err.h"
+
+#define MAXN 5
+#define MAXC 4096
+
+typedef struct {
+    uint64_t index, term;
+    uint8_t type;
+    uint8_t *data;
+    uint32_t len;
+} dent;
+
+typedef struct {
+    uint8_t hs[64];
+    uint32_t hs_len;
+    dent *log;
+    size_t n_log;
+    uint64_t snap_index, snap_term;
+    uint8_t *snap_data;
+    uint32_t snap_len;
+    uint64_t applied;
+} tdisk;
+
+typedef struct {
+    uint32_t from, to;
+    uint8_t type;
+    sy_buf body;
+} tmsg;
+
+typedef struct {
+    uint32_t n;
+    void *e[MAXN];
+    sy_engine_cfg cfg[MAXN];
+    tdisk disk[MAXN];
+    bool down[MAXN];
+    bool cut[MAXN][MAXN];
+    tmsg *q;
+    size_t nq, capq;
+    uint64_t now;
+    /* what the host saw */
+    dent com[MAXN][MAXC];
+    size_t n_com[MAXN];
+    sy_read_state reads[64];
+    size_t n_reads;
+    sy_reject rejects[64];
+    size_t n_rejects;
+    bool installed[MAXN];
+    uint64_t delivered;
+} cluster;
+
+static const sy_engine_ops *ops = &sy_paxos_ops;
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    assert_non_null(d);
+    if (n)
+        memcpy(d, p, n);
+    return d;
+}
+
+static void disk_free(tdisk *d)
+{
+    for (size_t i = 0; i < d->n_log; i++)
+        free(d->log[i].data);
+    free(d->log);
+    free(d->snap_data);
+    memset(d, 0, sizeof *d);
+}
+
+static void disk_drop_from(tdisk *d, uint64_t from)
+{
+    while (d->n_log && d->log[d->n_log - 1].index >= from) {
+        free(d->log[d->n_log - 1].data);
+        d->n_log--;
+    }
+}
+
+static void disk_drop_upto(tdisk *d, uint64_t upto)
+{
+    size_t k = 0;
+    while (k < d->n_log && d->log[k].index <= upto)
+        free(d->log[k++].data);
+    memmove(d->log, d->log + k, (d->n_log - k) * sizeof *d->log);
+    d->n_log -= k;
+}
+
+/* Persist step of a ready, with the storage rules of core/storage.c. */
+static void disk_persist(tdisk *d, const sy_ready *rd)
+{
+    if (rd->hardstate_dirty) {
+        assert_true(rd->hardstate.len <= sizeof d->hs);
+        memcpy(d->hs, rd->hardstate.p, rd->hardstate.len);
+        d->hs_len = rd->hardstate.len;
+    }
+    if (rd->snapshot_install) {
+        bool keep = false;
+        for (size_t i = 0; i < d->n_log; i++)
+            if (d->log[i].index == rd->snap_index && d->log[i].term == rd->snap_term)
+                keep = true;
+        if (keep)
+            disk_drop_upto(d, rd->snap_index);
+        else
+            disk_drop_from(d, 0);
+        free(d->snap_data);
+        d->snap_data = dup_bytes(rd->snap_data.p, rd->snap_data.len);
+        d->snap_len = rd->snap_data.len;
+        d->snap_index = rd->snap_index;
+        d->snap_term = rd->snap_term;
+        d->applied = rd->snap_index;
+    }
+    if (rd->truncate_from)
+        disk_drop_from(d, rd->truncate_from);
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        const sy_entry *e = &rd->entries[i];
+        disk_drop_from(d, e->index);
+        uint64_t expect = d->n_log ? d->log[d->n_log - 1].index + 1 : d->snap_index + 1;
+        assert_int_equal(e->index, expect);   /* storage allows no gaps */
+        d->log = realloc(d->log, (d->n_log + 1) * sizeof *d->log);
+        d->log[d->n_log++] = (dent){ e->index, e->term, e->type,
+                                     dup_bytes(e->data.p, e->data.len), e->data.len };
+    }
+    if (rd->compact_to)
+        disk_drop_upto(d, rd->compact_to);
+}
+
+static void boot_of(tdisk *d, sy_engine_boot *b, sy_entry **ents)
+{
+    memset(b, 0, sizeof *b);
+    b->hardstate = (sy_bytes){ d->hs, d->hs_len };
+    b->snap_index = d->snap_index;
+    b->snap_term = d->snap_term;
+    b->snap_data = (sy_bytes){ d->snap_data, d->snap_len };
+    *ents = calloc(d->n_log + 1, sizeof **ents);
+    for (size_t i = 0; i < d->n_log; i++)
+        (*ents)[i] = (sy_entry){ d->log[i].index, d->log[i].term, d->log[i].type,
+                                 { d->log[i].data, d->log[i].len } };
+    b->entries = *ents;
+    b->n_entries = d->n_log;
+    b->applied = d->applied;
+}
+
+static void node_start(cluster *c, uint32_t i)
+{
+    sy_engine_boot b;
+    sy_entry *ents;
+    boot_of(&c->disk[i], &b, &ents);
+    assert_int_equal(ops->create(&c->cfg[i], &b, &c->e[i]), SY_OK);
+    free(ents);
+    c->down[i] = false;
+    /* the host's first tick arms the engine's timers */
+    sy_input in = { .kind = SY_IN_TICK, .now_ms = c->now };
+    assert_int_equal(ops->step(c->e[i], &in), SY_OK);
+}
+
+static cluster *cl_new(uint32_t n, uint64_t seed)
+{
+    cluster *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->n = n;
+    c->now = 1000;
+    for (uint32_t i = 0; i < n; i++) {
+        sy_engine_cfg *g = &c->cfg[i];
+        g->self = i;
+        g->n = n;
+        g->f = (n - 1) / 2;
+        strcpy(g->cluster_id, "test");
+        g->heartbeat_ms = 50;
+        g->election_min_ms = 300;
+        g->election_max_ms = 600;
+        g->batch_max = 64;
+        g->max_inflight = 16;
+        g->rng_seed = seed * 31 + i;
+        node_start(c, i);
+    }
+    return c;
+}
+
+static void cl_free(cluster *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (!c->down[i])
+            ops->destroy(c->e[i]);
+        disk_free(&c->disk[i]);
+        for (size_t k = 0; k < c->n_com[i]; k++)
+            free(c->com[i][k].data);
+    }
+    for (size_t k = 0; k < c->nq; k++)
+        sy_buf_free(&c->q[k].body);
+    free(c->q);
+    free(c);
+}
+
+/* One host cycle: persist, send (encode into the queue), apply, advance. */
+static void cl_ready(cluster *c, uint32_t i)
+{
+    if (c->down[i])
+        return;
+    sy_ready rd;
+    ops->ready(c->e[i], &rd);
+    disk_persist(&c->disk[i], &rd);
+    if (rd.snapshot_install)
+        c->installed[i] = true;
+    for (size_t k = 0; k < rd.n_msgs; k++) {
+        const sy_outmsg *o = &rd.msgs[k];
+        if (c->nq == c->capq) {
+            c->capq = c->capq ? 2 * c->capq : 64;
+            c->q = realloc(c->q, c->capq * sizeof *c->q);
+        }
+        tmsg *t = &c->q[c->nq++];
+        t->from = i;
+        t->to = o->to;
+        t->type = o->msg.type;
+        sy_buf_init(&t->body);
+        assert_int_equal(sy_msg_encode_body(&o->msg, &t->body), SY_OK);
+    }
+    for (size_t k = 0; k < rd.n_committed; k++) {
+        const sy_entry *e = &rd.committed[k].entry;
+        uint64_t expect = c->n_com[i] ? c->com[i][c->n_com[i] - 1].index + 1 : 0;
+        if (expect)
+            assert_int_equal(e->index, expect);   /* slot order, no gaps */
+        assert_true(c->n_com[i] < MAXC);
+        c->com[i][c->n_com[i]++] = (dent){ e->index, e->term, e->type,
+                                           dup_bytes(e->data.p, e->data.len), e->data.len };
+        c->disk[i].applied = e->index;
+    }
+    for (size_t k = 0; k < rd.n_reads && c->n_reads < 64; k++)
+        c->reads[c->n_reads++] = rd.reads[k];
+    for (size_t k = 0; k < rd.n_rejects && c->n_rejects < 64; k++)
+        c->rejects[c->n_rejects++] = rd.rejects[k];
+    ops->advance(c->e[i], c->now);
+}
+
+static void cl_step_in(cluster *c, uint32_t i, const sy_input *in)
+{
+    (void)ops->step(c->e[i], in);
+}
+
+/* Delivers queued messages FIFO (dropping those on cut links or to down
+ * nodes), running a host cycle after each, until the queue is empty. */
+static void cl_run(cluster *c)
+{
+    for (uint32_t i = 0; i < c->n; i++)
+        cl_ready(c, i);
+    size_t head = 0;
+    while (head < c->nq) {
+        tmsg t = c->q[head++];
+        if (!c->down[t.to] && !c->cut[t.from][t.to] && !c->down[t.from]) {
+            sy_msg m;
+            assert_int_equal(sy_msg_decode_body(t.type, t.body.p, t.body.len, &m), SY_OK);
+            sy_input in = { .kind = SY_IN_MSG, .now_ms = c->now };
+            in.u.msg.from = t.from;
+            in.u.msg.msg = &m;
+            int rc = ops->step(c->e[t.to], &in);
+            assert_int_not_equal(rc, SY_EFATAL);
+            sy_msg_free(&m);
+            c->delivered++;
+            cl_ready(c, t.to);
+        }
+        sy_buf_free(&t.body);
+        if (head == c->nq) {
+            c->nq = 0;
+            head = 0;
+        }
+    }
+    c->nq = 0;
+}
+
+/* Sends queued messages matching (from, to, type) only; keeps the rest. */
+static void cl_deliver_only(cluster *c, uint32_t from, uint32_t to, int type)
+{
+    size_t keep = 0, n = c->nq;
+    tmsg *pick = calloc(n + 1, sizeof *pick);
+    size_t np = 0;
+    for (size_t k = 0; k < n; k++) {
+        tmsg t = c->q[k];
+        if (t.from == from && t.to == to && (type < 0 || t.type == type))
+            pick[np++] = t;
+        else
+            c->q[keep++] = t;
+    }
+    c->nq = keep;
+    for (size_t k = 0; k < np; k++) {
+        sy_msg m;
+        assert_int_equal(sy_msg_decode_body(pick[k].type, pick[k].body.p, pick[k].body.len, &m),
+                         SY_OK);
+        sy_input in = { .kind = SY_IN_MSG, .now_ms = c->now };
+        in.u.msg.from = from;
+        in.u.msg.msg = &m;
+        (void)ops->step(c->e[to], &in);
+        sy_msg_free(&m);
+        sy_buf_free(&pick[k].body);
+        cl_ready(c, to);
+    }
+    free(pick);
+}
+
+static void cl_drop_all(cluster *c)
+{
+    for (size_t k = 0; k < c->nq; k++)
+        sy_buf_free(&c->q[k].body);
+    c->nq = 0;
+}
+
+static void cl_tick(cluster *c, uint32_t i)
+{
+    if (c->down[i])
+        return;
+    sy_input in = { .kind = SY_IN_TICK, .now_ms = c->now };
+    cl_step_in(c, i, &in);
+    cl_ready(c, i);
+}
+
+/* Node i's election timer fires (only i's). */
+static void cl_timeout(cluster *c, uint32_t i)
+{
+    uint64_t d = ops->next_deadline(c->e[i]);
+    if (d > c->now)
+        c->now = d;
+    cl_tick(c, i);
+}
+
+/* Advance time by ms in heartbeat-sized steps, ticking live nodes whose
+ * deadline passed, and deliver. */
+static void cl_time(cluster *c, uint64_t ms)
+{
+    uint64_t end = c->now + ms;
+    while (c->now < end) {
+        c->now += 10;
+        for (uint32_t i = 0; i < c->n; i++)
+            if (!c->down[i] && ops->next_deadline(c->e[i]) <= c->now)
+                cl_tick(c, i);
+        cl_run(c);
+    }
+}
+
+static sy_engine_status st(cluster *c, uint32_t i)
+{
+    sy_engine_status s;
+    ops->status(c->e[i], &s);
+    return s;
+}
+
+static void cl_crash(cluster *c, uint32_t i)
+{
+    ops->destroy(c->e[i]);
+    c->down[i] = true;
+}
+
+static void cl_cut(cluster *c, uint32_t i, bool cut)
+{
+    for (uint32_t j = 0; j < c->n; j++) {
+        c->cut[i][j] = cut;
+        c->cut[j][i] = cut;
+    }
+}
+
+static void cl_request(cluster *c, uint32_t i, uint64_t req_no, const char *body)
+{
+    sy_client_req req;
+    memset(&req, 0, sizeof req);
+    req.client_id = SY_CLIENT_ID_BASE;
+    req.req_no = req_no;
+    req.op = SY_OP_PUT;
+    sy_input in = { .kind = SY_IN_REQUEST, .now_ms = c->now };
+    in.u.request.req = &req;
+    in.u.request.raw = (const uint8_t *)body;
+    in.u.request.raw_len = strlen(body);
+    cl_step_in(c, i, &in);
+}
+
+static uint32_t elect(cluster *c, uint32_t i)
+{
+    cl_timeout(c, i);
+    cl_run(c);
+    assert_int_equal(st(c, i).role, SY_ROLE_LEADER);
+    return i;
+}
+
+/* All requests of committed NORMAL entries of node i, concatenated "a|b|". */
+static void committed_reqs(cluster *c, uint32_t i, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t k = 0; k < c->n_com[i]; k++) {
+        dent *d = &c->com[i][k];
+        if (d->type != SY_ENTRY_NORMAL)
+            continue;
+        sy_bytes *reqs;
+        uint32_t n;
+        assert_int_equal(sy_batch_decode(d->data, d->len, &reqs, &n), SY_OK);
+        for (uint32_t r = 0; r < n; r++)
+            o += (size_t)snprintf(out + o, cap - o, "%.*s|", (int)reqs[r].len,
+                                  (const char *)reqs[r].p);
+        free(reqs);
+    }
+}
+
+/* Every pair of nodes agrees on every slot both committed. */
+static void assert_agreement(cluster *c)
+{
+    for (uint32_t a = 0; a < c->n; a++)
+        for (uint32_t b = a + 1; b < c->n; b++)
+            for (size_t i = 0; i < c->n_com[a]; i++)
+                for (size_t j = 0; j < c->n_com[b]; j++) {
+                    dent *x = &c->com[a][i], *y = &c->com[b][j];
+                    if (x->index != y->index)
+                        continue;
+                    assert_int_equal(x->type, y->type);
+                    assert_int_equal(x->len, y->len);
+                    assert_memory_equal(x->data, y->data, x->len);
+                }
+}
+
+static const dent *com_at(cluster *c, uint32_t i, uint64_t slot)
+{
+    for (size_t k = 0; k < c->n_com[i]; k++)
+        if (c->com[i][k].index == slot)
+            return &c->com[i][k];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_leader_commits_batched_requests_in_slot_order(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 1);
+    elect(c, 0);
+    cl_request(c, 0, 1, "put a");
+    cl_request(c, 0, 2, "put b");
+    cl_run(c);
+    cl_request(c, 0, 3, "put c");
+    cl_run(c);
+    cl_time(c, 200);   /* heartbeats carry the chosen prefix to followers */
+    char buf[256];
+    for (uint32_t i = 0; i < 3; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put a|put b|put c|");
+        assert_int_equal(st(c, i).commit_index, 2);   /* a+b batched in slot 1 */
+    }
+    const dent *d = com_at(c, 1, 1);
+    assert_non_null(d);
+    assert_int_equal(d->type, SY_ENTRY_NORMAL);
+    assert_int_equal(st(c, 1).leader, 0);
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_request_at_non_leader_rejected_with_leader_hint(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 2);
+    elect(c, 1);
+    cl_request(c, 2, 7, "put x");
+    cl_ready(c, 2);
+    assert_int_equal(c->n_rejects, 1);
+    assert_int_equal(c->rejects[0].status, SY_ENOTLEADER);
+    assert_int_equal(c->rejects[0].leader, 1);
+    assert_int_equal(c->rejects[0].req_no, 7);
+    cl_free(c);
+}
+
+static void test_two_proposers_interleaving_prepares_converge(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 3);
+    /* 0 and 1 both time out and prepare before hearing each other. */
+    cl_timeout(c, 0);
+    cl_timeout(c, 1);
+    uint64_t b0 = st(c, 0).term, b1 = st(c, 1).term;
+    assert_true(b1 > b0);
+    /* node 2 sees 1's (higher) prepare first, then 0's: 0 is refused */
+    cl_deliver_only(c, 1, 2, SY_MSG_PAXOS_PREPARE);
+    cl_deliver_only(c, 0, 2, SY_MSG_PAXOS_PREPARE);
+    cl_run(c);
+    assert_int_equal(st(c, 1).role, SY_ROLE_LEADER);
+    assert_int_not_equal(st(c, 0).role, SY_ROLE_LEADER);
+    cl_request(c, 1, 1, "put k");
+    cl_run(c);
+    cl_time(c, 100);
+    char buf[64];
+    for (uint32_t i = 0; i < 3; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put k|");
+    }
+    /* 0 tries again with a higher ballot: it takes over and keeps slot 1 */
+    cl_timeout(c, 0);
+    cl_run(c);
+    assert_int_equal(st(c, 0).role, SY_ROLE_LEADER);
+    assert_true(st(c, 0).term > b1);
+    cl_request(c, 0, 2, "put m");
+    cl_run(c);
+    cl_time(c, 100);
+    for (uint32_t i = 0; i < 3; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put k|put m|");
+    }
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_value_accepted_by_minority_kept_by_next_leader(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 4);
+    elect(c, 0);
+    cl_request(c, 0, 1, "put v");
+    cl_ready(c, 0);
+    /* only node 1 gets the accept; 0 crashes before learning anything */
+    cl_deliver_only(c, 0, 1, SY_MSG_PAXOS_ACCEPT);
+    cl_drop_all(c);
+    cl_crash(c, 0);
+    /* v may have been chosen (0 + 1 is a majority): 2 must keep it */
+    elect(c, 2);
+    cl_time(c, 100);
+    const dent *d = com_at(c, 2, 1);
+    assert_non_null(d);
+    assert_int_equal(d->type, SY_ENTRY_NORMAL);
+    char buf[64];
+    committed_reqs(c, 2, buf, sizeof buf);
+    assert_string_equal(buf, "put v|");
+    committed_reqs(c, 1, buf, sizeof buf);
+    assert_string_equal(buf, "put v|");
+    /* the old leader restarts and learns the same decision */
+    node_start(c, 0);
+    cl_time(c, 300);
+    committed_reqs(c, 0, buf, sizeof buf);
+    assert_string_equal(buf, "put v|");
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_gaps_filled_with_noops_at_takeover(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 5);
+    elect(c, 0);
+    cl_request(c, 0, 1, "put s1");
+    cl_ready(c, 0);
+    cl_request(c, 0, 2, "put s2");
+    cl_ready(c, 0);
+    cl_request(c, 0, 3, "put s3");
+    cl_ready(c, 0);
+    /* the accepts for slots 1 and 2 are lost; node 1 only gets slot 3 */
+    tmsg last = { 0 };
+    size_t keep = 0;
+    for (size_t k = 0; k < c->nq; k++) {
+        if (c->q[k].to == 1 && c->q[k].type == SY_MSG_PAXOS_ACCEPT) {
+            sy_buf_free(&last.body);
+            last = c->q[k];
+        } else
+            sy_buf_free(&c->q[k].body);
+    }
+    c->nq = 0;
+    (void)keep;
+    sy_msg m;
+    assert_int_equal(sy_msg_decode_body(last.type, last.body.p, last.body.len, &m), SY_OK);
+    assert_int_equal(m.u.paxos.accept.n_entries, 1);
+    assert_int_equal(m.u.paxos.accept.entries[0].index, 3);
+    sy_input in = { .kind = SY_IN_MSG, .now_ms = c->now };
+    in.u.msg.from = 0;
+    in.u.msg.msg = &m;
+    assert_int_equal(ops->step(c->e[1], &in), SY_OK);
+    sy_msg_free(&m);
+    sy_buf_free(&last.body);
+    cl_ready(c, 1);
+    cl_drop_all(c);
+    cl_crash(c, 0);
+    elect(c, 1);
+    cl_time(c, 100);
+    for (uint32_t i = 1; i < 3; i++) {
+        assert_int_equal(st(c, i).commit_index, 3);
+        assert_int_equal(com_at(c, i, 1)->type, SY_ENTRY_NOOP);
+        assert_int_equal(com_at(c, i, 2)->type, SY_ENTRY_NOOP);
+        assert_int_equal(com_at(c, i, 3)->type, SY_ENTRY_NORMAL);
+    }
+    char buf[64];
+    committed_reqs(c, 2, buf, sizeof buf);
+    assert_string_equal(buf, "put s3|");
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_stale_leader_accepts_rejected_after_higher_promise(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 6);
+    elect(c, 0);
+    uint64_t b0 = st(c, 0).term;
+    /* 0 is cut off; 1 wins a higher ballot with 2 */
+    cl_cut(c, 0, true);
+    elect(c, 1);
+    assert_true(st(c, 2).term > b0);
+    /* the link 0 -> 2 comes back: 0 still thinks it leads and proposes */
+    c->cut[0][2] = c->cut[2][0] = false;
+    cl_request(c, 0, 1, "put stale");
+    cl_run(c);
+    assert_int_not_equal(st(c, 0).role, SY_ROLE_LEADER);   /* preempted */
+    cl_time(c, 200);
+    for (uint32_t i = 0; i < 3; i++)
+        for (size_t k = 0; k < c->n_com[i]; k++)
+            assert_int_not_equal(c->com[i][k].type, SY_ENTRY_NORMAL);
+    cl_free(c);
+}
+
+static void test_restart_preserves_promise_and_accepted_values(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 7);
+    elect(c, 0);
+    uint64_t b0 = st(c, 0).term;
+    cl_cut(c, 0, false);
+    c->cut[0][1] = c->cut[1][0] = true;  /* only 2 hears the proposal */
+    cl_request(c, 0, 1, "put keep");
+    cl_run(c);
+    cl_crash(c, 2);
+    node_start(c, 2);
+    assert_int_equal(st(c, 2).term, b0);
+    assert_int_equal(st(c, 2).last_index, 1);
+    /* a prepare below the promise is refused after restart */
+    sy_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_PAXOS_PREPARE;
+    m.u.paxos.prepare.ballot = b0 - 1;
+    m.u.paxos.prepare.from_slot = 1;
+    sy_input in = { .kind = SY_IN_MSG, .now_ms = c->now };
+    in.u.msg.from = 1;
+    in.u.msg.msg = &m;
+    assert_int_equal(ops->step(c->e[2], &in), SY_OK);
+    sy_ready rd;
+    ops->ready(c->e[2], &rd);
+    assert_int_equal(rd.n_msgs, 1);
+    assert_false(rd.msgs[0].msg.u.paxos.promise.ok);
+    assert_int_equal(rd.msgs[0].msg.u.paxos.promise.promised, b0);
+    ops->advance(c->e[2], c->now);
+    /* a higher one gets the accepted value back, with its ballot */
+    m.u.paxos.prepare.ballot = px_ballot_next(b0, 1);
+    assert_int_equal(ops->step(c->e[2], &in), SY_OK);
+    ops->ready(c->e[2], &rd);
+    assert_int_equal(rd.n_msgs, 1);
+    const sy_paxos_promise *pr = &rd.msgs[0].msg.u.paxos.promise;
+    assert_true(pr->ok);
+    assert_int_equal(pr->n_entries, 1);
+    assert_int_equal(pr->entries[0].index, 1);
+    assert_int_equal(pr->entries[0].term, b0);
+    assert_true(rd.hardstate_dirty);     /* the new promise is persisted first */
+    ops->advance(c->e[2], c->now);
+    cl_free(c);
+}
+
+static void read_req(cluster *c, uint32_t i, uint64_t id)
+{
+    sy_input in = { .kind = SY_IN_READ, .now_ms = c->now };
+    in.u.read.read_id = id;
+    cl_step_in(c, i, &in);
+}
+
+static void test_read_confirmed_only_after_quorum_round(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 8);
+    elect(c, 0);
+    cl_request(c, 0, 1, "put r");
+    cl_run(c);
+    /* leader cut off: the read is never confirmed */
+    cl_cut(c, 0, true);
+    c->n_reads = 0;
+    read_req(c, 0, 42);
+    cl_run(c);
+    cl_time(c, 200);
+    assert_int_equal(c->n_reads, 0);
+    /* one follower answers the round: with the leader that is a majority */
+    c->cut[0][1] = c->cut[1][0] = false;
+    cl_time(c, 60);
+    assert_int_equal(c->n_reads, 1);
+    assert_int_equal(c->reads[0].read_id, 42);
+    assert_int_equal(c->reads[0].status, SY_OK);
+    assert_int_equal(c->reads[0].index, 1);
+    /* at a follower: refused */
+    read_req(c, 1, 43);
+    cl_ready(c, 1);
+    assert_int_equal(c->n_reads, 2);
+    assert_int_equal(c->reads[1].status, SY_ENOTLEADER);
+    cl_free(c);
+}
+
+static void test_read_waits_for_fresh_round_not_old_acks(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 9);
+    elect(c, 0);
+    cl_run(c);
+    c->n_reads = 0;
+    read_req(c, 0, 1);
+    cl_ready(c, 0);
+    assert_int_equal(c->n_reads, 0);   /* not before any peer acknowledged */
+    cl_run(c);
+    assert_int_equal(c->n_reads, 1);
+    assert_int_equal(c->reads[0].status, SY_OK);
+    cl_free(c);
+}
+
+static void test_lagging_replica_catches_up_from_leader(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 10);
+    elect(c, 0);
+    cl_cut(c, 2, true);
+    char body[32];
+    for (int k = 1; k <= 40; k++) {
+        snprintf(body, sizeof body, "put %d", k);
+        cl_request(c, 0, (uint64_t)k, body);
+        cl_run(c);
+    }
+    assert_int_equal(st(c, 0).commit_index, 40);
+    assert_int_equal(st(c, 2).commit_index, 0);
+    cl_cut(c, 2, false);
+    cl_time(c, 300);
+    assert_int_equal(st(c, 2).commit_index, 40);
+    char b0[1024], b2[1024];
+    committed_reqs(c, 0, b0, sizeof b0);
+    committed_reqs(c, 2, b2, sizeof b2);
+    assert_string_equal(b0, b2);
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 11);
+    elect(c, 0);
+    cl_cut(c, 2, true);
+    char body[32];
+    for (int k = 1; k <= 10; k++) {
+        snprintf(body, sizeof body, "put %d", k);
+        cl_request(c, 0, (uint64_t)k, body);
+        cl_run(c);
+    }
+    sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
+    in.u.snapshot.index = 8;
+    in.u.snapshot.term = st(c, 0).term;
+    in.u.snapshot.data = (sy_bytes){ (const uint8_t *)"STATE@8", 7 };
+    cl_step_in(c, 0, &in);
+    cl_ready(c, 0);
+    assert_int_equal(st(c, 0).snap_index, 8);
+    assert_int_equal(c->disk[0].n_log, 2);          /* slots 9, 10 left */
+    cl_cut(c, 2, false);
+    cl_time(c, 300);
+    assert_true(c->installed[2]);
+    assert_int_equal(c->disk[2].snap_index, 8);
+    assert_int_equal(c->disk[2].snap_len, 7);
+    assert_memory_equal(c->disk[2].snap_data, "STATE@8", 7);
+    assert_int_equal(st(c, 2).commit_index, 10);
+    assert_non_null(com_at(c, 2, 9));
+    assert_non_null(com_at(c, 2, 10));
+    assert_null(com_at(c, 2, 8));                   /* came with the snapshot */
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_leader_crash_and_restart_cycles_keep_agreement(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(5, 12);
+    uint32_t leader = elect(c, 0);
+    char body[32];
+    uint64_t req = 1;
+    for (int round = 0; round < 6; round++) {
+        for (int k = 0; k < 5; k++) {
+            snprintf(body, sizeof body, "r%d-%d", round, k);
+            cl_request(c, leader, req++, body);
+            cl_run(c);
+        }
+        cl_crash(c, leader);
+        uint32_t next = (leader + 1 + (uint32_t)round % 3) % 5;
+        if (c->down[next])
+            next = (next + 1) % 5;
+        elect(c, next);
+        node_start(c, leader);
+        cl_time(c, 200);
+        leader = next;
+    }
+    cl_time(c, 500);
+    uint64_t ci = st(c, leader).commit_index;
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(st(c, i).commit_index, ci);
+    char b0[4096];
+    committed_reqs(c, leader, b0, sizeof b0);
+    /* every request acknowledged... all 30 proposals were chosen here since
+     * each leader was live with a majority when it proposed */
+    for (int round = 0; round < 6; round++)
+        for (int k = 0; k < 5; k++) {
+            snprintf(body, sizeof body, "r%d-%d|", round, k);
+            assert_non_null(strstr(b0, body));
+        }
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_single_node_commits_and_reads_alone(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(1, 13);
+    elect(c, 0);
+    cl_request(c, 0, 1, "solo");
+    cl_ready(c, 0);
+    assert_int_equal(st(c, 0).commit_index, 1);
+    assert_int_equal(c->n_com[0], 1);
+    read_req(c, 0, 9);
+    cl_ready(c, 0);
+    assert_int_equal(c->n_reads, 1);
+    assert_int_equal(c->reads[0].index, 1);
+    cl_free(c);
+}
+
+static void test_random_drops_and_duels_stay_safe_and_live(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        cluster *c = cl_new(3, 100 + seed);
+        sy_rng r;
+        sy_rng_seed(&r, seed);
+        uint64_t req = 1;
+        char body[32];
+        for (int step = 0; step < 400; step++) {
+            c->now += 10;
+            for (uint32_t i = 0; i < c->n; i++) {
+                if (ops->next_deadline(c->e[i]) <= c->now)
+                    cl_tick(c, i);
+                if (st(c, i).role == SY_ROLE_LEADER && sy_rng_below(&r, 4) == 0) {
+                    snprintf(body, sizeof body, "s%llu-%llu", (unsigned long long)seed,
+                             (unsigned long long)req);
+                    cl_request(c, i, req++, body);
+                }
+            }
+            for (uint32_t i = 0; i < c->n; i++)
+                cl_ready(c, i);
+            /* drop a third of the messages, deliver the rest out of order */
+            size_t n = c->nq;
+            for (size_t k = n; k > 1; k--) {
+                size_t j = (size_t)sy_rng_below(&r, k);
+                tmsg t = c->q[k - 1];
+                c->q[k - 1] = c->q[j];
+                c->q[j] = t;
+            }
+            for (size_t k = 0; k < n; k++)
+                if (sy_rng_below(&r, 3) == 0)
+                    c->cut[c->q[k].from][c->q[k].to] = true;
+            cl_run(c);
+            memset(c->cut, 0, sizeof c->cut);
+            assert_agreement(c);
+        }
+        /* calm: everything converges */
+        cl_time(c, 2000);
+        uint64_t max = 0;
+        for (uint32_t i = 0; i < c->n; i++)
+            if (st(c, i).commit_index > max)
+                max = st(c, i).commit_index;
+        assert_true(max > 0);
+        for (uint32_t i = 0; i < c->n; i++)
+            assert_int_equal(st(c, i).commit_index, max);
+        assert_agreement(c);
+        cl_free(c);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_leader_commits_batched_requests_in_slot_order),
+        cmocka_unit_test(test_request_at_non_leader_rejected_with_leader_hint),
+        cmocka_unit_test(test_two_proposers_interleaving_prepares_converge),
+        cmocka_unit_test(test_value_accepted_by_minority_kept_by_next_leader),
+        cmocka_unit_test(test_gaps_filled_with_noops_at_takeover),
+        cmocka_unit_test(test_stale_leader_accepts_rejected_after_higher_promise),
+        cmocka_unit_test(test_restart_preserves_promise_and_accepted_values),
+        cmocka_unit_test(test_read_confirmed_only_after_quorum_round),
+        cmocka_unit_test(test_read_waits_for_fresh_round_not_old_acks),
+        cmocka_unit_test(test_lagging_replica_catches_up_from_leader),
+        cmocka_unit_test(test_lagging_replica_catches_up_by_snapshot_after_compaction),
+        cmocka_unit_test(test_leader_crash_and_restart_cycles_keep_agreement),
+        cmocka_unit_test(test_single_node_commits_and_reads_alone),
+        cmocka_unit_test(test_random_drops_and_duels_stay_safe_and_live),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
