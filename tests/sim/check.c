@@ -30,6 +30,8 @@ void sim_check_free(sim_world *w)
     free(w->commit_digest);
     free(w->state_digest);
     free(w->commit_known);
+    free(w->state_known);
+    free(w->ledger_digest);
 }
 
 sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no)
@@ -52,20 +54,63 @@ static bool grow(sim_world *w, uint64_t index)
     sy_digest *cd = realloc(w->commit_digest, nc * sizeof *cd);
     if (cd)
         w->commit_digest = cd;
-    uint64_t *sd = realloc(w->state_digest, nc * sizeof *sd);
+    sy_digest *sd = realloc(w->state_digest, nc * sizeof *sd);
     if (sd)
         w->state_digest = sd;
+    sy_digest *ldg = realloc(w->ledger_digest, nc * sizeof *ldg);
+    if (ldg)
+        w->ledger_digest = ldg;
     bool *ck = realloc(w->commit_known, nc * sizeof *ck);
     if (ck)
         w->commit_known = ck;
-    if (!cd || !sd || !ck) {
+    bool *sk = realloc(w->state_known, nc * sizeof *sk);
+    if (sk)
+        w->state_known = sk;
+    if (!cd || !sd || !ldg || !ck || !sk) {
         sim_fail(w, "simulator", "out of memory in the commit table");
         return false;
     }
     memset(w->commit_known + w->cap_commit, 0, (nc - w->cap_commit) * sizeof *ck);
-    memset(w->state_digest + w->cap_commit, 0, (nc - w->cap_commit) * sizeof *sd);
+    memset(w->state_known + w->cap_commit, 0, (nc - w->cap_commit) * sizeof *sk);
     w->cap_commit = nc;
     return true;
+}
+
+/* The state digest, and a digest of the ledger head: its height and the
+ * content of its tip block (log position, batch and results digests). The
+ * block hash itself is not compared: it covers commit evidence, which for
+ * Raft is each node's own signature and so differs between honest nodes. */
+int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger)
+{
+    uint64_t height = 0;
+    sy_digest tip;
+    int rc = sy_kv_digest(&nd->kvm, state);
+    if (rc)
+        return rc;
+    sy_txn t;
+    if ((rc = sy_txn_begin(nd->st, false, &t)))
+        return rc;
+    sy_hasher h;
+    sy_hash_init(&h);
+    rc = sy_ledger_tip(&t, &height, &tip);
+    sy_hash_update(&h, &height, sizeof height);
+    if (rc == SY_OK && height) {
+        sy_ledger_block b;
+        rc = sy_ledger_get(&t, height, &b);
+        if (rc == SY_OK) {
+            sy_hash_update(&h, &b.index, sizeof b.index);
+            sy_hash_update(&h, &b.term, sizeof b.term);
+            sy_hash_update(&h, b.batch_digest.b, sizeof b.batch_digest.b);
+            sy_hash_update(&h, b.results_digest.b, sizeof b.results_digest.b);
+        } else if (rc == SY_ENOTFOUND) {
+            rc = SY_OK;   /* the chain restarted after a snapshot's tip */
+        }
+    }
+    sy_txn_abort(&t);
+    if (rc)
+        return rc;
+    sy_hash_final(&h, ledger);
+    return SY_OK;
 }
 
 void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e)
@@ -102,14 +147,24 @@ void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index)
 {
     if (!grow(w, index))
         return;
-    /* 0 marks "unknown", so fold the real digest away from it */
-    uint64_t d = simkv_digest(nd->kv) | 1;
+    sy_digest d, ld;
+    int rc = sim_node_digest(nd, &d, &ld);
+    if (rc) {
+        sim_fail(w, "storage", "n%u could not read its state digest: %s (%s)", nd->id,
+                 sy_strerror(rc), sy_storage_errmsg(nd->st));
+        return;
+    }
     w->st->chk_convergence++;
-    if (!w->state_digest[index]) {
+    if (!w->state_known[index]) {
+        w->state_known[index] = true;
         w->state_digest[index] = d;
-    } else if (w->state_digest[index] != d) {
-        sim_fail(w, "convergence", "n%u state after applying index %" PRIu64 " differs from "
-                 "another node's at the same index", nd->id, index);
+        w->ledger_digest[index] = ld;
+    } else if (!sy_digest_eq(&w->state_digest[index], &d)) {
+        sim_fail(w, "convergence", "n%u state after applying index %" PRIu64
+                 " differs from another node's at the same index", nd->id, index);
+    } else if (!sy_digest_eq(&w->ledger_digest[index], &ld)) {
+        sim_fail(w, "convergence", "n%u ledger head after applying index %" PRIu64
+                 " differs from another node's at the same index", nd->id, index);
     }
     if (index > w->st->max_commit)
         w->st->max_commit = index;
@@ -142,9 +197,13 @@ void sim_check_final(sim_world *w)
     if (w->stop)
         return;
     /* convergence at the end: same index, same digest */
+    sy_digest d0, di, l0, li;
+    if (sim_node_digest(&w->nodes[0], &d0, &l0))
+        return;
     for (uint32_t i = 1; i < w->n; i++) {
         if (w->nodes[i].applied == w->nodes[0].applied &&
-            simkv_digest(w->nodes[i].kv) != simkv_digest(w->nodes[0].kv)) {
+            (sim_node_digest(&w->nodes[i], &di, &li) || !sy_digest_eq(&d0, &di) ||
+             !sy_digest_eq(&l0, &li))) {
             sim_fail(w, "convergence", "n0 and n%u ended at index %" PRIu64 " with different "
                      "states", i, w->nodes[i].applied);
             return;

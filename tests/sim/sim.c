@@ -414,6 +414,11 @@ static void add_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
     nd->preq[nd->n_preq++] = (sim_pend_req){ client, req_no };
 }
 
+static void reply_from(sim_world *w, sim_node *nd, const sy_client_reply *rp)
+{
+    send_reply(w, nd, rp->client_id, rp->req_no, rp->status, rp->index, rp->val.p, rp->val.len);
+}
+
 static void serve_reads(sim_world *w, sim_node *nd)
 {
     for (size_t i = 0; i < nd->n_preads;) {
@@ -422,15 +427,25 @@ static void serve_reads(sim_world *w, sim_node *nd)
             i++;
             continue;
         }
-        const uint8_t *v = NULL;
-        size_t vl = 0;
-        int st = simkv_get(nd->kv, r->key, r->klen, &v, &vl);
-        send_reply(w, nd, r->client, r->req_no, st, nd->applied, v, vl);
+        sy_client_req q = { .client_id = r->client, .req_no = r->req_no, .op = SY_OP_GET,
+                            .key = { r->key, r->klen } };
+        sy_kv_results res;
+        int rc = sy_kv_read(&nd->kvm, &q, &res);
+        if (rc == SY_OK && res.n == 1)
+            reply_from(w, nd, &res.replies[0]);
+        else
+            sim_fail(w, "storage", "n%u could not serve a read: %s", nd->id, sy_strerror(rc));
+        if (rc == SY_OK)
+            sy_kv_results_free(&res);
         *r = nd->preads[--nd->n_preads];
     }
 }
 
-static void apply_entry(sim_world *w, sim_node *nd, const sy_committed *c)
+/* Checks on one committed entry, once its application is durable: commit
+ * order, agreement, validity of every request in it, exactly-once; then
+ * replies to the clients whose requests this node received. */
+static void check_and_reply(sim_world *w, sim_node *nd, const sy_committed *c,
+                            const sy_kv_results *res)
 {
     const sy_entry *e = &c->entry;
     if (e->index != nd->applied + 1) {
@@ -468,45 +483,39 @@ static void apply_entry(sim_world *w, sim_node *nd, const sy_committed *c)
                                    rq->client_id == env.sender
                                ? sim_sub_of(w, rq->client_id, rq->req_no)
                                : NULL;
-            if (!sub || !sub->submitted || !sy_digest_eq(&dg, &sub->env_digest)) {
+            if (!sub || !sub->submitted || !sy_digest_eq(&dg, &sub->env_digest))
                 sim_fail(w, "validity", "n%u committed index %" PRIu64 " holding a request "
                          "no client submitted (sender %u type %u)", nd->id, e->index,
                          env.sender, env.type);
-                sy_env_free(&env);
-                break;
-            }
-            simkv_result res;
-            rc = simkv_apply(nd->kv, rq, &res);
-            if (rc) {
-                sim_fail(w, "simulator", "kv apply: %s", sy_strerror(rc));
-                sy_env_free(&env);
-                break;
-            }
-            if (res.effective) {
-                w->st->chk_exactly_once++;
-                if (sub->applied_index && sub->applied_index != e->index) {
-                    sim_fail(w, "exactly-once", "n%u applied client %u request %" PRIu64
-                             " at index %" PRIu64 ", but it already took effect at index %"
-                             PRIu64, nd->id, rq->client_id - SY_CLIENT_ID_BASE, rq->req_no,
-                             e->index, sub->applied_index);
-                    sy_env_free(&env);
-                    break;
-                }
-                sub->applied_index = e->index;
-            }
-            sim_trace(w, TR_APPLY, nd->id, rq->client_id, rq->req_no, e->index, res.status);
-            if (res.status != SY_ESTALE && take_pend_req(nd, rq->client_id, rq->req_no))
-                send_reply(w, nd, rq->client_id, rq->req_no, res.status, e->index, res.val,
-                           res.vlen);
             sy_env_free(&env);
         }
         free(reqs);
-        if (w->stop)
-            return;
+    }
+    /* a reply whose index is this entry's took effect here; a retry of an
+     * applied request gets the cached reply, which names the first index */
+    for (size_t j = 0; j < res->n && !w->stop; j++) {
+        const sy_client_reply *rp = &res->replies[j];
+        sim_sub *sub = sim_sub_of(w, rp->client_id, rp->req_no);
+        if (!sub)
+            continue;
+        bool effective = rp->index == e->index && rp->status != SY_ESTALE;
+        if (effective) {
+            w->st->chk_exactly_once++;
+            if (sub->applied_index && sub->applied_index != e->index) {
+                sim_fail(w, "exactly-once", "n%u applied client %u request %" PRIu64
+                         " at index %" PRIu64 ", but it already took effect at index %" PRIu64,
+                         nd->id, rp->client_id - SY_CLIENT_ID_BASE, rp->req_no, e->index,
+                         sub->applied_index);
+                break;
+            }
+            sub->applied_index = e->index;
+        }
+        sim_trace(w, TR_APPLY, nd->id, rp->client_id, rp->req_no, e->index, rp->status);
+        if (rp->status != SY_ESTALE && take_pend_req(nd, rp->client_id, rp->req_no))
+            reply_from(w, nd, rp);
     }
     nd->applied = e->index;
     nd->applied_term = e->term;
-    sim_check_applied(w, nd, e->index);
 }
 
 static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
@@ -583,26 +592,36 @@ static void maybe_snapshot(sim_world *w, sim_node *nd)
     uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
     if (every == UINT32_MAX || nd->applied < nd->last_snap + every)
         return;
-    uint8_t *data;
-    size_t len;
-    if (simkv_save(nd->kv, &data, &len))
-        return;
-    sy_members m = nd->disk.snap_members;
-    if (m.n_voters == 0) {
-        m.n_voters = w->n;
-        for (uint32_t i = 0; i < w->n; i++)
-            m.voters[i] = i;
-    }
-    if (sim_disk_set_snapshot(&nd->disk, nd->applied, nd->applied_term, data, len, &m)) {
-        free(data);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = sy_kv_snapshot(&nd->kvm, &blob, &len);
+    if (rc) {
+        sim_fail(w, "storage", "n%u could not take a snapshot: %s", nd->id, sy_strerror(rc));
         return;
     }
+    sy_members m = { .n_voters = w->n };
+    for (uint32_t i = 0; i < w->n; i++)
+        m.voters[i] = i;
+    sy_txn t;
+    if ((rc = sy_txn_begin(nd->st, true, &t)) == SY_OK) {
+        rc = sy_txn_set_snapshot(&t, nd->applied, nd->applied_term, &m,
+                                 (sy_bytes){ blob, (uint32_t)len });
+        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    }
+    if (rc) {
+        free(blob);
+        sim_fail(w, "storage", "n%u could not store a snapshot: %s (%s)", nd->id,
+                 sy_strerror(rc), sy_storage_errmsg(nd->st));
+        return;
+    }
+    /* the daemon's snapshot write is one durable transaction of its own */
+    sy_storage_mem_sync(nd->st);
     sy_input si = { .kind = SY_IN_SNAPSHOT, .now_ms = sim_local_now(w, nd) };
     si.u.snapshot.index = nd->applied;
     si.u.snapshot.term = nd->applied_term;
-    si.u.snapshot.data = (sy_bytes){ data, (uint32_t)len };
-    int rc = w->o.ops->step(nd->eng, &si);
-    free(data);
+    si.u.snapshot.data = (sy_bytes){ blob, (uint32_t)len };
+    rc = w->o.ops->step(nd->eng, &si);
+    free(blob);
     if (rc == SY_EFATAL)
         sim_fail(w, "engine-fatal", "n%u engine failed on a host snapshot", nd->id);
     nd->last_snap = nd->applied;
@@ -610,25 +629,59 @@ static void maybe_snapshot(sim_world *w, sim_node *nd)
     sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, nd->applied, nd->applied_term, 0);
 }
 
+static void free_results(sim_node *nd)
+{
+    for (size_t i = 0; i < nd->n_res; i++)
+        sy_kv_results_free(&nd->res[i]);
+    free(nd->res);
+    nd->res = NULL;
+    nd->n_res = 0;
+}
+
+/* Step 1 of the host loop, as the daemon does it: persist the ready and
+ * apply its committed entries in one write transaction. The transaction is
+ * written now and becomes durable when the simulated fsync completes. */
+static int persist_and_apply(sim_world *w, sim_node *nd)
+{
+    const sy_ready *rd = &nd->rd;
+    if (rd->n_committed && !(nd->res = calloc(rd->n_committed, sizeof *nd->res)))
+        return SY_ENOMEM;
+    nd->n_res = rd->n_committed;
+    sy_txn t;
+    int rc = sy_txn_begin(nd->st, true, &t);
+    if (rc)
+        return rc;
+    if ((rc = sy_txn_persist_ready(&t, rd)))
+        goto err_abort;
+    if (rd->snapshot_install &&
+        (rc = sy_kv_restore(&nd->kvm, &t, rd->snap_data.p, rd->snap_data.len)))
+        goto err_abort;
+    for (size_t i = 0; i < rd->n_committed; i++)
+        if ((rc = sy_kv_apply(&nd->kvm, &t, &rd->committed[i], &nd->res[i])))
+            goto err_abort;
+    return sy_txn_commit(&t);
+err_abort:
+    sy_txn_abort(&t);
+    return rc;
+}
+
 static void finish(sim_world *w, sim_node *nd)
 {
     const sy_engine_ops *ops = w->o.ops;
     sy_ready *rd = &nd->rd;
-    sim_disk_sync(&nd->disk);
+    if (nd->txn_pending) {
+        sy_storage_mem_sync(nd->st);
+        nd->txn_pending = false;
+    }
     nd->busy = false;
     if (rd->snapshot_install) {
-        int rc = simkv_load(nd->kv, rd->snap_data.p, rd->snap_data.len);
-        if (rc) {
-            sim_fail(w, "snapshot", "n%u could not load an installed snapshot at %" PRIu64
-                     ": %s", nd->id, rd->snap_index, sy_strerror(rc));
-            return;
-        }
         nd->applied = rd->snap_index;
         nd->applied_term = rd->snap_term;
         nd->last_snap = rd->snap_index;
-        sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, rd->snap_index, 1, 0);
+        sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, rd->snap_index, rd->snap_term, 0);
         sim_check_applied(w, nd, nd->applied);
     }
+    /* durable: now the messages that depend on it may leave */
     for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
         const sy_outmsg *om = &rd->msgs[i];
         if (om->to >= w->n || om->to == nd->id) {
@@ -645,8 +698,15 @@ static void finish(sim_world *w, sim_node *nd)
         sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
         sim_net_send(w, nd->id, om->to, w->scratch.p, w->scratch.len);
     }
-    for (size_t i = 0; i < rd->n_committed && !w->stop; i++)
-        apply_entry(w, nd, &rd->committed[i]);
+    uint64_t before = nd->applied;
+    for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {
+        if (nd->res && nd->res[i].skipped)
+            continue;
+        check_and_reply(w, nd, &rd->committed[i], &nd->res[i]);
+    }
+    free_results(nd);
+    if (nd->applied != before && !w->stop)
+        sim_check_applied(w, nd, nd->applied);
     for (size_t i = 0; i < rd->n_reads && !w->stop; i++) {
         const sy_read_state *rs = &rd->reads[i];
         for (size_t j = 0; j < nd->n_preads; j++) {
@@ -670,10 +730,19 @@ static void finish(sim_world *w, sim_node *nd)
     }
     if (w->stop)
         return;
-    serve_reads(w, nd);
+    uint64_t ckpt = rd->checkpoint_index;
     ops->advance(nd->eng, sim_local_now(w, nd));
     memset(rd, 0, sizeof *rd);
-    maybe_snapshot(w, nd);
+    serve_reads(w, nd);
+    if (ckpt && ckpt == nd->applied) {
+        nd->last_snap = 0;  /* force: PBFT wants a snapshot of exactly this state */
+        uint32_t saved = w->o.snapshot_every;
+        w->o.snapshot_every = 1;
+        maybe_snapshot(w, nd);
+        w->o.snapshot_every = saved;
+    } else if (strcmp(ops->name, "pbft") != 0) {
+        maybe_snapshot(w, nd);
+    }
 
     sy_engine_status es;
     ops->status(nd->eng, &es);
@@ -684,7 +753,7 @@ static void finish(sim_world *w, sim_node *nd)
     if (es.leader_changes > nd->leader_changes)
         nd->leader_changes = es.leader_changes;
     schedule_tick(w, nd);
-    if (nd->in_n && !nd->pump_queued) {
+    if ((nd->in_n || ckpt) && !nd->pump_queued) {
         nd->pump_queued = true;
         sim_schedule(w, w->now, EV_PUMP, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
     }
@@ -709,18 +778,23 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     if (w->stop)
         return;
+    memset(&nd->rd, 0, sizeof nd->rd);
     ops->ready(nd->eng, &nd->rd);
     const sy_ready *rd = &nd->rd;
-    bool persist = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
-                   rd->snapshot_install || rd->compact_to || rd->snap_index;
-    if (!persist) {
+    bool need_txn = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
+                    rd->snapshot_install || rd->compact_to || rd->n_committed;
+    if (!need_txn) {
         finish(w, nd);
         return;
     }
-    if (sim_disk_stage(&nd->disk, rd)) {
-        sim_fail(w, "simulator", "out of memory staging a disk write");
+    int rc = persist_and_apply(w, nd);
+    if (rc) {
+        sim_fail(w, "storage", "n%u storage write failed: %s (%s)", nd->id, sy_strerror(rc),
+                 sy_storage_errmsg(nd->st));
+        free_results(nd);
         return;
     }
+    nd->txn_pending = true;
     w->st->disk_writes++;
     nd->busy = true;
     uint64_t lat = sy_rng_below(&w->rng, 2);
@@ -755,10 +829,12 @@ void sim_node_crash(sim_world *w, sim_node *nd)
 {
     if (!nd->up)
         return;
-    if (sim_disk_crash(&nd->disk)) {
+    if (sy_storage_mem_crash(nd->st)) {
         w->st->disk_lost++;
         sim_trace(w, TR_LOST_WRITE, nd->id, UINT32_MAX, 0, 0, 0);
     }
+    nd->txn_pending = false;
+    free_results(nd);
     w->o.ops->destroy(nd->eng);
     nd->eng = NULL;
     while (nd->in_n) {
@@ -780,13 +856,20 @@ void sim_node_restart(sim_world *w, sim_node *nd)
 {
     if (nd->up)
         return;
-    sy_engine_boot boot;
-    sy_entry *ents = NULL;
-    if (sim_disk_boot(&nd->disk, &boot, &ents)) {
-        sim_fail(w, "simulator", "out of memory reading n%u's disk", nd->id);
+    sy_storage_boot sb;
+    int rc = sy_storage_load_boot(nd->st, &sb);
+    if (rc) {
+        sim_fail(w, "storage", "n%u could not read its disk at restart: %s (%s)", nd->id,
+                 sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
     }
-    boot.applied = nd->applied;
+    const sy_engine_boot *boot = &sb.boot;
+    nd->applied = boot->applied;
+    nd->applied_term = boot->snap_term;
+    for (size_t i = 0; i < boot->n_entries; i++)
+        if (boot->entries[i].index == nd->applied)
+            nd->applied_term = boot->entries[i].term;
+    nd->last_snap = boot->snap_index;
     sy_engine_cfg cfg = {
         .self = nd->id, .n = w->n, .f = w->f,
         .heartbeat_ms = 50, .election_min_ms = 300, .election_max_ms = 600,
@@ -796,6 +879,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         .checkpoint_interval = 16, .watermark_window = 64,
         .prevote = true, .check_quorum = true,
         .node_keys = w->node_keys, .signer = &nd->signer, .verifier = &w->verifier,
+        .clients = &w->dir,
     };
     snprintf(cfg.cluster_id, sizeof cfg.cluster_id, "%s", SIM_CLUSTER_ID);
     uint64_t x = w->o.seed ^ (0x1000193ull * (nd->id + 1)) ^ (nd->incarnation << 40);
@@ -803,8 +887,8 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     for (uint32_t i = 0; i < w->o.n_byz; i++)
         if (w->o.byz[i].node == nd->id)
             cfg.test_behaviour = w->o.byz[i].behaviour;
-    int rc = w->o.ops->create(&cfg, &boot, &nd->eng);
-    free(ents);
+    rc = w->o.ops->create(&cfg, boot, &nd->eng);
+    sy_storage_boot_free(&sb);
     if (rc) {
         sim_fail(w, "engine-restart", "n%u engine refused to start from its disk: %s", nd->id,
                  sy_strerror(rc));
@@ -947,8 +1031,9 @@ static void world_free(sim_world *w)
         free(nd->inbox);
         free(nd->preq);
         free(nd->preads);
-        sim_disk_free(&nd->disk);
-        simkv_free(nd->kv);
+        free_results(nd);
+        if (nd->st)
+            sy_storage_close(nd->st);
         sy_seckey_free(nd->sk);
     }
     for (uint32_t i = 0; i < w->n_clients; i++) {
@@ -1008,6 +1093,9 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
     } else {
         sy_verifier_ed25519(&w->verifier);
     }
+    w->dir = (sy_directory){ .key_of = dir_key_of, .ctx = w };
+    w->envo = (sy_env_opts){ .cluster_id = SIM_CLUSTER_ID, .dir = &w->dir,
+                             .verifier = &w->verifier };
     for (uint32_t i = 0; i < w->n; i++) {
         sim_node *nd = &w->nodes[i];
         nd->id = i;
@@ -1015,8 +1103,15 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
             goto out_free;
         rc = SY_ENOMEM;
         nd->inbox = calloc(SIM_INBOX_MAX, sizeof *nd->inbox);
-        if (!nd->inbox || simkv_new(&nd->kv))
+        if (!nd->inbox)
             goto out_free;
+        sy_storage_mem_opts mo = { .manual_sync = true };
+        if ((rc = sy_storage_mem_new(&mo, &nd->st)))
+            goto out_free;
+        /* kv copies the options; the directory (w->dir) lives as long as w */
+        if ((rc = sy_kv_init(&nd->kvm, nd->st, &w->envo, 0)))
+            goto out_free;
+        rc = SY_ENOMEM;
         nd->last_role = SY_ROLE_FOLLOWER;
     }
     for (uint32_t i = 0; i < w->n_clients; i++) {
@@ -1025,9 +1120,6 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         if ((rc = make_identity(w, c->id, &c->signer, &c->sk, &w->client_keys[i])))
             goto out_free;
     }
-    w->dir = (sy_directory){ .key_of = dir_key_of, .ctx = w };
-    w->envo = (sy_env_opts){ .cluster_id = SIM_CLUSTER_ID, .dir = &w->dir,
-                             .verifier = &w->verifier };
     if ((rc = sim_check_init(w)))
         goto out_free;
     if (o->faults & SY_FAULT_SKEW) {

@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include "tests/sim/sim.h"
 #include "tests/sim/linz.h"
-#include "tests/sim/simkv.h"
+#include "core/storage.h"
+#include "core/kv.h"
+#include "core/ledger.h"
 #include "core/envelope.h"
 #include "core/buf.h"
 #include "core/rng.h"
@@ -59,41 +61,6 @@ enum sim_trace_kind {
     TR_CLIENT_DONE, TR_CLIENT_RETRY, TR_ROLE, TR_GIVE_UP, TR_SNAPSHOT, TR_FAIL,
 };
 
-/* ---- durable state of one node (the simulated disk) ---- */
-typedef struct {
-    uint64_t index, term;
-    uint8_t type;
-    uint8_t *data;
-    uint32_t len;
-} disk_entry;
-
-typedef struct {
-    /* durable image */
-    uint8_t *hs;
-    size_t hs_len;
-    disk_entry *log;          /* entries snap_index+1 .. */
-    size_t n_log, cap_log;
-    uint64_t first;           /* index of log[0] */
-    uint64_t snap_index, snap_term;
-    sy_members snap_members;
-    uint8_t *snap_data;
-    size_t snap_len;
-    /* the write in flight (one at a time), lost on a crash */
-    bool pending;
-    bool p_hs_dirty;
-    uint8_t *p_hs;
-    size_t p_hs_len;
-    uint64_t p_truncate;
-    disk_entry *p_ents;
-    size_t p_n;
-    bool p_snap;
-    uint64_t p_snap_index, p_snap_term;
-    sy_members p_snap_members;
-    uint8_t *p_snap_data;
-    size_t p_snap_len;
-    uint64_t p_compact;
-} sim_disk;
-
 typedef struct {
     uint32_t from;
     uint8_t *data;    /* owned; NULL = tick marker */
@@ -122,9 +89,12 @@ typedef struct sim_node {
     void *eng;
     sy_signer signer;
     sy_seckey *sk;            /* ed25519 mode */
-    sim_disk disk;
-    simkv *kv;                /* durable with the disk: the applied state */
+    sy_storage *st;           /* memory backend, manual sync: the "disk" */
+    sy_kvm kvm;               /* the daemon's state machine on that disk */
     uint64_t applied, applied_term, last_snap;
+    sy_kv_results *res;       /* results of the write in flight */
+    size_t n_res;
+    bool txn_pending;         /* a write awaits its fsync */
     /* clock: local = off + g + g * ppm / 1e6 */
     uint64_t clk_off;
     int32_t drift_ppm;
@@ -201,9 +171,10 @@ typedef struct sim_world {
     bool calm;
     uint64_t calm_at;
     /* checks */
-    sy_digest *commit_digest; /* by index; all-zero = unknown */
-    uint64_t *state_digest;   /* by index, 0 = unknown */
-    bool *commit_known;
+    sy_digest *commit_digest; /* by index */
+    sy_digest *state_digest;  /* by index: state digest */
+    sy_digest *ledger_digest; /* by index: ledger height + tip hash */
+    bool *commit_known, *state_known;
     size_t cap_commit;
     sim_sub *subs;            /* [client * (requests+2) + req_no] */
     uint64_t subs_per_client;
@@ -236,16 +207,6 @@ void sim_net_heal(sim_world *w, uint64_t gen);
 void sim_net_calm(sim_world *w);         /* EV_CALM */
 bool sim_is_client(uint32_t id);
 
-/* disk.c */
-void sim_disk_free(sim_disk *d);
-int sim_disk_stage(sim_disk *d, const sy_ready *rd);
-void sim_disk_sync(sim_disk *d);
-bool sim_disk_crash(sim_disk *d);        /* true if a write was lost */
-int sim_disk_set_snapshot(sim_disk *d, uint64_t index, uint64_t term, const uint8_t *data,
-                          size_t len, const sy_members *m);
-/* Fills boot borrowing from d; *ents allocated (free()). */
-int sim_disk_boot(const sim_disk *d, sy_engine_boot *boot, sy_entry **ents);
-
 /* client.c */
 void sim_client_start(sim_world *w);
 void sim_client_event(sim_world *w, sim_client *c, uint64_t gen);
@@ -258,6 +219,7 @@ void sim_check_free(sim_world *w);
 sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no);
 void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e);
 void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index);
+int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger);
 void sim_check_final(sim_world *w);
 
 #endif
