@@ -258,6 +258,7 @@ void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view
 
 void pbft_reset_timer(pbft *p)
 {
+    p->probed = false;
     if (p->in_vc)
         return;
     if (p->n_waiting == 0) {
@@ -266,6 +267,29 @@ void pbft_reset_timer(pbft *p)
     }
     uint32_t shift = p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT ? p->vc_backoff : PBFT_MAX_BACKOFF_SHIFT;
     p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << shift);
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void pbft_note_peer_view(pbft *p, uint32_t from, uint64_t view)
+{
+    if (from >= p->n || view <= p->peer_view[from])
+        return;
+    p->peer_view[from] = view;
+    uint64_t v[SY_MAX_NODES];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (i != p->self)
+            v[k++] = p->peer_view[i];
+    qsort(v, k, sizeof *v, cmp_desc);
+    /* f+1 replicas are in view >= v[f]: at least one correct one is, so a
+     * NEW-VIEW for it exists; our VIEW-CHANGE makes its primary resend it */
+    if (k > p->f && v[p->f] > p->view)
+        pbft_start_view_change(p, v[p->f]);
 }
 
 /* ------------------------------------------------------------ hardstate */
@@ -405,13 +429,14 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->slots = calloc(p->L, sizeof *p->slots);
     p->cks = calloc(p->nck, sizeof *p->cks);
     p->hi_ck = calloc(p->n, sizeof *p->hi_ck);
+    p->peer_view = calloc(p->n, sizeof *p->peer_view);
     p->h_sigs = calloc(p->n, sizeof *p->h_sigs);
     p->vcs = calloc(p->n, sizeof *p->vcs);
     p->vcache = calloc(PBFT_VCACHE, sizeof *p->vcache);
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    if (!p->slots || !p->cks || !p->hi_ck || !p->h_sigs || !p->vcs || !p->vcache ||
+    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs || !p->vcache ||
         !p->vcache_have || !p->waiting || !p->waiting_since)
         goto err_destroy;
     for (uint64_t i = 0; i < p->L; i++) {
@@ -538,6 +563,7 @@ static void pbft_destroy(void *e)
     free(p->slots);
     free(p->cks);
     free(p->hi_ck);
+    free(p->peer_view);
     free(p->h_sigs);
     free(p->h_snap);
     free(p->vcs);
@@ -599,8 +625,15 @@ static int pbft_step(void *e, const sy_input *in)
         p->now = in->now_ms;
     switch (in->kind) {
     case SY_IN_TICK:
-        if (p->vc_deadline && p->now >= p->vc_deadline)
-            pbft_start_view_change(p, p->view + 1);
+        if (p->vc_deadline && p->now >= p->vc_deadline) {
+            if (!p->in_vc && pbft_behind(p)) {
+                /* our own lag is not the primary's fault: catch up first */
+                p->vc_deadline = p->now + p->cfg.request_timeout_ms;
+                pbft_maybe_fetch_state(p);
+            } else {
+                pbft_start_view_change(p, p->view + 1);
+            }
+        }
         break;
     case SY_IN_MSG:
         rc = on_msg(p, in);

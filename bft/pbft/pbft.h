@@ -182,6 +182,7 @@ struct pbft {
     pbft_ckpt *cks;               /* [nck], index (seq / K) % nck */
     uint32_t nck;
     uint64_t *hi_ck;              /* [n] highest checkpoint seq each signed */
+    uint64_t *peer_view;          /* [n] highest view seen signed by each */
     bool stop_at_ckpt;            /* a ready ended at a checkpoint */
 
     /* restart guard: no votes at seq <= guard_hi in view guard_view */
@@ -195,6 +196,7 @@ struct pbft {
     uint64_t pending_since;
     pbft_client *clients;         /* open addressing, power of two */
     uint32_t cap_clients, n_clients;
+    bool clients_partial;         /* client table lost to a state install */
     pbft_creq *waiting;           /* backup: requests the timer watches */
     uint64_t *waiting_since;
     uint32_t n_waiting;
@@ -206,6 +208,8 @@ struct pbft {
     /* state transfer */
     uint64_t xfer_ms;             /* last STATE_REQ sent */
     uint64_t hi_seen;             /* highest seq of a verified COMMIT from others */
+    bool probed;                  /* asked f+1 peers how far they are */
+    uint64_t stable_seen;         /* highest seq of a valid checkpoint proof seen */
     uint64_t progress_ms;         /* last time execution advanced */
     uint64_t xfer_bad;            /* STATE replies that failed verification */
     uint32_t xfer_peer;
@@ -265,6 +269,9 @@ void pbft_note_vote(pbft *p, uint64_t seq);
 void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view,
                           uint64_t seq, const sy_digest *a, const sy_digest *b);
 void pbft_reset_timer(pbft *p);
+/* A verified statement shows `from` in a view above ours: once f+1 do,
+ * join them (we missed a NEW-VIEW). */
+void pbft_note_peer_view(pbft *p, uint32_t from, uint64_t view);
 
 /* pbft_normal.c (paper 4.2, 4.3) */
 int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req *req,
@@ -303,6 +310,8 @@ int pbft_on_batch(pbft *p, uint32_t from, const sy_pbft_batch *b);
 int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r);
 int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *s);
 void pbft_maybe_fetch_state(pbft *p);
+/* Behind a checkpoint that a quorum (or f+1 replicas) vouch for. */
+bool pbft_behind(const pbft *p);
 void pbft_fetch_batches(pbft *p);
 
 /* pbft_byz.c (SYNOD_TESTING only) */

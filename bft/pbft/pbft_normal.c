@@ -143,7 +143,11 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
         if (rc)
             return rc;
     }
-    if (!waiting_has(p, req->client_id, req->req_no)) {
+    if (p->clients_partial && c->executed == 0) {
+        /* after a state install we cannot tell an executed request from a
+         * new one for this client: forward it, but do not accuse the
+         * primary (docs/pbft.md "State transfer") */
+    } else if (!waiting_has(p, req->client_id, req->req_no)) {
         if (p->n_waiting >= PBFT_MAX_WAITING) {
             p->dropped++;
         } else {
@@ -354,6 +358,10 @@ int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *st)
 {
     if (st->replica != from || from != pbft_primary(p, st->view))
         return SY_ESENDER;
+    if (st->view > p->view &&
+        pbft_verify_stmt(p, SY_MSG_PBFT_PRE_PREPARE, st->view, st->seq, &st->digest, from,
+                         &st->sig))
+        pbft_note_peer_view(p, from, st->view);
     if (st->view != p->view || p->in_vc)
         return SY_ESTALE;
     pbft_slot *s = pbft_slot_get(p, st->seq);
@@ -409,6 +417,9 @@ int pbft_on_vote(pbft *p, uint8_t type, uint32_t from, const sy_pbft_stmt *st)
 {
     if (st->replica != from)
         return SY_ESENDER;
+    if (st->view > p->view && pbft_verify_stmt(p, type, st->view, st->seq, &st->digest, from,
+                                               &st->sig))
+        pbft_note_peer_view(p, from, st->view);
     if (st->view != p->view || p->in_vc)
         return SY_ESTALE;
     if (type == SY_MSG_PBFT_PREPARE && from == pbft_primary(p, st->view))
@@ -458,9 +469,13 @@ void pbft_progress(pbft *p, pbft_slot *s)
         uint32_t cnt = 0;
         for (uint32_t r = 0; r < p->n; r++)
             if (r != prim && vote_matches(p, &s->prep[r], s->pp_view, &s->d))
-                s->cert_prep[cnt++] = (sy_pbft_sig){ r, s->prep[r].sig };
+                cnt++;
         if (cnt + 1 < p->q)
-            return;
+            return;   /* the certificate of an earlier view stays intact */
+        cnt = 0;
+        for (uint32_t r = 0; r < p->n; r++)
+            if (r != prim && vote_matches(p, &s->prep[r], s->pp_view, &s->d))
+                s->cert_prep[cnt++] = (sy_pbft_sig){ r, s->prep[r].sig };
         /* prepared (sec. 4.2): keep the certificate for view changes */
         s->prepared = true;
         s->have_cert = true;
@@ -623,6 +638,20 @@ int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
 {
     if (index > p->executed)
         return SY_EINVAL;
+    if (index == p->h && data && !p->h_snap) {
+        /* the checkpoint went stable on others' votes before our host's
+         * snapshot arrived: keep the blob if it is the certified state */
+        sy_digest d;
+        sy_hash(data, len, &d);
+        if (sy_digest_eq(&d, &p->h_digest) && len) {
+            p->h_snap = malloc(len);
+            if (!p->h_snap)
+                return SY_ENOMEM;
+            memcpy(p->h_snap, data, len);
+            p->h_snap_len = len;
+        }
+        return SY_OK;
+    }
     pbft_ckpt *c = ck_get(p, index);
     if (!c)
         return SY_OK;   /* not a checkpoint above h: nothing to certify */

@@ -69,7 +69,11 @@ bool pbft_ckproof_valid(pbft *p, const sy_pbft_ckproof *c)
         seen |= 1ull << r;
         cnt++;
     }
-    return cnt >= p->q;
+    if (cnt < p->q)
+        return false;
+    if (c->seq > p->stable_seen)
+        p->stable_seen = c->seq;
+    return true;
 }
 
 static bool pcert_valid(pbft *p, const sy_pbft_pcert *c)
@@ -184,8 +188,6 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
             if (vcs[i].ckpt.seq == min_s) {
                 pbft_stabilize(p, min_s, &vcs[i].ckpt.digest, vcs[i].ckpt.sigs,
                                vcs[i].ckpt.n_sigs);
-                if (p->executed < min_s && min_s > p->hi_ck[vcs[i].replica])
-                    p->hi_ck[vcs[i].replica] = min_s;   /* state transfer will follow */
                 break;
             }
     }
@@ -232,6 +234,10 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
     }
     p->vc_deadline = 0;
     pbft_reset_timer(p);
+    if (pbft_behind(p)) {
+        p->xfer_ms = 0;   /* the new view starts above us: fetch it now */
+        pbft_maybe_fetch_state(p);
+    }
     for (uint32_t i = 0; i < p->n; i++)
         if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view < view)
             free_stored(&p->vcs[i]);
@@ -406,14 +412,14 @@ int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
         if (i == p->self || !p->vcs[i].have)
             continue;
         uint64_t v = p->vcs[i].msg.u.pbft.vc.new_view;
-        if (v > p->view || (v == p->view && !p->in_vc)) {
+        if (v > p->view) {
             cnt++;
             if (v < smallest)
                 smallest = v;
         }
     }
-    if (cnt >= p->f + 1 && (smallest > p->view || !p->in_vc))
-        pbft_start_view_change(p, smallest > p->view ? smallest : p->view + 1);
+    if (cnt >= p->f + 1)
+        pbft_start_view_change(p, smallest);
     try_new_view(p);
     return SY_OK;
 }

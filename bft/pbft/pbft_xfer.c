@@ -84,28 +84,50 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-void pbft_maybe_fetch_state(pbft *p)
+bool pbft_behind(const pbft *p)
 {
     uint64_t his[SY_MAX_NODES];
     uint32_t k = 0;
+    if (p->stable_seen > p->executed)
+        return true;
     for (uint32_t i = 0; i < p->n; i++)
         if (i != p->self)
             his[k++] = p->hi_ck[i];
     qsort(his, k, sizeof *his, cmp_desc);
     /* f+1 replicas signed a checkpoint past us: at least one is correct */
-    bool behind = k > p->f && his[p->f] > p->executed;
-    bool stuck = p->hi_seen > p->executed && p->now >= p->progress_ms + 2 * p->cfg.heartbeat_ms;
-    if (!behind && !stuck)
-        return;
-    if (p->xfer_ms && p->now < p->xfer_ms + 2 * p->cfg.heartbeat_ms)
-        return;
-    p->xfer_ms = p->now;
+    return k > p->f && his[p->f] > p->executed;
+}
+
+static void send_state_req(pbft *p)
+{
     do
         p->xfer_peer = (p->xfer_peer + 1) % p->n;
     while (p->xfer_peer == p->self);
     sy_msg m = { .type = SY_MSG_PBFT_STATE_REQ };
     m.u.pbft.state_req.have = p->executed;
     pbft_send(p, p->xfer_peer, &m);
+}
+
+void pbft_maybe_fetch_state(pbft *p)
+{
+    if (!p->in_vc && p->n_waiting && !p->probed && p->vc_deadline &&
+        p->now + p->cfg.request_timeout_ms / 2 >= p->vc_deadline) {
+        /* halfway to accusing the primary: first make sure we are not the
+         * one behind (an idle cluster sends nothing that would tell us);
+         * f+1 peers include a correct one */
+        p->probed = true;
+        for (uint32_t i = 0; i <= p->f; i++)
+            send_state_req(p);
+        return;
+    }
+    bool behind = pbft_behind(p);
+    bool stuck = p->hi_seen > p->executed && p->now >= p->progress_ms + 2 * p->cfg.heartbeat_ms;
+    if (!behind && !stuck)
+        return;
+    if (p->xfer_ms && p->now < p->xfer_ms + 2 * p->cfg.heartbeat_ms)
+        return;
+    p->xfer_ms = p->now;
+    send_state_req(p);
 }
 
 int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
@@ -205,6 +227,9 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         p->install_data = inst;
         p->install_len = st->snapshot.len;
         p->install_pending = inst;
+        /* the snapshot holds the host's client table, not ours: clients
+         * we have no record of no longer start our view-change timer */
+        p->clients_partial = true;
         p->executed = st->ckpt.seq;
         p->progress_ms = p->now;
         pbft_stabilize(p, st->ckpt.seq, &st->ckpt.digest, st->ckpt.sigs, st->ckpt.n_sigs);
