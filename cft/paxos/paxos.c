@@ -354,6 +354,10 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
             goto err_free_paxos;
         }
         px_see_ballot(p, e->term);
+        if (e->term != 0 && !px_val_ok(e)) {
+            rc = SY_ECORRUPT;
+            goto err_free_paxos;
+        }
         if ((rc = px_log_put(p, e->index, e->term, e->type, e->data.p, e->data.len, false)))
             goto err_free_paxos;
     }
@@ -452,7 +456,8 @@ static void commit_evidence(paxos *p, const sy_entry *en, sy_bytes *out)
     out->len = 0;
     if (!p->cfg.signer)
         return;
-    /* "SYPX" | u8 len | cluster_id | u64 BE ballot | u64 BE slot | u8 type | H(value) */
+    /* "SYPX" | u8 len | cluster_id | u64 BE ballot | u64 BE slot | u8 type |
+     * H(payload); ballot = the value's origin ballot (the entry's term) */
     uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
     size_t n = 0;
     size_t cl = strnlen(p->cfg.cluster_id, SY_MAX_CLUSTER_ID);
@@ -549,7 +554,12 @@ static void px_ready(void *e, sy_ready *rd)
             for (size_t i = 0; i < n; i++) {
                 uint64_t s = p->reported + 1 + i;
                 sy_committed *c = &p->committed[i];
-                c->entry = *px_ent(p, s);
+                const sy_entry *le = px_ent(p, s);
+                c->entry.index = s;
+                c->entry.term = px_val_origin(le);
+                c->entry.type = le->type;
+                c->entry.data.p = le->data.p + PX_VAL_HDR;
+                c->entry.data.len = le->data.len - PX_VAL_HDR;
                 commit_evidence(p, &c->entry, &c->evidence);
                 if (p->role == PX_LEADER) {
                     uint32_t k = px_meta_of(p, s)->nreq;

@@ -45,6 +45,33 @@ static inline uint64_t px_ballot_next(uint64_t above, uint32_t node)
     return b;
 }
 
+/* ---- values: u64 BE origin ballot | payload ----
+ * A slot's value carries the ballot it was first proposed in. Re-proposals
+ * at takeover keep it, so every node reports a chosen value with the same
+ * entry term, whichever ballot it learned it in (like a Raft entry keeps the
+ * term it was created in). Committed entries expose term = origin and data =
+ * payload (the sy_batch_encode batch; empty for a no-op). */
+#define PX_VAL_HDR 8u
+static inline uint64_t px_val_origin(const sy_entry *e)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < PX_VAL_HDR; i++)
+        v = (v << 8) | e->data.p[i];
+    return v;
+}
+static inline void px_val_put_origin(uint8_t *p, uint64_t b)
+{
+    for (int i = PX_VAL_HDR - 1; i >= 0; i--) {
+        p[i] = (uint8_t)b;
+        b >>= 8;
+    }
+}
+/* A value from the wire or the disk is well formed (placeholders aside). */
+static inline bool px_val_ok(const sy_entry *e)
+{
+    return e->data.len >= PX_VAL_HDR && px_val_origin(e) != 0;
+}
+
 /* ---- hardstate blob: version u8 | promised u64 LE | commit u64 LE ---- */
 #define PX_HS_VERSION 1u
 #define PX_HS_LEN 17u
@@ -67,6 +94,9 @@ int px_hs_decode(sy_bytes b, px_hardstate *out);
 #define PX_DEFAULT_PENDING 65536u
 #define PX_MAX_INFLIGHT 4096u
 #define PX_SNAP_CHUNK (1024u * 1024u)    /* snapshot bytes per message */
+/* Chosen slots kept below a local snapshot, so a node slightly behind
+ * catches up from the log instead of needing the whole snapshot. */
+#define PX_COMPACT_KEEP 64u
 
 enum px_role_internal { PX_FOLLOWER = 0, PX_CANDIDATE, PX_LEADER };
 

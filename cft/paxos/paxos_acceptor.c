@@ -33,7 +33,7 @@ int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
         pr->ok = false;
         pr->promised = p->promised;
         pr->commit = p->commit;
-        pr->snap_index = p->snap_index;
+        pr->snap_index = p->log_start - 1;
         return SY_OK;
     }
     if (m->ballot > p->promised) {
@@ -47,7 +47,7 @@ int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
     pr->ok = true;
     pr->promised = p->promised;
     pr->commit = p->commit;
-    pr->snap_index = p->snap_index;
+    pr->snap_index = p->log_start - 1;   /* compaction point: slots below are gone */
 
     /* Report accepted values from from_slot on, skipping placeholders, in
      * pages bounded like any message (next_slot says where to go on). */
@@ -117,6 +117,9 @@ int px_recv_accept(paxos *p, uint32_t from, const sy_paxos_accept *m)
     px_see_ballot(p, m->ballot);
     if (px_ballot_node(m->ballot) != from)
         return SY_EINVAL;     /* only a ballot's owner proposes in it */
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (!px_val_ok(&m->entries[i]))
+            return SY_EINVAL;
     if (m->ballot < p->promised)
         return reply_accepted(p, from, m->ballot, false, 0, 0, m->read_ctx);
     if (m->ballot > p->promised || p->role != PX_FOLLOWER) {
@@ -160,6 +163,9 @@ int px_recv_chosen(paxos *p, uint32_t from, const sy_paxos_chosen *m)
         p->last_contact = p->now;
         px_reset_election(p, false);
     }
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (!px_val_ok(&m->entries[i]))
+            return SY_EINVAL;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const sy_entry *e = &m->entries[i];
         if (e->index <= p->commit) {
@@ -351,12 +357,13 @@ int px_on_snapshot(paxos *p, uint64_t index, uint64_t term, sy_bytes data)
     px_defer_free(p, p->snap_data);
     p->snap_data = copy;
     p->snap_len = data.len;
-    drop_upto(p, index);
-    if (p->n_ents == 0)
-        p->log_start = index + 1;
+    uint64_t upto = index > PX_COMPACT_KEEP ? index - PX_COMPACT_KEEP : 0;
+    if (upto >= p->log_start) {
+        drop_upto(p, upto);
+        p->compact_to = upto;
+    }
     p->snap_index = index;
     p->snap_term = term;
-    p->compact_to = index;
     p->snap_meta = true;
     return SY_OK;
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cft/paxos/paxos.h"
+#include "core/mp.h"
 #include "crypto/sy_err.h"
 
 static inline uint64_t bit(uint32_t id) { return 1ull << id; }
@@ -141,6 +142,36 @@ static int bcast_heartbeat(paxos *p, uint64_t read_ctx)
     return SY_OK;
 }
 
+static int put_noop(paxos *p, uint64_t slot, uint64_t b)
+{
+    uint8_t hdr[PX_VAL_HDR];
+    px_val_put_origin(hdr, b);
+    return px_log_put(p, slot, b, SY_ENTRY_NOOP, hdr, PX_VAL_HDR, false);
+}
+
+/* The value of a new slot: origin header, then the sy_batch_encode batch. */
+static int encode_value(paxos *p, const sy_bytes *reqs, uint32_t n, uint8_t **out,
+                        size_t *out_len)
+{
+    sy_buf b;
+    msgpack_packer pk;
+    uint8_t hdr[PX_VAL_HDR];
+    sy_buf_init(&b);
+    px_val_put_origin(hdr, p->promised);
+    sy_buf_append(&b, hdr, sizeof hdr);
+    sy_mp_writer_init(&pk, &b);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        sy_mp_put_bin(&pk, reqs[i].p, reqs[i].len);
+    if (b.err) {
+        int rc = b.err;
+        sy_buf_free(&b);
+        return rc;
+    }
+    *out = sy_buf_take(&b, out_len);
+    return SY_OK;
+}
+
 static int become_leader(paxos *p)
 {
     uint64_t b = p->promised;
@@ -163,7 +194,7 @@ static int become_leader(paxos *p)
         else if (v->ballot)
             rc = px_log_put(p, s, b, v->type, v->data, v->len, true);
         else
-            rc = px_log_put(p, s, b, SY_ENTRY_NOOP, NULL, 0, false);
+            rc = put_noop(p, s, b);
         if (rc == SY_OK)
             v->data = NULL;
     }
@@ -255,6 +286,9 @@ int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m)
         px_reset_election(p, true);
         return SY_OK;
     }
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (!px_val_ok(&m->entries[i]))
+            return SY_EINVAL;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         int rc = pv_merge(p, &m->entries[i], m->entries[i].index <= m->commit);
         if (rc)
@@ -432,7 +466,7 @@ int px_leader_flush(paxos *p)
         }
         uint8_t *data = NULL;
         size_t len = 0;
-        rc = sy_batch_encode(v, (uint32_t)n, &data, &len);
+        rc = encode_value(p, v, (uint32_t)n, &data, &len);
         if (rc == SY_OK && len > UINT32_MAX)
             rc = SY_ETOOBIG;
         if (rc == SY_OK)
