@@ -31,7 +31,7 @@ void sim_check_free(sim_world *w)
     free(w->state_digest);
     free(w->commit_known);
     free(w->state_known);
-    free(w->ledger_digest);
+    free(w->ledger_head);
 }
 
 sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no)
@@ -57,9 +57,9 @@ static bool grow(sim_world *w, uint64_t index)
     sy_digest *sd = realloc(w->state_digest, nc * sizeof *sd);
     if (sd)
         w->state_digest = sd;
-    sy_digest *ldg = realloc(w->ledger_digest, nc * sizeof *ldg);
+    sim_ledger_head *ldg = realloc(w->ledger_head, nc * sizeof *ldg);
     if (ldg)
-        w->ledger_digest = ldg;
+        w->ledger_head = ldg;
     bool *ck = realloc(w->commit_known, nc * sizeof *ck);
     if (ck)
         w->commit_known = ck;
@@ -80,7 +80,7 @@ static bool grow(sim_world *w, uint64_t index)
  * content of its tip block (log position, batch and results digests). The
  * block hash itself is not compared: it covers commit evidence, which for
  * Raft is each node's own signature and so differs between honest nodes. */
-int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger)
+int sim_node_digest(sim_node *nd, sy_digest *state, sim_ledger_head *ledger)
 {
     uint64_t height = 0;
     sy_digest tip;
@@ -92,8 +92,9 @@ int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger)
         return rc;
     sy_hasher h;
     sy_hash_init(&h);
+    memset(ledger, 0, sizeof *ledger);
     rc = sy_ledger_tip(&t, &height, &tip);
-    sy_hash_update(&h, &height, sizeof height);
+    ledger->height = height;
     if (rc == SY_OK && height) {
         sy_ledger_block b;
         rc = sy_ledger_get(&t, height, &b);
@@ -102,6 +103,7 @@ int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger)
             sy_hash_update(&h, &b.term, sizeof b.term);
             sy_hash_update(&h, b.batch_digest.b, sizeof b.batch_digest.b);
             sy_hash_update(&h, b.results_digest.b, sizeof b.results_digest.b);
+            ledger->has_content = true;
         } else if (rc == SY_ENOTFOUND) {
             rc = SY_OK;   /* the chain restarted after a snapshot's tip */
         }
@@ -109,7 +111,7 @@ int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger)
     sy_txn_abort(&t);
     if (rc)
         return rc;
-    sy_hash_final(&h, ledger);
+    sy_hash_final(&h, &ledger->content);
     return SY_OK;
 }
 
@@ -143,11 +145,25 @@ void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e)
         w->st->max_commit = e->index;
 }
 
+static bool heads_agree(sim_ledger_head *known, const sim_ledger_head *h)
+{
+    if (known->height != h->height)
+        return false;
+    if (known->has_content && h->has_content)
+        return sy_digest_eq(&known->content, &h->content);
+    if (h->has_content) {
+        known->has_content = true;
+        known->content = h->content;
+    }
+    return true;
+}
+
 void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index)
 {
     if (!grow(w, index))
         return;
-    sy_digest d, ld;
+    sy_digest d;
+    sim_ledger_head ld;
     int rc = sim_node_digest(nd, &d, &ld);
     if (rc) {
         sim_fail(w, "storage", "n%u could not read its state digest: %s (%s)", nd->id,
@@ -158,11 +174,11 @@ void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index)
     if (!w->state_known[index]) {
         w->state_known[index] = true;
         w->state_digest[index] = d;
-        w->ledger_digest[index] = ld;
+        w->ledger_head[index] = ld;
     } else if (!sy_digest_eq(&w->state_digest[index], &d)) {
         sim_fail(w, "convergence", "n%u state after applying index %" PRIu64
                  " differs from another node's at the same index", nd->id, index);
-    } else if (!sy_digest_eq(&w->ledger_digest[index], &ld)) {
+    } else if (!heads_agree(&w->ledger_head[index], &ld)) {
         sim_fail(w, "convergence", "n%u ledger head after applying index %" PRIu64
                  " differs from another node's at the same index", nd->id, index);
     }
@@ -197,13 +213,14 @@ void sim_check_final(sim_world *w)
     if (w->stop)
         return;
     /* convergence at the end: same index, same digest */
-    sy_digest d0, di, l0, li;
+    sy_digest d0, di;
+    sim_ledger_head l0, li;
     if (sim_node_digest(&w->nodes[0], &d0, &l0))
         return;
     for (uint32_t i = 1; i < w->n; i++) {
         if (w->nodes[i].applied == w->nodes[0].applied &&
             (sim_node_digest(&w->nodes[i], &di, &li) || !sy_digest_eq(&d0, &di) ||
-             !sy_digest_eq(&l0, &li))) {
+             !heads_agree(&l0, &li))) {
             sim_fail(w, "convergence", "n0 and n%u ended at index %" PRIu64 " with different "
                      "states", i, w->nodes[i].applied);
             return;

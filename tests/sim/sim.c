@@ -587,11 +587,8 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                  nd->id);
 }
 
-static void maybe_snapshot(sim_world *w, sim_node *nd)
+static void take_snapshot(sim_world *w, sim_node *nd)
 {
-    uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
-    if (every == UINT32_MAX || nd->applied < nd->last_snap + every)
-        return;
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = sy_kv_snapshot(&nd->kvm, &blob, &len);
@@ -627,6 +624,14 @@ static void maybe_snapshot(sim_world *w, sim_node *nd)
     nd->last_snap = nd->applied;
     w->st->snapshots++;
     sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, nd->applied, nd->applied_term, 0);
+}
+
+static void maybe_snapshot(sim_world *w, sim_node *nd)
+{
+    uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
+    if (every == UINT32_MAX || nd->applied < nd->last_snap + every)
+        return;
+    take_snapshot(w, nd);
 }
 
 static void free_results(sim_node *nd)
@@ -675,6 +680,12 @@ static void finish(sim_world *w, sim_node *nd)
     }
     nd->busy = false;
     if (rd->snapshot_install) {
+        uint64_t in_blob = 0;
+        if (sy_kv_applied(&nd->kvm, &in_blob) == SY_OK && in_blob != rd->snap_index) {
+            sim_fail(w, "snapshot", "n%u installed a snapshot labelled index %" PRIu64
+                     " whose state is at index %" PRIu64, nd->id, rd->snap_index, in_blob);
+            return;
+        }
         nd->applied = rd->snap_index;
         nd->applied_term = rd->snap_term;
         nd->last_snap = rd->snap_index;
@@ -730,17 +741,19 @@ static void finish(sim_world *w, sim_node *nd)
     }
     if (w->stop)
         return;
-    uint64_t ckpt = rd->checkpoint_index;
+    if (rd->checkpoint_index)
+        nd->ckpt_pending = rd->checkpoint_index;
     ops->advance(nd->eng, sim_local_now(w, nd));
     memset(rd, 0, sizeof *rd);
     serve_reads(w, nd);
-    if (ckpt && ckpt == nd->applied) {
-        nd->last_snap = 0;  /* force: PBFT wants a snapshot of exactly this state */
-        uint32_t saved = w->o.snapshot_every;
-        w->o.snapshot_every = 1;
-        maybe_snapshot(w, nd);
-        w->o.snapshot_every = saved;
-    } else if (strcmp(ops->name, "pbft") != 0) {
+    /* as the daemon: PBFT checkpoints want a snapshot of exactly the
+     * checkpointed state, taken when applied reaches it */
+    bool ckpt = false;
+    if (nd->ckpt_pending && nd->applied == nd->ckpt_pending) {
+        nd->ckpt_pending = 0;
+        take_snapshot(w, nd);
+        ckpt = true;
+    } else if (!nd->ckpt_pending && strcmp(ops->name, "pbft") != 0) {
         maybe_snapshot(w, nd);
     }
 
@@ -844,6 +857,7 @@ void sim_node_crash(sim_world *w, sim_node *nd)
     }
     nd->in_head = 0;
     nd->n_preq = nd->n_preads = 0;
+    nd->ckpt_pending = 0;
     nd->up = nd->busy = nd->paused = nd->pump_queued = false;
     nd->incarnation++;
     nd->last_role = SY_ROLE_FOLLOWER;

@@ -82,6 +82,15 @@ typedef struct {
     bool have_index;
 } sim_pend_read;
 
+/* Ledger head as comparable across nodes: height, and the tip block's
+ * content when the node still stores it (after a snapshot install the chain
+ * restarts after the snapshot's tip, whose block is not stored). */
+typedef struct {
+    uint64_t height;
+    bool has_content;
+    sy_digest content;
+} sim_ledger_head;
+
 typedef struct sim_node {
     uint32_t id;
     bool up, paused, busy, pump_queued;
@@ -95,6 +104,7 @@ typedef struct sim_node {
     sy_kv_results *res;       /* results of the write in flight */
     size_t n_res;
     bool txn_pending;         /* a write awaits its fsync */
+    uint64_t ckpt_pending;    /* PBFT: snapshot when applied reaches it */
     /* clock: local = off + g + g * ppm / 1e6 */
     uint64_t clk_off;
     int32_t drift_ppm;
@@ -173,7 +183,7 @@ typedef struct sim_world {
     /* checks */
     sy_digest *commit_digest; /* by index */
     sy_digest *state_digest;  /* by index: state digest */
-    sy_digest *ledger_digest; /* by index: ledger height + tip hash */
+    sim_ledger_head *ledger_head; /* by index */
     bool *commit_known, *state_known;
     size_t cap_commit;
     sim_sub *subs;            /* [client * (requests+2) + req_no] */
@@ -219,7 +229,7 @@ void sim_check_free(sim_world *w);
 sim_sub *sim_sub_of(sim_world *w, uint32_t client, uint64_t req_no);
 void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e);
 void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index);
-int sim_node_digest(sim_node *nd, sy_digest *state, sy_digest *ledger);
+int sim_node_digest(sim_node *nd, sy_digest *state, sim_ledger_head *ledger);
 void sim_check_final(sim_world *w);
 
 #endif
