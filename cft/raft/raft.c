@@ -136,7 +136,7 @@ static void raft_free(raft *r)
     for (size_t i = 0; i < r->n_scratch; i++)
         free(r->scratch[i]);
     for (size_t i = 0; i < r->q_n; i++)
-        free((void *)r->q[i].raw.p);
+        free((void *)r->q_raw[i].p);
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         free(r->prs[i].infl);
     free(r->ents);
@@ -144,6 +144,7 @@ static void raft_free(raft *r)
     free(r->snap_data);
     sy_buf_free(&r->in_snap);
     free(r->q);
+    free(r->q_raw);
     free(r->reads);
     free(r->msgs);
     free(r->committed);

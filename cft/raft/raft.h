@@ -73,7 +73,6 @@ typedef struct {
 } raft_read;
 
 typedef struct {
-    sy_bytes raw;         /* owned copy of the signed request */
     uint32_t client_id;
     uint64_t req_no;
 } raft_qreq;
@@ -128,7 +127,8 @@ typedef struct raft {
     raft_progress prs[SY_MAX_NODES];
 
     /* leader: client requests waiting for the next ready (batching) */
-    raft_qreq *q;
+    sy_bytes *q_raw;                 /* owned copies of the signed requests */
+    raft_qreq *q;                    /* parallel to q_raw */
     size_t q_n, q_cap, q_bytes;
     uint64_t inflight_reqs;          /* in uncommitted entries */
     raft_read *reads;

@@ -37,15 +37,20 @@ int raft_on_request(raft *r, const sy_input *in)
         r->dropped++;
         return raft_reject(r, req->client_id, req->req_no, SY_EFULL, r->cfg.self);
     }
+    size_t cap2 = r->q_cap;
     if (raft_grow((void **)&r->q, &r->q_cap, r->q_n + 1, sizeof(raft_qreq)))
         return SY_ENOMEM;
+    if (raft_grow((void **)&r->q_raw, &cap2, r->q_cap, sizeof(sy_bytes))) {
+        r->q_cap = cap2 < r->q_cap ? cap2 : r->q_cap;
+        return SY_ENOMEM;
+    }
     uint8_t *copy = malloc(in->u.request.raw_len);
     if (!copy)
         return SY_ENOMEM;
     memcpy(copy, in->u.request.raw, in->u.request.raw_len);
+    r->q_raw[r->q_n].p = copy;
+    r->q_raw[r->q_n].len = (uint32_t)in->u.request.raw_len;
     raft_qreq *q = &r->q[r->q_n++];
-    q->raw.p = copy;
-    q->raw.len = (uint32_t)in->u.request.raw_len;
     q->client_id = req->client_id;
     q->req_no = req->req_no;
     r->q_bytes += in->u.request.raw_len;
@@ -54,12 +59,9 @@ int raft_on_request(raft *r, const sy_input *in)
 
 static int flush_one(raft *r, size_t from, size_t n)
 {
-    sy_bytes v[SY_MAX_BATCH];
-    for (size_t i = 0; i < n; i++)
-        v[i] = r->q[from + i].raw;
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = sy_batch_encode(v, (uint32_t)n, &data, &len);
+    int rc = sy_batch_encode(r->q_raw + from, (uint32_t)n, &data, &len);
     if (rc)
         return rc;
     if (len > UINT32_MAX) {
@@ -83,7 +85,7 @@ int raft_flush_requests(raft *r)
         size_t n = 0;
         uint64_t bytes = 0;
         while (i + n < r->q_n && n < r->cfg.batch_max) {
-            uint32_t len = r->q[i + n].raw.len;
+            uint32_t len = r->q_raw[i + n].len;
             if (n > 0 && bytes + len > r->cfg.batch_bytes_max)
                 break;
             bytes += len;
@@ -96,7 +98,7 @@ int raft_flush_requests(raft *r)
     for (size_t k = 0; k < r->q_n; k++) {
         if (k >= i)   /* could not be logged: tell the client now */
             raft_reject(r, r->q[k].client_id, r->q[k].req_no, rc, r->cfg.self);
-        free((void *)r->q[k].raw.p);
+        free((void *)r->q_raw[k].p);
     }
     r->q_n = 0;
     r->q_bytes = 0;
@@ -107,7 +109,7 @@ void raft_fail_pending(raft *r)
 {
     for (size_t k = 0; k < r->q_n; k++) {
         raft_reject(r, r->q[k].client_id, r->q[k].req_no, SY_ENOTLEADER, r->leader);
-        free((void *)r->q[k].raw.p);
+        free((void *)r->q_raw[k].p);
     }
     r->q_n = 0;
     r->q_bytes = 0;

@@ -69,8 +69,13 @@ typedef struct {
     uint64_t now;
     h_msg *q;
     size_t nq, capq;
+    h_msg *spare;             /* recycled queue buffer (sy_msg is large) */
+    size_t capspare;
     h_node node[H_MAX];
     uint64_t delivered;
+    /* chaos: percentages applied to each delivery (drop, delay, duplicate) */
+    uint32_t drop_pct, delay_pct, dup_pct;
+    sy_rng chaos;
     /* optional filter: return false to drop */
     bool (*filter)(void *ctx, uint32_t from, uint32_t to, const sy_msg *m);
     void *filter_ctx;
@@ -237,6 +242,7 @@ static inline void h_free(h_cluster *c)
     for (size_t k = 0; k < c->nq; k++)
         h_msg_free(&c->q[k].msg);
     free(c->q);
+    free(c->spare);
 }
 
 /* Runs one ready/advance cycle on node i: persist, queue sends, apply. */
@@ -362,11 +368,41 @@ static inline void h_settle(h_cluster *c)
         if (c->nq == 0 || c->hold)
             return;
         h_msg *batch = c->q;
-        size_t nb = c->nq;
-        c->q = NULL;
-        c->nq = c->capq = 0;
+        size_t nb = c->nq, capb = c->capq;
+        c->q = c->spare;
+        c->capq = c->capspare;
+        c->nq = 0;
+        if (c->delay_pct)   /* reorder */
+            for (size_t k = nb; k > 1; k--) {
+                size_t j = (size_t)sy_rng_below(&c->chaos, k);
+                h_msg tmp = batch[k - 1];
+                batch[k - 1] = batch[j];
+                batch[j] = tmp;
+            }
         for (size_t k = 0; k < nb; k++) {
             h_msg *m = &batch[k];
+            uint32_t roll = (uint32_t)sy_rng_below(&c->chaos, 100);
+            bool requeue = roll >= c->drop_pct && roll < c->drop_pct + c->delay_pct;
+            bool dup = roll >= c->drop_pct + c->delay_pct &&
+                       roll < c->drop_pct + c->delay_pct + c->dup_pct;
+            if (requeue || dup) {
+                if (c->nq == c->capq) {
+                    c->capq = c->capq ? 2 * c->capq : 256;
+                    c->q = realloc(c->q, c->capq * sizeof *c->q);
+                }
+                h_msg *hm = &c->q[c->nq++];
+                hm->from = m->from;
+                hm->to = m->to;
+                h_msg_copy(&hm->msg, &m->msg);
+                if (requeue) {
+                    h_msg_free(&m->msg);
+                    continue;
+                }
+            }
+            if (roll < c->drop_pct) {
+                h_msg_free(&m->msg);
+                continue;
+            }
             if (c->alive[m->to] && !c->cut[m->from][m->to]) {
                 sy_input in;
                 memset(&in, 0, sizeof in);
@@ -378,7 +414,8 @@ static inline void h_settle(h_cluster *c)
             }
             h_msg_free(&m->msg);
         }
-        free(batch);
+        c->spare = batch;
+        c->capspare = capb;
     }
 }
 
@@ -503,14 +540,19 @@ static inline bool h_logs_agree(h_cluster *c)
     for (uint32_t a = 0; a < c->n; a++) {
         for (uint32_t b = a + 1; b < c->n; b++) {
             h_ents *x = &c->node[a].applied, *y = &c->node[b].applied;
-            for (size_t i = 0; i < x->n; i++) {
-                for (size_t j = 0; j < y->n; j++) {
-                    if (x->v[i].index != y->v[j].index)
-                        continue;
-                    if (x->v[i].term != y->v[j].term || x->v[i].len != y->v[j].len ||
-                        (x->v[i].len && memcmp(x->v[i].data, y->v[j].data, x->v[i].len)))
-                        return false;
-                }
+            if (x->n == 0 || y->n == 0)
+                continue;
+            /* applied lists are contiguous runs of indices */
+            uint64_t lo = x->v[0].index > y->v[0].index ? x->v[0].index : y->v[0].index;
+            uint64_t hx = x->v[x->n - 1].index, hy = y->v[y->n - 1].index;
+            uint64_t hi = hx < hy ? hx : hy;
+            for (uint64_t idx = lo; idx <= hi; idx++) {
+                h_ent *p = &x->v[idx - x->v[0].index], *q = &y->v[idx - y->v[0].index];
+                if (p->index != idx || q->index != idx)
+                    return false;
+                if (p->term != q->term || p->len != q->len ||
+                    (p->len && memcmp(p->data, q->data, p->len)))
+                    return false;
             }
         }
     }
