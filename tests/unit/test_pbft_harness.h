@@ -31,6 +31,18 @@ typedef struct {
     size_t len;
 } h_msg;
 
+/* What a node's host made durable: hardstate, committed entries above the
+ * last snapshot, the last snapshot (index | state digest blob). */
+typedef struct {
+    uint8_t hs[8192];
+    size_t hs_len;
+    sy_entry *ents;               /* data owned */
+    size_t n, cap;
+    uint64_t snap_index;
+    uint8_t snap[40];
+    bool have_snap;
+} h_disk;
+
 struct harness {
     uint32_t n, f;
     bool ed25519;
@@ -61,6 +73,7 @@ struct harness {
     uint64_t delivered;
     uint64_t reads[H_MAX];
     uint64_t nreq[H_MAX];         /* client requests executed */
+    h_disk disk[H_MAX];
     uint64_t noops[H_MAX];
 };
 
@@ -151,9 +164,59 @@ H_FN void h_free(harness *h)
             sy_seckey_free(h->sk[i]);
     if (h->ss)
         sy_simsig_free(h->ss);
+    for (uint32_t i = 0; i < H_MAX; i++) {
+        for (size_t k = 0; k < h->disk[i].n; k++)
+            free((void *)h->disk[i].ents[k].data.p);
+        free(h->disk[i].ents);
+    }
     free(h->log);
     free(h->log_have);
     free(h);
+}
+
+static void h_disk_drop_upto(h_disk *d, uint64_t index)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->ents[i].index <= index)
+            free((void *)d->ents[i].data.p);
+        else
+            d->ents[k++] = d->ents[i];
+    }
+    d->n = k;
+}
+
+static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
+{
+    h_disk *d = &h->disk[node];
+    if (rd->hardstate_dirty && rd->hardstate.len <= sizeof d->hs) {
+        memcpy(d->hs, rd->hardstate.p, rd->hardstate.len);
+        d->hs_len = rd->hardstate.len;
+    }
+    if (rd->snapshot_install && rd->snap_data.len == 40) {
+        memcpy(d->snap, rd->snap_data.p, 40);
+        d->snap_index = rd->snap_index;
+        d->have_snap = true;
+        h_disk_drop_upto(d, rd->snap_index);
+    }
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        if (d->n == d->cap) {
+            d->cap = d->cap ? d->cap * 2 : 64;
+            d->ents = realloc(d->ents, d->cap * sizeof *d->ents);
+            if (!d->ents)
+                abort();
+        }
+        uint8_t *copy = malloc(rd->entries[i].data.len + 1);
+        if (!copy)
+            abort();
+        if (rd->entries[i].data.len)
+            memcpy(copy, rd->entries[i].data.p, rd->entries[i].data.len);
+        d->ents[d->n] = rd->entries[i];
+        d->ents[d->n].data.p = copy;
+        d->n++;
+    }
+    if (rd->compact_to && d->have_snap && d->snap_index >= rd->compact_to)
+        h_disk_drop_upto(d, rd->compact_to);
 }
 
 static void h_push(harness *h, uint32_t from, uint32_t to, uint8_t *buf, size_t len)
@@ -191,6 +254,7 @@ H_FN bool h_process(harness *h, uint32_t node)
     sy_ready rd;
     bool any = false;
     h->ops->ready(h->e[node], &rd);
+    h_persist(h, node, &rd);
     if (rd.snapshot_install) {
         if (rd.snap_data.len == 40) {
             memcpy(&h->applied[node], rd.snap_data.p, 8);
@@ -262,6 +326,9 @@ H_FN bool h_process(harness *h, uint32_t node)
             h->violations++;
         uint8_t blob[40];
         h_snapshot_blob(h, node, blob);
+        memcpy(h->disk[node].snap, blob, 40);
+        h->disk[node].snap_index = ck;
+        h->disk[node].have_snap = true;
         sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
         in.u.snapshot.index = ck;
         in.u.snapshot.data = (sy_bytes){ blob, 40 };
@@ -375,6 +442,28 @@ H_FN void h_submit(harness *h, uint32_t c, uint32_t mask)
     h_make_request(h, c, &raw, &len);
     h_submit_raw(h, raw, len, mask);
     free(raw);
+}
+
+/* Crash and restart node from its disk: the state machine comes back from
+ * the snapshot and the engine re-emits the durable entries above it. */
+H_FN int h_restart(harness *h, uint32_t node)
+{
+    h_disk *d = &h->disk[node];
+    h->ops->destroy(h->e[node]);
+    h->e[node] = NULL;
+    h->applied[node] = 0;
+    memset(&h->state[node], 0, sizeof h->state[node]);
+    if (d->have_snap) {
+        memcpy(&h->applied[node], d->snap, 8);
+        memcpy(h->state[node].b, d->snap + 8, SY_DIGEST_LEN);
+    }
+    sy_engine_boot boot = { .hardstate = { d->hs, (uint32_t)d->hs_len },
+                            .snap_index = d->have_snap ? d->snap_index : 0,
+                            .snap_data = { d->have_snap ? d->snap : NULL,
+                                           d->have_snap ? 40u : 0u },
+                            .entries = d->ents, .n_entries = d->n,
+                            .applied = h->applied[node] };
+    return h->ops->create(&h->cfg[node], &boot, &h->e[node]);
 }
 
 H_FN sy_engine_status h_status(harness *h, uint32_t node)
