@@ -26,7 +26,14 @@ static uint64_t think_ms(sim_world *w)
 
 static void send_current(sim_world *w, sim_client *c)
 {
-    sim_net_send(w, c->id, c->target, c->env, c->env_len);
+    if (w->bft) {
+        /* a BFT client sends to every replica that has not answered yet */
+        for (uint32_t i = 0; i < w->n; i++)
+            if (!c->have[i])
+                sim_net_send(w, c->id, i, c->env, c->env_len);
+    } else {
+        sim_net_send(w, c->id, c->target, c->env, c->env_len);
+    }
     c->gen++;
     sim_schedule(w, w->now + SIM_CLIENT_TIMEOUT_MS, EV_CLIENT, c->id, UINT32_MAX, c->gen,
                  NULL, 0);
@@ -45,6 +52,7 @@ static void start_op(sim_world *w, sim_client *c)
     c->req_no++;
     c->attempts = 0;
     c->redirect = false;
+    memset(c->have, 0, sizeof c->have);
     c->started_at = w->now;
     c->flags = 0;
     uint32_t k = (uint32_t)sy_rng_below(&w->wl, w->o.keys);
@@ -156,7 +164,32 @@ void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t
         return;   /* late duplicate or a reply to an op already finished */
     }
     int st = rp->status;
-    if (st != SY_OK && st != SY_ENOTFOUND && st != SY_ECASFAIL) {
+    bool definite = st == SY_OK || st == SY_ENOTFOUND || st == SY_ECASFAIL;
+    if (w->bft) {
+        /* accept on f+1 matching replies (reads: a quorum q), so at least
+         * one correct replica vouches for the result */
+        if (!definite && st != SY_ESTALE) {
+            sy_env_free(&env);
+            return;   /* not an answer; asked again at the next attempt */
+        }
+        sy_hasher h;
+        uint8_t s8 = (uint8_t)st;
+        sy_hash_init(&h);
+        sy_hash_update(&h, &s8, 1);
+        sy_hash_update(&h, rp->val.p, rp->val.len);
+        sy_hash_final(&h, &c->got[env.sender]);
+        c->have[env.sender] = true;
+        uint32_t need = c->op == SY_OP_GET ? (w->n + w->f + 2) / 2 : w->f + 1;
+        uint32_t match = 0;
+        for (uint32_t i = 0; i < w->n; i++)
+            if (c->have[i] && sy_digest_eq(&c->got[i], &c->got[env.sender]))
+                match++;
+        if (match < need) {
+            sy_env_free(&env);
+            return;
+        }
+    }
+    if (!definite) {
         if (st == SY_ESTALE) {
             sim_fail(w, "exactly-once", "client %u request %llu answered as stale: a newer "
                      "request of this client was applied first", c->id - SY_CLIENT_ID_BASE,

@@ -448,16 +448,17 @@ static void check_and_reply(sim_world *w, sim_node *nd, const sy_committed *c,
                             const sy_kv_results *res)
 {
     const sy_entry *e = &c->entry;
-    if (e->index != nd->applied + 1) {
+    if (e->index != nd->applied + 1 && !nd->byz) {
         sim_fail(w, "commit-order", "n%u committed index %" PRIu64 " after applying %" PRIu64,
                  nd->id, e->index, nd->applied);
         return;
     }
     sim_trace(w, TR_COMMIT, nd->id, UINT32_MAX, e->index, e->term, 0);
-    sim_check_commit(w, nd, e);
+    if (!nd->byz)
+        sim_check_commit(w, nd, e);
     if (w->stop)
         return;
-    if (e->type == SY_ENTRY_NORMAL) {
+    if (e->type == SY_ENTRY_NORMAL && !nd->byz) {
         sy_bytes *reqs = NULL;
         uint32_t nreq = 0;
         int rc = sy_batch_decode(e->data.p, e->data.len, &reqs, &nreq);
@@ -499,7 +500,7 @@ static void check_and_reply(sim_world *w, sim_node *nd, const sy_committed *c,
         if (!sub)
             continue;
         bool effective = rp->index == e->index && rp->status != SY_ESTALE;
-        if (effective) {
+        if (effective && !nd->byz) {
             w->st->chk_exactly_once++;
             if (sub->applied_index && sub->applied_index != e->index) {
                 sim_fail(w, "exactly-once", "n%u applied client %u request %" PRIu64
@@ -957,9 +958,14 @@ static int make_identity(sim_world *w, uint32_t id, sy_signer *signer, sy_seckey
 
 static bool all_caught_up(const sim_world *w)
 {
-    uint64_t a = w->nodes[0].applied;
+    uint64_t a = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (!w->nodes[i].byz && w->nodes[i].applied > a)
+            a = w->nodes[i].applied;
     for (uint32_t i = 0; i < w->n; i++) {
         const sim_node *nd = &w->nodes[i];
+        if (nd->byz)
+            continue;
         if (!nd->up || nd->paused || nd->applied != a || nd->applied < w->st->max_commit)
             return false;
     }
@@ -1092,8 +1098,11 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
     w->st = st;
     w->n = o->nodes;
     bool bft = strcmp(w->o.protocol, "pbft") == 0;
+    w->bft = bft;
     w->f = o->f ? o->f : (bft ? (w->n - 1) / 3 : (w->n - 1) / 2);
-    w->budget = o->fault_budget ? o->fault_budget : w->f;
+    /* Byzantine nodes use up the fault budget first */
+    w->budget = o->fault_budget ? o->fault_budget
+                                : (o->n_byz < w->f ? w->f - o->n_byz : 0);
     w->n_clients = w->o.clients;
     sy_rng_seed(&w->rng, o->seed);
     sy_rng_seed(&w->wl, o->seed ^ 0x5eed5eed5eed5eedull);
@@ -1113,6 +1122,8 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
     for (uint32_t i = 0; i < w->n; i++) {
         sim_node *nd = &w->nodes[i];
         nd->id = i;
+        for (uint32_t k = 0; k < o->n_byz; k++)
+            nd->byz |= o->byz[k].node == i && o->byz[k].behaviour != 0;
         if ((rc = make_identity(w, i, &nd->signer, &nd->sk, &w->node_keys[i])))
             goto out_free;
         rc = SY_ENOMEM;
@@ -1170,12 +1181,22 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
             if (sim_clients_done(w) && all_caught_up(w))
                 break;
             if (w->now > w->calm_at + w->o.liveness_ms) {
-                uint32_t busy = 0;
+                uint32_t busy = 0, lag = UINT32_MAX;
                 for (uint32_t i = 0; i < w->n_clients; i++)
                     busy += w->clients[i].outstanding;
-                sim_fail(w, "liveness", "%u client requests still pending and/or nodes not "
-                         "caught up %" PRIu64 "ms after faults stopped (max commit %" PRIu64
-                         ")", busy, w->o.liveness_ms, st->max_commit);
+                for (uint32_t i = 0; i < w->n && lag == UINT32_MAX; i++)
+                    if (!w->nodes[i].byz && w->nodes[i].applied < st->max_commit)
+                        lag = i;
+                if (busy || w->issued < w->o.requests)
+                    sim_fail(w, "liveness", "%u client requests still pending (%u of %u "
+                             "issued) %" PRIu64 "ms after faults stopped", busy, w->issued,
+                             w->o.requests, w->o.liveness_ms);
+                else
+                    sim_fail(w, "liveness", "n%u still at index %" PRIu64 " of %" PRIu64
+                             " %" PRIu64 "ms after faults stopped",
+                             lag == UINT32_MAX ? 0 : lag,
+                             lag == UINT32_MAX ? 0 : w->nodes[lag].applied, st->max_commit,
+                             w->o.liveness_ms);
                 break;
             }
         }

@@ -93,6 +93,7 @@ typedef struct {
 
 typedef struct sim_node {
     uint32_t id;
+    bool byz;                 /* runs a Byzantine behaviour: checks skip it */
     bool up, paused, busy, pump_queued;
     uint64_t incarnation;
     void *eng;
@@ -136,6 +137,9 @@ typedef struct sim_client {
     uint32_t attempts;
     bool redirect;            /* next send follows a leader hint */
     uint64_t started_at;      /* simulated ms of the first send */
+    /* BFT mode: the latest definite reply digest from each replica */
+    sy_digest got[SY_SIM_MAX_NODES];
+    bool have[SY_SIM_MAX_NODES];
     uint8_t *env;             /* the signed request, resent verbatim */
     size_t env_len;
     uint32_t done;
@@ -154,6 +158,7 @@ typedef struct sim_world {
     sy_sim_opts o;
     sy_sim_stats *st;
     uint32_t n, f, budget;
+    bool bft;                 /* clients wait for f+1 (reads: q) matching replies */
     uint64_t now;
     uint64_t seq;
     sy_rng rng;               /* world: network, faults */
