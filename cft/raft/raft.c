@@ -135,6 +135,9 @@ static void raft_free(raft *r)
         free((void *)r->ents[i].data.p);
     for (size_t i = 0; i < r->n_scratch; i++)
         free(r->scratch[i]);
+    for (size_t i = 0; i < r->n_msgs; i++)   /* destroyed before advance() */
+        if (r->msgs[i].msg.type == SY_MSG_RAFT_APPEND)
+            free(r->msgs[i].msg.u.append.entries);
     for (size_t i = 0; i < r->q_n; i++)
         free((void *)r->q_raw[i].p);
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
