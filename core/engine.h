@@ -68,6 +68,15 @@ typedef struct sy_engine_cfg {
      * primary's batch (borrowed for the engine's life; NULL = requests in
      * batches are decoded but their signatures are not checked). */
     const struct sy_directory *clients;
+    /* PBFT: digest of the replicated state inside a host snapshot blob, a
+     * pure function of the bytes (NULL = sy_hash of the whole blob). It is
+     * the checkpoint digest and what a fetched snapshot is verified
+     * against, so it must be equal at every correct replica for the same
+     * index and cover every byte that restoring turns into replicated
+     * state (a blob that also holds per-replica data, such as a ledger tip
+     * hashed over commit evidence, must leave that data out). */
+    int (*snapshot_digest)(void *ctx, const uint8_t *blob, size_t len, sy_digest *out);
+    void *snapshot_digest_ctx;
 } sy_engine_cfg;
 
 /* Durable state handed back at restart, read from storage by the host. */

@@ -32,6 +32,14 @@ bool pbft_behaves(const pbft *p, uint32_t b)
 #endif
 }
 
+int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out)
+{
+    if (p->cfg.snapshot_digest)
+        return p->cfg.snapshot_digest(p->cfg.snapshot_digest_ctx, blob, len, out);
+    sy_hash(blob, len, out);
+    return SY_OK;
+}
+
 /* ------------------------------------------------------------ signatures */
 
 void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,

@@ -11,9 +11,11 @@
  *  - rd.committed entries are also in rd.entries of the same ready (persist
  *    them first); a ready never commits past a checkpoint sequence number:
  *    when rd.checkpoint_index != 0 the host, after applying, steps
- *    SY_IN_SNAPSHOT {index, deterministic snapshot blob}; the engine's
- *    checkpoint digest is sy_hash(blob) (or the digest of SY_IN_APPLIED,
- *    which must then equal sy_hash of the blob the host would snapshot);
+ *    SY_IN_SNAPSHOT {index, snapshot blob}; the engine's checkpoint
+ *    digest is cfg.snapshot_digest(blob), or sy_hash(blob) if unset (then
+ *    the blob must be byte-identical at every correct replica), or the
+ *    digest of SY_IN_APPLIED (which must equal what that function gives
+ *    for the blob the host would snapshot);
  *  - rd.snapshot_install: replace the state machine with snap_data (already
  *    verified against a quorum-signed checkpoint digest);
  *  - rd.hardstate is an opaque blob to hand back in boot.hardstate, with
@@ -254,6 +256,8 @@ struct pbft {
 static inline uint32_t pbft_primary(const pbft *p, uint64_t view) { return (uint32_t)(view % p->n); }
 static inline bool pbft_is_primary(const pbft *p) { return pbft_primary(p, p->view) == p->self; }
 bool pbft_behaves(const pbft *p, uint32_t b);
+/* Checkpoint digest of a snapshot blob (cfg.snapshot_digest or sy_hash). */
+int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out);
 void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
                     const sy_digest *d, sy_sig *out);
 bool pbft_verify_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,

@@ -642,8 +642,8 @@ int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
         /* the checkpoint went stable on others' votes before our host's
          * snapshot arrived: keep the blob if it is the certified state */
         sy_digest d;
-        sy_hash(data, len, &d);
-        if (sy_digest_eq(&d, &p->h_digest) && len) {
+        if (pbft_snap_digest(p, data, len, &d) == SY_OK && sy_digest_eq(&d, &p->h_digest) &&
+            len) {
             p->h_snap = malloc(len);
             if (!p->h_snap)
                 return SY_ENOMEM;
@@ -666,10 +666,14 @@ int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
         c->snap_len = len;
     }
     if (!c->mine_have) {
-        if (digest)
+        if (digest) {
             c->mine = *digest;
-        else
-            sy_hash(data, len, &c->mine);   /* checkpoint digest = hash of the snapshot */
+        } else {
+            /* checkpoint digest = digest of the snapshot (docs/pbft.md) */
+            int rc = pbft_snap_digest(p, data, len, &c->mine);
+            if (rc)
+                return rc;
+        }
         c->mine_have = true;
     }
     if (!c->mine_sent) {

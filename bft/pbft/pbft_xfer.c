@@ -209,8 +209,8 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         sy_digest d;
         if (!pbft_ckproof_valid(p, &st->ckpt))
             return bad_state(p);
-        sy_hash(st->snapshot.p, st->snapshot.len, &d);
-        if (!sy_digest_eq(&d, &st->ckpt.digest))
+        if (pbft_snap_digest(p, st->snapshot.p, st->snapshot.len, &d) ||
+            !sy_digest_eq(&d, &st->ckpt.digest))
             return bad_state(p);
         if (p->n_comm || p->install)
             return SY_EFULL;   /* applies pending in this ready: install later */

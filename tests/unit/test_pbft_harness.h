@@ -39,7 +39,8 @@ typedef struct {
     sy_entry *ents;               /* data owned */
     size_t n, cap;
     uint64_t snap_index;
-    uint8_t snap[40];
+    uint8_t snap[41];
+    size_t snap_len;
     bool have_snap;
 } h_disk;
 
@@ -73,6 +74,7 @@ struct harness {
     uint64_t delivered;
     uint64_t reads[H_MAX];
     uint64_t nreq[H_MAX];         /* client requests executed */
+    bool noisy_snap;              /* blobs end in a per-replica byte */
     h_disk disk[H_MAX];
     uint64_t noops[H_MAX];
 };
@@ -193,8 +195,9 @@ static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
         memcpy(d->hs, rd->hardstate.p, rd->hardstate.len);
         d->hs_len = rd->hardstate.len;
     }
-    if (rd->snapshot_install && rd->snap_data.len == 40) {
-        memcpy(d->snap, rd->snap_data.p, 40);
+    if (rd->snapshot_install && rd->snap_data.len >= 40 && rd->snap_data.len <= 41) {
+        memcpy(d->snap, rd->snap_data.p, rd->snap_data.len);
+        d->snap_len = rd->snap_data.len;
         d->snap_index = rd->snap_index;
         d->have_snap = true;
         h_disk_drop_upto(d, rd->snap_index);
@@ -241,11 +244,24 @@ H_FN void h_step(harness *h, uint32_t node, const sy_input *in)
     }
 }
 
-static void h_snapshot_blob(harness *h, uint32_t node, uint8_t out[40])
+/* Blob: applied u64 | state 32 [| node id, when noisy]. Returns length. */
+static size_t h_snapshot_blob(harness *h, uint32_t node, uint8_t out[41])
 {
     uint64_t idx = h->applied[node];
     memcpy(out, &idx, 8);
     memcpy(out + 8, h->state[node].b, SY_DIGEST_LEN);
+    out[40] = (uint8_t)node;
+    return h->noisy_snap ? 41 : 40;
+}
+
+/* cfg.snapshot_digest for noisy blobs: only the replicated part counts. */
+H_FN int h_snap_digest(void *ctx, const uint8_t *blob, size_t len, sy_digest *out)
+{
+    (void)ctx;
+    if (len < 40)
+        return SY_ECORRUPT;
+    sy_hash(blob, 40, out);
+    return SY_OK;
 }
 
 /* One ready/persist/send/apply/advance round; returns true if anything. */
@@ -256,7 +272,7 @@ H_FN bool h_process(harness *h, uint32_t node)
     h->ops->ready(h->e[node], &rd);
     h_persist(h, node, &rd);
     if (rd.snapshot_install) {
-        if (rd.snap_data.len == 40) {
+        if (rd.snap_data.len >= 40) {
             memcpy(&h->applied[node], rd.snap_data.p, 8);
             memcpy(h->state[node].b, rd.snap_data.p + 8, SY_DIGEST_LEN);
             if (h->applied[node] != rd.snap_index)
@@ -324,14 +340,15 @@ H_FN bool h_process(harness *h, uint32_t node)
     if (ck) {
         if (ck != h->applied[node])
             h->violations++;
-        uint8_t blob[40];
-        h_snapshot_blob(h, node, blob);
-        memcpy(h->disk[node].snap, blob, 40);
+        uint8_t blob[41];
+        size_t bl = h_snapshot_blob(h, node, blob);
+        memcpy(h->disk[node].snap, blob, bl);
+        h->disk[node].snap_len = bl;
         h->disk[node].snap_index = ck;
         h->disk[node].have_snap = true;
         sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
         in.u.snapshot.index = ck;
-        in.u.snapshot.data = (sy_bytes){ blob, 40 };
+        in.u.snapshot.data = (sy_bytes){ blob, (uint32_t)bl };
         h_step(h, node, &in);
         any = true;
     }
@@ -460,7 +477,7 @@ H_FN int h_restart(harness *h, uint32_t node)
     sy_engine_boot boot = { .hardstate = { d->hs, (uint32_t)d->hs_len },
                             .snap_index = d->have_snap ? d->snap_index : 0,
                             .snap_data = { d->have_snap ? d->snap : NULL,
-                                           d->have_snap ? 40u : 0u },
+                                           d->have_snap ? (uint32_t)d->snap_len : 0u },
                             .entries = d->ents, .n_entries = d->n,
                             .applied = h->applied[node] };
     return h->ops->create(&h->cfg[node], &boot, &h->e[node]);
