@@ -28,7 +28,10 @@ static const char usage[] =
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
     "             or all, or none (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
-    "             fake-prepared bad-new-view flood twins\n"
+    "             fake-prepared bad-new-view flood twins; or a planted-bug mutant\n"
+    "             mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
+    "             checks must catch (mutants stay in every check; Byzantine\n"
+    "             nodes are left out of them)\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
     "  --ed25519  sign with Ed25519 instead of the cheap simulator scheme\n"
     "  --verbose  print every event of the run\n"
@@ -210,9 +213,16 @@ int main(int argc, char **argv)
             if (!parse_u64(idbuf, &v) || v >= SY_SIM_MAX_NODES)
                 return usage_error("--byzantine: bad node id in '%s'", val);
             uint32_t code = 0;
+            uint64_t num;
             for (uint32_t k = 0; k < sizeof byz_names / sizeof byz_names[0]; k++)
                 if (strcmp(colon + 1, byz_names[k]) == 0)
                     code = k + 1;
+            if (strcmp(colon + 1, "mutant-accept-wrong-digest") == 0)
+                code = SY_SIM_MUTANT_BASE;
+            else if (strcmp(colon + 1, "mutant-nv-no-recompute") == 0)
+                code = SY_SIM_MUTANT_BASE + 1;
+            else if (!code && parse_u64(colon + 1, &num) && num > 0 && num < UINT32_MAX)
+                code = (uint32_t)num;   /* numeric form, as replay lines print it */
             if (!code)
                 return usage_error("--byzantine: unknown behaviour in '%s' (expected silent, "
                                    "equivocate, skip-seq, bad-sig, replay, wrong-digest, "

@@ -200,7 +200,17 @@ void sim_check_final(sim_world *w)
                          "never took effect on any node", c, r);
                 break;
             }
-            for (uint32_t i = 0; i < w->n; i++) {
+            /* BFT: f+1 matching replies guarantee one correct replica only */
+            uint32_t have = 0;
+            for (uint32_t i = 0; i < w->n; i++)
+                have += !w->nodes[i].byz && w->nodes[i].applied >= s->applied_index;
+            if (w->bft && have == 0) {
+                sim_fail(w, "durability", "client %u request %" PRIu64 " (index %" PRIu64
+                         ") was acknowledged but no correct replica holds it at the end", c,
+                         r, s->applied_index);
+                break;
+            }
+            for (uint32_t i = 0; i < w->n && !w->bft; i++) {
                 if (!w->nodes[i].byz && w->nodes[i].applied < s->applied_index) {
                     sim_fail(w, "durability", "client %u request %" PRIu64 " (index %" PRIu64
                              ") was acknowledged but n%u ended at index %" PRIu64, c, r,

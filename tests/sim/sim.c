@@ -1123,7 +1123,8 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         sim_node *nd = &w->nodes[i];
         nd->id = i;
         for (uint32_t k = 0; k < o->n_byz; k++)
-            nd->byz |= o->byz[k].node == i && o->byz[k].behaviour != 0;
+            nd->byz |= o->byz[k].node == i && o->byz[k].behaviour != 0 &&
+                       o->byz[k].behaviour < SY_SIM_MUTANT_BASE;
         if ((rc = make_identity(w, i, &nd->signer, &nd->sk, &w->node_keys[i])))
             goto out_free;
         rc = SY_ENOMEM;
@@ -1178,8 +1179,16 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         if (w->stop)
             break;
         if (w->calm) {
-            if (sim_clients_done(w) && all_caught_up(w))
-                break;
+            if (sim_clients_done(w)) {
+                if (all_caught_up(w))
+                    break;
+                /* BFT: a correct replica may lag with nothing left to order
+                 * (a client only needs f+1 of them); give it a grace period */
+                if (!w->done_at)
+                    w->done_at = w->now;
+                if (w->bft && w->now >= w->done_at + SIM_BFT_GRACE_MS)
+                    break;
+            }
             if (w->now > w->calm_at + w->o.liveness_ms) {
                 uint32_t busy = 0, lag = UINT32_MAX;
                 for (uint32_t i = 0; i < w->n_clients; i++)

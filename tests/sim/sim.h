@@ -46,6 +46,11 @@ const char *sy_sim_fault_name(uint32_t bit);
 #define SY_SIM_MAX_CLIENTS 64u
 #define SY_SIM_MAX_BYZ 8u
 
+/* Behaviour codes at or above this are mutants: correct-looking replicas
+ * with a planted bug, which the checks must catch, so they stay in every
+ * check. Codes below it (1..) are Byzantine: the checks skip those nodes. */
+#define SY_SIM_MUTANT_BASE 100u
+
 typedef struct sy_sim_byz {
     uint32_t node;
     uint32_t behaviour;           /* engine-defined cfg.test_behaviour value */

@@ -24,6 +24,7 @@
 #define SIM_CLIENT_TIMEOUT_MS 1000u
 #define SIM_CLIENT_GIVE_UP_MS 8000u /* in the fault phase; then give up */
 #define SIM_SNAPSHOT_EVERY 64u    /* host snapshot after this many applies */
+#define SIM_BFT_GRACE_MS 10000u   /* lagging correct BFT replicas: catch-up time */
 
 enum sim_ev_kind {
     EV_DELIVER = 1,   /* bytes a -> b */
@@ -185,6 +186,7 @@ typedef struct sim_world {
     bool part_active;
     bool calm;
     uint64_t calm_at;
+    uint64_t done_at;         /* calm phase: when the workload finished */
     /* checks */
     sy_digest *commit_digest; /* by index */
     sy_digest *state_digest;  /* by index: state digest */

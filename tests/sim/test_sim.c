@@ -19,7 +19,8 @@
 
 /* ---------------- the fake engine ---------------- */
 
-enum { FK_CORRECT = 0, FK_SPLIT_BRAIN = 1, FK_STALE_READS = 2 };
+/* mutant codes (>= SY_SIM_MUTANT_BASE): the checks must catch them */
+enum { FK_CORRECT = 0, FK_SPLIT_BRAIN = SY_SIM_MUTANT_BASE, FK_STALE_READS };
 #define FK_LEADER 0u
 #define FK_MAX_SEND 32u
 
@@ -522,6 +523,7 @@ static void test_split_brain_is_caught_by_agreement(void **s)
     buf[n] = 0;
     assert_non_null(strstr(buf, "FAILED check agreement"));
     assert_non_null(strstr(buf, "replay: synod-sim --protocol fake --nodes 3 --seed 7"));
+    assert_non_null(strstr(buf, "--byzantine 0:100"));
     assert_non_null(strstr(buf, "events of the trace:"));
 }
 
