@@ -399,10 +399,10 @@ static void raft_ready(void *e, sy_ready *rd)
     }
     r->unstable_from = last + 1;
     r->trunc_from = 0;
-    if (r->role == SY_ROLE_LEADER) {
+    if (r->role == SY_ROLE_LEADER)
         raft_maybe_commit(r);
+    if (r->role == SY_ROLE_LEADER)   /* maybe_commit may have stepped down (4.2.2) */
         raft_bcast_append(r);
-    }
     if (r->commit != r->hs_commit)
         r->hs_dirty = true;
     if (r->hs_dirty) {

@@ -384,6 +384,55 @@ static void test_leader_stickiness_ignores_vote_requests(void **state)
     h_free(&c);
 }
 
+
+static void test_candidate_returns_to_follower_on_append_from_same_term_leader(void **state)
+{
+    (void)state;
+    sy_engine_cfg cfg = h_default_cfg(1, 3);
+    cfg.prevote = false;
+    void *e = NULL;
+    assert_int_equal(sy_raft_ops.create(&cfg, NULL, &e), SY_OK);
+    sy_input tick;
+    memset(&tick, 0, sizeof tick);
+    tick.kind = SY_IN_TICK;
+    tick.now_ms = 1;
+    sy_raft_ops.step(e, &tick);
+    tick.now_ms = 500;
+    sy_raft_ops.step(e, &tick);
+    sy_engine_status st;
+    sy_raft_ops.status(e, &st);
+    assert_int_equal(st.role, SY_ROLE_CANDIDATE);
+    sy_ready rd;
+    sy_raft_ops.ready(e, &rd);
+    sy_raft_ops.advance(e, 500);
+    sy_msg m = append_msg(st.term, 0, 0, 0, NULL, 0);
+    feed(e, 501, 2, &m);
+    sy_raft_ops.status(e, &st);
+    assert_int_equal(st.role, SY_ROLE_FOLLOWER);
+    assert_int_equal(st.leader, 2);
+    sy_raft_ops.destroy(e);
+}
+
+static void test_leader_counts_own_entries_only_once_handed_out(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 1);
+    h_elect(&c, 1000);
+    uint64_t commit = h_status(&c, 0).commit_index;
+    h_request(&c, 0, SY_CLIENT_ID_BASE, 1);
+    assert_int_equal(h_status(&c, 0).commit_index, commit);   /* not durable yet */
+    sy_ready rd;
+    sy_raft_ops.ready(c.e[0], &rd);
+    /* the same ready persists the entry and reports it committed */
+    assert_int_equal(rd.n_entries, 1);
+    assert_int_equal(rd.n_committed, 1);
+    assert_int_equal(rd.committed[0].entry.index, rd.entries[0].index);
+    assert_true(rd.hardstate_dirty);
+    sy_raft_ops.advance(c.e[0], c.now);
+    h_free(&c);
+}
+
 /* ---- replication and commit ---- */
 
 static void test_requests_replicate_and_commit_everywhere(void **state)
@@ -658,6 +707,8 @@ int main(void)
         cmocka_unit_test(test_rejoining_node_without_prevote_cannot_win_with_stale_log),
         cmocka_unit_test(test_check_quorum_leader_steps_down_when_isolated),
         cmocka_unit_test(test_leader_stickiness_ignores_vote_requests),
+        cmocka_unit_test(test_candidate_returns_to_follower_on_append_from_same_term_leader),
+        cmocka_unit_test(test_leader_counts_own_entries_only_once_handed_out),
         cmocka_unit_test(test_requests_replicate_and_commit_everywhere),
         cmocka_unit_test(test_many_requests_between_readies_become_one_entry),
         cmocka_unit_test(test_request_at_follower_rejected_with_leader_hint),
