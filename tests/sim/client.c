@@ -30,9 +30,9 @@ static void send_current(sim_world *w, sim_client *c)
         /* a BFT client sends to every replica that has not answered yet */
         for (uint32_t i = 0; i < w->n; i++)
             if (!c->have[i])
-                sim_net_send(w, c->id, i, c->env, c->env_len);
+                sim_net_send(w, c->id, i, SY_MSG_CLIENT_REQ, c->env, c->env_len);
     } else {
-        sim_net_send(w, c->id, c->target, c->env, c->env_len);
+        sim_net_send(w, c->id, c->target, SY_MSG_CLIENT_REQ, c->env, c->env_len);
     }
     c->gen++;
     sim_schedule(w, w->now + SIM_CLIENT_TIMEOUT_MS, EV_CLIENT, c->id, UINT32_MAX, c->gen,

@@ -27,7 +27,8 @@ static void deliver_copy(sim_world *w, uint32_t from, uint32_t to, const uint8_t
     sim_schedule(w, w->now + lat, EV_DELIVER, from, to, 0, copy, len);
 }
 
-void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data, size_t len)
+void sim_net_send(sim_world *w, uint32_t from, uint32_t to, uint8_t type, const uint8_t *data,
+                  size_t len)
 {
     w->st->msgs_sent++;
     bool faulty = !w->calm;
@@ -35,12 +36,12 @@ void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data,
     bool peer = !sim_is_client(from) && !sim_is_client(to);
     if (peer && w->blocked[from][to]) {
         w->st->msgs_dropped++;
-        sim_trace(w, TR_DROP, from, to, 0, 1, 0);
+        sim_trace(w, TR_DROP, from, to, type, 1, 0);
         return;
     }
     if (faulty && (fl & SY_FAULT_DROP) && sy_rng_below(&w->rng, 100) < 5) {
         w->st->msgs_dropped++;
-        sim_trace(w, TR_DROP, from, to, 0, 0, 0);
+        sim_trace(w, TR_DROP, from, to, type, 0, 0);
         return;
     }
     uint64_t lat = sy_rng_range(&w->rng, 1, 5);
@@ -53,7 +54,7 @@ void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data,
     deliver_copy(w, from, to, data, len, lat);
     if (faulty && (fl & SY_FAULT_DUP) && sy_rng_below(&w->rng, 100) < 3) {
         w->st->msgs_duplicated++;
-        sim_trace(w, TR_DUP, from, to, 0, 0, 0);
+        sim_trace(w, TR_DUP, from, to, type, 0, 0);
         deliver_copy(w, from, to, data, len, lat + sy_rng_below(&w->rng, 50));
     }
 }
@@ -168,8 +169,10 @@ void sim_net_fault(sim_world *w)
         if (v == UINT32_MAX)
             break;
         sim_node_crash(w, &w->nodes[v]);
-        sim_schedule(w, w->now + sy_rng_range(&w->rng, 50, 3000), EV_RESTART, v, UINT32_MAX,
-                     w->nodes[v].incarnation, NULL, 0);
+        /* quick restarts catch a node mid-election with its state half sent */
+        sim_schedule(w, w->now + (sy_rng_below(&w->rng, 2) ? sy_rng_range(&w->rng, 5, 300)
+                                                             : sy_rng_range(&w->rng, 300, 3000)),
+                     EV_RESTART, v, UINT32_MAX, w->nodes[v].incarnation, NULL, 0);
         break;
     case SY_FAULT_PAUSE:
         if (!room || (v = pick(w, is_healthy)) == UINT32_MAX)
@@ -181,7 +184,7 @@ void sim_net_fault(sim_world *w)
                      w->nodes[v].incarnation, NULL, 0);
         break;
     }
-    sim_schedule(w, w->now + sy_rng_range(&w->rng, 100, 800), EV_FAULT, 0, UINT32_MAX, 0,
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 50, 600), EV_FAULT, 0, UINT32_MAX, 0,
                  NULL, 0);
 }
 

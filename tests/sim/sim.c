@@ -224,7 +224,8 @@ static void trace_fmt(const sim_trace_rec *r, char *buf, size_t cap)
     case TR_SEND:
     case TR_DROP:
     case TR_DUP:
-        snprintf(eb, sizeof eb, " %s", sy_msg_type_name((int)r->x));
+        snprintf(eb, sizeof eb, " %s%s", sy_msg_type_name((int)r->x),
+                 r->kind == TR_DROP && r->y ? " (partitioned)" : "");
         extra = eb;
         break;
     case TR_ROLE:
@@ -384,7 +385,7 @@ static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req
         return;
     }
     sim_trace(w, TR_REPLY, nd->id, client, req_no, index, status);
-    sim_net_send(w, nd->id, client, w->scratch.p, w->scratch.len);
+    sim_net_send(w, nd->id, client, SY_MSG_CLIENT_REPLY, w->scratch.p, w->scratch.len);
 }
 
 static bool take_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
@@ -708,7 +709,7 @@ static void finish(sim_world *w, sim_node *nd)
             break;
         }
         sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
-        sim_net_send(w, nd->id, om->to, w->scratch.p, w->scratch.len);
+        sim_net_send(w, nd->id, om->to, om->msg.type, w->scratch.p, w->scratch.len);
     }
     uint64_t before = nd->applied;
     for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {

@@ -218,7 +218,9 @@ void sim_node_restart(sim_world *w, sim_node *nd);
 void sim_node_pump(sim_world *w, sim_node *nd);
 
 /* net.c: the network and the fault scheduler */
-void sim_net_send(sim_world *w, uint32_t from, uint32_t to, const uint8_t *data, size_t len);
+/* type only labels the trace */
+void sim_net_send(sim_world *w, uint32_t from, uint32_t to, uint8_t type, const uint8_t *data,
+                  size_t len);
 void sim_net_fault(sim_world *w);        /* EV_FAULT */
 void sim_net_heal(sim_world *w, uint64_t gen);
 void sim_net_calm(sim_world *w);         /* EV_CALM */
