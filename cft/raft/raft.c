@@ -119,6 +119,8 @@ static void cfg_defaults(sy_engine_cfg *c)
         c->batch_max = c->batch_max ? SY_MAX_BATCH : RAFT_DEFAULT_BATCH_MAX;
     if (!c->batch_bytes_max)
         c->batch_bytes_max = RAFT_DEFAULT_BATCH_BYTES;
+    if (c->batch_bytes_max > SY_MAX_ENVELOPE / 2)   /* an append must fit a frame */
+        c->batch_bytes_max = SY_MAX_ENVELOPE / 2;
     if (!c->max_inflight)
         c->max_inflight = RAFT_DEFAULT_INFLIGHT;
     if (c->max_inflight > RAFT_MAX_INFLIGHT)

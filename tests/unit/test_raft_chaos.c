@@ -39,7 +39,7 @@ static void chaos_run(uint64_t seed, uint32_t n, bool prevote, bool check_quorum
             for (uint32_t i = 0; i < n; i++)
                 h_isolate(&c, i, false);
         } else if (snapshots && roll < 25 && c.alive[x]) {
-            h_snapshot(&c, x, 100);
+            h_snapshot(&c, x, 2000);   /* 4 chunks of batch_bytes_max */
         }
         uint32_t l = h_leader(&c);
         if (l != SY_NO_NODE && sy_rng_below(&rng, 2) == 0)
