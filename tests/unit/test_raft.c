@@ -639,6 +639,32 @@ static void test_divergent_follower_log_is_repaired_with_fast_backtracking(void 
     h_free(&c);
 }
 
+
+static void test_pipeline_window_bounds_appends_in_flight(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);   /* max_inflight = 8 */
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    c.hold = true;   /* nothing is acknowledged */
+    for (uint64_t k = 1; k <= 20; k++) {
+        h_request(&c, l, SY_CLIENT_ID_BASE, k);
+        h_ready(&c, l);   /* one entry per ready */
+    }
+    size_t with_entries = 0;
+    for (size_t k = 0; k < c.nq; k++)
+        if (c.q[k].to == f && c.q[k].msg.type == SY_MSG_RAFT_APPEND &&
+            c.q[k].msg.u.append.n_entries > 0)
+            with_entries++;
+    assert_int_equal(with_entries, 8);   /* pipelined, but bounded */
+    c.hold = false;
+    h_settle(&c);   /* acks open the window; the rest follows */
+    assert_int_equal(h_status(&c, f).last_index, h_status(&c, l).last_index);
+    assert_int_equal(h_applied_requests(&c, f) + 0, h_applied_requests(&c, l));
+    h_free(&c);
+}
+
 /* ---- restart ---- */
 
 static void test_restart_from_boot_state_preserves_term_vote_and_log(void **state)
@@ -716,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_single_node_commits_own_entries),
         cmocka_unit_test(test_commit_requires_current_term_entry),
         cmocka_unit_test(test_divergent_follower_log_is_repaired_with_fast_backtracking),
+        cmocka_unit_test(test_pipeline_window_bounds_appends_in_flight),
         cmocka_unit_test(test_restart_from_boot_state_preserves_term_vote_and_log),
         cmocka_unit_test(test_corrupt_hardstate_refuses_to_boot),
     };
