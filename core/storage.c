@@ -568,11 +568,24 @@ int sy_txn_persist_ready(sy_txn *t, const sy_ready *rd)
     int rc;
     if (rd->hardstate_dirty && (rc = sy_txn_set_hardstate(t, rd->hardstate)))
         return rc;
+    if (rd->truncate_from) {
+        uint64_t from = rd->truncate_from, first, last;
+        /* An engine installing a snapshot may discard its whole log
+         * (truncate_from at or below our compaction point): everything
+         * stored goes. Without a snapshot, truncating compacted (hence
+         * committed) entries is an engine bug and sy_txn_truncate refuses. */
+        if (rd->snapshot_install) {
+            if ((rc = sy_txn_log_bounds(t, &first, &last)))
+                return rc;
+            if (from < first)
+                from = first;
+        }
+        if ((rc = sy_txn_truncate(t, from)))
+            return rc;
+    }
     if (rd->snapshot_install &&
         (rc = sy_txn_set_snapshot(t, rd->snap_index, rd->snap_term, &rd->snap_members,
                                   rd->snap_data)))
-        return rc;
-    if (rd->truncate_from && (rc = sy_txn_truncate(t, rd->truncate_from)))
         return rc;
     if (rd->n_entries && (rc = sy_txn_append(t, rd->entries, rd->n_entries)))
         return rc;

@@ -29,7 +29,21 @@ typedef struct cl_link {
     bool open;
     nng_aio *aio;
     int state;              /* guarded by c->mu */
+    int pipes;              /* connected pipes (atomic; NNG pipe callbacks) */
 } cl_link;
+
+/* A node we hold no connection to gets this long before we try the next
+ * one, instead of the full attempt time: a fresh client process (synodctl)
+ * would otherwise wait attempt_ms on every call while a node is down. The
+ * grace covers the first dial on loopback or a LAN. */
+#define SY_CLIENT_DOWN_GRACE_MS 150u
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    cl_link *l = arg;
+    __atomic_add_fetch(&l->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_SEQ_CST);
+}
 
 typedef struct inmsg {
     uint32_t node;
@@ -247,6 +261,8 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
         nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, SY_MAX_ENVELOPE);
         nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 20);
         nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 1000);
+        nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, l);
+        nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_cb, l);
         if ((rv = nng_aio_alloc(&l->aio, link_cb, l)) != 0)
             goto err_nng;
         /* Non-blocking: a node that is down now is retried in the
@@ -468,17 +484,41 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* No leader known yet (a fresh client): the first node we hold a
+ * connection to, waiting briefly for the dials to complete; node 0 if none
+ * connects within the grace time. */
+static uint32_t pick_connected(sy_client *c)
+{
+    uint64_t end = mono_ms() + SY_CLIENT_DOWN_GRACE_MS;
+    do {
+        for (uint32_t i = 0; i < c->n; i++)
+            if (__atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0)
+                return i;
+        nng_msleep(2);
+    } while (mono_ms() < end);
+    return 0;
+}
+
+/* How long to wait on node i before trying another. */
+static uint64_t attempt_len(sy_client *c, uint32_t i)
+{
+    int up = __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST);
+    return up > 0 ? c->opts.attempt_ms
+                  : (c->opts.attempt_ms < SY_CLIENT_DOWN_GRACE_MS ? c->opts.attempt_ms
+                                                                 : SY_CLIENT_DOWN_GRACE_MS);
+}
+
 static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
                    sy_client_result *res)
 {
-    uint32_t target = c->leader < c->n ? c->leader : 0;
+    uint32_t target = c->leader < c->n ? c->leader : pick_connected(c);
     uint64_t attempt_end;
     uint64_t resend_at = 0;      /* backoff before re-posting (0 = none) */
     int rc;
 
     if ((rc = link_post(c, target, frame)) != SY_OK)
         return rc;
-    attempt_end = mono_ms() + c->opts.attempt_ms;
+    attempt_end = mono_ms() + attempt_len(c, target);
     for (;;) {
         inmsg im;
         uint64_t now = mono_ms();
@@ -488,7 +528,7 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             resend_at = 0;
             if ((rc = link_post(c, target, frame)) != SY_OK)
                 return rc;
-            attempt_end = now + c->opts.attempt_ms;
+            attempt_end = now + attempt_len(c, target);
         }
         uint64_t until = min_u64(deadline, resend_at ? resend_at : attempt_end);
         if (!inbox_wait(c, until, &im)) {
@@ -497,7 +537,7 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
                 target = (target + 1) % c->n;
                 if ((rc = link_post(c, target, frame)) != SY_OK)
                     return rc;
-                attempt_end = mono_ms() + c->opts.attempt_ms;
+                attempt_end = mono_ms() + attempt_len(c, target);
             }
             continue;
         }

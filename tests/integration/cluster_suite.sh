@@ -1,0 +1,112 @@
+# The integration suite every protocol must pass, against real processes.
+# Sourced with PROTO and N set (raft/paxos: 3 nodes, pbft: 4).
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+F=1   # both suites run the smallest cluster for f=1
+
+mk_cluster "$PROTO" "$N"
+# small snapshot threshold so catch-up after compaction is exercised
+set_cluster_key snapshot_threshold 200
+start_all
+L=$(wait_leader 30) || die "no leader/primary elected within 30s"
+pass "cluster of $N $PROTO nodes elected node $L"
+
+# ---- 1. writes, reads, cas, scan, del
+ctl put greeting hello >/dev/null || fail "put failed"
+v=$(ctl get greeting) && [ "$v" = "hello" ] && pass "get returns the value written" || fail "get returned '$v'"
+ctl cas greeting hello world >/dev/null && pass "cas with the right old value succeeds" || fail "cas failed"
+cur=$(ctl cas greeting hello again 2>/dev/null); rc=$?
+[ $rc -eq 1 ] && [ "$cur" = "world" ] && pass "cas with a stale old value fails and shows the current value" \
+  || fail "stale cas: rc=$rc cur='$cur'"
+ctl put a1 x >/dev/null && ctl put a2 y >/dev/null && ctl put b1 z >/dev/null
+s=$(ctl scan a b | tr '\t\n' ':;')
+[ "$s" = "a1:x;a2:y;" ] && pass "scan returns keys in range in order" || fail "scan gave '$s'"
+ctl del a1 >/dev/null && ! ctl get a1 >/dev/null 2>&1 && pass "deleted key is gone" || fail "del"
+
+# ---- 2. cas race between clients: exactly one of K racing cas wins
+ctl put counter 0 >/dev/null
+cas_pids=()
+for k in 0 1 2 3; do
+  ( ctl --key "$C_DIR/keys/client-$k.key" cas counter 0 "won-by-$k" >/dev/null 2>&1; echo $? > "$T_DIR/cas-$k" ) &
+  cas_pids+=($!)
+done
+wait "${cas_pids[@]}"
+wins=$(cat "$T_DIR"/cas-* | grep -c '^0$')
+[ "$wins" -eq 1 ] && pass "exactly one of 4 racing cas wins" || fail "$wins racing cas won"
+winner=$(ctl get counter)
+echo "$winner" | grep -q '^won-by-[0-3]$' && pass "the winner's value is stored ($winner)" || fail "counter='$winner'"
+
+# ---- 3. SIGKILL the leader under load: no acknowledged write lost
+acked=$T_DIR/acked
+: > "$acked"
+( for i in $(seq 1 400); do
+    if ctl --timeout 8000 put "load-$i" "v$i" >/dev/null 2>&1; then echo "$i" >> "$acked"; fi
+  done ) &
+loader=$!
+sleep 2
+L=$(leader)
+[ -n "$L" ] || die "no leader before the kill"
+log "SIGKILL leader node $L under load"
+kill_node "$L" KILL
+L2=$(wait_leader 30 "$L") && pass "new leader $L2 after killing $L" || fail "no new leader after killing $L"
+wait $loader
+n_acked=$(wc -l < "$acked")
+[ "$n_acked" -gt 100 ] && pass "$n_acked of 400 writes acknowledged across the failover" || fail "only $n_acked writes acknowledged"
+lost=0
+for i in $(cat "$acked"); do
+  v=$(ctl get "load-$i" 2>/dev/null) || { lost=$((lost + 1)); continue; }
+  [ "$v" = "v$i" ] || lost=$((lost + 1))
+done
+[ "$lost" -eq 0 ] && pass "every acknowledged write survived the leader's SIGKILL" || fail "$lost acknowledged writes lost"
+
+# ---- 4. restart and catch-up (after compaction: > snapshot_threshold entries)
+start_node "$L"
+wait_converged 60 && pass "restarted node $L caught up: same applied index, digest and ledger head" \
+  || fail "restarted node did not converge"
+snap=$(field "$L" snapshot_index)
+[ "${snap:-0}" -gt 0 ] && pass "node $L holds a snapshot at index $snap (log compacted)" || fail "no snapshot on node $L"
+
+# ---- 5. f nodes down: still serving; f+1 down: clear failure, then recovery
+L=$(wait_leader 20)
+down1=$(( (L + 1) % N ))
+kill_node "$down1" KILL
+ctl --timeout 10000 put f-down ok >/dev/null && pass "writes succeed with f=$F node down" || fail "write failed with f nodes down"
+down2=$(( (L + 2) % N ))
+kill_node "$down2" KILL
+out=$(ctl --timeout 3000 put f1-down nope 2>&1); rc=$?
+[ $rc -eq 1 ] && pass "with f+1 nodes down a write fails at its deadline (exit 1): $out" || fail "f+1 down: rc=$rc out=$out"
+start_node "$down2"
+ctl --timeout 20000 put f1-back yes >/dev/null && pass "writes succeed again once a node returns" || fail "no recovery after node returned"
+start_node "$down1"
+wait_converged 60 && pass "all nodes converged after the outage" || fail "no convergence after outage"
+
+# ---- 6. bad input on both ports: rejected, counted, node keeps serving
+head -c 5000 /dev/urandom > "$T_DIR/garbage"
+peer_port=$((T_BASE + 0)); client_port=$((T_BASE + 100)); metrics_port=$((T_BASE + 200))
+# raw TCP garbage into the NNG ports (SP handshake fails or frame rejected)
+for p in $peer_port $client_port; do
+  (exec 3<>/dev/tcp/127.0.0.1/$p && cat "$T_DIR/garbage" >&3; exec 3>&-) 2>/dev/null || true
+done
+# a client key that is not in the manifest
+"$BIN/synod-keys" gen --out "$T_DIR/stranger.key" >/dev/null
+out=$(ctl --key "$T_DIR/stranger.key" put x y 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -qi "not" && pass "a client key not in the manifest is refused (exit 2): $out" \
+  || fail "stranger key: rc=$rc out=$out"
+ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
+  && pass "cluster keeps serving after garbage frames" || fail "cluster broken after garbage"
+if command -v curl >/dev/null; then
+  m=$(curl -s "http://127.0.0.1:$metrics_port/metrics")
+  echo "$m" | grep -q '^synod_applied_index ' && pass "metrics endpoint serves Prometheus text" || fail "no metrics"
+  h=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/health")
+  [ "$h" = 200 ] && pass "health endpoint says 200" || fail "health said $h"
+fi
+
+# ---- 7. ledger verifies on every node; clean shutdown exits 0
+for ((i = 0; i < N; i++)); do
+  kill_node "$i" TERM; rc=$?
+  [ $rc -eq 0 ] && pass "node $i exits 0 on SIGTERM" || fail "node $i exited $rc on SIGTERM"
+done
+for ((i = 0; i < N; i++)); do
+  out=$(ctl ledger verify "$C_DIR/data/node-$i" 2>&1) && pass "node $i ledger verifies: $out" || fail "node $i ledger: $out"
+done
+finish

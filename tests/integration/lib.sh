@@ -1,0 +1,121 @@
+# Helpers for integration tests: real synod processes on loopback.
+# Sourced by tests/integration/test_*.sh. Each test gets its own directory
+# and port range, and every process it starts is killed on exit.
+set -u
+BIN=${SYNOD_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/bin}
+TMPROOT=${SYNOD_TMP:-/tmp}
+mkdir -p "$TMPROOT"
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "$TMPROOT/$T_NAME.XXXXXX")
+# 300 ports per cluster (peer, client, metrics); spread tests apart.
+T_BASE=$(( 21000 + ( ( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) + $$ ) % 120 ) * 300 ))
+declare -A T_PIDS=()
+T_FAILS=0
+T_PASSES=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+fail() { log "FAIL: $*"; T_FAILS=$((T_FAILS + 1)); }
+pass() { log "ok: $*"; T_PASSES=$((T_PASSES + 1)); }
+die() { log "FATAL: $*"; dump_logs; exit 1; }
+
+dump_logs() {
+  for f in "$T_DIR"/logs/node-*.log; do
+    [ -f "$f" ] || continue
+    echo "---- tail of $f"
+    tail -n 25 "$f"
+  done
+}
+
+cleanup() {
+  for i in "${!T_PIDS[@]}"; do
+    kill -9 "${T_PIDS[$i]}" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "$T_FAILS" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T_DIR"; fi
+}
+trap cleanup EXIT
+
+# mk_cluster PROTO N [extra synod-keys args...]
+mk_cluster() {
+  local proto=$1 n=$2; shift 2
+  C_DIR=$T_DIR/cluster
+  C_N=$n
+  "$BIN/synod-keys" cluster --protocol "$proto" --nodes "$n" --base-port "$T_BASE" \
+      --clients 4 --out "$C_DIR" "$@" >/dev/null || die "synod-keys cluster failed"
+  mkdir -p "$T_DIR/logs"
+}
+
+# set_cluster_key KEY VALUE: edit [cluster] in the manifest
+set_cluster_key() {
+  sed -i "/^\[cluster\]/a $1 = $2" "$C_DIR/cluster.ini"
+}
+
+start_node() {
+  local i=$1
+  "$BIN/synod" --config "$C_DIR/node-$i.ini" ${NODE_ARGS[$i]:-} >>"$T_DIR/logs/node-$i.log" 2>&1 &
+  T_PIDS[$i]=$!
+}
+declare -A NODE_ARGS=()
+
+start_all() { for ((i = 0; i < C_N; i++)); do start_node "$i"; done; }
+
+kill_node() {  # kill_node I [SIGNAL]
+  local i=$1 sig=${2:-KILL}
+  [ -n "${T_PIDS[$i]:-}" ] || return 0
+  kill -"$sig" "${T_PIDS[$i]}" 2>/dev/null || true
+  wait "${T_PIDS[$i]}" 2>/dev/null
+  local rc=$?
+  unset "T_PIDS[$i]"
+  return $rc
+}
+
+ctl() { "$BIN/synodctl" --cluster "$C_DIR/cluster.ini" "$@"; }
+
+status_json() { ctl status --json --timeout 1000 2>/dev/null; }
+
+# leader: prints the id of a node that says it leads (role leader/primary)
+leader() {
+  status_json | grep -E '"role": "(leader|primary)"' | head -1 | sed -E 's/.*"node": ([0-9]+).*/\1/'
+}
+
+# wait_leader TIMEOUT_S [EXCLUDE]: prints the leader id once one exists
+wait_leader() {
+  local t=${1:-20} ex=${2:-x} end=$((SECONDS + ${1:-20})) l
+  while [ $SECONDS -lt $end ]; do
+    l=$(leader)
+    if [ -n "$l" ] && [ "$l" != "$ex" ]; then echo "$l"; return 0; fi
+    sleep 0.3
+  done
+  return 1
+}
+
+# field NODE NAME: a numeric/string field of one node's status
+field() {
+  status_json | grep "\"node\": $1," | sed -E "s/.*\"$2\": \"?([^,\"}]*)\"?.*/\1/"
+}
+
+# wait_converged TIMEOUT_S: every node reachable, same applied index, state
+# digest and ledger head
+wait_converged() {
+  local end=$((SECONDS + ${1:-30})) s
+  while [ $SECONDS -lt $end ]; do
+    s=$(status_json)
+    if [ "$(echo "$s" | grep -c '"reachable": true')" -eq "$C_N" ]; then
+      local a d h
+      a=$(echo "$s" | grep -o '"applied_index": [0-9]*' | sort -u | wc -l)
+      d=$(echo "$s" | grep -o '"state_digest": "[0-9a-f]*"' | sort -u | wc -l)
+      h=$(echo "$s" | grep -o '"ledger_head": "[0-9a-f]*"' | sort -u | wc -l)
+      if [ "$a" -eq 1 ] && [ "$d" -eq 1 ] && [ "$h" -eq 1 ]; then return 0; fi
+    fi
+    sleep 0.5
+  done
+  echo "$s"
+  return 1
+}
+
+finish() {
+  log "$T_NAME: $T_PASSES passed, $T_FAILS failed"
+  echo "$T_PASSES passed, $T_FAILS failed"
+  [ "$T_FAILS" -eq 0 ] || { dump_logs; exit 1; }
+  exit 0
+}
