@@ -311,43 +311,83 @@ static uint64_t get64(const uint8_t *b)
     return v;
 }
 
-/* version u8 | view u64 | vote_view u64 | vote_hi u64 | h u64 | h_digest 32
- * | nsigs u8 | (replica u8 | sig 64) * nsigs   (little endian) */
-static void hs_encode(pbft *p)
+/* version u8 | view u64 | in_vc u8 | vote_view u64 | vote_hi u64 | h u64 |
+ * h_digest 32 | nsigs u8 | (replica u8 | sig 64) * nsigs |
+ * ncerts u16 | ncerts * (view u64 | seq u64 | digest 32 | pp_sig 64 |
+ *                        nprep u8 | (replica u8 | sig 64) * nprep)
+ * (little endian). The prepared certificates above h are durable before
+ * the COMMIT that follows them is sent, so a replica that crashes and
+ * comes back still reports them in its VIEW-CHANGEs: a committed request
+ * keeps its sequence number whatever crashes. */
+static void hs_put(sy_buf *b, const void *p, size_t n) { sy_buf_append(b, p, n); }
+static void hs_put64(sy_buf *b, uint64_t v)
 {
-    uint8_t *b = p->hs_buf;
-    size_t o = 0;
-    b[o++] = PBFT_HS_VERSION;
-    put64(b + o, p->view); o += 8;
-    put64(b + o, p->vote_view); o += 8;
-    put64(b + o, p->vote_hi); o += 8;
-    put64(b + o, p->h); o += 8;
-    memcpy(b + o, p->h_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    b[o++] = (uint8_t)p->h_nsigs;
+    uint8_t t[8];
+    put64(t, v);
+    hs_put(b, t, 8);
+}
+static void hs_put8(sy_buf *b, uint8_t v) { hs_put(b, &v, 1); }
+
+static int hs_encode(pbft *p)
+{
+    sy_buf *b = &p->hs;
+    sy_buf_reset(b);
+    hs_put8(b, PBFT_HS_VERSION);
+    hs_put64(b, p->view);
+    hs_put8(b, p->in_vc ? 1 : 0);
+    hs_put64(b, p->vote_view);
+    hs_put64(b, p->vote_hi);
+    hs_put64(b, p->h);
+    hs_put(b, p->h_digest.b, SY_DIGEST_LEN);
+    hs_put8(b, (uint8_t)p->h_nsigs);
     for (uint32_t i = 0; i < p->h_nsigs; i++) {
-        b[o++] = (uint8_t)p->h_sigs[i].replica;
-        memcpy(b + o, p->h_sigs[i].sig.b, SY_SIG_LEN);
-        o += SY_SIG_LEN;
+        hs_put8(b, (uint8_t)p->h_sigs[i].replica);
+        hs_put(b, p->h_sigs[i].sig.b, SY_SIG_LEN);
     }
-    p->hs_len = o;
+    uint16_t nc = 0;
+    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        if (s->seq == seq && s->have_cert)
+            nc++;
+    }
+    hs_put8(b, (uint8_t)(nc & 0xff));
+    hs_put8(b, (uint8_t)(nc >> 8));
+    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        if (s->seq != seq || !s->have_cert)
+            continue;
+        hs_put64(b, s->cert_view);
+        hs_put64(b, seq);
+        hs_put(b, s->cert_d.b, SY_DIGEST_LEN);
+        hs_put(b, s->cert_pp_sig.b, SY_SIG_LEN);
+        hs_put8(b, (uint8_t)s->cert_n);
+        for (uint32_t k = 0; k < s->cert_n; k++) {
+            hs_put8(b, (uint8_t)s->cert_prep[k].replica);
+            hs_put(b, s->cert_prep[k].sig.b, SY_SIG_LEN);
+        }
+    }
+    return b->err;
 }
 
 static int hs_decode(pbft *p, sy_bytes hs)
 {
     const uint8_t *b = hs.p;
-    size_t o = 0, fixed = 1 + 32 + SY_DIGEST_LEN + 1;
+    size_t o = 0, fixed = 1 + 8 + 1 + 24 + SY_DIGEST_LEN + 1;
     if (hs.len == 0)
         return SY_OK;
-    if (hs.len < fixed || b[0] != PBFT_HS_VERSION)
+    if (hs.len < fixed + 2 || b[0] != PBFT_HS_VERSION)
         return SY_ECORRUPT;
     o = 1;
     p->view = get64(b + o); o += 8;
+    if (b[o] > 1)
+        return SY_ECORRUPT;
+    p->in_vc = b[o++] == 1;
     p->vote_view = get64(b + o); o += 8;
     p->vote_hi = get64(b + o); o += 8;
     p->h = get64(b + o); o += 8;
     memcpy(p->h_digest.b, b + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     uint32_t ns = b[o++];
-    if (ns > p->n || hs.len != fixed + ns * (1u + SY_SIG_LEN))
+    if (ns > p->n || hs.len < fixed + ns * (1u + SY_SIG_LEN) + 2)
         return SY_ECORRUPT;
     for (uint32_t i = 0; i < ns; i++) {
         p->h_sigs[i].replica = b[o++];
@@ -355,6 +395,33 @@ static int hs_decode(pbft *p, sy_bytes hs)
         o += SY_SIG_LEN;
     }
     p->h_nsigs = ns;
+    uint32_t nc = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8;
+    o += 2;
+    for (uint32_t c = 0; c < nc; c++) {
+        size_t rec = 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+        if (hs.len - o < rec)
+            return SY_ECORRUPT;
+        uint64_t view = get64(b + o), seq = get64(b + o + 8);
+        uint32_t np = b[o + rec - 1];
+        if (np > p->n || hs.len - o < rec + np * (1u + SY_SIG_LEN))
+            return SY_ECORRUPT;
+        pbft_slot *s = pbft_slot_get(p, seq);
+        if (s) {
+            s->have_cert = true;
+            s->cert_view = view;
+            memcpy(s->cert_d.b, b + o + 16, SY_DIGEST_LEN);
+            memcpy(s->cert_pp_sig.b, b + o + 16 + SY_DIGEST_LEN, SY_SIG_LEN);
+            s->cert_n = np;
+            for (uint32_t k = 0; k < np; k++) {
+                const uint8_t *r = b + o + rec + k * (1u + SY_SIG_LEN);
+                s->cert_prep[k].replica = r[0];
+                memcpy(s->cert_prep[k].sig.b, r + 1, SY_SIG_LEN);
+            }
+        }
+        o += rec + np * (1u + SY_SIG_LEN);
+    }
+    if (o != hs.len)
+        return SY_ECORRUPT;
     p->guard_view = p->vote_view;
     p->guard_hi = p->vote_hi;
     return SY_OK;
@@ -433,6 +500,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         p->cfg.max_inflight = (uint32_t)p->L;
     sy_rng_seed(&p->rng, cfg->rng_seed ^ ((uint64_t)cfg->self << 32));
     sy_buf_init(&p->evid_log);
+    sy_buf_init(&p->hs);
     p->nck = (uint32_t)(p->L / p->K) + 2;
     p->slots = calloc(p->L, sizeof *p->slots);
     p->cks = calloc(p->nck, sizeof *p->cks);
@@ -578,6 +646,7 @@ static void pbft_destroy(void *e)
     free(p->vcache);
     free(p->vcache_have);
     sy_buf_free(&p->evid_log);
+    sy_buf_free(&p->hs);
     free(p->out);
     free(p->owned);
     free(p->ents);
@@ -684,10 +753,9 @@ static void pbft_ready(void *e, sy_ready *rd)
 {
     pbft *p = e;
     memset(rd, 0, sizeof *rd);
-    if (p->hs_dirty) {
-        hs_encode(p);
+    if (p->hs_dirty && hs_encode(p) == SY_OK) {
         rd->hardstate_dirty = true;
-        rd->hardstate = (sy_bytes){ p->hs_buf, (uint32_t)p->hs_len };
+        rd->hardstate = (sy_bytes){ p->hs.p, (uint32_t)p->hs.len };
     }
     if (p->install) {
         rd->snapshot_install = true;

@@ -241,8 +241,7 @@ struct pbft {
     size_t n_reads, cap_reads;
     sy_reject *rejects;
     size_t n_rejects, cap_rejects;
-    uint8_t hs_buf[256 + 68 * SY_MAX_NODES];
-    size_t hs_len;
+    sy_buf hs;                    /* encoded hardstate of the last ready */
     uint64_t compact_to;
     uint64_t ckpt_index;
     bool install;

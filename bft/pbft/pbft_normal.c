@@ -90,8 +90,12 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
     pbft_client *c = pbft_client_get(p, req->client_id, true);
     if (!c)
         return SY_ENOMEM;
-    if (req->req_no <= c->executed)
-        return SY_ESTALE;   /* the host answers retransmissions from its cache */
+    if (req->req_no < c->executed)
+        return SY_ESTALE;   /* older than the client's latest: a replay */
+    /* req_no == executed: a retransmission of the client's latest request,
+     * whose reply was lost. It is ordered again; the state machine's
+     * session replays the cached reply without executing it twice
+     * (core/kv.h), which is how every replica answers it identically. */
     if (from_client)
         mark_verified(p, raw, len);   /* the host verified the envelope */
     if (pbft_is_primary(p) && !p->in_vc) {
@@ -275,8 +279,8 @@ void pbft_try_batch(pbft *p)
             pbft_client *c = pbft_client_get(p, pe->client, true);
             if (p->cfg.batch_bytes_max && take && bytes + pe->len > p->cfg.batch_bytes_max)
                 break;
-            if (!c || pe->req_no <= c->executed || pe->req_no <= c->proposed)
-                continue;   /* executed or ordered meanwhile */
+            if (!c || pe->req_no < c->executed || pe->req_no <= c->proposed)
+                continue;   /* superseded, or ordered meanwhile */
             if (pe->req_no > c->proposed)
                 c->proposed = pe->req_no;
             reqs[take++] = (sy_bytes){ pe->raw, (uint32_t)pe->len };
@@ -313,8 +317,8 @@ bool pbft_batch_valid(pbft *p, const uint8_t *batch, size_t len)
         }
         const sy_client_req *q = &e.msg.u.req;
         pbft_client *c = pbft_client_get(p, q->client_id, false);
-        if (c && q->req_no <= c->executed)
-            ok = false;
+        if (c && q->req_no < c->executed)
+            ok = false;   /* == executed: a retransmission, answered from the session */
         /* one request per client per batch: a repeat is a replay */
         for (uint32_t j = 0; j < i && ok; j++)
             if (reqs[j].len == reqs[i].len && memcmp(reqs[j].p, reqs[i].p, reqs[i].len) == 0)
@@ -483,6 +487,7 @@ void pbft_progress(pbft *p, pbft_slot *s)
         s->cert_d = s->d;
         s->cert_pp_sig = s->pp_sig;
         s->cert_n = cnt;
+        p->hs_dirty = true;   /* durable before the COMMIT goes out */
     }
     if (!s->sent_commit && !guarded(p, s->pp_view, s->seq)) {
         sy_digest d = s->d;
@@ -530,6 +535,8 @@ static void note_batch_executed(pbft *p, const uint8_t *batch, size_t len)
             pbft_client *c = pbft_client_get(p, q->client_id, true);
             if (c && q->req_no > c->executed)
                 c->executed = q->req_no;
+            if (c && c->proposed <= q->req_no)
+                c->proposed = 0;   /* done: a later retransmission may be ordered again */
             for (uint32_t w = 0; w < p->n_waiting; w++) {
                 if (p->waiting[w].client == q->client_id && p->waiting[w].req_no <= q->req_no) {
                     p->waiting[w] = p->waiting[p->n_waiting - 1];
@@ -561,7 +568,10 @@ int pbft_execute(pbft *p)
             return SY_ENOMEM;
         sy_bytes evb = { evp, (uint32_t)evlen };
         bool null_req = s->batch_len == 0;
-        rc = pbft_commit_entry(p, s->seq, s->ccert_view, null_req ? SY_ENTRY_NOOP : SY_ENTRY_NORMAL,
+        /* term 0: replicas may commit one (seq, digest) in different views,
+         * and the entry must be the same everywhere; the view this replica
+         * committed in is in the evidence */
+        rc = pbft_commit_entry(p, s->seq, 0, null_req ? SY_ENTRY_NOOP : SY_ENTRY_NORMAL,
                                s->batch, s->batch_len, &evb);
         if (rc)
             return rc;

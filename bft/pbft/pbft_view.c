@@ -277,23 +277,12 @@ static void build_pcerts(pbft *p, sy_pbft_view_change *vc)
     vc->n_pcerts = n;
 }
 
-void pbft_start_view_change(pbft *p, uint64_t new_view)
+/* Builds, keeps and sends this replica's VIEW-CHANGE for p->view. */
+static void send_own_vc(pbft *p)
 {
-    if (new_view <= p->view && (p->in_vc || new_view < p->view))
-        return;
-    p->view = new_view;
-    p->in_vc = true;
-    p->view_changes++;
-    if (p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
-        p->vc_backoff++;
-    /* exponential backoff between successive view changes (sec. 4.5.2) */
-    p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
-    p->hs_dirty = true;
-    free_stored(&p->nv);
-
     sy_msg m = { .type = SY_MSG_PBFT_VIEW_CHANGE };
     sy_pbft_view_change *vc = &m.u.pbft.vc;
-    vc->new_view = new_view;
+    vc->new_view = p->view;
     vc->replica = p->self;
     vc->ckpt = (sy_pbft_ckproof){ .seq = p->h, .digest = p->h_digest, .n_sigs = p->h_nsigs,
                                   .sigs = p->h_sigs };
@@ -307,11 +296,27 @@ void pbft_start_view_change(pbft *p, uint64_t new_view)
     build_pcerts(p, vc);
     sy_digest cd;
     if (sy_pbft_vc_content(vc, &cd) == SY_OK) {
-        pbft_sign_stmt(p, SY_MSG_PBFT_VIEW_CHANGE, new_view, 0, &cd, &vc->sig);
+        pbft_sign_stmt(p, SY_MSG_PBFT_VIEW_CHANGE, p->view, 0, &cd, &vc->sig);
         if (store_msg(&p->vcs[p->self], &m) == SY_OK)
             pbft_send(p, SY_NO_NODE, &m);
     }
     free(vc->pcerts);
+}
+
+void pbft_start_view_change(pbft *p, uint64_t new_view)
+{
+    if (new_view <= p->view && (p->in_vc || new_view < p->view))
+        return;
+    p->view = new_view;
+    p->in_vc = true;
+    p->view_changes++;
+    if (p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
+        p->vc_backoff++;
+    /* exponential backoff between successive view changes (sec. 4.5.2) */
+    p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
+    p->hs_dirty = true;
+    free_stored(&p->nv);
+    send_own_vc(p);
     /* the new primary may already hold enough view-changes */
     try_new_view(p);
 }
@@ -376,8 +381,15 @@ static void try_new_view(pbft *p)
 
 void pbft_vc_resend(pbft *p)
 {
-    if (p->vcs[p->self].have && p->vcs[p->self].msg.u.pbft.vc.new_view == p->view)
+    if (p->vcs[p->self].have && p->vcs[p->self].msg.u.pbft.vc.new_view == p->view) {
         pbft_send(p, SY_NO_NODE, &p->vcs[p->self].msg);
+    } else {
+        /* restarted in the middle of a view change: say it again (what we
+         * prepared before the crash is lost: docs/pbft.md) */
+        send_own_vc(p);
+        if (!p->vc_deadline)
+            p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
+    }
     try_new_view(p);
 }
 

@@ -289,7 +289,7 @@ static void test_backup_rejects_batch_with_forged_client_signature(void **state)
     h_free(h);
 }
 
-static void test_backup_rejects_batch_with_already_executed_request(void **state)
+static void test_backup_rejects_batch_replaying_an_older_request(void **state)
 {
     (void)state;
     harness *h = h_new(4, 1, false, 16, NULL);
@@ -298,13 +298,42 @@ static void test_backup_rejects_batch_with_already_executed_request(void **state
     h_make_request(h, 0, &raw, &len);
     h_submit_raw(h, raw, len, 1u);
     h_run(h);
-    assert_int_equal(h->nreq[1], 1);
+    h_submit(h, 0, 1u);   /* the client's next request executes too */
+    h_run(h);
+    assert_int_equal(h->nreq[1], 2);
     sy_bytes one = { raw, (uint32_t)len };
     uint8_t *batch;
     size_t blen;
     assert_int_equal(sy_batch_encode(&one, 1, &batch, &blen), SY_OK);
-    assert_int_equal(feed_pre_prepare(h, 2, batch, blen), SY_EFIELD);
+    assert_int_equal(feed_pre_prepare(h, 3, batch, blen), SY_EFIELD);
     free(batch);
+    free(raw);
+    h_free(h);
+}
+
+static void test_retransmitted_latest_request_is_ordered_again_for_its_reply(void **state)
+{
+    (void)state;
+    /* the replies were lost: the client retransmits to everyone; the
+     * request is ordered again so every replica's session replays the
+     * same cached reply (the state machine never executes it twice) */
+    harness *h = h_new(4, 1, false, 16, NULL);
+    uint8_t *raw;
+    size_t len;
+    h_make_request(h, 0, &raw, &len);
+    h_submit_raw(h, raw, len, 1u);
+    h_run(h);
+    assert_int_equal(h->applied[2], 1);
+    h_submit_raw(h, raw, len, 0xf);
+    h_run(h);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h->applied[i], 2);
+    /* and only once per retransmission burst */
+    h_submit_raw(h, raw, len, 0xf);
+    h_submit_raw(h, raw, len, 0xf);
+    h_run(h);
+    assert_true(h->applied[0] <= 4);
+    assert_int_equal(h->violations, 0);
     free(raw);
     h_free(h);
 }
@@ -449,7 +478,8 @@ int main(void)
         cmocka_unit_test(test_primary_batches_up_to_batch_max_after_the_delay),
         cmocka_unit_test(test_commit_evidence_is_a_quorum_of_verifiable_commit_signatures),
         cmocka_unit_test(test_backup_rejects_batch_with_forged_client_signature),
-        cmocka_unit_test(test_backup_rejects_batch_with_already_executed_request),
+        cmocka_unit_test(test_backup_rejects_batch_replaying_an_older_request),
+        cmocka_unit_test(test_retransmitted_latest_request_is_ordered_again_for_its_reply),
         cmocka_unit_test(test_pre_prepare_whose_digest_does_not_match_batch_is_dropped),
         cmocka_unit_test(test_messages_outside_the_water_marks_are_dropped_and_counted),
         cmocka_unit_test(test_prepare_with_bad_statement_signature_is_not_counted),

@@ -34,7 +34,7 @@ typedef struct {
 /* What a node's host made durable: hardstate, committed entries above the
  * last snapshot, the last snapshot (index | state digest blob). */
 typedef struct {
-    uint8_t hs[8192];
+    uint8_t hs[65536];
     size_t hs_len;
     sy_entry *ents;               /* data owned */
     size_t n, cap;
