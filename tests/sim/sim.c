@@ -200,6 +200,7 @@ static const char *kind_name(uint8_t k)
     case TR_GIVE_UP: return "client-gave-up";
     case TR_SNAPSHOT: return "snapshot";
     case TR_FAIL: return "CHECK-FAILED";
+    case TR_LOG_CUT: return "log-cut";
     default: return "?";
     }
 }
@@ -255,6 +256,10 @@ static void trace_fmt(const sim_trace_rec *r, char *buf, size_t cap)
     case TR_CRASH:
     case TR_RESTART:
         snprintf(eb, sizeof eb, " applied %" PRIu64, r->x);
+        extra = eb;
+        break;
+    case TR_LOG_CUT:
+        snprintf(eb, sizeof eb, " truncate-from %" PRIu64 " compact-to %" PRIu64, r->x, r->y);
         extra = eb;
         break;
     case TR_CLIENT_RETRY:
@@ -442,6 +447,22 @@ static void serve_reads(sim_world *w, sim_node *nd)
     }
 }
 
+/* engine.h: a node only reports commits of entries it has persisted, so a
+ * committed index must be in this node's durable log (or below its
+ * compaction point). The bytes may differ: an engine may keep its own
+ * framing in the log (Paxos stores the accepting ballot and the origin). */
+static void check_commit_durable(sim_world *w, sim_node *nd, const sy_entry *e)
+{
+    sy_txn t;
+    if (sy_txn_begin(nd->st, false, &t))
+        return;
+    sy_entry se;
+    if (sy_txn_entry(&t, e->index, &se) == SY_ENOTFOUND)
+        sim_fail(w, "durable-commit", "n%u committed index %" PRIu64 " which is not in its "
+                 "durable log", nd->id, e->index);
+    sy_txn_abort(&t);
+}
+
 /* Checks on one committed entry, once its application is durable: commit
  * order, agreement, validity of every request in it, exactly-once; then
  * replies to the clients whose requests this node received. */
@@ -455,8 +476,10 @@ static void check_and_reply(sim_world *w, sim_node *nd, const sy_committed *c,
         return;
     }
     sim_trace(w, TR_COMMIT, nd->id, UINT32_MAX, e->index, e->term, 0);
-    if (!nd->byz)
+    if (!nd->byz) {
         sim_check_commit(w, nd, e);
+        check_commit_durable(w, nd, e);
+    }
     if (w->stop)
         return;
     if (e->type == SY_ENTRY_NORMAL && !nd->byz) {
@@ -802,6 +825,8 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         finish(w, nd);
         return;
     }
+    if (rd->truncate_from || rd->compact_to)
+        sim_trace(w, TR_LOG_CUT, nd->id, UINT32_MAX, rd->truncate_from, rd->compact_to, 0);
     int rc = persist_and_apply(w, nd);
     if (rc) {
         sim_fail(w, "storage", "n%u storage write failed: %s (%s)", nd->id, sy_strerror(rc),
@@ -904,10 +929,13 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         if (w->o.byz[i].node == nd->id)
             cfg.test_behaviour = w->o.byz[i].behaviour;
     rc = w->o.ops->create(&cfg, boot, &nd->eng);
+    uint64_t lo = boot->n_entries ? boot->entries[0].index : 0;
+    uint64_t hi = boot->n_entries ? boot->entries[boot->n_entries - 1].index : 0;
     sy_storage_boot_free(&sb);
     if (rc) {
-        sim_fail(w, "engine-restart", "n%u engine refused to start from its disk: %s", nd->id,
-                 sy_strerror(rc));
+        sim_fail(w, "engine-restart", "n%u engine refused to start from its disk: %s (boot: "
+                 "snapshot %" PRIu64 ", entries %" PRIu64 "..%" PRIu64 ", applied %" PRIu64 ")",
+                 nd->id, sy_strerror(rc), nd->last_snap, lo, hi, nd->applied);
         nd->eng = NULL;
         return;
     }
