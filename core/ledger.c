@@ -59,6 +59,34 @@ int sy_ledger_reset(sy_txn *t, uint64_t height, const sy_digest *hash)
     return put_pos(t, "ledger_tip", height, hash);
 }
 
+/* Block record (version 2):
+ *   header = version u8 | height u64 | index u64 | term u64 | prev 32 |
+ *            batch digest 32 | results digest 32
+ *   hash   = BLAKE2b-256(header)                     the chain's identity
+ *   evidence_len u32 | evidence | batch_len u32 | batch
+ *   check  = BLAKE2b-256(everything before it)       storage integrity
+ * The hash leaves out the evidence on purpose: replicas commit the same
+ * batch with different (equally valid) certificates -- each PBFT replica
+ * keeps the quorum of COMMITs it happened to collect, each Raft node signs
+ * its own commit record -- and the chain must be identical everywhere so
+ * replicas can compare ledger heads and checkpoint snapshots that carry the
+ * tip. The batch is bound through its digest. The evidence is
+ * self-authenticating (signatures) and checked by the verifier's callback;
+ * its bytes are covered by `check` against bit rot. */
+static void header_hash(const sy_ledger_block *blk, sy_digest *out)
+{
+    uint8_t h[HDR_LEN];
+    size_t o = 0;
+    h[o++] = SY_LEDGER_VERSION;
+    sy_put_u64be(h + o, blk->height); o += 8;
+    sy_put_u64be(h + o, blk->index); o += 8;
+    sy_put_u64be(h + o, blk->term); o += 8;
+    memcpy(h + o, blk->prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(h + o, blk->batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(h + o, blk->results_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    sy_hash(h, o, out);
+}
+
 int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
                      const sy_digest *results_digest, sy_bytes evidence,
                      sy_ledger_block *out)
@@ -68,7 +96,7 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
     int rc = sy_ledger_tip(t, &tip, &prev);
     if (rc)
         return rc;
-    size_t len = HDR_LEN + 4 + evidence.len + 4 + batch.len + SY_DIGEST_LEN;
+    size_t len = HDR_LEN + SY_DIGEST_LEN + 4 + evidence.len + 4 + batch.len + SY_DIGEST_LEN;
     uint8_t *b = malloc(len);
     if (!b)
         return SY_ENOMEM;
@@ -77,6 +105,7 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
         .results_digest = *results_digest, .evidence = evidence, .batch = batch,
     };
     sy_hash(batch.p, batch.len, &blk.batch_digest);
+    header_hash(&blk, &blk.hash);
     size_t o = 0;
     b[o++] = SY_LEDGER_VERSION;
     sy_put_u64be(b + o, blk.height); o += 8;
@@ -85,6 +114,7 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
     memcpy(b + o, prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(b + o, blk.batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(b + o, results_digest->b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, blk.hash.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     sy_put_u32be(b + o, evidence.len); o += 4;
     if (evidence.len)
         memcpy(b + o, evidence.p, evidence.len);
@@ -93,8 +123,9 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
     if (batch.len)
         memcpy(b + o, batch.p, batch.len);
     o += batch.len;
-    sy_hash(b, o, &blk.hash);
-    memcpy(b + o, blk.hash.b, SY_DIGEST_LEN);
+    sy_digest check;
+    sy_hash(b, o, &check);
+    memcpy(b + o, check.b, SY_DIGEST_LEN);
     uint8_t key[8];
     sy_put_u64be(key, blk.height);
     rc = sy_txn_put(t, SY_TBL_LEDGER, key, 8, b, len);
@@ -120,12 +151,13 @@ int sy_ledger_get(sy_txn *t, uint64_t height, sy_ledger_block *out)
     if (rc)
         return rc;
     const char *what = "is truncated";
-    if (v.len < HDR_LEN + 8 + SY_DIGEST_LEN)
+    if (v.len < HDR_LEN + SY_DIGEST_LEN + 8 + SY_DIGEST_LEN)
         goto bad;
     size_t body = v.len - SY_DIGEST_LEN;
-    sy_hash(v.p, body, &out->hash);
-    what = "failed its hash check";
-    if (memcmp(out->hash.b, v.p + body, SY_DIGEST_LEN) != 0)
+    sy_digest check;
+    sy_hash(v.p, body, &check);
+    what = "failed its checksum";
+    if (memcmp(check.b, v.p + body, SY_DIGEST_LEN) != 0)
         goto bad;
     what = "has an unknown version";
     if (v.p[0] != SY_LEDGER_VERSION)
@@ -137,6 +169,11 @@ int sy_ledger_get(sy_txn *t, uint64_t height, sy_ledger_block *out)
     memcpy(out->prev.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(out->batch_digest.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(out->results_digest.b, v.p + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    header_hash(out, &out->hash);
+    what = "failed its hash check";
+    if (memcmp(out->hash.b, v.p + o, SY_DIGEST_LEN) != 0)
+        goto bad;
+    o += SY_DIGEST_LEN;
     what = "is malformed";
     uint32_t el = sy_get_u32be(v.p + o); o += 4;
     if (el > body - o || body - o - el < 4)

@@ -12,9 +12,13 @@
  * been compacted: anyone with the cluster's public keys can re-check every
  * request signature without trusting the node that stored it.
  *
- * Block hash = BLAKE2b-256 over the block's encoding up to the hash (see
- * docs/storage.md). Reading a block recomputes it; a mismatch is
- * SY_ECORRUPT naming the height. */
+ * Block hash = BLAKE2b-256 over the block's header (height, index, term,
+ * prev, batch digest, results digest) -- not over the evidence, which
+ * differs between replicas that committed the same batch with different
+ * valid certificates; so every correct replica has the same chain and the
+ * same ledger head. A separate checksum over the whole stored record
+ * (evidence and batch included) catches bit rot. Reading a block checks
+ * both; a mismatch is SY_ECORRUPT naming the height. See docs/storage.md. */
 #ifndef SY_LEDGER_H
 #define SY_LEDGER_H
 
@@ -23,7 +27,7 @@
 #include "core/storage.h"
 #include "core/envelope.h"
 
-#define SY_LEDGER_VERSION 1
+#define SY_LEDGER_VERSION 2
 #define SY_LEDGER_WHY 256
 
 typedef struct sy_ledger_block {
