@@ -26,6 +26,10 @@ static void usage(FILE *f)
             "SIGTERM or SIGINT stops it cleanly; after a crash it recovers from its\n"
             "data directory alone.\n"
             "\n"
+            "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
+            "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
+            "                         fake-prepared bad-new-view flood\n"
+            "\n"
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
 }
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SYNOD_EXTRA_PKGS="clang" bash scripts/deps.sh
 jobs=$(nproc)
 build=${SYNOD_TEST_BUILD:-build-test}
-cmake -S . -B "$build" -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B "$build" -DSYNOD_SANITIZE=ON -DSYNOD_TESTING=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

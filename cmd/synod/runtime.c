@@ -21,6 +21,7 @@
 #include "core/storage.h"
 #include "crypto/sy_err.h"
 #include "net/transport.h"
+#include "bft/pbft/pbft.h"
 
 #define RT_MAX_EVENTS 256          /* events taken per wait */
 #define RT_MAX_PENDING 65536u      /* client requests waiting for their commit */
@@ -711,14 +712,27 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_cfg;
     }
+    uint32_t behaviour = 0;
     if (o->byzantine) {
 #ifdef SYNOD_TESTING
-        fprintf(stderr, "synod: --byzantine is not supported by the %s engine yet\n", proto);
+        if (r->cluster.protocol != SY_PROTO_PBFT) {
+            fprintf(stderr, "synod: --byzantine needs protocol pbft; %s is %s\n", r->cluster.path, proto);
+            code = 2;
+            goto out_cfg;
+        }
+        if (sy_pbft_behaviour_from_name(o->byzantine, &behaviour) != SY_OK ||
+            behaviour == SY_PBFT_TWINS) {
+            fprintf(stderr, "synod: unknown --byzantine behaviour '%s' (silent, equivocate, skip-seq, "
+                            "bad-sig, replay, wrong-digest, fake-prepared, bad-new-view, flood)\n",
+                    o->byzantine);
+            code = 2;
+            goto out_cfg;
+        }
 #else
         fprintf(stderr, "synod: --byzantine exists only in test builds (cmake -DSYNOD_TESTING=ON)\n");
-#endif
         code = 2;
         goto out_cfg;
+#endif
     }
     snprintf(r->m.protocol, sizeof r->m.protocol, "%s", proto);
     sy_signer_ed25519(&r->signer, r->ncfg.seckey);
@@ -758,6 +772,9 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     sy_cluster_engine_cfg(&r->cluster, r->ncfg.id, &r->ecfg);
     r->ecfg.signer = &r->signer;
     r->ecfg.verifier = &r->verifier;
+    r->ecfg.test_behaviour = behaviour;
+    if (behaviour)
+        SY_WARN(&r->log, "TEST BUILD: running as a Byzantine replica (%s)", o->byzantine);
     randombytes_buf(&r->ecfg.rng_seed, sizeof r->ecfg.rng_seed);
     rc = r->ops->create(&r->ecfg, &boot.boot, &r->eng);
     sy_storage_boot_free(&boot);
