@@ -257,11 +257,6 @@ int main(int argc, char **argv)
                     o.nodes - 1);
             return 2;
         }
-        if (o.byz[i].behaviour == 10) {
-            fprintf(stderr, "synod-sim: --byzantine twins is not supported by the simulator "
-                    "yet\n");
-            return 2;
-        }
     }
     uint32_t minn = bft ? 4 : 1;
     if (o.nodes < minn) {

@@ -139,8 +139,13 @@ void sim_client_event(sim_world *w, sim_client *c, uint64_t gen)
         next_op_later(w, c);
         return;
     }
-    if (!c->redirect) /* a timeout: try the next node */
+    if (w->bft) {
+        /* a new round: replicas that answered may have moved on since (a
+         * read needs q replies from one state), so ask everyone again */
+        memset(c->have, 0, sizeof c->have);
+    } else if (!c->redirect) { /* a timeout: try the next node */
         c->target = (c->target + 1) % w->n;
+    }
     c->redirect = false;
     w->st->ops_retries++;
     sim_trace(w, TR_CLIENT_RETRY, c->id, c->target, c->req_no, c->attempts, 0);

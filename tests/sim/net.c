@@ -51,11 +51,16 @@ void sim_net_send(sim_world *w, uint32_t from, uint32_t to, uint8_t type, const 
     }
     if (peer)
         lat += w->clog_ms[from][to];
-    deliver_copy(w, from, to, data, len, lat);
+    /* events name the receiving host: a twin answers for its sibling's id
+     * to the nodes on its side */
+    uint32_t host = to;
+    if (peer && w->twin_of[to] != UINT32_MAX && w->twin_side[from])
+        host = w->twin_of[to];
+    deliver_copy(w, from, host, data, len, lat);
     if (faulty && (fl & SY_FAULT_DUP) && sy_rng_below(&w->rng, 100) < 3) {
         w->st->msgs_duplicated++;
         sim_trace(w, TR_DUP, from, to, type, 0, 0);
-        deliver_copy(w, from, to, data, len, lat + sy_rng_below(&w->rng, 50));
+        deliver_copy(w, from, host, data, len, lat + sy_rng_below(&w->rng, 50));
     }
 }
 
@@ -193,7 +198,7 @@ void sim_net_calm(sim_world *w)
     w->calm = true;
     w->calm_at = w->now;
     sim_net_heal(w, w->part_gen);
-    for (uint32_t i = 0; i < w->n && !w->stop; i++) {
+    for (uint32_t i = 0; i < w->n_hosts && !w->stop; i++) {
         sim_node *nd = &w->nodes[i];
         if (!nd->up)
             sim_node_restart(w, nd);

@@ -320,13 +320,13 @@ static void report_failure(sim_world *w)
         trace_fmt(&w->trace[i % SIM_TRACE], line, sizeof line);
         fprintf(out, "    %s\n", line);
     }
-    for (uint32_t i = 0; i < w->n; i++) {
+    for (uint32_t i = 0; i < w->n_hosts; i++) {
         const sim_node *nd = &w->nodes[i];
         sy_engine_status es = { 0 };
         if (nd->up && nd->eng)
             w->o.ops->status(nd->eng, &es);
-        fprintf(out, "  n%u: %s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
-                     "\n", i, nd->up ? "up" : "down", nd->paused ? " paused" : "",
+        fprintf(out, "  n%u%s: %s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
+                     "\n", nd->id, i >= w->n ? " (twin)" : "", nd->up ? "up" : "down", nd->paused ? " paused" : "",
                 sy_role_name(es.role), es.term, es.commit_index, nd->applied);
     }
 }
@@ -370,7 +370,7 @@ static void schedule_tick(sim_world *w, sim_node *nd)
     if (nd->tick_gen && nd->tick_at == g)
         return;
     nd->tick_at = g;
-    sim_schedule(w, g, EV_TICK, nd->id, UINT32_MAX, ++nd->tick_gen, NULL, 0);
+    sim_schedule(w, g, EV_TICK, nd->host, UINT32_MAX, ++nd->tick_gen, NULL, 0);
 }
 
 static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no, int status,
@@ -793,7 +793,7 @@ static void finish(sim_world *w, sim_node *nd)
     schedule_tick(w, nd);
     if ((nd->in_n || ckpt) && !nd->pump_queued) {
         nd->pump_queued = true;
-        sim_schedule(w, w->now, EV_PUMP, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+        sim_schedule(w, w->now, EV_PUMP, nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
     }
 }
 
@@ -843,7 +843,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         if (sy_rng_below(&w->rng, 20) == 0)
             lat += sy_rng_range(&w->rng, 50, 200);  /* a slow fsync */
     }
-    sim_schedule(w, w->now + lat, EV_DISK_DONE, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+    sim_schedule(w, w->now + lat, EV_DISK_DONE, nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
 }
 
 void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, size_t len)
@@ -861,7 +861,7 @@ void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, si
     nd->in_n++;
     if (!nd->pump_queued) {
         nd->pump_queued = true;
-        sim_schedule(w, w->now, EV_PUMP, nd->id, UINT32_MAX, nd->incarnation, NULL, 0);
+        sim_schedule(w, w->now, EV_PUMP, nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
     }
 }
 
@@ -926,7 +926,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     uint64_t x = w->o.seed ^ (0x1000193ull * (nd->id + 1)) ^ (nd->incarnation << 40);
     cfg.rng_seed = sy_rng_splitmix(&x);
     for (uint32_t i = 0; i < w->o.n_byz; i++)
-        if (w->o.byz[i].node == nd->id)
+        if (w->o.byz[i].node == nd->id && w->o.byz[i].behaviour != SY_SIM_TWINS)
             cfg.test_behaviour = w->o.byz[i].behaviour;
     rc = w->o.ops->create(&cfg, boot, &nd->eng);
     uint64_t lo = boot->n_entries ? boot->entries[0].index : 0;
@@ -1003,14 +1003,14 @@ static bool all_caught_up(const sim_world *w)
 
 static void dispatch(sim_world *w, sim_event *ev)
 {
-    sim_node *nd = ev->a < w->n ? &w->nodes[ev->a] : NULL;
+    sim_node *nd = ev->a < w->n_hosts ? &w->nodes[ev->a] : NULL;
     switch (ev->kind) {
     case EV_DELIVER:
         if (sim_is_client(ev->b)) {
             uint32_t ci = ev->b - SY_CLIENT_ID_BASE;
             if (ci < w->n_clients)
                 sim_client_deliver(w, &w->clients[ci], ev->data, ev->len);
-        } else if (ev->b < w->n) {
+        } else if (ev->b < w->n_hosts) {
             w->st->msgs_delivered++;
             sim_node_input(w, &w->nodes[ev->b], ev->a, ev->data, ev->len);
             ev->data = NULL;
@@ -1068,7 +1068,7 @@ static void dispatch(sim_world *w, sim_event *ev)
 
 static void world_free(sim_world *w)
 {
-    for (uint32_t i = 0; i < w->n; i++) {
+    for (uint32_t i = 0; i < w->n_hosts; i++) {
         sim_node *nd = &w->nodes[i];
         if (nd->eng)
             w->o.ops->destroy(nd->eng);
@@ -1151,6 +1151,7 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
     for (uint32_t i = 0; i < w->n; i++) {
         sim_node *nd = &w->nodes[i];
         nd->id = i;
+        nd->host = i;
         for (uint32_t k = 0; k < o->n_byz; k++)
             nd->byz |= o->byz[k].node == i && o->byz[k].behaviour != 0 &&
                        o->byz[k].behaviour < SY_SIM_MUTANT_BASE;
@@ -1184,7 +1185,31 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         }
         st->skewed_nodes = w->n;
     }
-    for (uint32_t i = 0; i < w->n && !w->stop; i++)
+    w->n_hosts = w->n;
+    for (uint32_t i = 0; i < SY_SIM_MAX_NODES; i++)
+        w->twin_of[i] = UINT32_MAX;
+    for (uint32_t k = 0; k < o->n_byz; k++) {
+        uint32_t id = o->byz[k].node;
+        if (o->byz[k].behaviour != SY_SIM_TWINS || id >= w->n || w->twin_of[id] != UINT32_MAX)
+            continue;
+        sim_node *tw = &w->nodes[w->n_hosts];
+        tw->id = id;
+        tw->host = w->n_hosts;
+        tw->byz = true;
+        tw->signer = w->nodes[id].signer;   /* same identity, same key */
+        tw->last_role = SY_ROLE_FOLLOWER;
+        rc = SY_ENOMEM;
+        tw->inbox = calloc(SIM_INBOX_MAX, sizeof *tw->inbox);
+        if (!tw->inbox)
+            goto out_free;
+        sy_storage_mem_opts mo = { .manual_sync = true };
+        if ((rc = sy_storage_mem_new(&mo, &tw->st)) || (rc = sy_kv_init(&tw->kvm, tw->st, &w->envo, 0)))
+            goto out_free;
+        w->twin_of[id] = w->n_hosts++;
+        for (uint32_t j = 0; j < w->n; j++)
+            w->twin_side[j] = j != id && sy_rng_below(&w->rng, 2);
+    }
+    for (uint32_t i = 0; i < w->n_hosts && !w->stop; i++)
         sim_node_restart(w, &w->nodes[i]);
     sim_client_start(w);
     if (o->faults & (SY_FAULT_PARTITION | SY_FAULT_CRASH | SY_FAULT_PAUSE | SY_FAULT_DISK))

@@ -50,6 +50,9 @@ const char *sy_sim_fault_name(uint32_t bit);
  * with a planted bug, which the checks must catch, so they stay in every
  * check. Codes below it (1..) are Byzantine: the checks skip those nodes. */
 #define SY_SIM_MUTANT_BASE 100u
+/* "twins": the simulator runs a second, honest engine with the same
+ * identity; half of the other nodes talk to one twin, half to the other. */
+#define SY_SIM_TWINS 10u
 
 typedef struct sy_sim_byz {
     uint32_t node;

@@ -93,7 +93,8 @@ typedef struct {
 } sim_ledger_head;
 
 typedef struct sim_node {
-    uint32_t id;
+    uint32_t id;              /* node id on the wire (a twin shares its sibling's) */
+    uint32_t host;            /* index in sim_world.nodes: event routing */
     bool byz;                 /* runs a Byzantine behaviour: checks skip it */
     bool up, paused, busy, pump_queued;
     uint64_t incarnation;
@@ -175,7 +176,10 @@ typedef struct sim_world {
     sy_pubkey client_keys[SY_SIM_MAX_CLIENTS];
     sy_directory dir;
     sy_env_opts envo;
-    sim_node nodes[SY_SIM_MAX_NODES];
+    sim_node nodes[SY_SIM_MAX_NODES + SY_SIM_MAX_BYZ];
+    uint32_t n_hosts;         /* n plus twins */
+    uint32_t twin_of[SY_SIM_MAX_NODES];  /* host index of id's twin, or UINT32_MAX */
+    bool twin_side[SY_SIM_MAX_NODES];    /* true: this node talks to the twin */
     sim_client clients[SY_SIM_MAX_CLIENTS];
     uint32_t n_clients;
     uint32_t issued;          /* ops started */
