@@ -185,8 +185,8 @@ int main(int argc, char **argv)
             if (!parse_u64(val, &seeds) || seeds < 1)
                 return usage_error("--seeds wants a count >= 1, got '%s'", val);
         } else if (strcmp(a, "--requests") == 0) {
-            if (!parse_u64(val, &v) || v < 1 || v > 1000000)
-                return usage_error("--requests wants 1..1000000, got '%s'", val);
+            if (!parse_u64(val, &v) || v < 1 || v > 100000)
+                return usage_error("--requests wants 1..100000, got '%s'", val);
             o.requests = (uint32_t)v;
         } else if (strcmp(a, "--clients") == 0) {
             if (!parse_u64(val, &v) || v < 1 || v > SY_SIM_MAX_CLIENTS)

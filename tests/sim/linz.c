@@ -15,6 +15,7 @@
 #include "crypto/sy_err.h"
 
 #define LINZ_DEFAULT_STEPS 10000000ull
+#define LINZ_MAX_MEMO_BYTES (512ull << 20) /* past this the verdict is unknown */
 
 typedef struct {
     uint8_t *p;
@@ -443,6 +444,10 @@ static int check_partition(const pop *ops, size_t n, uint64_t *budget, int *verd
                 rc = memo_add(&m, rec, &added);
                 if (rc)
                     break;
+                if ((uint64_t)m.n * words * 8 > LINZ_MAX_MEMO_BYTES) {
+                    *verdict = SY_LINZ_UNKNOWN;
+                    break;
+                }
                 if (added) {
                     stack[depth++] = (frame){ .call = cur, .state = state };
                     state = ns;

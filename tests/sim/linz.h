@@ -14,7 +14,8 @@
  * (linearizing it last is the same as never).
  *
  * The search is exponential in the worst case, so it is bounded: past
- * max_steps the verdict is SY_LINZ_UNKNOWN rather than a hang.
+ * max_steps (or 512 MiB of memo table) the verdict is SY_LINZ_UNKNOWN rather
+ * than a hang.
  *
  * Times are opaque ordered integers chosen by the caller (the simulator uses
  * simulated time scaled with an event sequence, so ties never hide order).
