@@ -193,6 +193,20 @@ void sim_net_fault(sim_world *w)
                  NULL, 0);
 }
 
+bool sim_crash_after_fsync(sim_world *w, sim_node *nd)
+{
+    if (!(w->o.faults & SY_FAULT_DISK) || w->calm || nd->host >= w->n ||
+        faulty_nodes(w) >= w->budget || sy_rng_below(&w->rng, 50) != 0)
+        return false;
+    /* the write is durable, but the process dies before it sends a thing */
+    sy_storage_mem_sync(nd->st);
+    nd->txn_pending = false;
+    sim_node_crash(w, nd);
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 5, 1000), EV_RESTART, nd->host, UINT32_MAX,
+                 nd->incarnation, NULL, 0);
+    return true;
+}
+
 void sim_net_calm(sim_world *w)
 {
     w->calm = true;

@@ -1032,6 +1032,8 @@ static void dispatch(sim_world *w, sim_event *ev)
         if (nd && nd->up && nd->busy && ev->gen == nd->incarnation) {
             if (nd->paused) /* the fsync finished but the process is stopped */
                 sim_schedule(w, w->now + 10, EV_DISK_DONE, ev->a, UINT32_MAX, ev->gen, NULL, 0);
+            else if (sim_crash_after_fsync(w, nd))
+                break;
             else
                 finish(w, nd);
         }

@@ -228,6 +228,9 @@ void sim_net_send(sim_world *w, uint32_t from, uint32_t to, uint8_t type, const 
 void sim_net_fault(sim_world *w);        /* EV_FAULT */
 void sim_net_heal(sim_world *w, uint64_t gen);
 void sim_net_calm(sim_world *w);         /* EV_CALM */
+/* disk fault: sometimes crash a node whose fsync just completed, before it
+ * sends anything; true if it did (the node is down). */
+bool sim_crash_after_fsync(sim_world *w, sim_node *nd);
 bool sim_is_client(uint32_t id);
 
 /* client.c */
