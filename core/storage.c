@@ -146,7 +146,7 @@ int sy_txn_meta_put(sy_txn *t, const char *name, const void *v, size_t vl)
 
 int sy_txn_meta_get_u64(sy_txn *t, const char *name, uint64_t *out)
 {
-    sy_bytes v;
+    sy_bytes v = {0};
     int rc = sy_txn_meta_get(t, name, &v);
     if (rc == SY_ENOTFOUND) {
         *out = 0;
@@ -173,12 +173,12 @@ static int log_base(sy_txn *t, uint64_t *base) { return sy_txn_meta_get_u64(t, "
 
 int sy_txn_log_bounds(sy_txn *t, uint64_t *first, uint64_t *last)
 {
-    uint64_t base;
+    uint64_t base = 0;
     int rc = log_base(t, &base);
     if (rc)
         return rc;
     *first = base + 1;
-    sy_bytes k, v;
+    sy_bytes k = {0}, v = {0};
     rc = sy_txn_last(t, SY_TBL_LOG, &k, &v);
     if (rc == SY_ENOTFOUND) {
         *last = base;
@@ -228,7 +228,7 @@ int sy_txn_entry(sy_txn *t, uint64_t index, sy_entry *e)
                                (unsigned long long)index, (unsigned long long)last);
     uint8_t key[8];
     sy_put_u64be(key, index);
-    sy_bytes v;
+    sy_bytes v = {0};
     rc = sy_txn_get(t, SY_TBL_LOG, key, 8, &v);
     if (rc == SY_ENOTFOUND)
         return sy_storage_fail(t->s, SY_ECORRUPT, "log entry %llu missing inside [%llu, %llu]",
@@ -249,7 +249,7 @@ static int log_delete_range(sy_txn *t, uint64_t lo, uint64_t hi)
 {
     uint8_t key[8];
     for (;;) {
-        sy_bytes k, v;
+        sy_bytes k = {0}, v = {0};
         sy_put_u64be(key, lo);
         int rc = sy_txn_seek(t, SY_TBL_LOG, key, 8, false, &k, &v);
         if (rc == SY_ENOTFOUND)
@@ -349,7 +349,7 @@ int sy_txn_append(sy_txn *t, const sy_entry *e, size_t n)
 
 int sy_txn_compact(sy_txn *t, uint64_t upto)
 {
-    uint64_t base;
+    uint64_t base = 0;
     int rc = log_base(t, &base);
     if (rc)
         return rc;
@@ -379,7 +379,7 @@ static int put_snap_meta(sy_txn *t, uint64_t index, uint64_t term, const sy_memb
 
 static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members *m)
 {
-    sy_bytes v;
+    sy_bytes v = {0};
     memset(m, 0, sizeof *m);
     *index = *term = 0;
     int rc = sy_txn_meta_get(t, "snap", &v);
@@ -518,7 +518,7 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
     if (rc)
         return rc;
     sy_engine_boot *b = &out->boot;
-    sy_bytes v;
+    sy_bytes v = {0};
     rc = sy_txn_meta_get(&t, "hardstate", &v);
     if (rc == SY_OK) {
         if ((rc = dup_bytes(v, &out->hardstate)))
