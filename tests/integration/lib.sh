@@ -7,8 +7,10 @@ TMPROOT=${SYNOD_TMP:-/tmp}
 mkdir -p "$TMPROOT"
 T_NAME=$(basename "$0" .sh)
 T_DIR=$(mktemp -d "$TMPROOT/$T_NAME.XXXXXX")
-# 300 ports per cluster (peer, client, metrics); spread tests apart.
-T_BASE=$(( 21000 + ( ( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) + $$ ) % 120 ) * 300 ))
+# 300 ports per cluster (peer, client, metrics), spread tests apart, kept
+# below the kernel's ephemeral range (32768+) so outgoing connections
+# cannot have taken them.
+T_BASE=$(( 10000 + ( ( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) + $$ ) % 70 ) * 300 ))
 declare -A T_PIDS=()
 T_FAILS=0
 T_PASSES=0
