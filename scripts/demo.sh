@@ -45,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-BASE=$((17000 + RANDOM % 200 * 10))
+BASE=$((17000 + RANDOM % 150 * 100))  # below the ephemeral port range (32768+)
 say "generating a $N-node $PROTO cluster with synod-keys in $DIR"
 "$BIN/synod-keys" cluster --protocol "$PROTO" --nodes "$N" --base-port "$BASE" --clients 8 --out "$DIR"
 # compact often so the restarted node catches up from a snapshot
