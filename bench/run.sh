@@ -242,7 +242,7 @@ run_case() {
 for proto in "${PROTOS[@]}"; do
   n=3; [ "$proto" = pbft ] && n=4
   dir=$WORK/$proto
-  echo "## $proto n=$n"
+  echo "## $proto n=$n (load $(cut -d' ' -f1 /proc/loadavg))"
   if ! start_cluster "$proto" "$n" "$dir"; then
     FAILS+=("$proto: synod-keys cluster failed"); continue
   fi
@@ -274,7 +274,7 @@ if [ -n "$ETCD" ]; then
   [ -x "$ETCD_SH" ] || ETCD_SH=/work/shared/bench/etcd/etcd_bench.sh
   for c in "${CLS[@]}"; do
     th=2; [ "$c" -lt 2 ] && th=1
-    echo "## etcd 3 members, $c connections"
+    echo "## etcd 3 members, $c connections (load $(cut -d' ' -f1 /proc/loadavg))"
     line=$(DUR=$DURATION REPS=${ETCD_REPS:-1} CONNS=$c THREADS=$th CHECKPERF= KINDS=put QUIET_MAX=20 \
            DATA=$WORK/etcd bash "$ETCD_SH" 3 2>&1 | tee "$WORK/etcd-c$c.log" | grep '^etcd3 put:')
     if [ -z "$line" ]; then
@@ -283,7 +283,8 @@ if [ -n "$ETCD" ]; then
     fi
     echo "  $line"
     # etcd3 put: N ops/s p50 X ms p99 Y ms ...
-    ETCD_RES+=("$c $(awk '{print $3, $6, $9}' <<<"$line")")
+    noisy=clean; grep -q ALL-NOISY <<<"$line" && noisy=NOISY
+    ETCD_RES+=("$c $(awk '{print $3, $6, $9}' <<<"$line") $noisy")
   done
 fi
 
@@ -341,8 +342,17 @@ echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures 
 if [ ${#ETCD_RES[@]} -gt 0 ]; then
   echo
   echo "## etcd 3.4, 3 members, same machine (wrk over the JSON gateway, put, 16 B keys, 100 B values)"
-  printf '%7s %8s %8s %8s\n' clients ops/s p50_ms p99_ms
-  for r in "${ETCD_RES[@]}"; do printf '%7s %8s %8s %8s\n' $r; done
+  printf '%7s %8s %8s %8s %7s   %s\n' clients ops/s p50_ms p99_ms machine "raft n=3 ops/s (ratio to etcd)"
+  for r in "${ETCD_RES[@]}"; do
+    set -- $r
+    rr=-
+    for x in "${RESULTS[@]}"; do
+      set -- $x
+      [ "$1" = raft ] && [ "$3" = "${r%% *}" ] && rr=$(awk -v a="$4" -v e="$(cut -d' ' -f2 <<<"$r")" 'BEGIN{printf "%d (%.2fx)", a, (e > 0 ? a / e : 0)}')
+    done
+    printf '%7s %8s %8s %8s %7s   %s\n' $r "$rr"
+  done
+  echo "machine NOISY: etcd_bench.sh saw other processes using over 20% of a core during the run"
 fi
 if [ ${#MEMSER[@]} -gt 0 ]; then
   echo
