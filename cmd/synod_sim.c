@@ -246,6 +246,13 @@ int main(int argc, char **argv)
         return 2;
     }
     bool bft = strcmp(o.protocol, "pbft") == 0;
+#ifndef SYNOD_TESTING
+    if (o.n_byz) {
+        fprintf(stderr, "synod-sim: --byzantine needs a test build: Byzantine behaviours are "
+                "compiled out (reconfigure with -DSYNOD_TESTING=ON)\n");
+        return 2;
+    }
+#endif
     if (o.n_byz && !bft) {
         fprintf(stderr, "synod-sim: --byzantine needs --protocol pbft (%s tolerates crash "
                 "faults only)\n", o.protocol);

@@ -6,7 +6,8 @@
 #   scripts/sim-sweep.sh --protocol raft --seeds 10000 [--faults all] [--nodes 5]
 #                        [--start S] [--requests R] [--jobs J] [-- extra synod-sim args]
 #
-# Environment: SYNOD_SIM_BUILD (default build-sim) is the build directory;
+# Environment: SYNOD_SIM_BUILD (default build-sim) is the build directory
+# (configured with SYNOD_TESTING=ON so --byzantine behaviours exist);
 # SYNOD_SIM_SANITIZE=ON builds with ASan/UBSan (slower, catches memory bugs).
 # Exit: 0 all seeds passed, 1 some seed failed, 2 usage error.
 set -euo pipefail
@@ -39,7 +40,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   # normal Debug builds enforce, not something a sweep should stop on.
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_C_FLAGS="-Wno-format-truncation" \
-        -DSYNOD_SANITIZE="${SYNOD_SIM_SANITIZE:-OFF}" >/dev/null
+        -DSYNOD_SANITIZE="${SYNOD_SIM_SANITIZE:-OFF}" -DSYNOD_TESTING=ON >/dev/null
 fi
 cmake --build "$build" -j"$(nproc)" --target synod-sim >/dev/null
 sim="$build/bin/synod-sim"
