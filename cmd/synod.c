@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <nng/nng.h>
 #include "cmd/synod/runtime.h"
 #include "core/log.h"
 
@@ -66,5 +67,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return synod_run(&o, &g_stop);
+    int code = synod_run(&o, &g_stop);
+    nng_fini(); /* release NNG's global state before exit */
+    return code;
 }

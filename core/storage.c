@@ -440,6 +440,29 @@ int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
     return sy_txn_meta_put(t, "snapdata", data.p, data.len);
 }
 
+int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
+                          sy_bytes data)
+{
+    uint64_t first, last;
+    int rc = sy_txn_log_bounds(t, &first, &last);
+    if (rc)
+        return rc;
+    if (index > last)
+        return sy_storage_fail(t->s, SY_EINVAL,
+                               "local snapshot at %llu is past the last log index %llu",
+                               (unsigned long long)index, (unsigned long long)last);
+    /* The state machine applied exactly entries 1..index of this very log,
+     * so what lies above index is kept whatever terms it carries (a Paxos
+     * entry's stored ballot differs from the origin ballot it commits with;
+     * comparing them would wipe a durable suffix the engine still relies
+     * on). Entries up to index are covered by the snapshot. */
+    if (index >= first && (rc = sy_txn_compact(t, index)))
+        return rc;
+    if ((rc = put_snap_meta(t, index, term, m)))
+        return rc;
+    return sy_txn_meta_put(t, "snapdata", data.p, data.len);
+}
+
 int sy_txn_set_applied(sy_txn *t, uint64_t applied)
 {
     return sy_txn_meta_put_u64(t, "applied", applied);

@@ -155,6 +155,13 @@ int sy_txn_compact(sy_txn *t, uint64_t upto);
  * kept. */
 int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                         sy_bytes data);
+/* Records a snapshot this node took of its own state machine at `index`
+ * (applied from its own log): stores metadata and blob and compacts the log
+ * through index; every entry above index stays, whatever its term. Hosts
+ * use this for local snapshots and sy_txn_set_snapshot (via
+ * sy_txn_persist_ready) for snapshots installed from a peer. */
+int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
+                          sy_bytes data);
 int sy_txn_set_applied(sy_txn *t, uint64_t applied);
 int sy_txn_get_applied(sy_txn *t, uint64_t *applied);
 

@@ -92,9 +92,12 @@ static void link_cb(void *arg)
     int rv = nng_aio_result(l->aio);
     int st;
 
+    /* One critical section decides the next state: link_post must never
+     * see L_IDLE between a completed send and the receive chained to it,
+     * or it would reuse the aio while the receive is being started. */
     pthread_mutex_lock(&c->mu);
     st = l->state;
-    l->state = L_IDLE;
+    l->state = (st == L_SEND && rv == 0) ? L_RECV : L_IDLE;
     pthread_mutex_unlock(&c->mu);
     if (st == L_SEND) {
         if (rv != 0) {
@@ -103,9 +106,6 @@ static void link_cb(void *arg)
                 nng_msg_free(m);
             return;
         }
-        pthread_mutex_lock(&c->mu);
-        l->state = L_RECV;
-        pthread_mutex_unlock(&c->mu);
         nng_recv_aio(l->sock, l->aio);
         return;
     }
@@ -324,14 +324,19 @@ void sy_client_close(sy_client *c)
 {
     if (!c)
         return;
+    /* Stop the aios first: nng_aio_stop waits for a running callback and
+     * makes any re-arm it attempts fail, so nothing is outstanding on a
+     * socket when it closes. Closing first could hang in nng_close (seen
+     * with a send still waiting for a pipe to a dead node). */
+    for (uint32_t i = 0; c->links && i < c->n; i++)
+        if (c->links[i].aio)
+            nng_aio_stop(c->links[i].aio);
     for (uint32_t i = 0; c->links && i < c->n; i++)
         if (c->links[i].open)
             nng_close(c->links[i].sock);
     for (uint32_t i = 0; c->links && i < c->n; i++)
-        if (c->links[i].aio) {
-            nng_aio_stop(c->links[i].aio);
+        if (c->links[i].aio)
             nng_aio_free(c->links[i].aio);
-        }
     if (c->inbox)
         inbox_clear(c);
     free(c->inbox);

@@ -10,6 +10,7 @@ build=${SYNOD_TEST_BUILD:-build-test}
 cmake -S . -B "$build" -DSYNOD_SANITIZE=ON -DSYNOD_TESTING=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$build" && ctest --output-on-failure -j"$jobs" ${SYNOD_CTEST_ARGS:-})
 

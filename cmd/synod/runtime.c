@@ -167,7 +167,7 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("synod_fsync_seconds_sum %.6f\nsynod_fsync_seconds_count %" PRIu64 "\n", m->fsync_sum,
          m->fsync_count);
     pthread_mutex_unlock(&r->m.mu);
-    sy_net_metrics_text(r->net, b);
+    /* the transport appends its own synod_net_* lines after ours */
 #undef EMIT
     return b->err;
 }
@@ -281,7 +281,7 @@ static int take_snapshot(rt *r, uint64_t index)
     for (uint32_t i = 0; i < r->cluster.n; i++)
         mem.voters[i] = i;
     if ((rc = sy_txn_begin(r->st, true, &t)) == SY_OK) {
-        rc = sy_txn_set_snapshot(&t, index, r->applied_term, &mem, (sy_bytes){blob, (uint32_t)len});
+        rc = sy_txn_local_snapshot(&t, index, r->applied_term, &mem, (sy_bytes){blob, (uint32_t)len});
         rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
     }
     if (rc == SY_OK) {

@@ -626,7 +626,7 @@ static void take_snapshot(sim_world *w, sim_node *nd)
         m.voters[i] = i;
     sy_txn t;
     if ((rc = sy_txn_begin(nd->st, true, &t)) == SY_OK) {
-        rc = sy_txn_set_snapshot(&t, nd->applied, nd->applied_term, &m,
+        rc = sy_txn_local_snapshot(&t, nd->applied, nd->applied_term, &m,
                                  (sy_bytes){ blob, (uint32_t)len });
         rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
     }
