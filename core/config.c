@@ -545,7 +545,10 @@ static int client_add(man_ctx *m, const char *name)
     }
     size_t i = c->n_clients++;
     memset(&c->clients[i], 0, sizeof c->clients[i]);
-    snprintf(c->clients[i].name, sizeof c->clients[i].name, "%s", name);
+    /* the caller checked the name's length; copy at most what fits */
+    size_t nl = strnlen(name, sizeof c->clients[i].name - 1);
+    memcpy(c->clients[i].name, name, nl);
+    c->clients[i].name[nl] = 0;
     c->clients[i].client_id = SY_CLIENT_ID_BASE + (uint32_t)i;
     m->client_seen[i] = 0;
     m->client_line[i] = m->src.lineno;

@@ -188,6 +188,8 @@ uint64_t pbft_batch_deadline(const pbft *p)
     return p->pending_since + p->cfg.batch_delay_ms;
 }
 
+#ifdef SYNOD_TESTING
+/* one statement to one replica: only the Byzantine behaviours need it */
 static void send_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq, const sy_digest *d,
                       const uint8_t *batch, size_t blen, uint32_t to)
 {
@@ -202,6 +204,7 @@ static void send_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq, const 
     pbft_sign_stmt(p, type, view, seq, d, &s->sig);
     pbft_send(p, to, &m);
 }
+#endif
 
 /* Primary: order a new batch at next_seq (sec. 4.2). */
 static void propose(pbft *p, uint8_t *batch, size_t blen, uint32_t n_reqs)
