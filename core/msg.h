@@ -64,6 +64,7 @@ enum sy_op_type {
 };
 #define SY_REQ_STALE_OK 0x1u    /* client accepts a possibly stale read */
 #define SY_CAS_EXPECT_ABSENT 0x2u
+#define SY_REQ_ORDERED 0x4u     /* read: order it through the log (PBFT fallback) */
 
 typedef struct {
     uint32_t client_id;   /* == envelope sender */

@@ -584,11 +584,10 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
 }
 
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
-                   sy_client_result *res)
+                   uint32_t need, sy_client_result *res)
 {
     sy_digest got[SY_MAX_NODES];
     bool have[SY_MAX_NODES];
-    uint32_t need = c->cfg->f + 1;
     uint64_t attempt_end;
     int rc;
 
@@ -677,9 +676,35 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
         goto err_free_frame;
     inbox_clear(c);
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
-    if (c->cfg->protocol == SY_PROTO_PBFT)
-        rc = run_bft(c, &frame, q->req_no, deadline, res);
-    else
+    if (c->cfg->protocol == SY_PROTO_PBFT) {
+        bool read = (op == SY_OP_GET || op == SY_OP_SCAN) && !(q->flags & SY_REQ_STALE_OK);
+        if (!read) {
+            /* ordered: f+1 matching replies include a correct replica's */
+            rc = run_bft(c, &frame, q->req_no, deadline, c->cfg->f + 1, res);
+        } else {
+            /* Read-only optimisation (Castro & Liskov 5.1.3): replicas answer
+             * from their executed state without ordering; only a quorum of
+             * matching replies is linearizable (it intersects every commit
+             * quorum in a correct replica). Without one in time -- replicas
+             * mid-execution disagree -- fall back to an ordered read. */
+            uint32_t n = c->cfg->n, f = c->cfg->f;
+            uint32_t quorum = (n + f + 1 + 1) / 2;
+            uint64_t fast = mono_ms() + 2u * c->opts.attempt_ms;
+            rc = run_bft(c, &frame, q->req_no, fast < deadline ? fast : deadline, quorum, res);
+            if (rc == SY_ETIMEOUT && mono_ms() < deadline) {
+                sy_client_result_free(res);
+                memset(res, 0, sizeof *res);
+                q->flags |= SY_REQ_ORDERED;
+                q->req_no = ++c->last_req;
+                sy_buf_reset(&frame);
+                rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
+                if (rc)
+                    goto err_free_frame;
+                inbox_clear(c);
+                rc = run_bft(c, &frame, q->req_no, deadline, f + 1, res);
+            }
+        }
+    } else
         rc = run_cft(c, &frame, q->req_no, deadline, res);
 err_free_frame:
     sy_buf_free(&frame);

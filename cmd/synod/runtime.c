@@ -461,7 +461,7 @@ static void handle_client_req(rt *r, sy_net_event *ev)
     const sy_client_req *q = &e->msg.u.req;
     uint64_t t = now_ms();
     r->m.requests++;
-    if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN)) {
+    if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN) && !(q->flags & SY_REQ_ORDERED)) {
         if (q->flags & SY_REQ_STALE_OK) {
             sy_kv_results res;
             if (sy_kv_read(&r->kv, q, &res) == SY_OK && res.n == 1) {
