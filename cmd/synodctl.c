@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "net/client.h"
 #include "core/config.h"
+#include "core/evidence.h"
 #include "core/engine.h"
 #include "core/ledger.h"
 #include "crypto/keyfile.h"
@@ -584,9 +585,12 @@ static int cmd_ledger_verify(const args *a)
     o.cluster_id = cfg.id;
     o.dir = &dir;
     o.verifier = &ver;
-    /* Commit evidence (PBFT certificates) is not checked here yet: only the
-     * chain, batch digests and every client request's signature. */
-    rc = sy_ledger_verify_dir(a->pos[2], &o, NULL, NULL, &height, why, sizeof why);
+    /* the chain, batch digests, every client request's signature, and each
+     * block's commit evidence against the manifest's node keys */
+    sy_evidence_ctx ev = {.protocol = cfg.protocol, .cluster_id = cfg.id,
+                          .node_keys = cfg.node_keys, .n = cfg.n, .f = cfg.f,
+                          .verifier = &ver};
+    rc = sy_ledger_verify_dir(a->pos[2], &o, sy_evidence_check, &ev, &height, why, sizeof why);
     sy_cluster_free(&cfg);
     if (rc != SY_OK) {
         fprintf(stderr, "synodctl: ledger verify %s: %s\n", a->pos[2],

@@ -1,0 +1,31 @@
+/* Checks the commit evidence stored with each ledger block against the
+ * cluster manifest's node keys, one format per protocol:
+ *   raft:  u32 BE node | sig over "SYRC" | u8 len | cluster | u64 term |
+ *          u64 index | u8 type | H(data)                 (docs/raft.md)
+ *   paxos: u32 BE node | sig over "SYPX" | u8 len | cluster | u64 ballot |
+ *          u64 slot | u8 type | H(data)                  (docs/paxos.md)
+ *   pbft:  [view, seq, digest, [[replica, sig]...]]: a quorum of distinct
+ *          replicas' COMMIT statements for (view, seq = index, digest =
+ *          H(batch))                                     (docs/pbft.md)
+ * Use sy_evidence_check as the sy_ledger_evidence_cb with a filled
+ * sy_evidence_ctx. Empty evidence is rejected: every node built by synod
+ * signs (only engine unit tests run without a signer). */
+#ifndef SY_EVIDENCE_H
+#define SY_EVIDENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/ledger.h"
+#include "crypto/crypto.h"
+
+typedef struct sy_evidence_ctx {
+    int protocol;                 /* enum sy_protocol (core/config.h) */
+    const char *cluster_id;
+    const sy_pubkey *node_keys;   /* n keys, borrowed */
+    uint32_t n, f;
+    const sy_verifier *verifier;
+} sy_evidence_ctx;
+
+int sy_evidence_check(void *ctx, const sy_ledger_block *b, char *why, size_t whylen);
+
+#endif
