@@ -303,7 +303,7 @@ if [ -n "$MEMORY" ]; then
       for ((i = 0; i < 3; i++)); do
         row+=" $(awk '/^RssAnon/{print $2}' "/proc/${NODE_PIDS[$i]}/status" 2>/dev/null || echo -)"
       done
-      st=$(ctl "$dir" status --json --timeout 1000 2>/dev/null)
+      st=$(ctl "$dir" status --json --timeout 3000 2>/dev/null)
       row+=" $(grep "\"node\": $leader," <<<"$st" | sed -E 's/.*"applied_index": ([0-9]+).*"snapshot_index": ([0-9]+).*/\1 \2/')"
       MEMSER+=("$row")
       printf '  t=%4ss  RssAnon kB: %s\n' "$t" "$row"
