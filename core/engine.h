@@ -13,7 +13,8 @@
  *        rd.entries, install rd.snapshot: ALL IN ONE DURABLE WRITE (fsync)
  *     2. only then send rd.msgs           (persist-before-send: a vote or an
  *                                          ack is never sent for state that
- *                                          a crash could forget)
+ *                                          a crash could forget; messages
+ *                                          marked `early` may go before 1)
  *     3. apply rd.committed in order, answer rd.reads once applied >= index,
  *        answer rd.rejects
  *     advance()                 the engine may reuse rd's memory now
@@ -141,6 +142,13 @@ typedef struct sy_input {
 typedef struct {
     uint32_t to;
     sy_msg msg;
+    /* The engine vouches that this message does not depend on anything in
+     * this ready's step 1, so the host may send it before (in parallel
+     * with) the durable write instead of after it. Raft's leader marks its
+     * AppendEntries so (thesis 10.2.1: the leader may write its own log in
+     * parallel with replicating it; it counts itself toward commit only
+     * once its write is durable). Votes, acks and promises never are. */
+    bool early;
 } sy_outmsg;
 
 typedef struct {

@@ -139,6 +139,7 @@ int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
     for (uint32_t i = 0; i < p->n; i++) {
         if (to == SY_NO_NODE ? i == p->self : i != to)
             continue;
+        memset(&p->out[p->n_out], 0, sizeof p->out[p->n_out]); /* not early */
         p->out[p->n_out].to = i;
         p->out[p->n_out].msg = st->msg;
         p->n_out++;

@@ -76,6 +76,15 @@ sy_msg *raft_send(raft *r, uint32_t to, uint8_t type)
     return &o->msg;
 }
 
+/* The last message queued may leave before this ready's durable write:
+ * only the leader's AppendEntries, whose entries the leader counts for
+ * itself only after advance() (thesis 10.2.1). */
+void raft_mark_early(raft *r)
+{
+    if (r->n_msgs && r->role == SY_ROLE_LEADER)
+        r->msgs[r->n_msgs - 1].early = true;
+}
+
 int raft_reject(raft *r, uint32_t client_id, uint64_t req_no, int status, uint32_t hint)
 {
     if (raft_grow((void **)&r->rejects, &r->cap_rejects, r->n_rejects + 1, sizeof(sy_reject)))

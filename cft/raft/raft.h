@@ -37,6 +37,18 @@ void raft_hs_encode(const raft_hardstate *hs, uint8_t out[RAFT_HS_LEN]);
 /* Empty blob decodes to the fresh state. SY_ECORRUPT on anything else odd. */
 int raft_hs_decode(sy_bytes b, raft_hardstate *out);
 
+/* ---- test-only mutant (cfg.test_behaviour; compiled in only with
+ * SYNOD_TESTING, ignored otherwise). A planted bug that the simulator's
+ * checks must catch (docs/simulator.md "Mutants"): never use outside tests.
+ *  SY_RAFT_MUTANT_OLD_TERM_COMMIT: the leader advances commit by counting
+ *    replicas of an entry from an older term (thesis 3.6.2 / Figure 3.7,
+ *    "Figure 8"). A correct leader here ships its no-op together with the
+ *    old entries, so no follower ever reports a match below it and the
+ *    missing term check alone could never fire; the mutant therefore also
+ *    appends its no-op one heartbeat after winning instead of at once, the
+ *    window in which Figure 8 happens. */
+#define SY_RAFT_MUTANT_OLD_TERM_COMMIT 100u
+
 /* ===================== internal (cft/raft/ *.c only) ===================== */
 
 /* Entries kept below a snapshot at compaction so a follower slightly behind
@@ -185,6 +197,7 @@ uint32_t raft_quorum(const raft *r);
 
 /* core (raft.c) */
 sy_msg *raft_send(raft *r, uint32_t to, uint8_t type);
+void raft_mark_early(raft *r);
 void raft_reset_election(raft *r);
 int raft_reject(raft *r, uint32_t client_id, uint64_t req_no, int status, uint32_t hint);
 int raft_read_state(raft *r, uint64_t read_id, uint64_t index, int status);

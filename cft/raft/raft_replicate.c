@@ -17,6 +17,7 @@
  *    election timeout steps down. */
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
 
@@ -125,6 +126,8 @@ static bool send_one(raft *r, uint32_t id, int *rc)
         memcpy(ents, raft_entry(r, p->next), n * sizeof *ents);
     }
     sy_msg *m = raft_send(r, id, SY_MSG_RAFT_APPEND);
+    if (m)
+        raft_mark_early(r);
     if (!m) {
         free(ents);
         *rc = SY_ENOMEM;
@@ -165,6 +168,8 @@ int raft_send_heartbeat(raft *r, uint32_t id)
     if (!raft_term_of(r, prev, &pt))
         prev = pt = 0;
     sy_msg *m = raft_send(r, id, SY_MSG_RAFT_APPEND);
+    if (m)
+        raft_mark_early(r);
     if (!m)
         return SY_ENOMEM;
     m->u.append.term = r->term;
@@ -219,8 +224,14 @@ int raft_maybe_commit(raft *r)
     }
     qsort(m, n, sizeof m[0], cmp_desc);
     uint64_t q = m[raft_quorum(r) - 1], t;
-    if (q <= r->commit || !raft_term_of(r, q, &t) || t != r->term)
+    bool any_term = false;
+#ifdef SYNOD_TESTING
+    /* planted bug (raft.h SY_RAFT_MUTANT_OLD_TERM_COMMIT): no term check */
+    any_term = r->cfg.test_behaviour == SY_RAFT_MUTANT_OLD_TERM_COMMIT;
+#endif
+    if (q <= r->commit || !raft_term_of(r, q, &t) || (t != r->term && !any_term))
         return SY_OK;   /* 3.6.2: only current-term entries commit by count */
+    if (t != r->term) fprintf(stderr, "DBG oldcommit n%u term %lu idx %lu t %lu\n", r->cfg.self, (unsigned long)r->term, (unsigned long)q, (unsigned long)t);
     r->commit = q;
     int rc = raft_reads_on_commit(r);
     if (rc)
@@ -339,6 +350,14 @@ int raft_leader_tick(raft *r)
     r->leader_contact = r->now;
     if (r->now >= r->heartbeat_deadline) {
         r->heartbeat_deadline = r->now + r->cfg.heartbeat_ms;
+#ifdef SYNOD_TESTING
+        /* planted bug (raft.h SY_RAFT_MUTANT_OLD_TERM_COMMIT): the no-op
+         * raft_become_leader skipped is appended one heartbeat late */
+        if (getenv("NONOOP") == NULL && r->cfg.test_behaviour == SY_RAFT_MUTANT_OLD_TERM_COMMIT &&
+            raft_last_term(r) != r->term &&
+            (rc = raft_log_append(r, r->term, SY_ENTRY_NOOP, NULL, 0, 0)) != SY_OK)
+            return rc;
+#endif
         for (uint32_t id = 0; id < SY_MAX_NODES; id++) {
             raft_progress *p = &r->prs[id];
             if (!p->member)

@@ -343,6 +343,22 @@ err:
     return rc;
 }
 
+/* Signs and sends the ready's messages whose `early` flag equals early. */
+static void send_msgs(rt *r, const sy_ready *rd, bool early)
+{
+    for (size_t i = 0; i < rd->n_msgs; i++) {
+        const sy_outmsg *om = &rd->msgs[i];
+        if (om->early != early || om->to == r->ncfg.id || om->to >= r->cluster.n)
+            continue;
+        sy_buf_reset(&r->out);
+        if (sy_env_encode(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->out) != SY_OK)
+            continue;
+        sy_net_send(r->net, om->to, r->out.p, r->out.len);
+        if (om->msg.type < SY_MSG_TYPE_MAX)
+            r->m.msg_out[om->msg.type]++;
+    }
+}
+
 static bool ready_empty(const sy_ready *rd)
 {
     return !rd->hardstate_dirty && !rd->truncate_from && !rd->n_entries && !rd->snapshot_install &&
@@ -363,6 +379,9 @@ static int process_ready(rt *r)
             return SY_ENOMEM;
         bool need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
                         rd.snapshot_install || rd.compact_to || rd.n_committed;
+        /* messages the engine marked early overlap our fsync with the
+         * peers' (core/engine.h); the rest wait for durability */
+        send_msgs(r, &rd, true);
         int rc = need_txn ? persist_and_apply(r, &rd, res) : SY_OK;
         if (rc) {
             free(res);
@@ -372,17 +391,7 @@ static int process_ready(rt *r)
             return rc;
         }
         /* durable: now the messages that depend on it may leave */
-        for (size_t i = 0; i < rd.n_msgs; i++) {
-            const sy_outmsg *om = &rd.msgs[i];
-            sy_buf_reset(&r->out);
-            if (sy_env_encode(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->out) != SY_OK)
-                continue;
-            if (om->to == r->ncfg.id || om->to >= r->cluster.n)
-                continue;
-            sy_net_send(r->net, om->to, r->out.p, r->out.len);
-            if (om->msg.type < SY_MSG_TYPE_MAX)
-                r->m.msg_out[om->msg.type]++;
-        }
+        send_msgs(r, &rd, false);
         for (size_t i = 0; i < rd.n_committed; i++) {
             r->m.entries_applied++;
             for (size_t j = 0; j < res[i].n; j++) {

@@ -11,7 +11,16 @@ T_DIR=$(mktemp -d "$TMPROOT/$T_NAME.XXXXXX")
 # (10000..19000; unit tests that open ports use 20000+), kept
 # below the kernel's ephemeral range (32768+) so outgoing connections
 # cannot have taken them.
-T_BASE=$(( 10000 + ( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) % 30 ) * 300 ))
+T_SLOT=$(( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) % 30 ))
+# skip slots something else already listens in (another checkout's run)
+for _ in $(seq 1 30); do
+  T_BASE=$(( 10000 + T_SLOT * 300 ))
+  if ! ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
+       awk -v lo="$T_BASE" -v hi=$((T_BASE + 300)) '$1 >= lo && $1 < hi {f=1} END {exit !f}'; then
+    break
+  fi
+  T_SLOT=$(( (T_SLOT + 7) % 30 ))
+done
 declare -A T_PIDS=()
 T_FAILS=0
 T_PASSES=0

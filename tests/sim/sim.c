@@ -97,9 +97,16 @@ void sy_sim_replay_line(const sy_sim_opts *o, char *buf, size_t cap)
                                   o->replay_prefix ? o->replay_prefix : "synod-sim",
                                   o->protocol ? o->protocol : "?", o->nodes, o->seed,
                                   o->requests, fl);
+    /* non-default workload/fault-phase options change the run: replay them */
+    if (o->clients && o->clients != 5 && len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " --clients %u", o->clients);
+    if (o->fault_ms && o->fault_ms != 20000 && len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " --fault-ms %" PRIu64, o->fault_ms);
     for (uint32_t i = 0; i < o->n_byz && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, " --byzantine %u:%u", o->byz[i].node,
-                                o->byz[i].behaviour);
+        len += (size_t)snprintf(buf + len, cap - len, " --%s %u:%u",
+                                o->byz[i].behaviour >= SY_SIM_MUTANT_BASE ? "mutant"
+                                                                          : "byzantine",
+                                o->byz[i].node, o->byz[i].behaviour);
     if (o->ed25519 && len < cap)
         snprintf(buf + len, cap - len, " --ed25519");
 }
@@ -695,6 +702,32 @@ err_abort:
     return rc;
 }
 
+/* Sends the ready's messages whose `early` flag equals early: early ones
+ * as soon as the ready is taken (before its write is durable, so a crash
+ * in between is exercised), the rest once the write is durable. */
+static void send_msgs(sim_world *w, sim_node *nd, bool early)
+{
+    const sy_ready *rd = &nd->rd;
+    for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
+        const sy_outmsg *om = &rd->msgs[i];
+        if (om->early != early)
+            continue;
+        if (om->to >= w->n || om->to == nd->id) {
+            sim_fail(w, "engine", "n%u sent a message to invalid node %u", nd->id, om->to);
+            break;
+        }
+        sy_buf_reset(&w->scratch);
+        int rc = sy_env_encode(SIM_CLUSTER_ID, nd->id, &om->msg, &nd->signer, &w->scratch);
+        if (rc) {
+            sim_fail(w, "codec", "n%u produced a %s message the codec refuses: %s", nd->id,
+                     sy_msg_type_name(om->msg.type), sy_strerror(rc));
+            break;
+        }
+        sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
+        sim_net_send(w, nd->id, om->to, om->msg.type, w->scratch.p, w->scratch.len);
+    }
+}
+
 static void finish(sim_world *w, sim_node *nd)
 {
     const sy_engine_ops *ops = w->o.ops;
@@ -718,22 +751,7 @@ static void finish(sim_world *w, sim_node *nd)
         sim_check_applied(w, nd, nd->applied);
     }
     /* durable: now the messages that depend on it may leave */
-    for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
-        const sy_outmsg *om = &rd->msgs[i];
-        if (om->to >= w->n || om->to == nd->id) {
-            sim_fail(w, "engine", "n%u sent a message to invalid node %u", nd->id, om->to);
-            break;
-        }
-        sy_buf_reset(&w->scratch);
-        int rc = sy_env_encode(SIM_CLUSTER_ID, nd->id, &om->msg, &nd->signer, &w->scratch);
-        if (rc) {
-            sim_fail(w, "codec", "n%u produced a %s message the codec refuses: %s", nd->id,
-                     sy_msg_type_name(om->msg.type), sy_strerror(rc));
-            break;
-        }
-        sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
-        sim_net_send(w, nd->id, om->to, om->msg.type, w->scratch.p, w->scratch.len);
-    }
+    send_msgs(w, nd, false);
     uint64_t before = nd->applied;
     for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {
         if (nd->res && nd->res[i].skipped)
@@ -821,6 +839,9 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     const sy_ready *rd = &nd->rd;
     bool need_txn = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
                     rd->snapshot_install || rd->compact_to || rd->n_committed;
+    send_msgs(w, nd, true);
+    if (w->stop)
+        return;
     if (!need_txn) {
         finish(w, nd);
         return;
@@ -1131,9 +1152,12 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
     bool bft = strcmp(w->o.protocol, "pbft") == 0;
     w->bft = bft;
     w->f = o->f ? o->f : (bft ? (w->n - 1) / 3 : (w->n - 1) / 2);
-    /* Byzantine nodes use up the fault budget first */
-    w->budget = o->fault_budget ? o->fault_budget
-                                : (o->n_byz < w->f ? w->f - o->n_byz : 0);
+    /* Byzantine nodes use up the fault budget first (mutants do not: they
+     * are correct-looking nodes, crashed and partitioned like the rest) */
+    uint32_t n_bad = 0;
+    for (uint32_t k = 0; k < o->n_byz; k++)
+        n_bad += o->byz[k].behaviour != 0 && o->byz[k].behaviour < SY_SIM_MUTANT_BASE;
+    w->budget = o->fault_budget ? o->fault_budget : (n_bad < w->f ? w->f - n_bad : 0);
     w->n_clients = w->o.clients;
     sy_rng_seed(&w->rng, o->seed);
     sy_rng_seed(&w->wl, o->seed ^ 0x5eed5eed5eed5eedull);
