@@ -137,10 +137,14 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
     }
     if (!from_client)
         return SY_OK;
-    /* Backup (sec. 4.4 liveness): the client broadcast after its timeout;
-     * pass the request to the primary and watch it with the view-change
-     * timer. */
-    if (!p->in_vc) {
+    /* Backup (sec. 4.4 liveness): watch the request with the view-change
+     * timer. Our clients send every request to all replicas at once (so
+     * each replica can answer on its own endpoint), so the primary already
+     * has it: forwarding on first sight would make the primary verify every
+     * request n times. A retransmission of a request we are still waiting
+     * for is the paper's "client broadcast after its timeout": only then
+     * do we pass it to the primary. */
+    if (!p->in_vc && waiting_has(p, req->client_id, req->req_no)) {
         sy_msg m = { .type = SY_MSG_PBFT_FORWARD };
         m.u.pbft.fwd.req = (sy_bytes){ raw, (uint32_t)len };
         int rc = pbft_send(p, pbft_primary(p, p->view), &m);
