@@ -13,11 +13,15 @@
 #include "tests/sim/linz.h"
 #include "core/engine.h"
 #include "crypto/sy_err.h"
+#include "cft/raft/raft.h"
+#include "cft/paxos/paxos.h"
+#include "bft/pbft/pbft.h"
 
 static const char usage[] =
     "usage: synod-sim --protocol raft|paxos|pbft [--nodes N] [--seed S] [--seeds K]\n"
     "                 [--requests R] [--clients C] [--faults LIST]\n"
-    "                 [--byzantine ID:BEHAVIOUR]... [--fault-ms MS] [--ed25519] [--verbose]\n"
+    "                 [--byzantine ID:BEHAVIOUR]... [--mutant [ID:]MUTANT]...\n"
+    "                 [--fault-ms MS] [--ed25519] [--verbose]\n"
     "\n"
     "Runs seeded simulations of a cluster of N nodes (default 3) under faults and\n"
     "checks agreement, validity, exactly-once, convergence, durability,\n"
@@ -32,6 +36,10 @@ static const char usage[] =
     "             mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
     "             checks must catch (mutants stay in every check; Byzantine\n"
     "             nodes are left out of them)\n"
+    "  MUTANT     (test builds) a planted bug, in node ID or, without ID:, in every\n"
+    "             node not named by --byzantine; the checks must catch it:\n"
+    "             raft old-term-commit; paxos ignore-promises;\n"
+    "             pbft accept-wrong-digest, nv-no-recompute\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
     "  --ed25519  sign with Ed25519 instead of the cheap simulator scheme\n"
     "  --verbose  print every event of the run\n"
@@ -42,6 +50,18 @@ static const char usage[] =
 static const char *const byz_names[] = {
     "silent", "equivocate", "skip-seq", "bad-sig", "replay", "wrong-digest",
     "fake-prepared", "bad-new-view", "flood", "twins",
+};
+
+/* Planted-bug mutants (test builds only; docs/simulator.md "Mutants"): the
+ * engine's cfg.test_behaviour code for each, per protocol. */
+static const struct {
+    const char *protocol, *name;
+    uint32_t code;
+} mutants[] = {
+    { "raft", "old-term-commit", SY_RAFT_MUTANT_OLD_TERM_COMMIT },
+    { "paxos", "ignore-promises", SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES },
+    { "pbft", "accept-wrong-digest", SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST },
+    { "pbft", "nv-no-recompute", SY_PBFT_MUTANT_NV_NO_RECOMPUTE },
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -63,6 +83,68 @@ static bool parse_u64(const char *s, uint64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+/* Adds the mutant spec "[ID:]NAME" (NAME may be the numeric code a replay
+ * line prints) to o; without ID it goes to every node not already named.
+ * Returns 0 or the exit code 2 after a one-line message. */
+static int add_mutant(sy_sim_opts *o, const char *spec)
+{
+    const char *name = spec, *colon = strchr(spec, ':');
+    uint64_t id = UINT64_MAX, num = 0;
+    if (colon) {
+        char idbuf[16];
+        if ((size_t)(colon - spec) >= sizeof idbuf)
+            return usage_error("--mutant: bad node id in '%s'", spec);
+        memcpy(idbuf, spec, (size_t)(colon - spec));
+        idbuf[colon - spec] = 0;
+        if (!parse_u64(idbuf, &id) || id >= o->nodes) {
+            fprintf(stderr, "synod-sim: --mutant: node id in '%s' is not in 0..%u\n", spec,
+                    o->nodes - 1);
+            return 2;
+        }
+        name = colon + 1;
+    }
+    if (strncmp(name, "mutant-", 7) == 0)
+        name += 7;
+    uint32_t code = 0;
+    const char *other = NULL;
+    for (size_t k = 0; k < sizeof mutants / sizeof mutants[0]; k++) {
+        bool hit = strcmp(name, mutants[k].name) == 0 ||
+                   (parse_u64(name, &num) && num == mutants[k].code);
+        if (hit && strcmp(o->protocol, mutants[k].protocol) == 0)
+            code = mutants[k].code;
+        else if (hit && !other)
+            other = mutants[k].protocol;
+    }
+    if (!code) {
+        if (other)
+            fprintf(stderr, "synod-sim: --mutant '%s' is a %s mutant, not one of %s (raft: "
+                    "old-term-commit; paxos: ignore-promises; pbft: accept-wrong-digest, "
+                    "nv-no-recompute)\n", spec, other, o->protocol);
+        else
+            fprintf(stderr, "synod-sim: --mutant: unknown mutant in '%s' (raft: "
+                    "old-term-commit; paxos: ignore-promises; pbft: accept-wrong-digest, "
+                    "nv-no-recompute)\n", spec);
+        return 2;
+    }
+    for (uint32_t i = 0; i < o->nodes; i++) {
+        if (id != UINT64_MAX && i != id)
+            continue;
+        bool named = false;
+        for (uint32_t k = 0; k < o->n_byz; k++)
+            named |= o->byz[k].node == i;
+        if (named && id != UINT64_MAX) {
+            fprintf(stderr, "synod-sim: --mutant: node %u already has a behaviour\n", i);
+            return 2;
+        }
+        if (named)
+            continue;
+        if (o->n_byz >= SY_SIM_MAX_BYZ)
+            return usage_error("too many --byzantine/--mutant nodes at '%s'", spec);
+        o->byz[o->n_byz++] = (sy_sim_byz){ i, code };
+    }
+    return 0;
 }
 
 static double now_s(void)
@@ -154,6 +236,8 @@ int main(int argc, char **argv)
     o.protocol = NULL;
     o.replay_prefix = "synod-sim";
     uint64_t seeds = 1, v;
+    const char *mutant_specs[SY_SIM_MAX_NODES];
+    uint32_t n_mutant_specs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -228,8 +312,13 @@ int main(int argc, char **argv)
                                    "equivocate, skip-seq, bad-sig, replay, wrong-digest, "
                                    "fake-prepared, bad-new-view, flood or twins)", val);
             if (o.n_byz >= SY_SIM_MAX_BYZ)
-                return usage_error("at most 8 --byzantine options, got more at '%s'", val);
+                return usage_error("at most 16 --byzantine options, got more at '%s'", val);
             o.byz[o.n_byz++] = (sy_sim_byz){ (uint32_t)v, code };
+        } else if (strcmp(a, "--mutant") == 0) {
+            /* resolved once the protocol and node count are known */
+            if (n_mutant_specs >= SY_SIM_MAX_NODES)
+                return usage_error("at most 16 --mutant options, got more at '%s'", val);
+            mutant_specs[n_mutant_specs++] = val;
         } else {
             return usage_error("unknown option '%s'", a);
         }
@@ -252,8 +341,17 @@ int main(int argc, char **argv)
                 "compiled out (reconfigure with -DSYNOD_TESTING=ON)\n");
         return 2;
     }
+    if (n_mutant_specs) {
+        fprintf(stderr, "synod-sim: --mutant needs a test build: mutants are compiled out "
+                "(reconfigure with -DSYNOD_TESTING=ON)\n");
+        return 2;
+    }
 #endif
-    if (o.n_byz && !bft) {
+    /* Byzantine proper (not mutants: those are correct-looking nodes) */
+    uint32_t n_bad = 0;
+    for (uint32_t i = 0; i < o.n_byz; i++)
+        n_bad += o.byz[i].behaviour < SY_SIM_MUTANT_BASE;
+    if (n_bad && !bft) {
         fprintf(stderr, "synod-sim: --byzantine needs --protocol pbft (%s tolerates crash "
                 "faults only)\n", o.protocol);
         return 2;
@@ -271,9 +369,15 @@ int main(int argc, char **argv)
                 o.nodes);
         return 2;
     }
-    if (bft && o.n_byz > (o.nodes - 1) / 3)
+    if (bft && n_bad > (o.nodes - 1) / 3)
         fprintf(stderr, "synod-sim: warning: %u Byzantine nodes exceed f=%u for n=%u; "
-                "safety is not promised\n", o.n_byz, (o.nodes - 1) / 3, o.nodes);
+                "safety is not promised\n", n_bad, (o.nodes - 1) / 3, o.nodes);
+    /* after --byzantine, so "--mutant NAME" skips the Byzantine nodes */
+    for (uint32_t i = 0; i < n_mutant_specs; i++) {
+        int ec = add_mutant(&o, mutant_specs[i]);
+        if (ec)
+            return ec;
+    }
 
     totals t = { 0 };
     bool failed = false;

@@ -83,6 +83,16 @@ void px_hs_encode(const px_hardstate *hs, uint8_t out[PX_HS_LEN]);
 /* Empty blob: fresh state. SY_ECORRUPT / SY_EVERSION otherwise if odd. */
 int px_hs_decode(sy_bytes b, px_hardstate *out);
 
+/* ---- test-only mutant (cfg.test_behaviour; compiled in only with
+ * SYNOD_TESTING, ignored otherwise). A planted bug that the simulator's
+ * checks must catch (docs/simulator.md "Mutants"): never use outside tests.
+ *  SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES: at takeover the new leader
+ *    ignores the accepted values reported in promises (and in its own log)
+ *    for slots not reported chosen, and proposes no-ops there instead of
+ *    the highest-ballot value (breaks PMMC "pmax"; Paxos Made Simple 2.2
+ *    P2c), so a value already chosen can be replaced. */
+#define SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES 100u
+
 /* Evidence: u32 BE node id | 64-byte signature (docs/paxos.md). */
 #define PX_EVIDENCE_LEN (4u + SY_SIG_LEN)
 

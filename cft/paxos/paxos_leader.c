@@ -189,6 +189,15 @@ static int become_leader(paxos *p)
         px_pval *v = &p->pv[i];
         if (s <= p->commit || s < p->log_start)
             continue;
+#ifdef SYNOD_TESTING
+        /* planted bug (paxos.h SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES):
+         * forget the reported value, so the slot gets a no-op below */
+        if (p->cfg.test_behaviour == SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES && !v->chosen) {
+            free(v->data);
+            v->data = NULL;
+            v->ballot = 0;
+        }
+#endif
         if (v->chosen)
             rc = px_log_put(p, s, v->ballot, v->type, v->data, v->len, true);
         else if (v->ballot)

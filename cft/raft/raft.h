@@ -45,8 +45,8 @@ int raft_hs_decode(sy_bytes b, raft_hardstate *out);
  *    "Figure 8"). A correct leader here ships its no-op together with the
  *    old entries, so no follower ever reports a match below it and the
  *    missing term check alone could never fire; the mutant therefore also
- *    appends its no-op one heartbeat after winning instead of at once, the
- *    window in which Figure 8 happens. */
+ *    writes no no-op when it wins (as in the thesis figure), only when a
+ *    ReadIndex needs an entry of its term (6.4), so reads still finish. */
 #define SY_RAFT_MUTANT_OLD_TERM_COMMIT 100u
 
 /* ===================== internal (cft/raft/ *.c only) ===================== */

@@ -155,6 +155,15 @@ int raft_on_read(raft *r, uint64_t read_id)
     rd->read_id = read_id;
     rd->ctx = 0;
     rd->index = 0;
+#ifdef SYNOD_TESTING
+    /* planted bug (raft.h SY_RAFT_MUTANT_OLD_TERM_COMMIT): the leader's
+     * no-op is appended only once a read needs it */
+    if (r->cfg.test_behaviour == SY_RAFT_MUTANT_OLD_TERM_COMMIT && raft_last_term(r) != r->term) {
+        int arc = raft_log_append(r, r->term, SY_ENTRY_NOOP, NULL, 0, 0);
+        if (arc)
+            return arc;
+    }
+#endif
     if (!raft_commit_in_term(r))
         return SY_OK;   /* wait for our no-op to commit (6.4 step 1) */
     int rc = open_round(r);

@@ -62,6 +62,12 @@ int raft_become_leader(raft *r)
             raft_pr_reset(r, id);
     r->heartbeat_deadline = r->now + r->cfg.heartbeat_ms;
     r->quorum_deadline = r->now + r->cfg.election_min_ms;
+#ifdef SYNOD_TESTING
+    /* planted bug (raft.h SY_RAFT_MUTANT_OLD_TERM_COMMIT): no no-op; one
+     * is written only when a read needs it (raft_on_read) */
+    if (r->cfg.test_behaviour == SY_RAFT_MUTANT_OLD_TERM_COMMIT)
+        return SY_OK;
+#endif
     /* 6.4 / 3.6.2: an entry of our own term lets us commit (and serve
      * ReadIndex) without waiting for a client. */
     return raft_log_append(r, r->term, SY_ENTRY_NOOP, NULL, 0, 0);

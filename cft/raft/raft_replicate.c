@@ -17,7 +17,6 @@
  *    election timeout steps down. */
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
 
@@ -231,7 +230,6 @@ int raft_maybe_commit(raft *r)
 #endif
     if (q <= r->commit || !raft_term_of(r, q, &t) || (t != r->term && !any_term))
         return SY_OK;   /* 3.6.2: only current-term entries commit by count */
-    if (t != r->term) fprintf(stderr, "DBG oldcommit n%u term %lu idx %lu t %lu\n", r->cfg.self, (unsigned long)r->term, (unsigned long)q, (unsigned long)t);
     r->commit = q;
     int rc = raft_reads_on_commit(r);
     if (rc)
@@ -350,14 +348,6 @@ int raft_leader_tick(raft *r)
     r->leader_contact = r->now;
     if (r->now >= r->heartbeat_deadline) {
         r->heartbeat_deadline = r->now + r->cfg.heartbeat_ms;
-#ifdef SYNOD_TESTING
-        /* planted bug (raft.h SY_RAFT_MUTANT_OLD_TERM_COMMIT): the no-op
-         * raft_become_leader skipped is appended one heartbeat late */
-        if (getenv("NONOOP") == NULL && r->cfg.test_behaviour == SY_RAFT_MUTANT_OLD_TERM_COMMIT &&
-            raft_last_term(r) != r->term &&
-            (rc = raft_log_append(r, r->term, SY_ENTRY_NOOP, NULL, 0, 0)) != SY_OK)
-            return rc;
-#endif
         for (uint32_t id = 0; id < SY_MAX_NODES; id++) {
             raft_progress *p = &r->prs[id];
             if (!p->member)

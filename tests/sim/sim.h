@@ -44,7 +44,7 @@ const char *sy_sim_fault_name(uint32_t bit);
 
 #define SY_SIM_MAX_NODES 16u
 #define SY_SIM_MAX_CLIENTS 64u
-#define SY_SIM_MAX_BYZ 8u
+#define SY_SIM_MAX_BYZ SY_SIM_MAX_NODES   /* Byzantine + mutant nodes */
 
 /* Behaviour codes at or above this are mutants: correct-looking replicas
  * with a planted bug, which the checks must catch, so they stay in every

@@ -523,7 +523,7 @@ static void test_split_brain_is_caught_by_agreement(void **s)
     buf[n] = 0;
     assert_non_null(strstr(buf, "FAILED check agreement"));
     assert_non_null(strstr(buf, "replay: synod-sim --protocol fake --nodes 3 --seed 7"));
-    assert_non_null(strstr(buf, "--byzantine 0:100"));
+    assert_non_null(strstr(buf, "--mutant 0:100"));
     assert_non_null(strstr(buf, "events of the trace:"));
 }
 
