@@ -13,6 +13,39 @@ static int bad(char *why, size_t whylen, const char *msg)
     return SY_ESIG;
 }
 
+size_t sy_attestation_msg(const char *tag, const char *cluster_id, uint64_t term,
+                          uint64_t index, uint8_t type, const sy_digest *data_digest,
+                          uint8_t out[SY_ATTEST_MSG_MAX])
+{
+    size_t cl = strnlen(cluster_id, SY_MAX_CLUSTER_ID), o = 0;
+    memcpy(out, tag, 4);
+    o = 4;
+    out[o++] = (uint8_t)cl;
+    memcpy(out + o, cluster_id, cl);
+    o += cl;
+    sy_put_u64be(out + o, term);
+    o += 8;
+    sy_put_u64be(out + o, index);
+    o += 8;
+    out[o++] = type;
+    memcpy(out + o, data_digest->b, SY_DIGEST_LEN);
+    return o + SY_DIGEST_LEN;
+}
+
+void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
+                         const sy_signer *signer, const sy_entry *e,
+                         uint8_t out[SY_ATTEST_LEN])
+{
+    uint8_t msg[SY_ATTEST_MSG_MAX];
+    sy_digest d;
+    sy_sig sig;
+    sy_hash(e->data.p, e->data.len, &d);
+    size_t n = sy_attestation_msg(tag, cluster_id, e->term, e->index, e->type, &d, msg);
+    sy_put_u32be(out, self);
+    sy_sign(signer, msg, n, &sig);
+    memcpy(out + 4, sig.b, SY_SIG_LEN);
+}
+
 /* Raft and Paxos: one node's signed commit record. */
 static int check_attestation(const sy_evidence_ctx *x, const char *tag, const sy_ledger_block *b,
                              char *why, size_t whylen)
@@ -22,20 +55,10 @@ static int check_attestation(const sy_evidence_ctx *x, const char *tag, const sy
     uint32_t node = sy_get_u32be(b->evidence.p);
     if (node >= x->n)
         return bad(why, whylen, "commit evidence names a node not in the manifest");
-    uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
-    size_t cl = strlen(x->cluster_id), o = 0;
-    memcpy(msg, tag, 4);
-    o = 4;
-    msg[o++] = (uint8_t)cl;
-    memcpy(msg + o, x->cluster_id, cl);
-    o += cl;
-    sy_put_u64be(msg + o, b->term);
-    o += 8;
-    sy_put_u64be(msg + o, b->index);
-    o += 8;
-    msg[o++] = SY_ENTRY_NORMAL; /* only client batches make ledger blocks */
-    memcpy(msg + o, b->batch_digest.b, SY_DIGEST_LEN);
-    o += SY_DIGEST_LEN;
+    uint8_t msg[SY_ATTEST_MSG_MAX];
+    /* only client batches make ledger blocks, so the entry type is NORMAL */
+    size_t o = sy_attestation_msg(tag, x->cluster_id, b->term, b->index, SY_ENTRY_NORMAL,
+                                  &b->batch_digest, msg);
     sy_sig sig;
     memcpy(sig.b, b->evidence.p + 4, SY_SIG_LEN);
     if (!sy_verify(x->verifier, &x->node_keys[node], msg, o, &sig)) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "core/ledger.h"
 #include "crypto/crypto.h"
+#include "core/msg.h"
 
 typedef struct sy_evidence_ctx {
     int protocol;                 /* enum sy_protocol (core/config.h) */
@@ -27,5 +28,19 @@ typedef struct sy_evidence_ctx {
 } sy_evidence_ctx;
 
 int sy_evidence_check(void *ctx, const sy_ledger_block *b, char *why, size_t whylen);
+
+/* The crash-fault engines' commit record: node `self` attests that it
+ * committed the entry (term/ballot, index, type, data) in `cluster_id`.
+ * tag is "SYRC" (Raft) or "SYPX" (Paxos). Writes SY_ATTEST_LEN bytes (u32
+ * BE node | signature) to out. Used to sign (engines) and, through
+ * sy_attestation_msg, to verify (sy_evidence_check). */
+#define SY_ATTEST_LEN (4u + SY_SIG_LEN)
+#define SY_ATTEST_MSG_MAX (4u + 1u + SY_MAX_CLUSTER_ID + 8u + 8u + 1u + SY_DIGEST_LEN)
+size_t sy_attestation_msg(const char *tag, const char *cluster_id, uint64_t term,
+                          uint64_t index, uint8_t type, const sy_digest *data_digest,
+                          uint8_t out[SY_ATTEST_MSG_MAX]);
+void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
+                         const sy_signer *signer, const sy_entry *e,
+                         uint8_t out[SY_ATTEST_LEN]);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "cft/paxos/paxos.h"
 #include "crypto/sy_err.h"
+#include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
 
@@ -456,35 +457,13 @@ static void commit_evidence(paxos *p, const sy_entry *en, sy_bytes *out)
     out->len = 0;
     if (!p->cfg.signer)
         return;
-    /* "SYPX" | u8 len | cluster_id | u64 BE ballot | u64 BE slot | u8 type |
-     * H(payload); ballot = the value's origin ballot (the entry's term) */
-    uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
-    size_t n = 0;
-    size_t cl = strnlen(p->cfg.cluster_id, SY_MAX_CLUSTER_ID);
-    memcpy(msg, "SYPX", 4);
-    n = 4;
-    msg[n++] = (uint8_t)cl;
-    memcpy(msg + n, p->cfg.cluster_id, cl);
-    n += cl;
-    for (int i = 7; i >= 0; i--)
-        msg[n++] = (uint8_t)(en->term >> (8 * i));
-    for (int i = 7; i >= 0; i--)
-        msg[n++] = (uint8_t)(en->index >> (8 * i));
-    msg[n++] = en->type;
-    sy_digest d;
-    sy_hash(en->data.p, en->data.len, &d);
-    memcpy(msg + n, d.b, SY_DIGEST_LEN);
-    n += SY_DIGEST_LEN;
+    /* the committing node's signed record (core/evidence.h, docs/paxos.md) */
     uint8_t *ev = malloc(PX_EVIDENCE_LEN);
     if (!ev || px_defer_free(p, ev) != SY_OK) {
         free(ev);
         return;
     }
-    for (int i = 0; i < 4; i++)
-        ev[i] = (uint8_t)(p->cfg.self >> (8 * (3 - i)));
-    sy_sig sig;
-    sy_sign(p->cfg.signer, msg, n, &sig);
-    memcpy(ev + 4, sig.b, SY_SIG_LEN);
+    sy_attestation_sign("SYPX", p->cfg.cluster_id, p->cfg.self, p->cfg.signer, en, ev);
     out->p = ev;
     out->len = PX_EVIDENCE_LEN;
 }

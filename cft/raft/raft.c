@@ -15,6 +15,7 @@
 #include <string.h>
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
+#include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
 
@@ -361,34 +362,13 @@ static void commit_evidence(raft *r, const sy_entry *en, sy_bytes *out)
     out->len = 0;
     if (!r->cfg.signer)
         return;
-    /* "SYRC" | u8 len | cluster_id | u64 BE term | u64 BE index | u8 type | H(data) */
-    uint8_t msg[4 + 1 + SY_MAX_CLUSTER_ID + 8 + 8 + 1 + SY_DIGEST_LEN];
-    size_t n = 0;
-    size_t cl = strnlen(r->cfg.cluster_id, SY_MAX_CLUSTER_ID);
-    memcpy(msg, "SYRC", 4);
-    n = 4;
-    msg[n++] = (uint8_t)cl;
-    memcpy(msg + n, r->cfg.cluster_id, cl);
-    n += cl;
-    for (int i = 7; i >= 0; i--)
-        msg[n++] = (uint8_t)(en->term >> (8 * i));
-    for (int i = 7; i >= 0; i--)
-        msg[n++] = (uint8_t)(en->index >> (8 * i));
-    msg[n++] = en->type;
-    sy_digest d;
-    sy_hash(en->data.p, en->data.len, &d);
-    memcpy(msg + n, d.b, SY_DIGEST_LEN);
-    n += SY_DIGEST_LEN;
+    /* the committing node's signed record (core/evidence.h, docs/raft.md) */
     uint8_t *ev = malloc(RAFT_EVIDENCE_LEN);
     if (!ev || raft_defer_free(r, ev) != SY_OK) {
         free(ev);
         return;
     }
-    for (int i = 0; i < 4; i++)
-        ev[i] = (uint8_t)(r->cfg.self >> (8 * (3 - i)));
-    sy_sig sig;
-    sy_sign(r->cfg.signer, msg, n, &sig);
-    memcpy(ev + 4, sig.b, SY_SIG_LEN);
+    sy_attestation_sign("SYRC", r->cfg.cluster_id, r->cfg.self, r->cfg.signer, en, ev);
     out->p = ev;
     out->len = RAFT_EVIDENCE_LEN;
 }
