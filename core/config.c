@@ -251,6 +251,143 @@ int sy_addr_check(const char *addr, bool want_http, char *why, size_t whylen)
     return SY_ECONFIG;
 }
 
+bool sy_addr_is_tls(const char *addr)
+{
+    return strncmp(addr, "tls+tcp://", 10) == 0;
+}
+
+int sy_addr_host(const char *addr, char *out, size_t cap)
+{
+    static const char *const schemes[] = {"tls+tcp://", "tcp://", "http://"};
+    const char *hp = NULL;
+    for (size_t i = 0; i < 3 && !hp; i++)
+        if (strncmp(addr, schemes[i], strlen(schemes[i])) == 0)
+            hp = addr + strlen(schemes[i]);
+    if (!hp || !*hp)
+        return SY_EINVAL;
+    const char *start = hp, *end;
+    if (hp[0] == '[') {
+        start = hp + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(hp, ':');
+    }
+    if (!end || end == start)
+        return SY_EINVAL;
+    size_t len = (size_t)(end - start);
+    if (len >= cap)
+        return SY_ETOOBIG;
+    memcpy(out, start, len);
+    out[len] = 0;
+    return SY_OK;
+}
+
+/* Directory part of a path ("." for a bare name), for resolving relative
+ * paths against the file that names them. */
+static void dir_of(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, cap, ".");
+    else if (slash == path)
+        snprintf(out, cap, "/");
+    else
+        snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+static int resolve_against(const char *dir, const char *value, char *out, size_t cap)
+{
+    int w = value[0] == '/' ? snprintf(out, cap, "%s", value)
+                            : snprintf(out, cap, "%s/%s", dir, value);
+    return (w < 0 || (size_t)w >= cap) ? SY_ECONFIG : SY_OK;
+}
+
+/* Checks a TLS file named by `key` in file `ctx`: it exists, is readable,
+ * holds a PEM certificate and, with want_key, an unencrypted private key
+ * that only its owner can read (as the Ed25519 secret key must be). Only
+ * the PEM markers are checked here; the TLS engine parses the contents
+ * when the transport starts. */
+static int check_pem_file(const char *ctx, const char *key, const char *path, bool want_key,
+                          char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR)
+            put_why(why, whylen, "%s: %s file %s does not exist; check the path (relative "
+                    "paths are relative to %s's directory)", ctx, key, path, ctx);
+        else
+            put_why(why, whylen, "%s: cannot open %s file %s: %s", ctx, key, path,
+                    strerror(e));
+        return SY_ECONFIG;
+    }
+    int rc = SY_ECONFIG;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        put_why(why, whylen, "%s: %s file %s is not a regular file", ctx, key, path);
+        goto out_close;
+    }
+    if ((uint64_t)st.st_size > SY_CFG_MAX_PEM) {
+        put_why(why, whylen, "%s: %s file %s is larger than %u bytes; is it a PEM file?", ctx,
+                key, path, SY_CFG_MAX_PEM);
+        goto out_close;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        put_why(why, whylen, "out of memory reading %s", path);
+        rc = SY_ENOMEM;
+        goto out_close;
+    }
+    size_t n = 0;
+    while (n < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            put_why(why, whylen, "%s: cannot read %s file %s: %s", ctx, key, path,
+                    strerror(errno));
+            goto out_free;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    if (!strstr(buf, "-----BEGIN CERTIFICATE-----")) {
+        put_why(why, whylen, "%s: %s file %s holds no PEM certificate (-----BEGIN "
+                "CERTIFICATE-----); see docs/operations.md for making one with openssl", ctx,
+                key, path);
+        goto out_free;
+    }
+    if (want_key) {
+        if (strstr(buf, "ENCRYPTED PRIVATE KEY-----") || strstr(buf, "Proc-Type: 4,ENCRYPTED")) {
+            put_why(why, whylen, "%s: %s file %s holds an encrypted private key; synod cannot "
+                    "ask for a passphrase: decrypt it with openssl pkey -in KEY -out KEY", ctx,
+                    key, path);
+            goto out_free;
+        }
+        if (!strstr(buf, "PRIVATE KEY-----")) {
+            put_why(why, whylen, "%s: %s file %s holds no PEM private key; put the node's "
+                    "certificate and its key in one file (cat node.crt node.key > node.pem)",
+                    ctx, key, path);
+            goto out_free;
+        }
+        if (st.st_mode & 077) {
+            put_why(why, whylen, "%s: %s file %s holds a private key and is readable by others "
+                    "(mode 0%o); run chmod 600 %s", ctx, key, path,
+                    (unsigned)(st.st_mode & 0777), path);
+            goto out_free;
+        }
+    }
+    rc = SY_OK;
+out_free:
+    free(buf);
+out_close:
+    close(fd);
+    return rc;
+}
+
 /* What two addresses collide on: host:port for network schemes (a tcp and
  * an http listener cannot share a port), the path for ipc. */
 static const char *addr_endpoint(const char *addr)
@@ -434,7 +571,7 @@ static int parse_ini(const char *path, const char *what, ini_handler handler, in
 
 /* --------------------------------------------------------- the manifest */
 
-enum vkind { V_ID, V_PROTO, V_U32, V_U64, V_BOOL };
+enum vkind { V_ID, V_PROTO, V_U32, V_U64, V_BOOL, V_PATH };
 
 typedef struct ckey {
     const char *name;
@@ -462,6 +599,7 @@ static const ckey cluster_keys[] = {
     {"watermark_window", V_U32, CF(watermark_window), 2, 1u << 24},
     {"prevote", V_BOOL, CF(prevote), 0, 0},
     {"check_quorum", V_BOOL, CF(check_quorum), 0, 0},
+    {"tls_ca", V_PATH, CF(tls_ca), 0, 0},
 };
 #define N_CLUSTER_KEYS (sizeof cluster_keys / sizeof cluster_keys[0])
 static const char *const node_keys[] = {"public_key", "peer", "client", "metrics"};
@@ -658,6 +796,19 @@ static int cluster_key(man_ctx *m, const char *name, const char *value)
             return SY_ECONFIG;
         }
         return SY_OK;
+    case V_PATH: {
+        char dir[SY_CFG_MAX_PATH];
+        if (!value[0]) {
+            src_error(&m->src, "%s in [cluster] is empty; give a path", name);
+            return SY_ECONFIG;
+        }
+        dir_of(m->cfg->path, dir, sizeof dir);
+        if (resolve_against(dir, value, base + ck->off, SY_CFG_MAX_PATH) != SY_OK) {
+            src_error(&m->src, "%s in [cluster] is too long a path", name);
+            return SY_ECONFIG;
+        }
+        return SY_OK;
+    }
     case V_BOOL: {
         bool b;
         if (!parse_bool(value, &b)) {
@@ -799,6 +950,53 @@ static bool cluster_key_seen(const man_ctx *m, const char *name)
     return false;
 }
 
+/* TLS is all or nothing: either every peer and client address is
+ * tls+tcp:// and [cluster] tls_ca names the CA, or none is. A mix would
+ * leave some links unable to talk to others (a TLS listener cannot accept
+ * a plain dialer), which is better refused here than debugged at run time. */
+static int validate_tls(man_ctx *m, uint32_t n, char *why, size_t whylen)
+{
+    sy_cluster_cfg *c = m->cfg;
+    const char *file = c->path;
+    static const char *const lab[2] = {"peer", "client"};
+    int tls_node = -1, plain_node = -1, tls_k = 0, plain_k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *list[2] = {m->tmp_nodes[i].peer, m->tmp_nodes[i].client};
+        for (int k = 0; k < 2; k++) {
+            if (sy_addr_is_tls(list[k])) {
+                if (tls_node < 0) {
+                    tls_node = (int)i;
+                    tls_k = k;
+                }
+            } else if (plain_node < 0) {
+                plain_node = (int)i;
+                plain_k = k;
+            }
+        }
+    }
+    if (tls_node >= 0 && plain_node >= 0) {
+        const sy_node_entry *pe = &m->tmp_nodes[plain_node];
+        put_why(why, whylen, "%s: [node \"%d\"] %s is %s but [node \"%d\"] %s is tls+tcp://; "
+                "TLS is all or nothing: use tls+tcp:// for every peer and client address, or "
+                "for none", file, plain_node, lab[plain_k], plain_k ? pe->client : pe->peer,
+                tls_node, lab[tls_k]);
+        return SY_ECONFIG;
+    }
+    if (tls_node >= 0 && !c->tls_ca[0]) {
+        put_why(why, whylen, "%s: the addresses are tls+tcp:// but [cluster] has no tls_ca; add "
+                "tls_ca = PATH (PEM file of the CA that signed every node's certificate)", file);
+        return SY_ECONFIG;
+    }
+    if (tls_node < 0 && c->tls_ca[0]) {
+        put_why(why, whylen, "%s: [cluster] tls_ca is set but no address is tls+tcp://; write "
+                "every peer and client address as tls+tcp://host:port, or remove tls_ca", file);
+        return SY_ECONFIG;
+    }
+    if (c->tls_ca[0])
+        return check_pem_file(file, "tls_ca", c->tls_ca, false, why, whylen);
+    return SY_OK;
+}
+
 /* Whole-manifest checks once every line is in. */
 static int validate(man_ctx *m, char *why, size_t whylen)
 {
@@ -935,6 +1133,10 @@ static int validate(man_ctx *m, char *why, size_t whylen)
                 return SY_ECONFIG;
             }
 
+    int rc = validate_tls(m, n, why, whylen);
+    if (rc != SY_OK)
+        return rc;
+
     c->nodes = calloc(n, sizeof *c->nodes);
     c->node_keys = calloc(n, sizeof *c->node_keys);
     if (!c->nodes || !c->node_keys) {
@@ -1004,8 +1206,8 @@ void sy_cluster_free(sy_cluster_cfg *cfg)
 /* ------------------------------------------------------------ node file */
 
 static const char *const nodefile_keys[] = {"id", "secret_key", "data_dir", "cluster",
-                                            "log_level"};
-enum { NF_ID, NF_SECRET, NF_DATA, NF_CLUSTER, NF_LOG, NF_COUNT };
+                                            "log_level", "tls_cert"};
+enum { NF_ID, NF_SECRET, NF_DATA, NF_CLUSTER, NF_LOG, NF_TLS_CERT, NF_COUNT };
 
 typedef struct nf_ctx {
     ini_src src;
@@ -1018,9 +1220,7 @@ typedef struct nf_ctx {
  * generated cluster directory works wherever it is moved or run from. */
 static int resolve(const nf_ctx *c, const char *value, char *out, size_t cap)
 {
-    int w = value[0] == '/' ? snprintf(out, cap, "%s", value)
-                            : snprintf(out, cap, "%s/%s", c->dir, value);
-    return (w < 0 || (size_t)w >= cap) ? SY_ECONFIG : SY_OK;
+    return resolve_against(c->dir, value, out, cap);
 }
 
 static int nodefile_handler(void *user, const char *section, const char *name,
@@ -1075,7 +1275,8 @@ static int nodefile_handler(void *user, const char *section, const char *name,
         return 1;
     }
     default: {
-        char *dst = k == NF_SECRET ? n->secret_key : k == NF_DATA ? n->data_dir : n->cluster;
+        char *dst = k == NF_SECRET ? n->secret_key : k == NF_DATA ? n->data_dir
+                    : k == NF_TLS_CERT ? n->tls_cert : n->cluster;
         if (!value[0]) {
             src_error(&c->src, "%s in [node] is empty; give a path", name);
             return 0;
@@ -1107,13 +1308,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
         return SY_ENOMEM;
     }
     c->ncfg = ncfg;
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(c->dir, sizeof c->dir, ".");
-    else if (slash == path)
-        snprintf(c->dir, sizeof c->dir, "/");
-    else
-        snprintf(c->dir, sizeof c->dir, "%.*s", (int)(slash - path), path);
+    dir_of(path, c->dir, sizeof c->dir);
 
     int rc = parse_ini(path, "node file", nodefile_handler, &c->src, c, why, whylen);
     if (rc)
@@ -1138,6 +1333,23 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
         rc = SY_ECONFIG;
         goto out_free_ctx;
     }
+    if (cluster->tls_ca[0] && !ncfg->tls_cert[0]) {
+        put_why(why, whylen, "%s: the manifest %s uses TLS (tls_ca) but [node] has no tls_cert; "
+                "add tls_cert = PATH (PEM file with this node's certificate and private key)",
+                path, ncfg->cluster);
+        rc = SY_ECONFIG;
+        goto out_free_ctx;
+    }
+    if (!cluster->tls_ca[0] && ncfg->tls_cert[0]) {
+        put_why(why, whylen, "%s: tls_cert is set but the manifest %s does not use TLS (no "
+                "tls_ca, tcp:// addresses); remove tls_cert or configure TLS in the manifest",
+                path, ncfg->cluster);
+        rc = SY_ECONFIG;
+        goto out_free_ctx;
+    }
+    if (ncfg->tls_cert[0] &&
+        (rc = check_pem_file(path, "tls_cert", ncfg->tls_cert, true, why, whylen)) != SY_OK)
+        goto out_free_ctx;
     char kwhy[WHY_MAX];
     rc = sy_keyfile_load_secret(ncfg->secret_key, &ncfg->seckey, kwhy, sizeof kwhy);
     if (rc) {

@@ -37,6 +37,7 @@ enum sy_protocol {
 #define SY_MAX_CLIENTS 4096u    /* [client] sections in a manifest */
 #define SY_CFG_MAX_PATH 4096    /* bytes of a path, with NUL */
 #define SY_CFG_MAX_FILE (1024u * 1024u) /* bytes of an INI file */
+#define SY_CFG_MAX_PEM (1024u * 1024u)  /* bytes of a TLS certificate/key file */
 
 /* Defaults for optional [cluster] keys (docs/configuration.md). */
 #define SY_DEF_HEARTBEAT_MS 50u
@@ -77,6 +78,10 @@ typedef struct sy_cluster_cfg {
     uint64_t snapshot_threshold;
     uint32_t checkpoint_interval, watermark_window;
     bool prevote, check_quorum;
+    /* PEM CA bundle that signed every node's TLS certificate, resolved
+     * against the manifest's directory; "" = no TLS. Set exactly when every
+     * peer and client address is tls+tcp:// (the loader refuses a mix). */
+    char tls_ca[SY_CFG_MAX_PATH];
     sy_node_entry *nodes;             /* n entries; nodes[i].id == i */
     sy_pubkey *node_keys;             /* n entries; node_keys[i] == nodes[i].pubkey */
     sy_client_entry *clients;         /* n_clients entries, in file order */
@@ -94,6 +99,10 @@ typedef struct sy_node_cfg {
     char data_dir[SY_CFG_MAX_PATH];
     char cluster[SY_CFG_MAX_PATH];
     int log_level;                    /* enum sy_log_level (core/log.h) */
+    /* PEM file with this node's TLS certificate (chain) and private key,
+     * resolved against the node file's dir; "" = no TLS. Required exactly
+     * when the manifest has tls_ca. */
+    char tls_cert[SY_CFG_MAX_PATH];
     sy_seckey *seckey;                /* loaded and checked; owned (sy_node_free) */
 } sy_node_cfg;
 
@@ -142,5 +151,13 @@ int sy_cluster_node_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk, uint3
  * tcp://host:port, tls+tcp://host:port or ipc://path. On failure writes the
  * problem (no file or key context) to why. */
 int sy_addr_check(const char *addr, bool want_http, char *why, size_t whylen);
+
+/* True for a tls+tcp:// address. */
+bool sy_addr_is_tls(const char *addr);
+/* The host part of a tcp://, tls+tcp:// or http:// address, without
+ * IPv6 brackets, into out (cap bytes): what a TLS client checks the
+ * server's certificate against. SY_EINVAL for an ipc:// or malformed
+ * address, SY_ETOOBIG if it does not fit. */
+int sy_addr_host(const char *addr, char *out, size_t cap);
 
 #endif

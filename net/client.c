@@ -12,6 +12,7 @@
 #include <time.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/client.h"
 #include "core/buf.h"
@@ -204,6 +205,50 @@ static void cond_init_mono(pthread_cond_t *cv)
     pthread_condattr_destroy(&a);
 }
 
+/* Non-blocking dial of node i's client address: a node that is down now is
+ * retried in the background; the call's deadline bounds the wait. With TLS
+ * (the manifest has tls_ca) the node's certificate must chain to that CA
+ * and carry the host of the address; we present no certificate of our own,
+ * since the cluster knows us by our Ed25519 signature. */
+static int dial_node(const sy_cluster_cfg *cfg, uint32_t i, nng_socket s, char *why,
+                     size_t whylen)
+{
+    const char *addr = cfg->nodes[i].client;
+    nng_tls_config *tc;
+    nng_dialer d;
+    char host[SY_MAX_ADDR];
+    int rv;
+    if (!cfg->tls_ca[0])
+        rv = nng_dial(s, addr, NULL, NNG_FLAG_NONBLOCK);
+    else if (sy_addr_host(addr, host, sizeof host) != SY_OK)
+        rv = NNG_EADDRINVAL;
+    else if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
+        if ((rv = nng_tls_config_ca_file(tc, cfg->tls_ca)) != 0) {
+            if (why)
+                snprintf(why, whylen, "tls_ca %s in %s: cannot load the CA certificates: %s",
+                         cfg->tls_ca, cfg->path, nng_strerror(rv));
+            nng_tls_config_free(tc);
+            return rv == NNG_ENOMEM ? SY_ENOMEM : SY_ECONFIG;
+        }
+        nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
+        if ((rv = nng_tls_config_server_name(tc, host)) == 0 &&
+            (rv = nng_dialer_create(&d, s, addr)) == 0) {
+            if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc)) == 0)
+                rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+            if (rv)
+                nng_dialer_close(d);
+        }
+        nng_tls_config_free(tc); /* the dialer holds its own reference */
+    }
+    if (rv) {
+        if (why)
+            snprintf(why, whylen, "node %u client address %s: %s%s", i, addr, nng_strerror(rv),
+                     rv == NNG_ENOTSUP && cfg->tls_ca[0] ? " (no TLS in this NNG build?)" : "");
+        return rv == NNG_ENOMEM ? SY_ENOMEM : SY_ECONFIG;
+    }
+    return SY_OK;
+}
+
 int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_client **out,
                         char *why, size_t whylen)
 {
@@ -265,15 +310,8 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
         nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_cb, l);
         if ((rv = nng_aio_alloc(&l->aio, link_cb, l)) != 0)
             goto err_nng;
-        /* Non-blocking: a node that is down now is retried in the
-         * background; the call's deadline bounds the wait. */
-        if ((rv = nng_dial(l->sock, cfg->nodes[i].client, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-            if (why)
-                snprintf(why, whylen, "node %u client address %s: %s", i, cfg->nodes[i].client,
-                         nng_strerror(rv));
-            rc = SY_ECONFIG;
+        if ((rc = dial_node(cfg, i, l->sock, why, whylen)) != SY_OK)
             goto err_free;
-        }
     }
     *out = c;
     return SY_OK;

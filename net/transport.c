@@ -21,8 +21,10 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/transport.h"
+#include "core/config.h"
 #include "core/engine.h"
 #include "crypto/sy_err.h"
 
@@ -60,6 +62,10 @@ struct sy_net {
     sy_net_cfg cfg;               /* pointers below replaced by our copies */
     char **addrs;
     char *client_addr, *metrics_addr, *cluster_id;
+    char *tls_cert, *tls_ca;      /* NULL: plain */
+    /* Listener TLS configs (NULL without TLS): the peer listener demands a
+     * CA-signed certificate from the dialer, the client listener does not. */
+    nng_tls_config *tls_peer_srv, *tls_client_srv;
     bool closing;                 /* atomic */
 
     peer peers[SY_MAX_NODES];
@@ -778,12 +784,107 @@ static char *dupstr(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static int listen_on(nng_socket s, const char *addr, char *why, size_t whylen)
+/* ------------------------------------------------------------------ TLS */
+
+/* Builds a TLS config. Server side: our certificate and key, and with
+ * require_peer also the CA and a demand for the dialer's certificate.
+ * Client side: the CA, a required and name-checked server certificate
+ * (server_name), and our certificate if we have one. On failure why names
+ * the file. */
+static int tls_make(const sy_net *net, bool server, bool require_peer, const char *server_name,
+                    nng_tls_config **out, char *why, size_t whylen)
 {
-    int rv = nng_listen(s, addr, NULL, 0);
+    nng_tls_config *tc;
+    int rv;
+    *out = NULL;
+    if ((rv = nng_tls_config_alloc(&tc, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT))) {
+        set_why(why, whylen, "cannot use TLS: %s%s", nng_strerror(rv),
+                rv == NNG_ENOTSUP ? " (this NNG build has no TLS engine)" : "");
+        return rv == NNG_ENOMEM ? SY_ENOMEM : SY_ECONFIG;
+    }
+    if (net->tls_cert && (server || require_peer) &&
+        (rv = nng_tls_config_cert_key_file(tc, net->tls_cert, NULL)) != 0) {
+        set_why(why, whylen, "tls_cert %s: cannot load the certificate and private key: %s",
+                net->tls_cert, nng_strerror(rv));
+        goto err_free;
+    }
+    if (!server || require_peer) {
+        if ((rv = nng_tls_config_ca_file(tc, net->tls_ca)) != 0) {
+            set_why(why, whylen, "tls_ca %s: cannot load the CA certificates: %s",
+                    net->tls_ca, nng_strerror(rv));
+            goto err_free;
+        }
+        nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
+    } else {
+        nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_NONE);
+    }
+    if (server_name && (rv = nng_tls_config_server_name(tc, server_name)) != 0) {
+        set_why(why, whylen, "TLS server name %s: %s", server_name, nng_strerror(rv));
+        goto err_free;
+    }
+    *out = tc;
+    return SY_OK;
+err_free:
+    nng_tls_config_free(tc);
+    return rv == NNG_ENOMEM ? SY_ENOMEM : SY_ECONFIG;
+}
+
+/* Listens on addr; with tc (a TLS server config, borrowed: the listener
+ * takes its own hold) through an explicit listener so the config can be
+ * set before it starts. */
+static int listen_on(nng_socket s, const char *addr, nng_tls_config *tc, char *why,
+                     size_t whylen)
+{
+    int rv;
+    if (!tc) {
+        rv = nng_listen(s, addr, NULL, 0);
+    } else {
+        nng_listener l;
+        if ((rv = nng_listener_create(&l, s, addr)) == 0) {
+            if ((rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc)) == 0)
+                rv = nng_listener_start(l, 0);
+            if (rv)
+                nng_listener_close(l);
+        }
+    }
     if (rv) {
         set_why(why, whylen, "cannot listen on %s: %s", addr, nng_strerror(rv));
         return rv == NNG_EADDRINUSE ? SY_EIO : map_nng(rv);
+    }
+    return SY_OK;
+}
+
+/* Non-blocking dial: a peer that is down now (or whose handshake fails) is
+ * retried in the background with backoff. With TLS the dialer gets a
+ * client config naming the host of addr, so the peer's certificate must
+ * carry that name. */
+static int dial_peer(sy_net *net, nng_socket s, const char *addr, char *why, size_t whylen)
+{
+    char host[SY_MAX_ADDR];
+    nng_tls_config *tc = NULL;
+    nng_dialer d;
+    int rv, rc;
+    if (!net->tls_ca) {
+        rv = nng_dial(s, addr, NULL, NNG_FLAG_NONBLOCK);
+        goto out;
+    }
+    if (sy_addr_host(addr, host, sizeof host) != SY_OK) {
+        rv = NNG_EADDRINVAL;
+        goto out;
+    }
+    if ((rc = tls_make(net, false, true, host, &tc, why, whylen)) != SY_OK)
+        return rc;
+    if ((rv = nng_dialer_create(&d, s, addr)) == 0) {
+        if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc)) == 0)
+            rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+        if (rv)
+            nng_dialer_close(d);
+    }
+    nng_tls_config_free(tc); /* the dialer holds its own reference */
+out:
+    if (rv) {
+        set_why(why, whylen, "cannot dial peer %s: %s", addr, nng_strerror(rv));
+        return map_nng(rv);
     }
     return SY_OK;
 }
@@ -801,11 +902,8 @@ static int open_peer(sy_net *net, uint32_t i, char *why, size_t whylen)
         (rv = nng_pipe_notify(pe->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, pe)) ||
         (rv = nng_pipe_notify(pe->sock, NNG_PIPE_EV_REM_POST, pipe_cb, pe)))
         goto err;
-    /* Non-blocking dial: a peer that is down now is retried in the
-     * background with backoff, and sends queue (boundedly) meanwhile. */
-    if ((rv = nng_dial(pe->sock, net->addrs[i], NULL, NNG_FLAG_NONBLOCK)) != 0)
-        goto err;
-    return SY_OK;
+    /* Sends queue (boundedly) while the link is down. */
+    return dial_peer(net, pe->sock, net->addrs[i], why, whylen);
 err:
     set_why(why, whylen, "cannot dial peer %s: %s", net->addrs[i], nng_strerror(rv));
     return map_nng(rv);
@@ -834,7 +932,7 @@ static int open_client(sy_net *net, char *why, size_t whylen)
         }
         net->n_slots = i + 1;
     }
-    if ((rc = listen_on(net->rep, net->client_addr, why, whylen)) != SY_OK)
+    if ((rc = listen_on(net->rep, net->client_addr, net->tls_client_srv, why, whylen)) != SY_OK)
         return rc;
     for (uint32_t i = 0; i < net->n_slots; i++) {
         net->slots[i].state = C_RECV;
@@ -900,6 +998,19 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
     net->client_addr = cfg->client_addr && *cfg->client_addr ? dupstr(cfg->client_addr) : NULL;
     net->metrics_addr = cfg->metrics_addr && *cfg->metrics_addr ? dupstr(cfg->metrics_addr) : NULL;
     net->cluster_id = dupstr(cfg->cluster_id);
+    if (cfg->tls_cert && *cfg->tls_cert && cfg->tls_ca && *cfg->tls_ca) {
+        if (!(net->tls_cert = strdup(cfg->tls_cert)) || !(net->tls_ca = strdup(cfg->tls_ca)))
+            goto err_close;
+        if ((rc = tls_make(net, true, true, NULL, &net->tls_peer_srv, why, whylen)) != SY_OK ||
+            (rc = tls_make(net, true, false, NULL, &net->tls_client_srv, why, whylen)) != SY_OK)
+            goto err_close;
+    } else if ((cfg->tls_cert && *cfg->tls_cert) || (cfg->tls_ca && *cfg->tls_ca)) {
+        set_why(why, whylen, "TLS needs both %s and %s", "tls_cert", "tls_ca");
+        rc = SY_ECONFIG;
+        goto err_close;
+    }
+    net->cfg.tls_cert = net->tls_cert;
+    net->cfg.tls_ca = net->tls_ca;
     net->cfg.peer_addrs = NULL;
     net->cfg.client_addr = net->client_addr;
     net->cfg.metrics_addr = net->metrics_addr;
@@ -924,7 +1035,8 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
         rc = map_nng(rv);
         goto err_close;
     }
-    if ((rc = listen_on(net->pull, net->addrs[cfg->self], why, whylen)) != SY_OK)
+    if ((rc = listen_on(net->pull, net->addrs[cfg->self], net->tls_peer_srv, why, whylen)) !=
+        SY_OK)
         goto err_close;
     nng_recv_aio(net->pull, net->pull_aio);
 
@@ -996,6 +1108,12 @@ void sy_net_close(sy_net *net)
     free(net->client_addr);
     free(net->metrics_addr);
     free(net->cluster_id);
+    if (net->tls_peer_srv)
+        nng_tls_config_free(net->tls_peer_srv);
+    if (net->tls_client_srv)
+        nng_tls_config_free(net->tls_client_srv);
+    free(net->tls_cert);
+    free(net->tls_ca);
     free(net->slots);
     free(net->eq);
     free(net->wq);

@@ -56,10 +56,21 @@ typedef bool (*sy_net_health_fn)(void *ctx, char *why, size_t whylen);
 typedef struct sy_net_cfg {
     uint32_t self;                  /* our node id */
     uint32_t n;                     /* nodes 0..n-1 */
-    const char *const *peer_addrs;  /* n addresses (tcp://, ipc://); [self] is
+    const char *const *peer_addrs;  /* n addresses (tcp://, tls+tcp://, ipc://); [self] is
                                        ours to listen on. Copied. */
     const char *client_addr;        /* REP listen address; NULL = none. Copied. */
     const char *metrics_addr;       /* http://host:port; NULL/"" = none. Copied. */
+    /* TLS, for tls+tcp:// addresses (NULL/"" both = plain). Paths to PEM
+     * files, read at open time. tls_cert: our certificate (chain) and
+     * private key, presented on the peer and client listeners and to the
+     * peers we dial; tls_ca: the CA bundle every node's certificate must
+     * chain to, checked on both sides of a peer link (mutual TLS), with the
+     * certificate's name checked against the host of the address we dial.
+     * Clients connect without a certificate. TLS adds confidentiality and
+     * keeps non-nodes off the mesh port; who sent a frame is still decided
+     * by its Ed25519 signature alone. */
+    const char *tls_cert;
+    const char *tls_ca;
     /* Verification off the runtime thread (NULL = deliver raw bytes). The
      * opts and everything they point to are borrowed for the net's life and
      * must be safe to use from several threads at once (the manifest's

@@ -809,6 +809,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         .peer_addrs = peers,
         .client_addr = me->client,
         .metrics_addr = me->metrics[0] ? me->metrics : NULL,
+        .tls_cert = r->ncfg.tls_cert[0] ? r->ncfg.tls_cert : NULL,
+        .tls_ca = r->cluster.tls_ca[0] ? r->cluster.tls_ca : NULL,
         .verify = &r->dec,
         .signer = &r->signer,
         .cluster_id = r->cluster.id,
