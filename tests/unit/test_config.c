@@ -102,6 +102,7 @@ typedef struct mopts {
     int clients;                /* default 1 */
     int client0_key;            /* key seed of client 0 (default 100) */
     const char *tail;           /* raw text at the end */
+    bool tls;                   /* peer and client addresses are tls+tcp:// */
 } mopts;
 
 static void build_manifest(fixture *fx, mopts o)
@@ -125,11 +126,12 @@ static void build_manifest(fixture *fx, mopts o)
         char b64[SY_KEY_B64_LEN];
         pub_b64(o.key_of ? o.key_of[i] : id, b64);
         OUT("\n[node \"%d\"]\npublic_key = %s\n", id, b64);
+        const char *scheme = o.tls ? "tls+tcp" : "tcp";
         if (i == 1 && o.peer1)
             OUT("peer = %s\n", o.peer1);
         else
-            OUT("peer = tcp://127.0.0.1:%d\n", 7000 + id);
-        OUT("client = tcp://127.0.0.1:%d\n", 7100 + id);
+            OUT("peer = %s://127.0.0.1:%d\n", scheme, 7000 + id);
+        OUT("client = %s://127.0.0.1:%d\n", scheme, 7100 + id);
         if (i == 1 && o.metrics1)
             OUT("metrics = %s\n", o.metrics1);
         else
@@ -604,6 +606,152 @@ static void test_node_file_errors_are_named(void **state)
     expect_node_error(fx, 0, "nowhere.ini does not exist");
 }
 
+/* ---- TLS settings ---- */
+
+#define PEM_CERT "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+#define PEM_KEY "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"
+
+/* Writes dir/name with text and mode. */
+static void write_in(fixture *fx, const char *name, const char *text, mode_t mode)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", fx->dir, name);
+    write_file(p, text);
+    assert_int_equal(chmod(p, mode), 0);
+}
+
+static void test_tls_manifest_loads_with_ca_relative_to_it(void **state)
+{
+    fixture *fx = *state;
+    char p[700];
+    snprintf(p, sizeof p, "%s/tls", fx->dir);
+    mkdir(p, 0700);
+    write_in(fx, "tls/ca.pem", PEM_CERT, 0644);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = tls/ca.pem"});
+    assert_int_equal(sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why), SY_OK);
+    snprintf(p, sizeof p, "%s/tls/ca.pem", fx->dir);
+    assert_string_equal(fx->cfg.tls_ca, p);
+    assert_string_equal(fx->cfg.nodes[2].client, "tls+tcp://127.0.0.1:7102");
+}
+
+static void test_plain_manifest_has_no_tls_ca(void **state)
+{
+    fixture *fx = *state;
+    build_manifest(fx, (mopts){0});
+    assert_int_equal(sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why), SY_OK);
+    assert_string_equal(fx->cfg.tls_ca, "");
+}
+
+static void test_tls_addresses_without_tls_ca_are_rejected(void **state)
+{
+    fixture *fx = *state;
+    build_manifest(fx, (mopts){.tls = true});
+    expect_error(fx, "the addresses are tls+tcp:// but [cluster] has no tls_ca; add tls_ca = PATH");
+}
+
+static void test_tls_ca_without_tls_addresses_is_rejected(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "ca.pem", PEM_CERT, 0644);
+    build_manifest(fx, (mopts){.cluster_extra = "tls_ca = ca.pem"});
+    expect_error(fx, "[cluster] tls_ca is set but no address is tls+tcp://");
+}
+
+static void test_mixing_tls_and_plain_addresses_names_the_node(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "ca.pem", PEM_CERT, 0644);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem",
+                               .peer1 = "tcp://127.0.0.1:7001"});
+    expect_error(fx, "[node \"1\"] peer is tcp://127.0.0.1:7001 but [node \"0\"] peer is "
+                 "tls+tcp://; TLS is all or nothing");
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem",
+                               .peer1 = "ipc:///tmp/synod-peer-1"});
+    expect_error(fx, "[node \"1\"] peer is ipc:///tmp/synod-peer-1 but");
+}
+
+static void test_missing_or_bogus_tls_ca_file_is_named(void **state)
+{
+    fixture *fx = *state;
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = nowhere.pem"});
+    expect_error(fx, "tls_ca file ");
+    expect_error(fx, "nowhere.pem does not exist");
+    write_in(fx, "ca.pem", "not a certificate\n", 0644);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem"});
+    expect_error(fx, "ca.pem holds no PEM certificate");
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca ="});
+    expect_error(fx, "tls_ca in [cluster] is empty");
+}
+
+static void test_tls_node_file_loads_its_certificate_path(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "ca.pem", PEM_CERT, 0644);
+    write_in(fx, "node-2.pem", PEM_CERT PEM_KEY, 0600);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem"});
+    build_node(fx, 2, "node-2.key", "tls_cert = node-2.pem\n");
+    assert_int_equal(load_node(fx, 2), SY_OK);
+    char want[700];
+    snprintf(want, sizeof want, "%s/node-2.pem", fx->dir);
+    assert_string_equal(fx->ncfg.tls_cert, want);
+}
+
+static void test_tls_manifest_needs_tls_cert_in_the_node_file(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "ca.pem", PEM_CERT, 0644);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem"});
+    build_node(fx, 0, "node-0.key", NULL);
+    expect_node_error(fx, 0, "uses TLS (tls_ca) but [node] has no tls_cert; add tls_cert = PATH");
+}
+
+static void test_tls_cert_without_tls_manifest_is_rejected(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "node-0.pem", PEM_CERT PEM_KEY, 0600);
+    build_manifest(fx, (mopts){0});
+    build_node(fx, 0, "node-0.key", "tls_cert = node-0.pem\n");
+    expect_node_error(fx, 0, "tls_cert is set but the manifest");
+    expect_node_error(fx, 0, "does not use TLS");
+}
+
+static void test_tls_cert_file_problems_are_named(void **state)
+{
+    fixture *fx = *state;
+    write_in(fx, "ca.pem", PEM_CERT, 0644);
+    build_manifest(fx, (mopts){.tls = true, .cluster_extra = "tls_ca = ca.pem"});
+    build_node(fx, 0, "node-0.key", "tls_cert = node-0.pem\n");
+    expect_node_error(fx, 0, "tls_cert file ");
+    expect_node_error(fx, 0, "node-0.pem does not exist");
+    write_in(fx, "node-0.pem", PEM_CERT, 0600);
+    expect_node_error(fx, 0, "node-0.pem holds no PEM private key; put the node's certificate "
+                      "and its key in one file");
+    write_in(fx, "node-0.pem", PEM_KEY, 0600);
+    expect_node_error(fx, 0, "node-0.pem holds no PEM certificate");
+    write_in(fx, "node-0.pem", PEM_CERT "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n"
+             "-----END ENCRYPTED PRIVATE KEY-----\n", 0600);
+    expect_node_error(fx, 0, "holds an encrypted private key");
+    write_in(fx, "node-0.pem", PEM_CERT PEM_KEY, 0640);
+    expect_node_error(fx, 0, "node-0.pem holds a private key and is readable by others (mode "
+                      "0640); run chmod 600");
+}
+
+static void test_addr_host_is_the_name_a_certificate_must_carry(void **state)
+{
+    (void)state;
+    char h[64];
+    assert_int_equal(sy_addr_host("tls+tcp://node1.example.com:7000", h, sizeof h), SY_OK);
+    assert_string_equal(h, "node1.example.com");
+    assert_int_equal(sy_addr_host("tls+tcp://[::1]:7000", h, sizeof h), SY_OK);
+    assert_string_equal(h, "::1");
+    assert_int_equal(sy_addr_host("tcp://127.0.0.1:7000", h, sizeof h), SY_OK);
+    assert_string_equal(h, "127.0.0.1");
+    assert_int_equal(sy_addr_host("ipc:///tmp/x", h, sizeof h), SY_EINVAL);
+    assert_int_equal(sy_addr_host("tls+tcp://node1.example.com:7000", h, 5), SY_ETOOBIG);
+    assert_true(sy_addr_is_tls("tls+tcp://a:1"));
+    assert_false(sy_addr_is_tls("tcp://a:1"));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -638,6 +786,17 @@ int main(void)
         T(test_valid_node_file_loads_with_paths_relative_to_it),
         T(test_node_file_with_another_nodes_key_is_rejected),
         T(test_node_id_not_in_manifest_is_rejected),
+        T(test_tls_manifest_loads_with_ca_relative_to_it),
+        T(test_plain_manifest_has_no_tls_ca),
+        T(test_tls_addresses_without_tls_ca_are_rejected),
+        T(test_tls_ca_without_tls_addresses_is_rejected),
+        T(test_mixing_tls_and_plain_addresses_names_the_node),
+        T(test_missing_or_bogus_tls_ca_file_is_named),
+        T(test_tls_node_file_loads_its_certificate_path),
+        T(test_tls_manifest_needs_tls_cert_in_the_node_file),
+        T(test_tls_cert_without_tls_manifest_is_rejected),
+        T(test_tls_cert_file_problems_are_named),
+        T(test_addr_host_is_the_name_a_certificate_must_carry),
         T(test_node_key_file_missing_or_too_open_is_rejected),
         T(test_node_file_errors_are_named),
     };
