@@ -2,7 +2,7 @@
 # Installs the Debian packages synod needs, if any are missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libnng-dev libmsgpack-dev
-      libcmocka-dev liblmdb-dev libinih-dev iproute2 ${SYNOD_EXTRA_PKGS:-})
+      libcmocka-dev liblmdb-dev libinih-dev iproute2 openssl ${SYNOD_EXTRA_PKGS:-})
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -68,6 +68,16 @@ chmod 600 "$TLS/node-1.pem"
 [ $rc -eq 2 ] && echo "$out" | grep -q "readable by others (mode 0644); run chmod 600" \
   && pass "a certificate+key file others can read is refused (exit 2)" || fail "0644 key: rc=$rc out=$out"
 
+# PEM markers but no real certificate: the TLS engine refuses it at start
+printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' \
+  > "$TLS/bogus.pem"
+chmod 600 "$TLS/bogus.pem"
+sed 's#^tls_cert = .*#tls_cert = tls/bogus.pem#' "$C_DIR/node-0.ini" > "$C_DIR/node-bogus.ini"
+out=$(timeout 20 "$BIN/synod" --config "$C_DIR/node-bogus.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "tls_cert .*bogus.pem: cannot load the certificate and private key" \
+  && pass "a certificate the TLS engine cannot parse is refused at start (exit 2): $out" \
+  || fail "bogus certificate: rc=$rc out=$out"
+
 # ---- the cluster over TLS
 start_all
 L=$(wait_leader 30) || die "no leader elected over TLS within 30s"
