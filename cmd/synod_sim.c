@@ -21,7 +21,7 @@ static const char usage[] =
     "usage: synod-sim --protocol raft|paxos|pbft [--nodes N] [--seed S] [--seeds K]\n"
     "                 [--requests R] [--clients C] [--faults LIST]\n"
     "                 [--byzantine ID:BEHAVIOUR]... [--mutant [ID:]MUTANT]...\n"
-    "                 [--fault-ms MS] [--ed25519] [--verbose]\n"
+    "                 [--fault-ms MS] [--corrupt PCT] [--ed25519] [--verbose]\n"
     "\n"
     "Runs seeded simulations of a cluster of N nodes (default 3) under faults and\n"
     "checks agreement, validity, exactly-once, convergence, durability,\n"
@@ -41,6 +41,8 @@ static const char usage[] =
     "             raft old-term-commit; paxos ignore-promises;\n"
     "             pbft accept-wrong-digest, nv-no-recompute\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
+    "  --corrupt  with the disk fault: percent of crashes that also flip a byte of\n"
+    "             a stored log entry, ledger block or meta value (default 25; 0 = never)\n"
     "  --ed25519  sign with Ed25519 instead of the cheap simulator scheme\n"
     "  --verbose  print every event of the run\n"
     "\n"
@@ -158,7 +160,8 @@ typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
         restarts, pauses, disk_lost, snapshots, ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
-        live_ok;
+        live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
+        ledger_blocks;
 } totals;
 
 static void add(totals *t, const sy_sim_stats *s)
@@ -190,6 +193,12 @@ static void add(totals *t, const sy_sim_stats *s)
     t->linz_ok += !s->failed && s->linz_verdict == SY_LINZ_OK;
     t->linz_unknown += !s->failed && s->linz_verdict == SY_LINZ_UNKNOWN;
     t->live_ok += s->liveness_ok;
+    t->corrupted += s->corruptions;
+    t->corrupt_boot += s->corrupt_at_boot;
+    t->corrupt_run += s->corrupt_at_run;
+    t->corrupt_end += s->corrupt_at_end;
+    t->corrupt_healed += s->corrupt_healed;
+    t->ledger_blocks += s->chk_ledger_blocks;
 }
 
 static void summary(const sy_sim_opts *o, const totals *t, double secs, bool failed)
@@ -208,6 +217,7 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
+    printf("  %-22s %12" PRIu64 "\n", "stored values corrupted", t->corrupted);
     printf("  %-22s %12" PRIu64 "\n", "envelopes rejected", t->rejected);
     printf("  %-22s %12s\n", "workload", "count");
     printf("  %-22s %12" PRIu64 "\n", "ops completed", t->ok);
@@ -222,6 +232,13 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "exactly-once", t->exactly_once);
     printf("  %-22s %12" PRIu64 "\n", "convergence", t->convergence);
     printf("  %-22s %12" PRIu64 "\n", "durability", t->durability);
+    /* each corruption ends detected (at restart, on a read while running,
+     * on the read at the end) or overwritten unread */
+    printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " corruptions (%" PRIu64 " at restart, %" PRIu64
+           " running, %" PRIu64 " at end, %" PRIu64 " overwritten unread)\n",
+           "corruption-detected", t->corrupt_boot + t->corrupt_run + t->corrupt_end,
+           t->corrupted, t->corrupt_boot, t->corrupt_run, t->corrupt_end, t->corrupt_healed);
+    printf("  %-22s %12" PRIu64 "\n", "ledger-verify blocks", t->ledger_blocks);
     printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " runs%s\n", "linearizability", t->linz_ok,
            t->runs, t->linz_unknown ? " (some searches hit the work bound)" : "");
     printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " runs\n", "liveness", t->live_ok, t->runs);
@@ -280,6 +297,10 @@ int main(int argc, char **argv)
             if (!parse_u64(val, &v) || v < 1)
                 return usage_error("--fault-ms wants milliseconds >= 1, got '%s'", val);
             o.fault_ms = v;
+        } else if (strcmp(a, "--corrupt") == 0) {
+            if (!parse_u64(val, &v) || v > 100)
+                return usage_error("--corrupt wants a percentage 0..100, got '%s'", val);
+            o.corrupt_pct = v ? (uint32_t)v : SY_SIM_CORRUPT_OFF;
         } else if (strcmp(a, "--faults") == 0) {
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {

@@ -166,6 +166,10 @@ void sim_check_applied(sim_world *w, sim_node *nd, uint64_t index)
     sim_ledger_head ld;
     int rc = sim_node_digest(nd, &d, &ld);
     if (rc) {
+        /* reading the digest or the ledger tip found the corruption that
+         * was injected there: the node stops (the caller sees it down) */
+        if (sim_disk_detected(w, nd, rc, "stopped"))
+            return;
         sim_fail(w, "storage", "n%u could not read its state digest: %s (%s)", nd->id,
                  sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
@@ -203,7 +207,8 @@ void sim_check_final(sim_world *w)
             /* BFT: f+1 matching replies guarantee one correct replica only */
             uint32_t have = 0;
             for (uint32_t i = 0; i < w->n; i++)
-                have += !w->nodes[i].byz && w->nodes[i].applied >= s->applied_index;
+                have += !sim_node_excluded(&w->nodes[i]) &&
+                        w->nodes[i].applied >= s->applied_index;
             if (w->bft && have == 0) {
                 sim_fail(w, "durability", "client %u request %" PRIu64 " (index %" PRIu64
                          ") was acknowledged but no correct replica holds it at the end", c,
@@ -211,7 +216,8 @@ void sim_check_final(sim_world *w)
                 break;
             }
             for (uint32_t i = 0; i < w->n && !w->bft; i++) {
-                if (!w->nodes[i].byz && w->nodes[i].applied < s->applied_index) {
+                if (!sim_node_excluded(&w->nodes[i]) &&
+                    w->nodes[i].applied < s->applied_index) {
                     sim_fail(w, "durability", "client %u request %" PRIu64 " (index %" PRIu64
                              ") was acknowledged but n%u ended at index %" PRIu64, c, r,
                              s->applied_index, i, w->nodes[i].applied);
@@ -226,12 +232,13 @@ void sim_check_final(sim_world *w)
     sy_digest d0, di;
     sim_ledger_head l0, li;
     uint32_t ref = 0;
-    while (ref < w->n && w->nodes[ref].byz)
+    while (ref < w->n && sim_node_excluded(&w->nodes[ref]))
         ref++;
     if (ref == w->n || sim_node_digest(&w->nodes[ref], &d0, &l0))
         return;
     for (uint32_t i = ref + 1; i < w->n; i++) {
-        if (!w->nodes[i].byz && w->nodes[i].applied == w->nodes[ref].applied &&
+        if (!sim_node_excluded(&w->nodes[i]) &&
+            w->nodes[i].applied == w->nodes[ref].applied &&
             (sim_node_digest(&w->nodes[i], &di, &li) || !sy_digest_eq(&d0, &di) ||
              !heads_agree(&l0, &li))) {
             sim_fail(w, "convergence", "n%u and n%u ended at index %" PRIu64 " with different "

@@ -102,6 +102,9 @@ void sy_sim_replay_line(const sy_sim_opts *o, char *buf, size_t cap)
         len += (size_t)snprintf(buf + len, cap - len, " --clients %u", o->clients);
     if (o->fault_ms && o->fault_ms != 20000 && len < cap)
         len += (size_t)snprintf(buf + len, cap - len, " --fault-ms %" PRIu64, o->fault_ms);
+    if (o->corrupt_pct && o->corrupt_pct != SY_SIM_CORRUPT_PCT && len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " --corrupt %u",
+                                o->corrupt_pct == SY_SIM_CORRUPT_OFF ? 0 : o->corrupt_pct);
     for (uint32_t i = 0; i < o->n_byz && len < cap; i++)
         len += (size_t)snprintf(buf + len, cap - len, " --%s %u:%u",
                                 o->byz[i].behaviour >= SY_SIM_MUTANT_BASE ? "mutant"
@@ -208,6 +211,8 @@ static const char *kind_name(uint8_t k)
     case TR_SNAPSHOT: return "snapshot";
     case TR_FAIL: return "CHECK-FAILED";
     case TR_LOG_CUT: return "log-cut";
+    case TR_CORRUPT: return "disk-corrupted";
+    case TR_CORRUPT_FOUND: return "corruption-found";
     default: return "?";
     }
 }
@@ -267,6 +272,13 @@ static void trace_fmt(const sim_trace_rec *r, char *buf, size_t cap)
         break;
     case TR_LOG_CUT:
         snprintf(eb, sizeof eb, " truncate-from %" PRIu64 " compact-to %" PRIu64, r->x, r->y);
+        extra = eb;
+        break;
+    case TR_CORRUPT:
+    case TR_CORRUPT_FOUND:
+        snprintf(eb, sizeof eb, " in %s%s",
+                 r->x == SY_TBL_LOG ? "log" : r->x == SY_TBL_LEDGER ? "ledger" : "meta",
+                 r->kind == TR_CORRUPT ? "" : " (node stays down)");
         extra = eb;
         break;
     case TR_CLIENT_RETRY:
@@ -332,8 +344,9 @@ static void report_failure(sim_world *w)
         sy_engine_status es = { 0 };
         if (nd->up && nd->eng)
             w->o.ops->status(nd->eng, &es);
-        fprintf(out, "  n%u%s: %s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
+        fprintf(out, "  n%u%s: %s%s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
                      "\n", nd->id, i >= w->n ? " (twin)" : "", nd->up ? "up" : "down", nd->paused ? " paused" : "",
+                nd->dead ? " (corrupt disk)" : nd->corrupt ? " (corrupt disk, undetected)" : "",
                 sy_role_name(es.role), es.term, es.commit_index, nd->applied);
     }
 }
@@ -446,6 +459,8 @@ static void serve_reads(sim_world *w, sim_node *nd)
         int rc = sy_kv_read(&nd->kvm, &q, &res);
         if (rc == SY_OK && res.n == 1)
             reply_from(w, nd, &res.replies[0]);
+        else if (sim_disk_detected(w, nd, rc, "stopped serving a read"))
+            return;  /* nd is down: its pending reads are gone */
         else
             sim_fail(w, "storage", "n%u could not serve a read: %s", nd->id, sy_strerror(rc));
         if (rc == SY_OK)
@@ -464,9 +479,13 @@ static void check_commit_durable(sim_world *w, sim_node *nd, const sy_entry *e)
     if (sy_txn_begin(nd->st, false, &t))
         return;
     sy_entry se;
-    if (sy_txn_entry(&t, e->index, &se) == SY_ENOTFOUND)
+    int rc = sy_txn_entry(&t, e->index, &se);
+    if (rc == SY_ENOTFOUND)
         sim_fail(w, "durable-commit", "n%u committed index %" PRIu64 " which is not in its "
                  "durable log", nd->id, e->index);
+    else if (rc == SY_ECORRUPT) /* every log entry was read at boot: never corrupt now */
+        sim_fail(w, "storage", "n%u committed index %" PRIu64 " but its log says: %s", nd->id,
+                 e->index, sy_storage_errmsg(nd->st));
     sy_txn_abort(&t);
 }
 
@@ -625,7 +644,9 @@ static void take_snapshot(sim_world *w, sim_node *nd)
     size_t len = 0;
     int rc = sy_kv_snapshot(&nd->kvm, &blob, &len);
     if (rc) {
-        sim_fail(w, "storage", "n%u could not take a snapshot: %s", nd->id, sy_strerror(rc));
+        if (!sim_disk_detected(w, nd, rc, "stopped taking a snapshot"))
+            sim_fail(w, "storage", "n%u could not take a snapshot: %s", nd->id,
+                     sy_strerror(rc));
         return;
     }
     sy_members m = { .n_voters = w->n };
@@ -639,8 +660,9 @@ static void take_snapshot(sim_world *w, sim_node *nd)
     }
     if (rc) {
         free(blob);
-        sim_fail(w, "storage", "n%u could not store a snapshot: %s (%s)", nd->id,
-                 sy_strerror(rc), sy_storage_errmsg(nd->st));
+        if (!sim_disk_detected(w, nd, rc, "stopped storing a snapshot"))
+            sim_fail(w, "storage", "n%u could not store a snapshot: %s (%s)", nd->id,
+                     sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
     }
     /* the daemon's snapshot write is one durable transaction of its own */
@@ -749,6 +771,8 @@ static void finish(sim_world *w, sim_node *nd)
         nd->last_snap = rd->snap_index;
         sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, rd->snap_index, rd->snap_term, 0);
         sim_check_applied(w, nd, nd->applied);
+        if (!nd->up)  /* it found its disk corrupt and stopped */
+            return;
     }
     /* durable: now the messages that depend on it may leave */
     send_msgs(w, nd, false);
@@ -761,6 +785,8 @@ static void finish(sim_world *w, sim_node *nd)
     free_results(nd);
     if (nd->applied != before && !w->stop)
         sim_check_applied(w, nd, nd->applied);
+    if (!nd->up)
+        return;
     for (size_t i = 0; i < rd->n_reads && !w->stop; i++) {
         const sy_read_state *rs = &rd->reads[i];
         for (size_t j = 0; j < nd->n_preads; j++) {
@@ -789,6 +815,8 @@ static void finish(sim_world *w, sim_node *nd)
     ops->advance(nd->eng, sim_local_now(w, nd));
     memset(rd, 0, sizeof *rd);
     serve_reads(w, nd);
+    if (!nd->up)
+        return;
     /* as the daemon: PBFT checkpoints want a snapshot of exactly the
      * checkpointed state, taken when applied reaches it */
     bool ckpt = false;
@@ -799,6 +827,8 @@ static void finish(sim_world *w, sim_node *nd)
     } else if (!nd->ckpt_pending && strcmp(ops->name, "pbft") != 0) {
         maybe_snapshot(w, nd);
     }
+    if (!nd->up)
+        return;
 
     sy_engine_status es;
     ops->status(nd->eng, &es);
@@ -850,8 +880,10 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         sim_trace(w, TR_LOG_CUT, nd->id, UINT32_MAX, rd->truncate_from, rd->compact_to, 0);
     int rc = persist_and_apply(w, nd);
     if (rc) {
-        sim_fail(w, "storage", "n%u storage write failed: %s (%s)", nd->id, sy_strerror(rc),
-                 sy_storage_errmsg(nd->st));
+        /* the daemon stops on a storage error; a detected corruption too */
+        if (!sim_disk_detected(w, nd, rc, "stopped"))
+            sim_fail(w, "storage", "n%u storage write failed: %s (%s)", nd->id,
+                     sy_strerror(rc), sy_storage_errmsg(nd->st));
         free_results(nd);
         return;
     }
@@ -886,10 +918,10 @@ void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, si
     }
 }
 
-void sim_node_crash(sim_world *w, sim_node *nd)
+/* A process death: the engine and every volatile thing go; the disk keeps
+ * what was synced. */
+static void node_down(sim_world *w, sim_node *nd)
 {
-    if (!nd->up)
-        return;
     if (sy_storage_mem_crash(nd->st)) {
         w->st->disk_lost++;
         sim_trace(w, TR_LOST_WRITE, nd->id, UINT32_MAX, 0, 0, 0);
@@ -910,17 +942,34 @@ void sim_node_crash(sim_world *w, sim_node *nd)
     nd->incarnation++;
     nd->last_role = SY_ROLE_FOLLOWER;
     memset(&nd->rd, 0, sizeof nd->rd);
+}
+
+void sim_node_crash(sim_world *w, sim_node *nd)
+{
+    if (!nd->up)
+        return;
+    node_down(w, nd);
     w->st->crashes++;
     sim_trace(w, TR_CRASH, nd->id, UINT32_MAX, nd->applied, 0, 0);
+    /* a sector torn by the crash, or rotten meanwhile: the restart must see it */
+    sim_disk_maybe_corrupt(w, nd);
+}
+
+void sim_node_halt(sim_world *w, sim_node *nd)
+{
+    if (nd->up)
+        node_down(w, nd);
 }
 
 void sim_node_restart(sim_world *w, sim_node *nd)
 {
-    if (nd->up)
+    if (nd->up || nd->dead)
         return;
     sy_storage_boot sb;
     int rc = sy_storage_load_boot(nd->st, &sb);
     if (rc) {
+        if (sim_disk_detected(w, nd, rc, "refused to start"))
+            return;
         sim_fail(w, "storage", "n%u could not read its disk at restart: %s (%s)", nd->id,
                  sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
@@ -1010,11 +1059,11 @@ static bool all_caught_up(const sim_world *w)
 {
     uint64_t a = 0;
     for (uint32_t i = 0; i < w->n; i++)
-        if (!w->nodes[i].byz && w->nodes[i].applied > a)
+        if (!sim_node_excluded(&w->nodes[i]) && w->nodes[i].applied > a)
             a = w->nodes[i].applied;
     for (uint32_t i = 0; i < w->n; i++) {
         const sim_node *nd = &w->nodes[i];
-        if (nd->byz)
+        if (sim_node_excluded(nd))
             continue;
         if (!nd->up || nd->paused || nd->applied != a || nd->applied < w->st->max_commit)
             return false;
@@ -1104,6 +1153,7 @@ static void world_free(sim_world *w)
         free(nd->preq);
         free(nd->preads);
         free_results(nd);
+        free(nd->corrupt_val);
         if (nd->st)
             sy_storage_close(nd->st);
         sy_seckey_free(nd->sk);
@@ -1274,7 +1324,8 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
                 for (uint32_t i = 0; i < w->n_clients; i++)
                     busy += w->clients[i].outstanding;
                 for (uint32_t i = 0; i < w->n && lag == UINT32_MAX; i++)
-                    if (!w->nodes[i].byz && w->nodes[i].applied < st->max_commit)
+                    if (!sim_node_excluded(&w->nodes[i]) &&
+                        w->nodes[i].applied < st->max_commit)
                         lag = i;
                 if (busy || w->issued < w->o.requests)
                     sim_fail(w, "liveness", "%u client requests still pending (%u of %u "
@@ -1297,7 +1348,11 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         if (w->nodes[i].leader_changes > st->leader_changes)
             st->leader_changes = w->nodes[i].leader_changes;
     if (!st->failed)
+        sim_disk_check_final(w);
+    if (!st->failed)
         sim_check_final(w);
+    if (!st->failed)
+        sim_disk_check_ledgers(w);
     if (st->failed)
         report_failure(w);
     rc = SY_OK;

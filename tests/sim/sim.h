@@ -31,7 +31,8 @@ enum sy_sim_fault {
     SY_FAULT_CRASH = 1u << 4,     /* crash (losing unsynced writes), restart */
     SY_FAULT_PAUSE = 1u << 5,     /* node stops processing for a while */
     SY_FAULT_SKEW = 1u << 6,      /* per-node clock offset and drift */
-    SY_FAULT_DISK = 1u << 7,      /* slow fsyncs; crashes mid-fsync */
+    SY_FAULT_DISK = 1u << 7,      /* slow fsyncs; crashes mid-fsync; a crash
+                                     may corrupt one stored value (bit rot) */
     SY_FAULT_ALL = 0xffu,
 };
 #define SY_SIM_N_FAULTS 8
@@ -53,6 +54,16 @@ const char *sy_sim_fault_name(uint32_t bit);
 /* "twins": the simulator runs a second, honest engine with the same
  * identity; half of the other nodes talk to one twin, half to the other. */
 #define SY_SIM_TWINS 10u
+
+/* Disk fault, corruption: what a crash may corrupt (opts.corrupt_what; 0 =
+ * all). One byte of one stored value flips, as a torn or rotten sector. */
+enum sy_sim_corrupt {
+    SY_CORRUPT_LOG = 1u << 0,     /* a log entry */
+    SY_CORRUPT_LEDGER = 1u << 1,  /* a ledger block */
+    SY_CORRUPT_META = 1u << 2,    /* a meta value: hard state, snapshot, ... */
+};
+#define SY_SIM_CORRUPT_PCT 25u    /* default: share of disk-fault crashes, % */
+#define SY_SIM_CORRUPT_OFF UINT32_MAX
 
 typedef struct sy_sim_byz {
     uint32_t node;
@@ -81,6 +92,11 @@ typedef struct sy_sim_opts {
     uint32_t fault_budget;        /* max nodes crashed/paused at once (0 = f) */
     uint32_t snapshot_every;      /* host snapshot period in applied entries
                                      (0 = 64, UINT32_MAX = never) */
+    /* disk fault: percent of crashes that also corrupt one value on the
+     * crashed node's disk, while the nodes down or corrupt stay within
+     * the fault budget (0 = SY_SIM_CORRUPT_PCT, SY_SIM_CORRUPT_OFF = never) */
+    uint32_t corrupt_pct;
+    uint32_t corrupt_what;        /* enum sy_sim_corrupt mask (0 = all) */
 } sy_sim_opts;
 
 typedef struct sy_sim_stats {
@@ -91,12 +107,21 @@ typedef struct sy_sim_stats {
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t snapshots;
+    /* disk corruption: injected, and how each one ended: the node refused
+     * to start, stopped when it read the value while running, or the read
+     * at the end of the run refused it; or the value was overwritten or
+     * deleted before anything read it (healed) */
+    uint64_t corruptions, corrupt_at_boot, corrupt_at_run, corrupt_at_end, corrupt_healed;
+    char corrupt_note[256];       /* the first detection, e.g. "n1 refused to
+                                     start: log entry 17 failed its checksum" */
     uint64_t ops_ok, ops_gave_up, ops_retries, ops_redirects;
     uint64_t max_commit;          /* highest committed index seen */
     uint64_t leader_changes;
     /* checks that ran (counts of individual assertions) */
     uint64_t chk_agreement, chk_validity, chk_exactly_once, chk_convergence,
              chk_durability;
+    uint64_t chk_ledger_blocks;   /* blocks checked by the end-of-run ledger
+                                     verify (disk-fault runs) */
     size_t linz_ops;
     int linz_verdict;             /* enum sy_linz_verdict */
     bool liveness_ok;

@@ -60,6 +60,7 @@ enum sim_trace_kind {
     TR_SEND = 100, TR_DROP, TR_DUP, TR_COMMIT, TR_APPLY, TR_REPLY, TR_REQ, TR_CRASH,
     TR_RESTART, TR_PAUSE, TR_PARTITION, TR_HEAL, TR_LOST_WRITE, TR_REJECT_ENV,
     TR_CLIENT_DONE, TR_CLIENT_RETRY, TR_ROLE, TR_GIVE_UP, TR_SNAPSHOT, TR_FAIL, TR_LOG_CUT,
+    TR_CORRUPT, TR_CORRUPT_FOUND,
 };
 
 typedef struct {
@@ -123,7 +124,21 @@ typedef struct sim_node {
     sy_ready rd;              /* held while its write is in flight */
     uint64_t leader_changes;
     uint8_t last_role;
+    /* disk corruption (disk.c): an injected corruption not yet detected,
+     * and the stored value as corrupted (to tell an overwrite apart) */
+    bool corrupt;
+    bool dead;                /* detected it: down for the rest of the run */
+    int corrupt_tbl;
+    uint8_t corrupt_key[64];
+    uint32_t corrupt_kl;
+    uint8_t *corrupt_val;
+    size_t corrupt_vl;
+    char corrupt_what[80];    /* "log entry 17", "meta value 'hardstate'" */
 } sim_node;
+
+/* Left out of the end-of-run checks: Byzantine, or down for good after a
+ * detected disk corruption (it counts toward f, like a crashed node). */
+static inline bool sim_node_excluded(const sim_node *nd) { return nd->byz || nd->dead; }
 
 typedef struct sim_client {
     uint32_t id;              /* SY_CLIENT_ID_BASE + index */
@@ -220,6 +235,9 @@ void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, si
 void sim_node_crash(sim_world *w, sim_node *nd);
 void sim_node_restart(sim_world *w, sim_node *nd);
 void sim_node_pump(sim_world *w, sim_node *nd);
+/* Stops a running node for good (a detected corruption): volatile state
+ * and the engine go, as in a crash, but it is not restarted. */
+void sim_node_halt(sim_world *w, sim_node *nd);
 
 /* net.c: the network and the fault scheduler */
 /* type only labels the trace */
@@ -232,6 +250,23 @@ void sim_net_calm(sim_world *w);         /* EV_CALM */
  * sends anything; true if it did (the node is down). */
 bool sim_crash_after_fsync(sim_world *w, sim_node *nd);
 bool sim_is_client(uint32_t id);
+
+/* disk.c: corruption of stored values (disk fault) and the ledger check */
+/* Called by sim_node_crash once the unsynced writes are gone: sometimes
+ * flips one byte of one stored value of nd (budget and options allowing). */
+void sim_disk_maybe_corrupt(sim_world *w, sim_node *nd);
+/* A storage call of nd failed with rc. True when that is the detection of
+ * the corruption injected into nd (SY_ECORRUPT naming the value): it is
+ * counted, nd goes down for good, `when` says what the node did ("refused
+ * to start"); or when the error names another value (a corruption-detected
+ * failure is reported). False otherwise: the caller reports its failure. */
+bool sim_disk_detected(sim_world *w, sim_node *nd, int rc, const char *when);
+/* End of run, before the other final checks: every corruption still
+ * undetected must be refused by a read of its value, unless overwritten. */
+void sim_disk_check_final(sim_world *w);
+/* End of a disk-fault run: every live correct node's ledger verifies. */
+void sim_disk_check_ledgers(sim_world *w);
+uint32_t sim_disk_lost_nodes(const sim_world *w);  /* dead or corrupt */
 
 /* client.c */
 void sim_client_start(sim_world *w);
