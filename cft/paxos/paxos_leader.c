@@ -385,7 +385,11 @@ int px_leader_tick(paxos *p)
         }
     }
     int rc = SY_OK;
-    /* Retransmit open slots a peer has not accepted within a period. */
+    /* Retransmit open slots a peer has not accepted within a period. The
+     * send time is kept per slot, not per peer: a retransmit to one peer in
+     * this tick (sent_ms == now) must not hold back the others, or a dead
+     * peer early in the loop starves a live one that lost an ACCEPT (found
+     * by the simulator with a replica lost for good). */
     for (uint32_t i = 0; i < p->cfg.n && rc == SY_OK; i++) {
         if (i == p->cfg.self)
             continue;
@@ -393,14 +397,16 @@ int px_leader_tick(paxos *p)
         uint64_t s = p->commit + 1;
         while (s < p->next_slot && budget && rc == SY_OK) {
             px_meta *mt = px_meta_of(p, s);
-            if ((mt->acks & bit(i)) || mt->sent_ms + p->cfg.heartbeat_ms > p->now) {
+            if ((mt->acks & bit(i)) ||
+                (mt->sent_ms + p->cfg.heartbeat_ms > p->now && mt->sent_ms != p->now)) {
                 s++;
                 continue;
             }
             uint64_t e = s;
             while (e + 1 < p->next_slot && e - s + 1 < budget) {
                 px_meta *nx = px_meta_of(p, e + 1);
-                if ((nx->acks & bit(i)) || nx->sent_ms + p->cfg.heartbeat_ms > p->now)
+                if ((nx->acks & bit(i)) ||
+                    (nx->sent_ms + p->cfg.heartbeat_ms > p->now && nx->sent_ms != p->now))
                     break;
                 e++;
             }
