@@ -704,8 +704,13 @@ static int pbft_step(void *e, const sy_input *in)
     switch (in->kind) {
     case SY_IN_TICK:
         if (p->vc_deadline && p->now >= p->vc_deadline) {
-            if (!p->in_vc && pbft_behind(p)) {
-                /* our own lag is not the primary's fault: catch up first */
+            if (!p->in_vc && pbft_behind(p) &&
+                p->now < p->progress_ms + 4u * (uint64_t)p->cfg.request_timeout_ms) {
+                /* our own lag is not the primary's fault: catch up first --
+                 * but not forever: a replica that cannot catch up (its
+                 * sources are themselves stuck waiting for a quorum) must
+                 * still be able to blame the primary, or the view change
+                 * that would unblock everyone never gathers its quorum */
                 p->vc_deadline = p->now + p->cfg.request_timeout_ms;
                 pbft_maybe_fetch_state(p);
             } else {
