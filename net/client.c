@@ -39,6 +39,14 @@ typedef struct cl_link {
  * grace covers the first dial on loopback or a LAN. */
 #define SY_CLIENT_DOWN_GRACE_MS 150u
 
+/* With TLS, closing a link whose handshake is still running breaks that
+ * node's listener in NNG 1.5.2 (upstream issue #1518; the node recovers
+ * it within seconds, see net/transport.c, but drops its connections). So
+ * close waits this long for links that are not up yet to finish
+ * connecting. It costs a closing client this much only while a node is
+ * down. */
+#define SY_CLIENT_TLS_CLOSE_GRACE_MS 300u
+
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)p;
@@ -362,6 +370,17 @@ void sy_client_close(sy_client *c)
 {
     if (!c)
         return;
+    if (c->cfg && c->cfg->tls_ca[0] && c->links) {
+        for (uint32_t waited = 0; waited < SY_CLIENT_TLS_CLOSE_GRACE_MS; waited += 5) {
+            bool all_up = true;
+            for (uint32_t i = 0; i < c->n; i++)
+                if (c->links[i].open && __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) <= 0)
+                    all_up = false;
+            if (all_up)
+                break;
+            nng_msleep(5);
+        }
+    }
     /* Stop the aios first: nng_aio_stop waits for a running callback and
      * makes any re-arm it attempts fail, so nothing is outstanding on a
      * socket when it closes. Closing first could hang in nng_close (seen
