@@ -545,10 +545,10 @@ static int cmd_bench(const args *a)
     if (total == 0)
         ret = EXIT_RUNTIME;
 out:
-    for (uint32_t i = 0; i < a->clients; i++) {
-        sy_client_close(b.clients[i]);
+    /* clients are not closed: the process exits right after (see the end
+     * of main for why) */
+    for (uint32_t i = 0; i < a->clients; i++)
         free(ts[i].lat_us);
-    }
     free(b.clients);
     free(ts);
     pthread_mutex_destroy(&b.mu);
@@ -628,7 +628,10 @@ int main(int argc, char **argv)
         return cmd_ledger_verify(&a);
     if (!strcmp(cmd, "bench")) {
         need_args(&a, 1, "bench [--clients C] [--requests N | --duration S] ...");
-        return cmd_bench(&a);
+        ret = cmd_bench(&a);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(ret); /* its clients stay open: see the end of main */
     }
 
     /* check shapes before touching the network */
@@ -725,6 +728,14 @@ int main(int argc, char **argv)
             ret = fail_call(c, &a, "scan", rc);
         }
     }
-    sy_client_close(c);
-    return ret;
+    /* A one-shot CLI leaves without closing its sockets: libnng 1.5's REQ
+     * socket can hang in nng_close (upstream issue #648, seen here under
+     * PBFT load), and the kernel releases everything at exit anyway.
+     * _exit also skips the leak checker, which would otherwise report the
+     * client we deliberately did not free. Long-lived programs call
+     * sy_client_close (net/client.h). */
+    (void)c;
+    fflush(stdout);
+    fflush(stderr);
+    _exit(ret);
 }

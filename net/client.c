@@ -695,6 +695,24 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
         }
         sy_env_free(&env);
         nng_msg_free(im.msg);
+        /* Give up early once no group of matching replies can still reach
+         * `need` (replicas answered unordered reads at different executed
+         * indexes): the caller falls back to an ordered read at once
+         * instead of waiting out its fast-path deadline. */
+        uint32_t answered = 0, best = 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            if (!have[i])
+                continue;
+            answered++;
+            uint32_t m = 0;
+            for (uint32_t j = 0; j < c->n; j++)
+                if (have[j] && sy_digest_eq(&got[i], &got[j]))
+                    m++;
+            if (m > best)
+                best = m;
+        }
+        if (best + (c->n - answered) < need)
+            return SY_ETIMEOUT;
     }
 }
 
