@@ -70,16 +70,57 @@ void sy_txn_abort(sy_txn *t)
     t->impl = NULL;
 }
 
+/* Rows of the state machine's tables (state, sessions) carry a checksum
+ * over key and value as their last SY_CHECKSUM_LEN bytes, added on put and
+ * checked and stripped on every read, so a rotten row is refused rather
+ * than served (the log, meta and ledger have checksums of their own). */
+static bool row_checked(int tbl) { return tbl == SY_TBL_STATE || tbl == SY_TBL_SESSIONS; }
+
+static int row_verify(sy_txn *t, int tbl, const void *k, size_t kl, sy_bytes *v)
+{
+    if (!row_checked(tbl))
+        return SY_OK;
+    uint8_t ck[SY_CHECKSUM_LEN];
+    size_t body = v->len >= SY_CHECKSUM_LEN ? v->len - SY_CHECKSUM_LEN : 0;
+    if (v->len >= SY_CHECKSUM_LEN)
+        sy_checksum(k, kl, v->p, body, ck);
+    if (v->len < SY_CHECKSUM_LEN || memcmp(ck, v->p + body, SY_CHECKSUM_LEN) != 0) {
+        char hex[2 * 16 + 1];
+        size_t n = kl < 16 ? kl : 16;
+        for (size_t i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)k)[i]);
+        hex[2 * n] = 0;
+        return sy_storage_fail(t->s, SY_ECORRUPT, "%s row with key %s%s failed its checksum",
+                               tbl == SY_TBL_STATE ? "state" : "session", hex,
+                               kl > 16 ? "..." : "");
+    }
+    v->len = (uint32_t)body;
+    return SY_OK;
+}
+
 int sy_txn_get(sy_txn *t, int tbl, const void *k, size_t kl, sy_bytes *v)
 {
-    return t->s->ops->get(t->s, t->impl, tbl, k, kl, v);
+    int rc = t->s->ops->get(t->s, t->impl, tbl, k, kl, v);
+    return rc ? rc : row_verify(t, tbl, k, kl, v);
 }
 
 int sy_txn_put(sy_txn *t, int tbl, const void *k, size_t kl, const void *v, size_t vl)
 {
     if (!t->write)
         return SY_EINVAL;
-    return t->s->ops->put(t->s, t->impl, tbl, k, kl, v, vl);
+    if (!row_checked(tbl))
+        return t->s->ops->put(t->s, t->impl, tbl, k, kl, v, vl);
+    uint8_t stackbuf[1024];
+    uint8_t *b = vl + SY_CHECKSUM_LEN <= sizeof stackbuf ? stackbuf : malloc(vl + SY_CHECKSUM_LEN);
+    if (!b)
+        return SY_ENOMEM;
+    if (vl)
+        memcpy(b, v, vl);
+    sy_checksum(k, kl, v, vl, b + vl);
+    int rc = t->s->ops->put(t->s, t->impl, tbl, k, kl, b, vl + SY_CHECKSUM_LEN);
+    if (b != stackbuf)
+        free(b);
+    return rc;
 }
 
 int sy_txn_del(sy_txn *t, int tbl, const void *k, size_t kl)
@@ -99,12 +140,14 @@ int sy_txn_clear(sy_txn *t, int tbl)
 int sy_txn_seek(sy_txn *t, int tbl, const void *k, size_t kl, bool after, sy_bytes *key,
                 sy_bytes *val)
 {
-    return t->s->ops->seek(t->s, t->impl, tbl, k, kl, after, key, val);
+    int rc = t->s->ops->seek(t->s, t->impl, tbl, k, kl, after, key, val);
+    return rc ? rc : row_verify(t, tbl, key->p, key->len, val);
 }
 
 int sy_txn_last(sy_txn *t, int tbl, sy_bytes *key, sy_bytes *val)
 {
-    return t->s->ops->last(t->s, t->impl, tbl, key, val);
+    int rc = t->s->ops->last(t->s, t->impl, tbl, key, val);
+    return rc ? rc : row_verify(t, tbl, key->p, key->len, val);
 }
 
 /* ---- checksummed meta ---- */

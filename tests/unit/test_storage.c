@@ -473,6 +473,36 @@ static void test_lmdb_open_read_only_missing_dir_fails_cleanly(void **state)
     cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown)
 
+static void test_corrupted_state_and_session_rows_are_refused_not_served(void **state)
+{
+    (void)state;
+    sy_storage *s;
+    sy_txn t;
+    sy_bytes v, k2;
+    assert_int_equal(sy_storage_mem_new(NULL, &s), SY_OK);
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_put(&t, SY_TBL_STATE, "key", 3, "value", 5), SY_OK);
+    assert_int_equal(sy_txn_put(&t, SY_TBL_SESSIONS, "c1", 2, "reply", 5), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    /* intact rows read back without their checksum */
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get(&t, SY_TBL_STATE, "key", 3, &v), SY_OK);
+    assert_int_equal(v.len, 5);
+    assert_memory_equal(v.p, "value", 5);
+    sy_txn_abort(&t);
+    /* one flipped byte in each row: refused on get and on seek, named */
+    assert_int_equal(sy_storage_mem_corrupt(s, SY_TBL_STATE, "key", 3, 1), SY_OK);
+    assert_int_equal(sy_storage_mem_corrupt(s, SY_TBL_SESSIONS, "c1", 2, 0), SY_OK);
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get(&t, SY_TBL_STATE, "key", 3, &v), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(s), "state row with key 6b6579"));
+    assert_int_equal(sy_txn_seek(&t, SY_TBL_STATE, NULL, 0, false, &k2, &v), SY_ECORRUPT);
+    assert_int_equal(sy_txn_get(&t, SY_TBL_SESSIONS, "c1", 2, &v), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(s), "session row"));
+    sy_txn_abort(&t);
+    sy_storage_close(s);
+}
+
 int main(void)
 {
     sy_crypto_init();
@@ -488,6 +518,7 @@ int main(void)
         BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
+        cmocka_unit_test(test_corrupted_state_and_session_rows_are_refused_not_served),
         cmocka_unit_test_setup_teardown(test_lmdb_flipped_log_byte_returns_corrupt_naming_index,
                                         setup_lmdb, teardown),
         cmocka_unit_test_setup_teardown(test_lmdb_flipped_ledger_byte_returns_corrupt_naming_height,
