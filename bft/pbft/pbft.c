@@ -315,7 +315,9 @@ static uint64_t get64(const uint8_t *b)
 /* version u8 | view u64 | in_vc u8 | vote_view u64 | vote_hi u64 | h u64 |
  * h_digest 32 | nsigs u8 | (replica u8 | sig 64) * nsigs |
  * ncerts u16 | ncerts * (view u64 | seq u64 | digest 32 | pp_sig 64 |
- *                        nprep u8 | (replica u8 | sig 64) * nprep)
+ *                        nprep u8 | (replica u8 | sig 64) * nprep) |
+ * [ nccerts u16 | nccerts * (view u64 | seq u64 | digest 32 | n u8 |
+ *                            (replica u8 | sig 64) * n) ]   (optional)
  * (little endian). The prepared certificates above h are durable before
  * the COMMIT that follows them is sent, so a replica that crashes and
  * comes back still reports them in its VIEW-CHANGEs: a committed request
@@ -365,6 +367,31 @@ static int hs_encode(pbft *p)
         for (uint32_t k = 0; k < s->cert_n; k++) {
             hs_put8(b, (uint8_t)s->cert_prep[k].replica);
             hs_put(b, s->cert_prep[k].sig.b, SY_SIG_LEN);
+        }
+    }
+    /* commit certificates of the executed entries above h: after a restart
+     * this replica can still serve them to a lagging replica, which may
+     * have no other way to catch up (no newer stable checkpoint forms
+     * without it) */
+    uint16_t ncc = 0;
+    for (uint64_t seq = p->h + 1; seq <= p->executed && seq <= p->h + p->L; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        if (s->seq == seq && s->executed && s->ccert_n >= p->q)
+            ncc++;
+    }
+    hs_put8(b, (uint8_t)(ncc & 0xff));
+    hs_put8(b, (uint8_t)(ncc >> 8));
+    for (uint64_t seq = p->h + 1; seq <= p->executed && seq <= p->h + p->L; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        if (s->seq != seq || !s->executed || s->ccert_n < p->q)
+            continue;
+        hs_put64(b, s->ccert_view);
+        hs_put64(b, seq);
+        hs_put(b, s->d.b, SY_DIGEST_LEN);
+        hs_put8(b, (uint8_t)s->ccert_n);
+        for (uint32_t k = 0; k < s->ccert_n; k++) {
+            hs_put8(b, (uint8_t)s->ccert[k].replica);
+            hs_put(b, s->ccert[k].sig.b, SY_SIG_LEN);
         }
     }
     return b->err;
@@ -421,6 +448,35 @@ static int hs_decode(pbft *p, sy_bytes hs)
         }
         o += rec + np * (1u + SY_SIG_LEN);
     }
+    /* optional (absent in hardstates written before it existed): commit
+     * certificates of executed entries; the batches come from boot.entries */
+    if (o < hs.len) {
+        if (hs.len - o < 2)
+            return SY_ECORRUPT;
+        uint32_t ncc = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8;
+        o += 2;
+        for (uint32_t c = 0; c < ncc; c++) {
+            size_t rec = 8 + 8 + SY_DIGEST_LEN + 1;
+            if (hs.len - o < rec)
+                return SY_ECORRUPT;
+            uint64_t view = get64(b + o), seq = get64(b + o + 8);
+            uint32_t nsig = b[o + rec - 1];
+            if (nsig > p->n || hs.len - o < rec + nsig * (1u + SY_SIG_LEN))
+                return SY_ECORRUPT;
+            pbft_slot *s = pbft_slot_get(p, seq);
+            if (s) {
+                s->ccert_view = view;
+                memcpy(s->d.b, b + o + 16, SY_DIGEST_LEN);
+                s->ccert_n = nsig;
+                for (uint32_t k = 0; k < nsig; k++) {
+                    const uint8_t *r = b + o + rec + k * (1u + SY_SIG_LEN);
+                    s->ccert[k].replica = r[0];
+                    memcpy(s->ccert[k].sig.b, r + 1, SY_SIG_LEN);
+                }
+            }
+            o += rec + nsig * (1u + SY_SIG_LEN);
+        }
+    }
     if (o != hs.len)
         return SY_ECORRUPT;
     p->guard_view = p->vote_view;
@@ -462,6 +518,37 @@ static void note_executed_batch(pbft *p, const uint8_t *data, size_t len)
 }
 
 static void pbft_destroy(void *e);
+
+/* A persisted entry whose commit certificate the hardstate kept goes back
+ * into its slot as executed, so state transfer can serve it again. An
+ * entry whose certificate does not name its digest is left out (it is
+ * never served without one). */
+static int boot_restore_slot(pbft *p, const sy_entry *e)
+{
+    pbft_slot *s = pbft_slot_get(p, e->index);
+    if (!s || s->ccert_n < p->q || s->executed)
+        return SY_OK;
+    sy_digest d;
+    memset(&d, 0, sizeof d);
+    if (e->type == SY_ENTRY_NORMAL)
+        sy_hash(e->data.p, e->data.len, &d);
+    if (!sy_digest_eq(&d, &s->d)) {
+        s->ccert_n = 0;
+        return SY_OK;
+    }
+    if (e->type == SY_ENTRY_NORMAL && e->data.len) {
+        s->batch = malloc(e->data.len);
+        if (!s->batch)
+            return SY_ENOMEM;
+        memcpy(s->batch, e->data.p, e->data.len);
+        s->batch_len = e->data.len;
+    }
+    s->have_batch = true;
+    s->have_pp = true;
+    s->pp_view = s->ccert_view;
+    s->prepared = s->committed = s->executed = true;
+    return SY_OK;
+}
 
 static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
 {
@@ -545,13 +632,18 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         p->executed = boot->snap_index > p->h ? boot->snap_index : p->h;
         for (size_t i = 0; i < boot->n_entries; i++) {
             const sy_entry *e = &boot->entries[i];
-            if (e->index <= p->executed)
+            if (e->index <= p->executed) {
+                if (boot_restore_slot(p, e))
+                    goto err_destroy;
                 continue;
+            }
             if (e->index != p->executed + 1)
                 goto err_destroy;   /* a hole in the persisted log */
             p->executed = e->index;
             if (e->type == SY_ENTRY_NORMAL)
                 note_executed_batch(p, e->data.p, e->data.len);
+            if (boot_restore_slot(p, e))
+                goto err_destroy;
             if (e->index > boot->applied) {
                 /* durable but not applied before the crash: apply now */
                 if (grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
@@ -566,6 +658,14 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                 p->comm[p->n_comm].evidence = (sy_bytes){ NULL, 0 };
                 p->n_comm++;
             }
+        }
+    }
+    for (uint64_t i = 0; boot && i < p->L; i++) {
+        pbft_slot *s = &p->slots[i];
+        if (s->seq && !s->executed && s->ccert_n) {
+            /* certificate of an entry that was not persisted: forget it */
+            s->ccert_n = 0;
+            memset(&s->d, 0, sizeof s->d);
         }
     }
     p->last_pp = p->executed;
@@ -695,6 +795,24 @@ static int on_msg(pbft *p, const sy_input *in)
     }
 }
 
+/* The view-change timer runs once q replicas ask for our view (pbft_view.c
+ * arm_vc_timer). A replica that already moved past our view counts too: it
+ * will never send a VIEW-CHANGE for ours again, so without it the others
+ * below it could wait for a quorum that never forms (a replica that alone
+ * reached view v+1 while the rest sit in v without a quorum for v: found
+ * by the simulator once lagging replicas could catch up). */
+static void arm_vc_timer_above(pbft *p)
+{
+    if (!p->in_vc || p->vc_deadline)
+        return;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view >= p->view)
+            c++;
+    if (c >= p->q)
+        p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
+}
+
 static int pbft_step(void *e, const sy_input *in)
 {
     pbft *p = e;
@@ -703,6 +821,7 @@ static int pbft_step(void *e, const sy_input *in)
         p->now = in->now_ms;
     switch (in->kind) {
     case SY_IN_TICK:
+        arm_vc_timer_above(p);
         if (p->vc_deadline && p->now >= p->vc_deadline) {
             if (!p->in_vc && pbft_behind(p) &&
                 p->now < p->progress_ms + 4u * (uint64_t)p->cfg.request_timeout_ms) {

@@ -586,6 +586,7 @@ int pbft_execute(pbft *p)
             note_batch_executed(p, s->batch, s->batch_len);
         s->executed = true;
         p->executed = s->seq;
+        p->hs_dirty = true;   /* its commit certificate, durable with the entry */
         progressed = true;
         if (p->executed % p->K == 0)
             p->ckpt_index = p->executed;   /* host: snapshot here (SY_IN_SNAPSHOT) */

@@ -1,0 +1,96 @@
+/* PBFT state transfer without a newer stable checkpoint: a lagging replica
+ * catches up from certified log entries, also when the replicas serving
+ * them restarted since they executed them (docs/pbft.md "State transfer"). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "tests/unit/test_pbft_harness.h"
+
+static void tweak_one_per_batch(uint32_t node, sy_engine_cfg *c)
+{
+    (void)node;
+    c->batch_max = 1;
+}
+
+/* Client retransmission to every replica each second until all of `nodes`
+ * executed one more request. */
+static bool op_until_executed(harness *h, uint32_t c, uint32_t nodes, uint64_t max_ms)
+{
+    uint8_t *raw;
+    size_t len;
+    uint64_t want[H_MAX];
+    for (uint32_t i = 0; i < h->n; i++)
+        want[i] = h->nreq[i] + 1;
+    h_make_request(h, c, &raw, &len);
+    bool ok = false;
+    for (uint64_t t = 0; t < max_ms && !ok; t += 50) {
+        if (t % 1000 == 0)
+            h_submit_raw(h, raw, len, 0xfu);
+        h_tick(h, 50);
+        ok = true;
+        for (uint32_t i = 0; i < h->n; i++)
+            if ((nodes >> i & 1) && h->nreq[i] < want[i])
+                ok = false;
+    }
+    free(raw);
+    return ok;
+}
+
+static void test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint(void **state)
+{
+    (void)state;
+    /* K = 16: the 5 entries below never reach a checkpoint */
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    h->down[3] = true;
+    for (uint32_t r = 0; r < 5; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    assert_int_equal(h->applied[0], 5);
+    assert_int_equal(h->applied[3], 0);
+    /* n1 is lost for good, n0 and n2 restart from their disks: only their
+     * durable hardstate can still prove entries 1..5 to n3 */
+    h->down[1] = true;
+    assert_int_equal(h_restart(h, 0), SY_OK);
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    h_run(h);
+    assert_int_equal(h->applied[0], 5);
+    h->down[3] = false;
+    /* n3 must catch up by certified entries, then help commit */
+    assert_true(op_until_executed(h, 0, 0xd, 60000));
+    assert_int_equal(h->applied[3], h->applied[0]);
+    assert_int_equal(h->applied[2], h->applied[0]);
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->installs[3], 0);   /* no snapshot: entries only */
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+static void test_restarted_replica_keeps_commit_certificates_of_executed_entries(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    for (uint32_t r = 0; r < 3; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    /* hardstates now carry commit certificates: every replica restarts
+     * from them and the cluster keeps committing in agreement */
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_restart(h, i), SY_OK);
+    h_run(h);
+    assert_true(op_until_executed(h, 3, 0xf, 20000));
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(h->applied[i], h->applied[0]);
+        assert_true(sy_digest_eq(&h->state[i], &h->state[0]));
+    }
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
+        cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
