@@ -30,7 +30,8 @@ static const char usage[] =
     "command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
-    "             or all, or none (default none)\n"
+    "             leader-churn, or all (every fault but leader-churn), or none\n"
+    "             (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
     "             fake-prepared bad-new-view flood twins; or a planted-bug mutant\n"
     "             mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
@@ -158,7 +159,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        restarts, pauses, disk_lost, snapshots, ok, gave_up, retries, redirects, leaders,
+        churns, restarts, pauses, disk_lost, snapshots, ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
         ledger_blocks;
@@ -176,6 +177,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->rejected += s->msgs_rejected;
     t->partitions += s->partitions;
     t->crashes += s->crashes;
+    t->churns += s->churns;
     t->restarts += s->restarts;
     t->pauses += s->pauses;
     t->disk_lost += s->disk_lost;
@@ -214,6 +216,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "messages delayed", t->delayed);
     printf("  %-22s %12" PRIu64 "\n", "partitions", t->partitions);
     printf("  %-22s %12" PRIu64 "\n", "crashes", t->crashes);
+    if (t->churns)
+        printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
     printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
@@ -305,7 +309,7 @@ int main(int argc, char **argv)
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
                 fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
-                        "partition, crash, pause, skew, disk, all or none)\n", bad);
+                        "partition, crash, pause, skew, disk, leader-churn, all or none)\n", bad);
                 return 2;
             }
         } else if (strcmp(a, "--byzantine") == 0) {

@@ -17,7 +17,7 @@
 #include "crypto/sy_err.h"
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
-    "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk",
+    "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
 };
 
 const char *sy_sim_fault_name(uint32_t bit)
@@ -73,13 +73,12 @@ void sy_sim_opts_default(sy_sim_opts *o)
 static void faults_str(uint32_t mask, char *buf, size_t cap)
 {
     buf[0] = 0;
-    if (mask == SY_FAULT_ALL) {
-        snprintf(buf, cap, "all");
-        return;
-    }
     size_t len = 0;
+    bool all = (mask & SY_FAULT_ALL) == SY_FAULT_ALL;
+    if (all)
+        len = (size_t)snprintf(buf, cap, "all");
     for (int i = 0; i < SY_SIM_N_FAULTS; i++) {
-        if (mask & (1u << i))
+        if ((mask & (1u << i)) && !(all && ((1u << i) & SY_FAULT_ALL)))
             len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s%s",
                                     len ? "," : "", fault_names[i]);
     }
@@ -190,6 +189,7 @@ static const char *kind_name(uint8_t k)
     case EV_RESTART: return "restart";
     case EV_RESUME: return "resume";
     case EV_CALM: return "calm";
+    case EV_CHURN: return "leader-churn";
     case TR_SEND: return "send";
     case TR_DROP: return "drop";
     case TR_DUP: return "dup";
@@ -835,6 +835,8 @@ static void finish(sim_world *w, sim_node *nd)
     if (es.role != nd->last_role) {
         nd->last_role = es.role;
         sim_trace(w, TR_ROLE, nd->id, UINT32_MAX, es.role, es.term, 0);
+        if (es.role == SY_ROLE_LEADER)
+            sim_churn_on_leader(w, nd);
     }
     if (es.leader_changes > nd->leader_changes)
         nd->leader_changes = es.leader_changes;
@@ -1132,6 +1134,9 @@ static void dispatch(sim_world *w, sim_event *ev)
         break;
     case EV_CALM:
         sim_net_calm(w);
+        break;
+    case EV_CHURN:
+        sim_net_churn(w, ev->a, ev->gen);
         break;
     default:
         break;

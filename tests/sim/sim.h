@@ -33,9 +33,15 @@ enum sy_sim_fault {
     SY_FAULT_SKEW = 1u << 6,      /* per-node clock offset and drift */
     SY_FAULT_DISK = 1u << 7,      /* slow fsyncs; crashes mid-fsync; a crash
                                      may corrupt one stored value (bit rot) */
+    /* leader-churn: a node that becomes leader is, with some probability,
+     * cut off (alone or with a minority) or crashed a few ms later, after
+     * it has sent its first appends: provokes the Raft "Figure 8" runs
+     * (an old-term entry on a minority, competing leaders at one index).
+     * Opt-in: not part of "all". */
+    SY_FAULT_CHURN = 1u << 8,
     SY_FAULT_ALL = 0xffu,
 };
-#define SY_SIM_N_FAULTS 8
+#define SY_SIM_N_FAULTS 9
 
 /* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
  * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
@@ -105,6 +111,7 @@ typedef struct sy_sim_stats {
     uint64_t msgs_sent, msgs_delivered, msgs_dropped, msgs_duplicated, msgs_delayed;
     uint64_t msgs_rejected;       /* envelopes the decoder refused */
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
+    uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t snapshots;
     /* disk corruption: injected, and how each one ended: the node refused

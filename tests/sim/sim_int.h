@@ -37,6 +37,7 @@ enum sim_ev_kind {
     EV_RESTART,       /* node a restarts */
     EV_RESUME,        /* node a's pause ends */
     EV_CALM,          /* fault phase over */
+    EV_CHURN,         /* leader-churn: strike node a (incarnation gen) */
 };
 
 typedef struct {
@@ -246,6 +247,9 @@ void sim_net_send(sim_world *w, uint32_t from, uint32_t to, uint8_t type, const 
 void sim_net_fault(sim_world *w);        /* EV_FAULT */
 void sim_net_heal(sim_world *w, uint64_t gen);
 void sim_net_calm(sim_world *w);         /* EV_CALM */
+/* leader-churn: nd has just become leader; maybe schedule an EV_CHURN */
+void sim_churn_on_leader(sim_world *w, sim_node *nd);
+void sim_net_churn(sim_world *w, uint32_t host, uint64_t gen);  /* EV_CHURN */
 /* disk fault: sometimes crash a node whose fsync just completed, before it
  * sends anything; true if it did (the node is down). */
 bool sim_crash_after_fsync(sim_world *w, sim_node *nd);

@@ -578,6 +578,25 @@ static void test_fault_lists_parse_and_reject_unknown_names(void **s)
     assert_string_equal(bad, "meteor");
 }
 
+static void test_leader_churn_is_opt_in_and_kept_in_the_replay_line(void **s)
+{
+    (void)s;
+    uint32_t m;
+    char bad[32], line[512];
+    assert_int_equal(sy_sim_parse_faults("all,leader-churn", &m, bad, sizeof bad), SY_OK);
+    assert_int_equal(m, SY_FAULT_ALL | SY_FAULT_CHURN);
+    assert_int_equal(SY_FAULT_ALL & SY_FAULT_CHURN, 0);
+    assert_string_equal(sy_sim_fault_name(SY_FAULT_CHURN), "leader-churn");
+    sy_sim_opts o;
+    sy_sim_opts_default(&o);
+    o.faults = m;
+    sy_sim_replay_line(&o, line, sizeof line);
+    assert_non_null(strstr(line, "--faults all,leader-churn"));
+    o.faults = SY_FAULT_CRASH | SY_FAULT_CHURN;
+    sy_sim_replay_line(&o, line, sizeof line);
+    assert_non_null(strstr(line, "--faults crash,leader-churn"));
+}
+
 static void test_replay_line_reproduces_options(void **s)
 {
     (void)s;
@@ -697,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_correct_engine_passes_every_check_without_faults),
         cmocka_unit_test(test_correct_engine_passes_under_network_faults),
         cmocka_unit_test(test_correct_engine_passes_under_crashes_and_disk_faults),
+        cmocka_unit_test(test_leader_churn_is_opt_in_and_kept_in_the_replay_line),
         cmocka_unit_test(test_same_seed_replays_identically),
         cmocka_unit_test(test_split_brain_is_caught_by_agreement),
         cmocka_unit_test(test_stale_follower_reads_are_caught_by_linearizability),
