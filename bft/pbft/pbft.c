@@ -112,6 +112,12 @@ int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
     sy_buf b;
     if (pbft_behaves(p, SY_PBFT_SILENT))
         return SY_OK;
+#ifdef SYNOD_TESTING
+    /* bad-new-view: commits to one replica only, which then runs ahead of
+     * the other two; the wrong O of its NEW-VIEW needs such a split */
+    if (pbft_behaves(p, SY_PBFT_BAD_NEW_VIEW) && m->type == SY_MSG_PBFT_COMMIT && to == SY_NO_NODE)
+        to = (p->self + 1) % p->n;
+#endif
     if (grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof *p->owned))
         return SY_ENOMEM;
     sy_buf_init(&b);

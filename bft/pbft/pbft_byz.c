@@ -52,6 +52,7 @@ const char *sy_pbft_behaviour_name(uint32_t code)
 
 #ifdef SYNOD_TESTING
 #define PBFT_FLOOD_PER_TICK 32u
+#define PBFT_BAD_NV_ODDS 8u   /* 1 in this many heartbeats */
 
 static void send_vote(pbft *p, uint8_t type, uint64_t view, uint64_t seq, const sy_digest *d)
 {
@@ -73,6 +74,15 @@ void pbft_byz_tick(pbft *p)
             send_vote(p, SY_MSG_PBFT_PREPARE, p->view - 1, seq, &d);
             send_vote(p, SY_MSG_PBFT_COMMIT, p->view - 1, seq, &d);
         }
+    }
+    if (p->behaviour == SY_PBFT_BAD_NEW_VIEW && !p->in_vc && p->executed > 0 &&
+        pbft_primary(p, p->view + 1) == p->self &&
+        sy_rng_below(&p->rng, PBFT_BAD_NV_ODDS) == 0) {
+        /* next in line to lead: ask for the view early, while the others
+         * are mid-flight (some executed a request, some not yet), so that
+         * the wrong O in our NEW-VIEW (pbft_view.c) meets replicas it can
+         * mislead. One timeout at a correct replica now suffices (f+1). */
+        pbft_start_view_change(p, p->view + 1);
     }
     if (p->behaviour == SY_PBFT_FLOOD) {
         /* well-formed, validly signed, useless: random slots and digests,

@@ -368,11 +368,19 @@ static void try_new_view(pbft *p)
         return;
 #ifdef SYNOD_TESTING
     if (pbft_behaves(p, SY_PBFT_BAD_NEW_VIEW)) {
-        /* a wrong O: drop the first re-proposal's digest for a fake one,
-         * or, with nothing to re-propose, invent an extra sequence number */
-        if (n_o) {
+        /* a wrong O that breaks safety if accepted: every request prepared
+         * in a view-change certificate (so possibly committed at a correct
+         * replica) becomes a null request at the same seq, a batch everyone
+         * has. Without one, a fake digest, or an invented extra seq. */
+        bool dropped = false;
+        for (uint32_t k = 0; k < n_o; k++)
+            if (!sy_digest_eq(&o[k].digest, &zero_digest)) {
+                memset(&o[k].digest, 0, sizeof o[k].digest);
+                dropped = true;
+            }
+        if (!dropped && n_o) {
             o[0].digest.b[0] ^= 0xee;
-        } else {
+        } else if (!dropped) {
             sy_pbft_opp *no = calloc(1, sizeof *no);
             if (no) {
                 no->seq = min_s + 1;
