@@ -801,24 +801,6 @@ static int on_msg(pbft *p, const sy_input *in)
     }
 }
 
-/* The view-change timer runs once q replicas ask for our view (pbft_view.c
- * arm_vc_timer). A replica that already moved past our view counts too: it
- * will never send a VIEW-CHANGE for ours again, so without it the others
- * below it could wait for a quorum that never forms (a replica that alone
- * reached view v+1 while the rest sit in v without a quorum for v: found
- * by the simulator once lagging replicas could catch up). */
-static void arm_vc_timer_above(pbft *p)
-{
-    if (!p->in_vc || p->vc_deadline)
-        return;
-    uint32_t c = 0;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view >= p->view)
-            c++;
-    if (c >= p->q)
-        p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
-}
-
 static int pbft_step(void *e, const sy_input *in)
 {
     pbft *p = e;
@@ -827,7 +809,7 @@ static int pbft_step(void *e, const sy_input *in)
         p->now = in->now_ms;
     switch (in->kind) {
     case SY_IN_TICK:
-        arm_vc_timer_above(p);
+        pbft_arm_vc_timer(p);
         if (p->vc_deadline && p->now >= p->vc_deadline) {
             if (!p->in_vc && pbft_behind(p) &&
                 p->now < p->progress_ms + 4u * (uint64_t)p->cfg.request_timeout_ms) {

@@ -298,6 +298,7 @@ uint64_t pbft_batch_deadline(const pbft *p);
 
 /* pbft_view.c (paper 4.4) */
 void pbft_start_view_change(pbft *p, uint64_t new_view);
+void pbft_arm_vc_timer(pbft *p);
 int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m);
 int pbft_on_new_view(pbft *p, uint32_t from, const sy_msg *m);
 bool pbft_vc_valid(pbft *p, const sy_pbft_view_change *vc);

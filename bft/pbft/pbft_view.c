@@ -303,27 +303,27 @@ static void send_own_vc(pbft *p)
     free(vc->pcerts);
 }
 
-/* VIEW-CHANGEs held for view v, ours included. */
-static uint32_t vcs_for_view(const pbft *p, uint64_t v)
-{
-    uint32_t c = 0;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view == v)
-            c++;
-    return c;
-}
-
 /* Sec. 4.5.2: a replica that sent VIEW-CHANGE for v "waits for 2f+1
  * view-change messages for v and then starts its timer"; if it expires
  * before a valid NEW-VIEW it moves to v+1 with twice the timeout. Starting
  * the timer on entering the view instead lets a lone replica (one that lost
  * its peers for a while) run ahead view after view, and the others, always
  * one view behind it, never gather a quorum for the same view (livelock
- * found by the simulator). A replica alone in a higher view waits there
- * until the others come (their timers) or pull it up (the f+1 rule). */
-static void arm_vc_timer(pbft *p)
+ * found by the simulator). A VIEW-CHANGE for a higher view counts too: its
+ * sender has given up on ours as well, and without it two replicas can wait
+ * forever in v next to one that moved alone to v+1 (also found by the
+ * simulator). A replica alone in a higher view still waits there until the
+ * others come (their timers) or pull it up (the f+1 rule). Called on every
+ * tick and whenever a VIEW-CHANGE arrives. */
+void pbft_arm_vc_timer(pbft *p)
 {
-    if (p->in_vc && !p->vc_deadline && vcs_for_view(p, p->view) >= p->q)
+    if (!p->in_vc || p->vc_deadline)
+        return;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view >= p->view)
+            c++;
+    if (c >= p->q)
         p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
 }
 
@@ -337,12 +337,12 @@ void pbft_start_view_change(pbft *p, uint64_t new_view)
     if (p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
         p->vc_backoff++;
     /* exponential backoff between successive view changes (sec. 4.5.2);
-     * the timer runs once a quorum asks for this view (arm_vc_timer) */
+     * the timer runs once a quorum asks for this view (pbft_arm_vc_timer) */
     p->vc_deadline = 0;
     p->hs_dirty = true;
     free_stored(&p->nv);
     send_own_vc(p);
-    arm_vc_timer(p);
+    pbft_arm_vc_timer(p);
     /* the new primary may already hold enough view-changes */
     try_new_view(p);
 }
@@ -422,7 +422,7 @@ void pbft_vc_resend(pbft *p)
          * prepared before the crash is lost: docs/pbft.md) */
         send_own_vc(p);
     }
-    arm_vc_timer(p);
+    pbft_arm_vc_timer(p);
     try_new_view(p);
 }
 
@@ -465,7 +465,7 @@ int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
     }
     if (cnt >= p->f + 1)
         pbft_start_view_change(p, smallest);
-    arm_vc_timer(p);
+    pbft_arm_vc_timer(p);
     try_new_view(p);
     return SY_OK;
 }
