@@ -30,6 +30,7 @@
 #include "core/engine.h"
 #include "core/msg.h"
 #include "core/buf.h"
+#include "core/evidence.h"
 
 extern const sy_engine_ops sy_paxos_ops;
 
@@ -94,7 +95,7 @@ int px_hs_decode(sy_bytes b, px_hardstate *out);
 #define SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES 100u
 
 /* Evidence: u32 BE node id | 64-byte signature (docs/paxos.md). */
-#define PX_EVIDENCE_LEN (4u + SY_SIG_LEN)
+#define PX_EVIDENCE_LEN SY_ATTEST_LEN   /* the shared commit record */
 
 /* ===================== internal (cft/paxos/ files only) ===================== */
 
