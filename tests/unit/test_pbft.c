@@ -120,38 +120,50 @@ static void test_behaviour_names_map_to_codes(void **state)
 
 /* ------------------------------------------------------------ normal case */
 
-static void commit_requests(uint32_t n, uint32_t f)
+/* Ten requests through the primary of view 0. Reports how many replicas
+ * executed all ten, with commit == applied and still in view 0, and how many
+ * times the harness saw two replicas execute different batches at one seq. */
+typedef struct { uint32_t replicas_done; uint32_t violations; } commit_outcome;
+
+static commit_outcome commit_requests(uint32_t n, uint32_t f)
 {
+    commit_outcome o = { 0, 0 };
     harness *h = h_new(n, f, false, 16, NULL);
     for (uint32_t r = 0; r < 10; r++) {
         h_submit(h, r % H_CLIENTS, 1u);   /* to the primary of view 0 */
         h_run(h);
     }
-    for (uint32_t i = 0; i < n; i++) {
-        assert_int_equal(h->nreq[i], 10);
-        assert_int_equal(h_status(h, i).commit_index, h->applied[i]);
-        assert_int_equal(h_status(h, i).term, 0);
-    }
-    assert_int_equal(h->violations, 0);
+    for (uint32_t i = 0; i < n; i++)
+        if (h->nreq[i] == 10 && h_status(h, i).commit_index == h->applied[i] &&
+            h_status(h, i).term == 0)
+            o.replicas_done++;
+    o.violations = h->violations;
     h_free(h);
+    return o;
 }
 
 static void test_requests_commit_in_the_same_order_at_every_replica_n4(void **state)
 {
     (void)state;
-    commit_requests(4, 1);
+    commit_outcome o = commit_requests(4, 1);
+    assert_int_equal(o.replicas_done, 4);
+    assert_int_equal(o.violations, 0);
 }
 
 static void test_requests_commit_with_quorum_4_of_5(void **state)
 {
     (void)state;
-    commit_requests(5, 1);
+    commit_outcome o = commit_requests(5, 1);
+    assert_int_equal(o.replicas_done, 5);
+    assert_int_equal(o.violations, 0);
 }
 
 static void test_requests_commit_with_quorum_5_of_7(void **state)
 {
     (void)state;
-    commit_requests(7, 2);
+    commit_outcome o = commit_requests(7, 2);
+    assert_int_equal(o.replicas_done, 7);
+    assert_int_equal(o.violations, 0);
 }
 
 static void test_commit_survives_f_silent_backups_but_not_more(void **state)
