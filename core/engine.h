@@ -23,6 +23,22 @@
  * ready() lands in the same durable write. Everything in sy_ready is owned by
  * the engine and valid until advance().
  *
+ * Pipelining (ops->pipelined): an engine that sets it also lets the host
+ * step() between ready() and advance(), so the host can keep taking input
+ * while the durable write of the last ready is in flight (the daemon does
+ * that write on a storage thread). Then:
+ *   - rd is valid only until the next step() or advance(), whichever comes
+ *     first: the host copies what it still needs (core/ready.h) and encodes
+ *     the messages before stepping again;
+ *   - ready() hands its effects out and forgets them; everything stepped in
+ *     after it goes to the next ready(), and advance() acknowledges exactly
+ *     the effects of the last ready() (that write is durable);
+ *   - at most one ready is in flight: the host never calls ready() again
+ *     before the advance() of the previous one. So whatever a step makes
+ *     of entries the engine counted as its own before they were durable (a
+ *     commit index, an ack) can leave only in a later ready, after advance.
+ * An engine without the flag keeps the plain contract above.
+ *
  * Committed entries are always already durable on this node (the engine only
  * reports commits of entries it has seen persisted via an earlier advance). */
 #ifndef SY_ENGINE_H
@@ -230,6 +246,8 @@ typedef struct sy_engine_ops {
     void (*status)(void *e, sy_engine_status *st);
     /* Earliest time the engine wants a tick (0 = no timer). */
     uint64_t (*next_deadline)(void *e);
+    /* true: step() is allowed between ready() and advance() (see top). */
+    bool pipelined;
 } sy_engine_ops;
 
 /* Registry (cmd/engines.c): NULL if unknown. */

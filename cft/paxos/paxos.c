@@ -556,6 +556,21 @@ static void px_ready(void *e, sy_ready *rd)
     rd->n_reads = p->n_rstates;
     rd->rejects = p->rejects;
     rd->n_rejects = p->n_rejects;
+    p->h_msgs = p->n_msgs;
+    p->h_rstates = p->n_rstates;
+    p->h_rejects = p->n_rejects;
+    p->h_scratch = p->n_scratch;
+}
+
+/* Drops the first `handed` of *n elements, keeping the rest in order. */
+static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
+{
+    if (handed >= *n) {
+        *n = 0;
+        return;
+    }
+    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
+    *n -= handed;
 }
 
 static void px_advance(void *e, uint64_t now_ms)
@@ -563,12 +578,13 @@ static void px_advance(void *e, uint64_t now_ms)
     paxos *p = e;
     if (now_ms > p->now)
         p->now = now_ms;
-    for (size_t i = 0; i < p->n_scratch; i++)
+    for (size_t i = 0; i < p->h_scratch && i < p->n_scratch; i++)
         free(p->scratch[i]);
-    p->n_scratch = 0;
-    p->n_msgs = 0;
-    p->n_rstates = 0;
-    p->n_rejects = 0;
+    drop_front(p->scratch, &p->n_scratch, p->h_scratch, sizeof *p->scratch);
+    drop_front(p->msgs, &p->n_msgs, p->h_msgs, sizeof *p->msgs);
+    drop_front(p->rstates, &p->n_rstates, p->h_rstates, sizeof *p->rstates);
+    drop_front(p->rejects, &p->n_rejects, p->h_rejects, sizeof *p->rejects);
+    p->h_msgs = p->h_rstates = p->h_rejects = p->h_scratch = 0;
 }
 
 static void px_status(void *e, sy_engine_status *st)
@@ -604,6 +620,7 @@ const sy_engine_ops sy_paxos_ops = {
     .step = px_step,
     .ready = px_ready,
     .advance = px_advance,
+    .pipelined = true,
     .status = px_status,
     .next_deadline = px_next_deadline,
 };

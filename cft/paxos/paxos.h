@@ -218,6 +218,9 @@ typedef struct paxos {
     size_t n_rejects, cap_rejects;
     void **scratch;           /* freed at advance */
     size_t n_scratch, cap_scratch;
+    /* how many of each the last ready handed out: advance() releases only
+     * those; what steps added since goes to the next ready (pipelining) */
+    size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
     uint64_t leader_changes, dropped;
 } paxos;

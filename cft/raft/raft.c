@@ -445,6 +445,26 @@ static void raft_ready(void *e, sy_ready *rd)
     rd->n_reads = r->n_rstates;
     rd->rejects = r->rejects;
     rd->n_rejects = r->n_rejects;
+    r->h_msgs = r->n_msgs;
+    r->h_rstates = r->n_rstates;
+    r->h_rejects = r->n_rejects;
+    r->h_scratch = r->n_scratch;
+    /* The round's heartbeats are handed out now (and may leave at once:
+     * they are early). A read stepped in after this must not join a round
+     * whose heartbeats left before it arrived (thesis 6.4): it opens a new
+     * one. */
+    r->read_round_open = false;
+}
+
+/* Drops the first `handed` of *n elements, keeping the rest in order. */
+static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
+{
+    if (handed >= *n) {
+        *n = 0;
+        return;
+    }
+    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
+    *n -= handed;
 }
 
 static void raft_advance(void *e, uint64_t now_ms)
@@ -452,18 +472,18 @@ static void raft_advance(void *e, uint64_t now_ms)
     raft *r = e;
     if (now_ms > r->now)
         r->now = now_ms;
-    for (size_t i = 0; i < r->n_msgs; i++) {
+    for (size_t i = 0; i < r->h_msgs && i < r->n_msgs; i++) {
         sy_msg *m = &r->msgs[i].msg;
         if (m->type == SY_MSG_RAFT_APPEND)
             free(m->u.append.entries);
     }
-    for (size_t i = 0; i < r->n_scratch; i++)
+    for (size_t i = 0; i < r->h_scratch && i < r->n_scratch; i++)
         free(r->scratch[i]);
-    r->n_scratch = 0;
-    r->n_msgs = 0;
-    r->n_rstates = 0;
-    r->n_rejects = 0;
-    r->read_round_open = false;
+    drop_front(r->msgs, &r->n_msgs, r->h_msgs, sizeof *r->msgs);
+    drop_front(r->scratch, &r->n_scratch, r->h_scratch, sizeof *r->scratch);
+    drop_front(r->rstates, &r->n_rstates, r->h_rstates, sizeof *r->rstates);
+    drop_front(r->rejects, &r->n_rejects, r->h_rejects, sizeof *r->rejects);
+    r->h_msgs = r->h_rstates = r->h_rejects = r->h_scratch = 0;
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         r->prs[i].sent_this_ready = false;
 }
@@ -510,6 +530,7 @@ const sy_engine_ops sy_raft_ops = {
     .step = raft_step,
     .ready = raft_ready,
     .advance = raft_advance,
+    .pipelined = true,
     .status = raft_status,
     .next_deadline = raft_next_deadline,
 };

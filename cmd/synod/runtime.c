@@ -17,6 +17,7 @@
 #include "core/envelope.h"
 #include "core/kv.h"
 #include "core/ledger.h"
+#include "core/ready.h"
 #include "core/log.h"
 #include "core/storage.h"
 #include "crypto/sy_err.h"
@@ -66,6 +67,36 @@ typedef struct {
     bool storage_failed;
 } rt_metrics;
 
+/* A message that waits for the write, encoded when the ready was taken. */
+typedef struct {
+    uint32_t to;
+    uint8_t type;
+    uint8_t *data;
+    size_t len;
+} rt_frame;
+
+/* Committed entries a follower applies later, in bulk (see lazy_due). */
+typedef struct {
+    sy_ready_owned own;       /* committed entries only */
+    sy_kv_results *res;
+} rt_lazy;
+
+typedef struct rt_job {
+    sy_ready_owned own;       /* the ready, copied: the engine moves on */
+    sy_kv_results *res;       /* one per committed entry */
+    rt_lazy *lazy;            /* applied first, in order (owned) */
+    size_t n_lazy;
+    rt_frame *frames;
+    size_t n_frames, cap_frames;
+    bool need_txn;
+    /* Replies for committed entries at or below this index may leave as
+     * soon as their results are computed, before the write's sync (see
+     * early_replies); 0 = none may. */
+    uint64_t reply_early_upto;
+    int rc;                   /* of the write */
+    double sync_secs;         /* time in the synced commit */
+} rt_job;
+
 typedef struct {
     sy_log log;
     sy_node_cfg ncfg;
@@ -95,6 +126,18 @@ typedef struct {
     bool last_peer_up[SY_MAX_NODES];
     uint64_t drops_since_report, last_drop_report;
     int last_drop_rc;
+    /* the write in flight (see "the write" below) */
+    rt_job job;
+    rt_lazy *lazy;            /* follower: committed, not yet applied */
+    size_t n_lazy, cap_lazy, lazy_entries, lazy_bytes;
+    uint64_t lazy_since;
+    bool inflight;            /* job handed to the storage thread */
+    pthread_t st_thread;
+    bool st_thread_up;
+    pthread_mutex_t st_mu;
+    pthread_cond_t st_cv;     /* queued / done / quit changed */
+    bool st_queued, st_done, st_quit;
+    bool st_applied;          /* the job's results exist; sync under way */
 } rt;
 
 static uint64_t now_ms(void)
@@ -301,62 +344,154 @@ static int take_snapshot(rt *r, uint64_t index)
     return rc;
 }
 
-/* Persist + apply one ready in one durable transaction. */
-static int persist_and_apply(rt *r, const sy_ready *rd, sy_kv_results *res)
+/* ------------------------------------------------------------ the write
+ *
+ * One ready at a time is written: its persistence and the application of
+ * its committed entries in one LMDB transaction, synced. With a pipelined
+ * engine (core/engine.h) the write runs on the storage thread while this
+ * thread keeps stepping the engine with new input, so the next ready's
+ * batch forms during the sync (group commit across loop iterations); with
+ * any other engine it runs here, in line, as before. While a write is in
+ * flight this thread reads the storage only through read transactions
+ * (LMDB MVCC): stale reads, status; it takes no snapshot and serves no
+ * linearizable read until the write is done and applied has moved. */
+
+static void results_free(sy_kv_results *res, size_t n)
 {
+    if (!res)
+        return;
+    for (size_t i = 0; i < n; i++)
+        sy_kv_results_free(&res[i]);
+    free(res);
+}
+
+static void lazy_free(rt_lazy *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        results_free(l[i].res, l[i].own.rd.n_committed);
+        sy_ready_owned_free(&l[i].own);
+    }
+}
+
+static void job_clear(rt_job *j)
+{
+    results_free(j->res, j->own.rd.n_committed);
+    j->res = NULL;
+    lazy_free(j->lazy, j->n_lazy);
+    free(j->lazy);
+    j->lazy = NULL;
+    j->n_lazy = 0;
+    for (size_t i = 0; i < j->n_frames; i++)
+        free(j->frames[i].data);
+    j->n_frames = 0;
+    sy_ready_owned_free(&j->own);
+    j->need_txn = false;
+    j->rc = SY_OK;
+    j->sync_secs = 0;
+}
+
+/* The write itself: touches only the storage and the state machine (both
+ * through the transaction), so it may run on the storage thread. */
+static void early_replies(rt *r, rt_job *j);
+
+/* on_loop: called on the event loop (not the storage thread). */
+static int job_write(rt *r, rt_job *j, bool on_loop)
+{
+    const sy_ready *rd = &j->own.rd;
     sy_txn t;
     int rc = sy_txn_begin(r->st, true, &t);
     if (rc)
-        goto err;
+        return rc;
     if ((rc = sy_txn_persist_ready(&t, rd)))
         goto err_abort;
     if (rd->snapshot_install) {
         if ((rc = sy_kv_restore(&r->kv, &t, rd->snap_data.p, rd->snap_data.len)))
             goto err_abort;
     }
+    for (size_t k = 0; k < j->n_lazy; k++) {
+        const sy_ready *lr = &j->lazy[k].own.rd;
+        for (size_t i = 0; i < lr->n_committed; i++)
+            if ((rc = sy_kv_apply(&r->kv, &t, &lr->committed[i], &j->lazy[k].res[i])))
+                goto err_abort;
+    }
     for (size_t i = 0; i < rd->n_committed; i++) {
-        if ((rc = sy_kv_apply(&r->kv, &t, &rd->committed[i], &res[i])))
+        if ((rc = sy_kv_apply(&r->kv, &t, &rd->committed[i], &j->res[i])))
             goto err_abort;
+    }
+    if (j->reply_early_upto && !on_loop) {
+        /* the results are final: the event loop may answer from them
+         * while we sync (it does not touch them again after this) */
+        pthread_mutex_lock(&r->st_mu);
+        r->st_applied = true;
+        pthread_mutex_unlock(&r->st_mu);
+        sy_net_wake(r->net);
+    } else if (j->reply_early_upto) {
+        early_replies(r, j);
     }
     double t0 = now_s();
     if ((rc = sy_txn_commit(&t)))
-        goto err;
-    note_fsync(r, now_s() - t0);
-    if (rd->snapshot_install) {
-        r->applied = rd->snap_index;
-        r->applied_term = rd->snap_term;
-        r->snap_index = rd->snap_index;
-        SY_INFO(&r->log, "installed snapshot at index %" PRIu64 " from the leader", rd->snap_index);
-    }
-    for (size_t i = 0; i < rd->n_committed; i++) {
-        if (!res[i].skipped) {
-            r->applied = rd->committed[i].entry.index;
-            r->applied_term = rd->committed[i].entry.term;
-        }
-    }
+        return rc;
+    j->sync_secs = now_s() - t0;
     return SY_OK;
 err_abort:
     sy_txn_abort(&t);
-err:
-    SY_ERROR(&r->log, "storage write failed: %s (%s); stopping", sy_strerror(rc),
-             sy_storage_errmsg(r->st));
     return rc;
 }
 
-/* Signs and sends the ready's messages whose `early` flag equals early. */
-static void send_msgs(rt *r, const sy_ready *rd, bool early)
+static void *storage_main(void *arg)
+{
+    rt *r = arg;
+    pthread_mutex_lock(&r->st_mu);
+    for (;;) {
+        while (!r->st_queued && !r->st_quit)
+            pthread_cond_wait(&r->st_cv, &r->st_mu);
+        if (!r->st_queued)
+            break;
+        pthread_mutex_unlock(&r->st_mu);
+        int rc = job_write(r, &r->job, false);
+        pthread_mutex_lock(&r->st_mu);
+        r->job.rc = rc;
+        r->st_queued = false;
+        r->st_done = true;
+        pthread_cond_broadcast(&r->st_cv);
+        sy_net_wake(r->net);
+    }
+    pthread_mutex_unlock(&r->st_mu);
+    return NULL;
+}
+
+/* Encodes the ready's messages: early ones leave now (core/engine.h), the
+ * rest wait in the job for its write. */
+static int take_msgs(rt *r, const sy_ready *rd, rt_job *j)
 {
     for (size_t i = 0; i < rd->n_msgs; i++) {
         const sy_outmsg *om = &rd->msgs[i];
-        if (om->early != early || om->to == r->ncfg.id || om->to >= r->cluster.n)
+        if (om->to == r->ncfg.id || om->to >= r->cluster.n)
             continue;
         sy_buf_reset(&r->out);
         if (sy_env_encode(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->out) != SY_OK)
             continue;
-        sy_net_send(r->net, om->to, r->out.p, r->out.len);
-        if (om->msg.type < SY_MSG_TYPE_MAX)
-            r->m.msg_out[om->msg.type]++;
+        if (om->early) {
+            sy_net_send(r->net, om->to, r->out.p, r->out.len);
+            if (om->msg.type < SY_MSG_TYPE_MAX)
+                r->m.msg_out[om->msg.type]++;
+            continue;
+        }
+        if (j->n_frames == j->cap_frames) {
+            size_t nc = j->cap_frames ? j->cap_frames * 2 : 16;
+            rt_frame *nf = realloc(j->frames, nc * sizeof *nf);
+            if (!nf)
+                return SY_ENOMEM;
+            j->frames = nf;
+            j->cap_frames = nc;
+        }
+        uint8_t *copy = malloc(r->out.len);
+        if (!copy)
+            return SY_ENOMEM;
+        memcpy(copy, r->out.p, r->out.len);
+        j->frames[j->n_frames++] = (rt_frame){ om->to, om->msg.type, copy, r->out.len };
     }
+    return SY_OK;
 }
 
 static bool ready_empty(const sy_ready *rd)
@@ -366,91 +501,304 @@ static bool ready_empty(const sy_ready *rd)
            !rd->checkpoint_index;
 }
 
-static int process_ready(rt *r)
+/* Applied entries move the applied index; their clients get replies. */
+static void applied_part(rt *r, const sy_ready *rd, sy_kv_results *results)
 {
-    for (int round = 0; round < 8; round++) {
-        sy_ready rd;
-        memset(&rd, 0, sizeof rd);
-        r->ops->ready(r->eng, &rd);
-        if (ready_empty(&rd))
-            return SY_OK;
-        sy_kv_results *res = NULL;
-        if (rd.n_committed && !(res = calloc(rd.n_committed, sizeof *res)))
-            return SY_ENOMEM;
-        bool need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
-                        rd.snapshot_install || rd.compact_to || rd.n_committed;
-        /* messages the engine marked early overlap our fsync with the
-         * peers' (core/engine.h); the rest wait for durability */
-        send_msgs(r, &rd, true);
-        int rc = need_txn ? persist_and_apply(r, &rd, res) : SY_OK;
-        if (rc) {
-            free(res);
-            pthread_mutex_lock(&r->m.mu);
-            r->m.storage_failed = true;
-            pthread_mutex_unlock(&r->m.mu);
-            return rc;
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        sy_kv_results *res = &results[i];
+        if (!res->skipped) {
+            r->applied = rd->committed[i].entry.index;
+            r->applied_term = rd->committed[i].entry.term;
         }
-        /* durable: now the messages that depend on it may leave */
-        send_msgs(r, &rd, false);
-        for (size_t i = 0; i < rd.n_committed; i++) {
-            r->m.entries_applied++;
-            for (size_t j = 0; j < res[i].n; j++) {
-                sy_client_reply *rep = &res[i].replies[j];
-                r->m.commits++;
-                pending_req *p = find_pending(r, rep->client_id, rep->req_no);
-                if (p) {
-                    rep->leader = r->ncfg.id;
-                    reply_frame(r, p->handle, rep);
-                    drop_pending(r, p);
-                }
-            }
-            sy_kv_results_free(&res[i]);
-        }
-        free(res);
-        for (size_t i = 0; i < rd.n_reads; i++) {
-            const sy_read_state *rs = &rd.reads[i];
-            for (size_t k = 0; k < r->n_reads; k++) {
-                if (r->reads[k].read_id != rs->read_id)
-                    continue;
-                if (rs->status != SY_OK) {
-                    reply_error(r, r->reads[k].handle, r->reads[k].req.client_id,
-                                r->reads[k].req.req_no, rs->status);
-                    free_read(r, k);
-                } else {
-                    r->reads[k].index = rs->index;
-                    r->reads[k].ready = true;
-                }
-                break;
-            }
-        }
-        for (size_t i = 0; i < rd.n_rejects; i++) {
-            const sy_reject *rj = &rd.rejects[i];
-            pending_req *p = find_pending(r, rj->client_id, rj->req_no);
+        r->m.entries_applied++;
+        for (size_t k = 0; k < res->n; k++) {
+            sy_client_reply *rep = &res->replies[k];
+            r->m.commits++;
+            pending_req *p = find_pending(r, rep->client_id, rep->req_no);
             if (p) {
-                sy_net_reply_error(r->net, p->handle, rj->client_id, rj->req_no, rj->status,
-                                   rj->leader);
+                rep->leader = r->ncfg.id;
+                reply_frame(r, p->handle, rep);
                 drop_pending(r, p);
             }
         }
-        if (rd.checkpoint_index)
-            r->ckpt_pending = rd.checkpoint_index;
-        r->ops->advance(r->eng, now_ms());
-        serve_reads(r);
-        /* PBFT checkpoints want a snapshot of exactly the checkpointed
-         * state; our apply loop stops at nothing, so we snapshot when the
-         * applied index equals it (engines emit it before executing past). */
-        if (r->ckpt_pending && r->applied == r->ckpt_pending) {
-            r->ckpt_pending = 0;
-            if ((rc = take_snapshot(r, r->applied)))
-                return rc;
-        } else if (r->ecfg.snapshot_threshold && !r->ckpt_pending &&
-                   r->applied >= r->snap_index + r->ecfg.snapshot_threshold &&
-                   strcmp(r->ops->name, "pbft") != 0) {
-            if ((rc = take_snapshot(r, r->applied)))
-                return rc;
+    }
+}
+
+/* Everything after the write is durable: bookkeeping, the waiting
+ * messages, replies, read indexes, rejects, advance(), then reads and
+ * snapshots that wanted the new applied index. */
+static int finish_job(rt *r, rt_job *j)
+{
+    const sy_ready *rd = &j->own.rd;
+    int rc = j->rc;
+    if (rc) {
+        SY_ERROR(&r->log, "storage write failed: %s (%s); stopping", sy_strerror(rc),
+                 sy_storage_errmsg(r->st));
+        pthread_mutex_lock(&r->m.mu);
+        r->m.storage_failed = true;
+        pthread_mutex_unlock(&r->m.mu);
+        job_clear(j);
+        return rc;
+    }
+    pthread_mutex_lock(&r->m.mu);
+    if (j->need_txn)
+        note_fsync(r, j->sync_secs);
+    pthread_mutex_unlock(&r->m.mu);
+    if (rd->snapshot_install) {
+        r->applied = rd->snap_index;
+        r->applied_term = rd->snap_term;
+        r->snap_index = rd->snap_index;
+        SY_INFO(&r->log, "installed snapshot at index %" PRIu64 " from the leader", rd->snap_index);
+    }
+    /* durable: now the messages that depend on it may leave */
+    for (size_t i = 0; i < j->n_frames; i++) {
+        sy_net_send(r->net, j->frames[i].to, j->frames[i].data, j->frames[i].len);
+        if (j->frames[i].type < SY_MSG_TYPE_MAX)
+            r->m.msg_out[j->frames[i].type]++;
+    }
+    for (size_t k = 0; k < j->n_lazy; k++)
+        applied_part(r, &j->lazy[k].own.rd, j->lazy[k].res);
+    applied_part(r, rd, j->res);
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        const sy_read_state *rs = &rd->reads[i];
+        for (size_t k = 0; k < r->n_reads; k++) {
+            if (r->reads[k].read_id != rs->read_id)
+                continue;
+            if (rs->status != SY_OK) {
+                reply_error(r, r->reads[k].handle, r->reads[k].req.client_id,
+                            r->reads[k].req.req_no, rs->status);
+                free_read(r, k);
+            } else {
+                r->reads[k].index = rs->index;
+                r->reads[k].ready = true;
+            }
+            break;
         }
     }
+    for (size_t i = 0; i < rd->n_rejects; i++) {
+        const sy_reject *rj = &rd->rejects[i];
+        pending_req *p = find_pending(r, rj->client_id, rj->req_no);
+        if (p) {
+            sy_net_reply_error(r->net, p->handle, rj->client_id, rj->req_no, rj->status,
+                               rj->leader);
+            drop_pending(r, p);
+        }
+    }
+    if (rd->checkpoint_index)
+        r->ckpt_pending = rd->checkpoint_index;
+    job_clear(j);
+    r->ops->advance(r->eng, now_ms());
+    serve_reads(r);
+    /* PBFT checkpoints want a snapshot of exactly the checkpointed
+     * state; our apply loop stops at nothing, so we snapshot when the
+     * applied index equals it (engines emit it before executing past). */
+    if (r->ckpt_pending && r->applied == r->ckpt_pending) {
+        r->ckpt_pending = 0;
+        if ((rc = take_snapshot(r, r->applied)))
+            return rc;
+    } else if (r->ecfg.snapshot_threshold && !r->ckpt_pending &&
+               r->applied >= r->snap_index + r->ecfg.snapshot_threshold &&
+               strcmp(r->ops->name, "pbft") != 0) {
+        if ((rc = take_snapshot(r, r->applied)))
+            return rc;
+    }
     return SY_OK;
+}
+
+/* Early replies. A committed entry is durable on a quorum by definition,
+ * and the state machine is deterministic: a crash before this write's sync
+ * loses the applied state, not the entry, and the restart re-applies it to
+ * the very same result. So the client may have its answer as soon as the
+ * result is computed -- the sync of the write that applies it is off the
+ * request's path (etcd answers from its in-memory apply likewise). What
+ * must wait is (a) anything that depends on entries this write persists:
+ * an entry in it is counted by its own node only once the write is
+ * durable, which with one node is the whole quorum, so only entries
+ * durable before this write (below its first appended or truncated index)
+ * qualify; and (b) reads, which are served from committed transactions and
+ * only once the applied index has moved (finish_job). */
+static void early_replies(rt *r, rt_job *j)
+{
+    const sy_ready *rd = &j->own.rd;
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        if (rd->committed[i].entry.index > j->reply_early_upto)
+            break;
+        sy_kv_results *res = &j->res[i];
+        for (size_t k = 0; k < res->n; k++) {
+            sy_client_reply *rep = &res->replies[k];
+            pending_req *p = find_pending(r, rep->client_id, rep->req_no);
+            if (p) {
+                rep->leader = r->ncfg.id;
+                reply_frame(r, p->handle, rep);
+                drop_pending(r, p);
+            }
+        }
+    }
+}
+
+/* Collects a write that finished on the storage thread, if any, and
+ * answers early from one whose results are ready. */
+static int collect_job(rt *r)
+{
+    pthread_mutex_lock(&r->st_mu);
+    bool done = r->st_done, applied = r->st_applied;
+    r->st_done = r->st_applied = false;
+    pthread_mutex_unlock(&r->st_mu);
+    if (applied)
+        early_replies(r, &r->job);
+    if (!done)
+        return SY_OK;
+    r->inflight = false;
+    return finish_job(r, &r->job);
+}
+
+/* Lazy apply. A crash-fault follower answers no client from its state
+ * machine (the leader does; stale reads aside, which promise nothing
+ * fresher), so it need not apply each commit in the very write that
+ * learns of it: it keeps the committed entries (already durable in its
+ * log, so a crash loses nothing -- restart re-applies them from there) and
+ * applies them in bulk, which writes each state page once for many
+ * requests instead of once per write. They are applied at the latest
+ * RT_LAZY_MS later, at once when the node leads, installs a snapshot or
+ * serves a linearizable read, and when too many wait. PBFT replicas all
+ * answer clients: never lazy. */
+#define RT_LAZY_MS 50
+#define RT_LAZY_MAX_ENTRIES 1024
+#define RT_LAZY_MAX_BYTES (8u << 20)
+
+static bool lazy_eligible(rt *r)
+{
+    if (strcmp(r->ops->name, "pbft") == 0)
+        return false;
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    return st.role != SY_ROLE_LEADER;
+}
+
+static bool lazy_due(rt *r, uint64_t t)
+{
+    return r->n_lazy && (r->lazy_entries >= RT_LAZY_MAX_ENTRIES ||
+                         r->lazy_bytes >= RT_LAZY_MAX_BYTES || t - r->lazy_since >= RT_LAZY_MS ||
+                         r->n_reads || !lazy_eligible(r));
+}
+
+/* Keeps a copy of rd's committed entries for later. */
+static int lazy_push(rt *r, const sy_ready *rd, uint64_t t)
+{
+    if (r->n_lazy == r->cap_lazy) {
+        size_t nc = r->cap_lazy ? r->cap_lazy * 2 : 16;
+        rt_lazy *nl = realloc(r->lazy, nc * sizeof *nl);
+        if (!nl)
+            return SY_ENOMEM;
+        r->lazy = nl;
+        r->cap_lazy = nc;
+    }
+    sy_ready only = { .committed = rd->committed, .n_committed = rd->n_committed };
+    rt_lazy *l = &r->lazy[r->n_lazy];
+    memset(l, 0, sizeof *l);
+    if (sy_ready_copy(&only, &l->own))
+        return SY_ENOMEM;
+    if (!(l->res = calloc(rd->n_committed, sizeof *l->res))) {
+        sy_ready_owned_free(&l->own);
+        return SY_ENOMEM;
+    }
+    if (!r->n_lazy)
+        r->lazy_since = t;
+    r->n_lazy++;
+    r->lazy_entries += rd->n_committed;
+    for (size_t i = 0; i < rd->n_committed; i++)
+        r->lazy_bytes += rd->committed[i].entry.data.len + rd->committed[i].evidence.len;
+    return SY_OK;
+}
+
+/* Hands every waiting lazy entry to the job (applied before its own). */
+static void lazy_take(rt *r, rt_job *j)
+{
+    j->lazy = r->lazy;
+    j->n_lazy = r->n_lazy;
+    r->lazy = NULL;
+    r->n_lazy = r->cap_lazy = r->lazy_entries = r->lazy_bytes = 0;
+}
+
+/* Takes readies from the engine while no write is in flight: a ready
+ * without durable work is finished at once; one with it is handed to the
+ * storage thread (pipelined engine: then we return to take input) or
+ * written here. */
+static int process_ready(rt *r)
+{
+    for (int round = 0; round < 8 && !r->inflight; round++) {
+        sy_ready rd;
+        memset(&rd, 0, sizeof rd);
+        r->ops->ready(r->eng, &rd);
+        uint64_t t = now_ms();
+        if (ready_empty(&rd) && !lazy_due(r, t))
+            return SY_OK;
+        rt_job *j = &r->job;
+        int rc = sy_ready_copy(&rd, &j->own);
+        if (rc == SY_OK && rd.n_committed && !rd.snapshot_install && lazy_eligible(r)) {
+            rc = lazy_push(r, &rd, t);
+            j->own.rd.n_committed = 0;   /* applied later, from the lazy copy */
+        }
+        if (rc == SY_OK && j->own.rd.n_committed &&
+            !(j->res = calloc(j->own.rd.n_committed, sizeof *j->res)))
+            rc = SY_ENOMEM;
+        if (rc == SY_OK)
+            rc = take_msgs(r, &rd, j);
+        if (rc) {
+            SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
+            job_clear(j);
+            return rc;
+        }
+        if (r->n_lazy && (rd.snapshot_install || lazy_due(r, t)))
+            lazy_take(r, j);
+        j->need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
+                      rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy;
+        j->reply_early_upto = 0;
+        if (j->own.rd.n_committed && !rd.snapshot_install) {
+            uint64_t upto = UINT64_MAX;
+            if (rd.n_entries)
+                upto = rd.entries[0].index - 1;
+            if (rd.truncate_from && rd.truncate_from - 1 < upto)
+                upto = rd.truncate_from - 1;
+            j->reply_early_upto = upto;
+        }
+        if (j->need_txn && r->ops->pipelined && r->st_thread_up) {
+            pthread_mutex_lock(&r->st_mu);
+            r->st_queued = true;
+            pthread_cond_broadcast(&r->st_cv);
+            pthread_mutex_unlock(&r->st_mu);
+            r->inflight = true;
+            return SY_OK;
+        }
+        j->rc = j->need_txn ? job_write(r, j, true) : SY_OK;
+        if ((rc = finish_job(r, j)))
+            return rc;
+    }
+    return SY_OK;
+}
+
+/* Shutdown: the write in flight, if any, completes (it is already being
+ * synced); its effects are not sent. */
+static void drain_job(rt *r)
+{
+    if (!r->st_thread_up)
+        goto out_free;
+    pthread_mutex_lock(&r->st_mu);
+    while (r->st_queued)
+        pthread_cond_wait(&r->st_cv, &r->st_mu);
+    r->st_quit = true;
+    pthread_cond_broadcast(&r->st_cv);
+    pthread_mutex_unlock(&r->st_mu);
+    pthread_join(r->st_thread, NULL);
+    r->st_thread_up = false;
+out_free:
+    job_clear(&r->job);
+    lazy_free(r->lazy, r->n_lazy);
+    free(r->lazy);
+    r->lazy = NULL;
+    r->n_lazy = 0;
+    free(r->job.frames);
+    r->job.frames = NULL;
 }
 
 /* ------------------------------------------------------------ inbound */
@@ -698,6 +1046,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         return 1;
     }
     pthread_mutex_init(&r->m.mu, NULL);
+    pthread_mutex_init(&r->st_mu, NULL);
+    pthread_cond_init(&r->st_cv, NULL);
     sy_buf_init(&r->out);
     if (sy_crypto_init()) {
         fprintf(stderr, "synod: libsodium failed to initialise\n");
@@ -828,6 +1178,12 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             me->metrics[0] ? me->metrics : "(none)", r->applied);
     r->last_st.role = 0xff;
     r->last_drop_report = now_ms();
+    if (r->ops->pipelined) {
+        if (pthread_create(&r->st_thread, NULL, storage_main, r) == 0)
+            r->st_thread_up = true;
+        else
+            SY_WARN(&r->log, "no storage thread (%s); writing on the event loop", strerror(errno));
+    }
 
     code = 0;
     sy_net_event *evs = calloc(RT_MAX_EVENTS, sizeof *evs);
@@ -860,7 +1216,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         }
         t = now_ms();
         sy_input tick = {.kind = SY_IN_TICK, .now_ms = t};
-        if (step(r, &tick) == SY_EFATAL || process_ready(r)) {
+        if (step(r, &tick) == SY_EFATAL || collect_job(r) || process_ready(r)) {
             code = 1;
             break;
         }
@@ -875,6 +1231,7 @@ out_loop:
     if (code == 0)
         SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_net:
+    drain_job(r);
     sy_net_close(r->net);
 out_engine:
     if (r->eng)
@@ -891,6 +1248,8 @@ out_cfg:
 out_free:
     sy_buf_free(&r->out);
     pthread_mutex_destroy(&r->m.mu);
+    pthread_mutex_destroy(&r->st_mu);
+    pthread_cond_destroy(&r->st_cv);
     free(r);
     return code;
 }

@@ -3,9 +3,10 @@
  * Each node runs the daemon's host loop against its engine (core/engine.h):
  * step queued inputs, ready(), stage the persistence on the simulated disk
  * and wait for its fsync, then send, apply committed entries, answer reads
- * and rejects, advance(). While a write is in flight the node takes no
- * input (the engine contract forbids step() between ready() and advance()),
- * so a crash can only ever lose that one unsynced write.
+ * and rejects, advance(). While a write is in flight a pipelined engine
+ * (core/engine.h) keeps taking input, as in the daemon; any other takes
+ * none. Either way one write at most is in flight, so a crash can only ever
+ * lose that one unsynced write.
  *
  * Determinism: one seed feeds every generator; events are ordered by (time,
  * sequence); nothing reads a real clock or iterates a hash table. */
@@ -697,12 +698,38 @@ static void free_results(sim_node *nd)
     nd->n_res = 0;
 }
 
+/* As the daemon (cmd/synod/runtime.c, early_replies): clients whose
+ * requests are in committed entries durable before this write get their
+ * replies as soon as the results are computed, before the write's fsync;
+ * a crash in between must lose no acknowledged write. */
+static void early_replies(sim_world *w, sim_node *nd)
+{
+    const sy_ready *rd = &nd->own.rd;
+    if (rd->snapshot_install || !nd->res)
+        return;
+    uint64_t upto = UINT64_MAX;
+    if (rd->n_entries)
+        upto = rd->entries[0].index - 1;
+    if (rd->truncate_from && rd->truncate_from - 1 < upto)
+        upto = rd->truncate_from - 1;
+    for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {
+        if (rd->committed[i].entry.index > upto)
+            break;
+        const sy_kv_results *res = &nd->res[i];
+        for (size_t j = 0; j < res->n && !w->stop; j++) {
+            const sy_client_reply *rp = &res->replies[j];
+            if (rp->status != SY_ESTALE && take_pend_req(nd, rp->client_id, rp->req_no))
+                reply_from(w, nd, rp);
+        }
+    }
+}
+
 /* Step 1 of the host loop, as the daemon does it: persist the ready and
  * apply its committed entries in one write transaction. The transaction is
  * written now and becomes durable when the simulated fsync completes. */
 static int persist_and_apply(sim_world *w, sim_node *nd)
 {
-    const sy_ready *rd = &nd->rd;
+    const sy_ready *rd = &nd->own.rd;
     if (rd->n_committed && !(nd->res = calloc(rd->n_committed, sizeof *nd->res)))
         return SY_ENOMEM;
     nd->n_res = rd->n_committed;
@@ -724,16 +751,27 @@ err_abort:
     return rc;
 }
 
-/* Sends the ready's messages whose `early` flag equals early: early ones
- * as soon as the ready is taken (before its write is durable, so a crash
- * in between is exercised), the rest once the write is durable. */
-static void send_msgs(sim_world *w, sim_node *nd, bool early)
+static void free_frames(sim_node *nd)
 {
-    const sy_ready *rd = &nd->rd;
+    for (size_t i = 0; i < nd->n_frames; i++)
+        free(nd->frames[i].data);
+    nd->n_frames = 0;
+}
+
+static void send_frame(sim_world *w, sim_node *nd, uint32_t to, uint8_t type,
+                       const uint8_t *data, size_t len)
+{
+    sim_trace(w, TR_SEND, nd->id, to, type, 0, 0);
+    sim_net_send(w, nd->id, to, type, data, len);
+}
+
+/* Encodes the engine's messages as soon as the ready is taken: the early
+ * ones leave at once (before the write is durable, so a crash in between
+ * is exercised), the rest are kept as frames until the write is durable. */
+static void take_msgs(sim_world *w, sim_node *nd, const sy_ready *rd)
+{
     for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
         const sy_outmsg *om = &rd->msgs[i];
-        if (om->early != early)
-            continue;
         if (om->to >= w->n || om->to == nd->id) {
             sim_fail(w, "engine", "n%u sent a message to invalid node %u", nd->id, om->to);
             break;
@@ -745,15 +783,34 @@ static void send_msgs(sim_world *w, sim_node *nd, bool early)
                      sy_msg_type_name(om->msg.type), sy_strerror(rc));
             break;
         }
-        sim_trace(w, TR_SEND, nd->id, om->to, om->msg.type, 0, 0);
-        sim_net_send(w, nd->id, om->to, om->msg.type, w->scratch.p, w->scratch.len);
+        if (om->early) {
+            send_frame(w, nd, om->to, om->msg.type, w->scratch.p, w->scratch.len);
+            continue;
+        }
+        if (nd->n_frames == nd->cap_frames) {
+            size_t nc = nd->cap_frames ? nd->cap_frames * 2 : 16;
+            sim_frame *nf = realloc(nd->frames, nc * sizeof *nf);
+            if (!nf) {
+                sim_fail(w, "memory", "n%u: out of memory keeping frames", nd->id);
+                break;
+            }
+            nd->frames = nf;
+            nd->cap_frames = nc;
+        }
+        uint8_t *copy = malloc(w->scratch.len);
+        if (!copy) {
+            sim_fail(w, "memory", "n%u: out of memory keeping frames", nd->id);
+            break;
+        }
+        memcpy(copy, w->scratch.p, w->scratch.len);
+        nd->frames[nd->n_frames++] = (sim_frame){ om->to, om->msg.type, copy, w->scratch.len };
     }
 }
 
 static void finish(sim_world *w, sim_node *nd)
 {
     const sy_engine_ops *ops = w->o.ops;
-    sy_ready *rd = &nd->rd;
+    sy_ready *rd = &nd->own.rd;
     if (nd->txn_pending) {
         sy_storage_mem_sync(nd->st);
         nd->txn_pending = false;
@@ -775,7 +832,10 @@ static void finish(sim_world *w, sim_node *nd)
             return;
     }
     /* durable: now the messages that depend on it may leave */
-    send_msgs(w, nd, false);
+    for (size_t i = 0; i < nd->n_frames && !w->stop; i++)
+        send_frame(w, nd, nd->frames[i].to, nd->frames[i].type, nd->frames[i].data,
+                   nd->frames[i].len);
+    free_frames(nd);
     uint64_t before = nd->applied;
     for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {
         if (nd->res && nd->res[i].skipped)
@@ -813,7 +873,7 @@ static void finish(sim_world *w, sim_node *nd)
     if (rd->checkpoint_index)
         nd->ckpt_pending = rd->checkpoint_index;
     ops->advance(nd->eng, sim_local_now(w, nd));
-    memset(rd, 0, sizeof *rd);
+    sy_ready_owned_free(&nd->own);
     serve_reads(w, nd);
     if (!nd->up)
         return;
@@ -841,7 +901,8 @@ static void finish(sim_world *w, sim_node *nd)
     if (es.leader_changes > nd->leader_changes)
         nd->leader_changes = es.leader_changes;
     schedule_tick(w, nd);
-    if ((nd->in_n || ckpt) && !nd->pump_queued) {
+    if ((nd->in_n || ckpt || nd->stepped_busy) && !nd->pump_queued) {
+        nd->stepped_busy = false;
         nd->pump_queued = true;
         sim_schedule(w, w->now, EV_PUMP, nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
     }
@@ -850,7 +911,7 @@ static void finish(sim_world *w, sim_node *nd)
 void sim_node_pump(sim_world *w, sim_node *nd)
 {
     const sy_engine_ops *ops = w->o.ops;
-    if (!nd->up || nd->paused || nd->busy || w->stop)
+    if (!nd->up || nd->paused || w->stop || (nd->busy && !ops->pipelined))
         return;
     uint64_t dl = ops->next_deadline(nd->eng);
     if (dl && dl <= sim_local_now(w, nd)) {
@@ -864,14 +925,23 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         handle_input(w, nd, &in);
         free(in.data);
     }
+    if (nd->busy) {   /* pipelined: stepped; the ready waits for advance */
+        nd->stepped_busy = true;
+        return;
+    }
     if (w->stop)
         return;
-    memset(&nd->rd, 0, sizeof nd->rd);
-    ops->ready(nd->eng, &nd->rd);
-    const sy_ready *rd = &nd->rd;
+    sy_ready erd;
+    memset(&erd, 0, sizeof erd);
+    ops->ready(nd->eng, &erd);
+    if (sy_ready_copy(&erd, &nd->own) != SY_OK) {
+        sim_fail(w, "memory", "n%u: out of memory copying a ready", nd->id);
+        return;
+    }
+    take_msgs(w, nd, &erd);
+    const sy_ready *rd = &nd->own.rd;
     bool need_txn = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
                     rd->snapshot_install || rd->compact_to || rd->n_committed;
-    send_msgs(w, nd, true);
     if (w->stop)
         return;
     if (!need_txn) {
@@ -889,6 +959,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         free_results(nd);
         return;
     }
+    early_replies(w, nd);
     nd->txn_pending = true;
     w->st->disk_writes++;
     nd->busy = true;
@@ -940,10 +1011,11 @@ static void node_down(sim_world *w, sim_node *nd)
     nd->in_head = 0;
     nd->n_preq = nd->n_preads = 0;
     nd->ckpt_pending = 0;
-    nd->up = nd->busy = nd->paused = nd->pump_queued = false;
+    nd->up = nd->busy = nd->paused = nd->pump_queued = nd->stepped_busy = false;
     nd->incarnation++;
     nd->last_role = SY_ROLE_FOLLOWER;
-    memset(&nd->rd, 0, sizeof nd->rd);
+    sy_ready_owned_free(&nd->own);
+    free_frames(nd);
 }
 
 void sim_node_crash(sim_world *w, sim_node *nd)
@@ -1067,7 +1139,10 @@ static bool all_caught_up(const sim_world *w)
         const sim_node *nd = &w->nodes[i];
         if (sim_node_excluded(nd))
             continue;
-        if (!nd->up || nd->paused || nd->applied != a || nd->applied < w->st->max_commit)
+        /* busy: a write in flight may apply what a client already has a
+         * reply for (early replies) */
+        if (!nd->up || nd->paused || nd->busy || nd->applied != a ||
+            nd->applied < w->st->max_commit)
             return false;
     }
     return true;
@@ -1158,6 +1233,9 @@ static void world_free(sim_world *w)
         free(nd->preq);
         free(nd->preads);
         free_results(nd);
+        sy_ready_owned_free(&nd->own);
+        free_frames(nd);
+        free(nd->frames);
         free(nd->corrupt_val);
         if (nd->st)
             sy_storage_close(nd->st);

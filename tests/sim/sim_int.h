@@ -9,6 +9,7 @@
 #include "tests/sim/sim.h"
 #include "tests/sim/linz.h"
 #include "core/storage.h"
+#include "core/ready.h"
 #include "core/kv.h"
 #include "core/ledger.h"
 #include "core/envelope.h"
@@ -94,11 +95,19 @@ typedef struct {
     sy_digest content;
 } sim_ledger_head;
 
+typedef struct {
+    uint32_t to;
+    uint8_t type;
+    uint8_t *data;            /* owned signed envelope */
+    size_t len;
+} sim_frame;
+
 typedef struct sim_node {
     uint32_t id;              /* node id on the wire (a twin shares its sibling's) */
     uint32_t host;            /* index in sim_world.nodes: event routing */
     bool byz;                 /* runs a Byzantine behaviour: checks skip it */
     bool up, paused, busy, pump_queued;
+    bool stepped_busy;        /* took input while its write was in flight */
     uint64_t incarnation;
     void *eng;
     sy_signer signer;
@@ -122,7 +131,12 @@ typedef struct sim_node {
     size_t n_preads, cap_preads;
     uint64_t next_read_id;
     uint64_t tick_gen, tick_at;
-    sy_ready rd;              /* held while its write is in flight */
+    /* the ready whose write is in flight, copied (the engine's own may
+     * change under steps taken meanwhile when it is pipelined), and its
+     * messages that wait for that write, encoded when it was taken */
+    sy_ready_owned own;
+    sim_frame *frames;
+    size_t n_frames, cap_frames;
     uint64_t leader_changes;
     uint8_t last_role;
     /* disk corruption (disk.c): an injected corruption not yet detected,

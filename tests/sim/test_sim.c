@@ -536,7 +536,9 @@ static void test_stale_follower_reads_are_caught_by_linearizability(void **s)
 {
     (void)s;
     int caught = 0;
-    for (uint64_t seed = 1; seed <= 10 && !caught; seed++) {
+    /* seeds 16, 24, 33, 41 of 1..60 catch it since replies may leave
+     * before the fsync (early replies); 1..10 did before */
+    for (uint64_t seed = 1; seed <= 60 && !caught; seed++) {
         sy_sim_opts o;
         sy_sim_stats st;
         opts_for(&o, seed, SY_FAULT_REORDER | SY_FAULT_PARTITION, FK_STALE_READS);
