@@ -695,21 +695,46 @@ static void free_stored(pbft_stored *s)
     memset(s, 0, sizeof *s);
 }
 
-static void clear_ready(pbft *p)
+/* Drops the first `handed` of *n elements, keeping the rest in order. */
+static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
 {
-    for (size_t i = 0; i < p->n_owned; i++)
+    if (handed >= *n) {
+        *n = 0;
+        return;
+    }
+    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
+    *n -= handed;
+}
+
+/* Releases what the last ready handed out (everything: all = true, at
+ * destroy); what steps added since stays for the next ready. */
+static void clear_ready(pbft *p, bool all)
+{
+    size_t ho = all ? p->n_owned : p->h_owned, hb = all ? p->n_blobs : p->h_blobs;
+    for (size_t i = 0; i < ho && i < p->n_owned; i++)
         free_stored(&p->owned[i]);
-    p->n_owned = 0;
-    p->n_out = 0;
-    for (size_t i = 0; i < p->n_blobs; i++)
+    for (size_t i = 0; i < hb && i < p->n_blobs; i++)
         free(p->blobs[i]);
-    p->n_blobs = 0;
-    p->n_ents = p->n_comm = p->n_reads = p->n_rejects = 0;
-    p->compact_to = 0;
-    p->ckpt_index = 0;
-    p->install = false;
-    free(p->install_pending);
-    p->install_pending = NULL;
+    drop_front(p->owned, &p->n_owned, ho, sizeof *p->owned);
+    drop_front(p->blobs, &p->n_blobs, hb, sizeof *p->blobs);
+    drop_front(p->out, &p->n_out, all ? p->n_out : p->h_out, sizeof *p->out);
+    drop_front(p->ents, &p->n_ents, all ? p->n_ents : p->h_ents, sizeof *p->ents);
+    drop_front(p->comm, &p->n_comm, all ? p->n_comm : p->h_comm, sizeof *p->comm);
+    drop_front(p->reads, &p->n_reads, all ? p->n_reads : p->h_reads, sizeof *p->reads);
+    drop_front(p->rejects, &p->n_rejects, all ? p->n_rejects : p->h_rejects,
+               sizeof *p->rejects);
+    /* the checkpoint and the install block execution until the host has
+     * them durable; one a step set after the ready waits for the next */
+    if (all || (p->h_ckpt && p->ckpt_index == p->h_ckpt))
+        p->ckpt_index = 0;
+    if (all || p->h_install) {
+        p->install = false;
+        free(p->install_pending);
+        p->install_pending = NULL;
+    }
+    p->h_out = p->h_owned = p->h_ents = p->h_comm = p->h_blobs = p->h_reads = p->h_rejects = 0;
+    p->h_ckpt = 0;
+    p->h_install = false;
 }
 
 static void pbft_destroy(void *e)
@@ -717,7 +742,7 @@ static void pbft_destroy(void *e)
     pbft *p = e;
     if (!p)
         return;
-    clear_ready(p);
+    clear_ready(p, true);
     if (p->slots)
         for (uint64_t i = 0; i < p->L; i++) {
             free(p->slots[i].batch);
@@ -869,8 +894,10 @@ static void pbft_ready(void *e, sy_ready *rd)
     if (p->hs_dirty && hs_encode(p) == SY_OK) {
         rd->hardstate_dirty = true;
         rd->hardstate = (sy_bytes){ p->hs.p, (uint32_t)p->hs.len };
+        p->hs_dirty = false;   /* a step from now on dirties it again */
     }
-    if (p->install) {
+    if (p->install && !p->h_install) {
+        p->h_install = true;
         rd->snapshot_install = true;
         rd->snap_index = p->install_index;
         rd->snap_term = 0;
@@ -890,7 +917,16 @@ static void pbft_ready(void *e, sy_ready *rd)
     rd->n_reads = p->n_reads;
     rd->rejects = p->rejects;
     rd->n_rejects = p->n_rejects;
-    rd->checkpoint_index = p->ckpt_index;
+    rd->checkpoint_index = p->ckpt_index != p->h_ckpt ? p->ckpt_index : 0;
+    p->h_ckpt = p->ckpt_index;
+    p->compact_to = 0;
+    p->h_out = p->n_out;
+    p->h_owned = p->n_owned;
+    p->h_ents = p->n_ents;
+    p->h_comm = p->n_comm;
+    p->h_blobs = p->n_blobs;
+    p->h_reads = p->n_reads;
+    p->h_rejects = p->n_rejects;
 }
 
 static void pbft_advance(void *e, uint64_t now_ms)
@@ -898,8 +934,7 @@ static void pbft_advance(void *e, uint64_t now_ms)
     pbft *p = e;
     if (now_ms > p->now)
         p->now = now_ms;
-    p->hs_dirty = false;
-    clear_ready(p);
+    clear_ready(p, false);
     /* a ready stops at a checkpoint so the host can snapshot exactly there */
     pbft_execute(p);
 }
@@ -941,6 +976,7 @@ const sy_engine_ops sy_pbft_ops = {
     .step = pbft_step,
     .ready = pbft_ready,
     .advance = pbft_advance,
+    .pipelined = true,
     .status = pbft_status,
     .next_deadline = pbft_next_deadline,
 };

@@ -249,6 +249,11 @@ struct pbft {
     uint8_t *install_data;
     size_t install_len;
     void *install_pending;        /* freed at advance */
+    /* what the last ready handed out: advance() releases only that; what
+     * steps added since goes to the next ready (pipelining, core/engine.h) */
+    size_t h_out, h_owned, h_ents, h_comm, h_blobs, h_reads, h_rejects;
+    uint64_t h_ckpt;              /* checkpoint index handed out (0 none) */
+    bool h_install;               /* the install was handed out */
 };
 
 /* pbft.c: helpers shared by the protocol files */

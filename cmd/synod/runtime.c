@@ -2,6 +2,7 @@
  * bookkeeping around it: which client waits for which request, reads waiting
  * for the state machine to catch up, snapshots, metrics and log lines. */
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define RT_MAX_WAIT_MS 50          /* longest sleep, so stop flags are seen */
 #define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
 #define RT_FSYNC_BUCKETS 12
+#define RT_MMAP_THRESHOLD (256 * 1024)   /* bytes; see synod_run */
 
 /* A client request waiting for its entry to be applied. */
 typedef struct {
@@ -336,6 +338,11 @@ static int take_snapshot(rt *r, uint64_t index)
         r->snap_index = index;
         r->m.snapshots++;
         SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes); log compacted below it", index, len);
+        /* the old log entries and the engine's previous copy are gone now:
+         * hand the freed heap back (see RT_MMAP_THRESHOLD) */
+        free(blob);
+        blob = NULL;
+        malloc_trim(0);
     } else {
         SY_ERROR(&r->log, "storing snapshot at index %" PRIu64 " failed: %s", index,
                  sy_storage_errmsg(r->st));
@@ -1045,6 +1052,14 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "synod: out of memory\n");
         return 1;
     }
+    /* Snapshots are whole-state heap blobs (tens of MB), made and freed
+     * every snapshot_threshold entries. glibc's dynamic mmap threshold
+     * rises after the first such free, after which the blobs come from the
+     * heap and fragment it: anonymous memory then swings by the blob size
+     * per snapshot and is returned only in part (docs/benchmarks.md,
+     * "Memory"). A fixed threshold keeps every large block in its own
+     * mapping, returned whole on free. */
+    mallopt(M_MMAP_THRESHOLD, RT_MMAP_THRESHOLD);
     pthread_mutex_init(&r->m.mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
     pthread_cond_init(&r->st_cv, NULL);
