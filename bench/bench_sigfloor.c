@@ -19,21 +19,25 @@
  *                      envelope per peer) + 1/B (commit evidence)
  *   raft/paxos follower: verify 1/B (append); sign 2/B (ack, evidence)
  *   pbft replica:      verify 1 (client request, broadcast to all) +
- *                      4(n-1)/B (pre-prepare/prepares and commits: envelope
- *                      and statement signature each);
- *                      sign   1 (reply) + 2n/B (prepare or pre-prepare and
- *                      commit: statement + one envelope per peer each)
- *   pbft forwarding:   every backup relays every client request it gets to
- *                      the primary in a FORWARD envelope (the client library
- *                      broadcasts at once): backups sign 1 more, the
- *                      primary verifies n-1 more. --no-forward leaves this
- *                      out (the protocol's own minimum).
+ *                      (2(n-1) + 4f)/B (every pre-prepare, prepare and
+ *                      commit envelope; statement signatures only up to
+ *                      the quorum: the pre-prepare's and 2f-1 prepares at
+ *                      a backup, 2f at the primary, 2f commits);
+ *                      sign   1 (reply) + 4/B (pre-prepare or prepare, and
+ *                      commit: a statement and one envelope each -- a
+ *                      broadcast is signed once for all peers)
+ *   pbft forwarding:   with --forward, every backup also relays every
+ *                      client request to the primary in a FORWARD envelope
+ *                      (what the code did before the client library's
+ *                      broadcast made it redundant; backups now relay only
+ *                      retransmissions): backups sign 1 more, the primary
+ *                      verifies n-1 more.
  *   client:            sign 1; verify 1 reply (raft/paxos), f+1 (pbft)
  * Heartbeats, checkpoints and retransmissions are left out, so the real
  * count is a little higher and the floor a little optimistic.
  *
  * usage: bench_sigfloor [--seconds S] [--rates SIGN VERIFY] [--cores C]
- *                       [--no-forward] [PROTO:N:B ...]
+ *                       [--forward] [PROTO:N:B ...]
  * prints "rates sign_per_s=.. verify_per_s=.. cores=.." then one "floor ..."
  * line per case. --rates skips the measurement (reuse earlier numbers). */
 #include <stdbool.h>
@@ -143,8 +147,9 @@ static int count(const sf_case *c, bool forward, double sign_rate, double verify
     }
     if (!strcmp(c->proto, "pbft")) {
         double f = (double)((c->n - 1) / 3), fw = forward ? 1 : 0;
-        sf_cost prim = {.sign = 1 + 2 * n / b, .verify = 1 + fw * (n - 1) + 4 * (n - 1) / b};
-        sf_cost back = {.sign = 1 + fw + 2 * n / b, .verify = 1 + 4 * (n - 1) / b};
+        double votes = (2 * (n - 1) + 4 * f) / b;
+        sf_cost prim = {.sign = 1 + 4 / b, .verify = 1 + fw * (n - 1) + votes};
+        sf_cost back = {.sign = 1 + fw + 4 / b, .verify = 1 + votes};
         *node = cost_s(&prim, sign_rate, verify_rate) >= cost_s(&back, sign_rate, verify_rate)
                     ? prim : back;
         machine->verify = prim.verify + (n - 1) * back.verify + (f + 1);
@@ -179,7 +184,7 @@ int main(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     sf_case cases[SF_MAX_CASES];
     int n_cases = 0;
-    bool forward = true;
+    bool forward = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             secs = atof(argv[++i]);
@@ -188,11 +193,11 @@ int main(int argc, char **argv)
             verify_rate = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--cores") && i + 1 < argc) {
             cores = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--no-forward")) {
-            forward = false;
+        } else if (!strcmp(argv[i], "--forward")) {
+            forward = true;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: bench_sigfloor [--seconds S] [--rates SIGN VERIFY] [--cores C] "
-                   "[--no-forward] [PROTO:N:BATCH ...]\n");
+                   "[--forward] [PROTO:N:BATCH ...]\n");
             return 0;
         } else if (n_cases < SF_MAX_CASES && parse_case(argv[i], &cases[n_cases]) == 0) {
             n_cases++;

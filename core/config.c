@@ -1064,6 +1064,8 @@ static int validate(man_ctx *m, char *why, size_t whylen)
                 protocol_is_bft(c->protocol) ? "3f+1" : "2f+1", min_n, n);
         return SY_ECONFIG;
     }
+    if (c->protocol == SY_PROTO_PBFT && !cluster_key_seen(m, "max_inflight"))
+        c->max_inflight = SY_DEF_PBFT_MAX_INFLIGHT;
     if (c->election_min_ms >= c->election_max_ms) {
         put_why(why, whylen, "%s: [cluster] election_min_ms (%u) must be below "
                 "election_max_ms (%u)", file, c->election_min_ms, c->election_max_ms);

@@ -76,6 +76,7 @@ struct sy_client {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t idle_cv;       /* a link went L_IDLE */
     inmsg *inbox;
     uint32_t in_head, in_count, in_cap;
 };
@@ -104,13 +105,19 @@ static void link_cb(void *arg)
     /* One critical section decides the next state: link_post must never
      * see L_IDLE between a completed send and the receive chained to it,
      * or it would reuse the aio while the receive is being started. */
+    /* Everything this callback takes from the aio it takes before the
+     * link goes idle: from then on link_post may reuse the aio. */
+    nng_msg *m = NULL;
     pthread_mutex_lock(&c->mu);
     st = l->state;
+    if ((st == L_SEND && rv != 0) || (st == L_RECV && rv == 0))
+        m = nng_aio_get_msg(l->aio);
     l->state = (st == L_SEND && rv == 0) ? L_RECV : L_IDLE;
+    if (l->state == L_IDLE)
+        pthread_cond_broadcast(&c->idle_cv);
     pthread_mutex_unlock(&c->mu);
     if (st == L_SEND) {
         if (rv != 0) {
-            nng_msg *m = nng_aio_get_msg(l->aio);
             if (m)
                 nng_msg_free(m);
             return;
@@ -119,7 +126,6 @@ static void link_cb(void *arg)
         return;
     }
     if (st == L_RECV && rv == 0) {
-        nng_msg *m = nng_aio_get_msg(l->aio);
         pthread_mutex_lock(&c->mu);
         if (c->in_count < c->in_cap) {
             c->inbox[(c->in_head + c->in_count) % c->in_cap] = (inmsg){ l->id, m };
@@ -139,17 +145,30 @@ static int link_post(sy_client *c, uint32_t i, const sy_buf *frame)
 {
     cl_link *l = &c->links[i];
     nng_msg *m;
-    /* After cancel + wait the callback has run; if it chained a receive
-     * after our cancel landed, cancel that one too. */
-    for (;;) {
-        nng_aio_cancel(l->aio);
-        nng_aio_wait(l->aio);
-        pthread_mutex_lock(&c->mu);
-        bool idle = l->state == L_IDLE;
+    /* Cancel until the callback reports the link idle. Not cancel, then
+     * nng_aio_wait: a receive the callback chains to a completed send just
+     * after our cancel is not cancelled, and waiting for it waits for a
+     * reply that may never come (a bench thread hung for good that way).
+     * Once idle the callback starts nothing more on the aio, so the final
+     * wait only lets it return. */
+    pthread_mutex_lock(&c->mu);
+    while (l->state != L_IDLE) {
         pthread_mutex_unlock(&c->mu);
-        if (idle)
-            break;
+        nng_aio_cancel(l->aio);
+        pthread_mutex_lock(&c->mu);
+        if (l->state != L_IDLE) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += 1000000;   /* a chained receive may start meanwhile */
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&c->idle_cv, &c->mu, &ts);
+        }
     }
+    pthread_mutex_unlock(&c->mu);
+    nng_aio_wait(l->aio);
     if (nng_msg_alloc(&m, 0) != 0)
         return SY_ENOMEM;
     if (nng_msg_append(m, frame->p, frame->len) != 0) {
@@ -276,6 +295,7 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->n = cfg->n;
     pthread_mutex_init(&c->mu, NULL);
     cond_init_mono(&c->cv);
+    cond_init_mono(&c->idle_cv);
     sy_seckey_public(sk, &pk);
     if (sy_cluster_client_by_key(cfg, &pk, &c->client_id) != SY_OK) {
         char b64[SY_KEY_B64_LEN];
@@ -405,6 +425,7 @@ void sy_client_close(sy_client *c)
     sy_seckey_free(c->own_sk);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->idle_cv);
     free(c);
 }
 
@@ -515,7 +536,13 @@ static void reply_digest(const sy_client_reply *r, sy_digest *out)
  * valid (caller frees) and answers this request. */
 static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *env)
 {
-    int rc = sy_env_decode(&c->vopts, nng_msg_body(im->msg), nng_msg_len(im->msg), env, NULL);
+    /* Parse first, verify last: late answers to an earlier request (a BFT
+     * client returns at f+1 matching replies; the rest arrive afterwards)
+     * are dropped without paying for their signatures. Nothing is trusted
+     * before the signature checks out. */
+    sy_env_opts parse = c->vopts;
+    parse.verifier = NULL;
+    int rc = sy_env_decode(&parse, nng_msg_body(im->msg), nng_msg_len(im->msg), env, NULL);
     if (rc)
         return rc;
     /* A node speaks for itself only: a frame signed by another member but
@@ -529,6 +556,11 @@ static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *e
     bool undecodable = r->client_id == 0 && r->req_no == 0 && r->status != SY_OK;
     if (!mine && !undecodable)
         goto err_free;
+    const sy_pubkey *pk = c->dir.key_of(c->dir.ctx, env->sender);
+    if (!pk || !sy_verify(c->vopts.verifier, pk, env->signed_part, env->signed_len, &env->sig)) {
+        sy_env_free(env);
+        return SY_ESIG;
+    }
     return SY_OK;
 err_free:
     sy_env_free(env);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "tests/sim/sim_int.h"
 #include "crypto/sy_err.h"
+#include "core/config.h"
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
@@ -1072,6 +1073,8 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     for (uint32_t i = 0; i < w->o.n_byz; i++)
         if (w->o.byz[i].node == nd->id && w->o.byz[i].behaviour != SY_SIM_TWINS)
             cfg.test_behaviour = w->o.byz[i].behaviour;
+    if (strcmp(w->o.ops->name, "pbft") == 0)
+        cfg.max_inflight = SY_DEF_PBFT_MAX_INFLIGHT;   /* the daemon's default window */
     rc = w->o.ops->create(&cfg, boot, &nd->eng);
     uint64_t lo = boot->n_entries ? boot->entries[0].index : 0;
     uint64_t hi = boot->n_entries ? boot->entries[boot->n_entries - 1].index : 0;
