@@ -937,6 +937,9 @@ static void pbft_advance(void *e, uint64_t now_ms)
     clear_ready(p, false);
     /* a ready stops at a checkpoint so the host can snapshot exactly there */
     pbft_execute(p);
+    /* an execution may have opened the window (pbft_batch_deadline sets no
+     * timer while it is full) */
+    pbft_try_batch(p);
 }
 
 static void pbft_status(void *e, sy_engine_status *st)

@@ -185,9 +185,19 @@ int pbft_on_forward(pbft *p, uint32_t from, const sy_pbft_forward *fw)
 
 /* ------------------------------------------------------------ batching */
 
+/* Window full (see pbft_try_batch): proposing waits for execution or a
+ * stable checkpoint, not for time. */
+static bool window_full(const pbft *p)
+{
+    uint64_t next = p->next_seq <= p->h ? p->h + 1 : p->next_seq;
+    return next > p->h + p->L || next - p->executed > (uint64_t)p->cfg.max_inflight + 1;
+}
+
 uint64_t pbft_batch_deadline(const pbft *p)
 {
-    if (!p->n_pending || p->in_vc || !pbft_is_primary(p))
+    /* no timer while the window is full: the host would wake at once, again
+     * and again, until an execution opens it (a busy loop) */
+    if (!p->n_pending || p->in_vc || !pbft_is_primary(p) || window_full(p))
         return 0;
     return p->pending_since + p->cfg.batch_delay_ms;
 }
@@ -272,10 +282,8 @@ void pbft_try_batch(pbft *p)
     while (pbft_is_primary(p) && !p->in_vc && p->n_pending) {
         if (p->next_seq <= p->h)
             p->next_seq = p->h + 1;
-        if (p->next_seq > p->h + p->L)
-            return;   /* window full: wait for a stable checkpoint */
-        if (p->next_seq - p->executed > (uint64_t)p->cfg.max_inflight + 1)
-            return;
+        if (window_full(p))
+            return;   /* wait for an execution or a stable checkpoint */
         if (p->n_pending < p->cfg.batch_max && p->now < p->pending_since + p->cfg.batch_delay_ms)
             return;
         sy_bytes reqs[SY_MAX_BATCH];

@@ -128,6 +128,7 @@ typedef struct {
     bool last_peer_up[SY_MAX_NODES];
     uint64_t drops_since_report, last_drop_report;
     int last_drop_rc;
+    uint64_t last_changes_ms;
     /* the write in flight (see "the write" below) */
     rt_job job;
     rt_lazy *lazy;            /* follower: committed, not yet applied */
@@ -996,6 +997,10 @@ static void expire_waiters(rt *r, uint64_t t)
 
 static void log_changes(rt *r, uint64_t t)
 {
+    /* a busy loop turns many times per millisecond; this needs no more */
+    if (t == r->last_changes_ms)
+        return;
+    r->last_changes_ms = t;
     sy_engine_status st;
     r->ops->status(r->eng, &st);
     if (st.role != r->last_st.role || st.term != r->last_st.term || st.leader != r->last_st.leader) {
