@@ -335,7 +335,7 @@ done
 echo "batch: client requests per log entry (raft/paxos) or per PBFT sequence number, at the leader;"
 echo "ver/rq, sig/rq, fs/rq: at the leader per request: envelopes verified (net), envelopes signed"
 echo "(messages + replies; not counting commit evidence or PBFT statements), LMDB synced commits;"
-echo "fs%: share of the leader's wall time spent in synced LMDB commits (its one event-loop thread);"
+echo "fs%: share of the leader's wall time its storage thread spends in synced LMDB commits (100 = always syncing);"
 echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = one core; $NCPU cores);"
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
 echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."
