@@ -430,6 +430,19 @@ static int hs_encode(pbft *p)
         hs_put(b, len, 4);
         hs_put(b, s->batch, s->batch_len);
     }
+    /* The primary's own NEW-VIEW for the view it runs. A backup that missed
+     * it asks again with a VIEW-CHANGE for that view and the primary repeats
+     * it (pbft_on_view_change); a primary that restarted had nothing to
+     * repeat, and the backup stayed in its view change for good unless f+1
+     * others asked for a higher view (sim seeds 409, 669, 824: faults all). */
+    bool nv = p->nv.have && !p->in_vc && p->nv.msg.u.pbft.nv.view == p->view &&
+              pbft_primary(p, p->view) == p->self;
+    uint32_t nvl = nv ? (uint32_t)p->nv.len : 0;
+    uint8_t nvlen[4] = { (uint8_t)nvl, (uint8_t)(nvl >> 8), (uint8_t)(nvl >> 16),
+                         (uint8_t)(nvl >> 24) };
+    hs_put(b, nvlen, 4);
+    if (nv)
+        hs_put(b, p->nv.buf, p->nv.len);
     return b->err;
 }
 
@@ -538,6 +551,35 @@ static int hs_decode(pbft *p, sy_bytes hs)
                 s->batch_len = len;
                 s->have_batch = true;
                 s->d = s->cert_d;   /* what pbft_on_fetch serves and enter_view keeps */
+            }
+            o += len;
+        }
+    }
+    /* optional too: this primary's NEW-VIEW for the view it runs */
+    if (o < hs.len) {
+        if (hs.len - o < 4)
+            return SY_ECORRUPT;
+        uint32_t len = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8 | (uint32_t)b[o + 2] << 16 |
+                       (uint32_t)b[o + 3] << 24;
+        o += 4;
+        if (hs.len - o < len)
+            return SY_ECORRUPT;
+        if (len) {
+            uint8_t *copy = malloc(len);
+            if (!copy)
+                return SY_ENOMEM;
+            memcpy(copy, b + o, len);
+            sy_msg m;
+            memset(&m, 0, sizeof m);
+            if (sy_msg_decode_body(SY_MSG_PBFT_NEW_VIEW, copy, len, &m) != SY_OK) {
+                free(copy);
+                return SY_ECORRUPT;
+            }
+            if (m.u.pbft.nv.view == p->view && !p->in_vc && !p->nv.have) {
+                p->nv = (pbft_stored){ .buf = copy, .len = len, .msg = m, .have = true };
+            } else {
+                sy_msg_free(&m);
+                free(copy);
             }
             o += len;
         }

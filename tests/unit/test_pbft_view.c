@@ -181,6 +181,45 @@ static void test_successive_view_changes_back_off_exponentially(void **state)
     h_free(h);
 }
 
+/* replica 3 never hears a NEW-VIEW */
+static bool no_new_view_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h; (void)from;
+    return !(m->type == SY_MSG_PBFT_NEW_VIEW && to == 3);
+}
+
+static void test_restarted_primary_repeats_its_new_view_to_a_backup_that_missed_it(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, NULL);
+    /* primary 0 is down for good: view 1 (primary 1) forms, but replica 3
+     * misses its NEW-VIEW and stays changing view */
+    h->down[0] = true;
+    h->filter = no_new_view_to_3;
+    h_submit(h, 0, 0xe);
+    for (uint64_t t = 0; t < 5000; t += 10) {
+        h_tick(h, 10);
+        if (h_status(h, 1).role == SY_ROLE_PRIMARY)
+            break;
+    }
+    assert_int_equal(h_status(h, 1).role, SY_ROLE_PRIMARY);
+    assert_int_equal(h_status(h, 1).term, 1);
+    assert_int_equal(h_status(h, 3).role, SY_ROLE_VIEW_CHANGE);
+    /* the primary of view 1 restarts: it must still be able to repeat its
+     * NEW-VIEW when replica 3 asks again (its VIEW-CHANGEs are resent
+     * every heartbeat), long before anyone's request timer would start
+     * yet another view change */
+    assert_int_equal(h_restart(h, 1), SY_OK);
+    h->filter = NULL;
+    for (uint64_t t = 0; t < 500 && h_status(h, 3).role != SY_ROLE_BACKUP; t += 10)
+        h_tick(h, 10);
+    assert_int_equal(h_status(h, 3).role, SY_ROLE_BACKUP);
+    assert_int_equal(h_status(h, 3).term, 1);
+    assert_true(client_op(h, 1, 0xe, 20000));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 static void test_lone_replica_does_not_run_ahead_of_the_others(void **state)
 {
     (void)state;
@@ -380,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_request_known_only_to_failed_primary_is_never_executed_differently),
         cmocka_unit_test(test_successive_view_changes_back_off_exponentially),
         cmocka_unit_test(test_lone_replica_does_not_run_ahead_of_the_others),
+        cmocka_unit_test(test_restarted_primary_repeats_its_new_view_to_a_backup_that_missed_it),
         cmocka_unit_test(test_lagging_replica_catches_up_by_state_transfer),
         cmocka_unit_test(test_corrupt_state_is_detected_and_another_replica_asked),
         cmocka_unit_test(test_snapshots_with_per_replica_bytes_need_a_snapshot_digest),
