@@ -85,3 +85,13 @@ void sy_ready_owned_free(sy_ready_owned *o)
     free(o->arena);
     memset(o, 0, sizeof *o);
 }
+
+void sy_drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
+{
+    if (handed >= *n) {
+        *n = 0;
+        return;
+    }
+    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
+    *n -= handed;
+}

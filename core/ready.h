@@ -21,4 +21,9 @@ int sy_ready_copy(const sy_ready *in, sy_ready_owned *out);
 /* Frees the copy; safe on a zeroed or already freed one. */
 void sy_ready_owned_free(sy_ready_owned *o);
 
+/* Removes the first `handed` of the *n elements of arr (elsz bytes each),
+ * keeping the rest in order: how a pipelined engine's advance() releases
+ * what its last ready handed out while keeping what steps added since. */
+void sy_drop_front(void *arr, size_t *n, size_t handed, size_t elsz);
+
 #endif

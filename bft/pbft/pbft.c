@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bft/pbft/pbft.h"
+#include "core/ready.h"
 #include "core/envelope.h"
 #include "crypto/sy_err.h"
 
@@ -796,17 +797,6 @@ static void free_stored(pbft_stored *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Drops the first `handed` of *n elements, keeping the rest in order. */
-static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
-{
-    if (handed >= *n) {
-        *n = 0;
-        return;
-    }
-    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
-    *n -= handed;
-}
-
 /* Releases what the last ready handed out (everything: all = true, at
  * destroy); what steps added since stays for the next ready. */
 static void clear_ready(pbft *p, bool all)
@@ -816,13 +806,13 @@ static void clear_ready(pbft *p, bool all)
         free_stored(&p->owned[i]);
     for (size_t i = 0; i < hb && i < p->n_blobs; i++)
         free(p->blobs[i]);
-    drop_front(p->owned, &p->n_owned, ho, sizeof *p->owned);
-    drop_front(p->blobs, &p->n_blobs, hb, sizeof *p->blobs);
-    drop_front(p->out, &p->n_out, all ? p->n_out : p->h_out, sizeof *p->out);
-    drop_front(p->ents, &p->n_ents, all ? p->n_ents : p->h_ents, sizeof *p->ents);
-    drop_front(p->comm, &p->n_comm, all ? p->n_comm : p->h_comm, sizeof *p->comm);
-    drop_front(p->reads, &p->n_reads, all ? p->n_reads : p->h_reads, sizeof *p->reads);
-    drop_front(p->rejects, &p->n_rejects, all ? p->n_rejects : p->h_rejects,
+    sy_drop_front(p->owned, &p->n_owned, ho, sizeof *p->owned);
+    sy_drop_front(p->blobs, &p->n_blobs, hb, sizeof *p->blobs);
+    sy_drop_front(p->out, &p->n_out, all ? p->n_out : p->h_out, sizeof *p->out);
+    sy_drop_front(p->ents, &p->n_ents, all ? p->n_ents : p->h_ents, sizeof *p->ents);
+    sy_drop_front(p->comm, &p->n_comm, all ? p->n_comm : p->h_comm, sizeof *p->comm);
+    sy_drop_front(p->reads, &p->n_reads, all ? p->n_reads : p->h_reads, sizeof *p->reads);
+    sy_drop_front(p->rejects, &p->n_rejects, all ? p->n_rejects : p->h_rejects,
                sizeof *p->rejects);
     /* the checkpoint and the install block execution until the host has
      * them durable; one a step set after the ready waits for the next */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "cft/paxos/paxos.h"
 #include "crypto/sy_err.h"
+#include "core/ready.h"
 #include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
@@ -562,17 +563,6 @@ static void px_ready(void *e, sy_ready *rd)
     p->h_scratch = p->n_scratch;
 }
 
-/* Drops the first `handed` of *n elements, keeping the rest in order. */
-static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
-{
-    if (handed >= *n) {
-        *n = 0;
-        return;
-    }
-    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
-    *n -= handed;
-}
-
 static void px_advance(void *e, uint64_t now_ms)
 {
     paxos *p = e;
@@ -580,10 +570,10 @@ static void px_advance(void *e, uint64_t now_ms)
         p->now = now_ms;
     for (size_t i = 0; i < p->h_scratch && i < p->n_scratch; i++)
         free(p->scratch[i]);
-    drop_front(p->scratch, &p->n_scratch, p->h_scratch, sizeof *p->scratch);
-    drop_front(p->msgs, &p->n_msgs, p->h_msgs, sizeof *p->msgs);
-    drop_front(p->rstates, &p->n_rstates, p->h_rstates, sizeof *p->rstates);
-    drop_front(p->rejects, &p->n_rejects, p->h_rejects, sizeof *p->rejects);
+    sy_drop_front(p->scratch, &p->n_scratch, p->h_scratch, sizeof *p->scratch);
+    sy_drop_front(p->msgs, &p->n_msgs, p->h_msgs, sizeof *p->msgs);
+    sy_drop_front(p->rstates, &p->n_rstates, p->h_rstates, sizeof *p->rstates);
+    sy_drop_front(p->rejects, &p->n_rejects, p->h_rejects, sizeof *p->rejects);
     p->h_msgs = p->h_rstates = p->h_rejects = p->h_scratch = 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
+#include "core/ready.h"
 #include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
@@ -456,17 +457,6 @@ static void raft_ready(void *e, sy_ready *rd)
     r->read_round_open = false;
 }
 
-/* Drops the first `handed` of *n elements, keeping the rest in order. */
-static void drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
-{
-    if (handed >= *n) {
-        *n = 0;
-        return;
-    }
-    memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
-    *n -= handed;
-}
-
 static void raft_advance(void *e, uint64_t now_ms)
 {
     raft *r = e;
@@ -479,10 +469,10 @@ static void raft_advance(void *e, uint64_t now_ms)
     }
     for (size_t i = 0; i < r->h_scratch && i < r->n_scratch; i++)
         free(r->scratch[i]);
-    drop_front(r->msgs, &r->n_msgs, r->h_msgs, sizeof *r->msgs);
-    drop_front(r->scratch, &r->n_scratch, r->h_scratch, sizeof *r->scratch);
-    drop_front(r->rstates, &r->n_rstates, r->h_rstates, sizeof *r->rstates);
-    drop_front(r->rejects, &r->n_rejects, r->h_rejects, sizeof *r->rejects);
+    sy_drop_front(r->msgs, &r->n_msgs, r->h_msgs, sizeof *r->msgs);
+    sy_drop_front(r->scratch, &r->n_scratch, r->h_scratch, sizeof *r->scratch);
+    sy_drop_front(r->rstates, &r->n_rstates, r->h_rstates, sizeof *r->rstates);
+    sy_drop_front(r->rejects, &r->n_rejects, r->h_rejects, sizeof *r->rejects);
     r->h_msgs = r->h_rstates = r->h_rejects = r->h_scratch = 0;
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         r->prs[i].sent_this_ready = false;
