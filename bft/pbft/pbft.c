@@ -296,14 +296,31 @@ void pbft_note_peer_view(pbft *p, uint32_t from, uint64_t view)
     if (from >= p->n || view <= p->peer_view[from])
         return;
     p->peer_view[from] = view;
+    pbft_follow_higher_views(p);
+}
+
+void pbft_follow_higher_views(pbft *p)
+{
+    /* Per replica, the highest view it is known to run (a verified
+     * statement) or to want (its VIEW-CHANGE). The paper's rule (4.5.2)
+     * counts VIEW-CHANGEs only; a replica that runs a view sends none, so
+     * one replica left behind in view v while one peer runs v+1 and another
+     * asks for v+2 never moved (sim seed 824, faults all). Either kind
+     * shows that replica beyond our view, and f+1 of them include a correct
+     * one, so moving is still never forced by faulty replicas alone. */
     uint64_t v[SY_MAX_NODES];
     uint32_t k = 0;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (i != p->self)
-            v[k++] = p->peer_view[i];
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (i == p->self)
+            continue;
+        uint64_t w = p->peer_view[i];
+        if (p->vcs && p->vcs[i].have && p->vcs[i].msg.u.pbft.vc.new_view > w)
+            w = p->vcs[i].msg.u.pbft.vc.new_view;
+        v[k++] = w;
+    }
     qsort(v, k, sizeof *v, cmp_desc);
-    /* f+1 replicas are in view >= v[f]: at least one correct one is, so a
-     * NEW-VIEW for it exists; our VIEW-CHANGE makes its primary resend it */
+    /* f+1 replicas are in or want a view >= v[f]: join the smallest such;
+     * our VIEW-CHANGE makes its primary resend its NEW-VIEW if it has one */
     if (k > p->f && v[p->f] > p->view)
         pbft_start_view_change(p, v[p->f]);
 }

@@ -280,6 +280,8 @@ void pbft_reset_timer(pbft *p);
 /* A verified statement shows `from` in a view above ours: once f+1 do,
  * join them (we missed a NEW-VIEW). */
 void pbft_note_peer_view(pbft *p, uint32_t from, uint64_t view);
+/* f+1 other replicas run or want views above ours: join the smallest. */
+void pbft_follow_higher_views(pbft *p);
 
 /* pbft_normal.c (paper 4.2, 4.3) */
 int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req *req,

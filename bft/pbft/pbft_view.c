@@ -449,22 +449,9 @@ int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
     int rc = store_msg(&p->vcs[from], m);
     if (rc)
         return rc;
-    /* liveness (sec. 4.5.2): f+1 replicas want a higher view, so at least
-     * one correct one does: join the smallest such view */
-    uint32_t cnt = 0;
-    uint64_t smallest = UINT64_MAX;
-    for (uint32_t i = 0; i < p->n; i++) {
-        if (i == p->self || !p->vcs[i].have)
-            continue;
-        uint64_t v = p->vcs[i].msg.u.pbft.vc.new_view;
-        if (v > p->view) {
-            cnt++;
-            if (v < smallest)
-                smallest = v;
-        }
-    }
-    if (cnt >= p->f + 1)
-        pbft_start_view_change(p, smallest);
+    /* liveness (sec. 4.5.2): f+1 replicas want (or run) a higher view, so
+     * at least one correct one does: join the smallest such view */
+    pbft_follow_higher_views(p);
     pbft_arm_vc_timer(p);
     try_new_view(p);
     return SY_OK;
