@@ -354,6 +354,15 @@ static void hs_put64(sy_buf *b, uint64_t v)
     hs_put(b, t, 8);
 }
 static void hs_put8(sy_buf *b, uint8_t v) { hs_put(b, &v, 1); }
+/* little-endian u16 counts and u32 lengths of the hardstate's sections */
+static void hs_put16(sy_buf *b, uint32_t v) { hs_put8(b, (uint8_t)v); hs_put8(b, (uint8_t)(v >> 8)); }
+static void hs_put32(sy_buf *b, uint32_t v)
+{
+    hs_put16(b, v & 0xffffu);
+    hs_put16(b, v >> 16);
+}
+static uint32_t get16(const uint8_t *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8; }
+static uint32_t get32(const uint8_t *b) { return get16(b) | get16(b + 2) << 16; }
 
 static bool hs_keeps_batch(const pbft *p, const pbft_slot *s, uint64_t seq)
 {
@@ -383,8 +392,7 @@ static int hs_encode(pbft *p)
         if (s->seq == seq && s->have_cert)
             nc++;
     }
-    hs_put8(b, (uint8_t)(nc & 0xff));
-    hs_put8(b, (uint8_t)(nc >> 8));
+    hs_put16(b, nc);
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
         const pbft_slot *s = &p->slots[seq % p->L];
         if (s->seq != seq || !s->have_cert)
@@ -409,8 +417,7 @@ static int hs_encode(pbft *p)
         if (s->seq == seq && s->executed && s->ccert_n >= p->q)
             ncc++;
     }
-    hs_put8(b, (uint8_t)(ncc & 0xff));
-    hs_put8(b, (uint8_t)(ncc >> 8));
+    hs_put16(b, ncc);
     for (uint64_t seq = p->h + 1; seq <= p->executed && seq <= p->h + p->L; seq++) {
         const pbft_slot *s = &p->slots[seq % p->L];
         if (s->seq != seq || !s->executed || s->ccert_n < p->q)
@@ -436,16 +443,13 @@ static int hs_encode(pbft *p)
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++)
         if (hs_keeps_batch(p, &p->slots[seq % p->L], seq))
             nb++;
-    hs_put8(b, (uint8_t)(nb & 0xff));
-    hs_put8(b, (uint8_t)(nb >> 8));
+    hs_put16(b, nb);
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
         const pbft_slot *s = &p->slots[seq % p->L];
         if (!hs_keeps_batch(p, s, seq))
             continue;
         hs_put64(b, seq);
-        uint8_t len[4] = { (uint8_t)s->batch_len, (uint8_t)(s->batch_len >> 8),
-                           (uint8_t)(s->batch_len >> 16), (uint8_t)(s->batch_len >> 24) };
-        hs_put(b, len, 4);
+        hs_put32(b, (uint32_t)s->batch_len);
         hs_put(b, s->batch, s->batch_len);
     }
     /* The primary's own NEW-VIEW for the view it runs. A backup that missed
@@ -456,9 +460,7 @@ static int hs_encode(pbft *p)
     bool nv = p->nv.have && !p->in_vc && p->nv.msg.u.pbft.nv.view == p->view &&
               pbft_primary(p, p->view) == p->self;
     uint32_t nvl = nv ? (uint32_t)p->nv.len : 0;
-    uint8_t nvlen[4] = { (uint8_t)nvl, (uint8_t)(nvl >> 8), (uint8_t)(nvl >> 16),
-                         (uint8_t)(nvl >> 24) };
-    hs_put(b, nvlen, 4);
+    hs_put32(b, nvl);
     if (nv)
         hs_put(b, p->nv.buf, p->nv.len);
     return b->err;
@@ -490,7 +492,7 @@ static int hs_decode(pbft *p, sy_bytes hs)
         o += SY_SIG_LEN;
     }
     p->h_nsigs = ns;
-    uint32_t nc = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8;
+    uint32_t nc = get16(b + o);
     o += 2;
     for (uint32_t c = 0; c < nc; c++) {
         size_t rec = 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
@@ -520,7 +522,7 @@ static int hs_decode(pbft *p, sy_bytes hs)
     if (o < hs.len) {
         if (hs.len - o < 2)
             return SY_ECORRUPT;
-        uint32_t ncc = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8;
+        uint32_t ncc = get16(b + o);
         o += 2;
         for (uint32_t c = 0; c < ncc; c++) {
             size_t rec = 8 + 8 + SY_DIGEST_LEN + 1;
@@ -548,14 +550,13 @@ static int hs_decode(pbft *p, sy_bytes hs)
     if (o < hs.len) {
         if (hs.len - o < 2)
             return SY_ECORRUPT;
-        uint32_t nb = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8;
+        uint32_t nb = get16(b + o);
         o += 2;
         for (uint32_t c = 0; c < nb; c++) {
             if (hs.len - o < 12)
                 return SY_ECORRUPT;
             uint64_t seq = get64(b + o);
-            uint32_t len = (uint32_t)b[o + 8] | (uint32_t)b[o + 9] << 8 |
-                           (uint32_t)b[o + 10] << 16 | (uint32_t)b[o + 11] << 24;
+            uint32_t len = get32(b + o + 8);
             o += 12;
             if (hs.len - o < len)
                 return SY_ECORRUPT;
@@ -577,8 +578,7 @@ static int hs_decode(pbft *p, sy_bytes hs)
     if (o < hs.len) {
         if (hs.len - o < 4)
             return SY_ECORRUPT;
-        uint32_t len = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8 | (uint32_t)b[o + 2] << 16 |
-                       (uint32_t)b[o + 3] << 24;
+        uint32_t len = get32(b + o);
         o += 4;
         if (hs.len - o < len)
             return SY_ECORRUPT;
