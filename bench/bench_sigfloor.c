@@ -15,7 +15,9 @@
  * The counts (bench/README.md explains each term and where in the code it
  * comes from), per client request with batch size B:
  *   raft/paxos leader: verify 1 (client request) + (n-1)/B (acks);
- *                      sign   1 (reply) + (n-1)/B (appends/accepts, one
+ *                      sign   1/B (replies: one batch signature for the
+ *                      replies of a loop iteration, core/envelope.h)
+ *                      + (n-1)/B (appends/accepts, one
  *                      envelope per peer) + 1/B (commit evidence)
  *   raft/paxos follower: verify 1/B (append); sign 2/B (ack, evidence)
  *   pbft replica:      verify 1 (client request, broadcast to all) +
@@ -23,7 +25,8 @@
  *                      commit envelope; statement signatures only up to
  *                      the quorum: the pre-prepare's and 2f-1 prepares at
  *                      a backup, 2f at the primary, 2f commits);
- *                      sign   1 (reply) + 4/B (pre-prepare or prepare, and
+ *                      sign   1/B (replies, batch-signed) + 4/B
+ *                      (pre-prepare or prepare, and
  *                      commit: a statement and one envelope each -- a
  *                      broadcast is signed once for all peers)
  *   pbft forwarding:   with --forward, every backup also relays every
@@ -32,12 +35,17 @@
  *                      broadcast made it redundant; backups now relay only
  *                      retransmissions): backups sign 1 more, the primary
  *                      verifies n-1 more.
- *   client:            sign 1; verify 1 reply (raft/paxos), f+1 (pbft)
+ *   client:            sign 1; verify 1/B per replying node (raft/paxos
+ *                      1 node, pbft f+1): synodctl bench's clients are
+ *                      threads of one process and share the library's
+ *                      cache of verified batch signatures. Clients in
+ *                      separate processes verify every reply (1, f+1);
+ *                      --no-shared-client counts that.
  * Heartbeats, checkpoints and retransmissions are left out, so the real
  * count is a little higher and the floor a little optimistic.
  *
  * usage: bench_sigfloor [--seconds S] [--rates SIGN VERIFY] [--cores C]
- *                       [--forward] [PROTO:N:B ...]
+ *                       [--forward] [--no-shared-client] [PROTO:N:B ...]
  * prints "rates sign_per_s=.. verify_per_s=.. cores=.." then one "floor ..."
  * line per case. --rates skips the measurement (reuse earlier numbers). */
 #include <stdbool.h>
@@ -133,26 +141,28 @@ static double cost_s(const sf_cost *c, double sign_rate, double verify_rate)
 /* Signatures per client request on the busiest node and on the whole
  * machine (all nodes and the client). Returns 0, or 1 for an unknown
  * protocol. */
-static int count(const sf_case *c, bool forward, double sign_rate, double verify_rate,
+static int count(const sf_case *c, bool forward, bool shared_client, double sign_rate,
+                 double verify_rate,
                  sf_cost *node, sf_cost *machine)
 {
     double n = c->n, b = c->batch < 1 ? 1 : c->batch;
+    double cli_verify = shared_client ? 1 / b : 1; /* per replying node */
     if (!strcmp(c->proto, "raft") || !strcmp(c->proto, "paxos")) {
         node->verify = 1 + (n - 1) / b;
-        node->sign = 1 + (n - 1) / b + 1 / b;
+        node->sign = 1 / b + (n - 1) / b + 1 / b;
         double fol_verify = 1 / b, fol_sign = 2 / b;
-        machine->verify = node->verify + (n - 1) * fol_verify + 1;
+        machine->verify = node->verify + (n - 1) * fol_verify + cli_verify;
         machine->sign = node->sign + (n - 1) * fol_sign + 1;
         return 0;
     }
     if (!strcmp(c->proto, "pbft")) {
         double f = (double)((c->n - 1) / 3), fw = forward ? 1 : 0;
         double votes = (2 * (n - 1) + 4 * f) / b;
-        sf_cost prim = {.sign = 1 + 4 / b, .verify = 1 + fw * (n - 1) + votes};
-        sf_cost back = {.sign = 1 + fw + 4 / b, .verify = 1 + votes};
+        sf_cost prim = {.sign = 1 / b + 4 / b, .verify = 1 + fw * (n - 1) + votes};
+        sf_cost back = {.sign = 1 / b + fw + 4 / b, .verify = 1 + votes};
         *node = cost_s(&prim, sign_rate, verify_rate) >= cost_s(&back, sign_rate, verify_rate)
                     ? prim : back;
-        machine->verify = prim.verify + (n - 1) * back.verify + (f + 1);
+        machine->verify = prim.verify + (n - 1) * back.verify + (f + 1) * cli_verify;
         machine->sign = prim.sign + (n - 1) * back.sign + 1;
         return 0;
     }
@@ -184,7 +194,7 @@ int main(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     sf_case cases[SF_MAX_CASES];
     int n_cases = 0;
-    bool forward = false;
+    bool forward = false, shared_client = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             secs = atof(argv[++i]);
@@ -195,9 +205,11 @@ int main(int argc, char **argv)
             cores = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--forward")) {
             forward = true;
+        } else if (!strcmp(argv[i], "--no-shared-client")) {
+            shared_client = false;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: bench_sigfloor [--seconds S] [--rates SIGN VERIFY] [--cores C] "
-                   "[--forward] [PROTO:N:BATCH ...]\n");
+                   "[--forward] [--no-shared-client] [PROTO:N:BATCH ...]\n");
             return 0;
         } else if (n_cases < SF_MAX_CASES && parse_case(argv[i], &cases[n_cases]) == 0) {
             n_cases++;
@@ -220,7 +232,7 @@ int main(int argc, char **argv)
     printf("rates sign_per_s=%.0f verify_per_s=%.0f cores=%ld\n", sign_rate, verify_rate, cores);
     for (int i = 0; i < n_cases; i++) {
         sf_cost node, mach;
-        if (count(&cases[i], forward, sign_rate, verify_rate, &node, &mach)) {
+        if (count(&cases[i], forward, shared_client, sign_rate, verify_rate, &node, &mach)) {
             fprintf(stderr, "bench_sigfloor: unknown protocol '%s' (raft, paxos, pbft)\n",
                     cases[i].proto);
             return 2;

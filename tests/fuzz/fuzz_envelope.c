@@ -29,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sy_directory dir = {any_key, NULL};
     sy_verifier v = {accept_all, NULL};
-    sy_env_opts o = {.cluster_id = "fuzz", .dir = &dir, .verifier = &v, .max_size = 1 << 20};
+    /* batch_ok: the client's decoder, so batch proofs are explored too */
+    sy_env_opts o = {.cluster_id = "fuzz", .dir = &dir, .verifier = &v, .max_size = 1 << 20,
+                     .batch_ok = true};
     sy_env e;
     const char *why = NULL;
     if (sy_env_decode(&o, data, size, &e, &why) == SY_OK) {

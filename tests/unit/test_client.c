@@ -32,6 +32,8 @@ enum mode {
     M_WRONG_REQ,   /* honest signature, but for another req_no */
     M_CASFAIL,     /* status ECASFAIL with current value */
     M_NOTFOUND,
+    M_BATCH,       /* honest, batch-signed with two other clients' replies */
+    M_BATCH_FORGED,/* batch-signed by another key */
 };
 
 typedef struct fake {
@@ -69,6 +71,37 @@ static sy_seckey *key_from(uint8_t b)
     return sk;
 }
 
+typedef struct { sy_buf *out; size_t want; } pick;
+
+static void pick_frame(void *ctx, size_t i, const uint8_t *frame, size_t len)
+{
+    pick *p = ctx;
+    if (i == p->want)
+        sy_buf_append(p->out, frame, len);
+}
+
+/* Our reply as the middle one of three under one batch signature. */
+static void send_batched(fake *f, const sy_msg *m, const sy_signer *s)
+{
+    sy_env_batch bt;
+    sy_buf b;
+    sy_env_batch_init(&bt);
+    sy_buf_init(&b);
+    for (int k = 0; k < 3; k++) {
+        sy_msg o = *m;
+        if (k != 1) {
+            o.u.reply.client_id = SY_CLIENT_ID_BASE + 5 + (uint32_t)k;
+            o.u.reply.val = (sy_bytes){ (const uint8_t *)"other", 5 };
+        }
+        assert_int_equal(sy_env_batch_add(&bt, CLUSTER, f->id, &o), SY_OK);
+    }
+    pick p = {&b, 1};
+    assert_int_equal(sy_env_batch_seal(&bt, s, pick_frame, &p, NULL), SY_OK);
+    nng_send(f->sock, b.p, b.len, 0);
+    sy_buf_free(&b);
+    sy_env_batch_free(&bt);
+}
+
 static void reply(world *w, fake *f, const sy_client_req *q)
 {
     sy_msg m;
@@ -101,6 +134,12 @@ static void reply(world *w, fake *f, const sy_client_req *q)
         m.u.reply.status = SY_ENOTFOUND;
         m.u.reply.val.len = 0;
         break;
+    case M_BATCH:
+        send_batched(f, &m, s);
+        return;
+    case M_BATCH_FORGED:
+        send_batched(f, &m, &w->stranger_signer);
+        return;
     default:
         break;
     }
@@ -325,6 +364,31 @@ static void test_client_rejects_forged_and_mismatched_replies(void **state)
     world_stop(&w);
 }
 
+static void test_client_accepts_batch_signed_replies_and_rejects_forged_ones(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 9);
+    set_mode(&w, 0, M_BATCH, 0);
+    sy_client *c = open_client(&w, 200);
+    uint8_t *v;
+    size_t vl;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_OK);
+        assert_value(v, vl, "value-from-0");
+        free(v);
+    }
+    /* a batch signed by a stranger is not believed: the answer must come
+     * from node 1, after node 0 was asked */
+    set_mode(&w, 0, M_BATCH_FORGED, 0);
+    int before = requests_of(&w, 0, NULL);
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_OK);
+    assert_value(v, vl, "value-from-1");
+    free(v);
+    assert_true(requests_of(&w, 0, NULL) > before);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_client_times_out_at_deadline_retrying_same_req_no(void **state)
 {
     world w;
@@ -545,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_get_returns_leaders_signed_value),
         cmocka_unit_test(test_client_follows_leader_hint),
         cmocka_unit_test(test_client_rejects_forged_and_mismatched_replies),
+        cmocka_unit_test(test_client_accepts_batch_signed_replies_and_rejects_forged_ones),
         cmocka_unit_test(test_client_times_out_at_deadline_retrying_same_req_no),
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/envelope.h"
+#include "core/mp.h"
 #include "crypto/sy_err.h"
 
 #define N_NODES 4
@@ -374,6 +375,133 @@ static void test_batch_round_trip_and_limits(void **state)
     assert_int_equal(sy_batch_encode(reqs, SY_MAX_BATCH + 1, &enc, &len), SY_ETOOBIG);
 }
 
+/* ---- batch-signed client replies ---- */
+typedef struct {
+    sy_buf frame[1100];
+    size_t n;
+} frames;
+
+static void collect(void *ctx, size_t i, const uint8_t *frame, size_t len)
+{
+    frames *fr = ctx;
+    assert_int_equal(i, fr->n);
+    sy_buf_init(&fr->frame[fr->n]);
+    sy_buf_append(&fr->frame[fr->n], frame, len);
+    fr->n++;
+}
+
+static void frames_free(frames *fr)
+{
+    for (size_t i = 0; i < fr->n; i++)
+        sy_buf_free(&fr->frame[i]);
+    fr->n = 0;
+}
+
+static sy_msg reply_no(uint64_t k)
+{
+    sy_msg m = {.type = SY_MSG_CLIENT_REPLY};
+    m.u.reply = (sy_client_reply){.client_id = SY_CLIENT_ID_BASE, .req_no = k, .status = SY_OK,
+                                  .index = 100 + k, .leader = 1, .val = B("value")};
+    return m;
+}
+
+static void seal_n(fixture *f, size_t n, frames *fr, size_t *nsigs)
+{
+    sy_env_batch b;
+    sy_env_batch_init(&b);
+    for (size_t k = 0; k < n; k++) {
+        sy_msg m = reply_no(k);
+        assert_int_equal(sy_env_batch_add(&b, "test-cluster", 1, &m), SY_OK);
+    }
+    fr->n = 0;
+    assert_int_equal(sy_env_batch_seal(&b, &f->signer[1], collect, fr, nsigs), SY_OK);
+    assert_int_equal(fr->n, n);
+    sy_env_batch_free(&b);
+}
+
+static void test_batch_signed_replies_verify_one_by_one(void **state)
+{
+    fixture *f = *state;
+    static frames fr;
+    size_t sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 64, 100, 1024, 1027};
+    f->opts.batch_ok = true;
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s], nsigs = 0;
+        seal_n(f, n, &fr, &nsigs);
+        assert_int_equal(nsigs, (n + SY_ENV_BATCH_MAX - 1) / SY_ENV_BATCH_MAX);
+        for (size_t k = 0; k < n; k++) {
+            sy_env e;
+            assert_int_equal(decode(f, &fr.frame[k], &e), SY_OK);
+            assert_int_equal(e.type, SY_MSG_CLIENT_REPLY);
+            assert_int_equal(e.sender, 1);
+            assert_int_equal(e.msg.u.reply.req_no, k);
+            assert_int_equal(e.msg.u.reply.index, 100 + k);
+            /* one reply alone in its chunk is an ordinary signed frame */
+            bool alone = n % SY_ENV_BATCH_MAX == 1 && k == n - 1;
+            assert_int_equal(e.batched, !alone);
+            size_t ml;
+            const uint8_t *sm = sy_env_sig_msg(&e, &ml);
+            assert_true(sy_ed25519_verify(&f->pk[1], sm, ml, &e.sig));
+            sy_env_free(&e);
+        }
+        frames_free(&fr);
+    }
+    f->opts.batch_ok = false;
+}
+
+static void test_batch_signed_frames_are_refused_where_not_allowed(void **state)
+{
+    fixture *f = *state;
+    static frames fr;
+    sy_env e;
+    seal_n(f, 3, &fr, NULL);
+    f->opts.batch_ok = false; /* a node's own decoder */
+    for (size_t k = 0; k < 3; k++)
+        assert_int_equal(decode(f, &fr.frame[k], &e), SY_EFIELD);
+    frames_free(&fr);
+    /* only replies can be batched */
+    sy_env_batch b;
+    sy_env_batch_init(&b);
+    sy_msg req = sample_req();
+    assert_int_equal(sy_env_batch_add(&b, "test-cluster", 1, &req), SY_EINVAL);
+    sy_env_batch_free(&b);
+}
+
+static void test_batch_proof_tampering_is_rejected(void **state)
+{
+    fixture *f = *state;
+    static frames fr;
+    sy_env e;
+    f->opts.batch_ok = true;
+    seal_n(f, 5, &fr, NULL);
+    /* every bit of a frame: its reply, the signature and the proof */
+    sy_buf *b = &fr.frame[2];
+    for (size_t i = 0; i < b->len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            b->p[i] ^= (uint8_t)(1u << bit);
+            assert_int_not_equal(decode(f, b, &e), SY_OK);
+            b->p[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    assert_int_equal(decode(f, b, &e), SY_OK);
+    sy_env_free(&e);
+    /* the batch signature does not pass as the signature of one frame:
+     * re-frame frame 0's signed part and signature as a single frame */
+    assert_int_equal(decode(f, &fr.frame[0], &e), SY_OK);
+    sy_buf single;
+    sy_buf_init(&single);
+    msgpack_packer pk;
+    sy_mp_writer_init(&pk, &single);
+    msgpack_pack_array(&pk, 2);
+    sy_mp_put_bin(&pk, e.signed_part, e.signed_len);
+    sy_mp_put_bin(&pk, e.sig.b, SY_SIG_LEN);
+    sy_env_free(&e);
+    assert_int_equal(decode(f, &single, &e), SY_ESIG);
+    sy_buf_free(&single);
+    f->opts.batch_ok = false;
+    frames_free(&fr);
+}
+
 static void test_members_round_trip(void **state)
 {
     (void)state;
@@ -425,6 +553,9 @@ int main(void)
         cmocka_unit_test(test_unknown_type_and_version_are_rejected),
         cmocka_unit_test(test_huge_array_header_does_not_allocate),
         cmocka_unit_test(test_batch_round_trip_and_limits),
+        cmocka_unit_test(test_batch_signed_replies_verify_one_by_one),
+        cmocka_unit_test(test_batch_signed_frames_are_refused_where_not_allowed),
+        cmocka_unit_test(test_batch_proof_tampering_is_rejected),
         cmocka_unit_test(test_members_round_trip),
         cmocka_unit_test(test_simsig_cannot_forge_other_identity),
     };
