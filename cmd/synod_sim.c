@@ -159,7 +159,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, restarts, pauses, disk_lost, snapshots, ok, gave_up, retries, redirects, leaders,
+        churns, restarts, pauses, disk_lost, held, snapshots, ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
         ledger_blocks;
@@ -181,6 +181,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->restarts += s->restarts;
     t->pauses += s->pauses;
     t->disk_lost += s->disk_lost;
+    t->held += s->held_writes;
     t->snapshots += s->snapshots;
     t->ok += s->ops_ok;
     t->gave_up += s->ops_gave_up;
@@ -221,6 +222,7 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
+    printf("  %-22s %12" PRIu64 "\n", "applies held unsynced", t->held);
     printf("  %-22s %12" PRIu64 "\n", "stored values corrupted", t->corrupted);
     printf("  %-22s %12" PRIu64 "\n", "envelopes rejected", t->rejected);
     printf("  %-22s %12s\n", "workload", "count");

@@ -189,6 +189,15 @@ typedef struct sy_ready {
     /* 1. persist, in one durable write, before anything in 2. */
     bool hardstate_dirty;
     sy_bytes hardstate;
+    /* The hard state changed only in what a crash may lose without harm
+     * (Raft and Paxos: the commit index, which a restarted node learns
+     * again): write it with the rest, but it needs no sync of its own --
+     * a host may leave such a write, with the applying of rd.committed,
+     * uncommitted until its next durable write (the daemon's held apply,
+     * cmd/synod/runtime.c; etcd's MustSync is the same rule). Its effects
+     * may go out as if it were durable. Engines that leave it false get
+     * every hard state synced. */
+    bool hardstate_lazy;
     uint64_t truncate_from;      /* 0 = none; else drop entries >= this */
     const sy_entry *entries;
     size_t n_entries;

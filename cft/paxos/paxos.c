@@ -502,9 +502,13 @@ static void px_ready(void *e, sy_ready *rd)
     if (p->role == PX_LEADER && px_leader_emit(p) != SY_OK)
         p->dropped++;
 
+    /* Only the commit point moved: lazy (core/engine.h). The promise is
+     * what must never be forgotten; a lost commit point is learnt again. */
+    bool commit_only = !p->hs_dirty && p->commit != p->hs_commit;
     if (p->commit != p->hs_commit)
         p->hs_dirty = true;
     if (p->hs_dirty) {
+        rd->hardstate_lazy = commit_only;
         px_hardstate hs = { p->promised, p->commit };
         px_hs_encode(&hs, p->hs_buf);
         p->hs_commit = p->commit;

@@ -395,9 +395,15 @@ static void raft_ready(void *e, sy_ready *rd)
         raft_maybe_commit(r);
     if (r->role == SY_ROLE_LEADER)   /* maybe_commit may have stepped down (4.2.2) */
         raft_bcast_append(r);
+    /* Only the commit index moved: lazy (core/engine.h). The thesis keeps
+     * commitIndex volatile (Figure 3.1); we persist it so a restart can
+     * re-apply its own committed prefix, but losing the latest value in a
+     * crash is harmless: it is learnt again from the leader. */
+    bool commit_only = !r->hs_dirty && r->commit != r->hs_commit;
     if (r->commit != r->hs_commit)
         r->hs_dirty = true;
     if (r->hs_dirty) {
+        rd->hardstate_lazy = commit_only;
         r->hs_commit = r->commit;
         raft_hardstate hs = { r->term, r->vote, r->commit };
         raft_hs_encode(&hs, r->hs_buf);

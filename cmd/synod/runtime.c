@@ -96,6 +96,8 @@ typedef struct rt_job {
      * soon as their results are computed, before the write's sync (see
      * early_replies); 0 = none may. */
     uint64_t reply_early_upto;
+    bool may_hold;            /* an apply-only write may stay uncommitted */
+    bool held;                /* it did: its transaction is open (held) */
     int rc;                   /* of the write */
     double sync_secs;         /* time in the synced commit */
 } rt_job;
@@ -147,6 +149,14 @@ typedef struct {
     pthread_cond_t st_cv;     /* queued / done / quit changed */
     bool st_queued, st_done, st_quit;
     bool st_applied;          /* the job's results exist; sync under way */
+    /* Held apply (see job_write). The transaction, storage thread only: */
+    sy_txn held_txn;
+    bool held_txn_open;
+    /* what the event loop knows of it (from the jobs it finished): */
+    bool held_open;
+    uint64_t held_since;      /* ms: first left open */
+    uint64_t applied_visible; /* applied index of committed transactions:
+                                 what read transactions see */
 } rt;
 
 static uint64_t now_ms(void)
@@ -332,7 +342,7 @@ static void serve_reads(rt *r)
 {
     for (size_t i = 0; i < r->n_reads;) {
         pending_read *pr = &r->reads[i];
-        if (!pr->ready || pr->index > r->applied) {
+        if (!pr->ready || pr->index > r->applied_visible) {
             i++;
             continue;
         }
@@ -430,6 +440,7 @@ static void job_clear(rt_job *j)
     j->n_frames = 0;
     sy_ready_owned_free(&j->own);
     j->need_txn = false;
+    j->may_hold = j->held = false;
     j->rc = SY_OK;
     j->sync_secs = 0;
 }
@@ -438,14 +449,45 @@ static void job_clear(rt_job *j)
  * through the transaction), so it may run on the storage thread. */
 static void early_replies(rt *r, rt_job *j);
 
+/* Work in a ready that must be durable before its effects: everything but
+ * applying committed entries. */
+static bool durable_work(const sy_ready *rd)
+{
+    return (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from || rd->n_entries ||
+           rd->snapshot_install || rd->compact_to || rd->checkpoint_index;
+}
+
+/* Held apply. Applying committed entries need not be durable by itself:
+ * the entries are durable in this node's log already (the write that
+ * appended them was synced, or this very write appends them and is), and
+ * the state machine is deterministic, so a crash that loses an applied
+ * batch is repaired by applying it again from the log on restart -- the
+ * argument of early replies and of lazy apply (docs/storage.md). So a
+ * write that only applies (no entries, truncation, snapshot or compaction,
+ * and no hard state beyond a lazy one, core/engine.h) is not committed: its transaction stays open ("held") and
+ * the next write continues in it and commits both with one sync. With one
+ * or a few clients a leader alternates append-only and apply-only readies;
+ * this halves its syncs, and the next append no longer waits behind the
+ * apply's sync. A held transaction is committed at the latest RT_HOLD_MS
+ * later, before a linearizable read is served from the state (reads see
+ * committed transactions only: applied_visible), before a snapshot, and at
+ * shutdown. Crash-fault engines with the storage thread only: PBFT
+ * replicas certify their state at checkpoints, which is left as it was. */
+#define RT_HOLD_MS 20
+
 /* on_loop: called on the event loop (not the storage thread). */
 static int job_write(rt *r, rt_job *j, bool on_loop)
 {
     const sy_ready *rd = &j->own.rd;
     sy_txn t;
-    int rc = sy_txn_begin(r->st, true, &t);
-    if (rc)
+    int rc;
+    j->held = false;
+    if (r->held_txn_open) {
+        t = r->held_txn;
+        r->held_txn_open = false;
+    } else if ((rc = sy_txn_begin(r->st, true, &t))) {
         return rc;
+    }
     if ((rc = sy_txn_persist_ready(&t, rd)))
         goto err_abort;
     if (rd->snapshot_install) {
@@ -472,6 +514,12 @@ static int job_write(rt *r, rt_job *j, bool on_loop)
     } else if (j->reply_early_upto) {
         early_replies(r, j);
     }
+    if (j->may_hold && !on_loop && !durable_work(rd)) {
+        r->held_txn = t;
+        r->held_txn_open = true;
+        j->held = true;
+        return SY_OK;
+    }
     double t0 = now_s();
     if ((rc = sy_txn_commit(&t)))
         return rc;
@@ -489,8 +537,16 @@ static void *storage_main(void *arg)
     for (;;) {
         while (!r->st_queued && !r->st_quit)
             pthread_cond_wait(&r->st_cv, &r->st_mu);
-        if (!r->st_queued)
+        if (!r->st_queued) {
+            /* shutdown: what was held becomes durable before LMDB closes */
+            if (r->held_txn_open) {
+                r->held_txn_open = false;
+                if (sy_txn_commit(&r->held_txn) != SY_OK)
+                    SY_ERROR(&r->log, "committing the held apply at shutdown failed: %s",
+                             sy_storage_errmsg(r->st));
+            }
             break;
+        }
         pthread_mutex_unlock(&r->st_mu);
         int rc = job_write(r, &r->job, false);
         pthread_mutex_lock(&r->st_mu);
@@ -577,6 +633,13 @@ static void applied_part(rt *r, const sy_ready *rd, sy_kv_results *results)
     }
 }
 
+static bool snapshot_due(const rt *r)
+{
+    return r->ecfg.snapshot_threshold && !r->ckpt_pending &&
+           r->applied >= r->snap_index + r->ecfg.snapshot_threshold &&
+           strcmp(r->ops->name, "pbft") != 0;
+}
+
 /* Everything after the write is durable: bookkeeping, the waiting
  * messages, replies, read indexes, rejects, advance(), then reads and
  * snapshots that wanted the new applied index. */
@@ -594,7 +657,7 @@ static int finish_job(rt *r, rt_job *j)
         return rc;
     }
     pthread_mutex_lock(&r->m.mu);
-    if (j->need_txn)
+    if (j->need_txn && !j->held)
         note_fsync(r, j->sync_secs);
     pthread_mutex_unlock(&r->m.mu);
     if (rd->snapshot_install) {
@@ -612,6 +675,15 @@ static int finish_job(rt *r, rt_job *j)
     for (size_t k = 0; k < j->n_lazy; k++)
         applied_part(r, &j->lazy[k].own.rd, j->lazy[k].res);
     applied_part(r, rd, j->res);
+    if (j->need_txn && j->held) {
+        if (!r->held_open) {
+            r->held_open = true;
+            r->held_since = now_ms();
+        }
+    } else if (j->need_txn || !r->held_open) {
+        r->held_open = false;
+        r->applied_visible = r->applied;
+    }
     for (size_t i = 0; i < rd->n_reads; i++) {
         const sy_read_state *rs = &rd->reads[i];
         for (size_t k = 0; k < r->n_reads; k++) {
@@ -649,9 +721,7 @@ static int finish_job(rt *r, rt_job *j)
         r->ckpt_pending = 0;
         if ((rc = take_snapshot(r, r->applied)))
             return rc;
-    } else if (r->ecfg.snapshot_threshold && !r->ckpt_pending &&
-               r->applied >= r->snap_index + r->ecfg.snapshot_threshold &&
-               strcmp(r->ops->name, "pbft") != 0) {
+    } else if (snapshot_due(r) && !r->held_open) { /* held: flushed first (flush_due) */
         if ((rc = take_snapshot(r, r->applied)))
             return rc;
     }
@@ -777,6 +847,24 @@ static void lazy_take(rt *r, rt_job *j)
  * without durable work is finished at once; one with it is handed to the
  * storage thread (pipelined engine: then we return to take input) or
  * written here. */
+static bool hold_eligible(const rt *r)
+{
+    return r->st_thread_up && r->ops->pipelined && strcmp(r->ops->name, "pbft") != 0;
+}
+
+/* A held transaction must be committed now (see RT_HOLD_MS). */
+static bool flush_due(const rt *r, uint64_t t)
+{
+    if (!r->held_open)
+        return false;
+    if (t - r->held_since >= RT_HOLD_MS || snapshot_due(r))
+        return true;
+    for (size_t i = 0; i < r->n_reads; i++)
+        if (r->reads[i].ready && r->reads[i].index > r->applied_visible)
+            return true;
+    return false;
+}
+
 static int process_ready(rt *r)
 {
     for (int round = 0; round < 8 && !r->inflight; round++) {
@@ -784,7 +872,8 @@ static int process_ready(rt *r)
         memset(&rd, 0, sizeof rd);
         r->ops->ready(r->eng, &rd);
         uint64_t t = now_ms();
-        if (ready_empty(&rd) && !lazy_due(r, t))
+        bool flush = flush_due(r, t);
+        if (ready_empty(&rd) && !lazy_due(r, t) && !flush)
             return SY_OK;
         rt_job *j = &r->job;
         int rc = sy_ready_copy(&rd, &j->own);
@@ -805,7 +894,9 @@ static int process_ready(rt *r)
         if (r->n_lazy && (rd.snapshot_install || lazy_due(r, t)))
             lazy_take(r, j);
         j->need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
-                      rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy;
+                      rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy ||
+                      flush;
+        j->may_hold = hold_eligible(r) && !flush;
         j->reply_early_upto = 0;
         if (j->own.rd.n_committed && !rd.snapshot_install) {
             uint64_t upto = UINT64_MAX;
@@ -947,7 +1038,7 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->leader = st.leader;
     s->last_index = st.last_index;
     s->commit_index = st.commit_index;
-    s->applied_index = r->applied;
+    s->applied_index = r->applied_visible; /* what the digest and ledger head show */
     s->snap_index = st.snap_index > r->snap_index ? st.snap_index : r->snap_index;
     s->peers_connected = sy_net_peers_connected(r->net);
     s->evidence = st.evidence;
@@ -1068,7 +1159,7 @@ static void log_changes(rt *r, uint64_t t)
     }
     pthread_mutex_lock(&r->m.mu);
     r->m.st = st;
-    r->m.applied = r->applied;
+    r->m.applied = r->applied_visible;
     r->m.pending = r->n_pend;
     r->m.pending_reads = r->n_reads;
     pthread_mutex_unlock(&r->m.mu);
@@ -1188,6 +1279,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         goto out_storage;
     }
     r->applied = boot.boot.applied;
+    r->applied_visible = r->applied;
     r->snap_index = boot.boot.snap_index;
     r->applied_term = boot.boot.snap_term;
     for (size_t i = 0; i < boot.boot.n_entries; i++)
@@ -1266,6 +1358,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             timeout = 0;
         else if (dl && dl - t < (uint64_t)timeout)
             timeout = (int)(dl - t);
+        if (r->held_open && !r->inflight) {
+            uint64_t due = r->held_since + RT_HOLD_MS;
+            timeout = due <= t ? 0 : (due - t < (uint64_t)timeout ? (int)(due - t) : timeout);
+        }
         size_t n = 0;
         rc = sy_net_wait_batch(r->net, timeout, evs, RT_MAX_EVENTS, &n);
         if (rc == SY_ECLOSED)

@@ -113,6 +113,7 @@ typedef struct sy_sim_stats {
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
+    uint64_t held_writes;             /* apply-only writes left unsynced */
     uint64_t snapshots;
     /* disk corruption: injected, and how each one ended: the node refused
      * to start, stopped when it read the value while running, or the read
