@@ -567,9 +567,13 @@ int px_leader_emit(paxos *p)
         p->bcast_chosen = p->commit;
         p->new_lo = 1;
         p->new_hi = 0;
-    } else if (fresh || p->commit > p->bcast_chosen) {
-        /* a read round, or followers learn the new prefix without waiting
-         * for the next proposal or heartbeat */
+    } else if (fresh) {
+        /* a read round. A new chosen prefix alone sends nothing: it rides
+         * on the next proposal or heartbeat (heartbeat_ms at most). An
+         * immediate notice cost two signatures here, two verifications
+         * and two acks (two more verifications) per commit at low load,
+         * for nothing a client sees: the leader answers clients, and
+         * followers apply in bulk anyway (lazy apply, docs/storage.md). */
         rc = bcast_heartbeat(p, ctx);
     }
     if (rc)
