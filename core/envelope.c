@@ -144,8 +144,10 @@ int sy_env_batch_add(sy_env_batch *b, const char *cluster_id, uint32_t sender, c
     }
     size_t start = b->inner.len;
     int rc = encode_inner(cluster_id, sender, m, &b->inner);
-    if (rc == SY_OK && b->inner.len - start > SY_MAX_ENVELOPE - 128)
-        rc = SY_ETOOBIG;  /* the frame around it would not fit */
+    /* the batch frame around it adds at most ~430 bytes (framing, the
+     * signature, n, i and ten 34-byte path digests) */
+    if (rc == SY_OK && b->inner.len - start > SY_MAX_ENVELOPE - 512)
+        rc = SY_ETOOBIG;
     if (rc) {
         b->inner.len = start;
         b->inner.err = SY_OK;
@@ -155,12 +157,15 @@ int sy_env_batch_add(sy_env_batch *b, const char *cluster_id, uint32_t sender, c
     return SY_OK;
 }
 
-/* Signs leaves [a, a+k) of b with one signature and emits their frames. */
+/* Signs leaves [a, a+k) of b with one signature and emits their frames. A
+ * frame that cannot be built is skipped (its client retries); the first
+ * such error is returned after the others went out. */
 static int seal_chunk(sy_env_batch *b, size_t a, size_t k, const sy_signer *signer,
-                      sy_env_emit_fn emit, void *ctx)
+                      sy_env_emit_fn emit, void *ctx, size_t *nsigs)
 {
     sy_sig sig;
     if (k == 1) {
+        (*nsigs)++;
         const uint8_t *in = b->inner.p + b->off[a];
         size_t len = b->off[a + 1] - b->off[a];
         sy_sign(signer, in, len, &sig);
@@ -198,6 +203,8 @@ static int seal_chunk(sy_env_batch *b, size_t a, size_t k, const sy_signer *sign
     uint8_t msg[SY_ENV_BATCH_MSG_LEN];
     batch_msg((uint32_t)k, &b->tree[ls], msg);
     sy_sign(signer, msg, sizeof msg, &sig);
+    (*nsigs)++;
+    int rc = SY_OK;
 
     for (size_t i = 0; i < k; i++) {
         const sy_digest *path[16];
@@ -222,11 +229,15 @@ static int seal_chunk(sy_env_batch *b, size_t a, size_t k, const sy_signer *sign
         msgpack_pack_array(&pk, (uint32_t)plen);
         for (size_t p = 0; p < plen; p++)
             sy_mp_put_bin(&pk, path[p]->b, SY_DIGEST_LEN);
-        if (b->frame.err)
-            return b->frame.err;
+        int frc = b->frame.err ? b->frame.err : b->frame.len > SY_MAX_ENVELOPE ? SY_ETOOBIG : SY_OK;
+        if (frc) {
+            b->frame.err = SY_OK;
+            rc = rc ? rc : frc;
+            continue;
+        }
         emit(ctx, a + i, b->frame.p, b->frame.len);
     }
-    return SY_OK;
+    return rc;
 }
 
 int sy_env_batch_seal(sy_env_batch *b, const sy_signer *signer, sy_env_emit_fn emit, void *ctx,
@@ -234,10 +245,19 @@ int sy_env_batch_seal(sy_env_batch *b, const sy_signer *signer, sy_env_emit_fn e
 {
     int rc = SY_OK;
     size_t sigs = 0;
-    for (size_t a = 0; a < b->n && rc == SY_OK; a += SY_ENV_BATCH_MAX) {
+    for (size_t a = 0; a < b->n; a += SY_ENV_BATCH_MAX) {
         size_t k = b->n - a < SY_ENV_BATCH_MAX ? b->n - a : SY_ENV_BATCH_MAX;
-        rc = seal_chunk(b, a, k, signer, emit, ctx);
-        sigs += rc == SY_OK;
+        int crc = seal_chunk(b, a, k, signer, emit, ctx, &sigs);
+        rc = rc ? rc : crc;
+    }
+    /* a batch of big replies (scans) leaves big buffers: give them back */
+    if (b->inner.cap > SY_ENV_BATCH_KEEP) {
+        sy_buf_free(&b->inner);
+        sy_buf_init(&b->inner);
+    }
+    if (b->frame.cap > SY_ENV_BATCH_KEEP) {
+        sy_buf_free(&b->frame);
+        sy_buf_init(&b->frame);
     }
     b->n = 0;
     sy_buf_reset(&b->inner);

@@ -57,6 +57,7 @@ typedef struct sy_env_opts {
 #define SY_ENV_BATCH_DOMAIN "synod-reply-batch-v1"
 #define SY_ENV_BATCH_DOMAIN_LEN 20
 #define SY_ENV_BATCH_MAX 1024u     /* leaves per signature (path <= 10) */
+#define SY_ENV_BATCH_KEEP (1u << 20) /* buffer bytes kept between batches */
 #define SY_ENV_BATCH_MSG_LEN (SY_ENV_BATCH_DOMAIN_LEN + 4 + SY_DIGEST_LEN)
 
 typedef struct sy_env {
@@ -105,9 +106,10 @@ typedef void (*sy_env_emit_fn)(void *ctx, size_t i, const uint8_t *frame, size_t
 void sy_env_batch_init(sy_env_batch *b);
 /* Only SY_MSG_CLIENT_REPLY (SY_EINVAL otherwise). */
 int sy_env_batch_add(sy_env_batch *b, const char *cluster_id, uint32_t sender, const sy_msg *m);
-/* SY_OK or an error; *nsigs (if non-NULL) gets the number of signatures
- * made. On an error no frame of the failing chunk is emitted; the batch is
- * emptied either way. */
+/* SY_OK or the first error (out of memory; a frame over SY_MAX_ENVELOPE):
+ * a frame that cannot be built is not emitted, the others are. *nsigs (if
+ * non-NULL) gets the number of signatures made. The batch is emptied
+ * either way, and buffers grown past SY_ENV_BATCH_KEEP are given back. */
 int sy_env_batch_seal(sy_env_batch *b, const sy_signer *signer, sy_env_emit_fn emit, void *ctx,
                       size_t *nsigs);
 void sy_env_batch_free(sy_env_batch *b);

@@ -799,6 +799,11 @@ int sy_kv_get(sy_kvm *kv, const void *key, size_t kl, uint8_t **val, size_t *vl)
     return rc;
 }
 
+int sy_kv_digest_txn(sy_txn *t, sy_digest *out)
+{
+    return load_digest(t, out);
+}
+
 int sy_kv_digest(sy_kvm *kv, sy_digest *out)
 {
     sy_txn t;

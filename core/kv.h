@@ -79,6 +79,9 @@ int sy_kv_get(sy_kvm *kv, const void *key, size_t kl, uint8_t **val, size_t *vl)
 /* The state digest: sum mod 2^256 of BLAKE2b(u32be keylen || key || value)
  * over all live keys, as a 256-bit little-endian number. */
 int sy_kv_digest(sy_kvm *kv, sy_digest *out);
+/* The same, read in the caller's transaction (with its applied index, so a
+ * status report pairs the two from one snapshot of the store). */
+int sy_kv_digest_txn(sy_txn *t, sy_digest *out);
 int sy_kv_applied(sy_kvm *kv, uint64_t *applied);
 /* Session of a client: highest applied req_no (0 if none). */
 int sy_kv_session(sy_kvm *kv, uint32_t client_id, uint64_t *req_no);

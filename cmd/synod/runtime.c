@@ -268,6 +268,12 @@ static void note_fsync(rt *r, double secs)
  * end of the loop iteration (batch signatures, core/envelope.h), so a node
  * answering k clients at a time signs once instead of k times. Nothing
  * waits for a batch to fill: the replies of one iteration are all there is. */
+static void flush_replies(rt *r);
+
+/* Replies queued past this many bytes are signed and sent at once (a burst
+ * of scan replies must not pile up in memory until the iteration ends). */
+#define RT_REPLY_BATCH_BYTES (1u << 20)
+
 static void reply_frame(rt *r, uint64_t handle, const sy_client_reply *rep)
 {
     sy_msg m = {.type = SY_MSG_CLIENT_REPLY};
@@ -283,6 +289,8 @@ static void reply_frame(rt *r, uint64_t handle, const sy_client_reply *rep)
     size_t at = r->rbatch.n;
     if (sy_env_batch_add(&r->rbatch, r->cluster.id, r->ncfg.id, &m) == SY_OK)
         r->rhandles[at] = handle;
+    if (r->rbatch.inner.len >= RT_REPLY_BATCH_BYTES || r->rbatch.n >= SY_ENV_BATCH_MAX)
+        flush_replies(r);
 }
 
 static void emit_reply(void *ctx, size_t i, const uint8_t *frame, size_t len)
@@ -361,6 +369,8 @@ static void serve_reads(rt *r)
 
 static int take_snapshot(rt *r, uint64_t index)
 {
+    /* answered clients do not wait for the snapshot's serialisation */
+    flush_replies(r);
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = sy_kv_snapshot(&r->kv, &blob, &len);
@@ -717,7 +727,7 @@ static int finish_job(rt *r, rt_job *j)
     /* PBFT checkpoints want a snapshot of exactly the checkpointed
      * state; our apply loop stops at nothing, so we snapshot when the
      * applied index equals it (engines emit it before executing past). */
-    if (r->ckpt_pending && r->applied == r->ckpt_pending) {
+    if (r->ckpt_pending && r->applied == r->ckpt_pending && !r->held_open) {
         r->ckpt_pending = 0;
         if ((rc = take_snapshot(r, r->applied)))
             return rc;
@@ -860,6 +870,17 @@ static bool flush_due(const rt *r, uint64_t t)
     if (t - r->held_since >= RT_HOLD_MS || snapshot_due(r))
         return true;
     for (size_t i = 0; i < r->n_reads; i++)
+        if (r->reads[i].ready && r->reads[i].index > r->applied_visible &&
+            r->reads[i].index <= r->applied)
+            return true;
+    return false;
+}
+
+/* A read waits for state not yet readable: the write that applies it
+ * should be committed, not held and then flushed by a job of its own. */
+static bool reads_waiting(const rt *r)
+{
+    for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].ready && r->reads[i].index > r->applied_visible)
             return true;
     return false;
@@ -896,7 +917,7 @@ static int process_ready(rt *r)
         j->need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
                       rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy ||
                       flush;
-        j->may_hold = hold_eligible(r) && !flush;
+        j->may_hold = hold_eligible(r) && !flush && !reads_waiting(r);
         j->reply_early_upto = 0;
         if (j->own.rd.n_committed && !rd.snapshot_install) {
             uint64_t upto = UINT64_MAX;
@@ -1038,15 +1059,20 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->leader = st.leader;
     s->last_index = st.last_index;
     s->commit_index = st.commit_index;
-    s->applied_index = r->applied_visible; /* what the digest and ledger head show */
+    s->applied_index = r->applied_visible;
     s->snap_index = st.snap_index > r->snap_index ? st.snap_index : r->snap_index;
     s->peers_connected = sy_net_peers_connected(r->net);
     s->evidence = st.evidence;
     s->leader_changes = st.leader_changes;
-    sy_kv_digest(&r->kv, &s->state_digest);
+    /* applied index, state digest and ledger head from one snapshot of the
+     * store: the committed state they describe (a write in flight or held
+     * is not in it) */
     sy_txn t;
     if (sy_txn_begin(r->st, false, &t) == SY_OK) {
-        uint64_t h;
+        uint64_t h, applied;
+        if (sy_txn_get_applied(&t, &applied) == SY_OK)
+            s->applied_index = applied;
+        sy_kv_digest_txn(&t, &s->state_digest);
         sy_ledger_tip(&t, &h, &s->ledger_head);
         sy_txn_abort(&t);
     }
@@ -1392,12 +1418,12 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
 out_loop:
     flush_replies(r);
     free(evs);
-    if (code == 0)
-        SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_net:
     drain_job(r);
     flush_replies(r);
     sy_net_close(r->net);
+    if (code == 0)
+        SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_engine:
     if (r->eng)
         r->ops->destroy(r->eng);
