@@ -1,0 +1,395 @@
+/* Write-ahead log: see core/wal.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/wal.h"
+#include "core/buf.h"
+#include "crypto/sy_err.h"
+
+#define WAL_MAGIC 0x5359574cu /* 'SYWL' */
+#define WAL_HDR (4 + 4 + 8 + SY_CHECKSUM_LEN)
+#define WAL_VERSION 1
+
+struct sy_wal {
+    int fd;
+    uint64_t size;     /* of the file */
+    uint64_t off;      /* where the next record goes */
+    uint64_t seq;      /* of the last record written or replayed */
+    bool recovered;
+    sy_buf rec;        /* scratch: one encoded record */
+};
+
+static void set_err(char *errmsg, const char *fmt, const char *path, int e)
+{
+    if (errmsg)
+        snprintf(errmsg, SY_STORAGE_ERRMSG, fmt, path, strerror(e));
+}
+
+/* Writes a zero-filled file of `size` bytes at tmp, synced, then renames it
+ * to path and syncs the directory: a crash leaves no half-made wal. */
+static int create_file(const char *dir, const char *path, uint64_t size, char *errmsg)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(errmsg, "cannot create %s: %s", tmp, errno);
+        return SY_EIO;
+    }
+    static const uint8_t zero[65536];
+    for (uint64_t done = 0; done < size;) {
+        size_t n = size - done < sizeof zero ? (size_t)(size - done) : sizeof zero;
+        ssize_t w = write(fd, zero, n);
+        if (w <= 0) {
+            set_err(errmsg, "cannot fill %s: %s", tmp, w < 0 ? errno : ENOSPC);
+            close(fd);
+            unlink(tmp);
+            return SY_EIO;
+        }
+        done += (uint64_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        set_err(errmsg, "cannot create %s: %s", path, errno);
+        unlink(tmp);
+        return SY_EIO;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return SY_OK;
+}
+
+int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
+{
+    char path[4096];
+    if (!size)
+        size = SY_WAL_DEFAULT_SIZE;
+    if (size < WAL_HDR + 64) {
+        if (errmsg)
+            snprintf(errmsg, SY_STORAGE_ERRMSG, "write-ahead log size %llu is too small",
+                     (unsigned long long)size);
+        return SY_EINVAL;
+    }
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, SY_WAL_FILE) >= sizeof path) {
+        if (errmsg)
+            snprintf(errmsg, SY_STORAGE_ERRMSG, "data directory path too long");
+        return SY_EINVAL;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        int rc = create_file(dir, path, size, errmsg);
+        if (rc)
+            return rc;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        set_err(errmsg, "cannot open %s: %s", path, errno);
+        return SY_EIO;
+    }
+    struct stat stt;
+    if (fstat(fd, &stt) != 0 || stt.st_size < (off_t)(WAL_HDR + 64)) {
+        if (errmsg)
+            snprintf(errmsg, SY_STORAGE_ERRMSG, "%.200s is not a write-ahead log (too small)", path);
+        close(fd);
+        return SY_ECORRUPT;
+    }
+    sy_wal *w = calloc(1, sizeof *w);
+    if (!w) {
+        close(fd);
+        return SY_ENOMEM;
+    }
+    w->fd = fd;
+    w->size = (uint64_t)stt.st_size;
+    sy_buf_init(&w->rec);
+    *out = w;
+    return SY_OK;
+}
+
+void sy_wal_close(sy_wal *w)
+{
+    if (!w)
+        return;
+    close(w->fd);
+    sy_buf_free(&w->rec);
+    free(w);
+}
+
+bool sy_wal_loggable(const sy_ready *rd)
+{
+    return !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
+}
+
+uint64_t sy_wal_used(const sy_wal *w)
+{
+    return w->off;
+}
+
+void sy_wal_reset(sy_wal *w)
+{
+    w->off = 0;
+}
+
+/* ---- payload codec ---- */
+
+static int put(sy_buf *b, const void *p, size_t n) { return sy_buf_append(b, p, n); }
+
+static int put_u8(sy_buf *b, uint8_t v) { return put(b, &v, 1); }
+
+static int put_u32(sy_buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    sy_put_u32be(x, v);
+    return put(b, x, 4);
+}
+
+static int put_u64(sy_buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    sy_put_u64be(x, v);
+    return put(b, x, 8);
+}
+
+static void encode_payload(const sy_ready *rd, sy_buf *b)
+{
+    put_u8(b, WAL_VERSION);
+    put_u8(b, rd->hardstate_dirty ? 1 : 0);
+    if (rd->hardstate_dirty) {
+        put_u32(b, rd->hardstate.len);
+        put(b, rd->hardstate.p, rd->hardstate.len);
+    }
+    put_u64(b, rd->truncate_from);
+    put_u32(b, (uint32_t)rd->n_entries);
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        const sy_entry *e = &rd->entries[i];
+        put_u64(b, e->index);
+        put_u64(b, e->term);
+        put_u8(b, e->type);
+        put_u32(b, e->data.len);
+        put(b, e->data.p, e->data.len);
+    }
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool bad;
+} rd_cur;
+
+static const uint8_t *take(rd_cur *c, size_t n)
+{
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = true;
+        return NULL;
+    }
+    const uint8_t *r = c->p;
+    c->p += n;
+    return r;
+}
+
+static uint8_t get_u8(rd_cur *c)
+{
+    const uint8_t *p = take(c, 1);
+    return p ? *p : 0;
+}
+
+static uint32_t get_u32(rd_cur *c)
+{
+    const uint8_t *p = take(c, 4);
+    return p ? sy_get_u32be(p) : 0;
+}
+
+static uint64_t get_u64(rd_cur *c)
+{
+    const uint8_t *p = take(c, 8);
+    return p ? sy_get_u64be(p) : 0;
+}
+
+/* Decodes a payload into rd; entries (*ents, free()) borrow from p. */
+static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry **ents)
+{
+    rd_cur c = {p, p + len, false};
+    memset(rd, 0, sizeof *rd);
+    *ents = NULL;
+    if (get_u8(&c) != WAL_VERSION)
+        return SY_ECORRUPT;
+    uint8_t flags = get_u8(&c);
+    if (flags & ~1u)
+        return SY_ECORRUPT;
+    if (flags & 1u) {
+        uint32_t hl = get_u32(&c);
+        const uint8_t *hs = take(&c, hl);
+        if (!hs)
+            return SY_ECORRUPT;
+        rd->hardstate_dirty = true;
+        rd->hardstate = (sy_bytes){hs, hl};
+    }
+    rd->truncate_from = get_u64(&c);
+    uint32_t n = get_u32(&c);
+    /* each entry takes at least 21 bytes: a count past that is corrupt */
+    if (c.bad || n > (size_t)(c.end - c.p) / 21)
+        return SY_ECORRUPT;
+    if (n && !(*ents = calloc(n, sizeof **ents)))
+        return SY_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        sy_entry *e = &(*ents)[i];
+        e->index = get_u64(&c);
+        e->term = get_u64(&c);
+        e->type = get_u8(&c);
+        uint32_t dl = get_u32(&c);
+        const uint8_t *d = take(&c, dl);
+        if (c.bad) {
+            free(*ents);
+            *ents = NULL;
+            return SY_ECORRUPT;
+        }
+        e->data = (sy_bytes){dl ? d : NULL, dl};
+    }
+    if (c.bad || c.p != c.end) {
+        free(*ents);
+        *ents = NULL;
+        return SY_ECORRUPT;
+    }
+    rd->entries = *ents;
+    rd->n_entries = n;
+    return SY_OK;
+}
+
+static void header_sum(uint32_t len, uint64_t seq, const uint8_t *payload,
+                       uint8_t out[SY_CHECKSUM_LEN])
+{
+    uint8_t h[12];
+    sy_put_u32be(h, len);
+    sy_put_u64be(h + 4, seq);
+    sy_checksum(h, sizeof h, payload, len, out);
+}
+
+int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd)
+{
+    if (!w->recovered || !sy_wal_loggable(rd))
+        return SY_EINVAL;
+    sy_buf *b = &w->rec;
+    sy_buf_reset(b);
+    uint8_t hdr[WAL_HDR] = {0};
+    put(b, hdr, sizeof hdr);
+    encode_payload(rd, b);
+    if (b->err) {
+        int rc = b->err;
+        sy_buf_free(b);
+        sy_buf_init(b);
+        return rc;
+    }
+    size_t plen = b->len - WAL_HDR;
+    if (plen > UINT32_MAX || w->off + b->len > w->size) {
+        if (b->cap > (4u << 20)) {  /* a huge ready: do not keep its buffer */
+            sy_buf_free(b);
+            sy_buf_init(b);
+        }
+        return SY_EFULL;
+    }
+    uint64_t seq = w->seq + 1;
+    sy_put_u32be(b->p, WAL_MAGIC);
+    sy_put_u32be(b->p + 4, (uint32_t)plen);
+    sy_put_u64be(b->p + 8, seq);
+    header_sum((uint32_t)plen, seq, b->p + WAL_HDR, b->p + 16);
+    int rc = sy_txn_meta_put_u64(t, "wal_seq", seq);
+    if (rc)
+        return rc;
+    for (size_t done = 0; done < b->len;) {
+        ssize_t n = pwrite(w->fd, b->p + done, b->len - done, (off_t)(w->off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return sy_storage_fail(t->s, SY_EIO, "write-ahead log: write failed: %s",
+                                   n < 0 ? strerror(errno) : "no progress");
+        done += (size_t)n;
+    }
+    if (fdatasync(w->fd) != 0)
+        return sy_storage_fail(t->s, SY_EIO, "write-ahead log: fdatasync failed: %s",
+                               strerror(errno));
+    w->off += b->len;
+    w->seq = seq;
+    return SY_OK;
+}
+
+/* Reads the record at off if it is the one numbered `want`: SY_OK with the
+ * payload in w->rec (after the header), SY_ENOTFOUND otherwise. */
+static int read_record(sy_wal *w, uint64_t off, uint64_t want, size_t *plen)
+{
+    uint8_t hdr[WAL_HDR];
+    if (off + WAL_HDR > w->size)
+        return SY_ENOTFOUND;
+    if (pread(w->fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
+        return SY_ENOTFOUND;
+    uint32_t len = sy_get_u32be(hdr + 4);
+    if (sy_get_u32be(hdr) != WAL_MAGIC || sy_get_u64be(hdr + 8) != want ||
+        len > w->size - off - WAL_HDR)
+        return SY_ENOTFOUND;
+    sy_buf *b = &w->rec;
+    sy_buf_reset(b);
+    if (sy_buf_reserve(b, len ? len : 1))
+        return SY_ENOMEM;
+    if (len && pread(w->fd, b->p, len, (off_t)(off + WAL_HDR)) != (ssize_t)len)
+        return SY_ENOTFOUND;
+    b->len = len;
+    uint8_t sum[SY_CHECKSUM_LEN];
+    header_sum(len, want, b->p, sum);
+    if (memcmp(sum, hdr + 16, SY_CHECKSUM_LEN) != 0)
+        return SY_ENOTFOUND;   /* torn or rotten: the log ends here */
+    *plen = len;
+    return SY_OK;
+}
+
+int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
+{
+    sy_txn t;
+    size_t n = 0;
+    uint64_t base, off = 0;
+    int rc = sy_txn_begin(s, true, &t);
+    if (rc)
+        return rc;
+    if ((rc = sy_txn_meta_get_u64(&t, "wal_seq", &base)))
+        goto err_abort;
+    for (;;) {
+        size_t plen;
+        rc = read_record(w, off, base + n + 1, &plen);
+        if (rc == SY_ENOTFOUND)
+            break;
+        if (rc)
+            goto err_abort;
+        sy_ready rd;
+        sy_entry *ents;
+        if ((rc = decode_payload(w->rec.p, plen, &rd, &ents))) {
+            sy_storage_fail(s, rc, "write-ahead log record %llu checks out but does not decode",
+                            (unsigned long long)(base + n + 1));
+            goto err_abort;
+        }
+        rc = sy_txn_persist_ready(&t, &rd);
+        free(ents);
+        if (rc == SY_OK)
+            rc = sy_txn_meta_put_u64(&t, "wal_seq", base + n + 1);
+        if (rc)
+            goto err_abort;
+        n++;
+        off += WAL_HDR + plen;
+    }
+    if (n) {
+        if ((rc = sy_txn_commit(&t)))
+            return rc;
+    } else {
+        sy_txn_abort(&t);
+    }
+    w->seq = base + n;
+    w->off = 0;
+    w->recovered = true;
+    if (replayed)
+        *replayed = n;
+    return SY_OK;
+err_abort:
+    sy_txn_abort(&t);
+    return rc;
+}

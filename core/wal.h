@@ -1,0 +1,79 @@
+/* Write-ahead log in front of LMDB for the durable part of a ready.
+ *
+ * Why: an LMDB commit is durable only after two flushes (data pages, then
+ * the meta page that points at them) and writes every copy-on-write page the
+ * transaction touched. A crash-fault node must make its hard state and new
+ * log entries durable before it sends the vote or ack that depends on them,
+ * once per ready; the rest (applying entries, a commit index) may wait
+ * (held apply, cmd/synod/runtime.c). So the daemon writes each ready into
+ * one long LMDB transaction that stays open, and makes the durable part of
+ * the ready durable by appending it to this log and syncing once: one small
+ * sequential write and one fdatasync. The LMDB transaction is committed
+ * every few tens of ms (or sooner: snapshot, read, shutdown), after which
+ * the log is reused from the start. This is etcd's WAL + backend split.
+ *
+ * File: `wal` in the data directory, zero-filled to its full size when it
+ * is created, so syncing an overwrite has no file metadata to write.
+ * Records back to back from offset 0:
+ *     u32be magic 'SYWL' | u32be payload length | u64be seq |
+ *     8-byte checksum of (length, seq, payload) | payload
+ * Sequence numbers are consecutive and never reused. In the same LMDB
+ * transaction as a record's changes the meta value "wal_seq" is set to its
+ * seq, so an LMDB commit says which records it contains. Recovery (before
+ * anything reads the store) replays, from offset 0, the records wal_seq+1,
+ * wal_seq+2, ... and stops at the first that is torn, corrupt or not the
+ * next number -- a record of an earlier round, which the reuse of the file
+ * left behind, always has a smaller number. A record is replayed with
+ * sy_txn_persist_ready into the committed LMDB state, which holds exactly
+ * the records before it: the same writes in the same order as the first
+ * time. Applied state is never logged: it is re-applied from the log.
+ *
+ * Payload (the durable part of a sy_ready; snapshots and compaction are
+ * not logged, the daemon commits LMDB for those):
+ *     u8 version (1) | u8 flags (bit 0: hard state) |
+ *     [u32be len | hard state] | u64be truncate_from | u32be n |
+ *     n x (u64be index | u64be term | u8 type | u32be len | data)
+ *
+ * One thread uses a sy_wal (the daemon's storage thread, or boot). */
+#ifndef SY_WAL_H
+#define SY_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/storage.h"
+
+#define SY_WAL_FILE "wal"
+#define SY_WAL_DEFAULT_SIZE (8u << 20)
+
+typedef struct sy_wal sy_wal;
+
+/* Opens dir/wal, creating it zero-filled to `size` bytes (0: the default)
+ * when absent. On failure errmsg (SY_STORAGE_ERRMSG bytes, may be NULL)
+ * gets one line. */
+int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg);
+void sy_wal_close(sy_wal *w);
+
+/* Replays every record after the store's "wal_seq" into s in one synced
+ * LMDB transaction (nothing to do: no transaction). Afterwards new records
+ * go from offset 0. *replayed (may be NULL) gets the number applied.
+ * SY_ECORRUPT only for a record that checks out but cannot be applied. */
+int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed);
+
+/* True when rd's durable part can be logged (no snapshot, compaction or
+ * checkpoint: those need an LMDB commit). */
+bool sy_wal_loggable(const sy_ready *rd);
+
+/* Appends the durable part of rd (already written into t, the open write
+ * transaction) as the next record, sets "wal_seq" in t and syncs the file.
+ * SY_EFULL: no room before the end of the file -- nothing was written; the
+ * caller commits t (which holds rd's changes) and calls sy_wal_reset. */
+int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd);
+
+/* After an LMDB commit that contains every logged record: the file is
+ * written from its start again. */
+void sy_wal_reset(sy_wal *w);
+
+/* Bytes in use since the last reset (for the daemon's commit policy). */
+uint64_t sy_wal_used(const sy_wal *w);
+
+#endif

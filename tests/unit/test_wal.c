@@ -1,0 +1,209 @@
+/* Write-ahead log (core/wal.h): what recovery replays and where it stops.
+ * The SIGKILL test of the WAL with LMDB is in test_crash.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/storage.h"
+#include "core/wal.h"
+#include "crypto/sy_err.h"
+
+typedef struct {
+    char dir[512];
+    sy_storage *s;
+    sy_wal *w;
+} fx;
+
+static void fx_open(fx *f, uint64_t wal_size)
+{
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &f->s, err), SY_OK);
+    assert_int_equal(sy_wal_open(f->dir, wal_size, &f->w, err), SY_OK);
+}
+
+static size_t fx_recover(fx *f)
+{
+    size_t n = 99;
+    assert_int_equal(sy_wal_recover(f->w, f->s, &n), SY_OK);
+    return n;
+}
+
+static void fx_close(fx *f)
+{
+    sy_wal_close(f->w);
+    sy_storage_close(f->s);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    const char *base = getenv("SYNOD_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir(base, 0700);
+    snprintf(f->dir, sizeof f->dir, "%s/wal-XXXXXX", base);
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char p[600];
+    const char *names[] = {"data.mdb", "lock.mdb", SY_WAL_FILE};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* One ready: hard state "hs<i>" and entry i with `len` bytes of data. */
+static int log_entry(fx *f, sy_txn *t, uint64_t i, size_t len)
+{
+    static uint8_t data[4096];
+    memset(data, (int)i, sizeof data);
+    char hs[16];
+    int hl = snprintf(hs, sizeof hs, "hs%llu", (unsigned long long)i);
+    sy_entry e = {.index = i, .term = 2, .type = SY_ENTRY_NORMAL, .data = {data, (uint32_t)len}};
+    sy_ready rd = {.hardstate_dirty = true, .hardstate = {(const uint8_t *)hs, (uint32_t)hl},
+                   .entries = &e, .n_entries = 1};
+    int rc = sy_txn_persist_ready(t, &rd);
+    return rc ? rc : sy_wal_log(f->w, t, &rd);
+}
+
+static uint64_t last_index(fx *f)
+{
+    sy_txn t;
+    uint64_t first, last;
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_log_bounds(&t, &first, &last), SY_OK);
+    sy_txn_abort(&t);
+    return last;
+}
+
+static void test_logged_entries_come_back_without_an_lmdb_commit(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 0);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    for (uint64_t i = 1; i <= 3; i++)
+        assert_int_equal(log_entry(f, &t, i, 100), SY_OK);
+    sy_txn_abort(&t);   /* the crash: LMDB never committed */
+    fx_close(f);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 3);
+    assert_int_equal(last_index(f), 3);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.hardstate.len, 3);
+    assert_memory_equal(b.boot.hardstate.p, "hs3", 3);
+    assert_int_equal(b.boot.entries[1].term, 2);
+    assert_int_equal(b.boot.entries[1].data.len, 100);
+    assert_int_equal(b.boot.entries[1].data.p[0], 2);
+    sy_storage_boot_free(&b);
+    /* replayed once: a second recovery finds nothing newer than wal_seq */
+    fx_close(f);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 0);
+    assert_int_equal(last_index(f), 3);
+    fx_close(f);
+}
+
+static void test_a_corrupt_record_ends_the_replay(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    fx_recover(f);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    for (uint64_t i = 1; i <= 3; i++)
+        assert_int_equal(log_entry(f, &t, i, 100), SY_OK);
+    sy_txn_abort(&t);
+    fx_close(f);
+    /* rot one byte of record 2's payload (records are 24 + 142 bytes) */
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", f->dir, SY_WAL_FILE);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t x;
+    assert_int_equal(pread(fd, &x, 1, 166 + 24 + 50), 1);
+    x ^= 0x40;
+    assert_int_equal(pwrite(fd, &x, 1, 166 + 24 + 50), 1);
+    close(fd);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 1);
+    assert_int_equal(last_index(f), 1);
+    fx_close(f);
+}
+
+static void test_records_of_an_earlier_round_are_not_replayed(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    fx_recover(f);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    for (uint64_t i = 1; i <= 4; i++)
+        assert_int_equal(log_entry(f, &t, i, 500), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);   /* LMDB holds records 1..4 */
+    sy_wal_reset(f->w);
+    /* round two overwrites the start of the file with a shorter record; the
+     * old records 2..4 stay behind it */
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(log_entry(f, &t, 5, 10), SY_OK);
+    sy_txn_abort(&t);
+    fx_close(f);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 1);   /* record 5 only */
+    assert_int_equal(last_index(f), 5);
+    fx_close(f);
+}
+
+static void test_a_full_log_says_so_and_writes_nothing(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 4096);
+    fx_recover(f);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    uint64_t i = 1;
+    int rc;
+    while ((rc = log_entry(f, &t, i, 1000)) == SY_OK)
+        i++;
+    assert_int_equal(rc, SY_EFULL);
+    assert_int_equal(i, 4);   /* three ~1 KB records fit in 4 KB */
+    assert_true(sy_wal_used(f->w) <= 4096);
+    sy_txn_abort(&t);
+    fx_close(f);
+    fx_open(f, 4096);
+    assert_int_equal(fx_recover(f), 3);
+    assert_int_equal(last_index(f), 3);
+    fx_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_logged_entries_come_back_without_an_lmdb_commit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_corrupt_record_ends_the_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_of_an_earlier_round_are_not_replayed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_log_says_so_and_writes_nothing, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
