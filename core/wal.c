@@ -37,7 +37,7 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(errmsg, "cannot create %s: %s", tmp, errno);
+        set_err(errmsg, "cannot create %.160s: %s", tmp, errno);
         return SY_EIO;
     }
     static const uint8_t zero[65536];
@@ -45,7 +45,7 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
         size_t n = size - done < sizeof zero ? (size_t)(size - done) : sizeof zero;
         ssize_t w = write(fd, zero, n);
         if (w <= 0) {
-            set_err(errmsg, "cannot fill %s: %s", tmp, w < 0 ? errno : ENOSPC);
+            set_err(errmsg, "cannot fill %.160s: %s", tmp, w < 0 ? errno : ENOSPC);
             close(fd);
             unlink(tmp);
             return SY_EIO;
@@ -53,7 +53,7 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
         done += (uint64_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        set_err(errmsg, "cannot create %s: %s", path, errno);
+        set_err(errmsg, "cannot create %.160s: %s", path, errno);
         unlink(tmp);
         return SY_EIO;
     }
@@ -89,7 +89,7 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
         fd = open(path, O_RDWR | O_CLOEXEC);
     }
     if (fd < 0) {
-        set_err(errmsg, "cannot open %s: %s", path, errno);
+        set_err(errmsg, "cannot open %.160s: %s", path, errno);
         return SY_EIO;
     }
     struct stat stt;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <sodium.h>
@@ -19,6 +20,7 @@
 #include "core/kv.h"
 #include "core/ledger.h"
 #include "core/ready.h"
+#include "core/wal.h"
 #include "core/log.h"
 #include "core/storage.h"
 #include "crypto/sy_err.h"
@@ -59,6 +61,7 @@ typedef struct {
     uint64_t applied;
     uint64_t requests, commits, entries_applied, replies, reads;
     uint64_t reply_sigs;      /* signatures made for replies (batched) */
+    uint64_t wal_syncs;       /* writes made durable by a WAL record */
     uint64_t rejected[SY_ERR_COUNT];
     uint64_t msg_in[SY_MSG_TYPE_MAX], msg_out[SY_MSG_TYPE_MAX];
     uint64_t fsync_buckets[RT_FSYNC_BUCKETS]; /* <= 2^i * 0.25 ms */
@@ -96,8 +99,9 @@ typedef struct rt_job {
      * soon as their results are computed, before the write's sync (see
      * early_replies); 0 = none may. */
     uint64_t reply_early_upto;
-    bool may_hold;            /* an apply-only write may stay uncommitted */
+    bool may_hold;            /* the write may stay uncommitted (held) */
     bool held;                /* it did: its transaction is open (held) */
+    bool wal_synced;          /* its durable part went to the WAL (synced) */
     int rc;                   /* of the write */
     double sync_secs;         /* time in the synced commit */
 } rt_job;
@@ -152,6 +156,7 @@ typedef struct {
     /* Held apply (see job_write). The transaction, storage thread only: */
     sy_txn held_txn;
     bool held_txn_open;
+    sy_wal *wal;              /* crash-fault engines: storage thread + boot */
     /* what the event loop knows of it (from the jobs it finished): */
     bool held_open;
     uint64_t held_since;      /* ms: first left open */
@@ -193,6 +198,10 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("# HELP synod_reply_signatures_total signatures made for client replies (one per batch)\n"
          "# TYPE synod_reply_signatures_total counter\nsynod_reply_signatures_total %" PRIu64 "\n",
          m->reply_sigs);
+    EMIT("# HELP synod_wal_syncs_total durable writes made by a synced write-ahead log record "
+         "(the rest are synced LMDB commits)\n"
+         "# TYPE synod_wal_syncs_total counter\nsynod_wal_syncs_total %" PRIu64 "\n",
+         m->wal_syncs);
     EMIT("# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", m->reads);
     EMIT("# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
     EMIT("# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
@@ -450,7 +459,7 @@ static void job_clear(rt_job *j)
     j->n_frames = 0;
     sy_ready_owned_free(&j->own);
     j->need_txn = false;
-    j->may_hold = j->held = false;
+    j->may_hold = j->held = j->wal_synced = false;
     j->rc = SY_OK;
     j->sync_secs = 0;
 }
@@ -531,8 +540,26 @@ static int job_write(rt *r, rt_job *j, bool on_loop)
         return SY_OK;
     }
     double t0 = now_s();
+    /* Durable work: the WAL record makes it durable with one small synced
+     * write, and the transaction stays open (core/wal.h). A full log, a
+     * snapshot, compaction, or a flush that is due: an LMDB commit. */
+    if (j->may_hold && !on_loop && r->wal && sy_wal_loggable(rd)) {
+        rc = sy_wal_log(r->wal, &t, rd);
+        if (rc == SY_OK) {
+            j->sync_secs = now_s() - t0;
+            j->wal_synced = true;
+            r->held_txn = t;
+            r->held_txn_open = true;
+            j->held = true;
+            return SY_OK;
+        }
+        if (rc != SY_EFULL)
+            goto err_abort;
+    }
     if ((rc = sy_txn_commit(&t)))
         return rc;
+    if (r->wal)
+        sy_wal_reset(r->wal);  /* LMDB holds every record now */
     j->sync_secs = now_s() - t0;
     return SY_OK;
 err_abort:
@@ -667,8 +694,9 @@ static int finish_job(rt *r, rt_job *j)
         return rc;
     }
     pthread_mutex_lock(&r->m.mu);
-    if (j->need_txn && !j->held)
+    if (j->need_txn && (!j->held || j->wal_synced))
         note_fsync(r, j->sync_secs);
+    r->m.wal_syncs += j->wal_synced;
     pthread_mutex_unlock(&r->m.mu);
     if (rd->snapshot_install) {
         r->applied = rd->snap_index;
@@ -1293,6 +1321,27 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "synod: cannot open storage in %s: %s\n", r->ncfg.data_dir, serr);
         goto out_cfg;
     }
+    /* Crash-fault engines write through the WAL (core/wal.h); its records
+     * since the last LMDB commit are replayed before anything reads the
+     * store. PBFT does not use it (its hard state and applies commit
+     * together, see "Held apply"), but replays one that exists. */
+    char walpath[4200];
+    snprintf(walpath, sizeof walpath, "%s/%s", r->ncfg.data_dir, SY_WAL_FILE);
+    if (r->cluster.protocol != SY_PROTO_PBFT || access(walpath, F_OK) == 0) {
+        size_t replayed = 0;
+        if ((rc = sy_wal_open(r->ncfg.data_dir, 0, &r->wal, serr)) ||
+            (rc = sy_wal_recover(r->wal, r->st, &replayed))) {
+            fprintf(stderr, "synod: write-ahead log in %s: %s\n", r->ncfg.data_dir,
+                    r->wal ? sy_storage_errmsg(r->st) : serr);
+            goto out_storage;
+        }
+        if (replayed)
+            SY_INFO(&r->log, "replayed %zu write-ahead log records", replayed);
+        if (r->cluster.protocol == SY_PROTO_PBFT) {
+            sy_wal_close(r->wal);
+            r->wal = NULL;
+        }
+    }
     sy_env_opts kvdec = {.cluster_id = r->cluster.id, .dir = &r->dir};
     if ((rc = sy_kv_init(&r->kv, r->st, &kvdec, 0))) {
         fprintf(stderr, "synod: state machine in %s: %s\n", r->ncfg.data_dir, sy_strerror(rc));
@@ -1432,6 +1481,7 @@ out_engine:
     free(r->pend);
     free(r->reads);
 out_storage:
+    sy_wal_close(r->wal);
     sy_storage_close(r->st);
 out_cfg:
     sy_node_free(&r->ncfg);
