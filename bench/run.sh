@@ -352,7 +352,7 @@ if [ ${#ETCD_RES[@]} -gt 0 ]; then
     done
     printf '%7s %8s %8s %8s %7s   %s\n' $r "$rr"
   done
-  echo "machine NOISY: etcd_bench.sh saw other processes using over 20% of a core during the run"
+  echo "machine: clean, or NOISY when etcd_bench.sh saw other processes use over 20% of a core during every repetition"
 fi
 if [ ${#MEMSER[@]} -gt 0 ]; then
   echo
