@@ -206,8 +206,8 @@ run_case() {
   dreq=$(( $(metric "$m1" '^synod_commits_total$') - $(metric "$m0" '^synod_commits_total$') ))
   dent=$(( $(metric "$m1" '^synod_commit_index$') - $(metric "$m0" '^synod_commit_index$') ))
   dver=$(( $(metric "$m1" '^synod_net_verify_total[{]result="ok"') - $(metric "$m0" '^synod_net_verify_total[{]result="ok"') ))
-  dsig=$(( $(metric "$m1" '^synod_messages_out_total') + $(metric "$m1" '^synod_replies_total$') \
-           - $(metric "$m0" '^synod_messages_out_total') - $(metric "$m0" '^synod_replies_total$') ))
+  dsig=$(( $(metric "$m1" '^synod_messages_out_total') + $(metric "$m1" '^synod_reply_signatures_total') \
+           - $(metric "$m0" '^synod_messages_out_total') - $(metric "$m0" '^synod_reply_signatures_total') ))
   dfs=$(( $(metric "$m1" '^synod_fsync_seconds_count$') - $(metric "$m0" '^synod_fsync_seconds_count$') ))
   local fsus0 fsus1 fsp
   fsus0=$(awk '$1 == "synod_fsync_seconds_sum" {print $2; exit}' "$m0")
@@ -334,8 +334,9 @@ for r in "${RESULTS[@]}"; do
 done
 echo "batch: client requests per log entry (raft/paxos) or per PBFT sequence number, at the leader;"
 echo "ver/rq, sig/rq, fs/rq: at the leader per request: envelopes verified (net), envelopes signed"
-echo "(messages + replies; not counting commit evidence or PBFT statements), LMDB synced commits;"
-echo "fs%: share of the leader's wall time its storage thread spends in synced LMDB commits (100 = always syncing);"
+echo "(messages sent + reply signatures, one per batch of replies; not counting commit evidence or PBFT"
+echo "statements), synced writes (write-ahead log records on raft/paxos, LMDB commits);"
+echo "fs%: share of the leader's wall time its storage thread spends in synced writes (100 = always syncing);"
 echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = one core; $NCPU cores);"
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
 echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."
