@@ -100,8 +100,18 @@ typedef struct sy_storage_mem_opts {
     bool manual_sync;
 } sy_storage_mem_opts;
 int sy_storage_mem_new(const sy_storage_mem_opts *opts, sy_storage **out);
-/* Makes every committed transaction durable. */
+/* Makes every committed transaction durable, except deferred ones. */
 void sy_storage_mem_sync(sy_storage *s);
+/* The next commit is deferred: sy_storage_mem_sync leaves it unsynced,
+ * sy_storage_mem_sync_all syncs it, a crash loses it. It models a host
+ * whose write-ahead log makes a ready's log and hard state durable while
+ * the transaction holding its applies commits later (cmd/synod/runtime.c).
+ * Use it only for transactions whose keys the later synced ones do not
+ * touch (applies: state, sessions, ledger, applied index -- never the log
+ * or hard state), since a crash undoes them under those. */
+void sy_storage_mem_defer_next(sy_storage *s);
+/* Makes every committed transaction durable, deferred ones included. */
+void sy_storage_mem_sync_all(sy_storage *s);
 /* Simulated crash: drops every committed-but-unsynced transaction, newest
  * first (call it with no transaction open). The object stays usable: it is the "disk" a restarted
  * node reopens. Returns how many transactions were lost. */

@@ -36,6 +36,7 @@ typedef struct undo {
 typedef struct undo_log {
     undo *v;
     size_t n, cap;
+    bool deferred;         /* left unsynced by sy_storage_mem_sync */
 } undo_log;
 
 typedef struct mem_txn {
@@ -50,6 +51,7 @@ typedef struct mem {
     undo_log *pending;     /* committed, unsynced transactions, oldest first */
     size_t n_pending, cap_pending;
     uint64_t syncs;
+    bool defer_next;       /* sy_storage_mem_defer_next */
 } mem;
 
 static int cmp_key(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -197,6 +199,8 @@ static int mem_commit(sy_storage *s, void *txn)
     mem *m = s->impl;
     mem_txn *t = txn;
     if (t->write) {
+        bool defer = m->defer_next;
+        m->defer_next = false;
         m->writer = false;
         if (m->manual_sync && t->log.n > 0) {
             if (m->n_pending == m->cap_pending) {
@@ -210,6 +214,7 @@ static int mem_commit(sy_storage *s, void *txn)
                 m->pending = np;
                 m->cap_pending = nc;
             }
+            t->log.deferred = defer;
             m->pending[m->n_pending++] = t->log;
         } else {
             undo_drop(&t->log);
@@ -227,6 +232,7 @@ static void mem_abort(sy_storage *s, void *txn)
     if (t->write) {
         undo_replay(m, &t->log);
         m->writer = false;
+        m->defer_next = false;
     }
     free(t);
 }
@@ -383,11 +389,34 @@ int sy_storage_mem_new(const sy_storage_mem_opts *opts, sy_storage **out)
 void sy_storage_mem_sync(sy_storage *s)
 {
     mem *m = s->impl;
+    size_t keep = 0;
+    bool any = false;
+    for (size_t i = 0; i < m->n_pending; i++) {
+        if (m->pending[i].deferred) {
+            m->pending[keep++] = m->pending[i];
+        } else {
+            undo_drop(&m->pending[i]);
+            any = true;
+        }
+    }
+    m->n_pending = keep;
+    m->syncs += any;
+}
+
+void sy_storage_mem_sync_all(sy_storage *s)
+{
+    mem *m = s->impl;
     if (m->n_pending)
         m->syncs++;
     for (size_t i = 0; i < m->n_pending; i++)
         undo_drop(&m->pending[i]);
     m->n_pending = 0;
+}
+
+void sy_storage_mem_defer_next(sy_storage *s)
+{
+    mem *m = s->impl;
+    m->defer_next = true;
 }
 
 size_t sy_storage_mem_crash(sy_storage *s)

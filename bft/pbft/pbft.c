@@ -770,7 +770,10 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
             if (boot_restore_slot(p, e))
                 goto err_destroy;
             if (e->index > boot->applied) {
-                /* durable but not applied before the crash: apply now */
+                /* durable but not applied before the crash (the host's
+                 * apply was not committed with it): apply now, with the
+                 * commit certificate the hard state kept for it as the
+                 * ledger block's evidence, as at execution */
                 if (grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
                     goto err_destroy;
                 uint8_t *copy = e->data.len ? pbft_keep(p, malloc(e->data.len)) : NULL;
@@ -778,9 +781,22 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                     goto err_destroy;
                 if (copy)
                     memcpy(copy, e->data.p, e->data.len);
+                sy_bytes evb = { NULL, 0 };
+                pbft_slot *s = pbft_slot_get(p, e->index);
+                if (s && s->executed && s->ccert_n >= p->q) {
+                    sy_buf ev;
+                    size_t evlen = 0;
+                    sy_buf_init(&ev);
+                    if (sy_pbft_evidence_encode(s->ccert_view, s->seq, &s->d, s->ccert,
+                                                s->ccert_n, &ev) == SY_OK) {
+                        evb.p = pbft_keep(p, sy_buf_take(&ev, &evlen));
+                        evb.len = evb.p ? (uint32_t)evlen : 0;
+                    }
+                    sy_buf_free(&ev);
+                }
                 p->comm[p->n_comm].entry = *e;
                 p->comm[p->n_comm].entry.data.p = copy;
-                p->comm[p->n_comm].evidence = (sy_bytes){ NULL, 0 };
+                p->comm[p->n_comm].evidence = evb;
                 p->n_comm++;
             }
         }

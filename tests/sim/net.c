@@ -199,8 +199,7 @@ bool sim_crash_after_fsync(sim_world *w, sim_node *nd)
         faulty_nodes(w) >= w->budget || sy_rng_below(&w->rng, 50) != 0)
         return false;
     /* the write is durable, but the process dies before it sends a thing */
-    sy_storage_mem_sync(nd->st);
-    nd->txn_pending = false;
+    sim_node_fsynced(w, nd);
     sim_node_crash(w, nd);
     sim_schedule(w, w->now + sy_rng_range(&w->rng, 5, 1000), EV_RESTART, nd->host, UINT32_MAX,
                  nd->incarnation, NULL, 0);

@@ -640,6 +640,23 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                  nd->id);
 }
 
+/* The daemon's LMDB commit: everything the node wrote becomes durable. */
+static void full_sync(sim_world *w, sim_node *nd)
+{
+    sy_storage_mem_sync_all(nd->st);
+    nd->last_full_sync = w->now;
+}
+
+void sim_node_fsynced(sim_world *w, sim_node *nd)
+{
+    if (nd->full_sync_due || w->now - nd->last_full_sync >= SIM_HOLD_MS)
+        full_sync(w, nd);
+    else
+        sy_storage_mem_sync(nd->st);
+    nd->txn_pending = false;
+    nd->full_sync_due = false;
+}
+
 static void take_snapshot(sim_world *w, sim_node *nd)
 {
     uint8_t *blob = NULL;
@@ -667,8 +684,9 @@ static void take_snapshot(sim_world *w, sim_node *nd)
                      sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
     }
-    /* the daemon's snapshot write is one durable transaction of its own */
-    sy_storage_mem_sync(nd->st);
+    /* the daemon's snapshot write is one durable transaction of its own,
+     * after its held transaction was committed */
+    full_sync(w, nd);
     sy_input si = { .kind = SY_IN_SNAPSHOT, .now_ms = sim_local_now(w, nd) };
     si.u.snapshot.index = nd->applied;
     si.u.snapshot.term = nd->applied_term;
@@ -726,10 +744,18 @@ static void early_replies(sim_world *w, sim_node *nd)
 }
 
 /* Step 1 of the host loop, as the daemon does it: persist the ready and
- * apply its committed entries in one write transaction. The transaction is
- * written now and becomes durable when the simulated fsync completes. */
-static int persist_and_apply(sim_world *w, sim_node *nd)
+ * apply its committed entries. The writes are made now and become durable
+ * when the simulated fsync completes -- except, as with the daemon's
+ * write-ahead log (docs/storage.md), the applies: `wal` puts them in a
+ * transaction of their own that stays unsynced until the node's next full
+ * sync (snapshot, snapshot install, compaction, checkpoint, or 20 ms
+ * later), so a crash in between keeps the log and hard state and loses the
+ * applied state, which the restart re-applies from the log. Without `wal`
+ * (snapshot install, compaction, checkpoint: the daemon commits LMDB for
+ * those) everything is one transaction. */
+static int persist_and_apply(sim_world *w, sim_node *nd, bool wal)
 {
+    (void)w;
     const sy_ready *rd = &nd->own.rd;
     if (rd->n_committed && !(nd->res = calloc(rd->n_committed, sizeof *nd->res)))
         return SY_ENOMEM;
@@ -743,14 +769,21 @@ static int persist_and_apply(sim_world *w, sim_node *nd)
     if (rd->snapshot_install &&
         (rc = sy_kv_restore(&nd->kvm, &t, rd->snap_data.p, rd->snap_data.len)))
         goto err_abort;
+    if (wal && rd->n_committed) {
+        if ((rc = sy_txn_commit(&t)) || (rc = sy_txn_begin(nd->st, true, &t)))
+            return rc;
+    }
     for (size_t i = 0; i < rd->n_committed; i++)
         if ((rc = sy_kv_apply(&nd->kvm, &t, &rd->committed[i], &nd->res[i])))
             goto err_abort;
+    if (wal && rd->n_committed)
+        sy_storage_mem_defer_next(nd->st);
     return sy_txn_commit(&t);
 err_abort:
     sy_txn_abort(&t);
     return rc;
 }
+
 
 static void free_frames(sim_node *nd)
 {
@@ -812,10 +845,8 @@ static void finish(sim_world *w, sim_node *nd)
 {
     const sy_engine_ops *ops = w->o.ops;
     sy_ready *rd = &nd->own.rd;
-    if (nd->txn_pending) {
-        sy_storage_mem_sync(nd->st);
-        nd->txn_pending = false;
-    }
+    if (nd->txn_pending)
+        sim_node_fsynced(w, nd);
     nd->busy = false;
     if (rd->snapshot_install) {
         uint64_t in_blob = 0;
@@ -951,7 +982,8 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     if (rd->truncate_from || rd->compact_to)
         sim_trace(w, TR_LOG_CUT, nd->id, UINT32_MAX, rd->truncate_from, rd->compact_to, 0);
-    int rc = persist_and_apply(w, nd);
+    bool wal = !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
+    int rc = persist_and_apply(w, nd, wal);
     if (rc) {
         /* the daemon stops on a storage error; a detected corruption too */
         if (!sim_disk_detected(w, nd, rc, "stopped"))
@@ -962,19 +994,20 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     early_replies(w, nd);
     /* As the daemon's held apply (cmd/synod/runtime.c, job_write): a
-     * crash-fault engine's write that only applies committed entries (and
-     * at most a lazy hard state) is left unsynced until the next synced
-     * write; a crash before that loses it and the restart re-applies from
-     * the log. No fsync to wait for: finished at once. */
+     * write that only applies committed entries (and at most a lazy hard
+     * state) is left unsynced until the next synced write; a crash before
+     * that loses it and the restart re-applies from the log. No fsync to
+     * wait for: finished at once. */
     bool durable = (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from ||
                    rd->n_entries || rd->snapshot_install || rd->compact_to ||
                    rd->checkpoint_index;
-    if (!durable && strcmp(ops->name, "pbft") != 0) {
+    if (!durable) {
         w->st->held_writes++;
         finish(w, nd);
         return;
     }
     nd->txn_pending = true;
+    nd->full_sync_due = !wal;
     w->st->disk_writes++;
     nd->busy = true;
     uint64_t lat = sy_rng_below(&w->rng, 2);
@@ -1014,6 +1047,7 @@ static void node_down(sim_world *w, sim_node *nd)
         sim_trace(w, TR_LOST_WRITE, nd->id, UINT32_MAX, 0, 0, 0);
     }
     nd->txn_pending = false;
+    nd->full_sync_due = false;
     free_results(nd);
     w->o.ops->destroy(nd->eng);
     nd->eng = NULL;

@@ -118,6 +118,8 @@ typedef struct sim_node {
     sy_kv_results *res;       /* results of the write in flight */
     size_t n_res;
     bool txn_pending;         /* a write awaits its fsync */
+    bool full_sync_due;       /* ... and it is a full (LMDB) commit */
+    uint64_t last_full_sync;  /* sim ms of the last full sync */
     uint64_t ckpt_pending;    /* PBFT: snapshot when applied reaches it */
     /* clock: local = off + g + g * ppm / 1e6 */
     uint64_t clk_off;
@@ -248,6 +250,12 @@ int sim_schedule(sim_world *w, uint64_t t, uint8_t kind, uint32_t a, uint32_t b,
 uint64_t sim_local_now(const sim_world *w, const sim_node *nd);
 void sim_node_input(sim_world *w, sim_node *nd, uint32_t from, uint8_t *data, size_t len);
 void sim_node_crash(sim_world *w, sim_node *nd);
+/* The simulated fsync of the write in flight completed: the ready's log and
+ * hard state are durable; so is everything else when the write needs the
+ * daemon's LMDB commit or SIM_HOLD_MS passed since the last (see
+ * persist_and_apply in sim.c). */
+#define SIM_HOLD_MS 20
+void sim_node_fsynced(sim_world *w, sim_node *nd);
 void sim_node_restart(sim_world *w, sim_node *nd);
 void sim_node_pump(sim_world *w, sim_node *nd);
 /* Stops a running node for good (a detected corruption): volatile state

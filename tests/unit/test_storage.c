@@ -338,6 +338,45 @@ static void test_mem_crash_loses_exactly_the_unsynced_batches(void **state)
     sy_storage_close(s);
 }
 
+/* The write-ahead-log model: a deferred transaction (applies) survives a
+ * plain sync unsynced, is lost in a crash, and becomes durable only with
+ * sy_storage_mem_sync_all; the log synced after it stays. */
+static void test_mem_deferred_applies_wait_for_a_full_sync(void **state)
+{
+    (void)state;
+    sy_storage *s;
+    sy_storage_mem_opts o = { .manual_sync = true };
+    assert_int_equal(sy_storage_mem_new(&o, &s), SY_OK);
+    append_range(s, 1, 2, 1);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_set_applied(&t, 2), SY_OK);
+    sy_storage_mem_defer_next(s);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    append_range(s, 3, 4, 1);
+    sy_storage_mem_sync(s);              /* the log: entries 1..4 */
+    uint64_t applied, first, last;
+    assert_int_equal(sy_storage_mem_crash(s), 1);
+    bounds(s, &first, &last);
+    assert_int_equal(last, 4);           /* the log survived ... */
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get_applied(&t, &applied), SY_OK);
+    sy_txn_abort(&t);
+    assert_int_equal(applied, 0);        /* ... the deferred apply did not */
+    /* deferred again, then a full sync: durable */
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_set_applied(&t, 3), SY_OK);
+    sy_storage_mem_defer_next(s);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    sy_storage_mem_sync_all(s);
+    assert_int_equal(sy_storage_mem_crash(s), 0);
+    assert_int_equal(sy_txn_begin(s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_get_applied(&t, &applied), SY_OK);
+    sy_txn_abort(&t);
+    assert_int_equal(applied, 3);
+    sy_storage_close(s);
+}
+
 static void test_mem_corrupted_entry_is_reported_with_its_index(void **state)
 {
     (void)state;
@@ -517,6 +556,7 @@ int main(void)
         BOTH(test_aborted_batch_leaves_nothing),
         BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
+        cmocka_unit_test(test_mem_deferred_applies_wait_for_a_full_sync),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
         cmocka_unit_test(test_corrupted_state_and_session_rows_are_refused_not_served),
         cmocka_unit_test_setup_teardown(test_lmdb_flipped_log_byte_returns_corrupt_naming_index,
