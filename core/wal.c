@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/wal.h"
@@ -19,6 +20,7 @@ struct sy_wal {
     uint64_t size;     /* of the file */
     uint64_t off;      /* where the next record goes */
     uint64_t seq;      /* of the last record written or replayed */
+    uint64_t id;       /* this store's log id (meta "wal_id"), in every checksum */
     bool recovered;
     sy_buf rec;        /* scratch: one encoded record */
 };
@@ -44,6 +46,8 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
     for (uint64_t done = 0; done < size;) {
         size_t n = size - done < sizeof zero ? (size_t)(size - done) : sizeof zero;
         ssize_t w = write(fd, zero, n);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0) {
             set_err(errmsg, "cannot fill %.160s: %s", tmp, w < 0 ? errno : ENOSPC);
             close(fd);
@@ -52,15 +56,25 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
         }
         done += (uint64_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        set_err(errmsg, "cannot create %.160s: %s", path, errno);
+    int e = fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e) {
+        set_err(errmsg, "cannot create %.160s: %s", path, e);
         unlink(tmp);
         return SY_EIO;
     }
+    /* the new name must be durable too, or a power cut could take the file
+     * (and every record written to it) away */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
+    e = dfd < 0 ? errno : fsync(dfd) != 0 ? errno : 0;
+    if (dfd >= 0)
         close(dfd);
+    if (e) {
+        set_err(errmsg, "cannot sync directory %.160s: %s", dir, e);
+        return SY_EIO;
     }
     return SY_OK;
 }
@@ -259,17 +273,21 @@ static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry *
     return SY_OK;
 }
 
-static void header_sum(uint32_t len, uint64_t seq, const uint8_t *payload,
+/* Covers the log's id too: a record of another store's log (a data.mdb
+ * replaced under an old wal file) never checks out. */
+static void header_sum(uint64_t id, uint32_t len, uint64_t seq, const uint8_t *payload,
                        uint8_t out[SY_CHECKSUM_LEN])
 {
-    uint8_t h[12];
-    sy_put_u32be(h, len);
-    sy_put_u64be(h + 4, seq);
+    uint8_t h[20];
+    sy_put_u64be(h, id);
+    sy_put_u32be(h + 8, len);
+    sy_put_u64be(h + 12, seq);
     sy_checksum(h, sizeof h, payload, len, out);
 }
 
-int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd)
+int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd, bool *full)
 {
+    *full = false;
     if (!w->recovered || !sy_wal_loggable(rd))
         return SY_EINVAL;
     sy_buf *b = &w->rec;
@@ -289,13 +307,14 @@ int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd)
             sy_buf_free(b);
             sy_buf_init(b);
         }
-        return SY_EFULL;
+        *full = true;
+        return SY_OK;
     }
     uint64_t seq = w->seq + 1;
     sy_put_u32be(b->p, WAL_MAGIC);
     sy_put_u32be(b->p + 4, (uint32_t)plen);
     sy_put_u64be(b->p + 8, seq);
-    header_sum((uint32_t)plen, seq, b->p + WAL_HDR, b->p + 16);
+    header_sum(w->id, (uint32_t)plen, seq, b->p + WAL_HDR, b->p + 16);
     int rc = sy_txn_meta_put_u64(t, "wal_seq", seq);
     if (rc)
         return rc;
@@ -316,31 +335,76 @@ int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd)
     return SY_OK;
 }
 
-/* Reads the record at off if it is the one numbered `want`: SY_OK with the
- * payload in w->rec (after the header), SY_ENOTFOUND otherwise. */
-static int read_record(sy_wal *w, uint64_t off, uint64_t want, size_t *plen)
+/* Reads the record at off if it checks out and its number is `want`
+ * (want_min == 0) or at least want_min: SY_OK with the payload in w->rec
+ * (from its start) and its number in *seq; SY_ENOTFOUND if there is none
+ * there; SY_EIO if the file cannot be read. */
+static int read_record(sy_wal *w, uint64_t off, uint64_t want, uint64_t want_min, size_t *plen,
+                       uint64_t *seq)
 {
     uint8_t hdr[WAL_HDR];
     if (off + WAL_HDR > w->size)
         return SY_ENOTFOUND;
-    if (pread(w->fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
+    ssize_t r = pread(w->fd, hdr, sizeof hdr, (off_t)off);
+    if (r < 0)
+        return SY_EIO;
+    if (r != (ssize_t)sizeof hdr)
         return SY_ENOTFOUND;
     uint32_t len = sy_get_u32be(hdr + 4);
-    if (sy_get_u32be(hdr) != WAL_MAGIC || sy_get_u64be(hdr + 8) != want ||
-        len > w->size - off - WAL_HDR)
+    uint64_t sq = sy_get_u64be(hdr + 8);
+    if (sy_get_u32be(hdr) != WAL_MAGIC || len > w->size - off - WAL_HDR ||
+        (want_min ? sq < want_min : sq != want))
         return SY_ENOTFOUND;
     sy_buf *b = &w->rec;
     sy_buf_reset(b);
     if (sy_buf_reserve(b, len ? len : 1))
         return SY_ENOMEM;
-    if (len && pread(w->fd, b->p, len, (off_t)(off + WAL_HDR)) != (ssize_t)len)
-        return SY_ENOTFOUND;
+    if (len) {
+        r = pread(w->fd, b->p, len, (off_t)(off + WAL_HDR));
+        if (r < 0)
+            return SY_EIO;
+        if (r != (ssize_t)len)
+            return SY_ENOTFOUND;
+    }
     b->len = len;
     uint8_t sum[SY_CHECKSUM_LEN];
-    header_sum(len, want, b->p, sum);
+    header_sum(w->id, len, sq, b->p, sum);
     if (memcmp(sum, hdr + 16, SY_CHECKSUM_LEN) != 0)
-        return SY_ENOTFOUND;   /* torn or rotten: the log ends here */
+        return SY_ENOTFOUND;   /* torn or rotten */
     *plen = len;
+    *seq = sq;
+    return SY_OK;
+}
+
+/* After the replay stopped at off, expecting record `want`: the end of the
+ * log is a record that was being written at the crash (or nothing). A
+ * record numbered `want` or later further on means the one at off rotted
+ * in the middle of the log: records after it were acknowledged, so that is
+ * corruption, not an end. (Records of earlier rounds carry smaller
+ * numbers.) Scans every offset where the magic appears. */
+static int check_rest(sy_wal *w, uint64_t off, uint64_t want)
+{
+    uint8_t buf[65536];
+    for (uint64_t base = off + 1; base + 4 <= w->size;) {
+        size_t n = w->size - base < sizeof buf ? (size_t)(w->size - base) : sizeof buf;
+        ssize_t r = pread(w->fd, buf, n, (off_t)base);
+        if (r < 0)
+            return SY_EIO;
+        if (r < 4)
+            break;
+        for (size_t i = 0; i + 4 <= (size_t)r; i++) {
+            if (sy_get_u32be(buf + i) != WAL_MAGIC)
+                continue;
+            size_t plen;
+            uint64_t sq;
+            int rc = read_record(w, base + i, 0, want, &plen, &sq);
+            if (rc == SY_OK)
+                return SY_ECORRUPT;
+            if (rc != SY_ENOTFOUND)
+                return rc;
+        }
+        base += (uint64_t)r - 3;   /* a magic may straddle the chunks */
+    }
     return SY_OK;
 }
 
@@ -349,18 +413,36 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
     sy_txn t;
     size_t n = 0;
     uint64_t base, off = 0;
+    bool dirty = false;
     int rc = sy_txn_begin(s, true, &t);
     if (rc)
         return rc;
-    if ((rc = sy_txn_meta_get_u64(&t, "wal_seq", &base)))
+    if ((rc = sy_txn_meta_get_u64(&t, "wal_seq", &base)) ||
+        (rc = sy_txn_meta_get_u64(&t, "wal_id", &w->id)))
         goto err_abort;
+    if (!w->id) {
+        /* a store without a log id yet: nothing of any log is its own */
+        while (!w->id)
+            if (getrandom(&w->id, sizeof w->id, 0) != (ssize_t)sizeof w->id) {
+                rc = sy_storage_fail(s, SY_EIO, "write-ahead log: no random id: %s",
+                                     strerror(errno));
+                goto err_abort;
+            }
+        if ((rc = sy_txn_meta_put_u64(&t, "wal_id", w->id)))
+            goto err_abort;
+        dirty = true;
+    }
     for (;;) {
         size_t plen;
-        rc = read_record(w, off, base + n + 1, &plen);
+        uint64_t sq;
+        rc = read_record(w, off, base + n + 1, 0, &plen, &sq);
         if (rc == SY_ENOTFOUND)
             break;
-        if (rc)
+        if (rc) {
+            sy_storage_fail(s, rc, "write-ahead log: cannot read record %llu",
+                            (unsigned long long)(base + n + 1));
             goto err_abort;
+        }
         sy_ready rd;
         sy_entry *ents;
         if ((rc = decode_payload(w->rec.p, plen, &rd, &ents))) {
@@ -375,9 +457,18 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
         if (rc)
             goto err_abort;
         n++;
+        dirty = true;
         off += WAL_HDR + plen;
     }
-    if (n) {
+    if ((rc = check_rest(w, off, base + n + 1))) {
+        sy_storage_fail(s, rc, rc == SY_ECORRUPT
+                                   ? "write-ahead log record %llu is damaged but later records "
+                                     "exist (the disk lost acknowledged writes)"
+                                   : "write-ahead log: cannot read past record %llu",
+                        (unsigned long long)(base + n + 1));
+        goto err_abort;
+    }
+    if (dirty) {
         if ((rc = sy_txn_commit(&t)))
             return rc;
     } else {

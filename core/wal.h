@@ -16,7 +16,7 @@
  * is created, so syncing an overwrite has no file metadata to write.
  * Records back to back from offset 0:
  *     u32be magic 'SYWL' | u32be payload length | u64be seq |
- *     8-byte checksum of (length, seq, payload) | payload
+ *     8-byte checksum of (log id, length, seq, payload) | payload
  * Sequence numbers are consecutive and never reused. In the same LMDB
  * transaction as a record's changes the meta value "wal_seq" is set to its
  * seq, so an LMDB commit says which records it contains. Recovery (before
@@ -56,7 +56,11 @@ void sy_wal_close(sy_wal *w);
 /* Replays every record after the store's "wal_seq" into s in one synced
  * LMDB transaction (nothing to do: no transaction). Afterwards new records
  * go from offset 0. *replayed (may be NULL) gets the number applied.
- * SY_ECORRUPT only for a record that checks out but cannot be applied. */
+ * SY_ECORRUPT when a record in the middle of the log is damaged (a later
+ * record exists) or one that checks out cannot be applied; SY_EIO when the
+ * file cannot be read. sy_storage_errmsg(s) says which. A store gets a
+ * random log id (meta "wal_id") the first time; every record's checksum
+ * covers it, so another store's leftover log is never replayed. */
 int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed);
 
 /* True when rd's durable part can be logged (no snapshot, compaction or
@@ -65,15 +69,16 @@ bool sy_wal_loggable(const sy_ready *rd);
 
 /* Appends the durable part of rd (already written into t, the open write
  * transaction) as the next record, sets "wal_seq" in t and syncs the file.
- * SY_EFULL: no room before the end of the file -- nothing was written; the
- * caller commits t (which holds rd's changes) and calls sy_wal_reset. */
-int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd);
+ * *full set (and SY_OK): no room before the end of the file -- nothing was
+ * written; the caller commits t (which holds rd's changes) and calls
+ * sy_wal_reset. Any error: the node must stop (t may be unusable). */
+int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd, bool *full);
 
 /* After an LMDB commit that contains every logged record: the file is
  * written from its start again. */
 void sy_wal_reset(sy_wal *w);
 
-/* Bytes in use since the last reset (for the daemon's commit policy). */
+/* Bytes in use since the last reset (tests, diagnostics). */
 uint64_t sy_wal_used(const sy_wal *w);
 
 #endif

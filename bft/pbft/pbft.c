@@ -787,12 +787,13 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                     sy_buf ev;
                     size_t evlen = 0;
                     sy_buf_init(&ev);
-                    if (sy_pbft_evidence_encode(s->ccert_view, s->seq, &s->d, s->ccert,
-                                                s->ccert_n, &ev) == SY_OK) {
-                        evb.p = pbft_keep(p, sy_buf_take(&ev, &evlen));
-                        evb.len = evb.p ? (uint32_t)evlen : 0;
-                    }
+                    int erc = sy_pbft_evidence_encode(s->ccert_view, s->seq, &s->d, s->ccert,
+                                                      s->ccert_n, &ev);
+                    evb.p = erc ? NULL : pbft_keep(p, sy_buf_take(&ev, &evlen));
                     sy_buf_free(&ev);
+                    if (!evb.p)
+                        goto err_destroy;   /* as pbft_execute: no block without it */
+                    evb.len = (uint32_t)evlen;
                 }
                 p->comm[p->n_comm].entry = *e;
                 p->comm[p->n_comm].entry.data.p = copy;

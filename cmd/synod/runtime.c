@@ -544,8 +544,9 @@ static int job_write(rt *r, rt_job *j, bool on_loop)
      * write, and the transaction stays open (core/wal.h). A full log, a
      * snapshot, compaction, or a flush that is due: an LMDB commit. */
     if (j->may_hold && !on_loop && r->wal && sy_wal_loggable(rd)) {
-        rc = sy_wal_log(r->wal, &t, rd);
-        if (rc == SY_OK) {
+        bool full = false;
+        rc = sy_wal_log(r->wal, &t, rd, &full);
+        if (rc == SY_OK && !full) {
             j->sync_secs = now_s() - t0;
             j->wal_synced = true;
             r->held_txn = t;
@@ -553,7 +554,7 @@ static int job_write(rt *r, rt_job *j, bool on_loop)
             j->held = true;
             return SY_OK;
         }
-        if (rc != SY_EFULL)
+        if (rc)
             goto err_abort;
     }
     if ((rc = sy_txn_commit(&t)))
@@ -1337,8 +1338,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         size_t replayed = 0;
         if ((rc = sy_wal_open(r->ncfg.data_dir, 0, &r->wal, serr)) ||
             (rc = sy_wal_recover(r->wal, r->st, &replayed))) {
-            fprintf(stderr, "synod: write-ahead log in %s: %s\n", r->ncfg.data_dir,
-                    r->wal ? sy_storage_errmsg(r->st) : serr);
+            fprintf(stderr, "synod: write-ahead log in %s: %s (%s)\n", r->ncfg.data_dir,
+                    r->wal ? sy_storage_errmsg(r->st) : serr, sy_strerror(rc));
             goto out_storage;
         }
         if (replayed)

@@ -769,6 +769,12 @@ static int persist_and_apply(sim_world *w, sim_node *nd, bool wal)
     if (rd->snapshot_install &&
         (rc = sy_kv_restore(&nd->kvm, &t, rd->snap_data.p, rd->snap_data.len)))
         goto err_abort;
+    /* With a snapshot install, the entries committed past it are applied
+     * once the install is checked (finish): the checks read the state the
+     * blob installed. The daemon applies them in the same transaction;
+     * both become durable together here too (full sync). */
+    if (rd->snapshot_install)
+        return sy_txn_commit(&t);
     if (wal && rd->n_committed) {
         if ((rc = sy_txn_commit(&t)) || (rc = sy_txn_begin(nd->st, true, &t)))
             return rc;
@@ -862,6 +868,20 @@ static void finish(sim_world *w, sim_node *nd)
         sim_check_applied(w, nd, nd->applied);
         if (!nd->up)  /* it found its disk corrupt and stopped */
             return;
+        if (rd->n_committed && nd->res) {
+            sy_txn t;
+            int rc = sy_txn_begin(nd->st, true, &t);
+            for (size_t i = 0; rc == SY_OK && i < rd->n_committed; i++)
+                rc = sy_kv_apply(&nd->kvm, &t, &rd->committed[i], &nd->res[i]);
+            rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+            if (rc) {
+                if (!sim_disk_detected(w, nd, rc, "stopped"))
+                    sim_fail(w, "storage", "n%u storage write failed: %s (%s)", nd->id,
+                             sy_strerror(rc), sy_storage_errmsg(nd->st));
+                return;
+            }
+            full_sync(w, nd);
+        }
     }
     /* durable: now the messages that depend on it may leave */
     for (size_t i = 0; i < nd->n_frames && !w->stop; i++)
@@ -982,7 +1002,9 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     if (rd->truncate_from || rd->compact_to)
         sim_trace(w, TR_LOG_CUT, nd->id, UINT32_MAX, rd->truncate_from, rd->compact_to, 0);
-    bool wal = !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
+    /* PBFT: as in the daemon, no WAL and no held apply (hold_eligible) */
+    bool pbft = strcmp(ops->name, "pbft") == 0;
+    bool wal = !pbft && !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
     int rc = persist_and_apply(w, nd, wal);
     if (rc) {
         /* the daemon stops on a storage error; a detected corruption too */
@@ -1001,7 +1023,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     bool durable = (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from ||
                    rd->n_entries || rd->snapshot_install || rd->compact_to ||
                    rd->checkpoint_index;
-    if (!durable) {
+    if (!durable && !pbft) {
         w->st->held_writes++;
         finish(w, nd);
         return;

@@ -276,8 +276,9 @@ static void child_loop_wal(kvf_world *w, const char *dir, int ack_fd, uint64_t s
         sy_kv_results r;
         if (sy_txn_persist_ready(&t, &rd) || sy_kv_apply(&kv, &t, &c, &r))
             _exit(3);
-        int rc = sy_wal_log(wal, &t, &rd);
-        if (rc == SY_EFULL || (rc == SY_OK && ++since_commit >= every)) {
+        bool full = false;
+        int rc = sy_wal_log(wal, &t, &rd, &full);
+        if (rc == SY_OK && (full || ++since_commit >= every)) {
             if (sy_txn_commit(&t) || sy_txn_begin(s, true, &t))
                 _exit(3);
             sy_wal_reset(wal);

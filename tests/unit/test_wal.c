@@ -79,7 +79,10 @@ static int log_entry(fx *f, sy_txn *t, uint64_t i, size_t len)
     sy_ready rd = {.hardstate_dirty = true, .hardstate = {(const uint8_t *)hs, (uint32_t)hl},
                    .entries = &e, .n_entries = 1};
     int rc = sy_txn_persist_ready(t, &rd);
-    return rc ? rc : sy_wal_log(f->w, t, &rd);
+    bool full = false;
+    if (!rc)
+        rc = sy_wal_log(f->w, t, &rd, &full);
+    return rc ? rc : full ? SY_EFULL : SY_OK;
 }
 
 static uint64_t last_index(fx *f)
@@ -122,9 +125,23 @@ static void test_logged_entries_come_back_without_an_lmdb_commit(void **state)
     fx_close(f);
 }
 
-static void test_a_corrupt_record_ends_the_replay(void **state)
+/* Flips one byte of record k's payload (records here are 24 + 142 bytes). */
+static void rot_record(fx *f, int k)
 {
-    fx *f = *state;
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", f->dir, SY_WAL_FILE);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t x;
+    off_t at = (off_t)(166 * (k - 1) + 24 + 50);
+    assert_int_equal(pread(fd, &x, 1, at), 1);
+    x ^= 0x40;
+    assert_int_equal(pwrite(fd, &x, 1, at), 1);
+    close(fd);
+}
+
+static void log_three(fx *f)
+{
     fx_open(f, 0);
     fx_recover(f);
     sy_txn t;
@@ -133,19 +150,44 @@ static void test_a_corrupt_record_ends_the_replay(void **state)
         assert_int_equal(log_entry(f, &t, i, 100), SY_OK);
     sy_txn_abort(&t);
     fx_close(f);
-    /* rot one byte of record 2's payload (records are 24 + 142 bytes) */
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s", f->dir, SY_WAL_FILE);
-    int fd = open(p, O_RDWR);
-    assert_true(fd >= 0);
-    uint8_t x;
-    assert_int_equal(pread(fd, &x, 1, 166 + 24 + 50), 1);
-    x ^= 0x40;
-    assert_int_equal(pwrite(fd, &x, 1, 166 + 24 + 50), 1);
-    close(fd);
+}
+
+static void test_a_torn_last_record_ends_the_replay(void **state)
+{
+    fx *f = *state;
+    log_three(f);
+    rot_record(f, 3);   /* the record being written at the crash */
     fx_open(f, 0);
-    assert_int_equal(fx_recover(f), 1);
-    assert_int_equal(last_index(f), 1);
+    assert_int_equal(fx_recover(f), 2);
+    assert_int_equal(last_index(f), 2);
+    fx_close(f);
+}
+
+static void test_a_damaged_record_inside_the_log_is_corruption(void **state)
+{
+    fx *f = *state;
+    log_three(f);
+    rot_record(f, 2);   /* record 3 after it was acknowledged: not an end */
+    fx_open(f, 0);
+    size_t n = 0;
+    assert_int_equal(sy_wal_recover(f->w, f->s, &n), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "record 2 is damaged"));
+    fx_close(f);
+}
+
+static void test_another_stores_log_is_not_replayed(void **state)
+{
+    fx *f = *state;
+    log_three(f);
+    /* the store is replaced (an operator removed data.mdb), the wal stays */
+    char p[600];
+    snprintf(p, sizeof p, "%s/data.mdb", f->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", f->dir);
+    unlink(p);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 0);
+    assert_int_equal(last_index(f), 0);
     fx_close(f);
 }
 
@@ -199,7 +241,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_logged_entries_come_back_without_an_lmdb_commit,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_corrupt_record_ends_the_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_torn_last_record_ends_the_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_damaged_record_inside_the_log_is_corruption, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_another_stores_log_is_not_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_of_an_earlier_round_are_not_replayed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_full_log_says_so_and_writes_nothing, setup,
