@@ -39,8 +39,9 @@ static void rm_dir(const char *dir)
 }
 
 /* The child: never returns. Exit code 3 = a failure it detected. */
-static void child_loop(kvf_world *w, const char *dir, int ack_fd)
+static void child_loop(kvf_world *w, const char *dir, int ack_fd, uint64_t seed)
 {
+    (void)seed;
     sy_storage *s;
     char err[SY_STORAGE_ERRMSG];
     sy_kvm kv;
@@ -155,9 +156,16 @@ static uint64_t check_store(kvf_world *w, const char *dir, uint64_t prev_applied
     return a;
 }
 
-static void test_sigkill_at_random_points_never_shows_partial_or_lost_batches(void **state)
+/* The kill loop both tests share: fork a child that writes and
+ * acknowledges batches, SIGKILL it after a random delay, then check the
+ * store against the last acknowledged batch. check() returns the new
+ * progress mark (batches / entries the store shows); the directory starts
+ * afresh past RESET_AFTER so verification stays cheap. */
+typedef void (*child_fn)(kvf_world *w, const char *dir, int ack_fd, uint64_t seed);
+typedef uint64_t (*check_fn)(kvf_world *w, const char *dir, uint64_t acked, void *ctx);
+
+static void kill_points(const char *tag, child_fn child, check_fn check, void *ctx)
 {
-    (void)state;
     kvf_world w;
     assert_int_equal(kvf_world_init(&w), SY_OK);
     const char *base = getenv("SYNOD_TMP");
@@ -165,21 +173,22 @@ static void test_sigkill_at_random_points_never_shows_partial_or_lost_batches(vo
         base = "/tmp";
     mkdir(base, 0700);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/crash-XXXXXX", base);
+    snprintf(dir, sizeof dir, "%s/%s-XXXXXX", base, tag);
     assert_non_null(mkdtemp(dir));
     sy_rng rng;
     uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
     sy_rng_seed(&rng, seed);
-    print_message("crash test seed %llu\n", (unsigned long long)seed);
-    uint64_t applied = 0, total = 0, progressed = 0;
+    print_message("%s test seed %llu\n", tag, (unsigned long long)seed);
+    uint64_t mark = 0, total = 0, progressed = 0;
     for (int kill_no = 0; kill_no < KILL_POINTS; kill_no++) {
         int ack[2];
         assert_int_equal(pipe(ack), 0);
+        uint64_t child_seed = sy_rng_next(&rng);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
             close(ack[0]);
-            child_loop(&w, dir, ack[1]);
+            child(&w, dir, ack[1], child_seed);
         }
         close(ack[1]);
         usleep((useconds_t)sy_rng_below(&rng, MAX_DELAY_US));
@@ -188,26 +197,38 @@ static void test_sigkill_at_random_points_never_shows_partial_or_lost_batches(vo
         assert_int_equal(waitpid(pid, &st, 0), pid);
         if (!WIFSIGNALED(st))
             fail_msg("child exited by itself (status %d) at kill point %d", st, kill_no);
-        uint64_t acked = applied, x;
+        uint64_t acked = mark, x;
         while (read(ack[0], &x, sizeof x) == sizeof x)
             acked = x;
         close(ack[0]);
-        uint64_t a = check_store(&w, dir, acked, true);
-        if (a > applied)
+        uint64_t m = check(&w, dir, acked, ctx);
+        if (m > mark)
             progressed++;
-        total += a - applied;
-        applied = a;
-        if (applied > RESET_AFTER) {
+        total += m - mark;
+        mark = m;
+        if (mark > RESET_AFTER) {
             rm_dir(dir);
             assert_int_equal(mkdir(dir, 0700), 0);
-            applied = 0;
+            mark = 0;
         }
     }
-    print_message("crash test: %d kill points, %llu batches committed, progress after %llu kills\n",
-                  KILL_POINTS, (unsigned long long)total, (unsigned long long)progressed);
+    print_message("%s test: %d kill points, %llu batches made durable, progress after %llu kills\n",
+                  tag, KILL_POINTS, (unsigned long long)total, (unsigned long long)progressed);
     assert_true(progressed > KILL_POINTS / 4);
     rm_dir(dir);
     kvf_world_free(&w);
+}
+
+static uint64_t check_plain(kvf_world *w, const char *dir, uint64_t acked, void *ctx)
+{
+    (void)ctx;
+    return check_store(w, dir, acked, true);
+}
+
+static void test_sigkill_at_random_points_never_shows_partial_or_lost_batches(void **state)
+{
+    (void)state;
+    kill_points("crash", child_loop, check_plain, NULL);
 }
 
 /* ---- the same with the write-ahead log (core/wal.h), as the daemon runs
@@ -336,63 +357,18 @@ static uint64_t check_store_wal(kvf_world *w, const char *dir, uint64_t acked, s
     return last;
 }
 
+static uint64_t check_wal(kvf_world *w, const char *dir, uint64_t acked, void *ctx)
+{
+    return check_store_wal(w, dir, acked, ctx);
+}
+
 static void test_sigkill_with_write_ahead_log_loses_no_acknowledged_entry(void **state)
 {
     (void)state;
-    kvf_world w;
-    assert_int_equal(kvf_world_init(&w), SY_OK);
-    const char *base = getenv("SYNOD_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/crashwal-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
-    sy_rng rng;
-    uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
-    sy_rng_seed(&rng, seed);
-    print_message("wal crash test seed %llu\n", (unsigned long long)seed);
-    uint64_t last = 0, total = 0, progressed = 0;
     size_t replays = 0;
-    for (int kill_no = 0; kill_no < KILL_POINTS; kill_no++) {
-        int ack[2];
-        assert_int_equal(pipe(ack), 0);
-        uint64_t child_seed = sy_rng_next(&rng);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(ack[0]);
-            child_loop_wal(&w, dir, ack[1], child_seed);
-        }
-        close(ack[1]);
-        usleep((useconds_t)sy_rng_below(&rng, MAX_DELAY_US));
-        kill(pid, SIGKILL);
-        int st;
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        if (!WIFSIGNALED(st))
-            fail_msg("child exited by itself (status %d) at kill point %d", st, kill_no);
-        uint64_t acked = last, x;
-        while (read(ack[0], &x, sizeof x) == sizeof x)
-            acked = x;
-        close(ack[0]);
-        uint64_t l = check_store_wal(&w, dir, acked, &replays);
-        if (l > last)
-            progressed++;
-        total += l - last;
-        last = l;
-        if (last > RESET_AFTER) {
-            rm_dir(dir);
-            assert_int_equal(mkdir(dir, 0700), 0);
-            last = 0;
-        }
-    }
-    print_message("wal crash test: %d kill points, %llu entries logged, %zu records replayed, "
-                  "progress after %llu kills\n", KILL_POINTS, (unsigned long long)total, replays,
-                  (unsigned long long)progressed);
-    assert_true(progressed > KILL_POINTS / 4);
+    kill_points("crashwal", child_loop_wal, check_wal, &replays);
+    print_message("crashwal: %zu records replayed\n", replays);
     assert_true(replays > 0);   /* the log did carry entries LMDB had not committed */
-    rm_dir(dir);
-    kvf_world_free(&w);
 }
 
 int main(void)
