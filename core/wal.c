@@ -22,6 +22,7 @@ struct sy_wal {
     uint64_t seq;      /* of the last record written or replayed */
     uint64_t id;       /* this store's log id (meta "wal_id"), in every checksum */
     bool recovered;
+    bool created;      /* sy_wal_open made the file */
     sy_buf rec;        /* scratch: one encoded record */
 };
 
@@ -96,11 +97,13 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
         return SY_EINVAL;
     }
     int fd = open(path, O_RDWR | O_CLOEXEC);
+    bool created = false;
     if (fd < 0 && errno == ENOENT) {
         int rc = create_file(dir, path, size, errmsg);
         if (rc)
             return rc;
         fd = open(path, O_RDWR | O_CLOEXEC);
+        created = true;
     }
     if (fd < 0) {
         set_err(errmsg, "cannot open %.160s: %s", path, errno);
@@ -119,6 +122,7 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
         return SY_ENOMEM;
     }
     w->fd = fd;
+    w->created = created;
     w->size = (uint64_t)stt.st_size;
     sy_buf_init(&w->rec);
     *out = w;
@@ -142,6 +146,11 @@ bool sy_wal_loggable(const sy_ready *rd)
 uint64_t sy_wal_used(const sy_wal *w)
 {
     return w->off;
+}
+
+bool sy_wal_missing(const sy_wal *w)
+{
+    return w->recovered && w->created && w->seq > 0;
 }
 
 void sy_wal_reset(sy_wal *w)

@@ -81,4 +81,10 @@ void sy_wal_reset(sy_wal *w);
 /* Bytes in use since the last reset (tests, diagnostics). */
 uint64_t sy_wal_used(const sy_wal *w);
 
+/* After recovery: the store had logged records ("wal_seq" > 0) but the
+ * file was not there (sy_wal_open created it). Harmless after a clean stop
+ * (everything was committed to LMDB); after a crash, what the node
+ * acknowledged since its last LMDB commit is gone. The caller warns. */
+bool sy_wal_missing(const sy_wal *w);
+
 #endif

@@ -1344,6 +1344,11 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         }
         if (replayed)
             SY_INFO(&r->log, "replayed %zu write-ahead log records", replayed);
+        if (sy_wal_missing(r->wal))
+            SY_WARN(&r->log, "the write-ahead log %s was missing and was created anew: if "
+                    "this node did not stop cleanly, writes it acknowledged after its last "
+                    "storage commit are lost -- then treat its disk as failed "
+                    "(docs/operations.md, section 7)", walpath);
         if (r->cluster.protocol == SY_PROTO_PBFT) {
             sy_wal_close(r->wal);
             r->wal = NULL;

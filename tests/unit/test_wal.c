@@ -122,6 +122,15 @@ static void test_logged_entries_come_back_without_an_lmdb_commit(void **state)
     fx_open(f, 0);
     assert_int_equal(fx_recover(f), 0);
     assert_int_equal(last_index(f), 3);
+    assert_false(sy_wal_missing(f->w));
+    fx_close(f);
+    /* the wal file is deleted: recovery says so (records may be lost) */
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", f->dir, SY_WAL_FILE);
+    assert_int_equal(unlink(p), 0);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 0);
+    assert_true(sy_wal_missing(f->w));
     fx_close(f);
 }
 
