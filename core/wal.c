@@ -153,6 +153,11 @@ bool sy_wal_missing(const sy_wal *w)
     return w->recovered && w->created && w->seq > 0;
 }
 
+int sy_wal_mark_clean(sy_wal *w, sy_txn *t)
+{
+    return sy_txn_meta_put_u64(t, "wal_clean", w->seq + 1);
+}
+
 void sy_wal_reset(sy_wal *w)
 {
     w->off = 0;
@@ -426,9 +431,26 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
     int rc = sy_txn_begin(s, true, &t);
     if (rc)
         return rc;
+    uint64_t clean;
     if ((rc = sy_txn_meta_get_u64(&t, "wal_seq", &base)) ||
-        (rc = sy_txn_meta_get_u64(&t, "wal_id", &w->id)))
+        (rc = sy_txn_meta_get_u64(&t, "wal_id", &w->id)) ||
+        (rc = sy_txn_meta_get_u64(&t, "wal_clean", &clean)))
         goto err_abort;
+    /* The file is new but the store had logged records: only a clean stop
+     * (everything committed to LMDB, marked) makes that harmless. */
+    if (w->created && base > 0 && clean != base + 1) {
+        rc = sy_storage_fail(s, SY_ECORRUPT,
+                             "write-ahead log file missing after an unclean stop: writes "
+                             "acknowledged after record %llu may be lost",
+                             (unsigned long long)base);
+        goto err_abort;
+    }
+    /* the mark holds only until the next record: clear it durably first */
+    if (clean) {
+        if ((rc = sy_txn_meta_put_u64(&t, "wal_clean", 0)))
+            goto err_abort;
+        dirty = true;
+    }
     if (!w->id) {
         /* a store without a log id yet: nothing of any log is its own */
         while (!w->id)

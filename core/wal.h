@@ -82,9 +82,13 @@ void sy_wal_reset(sy_wal *w);
 uint64_t sy_wal_used(const sy_wal *w);
 
 /* After recovery: the store had logged records ("wal_seq" > 0) but the
- * file was not there (sy_wal_open created it). Harmless after a clean stop
- * (everything was committed to LMDB); after a crash, what the node
- * acknowledged since its last LMDB commit is gone. The caller warns. */
+ * file was not there (sy_wal_open created it) -- after a clean stop, so
+ * nothing was lost (recovery refuses the unclean case with SY_ECORRUPT). */
 bool sy_wal_missing(const sy_wal *w);
+
+/* A clean stop: puts the mark "everything logged is in LMDB" into t, the
+ * last transaction before the store closes (the caller commits it). The
+ * next recovery clears it durably before any record is written. */
+int sy_wal_mark_clean(sy_wal *w, sy_txn *t);
 
 #endif

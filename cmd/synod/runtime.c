@@ -576,13 +576,25 @@ static void *storage_main(void *arg)
         while (!r->st_queued && !r->st_quit)
             pthread_cond_wait(&r->st_cv, &r->st_mu);
         if (!r->st_queued) {
-            /* shutdown: what was held becomes durable before LMDB closes */
+            /* shutdown: what was held becomes durable before LMDB closes,
+             * marked clean (core/wal.h) */
+            sy_txn t;
+            int rc = SY_OK;
             if (r->held_txn_open) {
+                t = r->held_txn;
                 r->held_txn_open = false;
-                if (sy_txn_commit(&r->held_txn) != SY_OK)
-                    SY_ERROR(&r->log, "committing the held apply at shutdown failed: %s",
-                             sy_storage_errmsg(r->st));
+            } else if (r->wal) {
+                rc = sy_txn_begin(r->st, true, &t);
+            } else {
+                break;
             }
+            if (rc == SY_OK && r->wal && (rc = sy_wal_mark_clean(r->wal, &t)))
+                sy_txn_abort(&t);
+            else if (rc == SY_OK)
+                rc = sy_txn_commit(&t);
+            if (rc)
+                SY_ERROR(&r->log, "the last commit at shutdown failed: %s",
+                         sy_storage_errmsg(r->st));
             break;
         }
         pthread_mutex_unlock(&r->st_mu);
@@ -1345,10 +1357,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         if (replayed)
             SY_INFO(&r->log, "replayed %zu write-ahead log records", replayed);
         if (sy_wal_missing(r->wal))
-            SY_WARN(&r->log, "the write-ahead log %s was missing and was created anew: if "
-                    "this node did not stop cleanly, writes it acknowledged after its last "
-                    "storage commit are lost -- then treat its disk as failed "
-                    "(docs/operations.md, section 7)", walpath);
+            SY_INFO(&r->log, "the write-ahead log %s was missing; the node had stopped "
+                    "cleanly, so nothing is lost: created anew", walpath);
         if (r->cluster.protocol == SY_PROTO_PBFT) {
             sy_wal_close(r->wal);
             r->wal = NULL;

@@ -124,13 +124,50 @@ static void test_logged_entries_come_back_without_an_lmdb_commit(void **state)
     assert_int_equal(last_index(f), 3);
     assert_false(sy_wal_missing(f->w));
     fx_close(f);
-    /* the wal file is deleted: recovery says so (records may be lost) */
+}
+
+static void unlink_wal(fx *f)
+{
     char p[600];
     snprintf(p, sizeof p, "%s/%s", f->dir, SY_WAL_FILE);
     assert_int_equal(unlink(p), 0);
+}
+
+static void mark_clean(fx *f)
+{
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_wal_mark_clean(f->w, &t), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+}
+
+static void test_a_missing_log_is_refused_unless_the_node_stopped_cleanly(void **state)
+{
+    fx *f = *state;
+    sy_txn t;
+    /* a node logs record 1, commits, and stops cleanly */
+    fx_open(f, 0);
+    fx_recover(f);
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(log_entry(f, &t, 1, 100), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    mark_clean(f);   /* as the daemon's last commit does */
+    fx_close(f);
+    /* the wal file is gone: harmless, everything is in LMDB */
+    unlink_wal(f);
     fx_open(f, 0);
     assert_int_equal(fx_recover(f), 0);
     assert_true(sy_wal_missing(f->w));
+    /* it runs on, logs record 2 (committed), then crashes: no mark */
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(log_entry(f, &t, 2, 100), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    fx_close(f);
+    /* now a missing file may hide acknowledged writes: refused */
+    unlink_wal(f);
+    fx_open(f, 0);
+    assert_int_equal(sy_wal_recover(f->w, f->s, NULL), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "unclean stop"));
     fx_close(f);
 }
 
@@ -254,6 +291,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_damaged_record_inside_the_log_is_corruption, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_stores_log_is_not_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_missing_log_is_refused_unless_the_node_stopped_cleanly,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_of_an_earlier_round_are_not_replayed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_full_log_says_so_and_writes_nothing, setup,
