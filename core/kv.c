@@ -917,43 +917,14 @@ out:
     return rc;
 }
 
-typedef struct {
-    const uint8_t *p;
-    size_t len, off;
-    bool bad;
-} rd;
-
-static const uint8_t *rd_take(rd *r, size_t n)
+static int load_table(sy_txn *t, int tbl, sy_rd *r, sy_digest *dg, uint64_t *sessions)
 {
-    if (r->bad || r->len - r->off < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
-
-static uint64_t rd_u64(rd *r)
-{
-    const uint8_t *p = rd_take(r, 8);
-    return p ? sy_get_u64be(p) : 0;
-}
-
-static uint32_t rd_u32(rd *r)
-{
-    const uint8_t *p = rd_take(r, 4);
-    return p ? sy_get_u32be(p) : 0;
-}
-
-static int load_table(sy_txn *t, int tbl, rd *r, sy_digest *dg, uint64_t *sessions)
-{
-    uint64_t rows = rd_u64(r);
+    uint64_t rows = sy_rd_u64(r);
     for (uint64_t i = 0; i < rows && !r->bad; i++) {
-        uint32_t kl = rd_u32(r);
-        const uint8_t *k = rd_take(r, kl);
-        uint32_t vl = rd_u32(r);
-        const uint8_t *v = rd_take(r, vl);
+        uint32_t kl = sy_rd_u32(r);
+        const uint8_t *k = sy_rd_take(r, kl);
+        uint32_t vl = sy_rd_u32(r);
+        const uint8_t *v = sy_rd_take(r, vl);
         if (r->bad)
             break;
         if (tbl == SY_TBL_STATE) {
@@ -985,12 +956,12 @@ int sy_kv_restore(sy_kvm *kv, sy_txn *t, const uint8_t *blob, size_t len)
     sy_hash(blob, len - SY_DIGEST_LEN, &ck);
     if (memcmp(ck.b, blob + len - SY_DIGEST_LEN, SY_DIGEST_LEN))
         return sy_storage_fail(t->s, SY_ECORRUPT, "snapshot blob failed its checksum");
-    rd r = { .p = blob, .len = len - SY_DIGEST_LEN, .off = 8 };
-    uint64_t applied = rd_u64(&r);
+    sy_rd r = { .p = blob, .len = len - SY_DIGEST_LEN, .off = 8 };
+    uint64_t applied = sy_rd_u64(&r);
     sy_digest want, lh, dg;
-    memcpy(want.b, rd_take(&r, SY_DIGEST_LEN), SY_DIGEST_LEN);
-    uint64_t height = rd_u64(&r);
-    memcpy(lh.b, rd_take(&r, SY_DIGEST_LEN), SY_DIGEST_LEN);
+    memcpy(want.b, sy_rd_take(&r, SY_DIGEST_LEN), SY_DIGEST_LEN);
+    uint64_t height = sy_rd_u64(&r);
+    memcpy(lh.b, sy_rd_take(&r, SY_DIGEST_LEN), SY_DIGEST_LEN);
     memset(&dg, 0, sizeof dg);
     uint64_t sessions = 0;
     int rc;

@@ -203,73 +203,39 @@ static void encode_payload(const sy_ready *rd, sy_buf *b)
     }
 }
 
-typedef struct {
-    const uint8_t *p, *end;
-    bool bad;
-} rd_cur;
-
-static const uint8_t *take(rd_cur *c, size_t n)
-{
-    if (c->bad || (size_t)(c->end - c->p) < n) {
-        c->bad = true;
-        return NULL;
-    }
-    const uint8_t *r = c->p;
-    c->p += n;
-    return r;
-}
-
-static uint8_t get_u8(rd_cur *c)
-{
-    const uint8_t *p = take(c, 1);
-    return p ? *p : 0;
-}
-
-static uint32_t get_u32(rd_cur *c)
-{
-    const uint8_t *p = take(c, 4);
-    return p ? sy_get_u32be(p) : 0;
-}
-
-static uint64_t get_u64(rd_cur *c)
-{
-    const uint8_t *p = take(c, 8);
-    return p ? sy_get_u64be(p) : 0;
-}
-
 /* Decodes a payload into rd; entries (*ents, free()) borrow from p. */
 static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry **ents)
 {
-    rd_cur c = {p, p + len, false};
+    sy_rd c = {.p = p, .len = len};
     memset(rd, 0, sizeof *rd);
     *ents = NULL;
-    if (get_u8(&c) != WAL_VERSION)
+    if (sy_rd_u8(&c) != WAL_VERSION)
         return SY_ECORRUPT;
-    uint8_t flags = get_u8(&c);
+    uint8_t flags = sy_rd_u8(&c);
     if (flags & ~1u)
         return SY_ECORRUPT;
     if (flags & 1u) {
-        uint32_t hl = get_u32(&c);
-        const uint8_t *hs = take(&c, hl);
+        uint32_t hl = sy_rd_u32(&c);
+        const uint8_t *hs = sy_rd_take(&c, hl);
         if (!hs)
             return SY_ECORRUPT;
         rd->hardstate_dirty = true;
         rd->hardstate = (sy_bytes){hs, hl};
     }
-    rd->truncate_from = get_u64(&c);
-    uint32_t n = get_u32(&c);
+    rd->truncate_from = sy_rd_u64(&c);
+    uint32_t n = sy_rd_u32(&c);
     /* each entry takes at least 21 bytes: a count past that is corrupt */
-    if (c.bad || n > (size_t)(c.end - c.p) / 21)
+    if (c.bad || n > sy_rd_left(&c) / 21)
         return SY_ECORRUPT;
     if (n && !(*ents = calloc(n, sizeof **ents)))
         return SY_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         sy_entry *e = &(*ents)[i];
-        e->index = get_u64(&c);
-        e->term = get_u64(&c);
-        e->type = get_u8(&c);
-        uint32_t dl = get_u32(&c);
-        const uint8_t *d = take(&c, dl);
+        e->index = sy_rd_u64(&c);
+        e->term = sy_rd_u64(&c);
+        e->type = sy_rd_u8(&c);
+        uint32_t dl = sy_rd_u32(&c);
+        const uint8_t *d = sy_rd_take(&c, dl);
         if (c.bad) {
             free(*ents);
             *ents = NULL;
@@ -277,7 +243,7 @@ static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry *
         }
         e->data = (sy_bytes){dl ? d : NULL, dl};
     }
-    if (c.bad || c.p != c.end) {
+    if (c.bad || c.off != c.len) {
         free(*ents);
         *ents = NULL;
         return SY_ECORRUPT;
