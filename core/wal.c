@@ -18,15 +18,9 @@
 struct sy_wal {
     int fd;
     uint64_t size;     /* of the file */
-    uint64_t half;     /* bytes per half: records go to one half at a time */
-    int cur;           /* the half being written */
-    uint64_t off;      /* where the next record goes, within it */
-    uint64_t last_in[2]; /* last record number written to each half (0: none
-                          * since recovery) */
+    uint64_t off;      /* where the next record goes */
     uint64_t seq;      /* of the last record written or replayed */
-    uint64_t committed; /* LMDB holds every record up to this (atomic) */
     uint64_t id;       /* this store's log id (meta "wal_id"), in every checksum */
-    sy_storage *s;     /* for error messages (set by recovery) */
     bool recovered;
     bool created;      /* sy_wal_open made the file */
     sy_buf rec;        /* scratch: one encoded record */
@@ -91,7 +85,7 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
     char path[4096];
     if (!size)
         size = SY_WAL_DEFAULT_SIZE;
-    if (size < 2 * (WAL_HDR + 64)) {
+    if (size < WAL_HDR + 64) {
         if (errmsg)
             snprintf(errmsg, SY_STORAGE_ERRMSG, "write-ahead log size %llu is too small",
                      (unsigned long long)size);
@@ -116,7 +110,7 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
         return SY_EIO;
     }
     struct stat stt;
-    if (fstat(fd, &stt) != 0 || stt.st_size < (off_t)(2 * (WAL_HDR + 64))) {
+    if (fstat(fd, &stt) != 0 || stt.st_size < (off_t)(WAL_HDR + 64)) {
         if (errmsg)
             snprintf(errmsg, SY_STORAGE_ERRMSG, "%.200s is not a write-ahead log (too small)", path);
         close(fd);
@@ -130,7 +124,6 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
     w->fd = fd;
     w->created = created;
     w->size = (uint64_t)stt.st_size;
-    w->half = w->size / 2;
     sy_buf_init(&w->rec);
     *out = w;
     return SY_OK;
@@ -165,27 +158,9 @@ int sy_wal_mark_clean(sy_wal *w, sy_txn *t)
     return sy_txn_meta_put_u64(t, "wal_clean", w->seq + 1);
 }
 
-void sy_wal_committed(sy_wal *w, uint64_t seq)
-{
-    uint64_t c = __atomic_load_n(&w->committed, __ATOMIC_ACQUIRE);
-    while (seq > c && !__atomic_compare_exchange_n(&w->committed, &c, seq, false, __ATOMIC_RELEASE,
-                                                   __ATOMIC_ACQUIRE))
-        ;
-}
-
 void sy_wal_reset(sy_wal *w)
 {
-    sy_wal_committed(w, w->seq);
-}
-
-uint64_t sy_wal_max_record(const sy_wal *w)
-{
-    return w->half;
-}
-
-uint64_t sy_wal_last_seq(const sy_wal *w)
-{
-    return w->seq;
+    w->off = 0;
 }
 
 /* ---- payload codec ---- */
@@ -290,74 +265,54 @@ static void header_sum(uint64_t id, uint32_t len, uint64_t seq, const uint8_t *p
     sy_checksum(h, sizeof h, payload, len, out);
 }
 
-int sy_wal_encode(const sy_wal *w, const sy_ready *rd, uint64_t seq, sy_buf *out)
+int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd, bool *full)
 {
+    *full = false;
     if (!w->recovered || !sy_wal_loggable(rd))
         return SY_EINVAL;
-    sy_buf_reset(out);
+    sy_buf *b = &w->rec;
+    sy_buf_reset(b);
     uint8_t hdr[WAL_HDR] = {0};
-    put(out, hdr, sizeof hdr);
-    encode_payload(rd, out);
-    if (out->err)
-        return out->err;
-    size_t plen = out->len - WAL_HDR;
-    if (plen > UINT32_MAX || out->len > w->half)
-        return SY_ETOOBIG;
-    sy_put_u32be(out->p, WAL_MAGIC);
-    sy_put_u32be(out->p + 4, (uint32_t)plen);
-    sy_put_u64be(out->p + 8, seq);
-    header_sum(w->id, (uint32_t)plen, seq, out->p + WAL_HDR, out->p + 16);
-    return SY_OK;
-}
-
-int sy_wal_append(sy_wal *w, const uint8_t *rec, size_t len, uint64_t seq)
-{
-    if (!w->recovered || seq != w->seq + 1 || len > w->half)
-        return SY_EINVAL;
-    if (w->off + len > w->half) {
-        /* the other half is reused only when LMDB holds all it has */
-        int o = 1 - w->cur;
-        if (w->last_in[o] > __atomic_load_n(&w->committed, __ATOMIC_ACQUIRE))
-            return SY_EFULL;
-        w->cur = o;
-        w->off = 0;
-        w->last_in[o] = 0;
+    put(b, hdr, sizeof hdr);
+    encode_payload(rd, b);
+    if (b->err) {
+        int rc = b->err;
+        sy_buf_free(b);
+        sy_buf_init(b);
+        return rc;
     }
-    uint64_t at = (uint64_t)w->cur * w->half + w->off;
-    for (size_t done = 0; done < len;) {
-        ssize_t n = pwrite(w->fd, rec + done, len - done, (off_t)(at + done));
+    size_t plen = b->len - WAL_HDR;
+    if (plen > UINT32_MAX || w->off + b->len > w->size) {
+        if (b->cap > (4u << 20)) {  /* a huge ready: do not keep its buffer */
+            sy_buf_free(b);
+            sy_buf_init(b);
+        }
+        *full = true;
+        return SY_OK;
+    }
+    uint64_t seq = w->seq + 1;
+    sy_put_u32be(b->p, WAL_MAGIC);
+    sy_put_u32be(b->p + 4, (uint32_t)plen);
+    sy_put_u64be(b->p + 8, seq);
+    header_sum(w->id, (uint32_t)plen, seq, b->p + WAL_HDR, b->p + 16);
+    int rc = sy_txn_meta_put_u64(t, "wal_seq", seq);
+    if (rc)
+        return rc;
+    for (size_t done = 0; done < b->len;) {
+        ssize_t n = pwrite(w->fd, b->p + done, b->len - done, (off_t)(w->off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return sy_storage_fail(w->s, SY_EIO, "write-ahead log: write failed: %s",
+            return sy_storage_fail(t->s, SY_EIO, "write-ahead log: write failed: %s",
                                    n < 0 ? strerror(errno) : "no progress");
         done += (size_t)n;
     }
     if (fdatasync(w->fd) != 0)
-        return sy_storage_fail(w->s, SY_EIO, "write-ahead log: fdatasync failed: %s",
+        return sy_storage_fail(t->s, SY_EIO, "write-ahead log: fdatasync failed: %s",
                                strerror(errno));
-    w->off += len;
-    w->last_in[w->cur] = seq;
+    w->off += b->len;
     w->seq = seq;
     return SY_OK;
-}
-
-int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd, bool *full)
-{
-    *full = false;
-    sy_buf *b = &w->rec;
-    int rc = sy_wal_encode(w, rd, w->seq + 1, b);
-    if (rc == SY_OK)
-        rc = sy_wal_append(w, b->p, b->len, w->seq + 1);
-    if (b->cap > (4u << 20)) {  /* a huge ready: do not keep its buffer */
-        sy_buf_free(b);
-        sy_buf_init(b);
-    }
-    if (rc == SY_EFULL || rc == SY_ETOOBIG) {
-        *full = true;
-        return SY_OK;
-    }
-    return rc ? rc : sy_txn_meta_put_u64(t, "wal_seq", w->seq);
 }
 
 /* Reads the record at off if it checks out and its number is `want`
@@ -401,17 +356,16 @@ static int read_record(sy_wal *w, uint64_t off, uint64_t want, uint64_t want_min
     return SY_OK;
 }
 
-/* After the replay stopped expecting record `want`: the end of the log is
- * a record that was being written at the crash (or nothing). A record
- * numbered `want` or later anywhere in the file means `want` rotted in the
- * middle of the log: records are written one at a time, each synced before
- * the next, so a later one was acknowledged -- corruption, not an end.
- * (Records of earlier rounds carry smaller numbers.) Scans every offset
- * where the magic appears. */
-static int check_rest(sy_wal *w, uint64_t want)
+/* After the replay stopped at off, expecting record `want`: the end of the
+ * log is a record that was being written at the crash (or nothing). A
+ * record numbered `want` or later further on means the one at off rotted
+ * in the middle of the log: records after it were acknowledged, so that is
+ * corruption, not an end. (Records of earlier rounds carry smaller
+ * numbers.) Scans every offset where the magic appears. */
+static int check_rest(sy_wal *w, uint64_t off, uint64_t want)
 {
     uint8_t buf[65536];
-    for (uint64_t base = 0; base + 4 <= w->size;) {
+    for (uint64_t base = off + 1; base + 4 <= w->size;) {
         size_t n = w->size - base < sizeof buf ? (size_t)(w->size - base) : sizeof buf;
         ssize_t r = pread(w->fd, buf, n, (off_t)base);
         if (r < 0)
@@ -434,37 +388,11 @@ static int check_rest(sy_wal *w, uint64_t want)
     return SY_OK;
 }
 
-/* The run of consecutive records at the start of half h: numbers
- * first..first+n-1 (n = 0: none). Records after it are of earlier rounds. */
-static int half_run(sy_wal *w, int h, uint64_t *first, uint64_t *n)
-{
-    uint64_t off = 0, end = (uint64_t)h * w->half + w->half;
-    *first = *n = 0;
-    for (;;) {
-        size_t plen;
-        uint64_t sq;
-        uint64_t at = (uint64_t)h * w->half + off;
-        int rc = at + WAL_HDR <= end ? read_record(w, at, *n ? *first + *n : 0, *n ? 0 : 1, &plen,
-                                                   &sq)
-                                     : SY_ENOTFOUND;
-        if (rc == SY_ENOTFOUND)
-            return SY_OK;
-        if (rc)
-            return rc;
-        if (at + WAL_HDR + plen > end)
-            return SY_OK;
-        if (!*n)
-            *first = sq;
-        (*n)++;
-        off += WAL_HDR + plen;
-    }
-}
-
 int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
 {
     sy_txn t;
     size_t n = 0;
-    uint64_t base, off;
+    uint64_t base, off = 0;
     bool dirty = false;
     int rc = sy_txn_begin(s, true, &t);
     if (rc)
@@ -501,55 +429,35 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
             goto err_abort;
         dirty = true;
     }
-    /* Records go to one half until it is full, then to the other (from
-     * its start), so the records after wal_seq are the tail of one half's
-     * run, perhaps followed by the other half's run. */
-    uint64_t first[2], cnt[2];
-    for (int h = 0; h < 2; h++)
-        if ((rc = half_run(w, h, &first[h], &cnt[h]))) {
-            sy_storage_fail(s, rc, "write-ahead log: cannot read it");
+    for (;;) {
+        size_t plen;
+        uint64_t sq;
+        rc = read_record(w, off, base + n + 1, 0, &plen, &sq);
+        if (rc == SY_ENOTFOUND)
+            break;
+        if (rc) {
+            sy_storage_fail(s, rc, "write-ahead log: cannot read record %llu",
+                            (unsigned long long)(base + n + 1));
             goto err_abort;
         }
-    for (;;) {
-        uint64_t want = base + n + 1;
-        int h = cnt[0] && first[0] <= want && want < first[0] + cnt[0]   ? 0
-                : cnt[1] && first[1] <= want && want < first[1] + cnt[1] ? 1
-                                                                          : -1;
-        if (h < 0)
-            break;
-        off = (uint64_t)h * w->half;
-        for (uint64_t sq = first[h]; sq < first[h] + cnt[h]; sq++) {
-            size_t plen;
-            uint64_t got;
-            if ((rc = read_record(w, off, sq, 0, &plen, &got))) {
-                sy_storage_fail(s, rc == SY_ENOTFOUND ? SY_EIO : rc,
-                                "write-ahead log: cannot read record %llu again",
-                                (unsigned long long)sq);
-                rc = rc == SY_ENOTFOUND ? SY_EIO : rc;
-                goto err_abort;
-            }
-            off += WAL_HDR + plen;
-            if (sq < want)
-                continue;
-            sy_ready rd;
-            sy_entry *ents;
-            if ((rc = decode_payload(w->rec.p, plen, &rd, &ents))) {
-                sy_storage_fail(s, rc, "write-ahead log record %llu checks out but does not decode",
-                                (unsigned long long)sq);
-                goto err_abort;
-            }
-            rc = sy_txn_persist_ready(&t, &rd);
-            free(ents);
-            if (rc == SY_OK)
-                rc = sy_txn_meta_put_u64(&t, "wal_seq", sq);
-            if (rc)
-                goto err_abort;
-            n++;
-            want++;
-            dirty = true;
+        sy_ready rd;
+        sy_entry *ents;
+        if ((rc = decode_payload(w->rec.p, plen, &rd, &ents))) {
+            sy_storage_fail(s, rc, "write-ahead log record %llu checks out but does not decode",
+                            (unsigned long long)(base + n + 1));
+            goto err_abort;
         }
+        rc = sy_txn_persist_ready(&t, &rd);
+        free(ents);
+        if (rc == SY_OK)
+            rc = sy_txn_meta_put_u64(&t, "wal_seq", base + n + 1);
+        if (rc)
+            goto err_abort;
+        n++;
+        dirty = true;
+        off += WAL_HDR + plen;
     }
-    if ((rc = check_rest(w, base + n + 1))) {
+    if ((rc = check_rest(w, off, base + n + 1))) {
         sy_storage_fail(s, rc, rc == SY_ECORRUPT
                                    ? "write-ahead log record %llu is damaged but later records "
                                      "exist (the disk lost acknowledged writes)"
@@ -564,11 +472,7 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
         sy_txn_abort(&t);
     }
     w->seq = base + n;
-    w->committed = w->seq;   /* everything is in LMDB now */
-    w->cur = 0;
     w->off = 0;
-    w->last_in[0] = w->last_in[1] = 0;
-    w->s = s;
     w->recovered = true;
     if (replayed)
         *replayed = n;

@@ -9,31 +9,24 @@
  * one long LMDB transaction that stays open, and makes the durable part of
  * the ready durable by appending it to this log and syncing once: one small
  * sequential write and one fdatasync. The LMDB transaction is committed
- * every few tens of ms (or sooner: snapshot, read, shutdown) by another
- * thread than the one that logs, so a slow commit never holds up a record;
- * the space of committed records is then reused. This is etcd's WAL +
- * backend split.
+ * every few tens of ms (or sooner: snapshot, read, shutdown), after which
+ * the log is reused from the start. This is etcd's WAL + backend split.
  *
  * File: `wal` in the data directory, zero-filled to its full size when it
- * is created, so syncing an overwrite has no file metadata to write. The
- * file is two halves; records go back to back into one half, from its
- * start, until the next does not fit, then into the other half -- which
- * must by then hold only records LMDB has committed (sy_wal_committed), so
- * records not yet in LMDB are never overwritten while the daemon's LMDB
- * thread commits behind the log. Each record:
+ * is created, so syncing an overwrite has no file metadata to write.
+ * Records back to back from offset 0:
  *     u32be magic 'SYWL' | u32be payload length | u64be seq |
  *     8-byte checksum of (log id, length, seq, payload) | payload
- * Sequence numbers are consecutive and never reused; a record is written
- * and synced before the next is written. In the same LMDB transaction as a
- * record's changes the meta value "wal_seq" is set to its seq, so an LMDB
- * commit says which records it contains. Recovery (before anything reads
- * the store) finds in each half the run of consecutive records at its start
- * (what follows a run is of an earlier round: smaller numbers) and replays
- * wal_seq+1, wal_seq+2, ... from those runs, and stops at the first that is
- * torn, corrupt or missing. A record is replayed with sy_txn_persist_ready
- * into the committed LMDB state, which holds exactly the records before it:
- * the same writes in the same order as the first time. Applied state is
- * never logged: it is re-applied from the log.
+ * Sequence numbers are consecutive and never reused. In the same LMDB
+ * transaction as a record's changes the meta value "wal_seq" is set to its
+ * seq, so an LMDB commit says which records it contains. Recovery (before
+ * anything reads the store) replays, from offset 0, the records wal_seq+1,
+ * wal_seq+2, ... and stops at the first that is torn, corrupt or not the
+ * next number -- a record of an earlier round, which the reuse of the file
+ * left behind, always has a smaller number. A record is replayed with
+ * sy_txn_persist_ready into the committed LMDB state, which holds exactly
+ * the records before it: the same writes in the same order as the first
+ * time. Applied state is never logged: it is re-applied from the log.
  *
  * Payload (the durable part of a sy_ready; snapshots and compaction are
  * not logged, the daemon commits LMDB for those):
@@ -41,13 +34,12 @@
  *     [u32be len | hard state] | u64be truncate_from | u32be n |
  *     n x (u64be index | u64be term | u8 type | u32be len | data)
  *
- * Threads: see each call. */
+ * One thread uses a sy_wal (the daemon's storage thread, or boot). */
 #ifndef SY_WAL_H
 #define SY_WAL_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include "core/buf.h"
 #include "core/storage.h"
 
 #define SY_WAL_FILE "wal"
@@ -75,41 +67,18 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed);
  * checkpoint: those need an LMDB commit). */
 bool sy_wal_loggable(const sy_ready *rd);
 
-/* Encodes the durable part of rd as record number seq (the next after
- * sy_wal_last_seq and every record encoded since) into out: header and
- * payload, ready for sy_wal_append. SY_ETOOBIG: larger than
- * sy_wal_max_record (the caller commits LMDB instead). Any thread: reads
- * only what recovery set. */
-int sy_wal_encode(const sy_wal *w, const sy_ready *rd, uint64_t seq, sy_buf *out);
-
-/* Writes an encoded record, which must be number sy_wal_last_seq + 1, and
- * syncs the file. SY_EFULL (nothing written): the current half is full and
- * the other still holds records LMDB has not committed -- retry after the
- * next LMDB commit (sy_wal_committed). SY_EIO: the node must stop
- * (sy_storage_errmsg of the recovered store says why). One thread. */
-int sy_wal_append(sy_wal *w, const uint8_t *rec, size_t len, uint64_t seq);
-
-/* An LMDB commit holds every record up to seq: their space may be reused.
- * Safe from any thread (the daemon's LMDB thread, while another appends). */
-void sy_wal_committed(sy_wal *w, uint64_t seq);
-
-/* Number of the last record written or replayed. */
-uint64_t sy_wal_last_seq(const sy_wal *w);
-
-/* The largest record (header included) the log takes: half the file. */
-uint64_t sy_wal_max_record(const sy_wal *w);
-
-/* One thread doing both: encodes rd as the next record, appends it, sets
- * "wal_seq" in t (which already holds rd's changes). *full set (and SY_OK):
- * nothing was written (no room, or rd is too large); the caller commits t
- * and calls sy_wal_reset. Any error: the node must stop. */
+/* Appends the durable part of rd (already written into t, the open write
+ * transaction) as the next record, sets "wal_seq" in t and syncs the file.
+ * *full set (and SY_OK): no room before the end of the file -- nothing was
+ * written; the caller commits t (which holds rd's changes) and calls
+ * sy_wal_reset. Any error: the node must stop (t may be unusable). */
 int sy_wal_log(sy_wal *w, sy_txn *t, const sy_ready *rd, bool *full);
 
-/* After an LMDB commit that contains every logged record:
- * sy_wal_committed(w, sy_wal_last_seq(w)). */
+/* After an LMDB commit that contains every logged record: the file is
+ * written from its start again. */
 void sy_wal_reset(sy_wal *w);
 
-/* Bytes in use in the half being written (tests, diagnostics). */
+/* Bytes in use since the last reset (tests, diagnostics). */
 uint64_t sy_wal_used(const sy_wal *w);
 
 /* After recovery: the store had logged records ("wal_seq" > 0) but the
