@@ -67,6 +67,44 @@ int sy_env_encode(const char *cluster_id, uint32_t sender, const sy_msg *m,
     return rc;
 }
 
+void sy_env_memo_init(sy_env_memo *memo)
+{
+    memset(memo, 0, sizeof *memo);
+    sy_buf_init(&memo->inner);
+}
+
+void sy_env_memo_free(sy_env_memo *memo)
+{
+    sy_buf_free(&memo->inner);
+    memo->valid = false;
+}
+
+int sy_env_encode_memo(const char *cluster_id, uint32_t sender, const sy_msg *m,
+                       const sy_signer *signer, sy_env_memo *memo, sy_buf *out,
+                       bool *signed_now)
+{
+    sy_buf inner;
+    sy_buf_init(&inner);
+    if (signed_now)
+        *signed_now = false;
+    int rc = encode_inner(cluster_id, sender, m, &inner);
+    if (rc == SY_OK) {
+        if (!memo->valid || memo->inner.len != inner.len ||
+            memcmp(memo->inner.p, inner.p, inner.len) != 0) {
+            memo->valid = false;
+            sy_sign(signer, inner.p, inner.len, &memo->sig);
+            if (signed_now)
+                *signed_now = true;
+            sy_buf_reset(&memo->inner);
+            if (sy_buf_append(&memo->inner, inner.p, inner.len) == SY_OK)
+                memo->valid = true;
+        }
+        rc = frame_single(inner.p, inner.len, &memo->sig, out);
+    }
+    sy_buf_free(&inner);
+    return rc;
+}
+
 /* ---- batch signatures: a Merkle tree over the `signed` parts ---- */
 
 static void leaf_hash(const uint8_t *inner, size_t len, sy_digest *out)

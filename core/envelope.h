@@ -84,6 +84,27 @@ const uint8_t *sy_env_sig_msg(const sy_env *e, size_t *len);
 int sy_env_encode(const char *cluster_id, uint32_t sender, const sy_msg *m,
                   const sy_signer *signer, sy_buf *out);
 
+/* The signed bytes and signature of the last message encoded through it.
+ * A sender that encodes one message for several peers (an engine builds a
+ * broadcast or the same append once per peer) signs it once: Ed25519
+ * signatures are deterministic, so reusing the signature for the same
+ * bytes gives exactly the frame signing again would. One thread. */
+typedef struct {
+    sy_buf inner;
+    sy_sig sig;
+    bool valid;
+} sy_env_memo;
+
+void sy_env_memo_init(sy_env_memo *memo);
+void sy_env_memo_free(sy_env_memo *memo);
+
+/* sy_env_encode, signing only when the signed bytes differ from the last
+ * ones encoded through memo. *signed_now (may be NULL): a signature was
+ * made. */
+int sy_env_encode_memo(const char *cluster_id, uint32_t sender, const sy_msg *m,
+                       const sy_signer *signer, sy_env_memo *memo, sy_buf *out,
+                       bool *signed_now);
+
 /* Decodes and verifies buf. On success *out borrows from buf (keep buf
  * alive until sy_env_free). On failure *why (if non-NULL) gets a one-line
  * static reason and nothing needs freeing. */

@@ -9,7 +9,7 @@
  * one long LMDB transaction that stays open, and makes the durable part of
  * the ready durable by appending it to this log and syncing once: one small
  * sequential write and one fdatasync. The LMDB transaction is committed
- * every few tens of ms (or sooner: snapshot, read, shutdown), after which
+ * every 250 ms or so (or sooner: snapshot, read, shutdown), after which
  * the log is reused from the start. This is etcd's WAL + backend split.
  *
  * File: `wal` in the data directory, zero-filled to its full size when it

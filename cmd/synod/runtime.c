@@ -130,6 +130,7 @@ typedef struct {
     size_t n_reads;
     uint64_t next_read_id;
     sy_buf out;
+    sy_env_memo memo;         /* take_msgs: the last message signed */
     /* Replies made during one loop iteration, signed together at its end
      * (flush_replies): one signature for all of them. */
     sy_env_batch rbatch;
@@ -160,6 +161,7 @@ typedef struct {
     /* what the event loop knows of it (from the jobs it finished): */
     bool held_open;
     uint64_t held_since;      /* ms: first left open */
+    uint64_t held_bytes;      /* entry bytes written into it */
     uint64_t applied_visible; /* applied index of committed transactions:
                                  what read transactions see */
 } rt;
@@ -490,9 +492,24 @@ static bool durable_work(const sy_ready *rd)
  * apply's sync. A held transaction is committed at the latest RT_HOLD_MS
  * later, before a linearizable read is served from the state (reads see
  * committed transactions only: applied_visible), before a snapshot, and at
- * shutdown. Crash-fault engines with the storage thread only: PBFT
- * replicas certify their state at checkpoints, which is left as it was. */
-#define RT_HOLD_MS 20
+ * shutdown, or sooner once RT_HOLD_MAX_BYTES of entries went into it.
+ * Crash-fault engines with the storage thread only: PBFT replicas certify
+ * their state at checkpoints, which is left as it was.
+ *
+ * The interval. With the write-ahead log every durable write is a log
+ * record, so the LMDB commit only moves data and bounds what a restart
+ * replays; what it costs is pages: each commit writes every state leaf the
+ * held puts touched, and a leaf touched again after a commit is copied and
+ * written again. Measured (Raft n=3, 64 clients over 10,000 keys, three
+ * runs each, interleaved): 20 ms 5,743 ops/s, 100 ms 5,908, 250 ms 6,204,
+ * 1 s 6,376; 16 clients 3,309 / 3,351 (250 ms) / 3,427 (1 s); one client
+ * within the noise. etcd commits its backend every 100 ms. 250 ms keeps
+ * what `status` and stale reads see at most a quarter second behind the
+ * applied index (linearizable reads force a commit) and the open
+ * transaction's copied pages to what RT_HOLD_MAX_BYTES of entries can
+ * touch. */
+#define RT_HOLD_MS 250
+#define RT_HOLD_MAX_BYTES (1u << 20)
 
 /* on_loop: called on the event loop (not the storage thread). */
 static int job_write(rt *r, rt_job *j, bool on_loop)
@@ -617,7 +634,10 @@ static int take_msgs(rt *r, const sy_ready *rd, rt_job *j)
     /* An envelope names its sender, not its receiver, so a message the
      * engine broadcasts (PBFT: one entry per peer, the same sy_msg each
      * time) is encoded and signed once and the same frame goes to every
-     * peer: n-2 fewer signatures per broadcast. */
+     * peer: n-2 fewer signatures per broadcast. A message built once per
+     * peer with the same content (Raft and Paxos appends to followers that
+     * are caught up: each has its own entry array) is encoded again but
+     * signed once (sy_env_memo). */
     const sy_msg *last = NULL;
     for (size_t i = 0; i < rd->n_msgs; i++) {
         const sy_outmsg *om = &rd->msgs[i];
@@ -626,7 +646,8 @@ static int take_msgs(rt *r, const sy_ready *rd, rt_job *j)
         if (!last || memcmp(last, &om->msg, sizeof om->msg) != 0) {
             last = NULL;
             sy_buf_reset(&r->out);
-            if (sy_env_encode(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->out) != SY_OK)
+            if (sy_env_encode_memo(r->cluster.id, r->ncfg.id, &om->msg, &r->signer, &r->memo,
+                                   &r->out, NULL) != SY_OK)
                 continue;
             last = &om->msg;
         }
@@ -690,6 +711,22 @@ static bool snapshot_due(const rt *r)
            strcmp(r->ops->name, "pbft") != 0;
 }
 
+/* Entry bytes a job wrote (appended or applied): what it may have added
+ * to a held transaction's copied pages. */
+static uint64_t job_bytes(const rt_job *j)
+{
+    const sy_ready *rd = &j->own.rd;
+    uint64_t b = 0;
+    for (size_t i = 0; i < rd->n_entries; i++)
+        b += rd->entries[i].data.len;
+    for (size_t i = 0; i < rd->n_committed; i++)
+        b += rd->committed[i].entry.data.len;
+    for (size_t k = 0; k < j->n_lazy; k++)
+        for (size_t i = 0; i < j->lazy[k].own.rd.n_committed; i++)
+            b += j->lazy[k].own.rd.committed[i].entry.data.len;
+    return b;
+}
+
 /* Everything after the write is durable: bookkeeping, the waiting
  * messages, replies, read indexes, rejects, advance(), then reads and
  * snapshots that wanted the new applied index. */
@@ -730,7 +767,9 @@ static int finish_job(rt *r, rt_job *j)
         if (!r->held_open) {
             r->held_open = true;
             r->held_since = now_ms();
+            r->held_bytes = 0;
         }
+        r->held_bytes += job_bytes(j);
     } else if (j->need_txn || !r->held_open) {
         r->held_open = false;
         r->applied_visible = r->applied;
@@ -914,7 +953,7 @@ static bool flush_due(const rt *r, uint64_t t)
 {
     if (!r->held_open)
         return false;
-    if (t - r->held_since >= RT_HOLD_MS || snapshot_due(r))
+    if (t - r->held_since >= RT_HOLD_MS || r->held_bytes >= RT_HOLD_MAX_BYTES || snapshot_due(r))
         return true;
     for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].ready && r->reads[i].index > r->applied_visible &&
@@ -1278,6 +1317,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     pthread_mutex_init(&r->st_mu, NULL);
     pthread_cond_init(&r->st_cv, NULL);
     sy_buf_init(&r->out);
+    sy_env_memo_init(&r->memo);
     sy_env_batch_init(&r->rbatch);
     if (sy_crypto_init()) {
         fprintf(stderr, "synod: libsodium failed to initialise\n");
@@ -1510,6 +1550,7 @@ out_cfg:
     sy_cluster_free(&r->cluster);
 out_free:
     sy_buf_free(&r->out);
+    sy_env_memo_free(&r->memo);
     sy_env_batch_free(&r->rbatch);
     free(r->rhandles);
     pthread_mutex_destroy(&r->m.mu);

@@ -748,7 +748,7 @@ static void early_replies(sim_world *w, sim_node *nd)
  * when the simulated fsync completes -- except, as with the daemon's
  * write-ahead log (docs/storage.md), the applies: `wal` puts them in a
  * transaction of their own that stays unsynced until the node's next full
- * sync (snapshot, snapshot install, compaction, checkpoint, or 20 ms
+ * sync (snapshot, snapshot install, compaction, checkpoint, or SIM_HOLD_MS
  * later), so a crash in between keeps the log and hard state and loses the
  * applied state, which the restart re-applies from the log. Without `wal`
  * (snapshot install, compaction, checkpoint: the daemon commits LMDB for

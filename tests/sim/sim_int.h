@@ -254,7 +254,7 @@ void sim_node_crash(sim_world *w, sim_node *nd);
  * hard state are durable; so is everything else when the write needs the
  * daemon's LMDB commit or SIM_HOLD_MS passed since the last (see
  * persist_and_apply in sim.c). */
-#define SIM_HOLD_MS 20
+#define SIM_HOLD_MS 250
 void sim_node_fsynced(sim_world *w, sim_node *nd);
 void sim_node_restart(sim_world *w, sim_node *nd);
 void sim_node_pump(sim_world *w, sim_node *nd);

@@ -112,6 +112,67 @@ static void test_client_request_round_trips_with_signature(void **state)
     sy_buf_free(&b);
 }
 
+/* Counts the signatures made through it. */
+typedef struct {
+    sy_signer inner;
+    int n;
+} counting_signer;
+
+static void count_sign(void *ctx, const void *msg, size_t len, sy_sig *out)
+{
+    counting_signer *c = ctx;
+    c->n++;
+    c->inner.sign(c->inner.ctx, msg, len, out);
+}
+
+static void test_memo_signs_identical_messages_once(void **state)
+{
+    fixture *f = *state;
+    counting_signer cs = {.inner = f->signer[1]};
+    sy_signer s = {.sign = count_sign, .ctx = &cs, .pub = f->signer[1].pub};
+    sy_env_memo memo;
+    sy_env_memo_init(&memo);
+    /* the same append built twice, with entry arrays of its own each */
+    sy_entry e1[1] = {{.index = 5, .term = 2, .type = SY_ENTRY_NORMAL, .data = B("batch")}};
+    sy_entry e2[1] = {{.index = 5, .term = 2, .type = SY_ENTRY_NORMAL, .data = B("batch")}};
+    sy_msg a = {.type = SY_MSG_RAFT_APPEND}, b2 = {.type = SY_MSG_RAFT_APPEND};
+    a.u.append = (sy_raft_append){.term = 2, .prev_index = 4, .prev_term = 2, .commit = 3,
+                                  .n_entries = 1, .entries = e1};
+    b2.u.append = a.u.append;
+    b2.u.append.entries = e2;
+    sy_buf f1, f2, plain;
+    sy_buf_init(&f1);
+    sy_buf_init(&f2);
+    bool signed_now = false;
+    assert_int_equal(sy_env_encode_memo("test-cluster", 1, &a, &s, &memo, &f1, &signed_now), SY_OK);
+    assert_true(signed_now);
+    assert_int_equal(sy_env_encode_memo("test-cluster", 1, &b2, &s, &memo, &f2, &signed_now), SY_OK);
+    assert_false(signed_now);
+    assert_int_equal(cs.n, 1);
+    /* byte for byte what signing again gives, and it verifies */
+    encode(f, 1, &b2, &plain);
+    assert_int_equal(f2.len, plain.len);
+    assert_memory_equal(f2.p, plain.p, plain.len);
+    assert_int_equal(f1.len, f2.len);
+    assert_memory_equal(f1.p, f2.p, f2.len);
+    sy_env e;
+    assert_int_equal(decode(f, &f2, &e), SY_OK);
+    sy_env_free(&e);
+    /* any difference is signed anew, and verifies too */
+    b2.u.append.commit = 4;
+    sy_buf_reset(&f2);
+    assert_int_equal(sy_env_encode_memo("test-cluster", 1, &b2, &s, &memo, &f2, &signed_now), SY_OK);
+    assert_true(signed_now);
+    assert_int_equal(cs.n, 2);
+    assert_int_equal(decode(f, &f2, &e), SY_OK);
+    assert_int_equal(e.msg.u.append.commit, 4);
+    sy_env_free(&e);
+    sy_buf_free(&f1);
+    sy_buf_free(&f2);
+    sy_buf_free(&plain);
+    sy_env_memo_free(&memo);
+}
+
 static void test_every_message_type_round_trips(void **state)
 {
     fixture *f = *state;
@@ -541,6 +602,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_request_round_trips_with_signature),
         cmocka_unit_test(test_every_message_type_round_trips),
+        cmocka_unit_test(test_memo_signs_identical_messages_once),
         cmocka_unit_test(test_any_flipped_bit_is_rejected),
         cmocka_unit_test(test_signature_tamper_gives_bad_sig),
         cmocka_unit_test(test_non_member_signer_is_rejected),
