@@ -721,11 +721,12 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->peer_view = calloc(p->n, sizeof *p->peer_view);
     p->h_sigs = calloc(p->n, sizeof *p->h_sigs);
     p->vcs = calloc(p->n, sizeof *p->vcs);
+    p->nv_resent_ms = calloc(p->n, sizeof *p->nv_resent_ms);
     p->vcache = calloc(PBFT_VCACHE, sizeof *p->vcache);
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs || !p->vcache ||
+    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs || !p->nv_resent_ms || !p->vcache ||
         !p->vcache_have || !p->waiting || !p->waiting_since)
         goto err_destroy;
     for (uint64_t i = 0; i < p->L; i++) {
@@ -900,6 +901,7 @@ static void pbft_destroy(void *e)
     free(p->h_sigs);
     free(p->h_snap);
     free(p->vcs);
+    free(p->nv_resent_ms);
     free(p->vcache);
     free(p->vcache_have);
     sy_buf_free(&p->evid_log);
@@ -935,6 +937,10 @@ static int on_msg(pbft *p, const sy_input *in)
     uint32_t from = in->u.msg.from;
     if (!m || from >= p->n || from == p->self)
         return SY_ESENDER;
+    if ((m->type == SY_MSG_PBFT_PRE_PREPARE || m->type == SY_MSG_PBFT_PREPARE ||
+         m->type == SY_MSG_PBFT_COMMIT) &&
+        m->u.pbft.stmt.view < p->view)
+        pbft_nv_to_laggard(p, from);
     switch (m->type) {
     case SY_MSG_PBFT_PRE_PREPARE: return pbft_on_pre_prepare(p, from, &m->u.pbft.stmt);
     case SY_MSG_PBFT_PREPARE:

@@ -206,6 +206,7 @@ struct pbft {
     /* view change */
     pbft_stored *vcs;             /* [n] latest valid VIEW-CHANGE per replica */
     pbft_stored nv;               /* NEW-VIEW accepted/sent for `view` */
+    uint64_t *nv_resent_ms;       /* [n] primary: NEW-VIEW last repeated to each */
 
     /* state transfer */
     uint64_t xfer_ms;             /* last STATE_REQ sent */
@@ -314,6 +315,9 @@ bool pbft_ckproof_valid(pbft *p, const sy_pbft_ckproof *c);
 int pbft_compute_o(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, uint32_t n_vcs,
                    uint64_t *min_s, sy_pbft_opp **o, uint32_t *n_o);
 void pbft_vc_resend(pbft *p);
+/* A normal-case message from `from` for a view below ours: as primary of
+ * ours, repeat our NEW-VIEW to it (rate-limited). */
+void pbft_nv_to_laggard(pbft *p, uint32_t from);
 
 /* pbft_xfer.c (TOCS 2002 5.3.2: state transfer; fetching batches) */
 int pbft_on_fetch(pbft *p, uint32_t from, const sy_pbft_batch *b);

@@ -426,6 +426,27 @@ void pbft_vc_resend(pbft *p)
     try_new_view(p);
 }
 
+/* The paper assumes messages are retransmitted until they arrive (sec.
+ * 4.5); a NEW-VIEW that was lost leaves a replica in the old view, and one
+ * that believes itself the old view's primary has no request timer to pull
+ * it out: it pre-prepares in a view nobody runs (sim seed 5290, faults
+ * all: old primary in view 1, new primary in view 2 with its window full
+ * of slots that cannot prepare, a third replica alone in view 3, the
+ * fourth down -- no progress ever). So the primary repeats its NEW-VIEW to
+ * a replica it hears from in an older view, at most once per request
+ * timeout per replica (a faulty one cannot make it send more). Only the
+ * primary can: a NEW-VIEW is accepted from its view's primary alone. */
+void pbft_nv_to_laggard(pbft *p, uint32_t from)
+{
+    if (from >= p->n || p->in_vc || !p->nv.have || p->nv.msg.u.pbft.nv.view != p->view ||
+        pbft_primary(p, p->view) != p->self)
+        return;
+    if (p->nv_resent_ms[from] && p->now - p->nv_resent_ms[from] < p->cfg.request_timeout_ms)
+        return;
+    p->nv_resent_ms[from] = p->now ? p->now : 1;
+    pbft_send(p, from, &p->nv.msg);
+}
+
 /* ------------------------------------------------------------ receiving */
 
 int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)

@@ -1002,9 +1002,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     if (rd->truncate_from || rd->compact_to)
         sim_trace(w, TR_LOG_CUT, nd->id, UINT32_MAX, rd->truncate_from, rd->compact_to, 0);
-    /* PBFT: as in the daemon, no WAL and no held apply (hold_eligible) */
-    bool pbft = strcmp(ops->name, "pbft") == 0;
-    bool wal = !pbft && !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
+    bool wal = !rd->snapshot_install && !rd->compact_to && !rd->checkpoint_index;
     int rc = persist_and_apply(w, nd, wal);
     if (rc) {
         /* the daemon stops on a storage error; a detected corruption too */
@@ -1023,7 +1021,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     bool durable = (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from ||
                    rd->n_entries || rd->snapshot_install || rd->compact_to ||
                    rd->checkpoint_index;
-    if (!durable && !pbft) {
+    if (!durable) {
         w->st->held_writes++;
         finish(w, nd);
         return;
