@@ -503,9 +503,11 @@ static bool durable_work(const sy_ready *rd)
  * written again. Measured (Raft n=3, 64 clients over 10,000 keys, three
  * runs each, interleaved): 20 ms 5,743 ops/s, 100 ms 5,908, 250 ms 6,204,
  * 1 s 6,376; 16 clients 3,309 / 3,351 (250 ms) / 3,427 (1 s); one client
- * within the noise. The price is the tail: a commit blocks the storage
- * thread, which also writes the log, for longer (64 clients, p99 21-22.5
- * ms at 20 ms, 20-31 at 100 ms, 25.7-29 at 250 ms). etcd commits its
+ * within the noise. The price is the tail (64 clients, p99 21-22.5 ms at
+ * 20 ms, 20-31 at 100 ms, 25.7-29 at 250 ms): a larger commit's flush
+ * occupies the disk longer and log syncs queue behind it -- on this
+ * machine the nodes share one disk; a pipeline that took the commit off
+ * this thread measured the same p99 (docs/benchmarks.md). etcd commits its
  * backend every 100 ms. 250 ms keeps what `status` and stale reads see at
  * most a quarter second behind the applied index (linearizable reads force
  * a commit) and the open transaction's copied pages to what
