@@ -1208,8 +1208,8 @@ void sy_cluster_free(sy_cluster_cfg *cfg)
 /* ------------------------------------------------------------ node file */
 
 static const char *const nodefile_keys[] = {"id", "secret_key", "data_dir", "cluster",
-                                            "log_level", "tls_cert"};
-enum { NF_ID, NF_SECRET, NF_DATA, NF_CLUSTER, NF_LOG, NF_TLS_CERT, NF_COUNT };
+                                            "log_level", "tls_cert", "commit_interval_ms"};
+enum { NF_ID, NF_SECRET, NF_DATA, NF_CLUSTER, NF_LOG, NF_TLS_CERT, NF_COMMIT_MS, NF_COUNT };
 
 typedef struct nf_ctx {
     ini_src src;
@@ -1266,6 +1266,16 @@ static int nodefile_handler(void *user, const char *section, const char *name,
         n->id = (uint32_t)v;
         return 1;
     }
+    case NF_COMMIT_MS: {
+        uint64_t v;
+        if (!parse_u64(value, &v) || v < 1 || v > 10000) {
+            src_error(&c->src, "commit_interval_ms = '%s' in [node] is not a number of "
+                      "milliseconds from 1 to 10000", value);
+            return 0;
+        }
+        n->commit_interval_ms = (uint32_t)v;
+        return 1;
+    }
     case NF_LOG: {
         int lv = sy_log_level_parse(value);
         if (lv < 0) {
@@ -1303,6 +1313,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
     }
     snprintf(ncfg->path, sizeof ncfg->path, "%s", path);
     ncfg->log_level = SY_LOG_INFO;
+    ncfg->commit_interval_ms = SY_DEF_COMMIT_INTERVAL_MS;
 
     nf_ctx *c = calloc(1, sizeof *c);
     if (!c) {

@@ -48,6 +48,7 @@ enum sy_protocol {
 #define SY_DEF_BATCH_MAX 512u
 #define SY_DEF_BATCH_BYTES_MAX (4u * 1024u * 1024u)
 #define SY_DEF_MAX_INFLIGHT 64u
+#define SY_DEF_COMMIT_INTERVAL_MS 250u
 /* PBFT: sequence numbers the primary runs at once beyond the next one to
  * execute (Castro & Liskov's sliding window over batches). Each one costs
  * every replica ~10 signature checks and 4 signatures whatever its size,
@@ -110,6 +111,9 @@ typedef struct sy_node_cfg {
      * resolved against the node file's dir; "" = no TLS. Required exactly
      * when the manifest has tls_ca. */
     char tls_cert[SY_CFG_MAX_PATH];
+    /* How long the storage thread may keep applied writes in one LMDB
+     * transaction before committing it (held apply, cmd/synod/runtime.c). */
+    uint32_t commit_interval_ms;
     sy_seckey *seckey;                /* loaded and checked; owned (sy_node_free) */
 } sy_node_cfg;
 

@@ -485,14 +485,16 @@ static bool durable_work(const sy_ready *rd)
  * batch is repaired by applying it again from the log on restart -- the
  * argument of early replies and of lazy apply (docs/storage.md). So a
  * write that only applies (no entries, truncation, snapshot or compaction,
- * and no hard state beyond a lazy one, core/engine.h) is not committed: its transaction stays open ("held") and
- * the next write continues in it and commits both with one sync. With one
- * or a few clients a leader alternates append-only and apply-only readies;
- * this halves its syncs, and the next append no longer waits behind the
- * apply's sync. A held transaction is committed at the latest RT_HOLD_MS
- * later, before a linearizable read is served from the state (reads see
- * committed transactions only: applied_visible), before a snapshot, and at
- * shutdown, or sooner once RT_HOLD_MAX_BYTES of entries went into it.
+ * and no hard state beyond a lazy one, core/engine.h) is not committed:
+ * its transaction stays open ("held") and the next write continues in it
+ * and commits both with one sync. With one or a few clients a leader
+ * alternates append-only and apply-only readies; this halves its syncs,
+ * and the next append no longer waits behind the apply's sync. A held
+ * transaction is committed at the latest the node's commit_interval_ms
+ * later (node file; default SY_DEF_COMMIT_INTERVAL_MS), before a
+ * linearizable read is served from the state (reads see committed
+ * transactions only: applied_visible), before a snapshot, and at shutdown,
+ * or sooner once RT_HOLD_MAX_BYTES of entries went into it.
  * With the storage thread only. A PBFT checkpoint is never held: the
  * snapshot it certifies is read from committed state.
  *
@@ -503,16 +505,19 @@ static bool durable_work(const sy_ready *rd)
  * written again. Measured (Raft n=3, 64 clients over 10,000 keys, three
  * runs each, interleaved): 20 ms 5,743 ops/s, 100 ms 5,908, 250 ms 6,204,
  * 1 s 6,376; 16 clients 3,309 / 3,351 (250 ms) / 3,427 (1 s); one client
- * within the noise. The price is the tail (64 clients, p99 21-22.5 ms at
- * 20 ms, 20-31 at 100 ms, 25.7-29 at 250 ms): a larger commit's flush
+ * within the noise. The gain comes from keys written again within an
+ * interval: over 100,000 keys (16 clients) throughput is within the noise
+ * of 20 ms. The price is the tail (64 clients over 10,000 keys, p99
+ * 21-22.5 ms at 20 ms, 20-31 at 100 ms, 25.7-29 at 250 ms; 16 clients
+ * over 100,000 keys, 11.8-12.2 / 22-23 / 19.4-31): a larger commit's flush
  * occupies the disk longer and log syncs queue behind it -- on this
  * machine the nodes share one disk; a pipeline that took the commit off
- * this thread measured the same p99 (docs/benchmarks.md). etcd commits its
+ * this thread measured the same p99 (docs/benchmarks.md). Hence a node
+ * setting; operators who want the shortest tail set 20. etcd commits its
  * backend every 100 ms. 250 ms keeps what `status` and stale reads see at
  * most a quarter second behind the applied index (linearizable reads force
  * a commit) and the open transaction's copied pages to what
  * RT_HOLD_MAX_BYTES of entries can touch. */
-#define RT_HOLD_MS 250
 #define RT_HOLD_MAX_BYTES (1u << 20)
 
 /* on_loop: called on the event loop (not the storage thread). */
@@ -955,12 +960,13 @@ static bool hold_eligible(const rt *r)
     return r->st_thread_up && r->ops->pipelined;
 }
 
-/* A held transaction must be committed now (see RT_HOLD_MS). */
+/* A held transaction must be committed now (see "Held apply"). */
 static bool flush_due(const rt *r, uint64_t t)
 {
     if (!r->held_open)
         return false;
-    if (t - r->held_since >= RT_HOLD_MS || r->held_bytes >= RT_HOLD_MAX_BYTES || snapshot_due(r))
+    if (t - r->held_since >= r->ncfg.commit_interval_ms || r->held_bytes >= RT_HOLD_MAX_BYTES ||
+        snapshot_due(r))
         return true;
     for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].ready && r->reads[i].index > r->applied_visible &&
@@ -1498,7 +1504,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         else if (dl && dl - t < (uint64_t)timeout)
             timeout = (int)(dl - t);
         if (r->held_open && !r->inflight) {
-            uint64_t due = r->held_since + RT_HOLD_MS;
+            uint64_t due = r->held_since + r->ncfg.commit_interval_ms;
             timeout = due <= t ? 0 : (due - t < (uint64_t)timeout ? (int)(due - t) : timeout);
         }
         size_t n = 0;

@@ -547,6 +547,12 @@ static void test_valid_node_file_loads_with_paths_relative_to_it(void **state)
     assert_int_equal(load_node(fx, 2), SY_OK);
     assert_int_equal(fx->ncfg.id, 2);
     assert_int_equal(fx->ncfg.log_level, SY_LOG_DEBUG);
+    assert_int_equal(fx->ncfg.commit_interval_ms, SY_DEF_COMMIT_INTERVAL_MS);
+    sy_node_free(&fx->ncfg);
+    sy_cluster_free(&fx->cfg);
+    build_node(fx, 2, "node-2.key", "commit_interval_ms = 20\n");
+    assert_int_equal(load_node(fx, 2), SY_OK);
+    assert_int_equal(fx->ncfg.commit_interval_ms, 20);
     char want[700];
     snprintf(want, sizeof want, "%s/data/node-2", fx->dir);
     assert_string_equal(fx->ncfg.data_dir, want);
@@ -596,6 +602,11 @@ static void test_node_file_errors_are_named(void **state)
     build_manifest(fx, (mopts){0});
     build_node(fx, 0, "node-0.key", "log_level = loud\n");
     expect_node_error(fx, 0, "log_level = 'loud' in [node] is not a level");
+    build_node(fx, 0, "node-0.key", "commit_interval_ms = 0\n");
+    expect_node_error(fx, 0, "commit_interval_ms = '0' in [node] is not a number of "
+                             "milliseconds from 1 to 10000");
+    build_node(fx, 0, "node-0.key", "commit_interval_ms = 20s\n");
+    expect_node_error(fx, 0, "commit_interval_ms = '20s' in [node]");
     build_node(fx, 0, "node-0.key", "datadir = x\n");
     expect_node_error(fx, 0, "unknown key 'datadir' in [node]; did you mean 'data_dir'?");
     char p[700];
