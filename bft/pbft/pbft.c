@@ -726,8 +726,8 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs || !p->nv_resent_ms || !p->vcache ||
-        !p->vcache_have || !p->waiting || !p->waiting_since)
+    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs ||
+        !p->nv_resent_ms || !p->vcache || !p->vcache_have || !p->waiting || !p->waiting_since)
         goto err_destroy;
     for (uint64_t i = 0; i < p->L; i++) {
         pbft_slot *s = &p->slots[i];
