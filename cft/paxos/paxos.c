@@ -320,6 +320,7 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
     p->quorum = cfg->n / 2 + 1;
     sy_rng_seed(&p->rng, cfg->rng_seed);
     sy_buf_init(&p->in_snap);
+    p->self_lo = 1;   /* none pending (see px_advance) */
     p->leader = SY_NO_NODE;
     p->role = PX_FOLLOWER;
 
@@ -492,15 +493,32 @@ static void px_ready(void *e, sy_ready *rd)
     if (p->unstable_from < lo)
         lo = p->unstable_from;
     hi = last;
+    p->self_lo = 1;
+    p->self_hi = 0;
     if (lo <= hi) {
         rd->entries = px_ent(p, lo);
         rd->n_entries = hi - lo + 1;
-        if (p->role == PX_LEADER)
-            px_leader_self_ack(p, lo, hi);
+        if (p->role == PX_LEADER) {
+            p->self_lo = lo;
+            p->self_hi = hi;
+        }
     }
     p->unstable_from = UINT64_MAX;
+    /* The leader's ACCEPTs leave before this ready's durable write, in
+     * parallel with it, as Raft's AppendEntries do (thesis 10.2.1): the
+     * leader counts its own acceptance of these slots only after advance()
+     * (px_advance), so nothing is chosen on the strength of a write that a
+     * crash could undo. Not while the promise itself is being written:
+     * ACCEPTs under a ballot go out only once its promise is durable. A
+     * leader that crashes before its write never proposes under that
+     * ballot again -- it must win phase 1 with a higher one. */
+    size_t m0 = p->n_msgs;
     if (p->role == PX_LEADER && px_leader_emit(p) != SY_OK)
         p->dropped++;
+    if (p->role == PX_LEADER && !p->hs_dirty)
+        for (size_t i = m0; i < p->n_msgs; i++)
+            if (p->msgs[i].msg.type == SY_MSG_PAXOS_ACCEPT)
+                p->msgs[i].early = true;
 
     /* Only the commit point moved: lazy (core/engine.h). The promise is
      * what must never be forgotten; a lost commit point is learnt again. */
@@ -579,6 +597,11 @@ static void px_advance(void *e, uint64_t now_ms)
     sy_drop_front(p->rstates, &p->n_rstates, p->h_rstates, sizeof *p->rstates);
     sy_drop_front(p->rejects, &p->n_rejects, p->h_rejects, sizeof *p->rejects);
     p->h_msgs = p->h_rstates = p->h_rejects = p->h_scratch = 0;
+    /* the last ready is durable: the leader's own acceptance counts now */
+    if (p->self_lo <= p->self_hi && p->role == PX_LEADER)
+        px_leader_self_ack(p, p->self_lo, p->self_hi);
+    p->self_lo = 1;
+    p->self_hi = 0;
 }
 
 static void px_status(void *e, sy_engine_status *st)

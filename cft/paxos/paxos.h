@@ -169,6 +169,9 @@ typedef struct paxos {
     size_t n_ents, cap_ents;
     uint64_t log_start;
     uint64_t unstable_from;   /* lowest slot changed since the last ready */
+    /* leader: slots the last ready makes durable; its own acceptance of
+     * them counts from advance() (self_lo > self_hi: none) */
+    uint64_t self_lo, self_hi;
     uint64_t commit, reported;
     uint64_t compact_to;
 
