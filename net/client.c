@@ -31,6 +31,7 @@ typedef struct cl_link {
     nng_aio *aio;
     int state;              /* guarded by c->mu */
     int pipes;              /* connected pipes (atomic; NNG pipe callbacks) */
+    uint64_t suspect_until; /* pbft: left out of narrow sends until then (ms) */
 } cl_link;
 
 /* A node we hold no connection to gets this long before we try the next
@@ -71,6 +72,7 @@ struct sy_client {
     uint32_t client_id;
     uint64_t last_req;
     uint32_t leader;        /* believed leader / primary */
+    uint32_t narrow_rtt;    /* pbft: mean round trip of narrow sends, ms */
     cl_link *links;
     uint32_t n;
 
@@ -317,7 +319,9 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->vopts.batch_ok = true;
     c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
     c->last_req = wall_us();
-    c->leader = 0;
+    /* pbft: the first request goes to every replica, whose replies name
+     * the primary (bft_targets) */
+    c->leader = cfg->protocol == SY_PROTO_PBFT ? SY_NO_NODE : 0;
 
     rc = SY_ENOMEM;
     c->in_cap = 4 * c->n + 4;
@@ -716,30 +720,103 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     }
 }
 
+/* A replica that let an attempt pass without answering, or answered
+ * something the accepted result contradicts, is left out of narrow sends
+ * for this long. */
+#define SY_CLIENT_SUSPECT_MS 5000u
+#define SY_CLIENT_NARROW_MIN_MS 50u
+
+static bool link_usable(sy_client *c, uint32_t i, uint64_t now)
+{
+    return __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0 &&
+           c->links[i].suspect_until <= now;
+}
+
+/* Which replicas a PBFT request goes to first (to[i]). Castro & Liskov
+ * (sec. 4.1) send it to the primary alone and broadcast on the client's
+ * timeout. A replica here answers only requests it received itself (its
+ * reply travels back on the client's own REQ/REP context), so a first send
+ * that can complete reaches the primary plus need-1 backups: with every
+ * one of them correct and up, exactly the need matching replies come back.
+ * The backups rotate by client id so no one replica carries every client.
+ * Everyone gets it when we do not know the primary, when too few replicas
+ * are connected and unsuspected, or when need is a read quorum (the
+ * read-only optimisation wants replies from most replicas anyway). The
+ * retransmission after attempt_ms goes to all that did not answer: the
+ * paper's broadcast, which also starts every correct backup's view-change
+ * timer against a primary that ignores the request. */
+static bool bft_targets(sy_client *c, uint32_t need, bool *to)
+{
+    uint64_t now = mono_ms();
+    uint32_t p = c->leader, picked = 0;
+    memset(to, 0, c->n * sizeof *to);
+    if (need <= c->cfg->f + 1 && p < c->n && link_usable(c, p, now)) {
+        to[p] = true;
+        picked = 1;
+        uint32_t start = c->client_id % (c->n - 1);
+        for (uint32_t k = 0; k < c->n - 1 && picked < need; k++) {
+            uint32_t i = (p + 1 + (start + k) % (c->n - 1)) % c->n;
+            if (link_usable(c, i, now)) {
+                to[i] = true;
+                picked++;
+            }
+        }
+    }
+    if (picked >= need)
+        return true;
+    for (uint32_t i = 0; i < c->n; i++)
+        to[i] = true;
+    return false;
+}
+
+/* How long a narrow send waits before it goes to everyone: a few of its
+ * usual round trips, not attempt_ms, so a client whose primary is stale
+ * (after a view change the replicas we asked each just watch the request:
+ * backups relay only retransmissions) loses little. */
+static uint64_t narrow_wait(const sy_client *c)
+{
+    uint64_t w = 4u * (uint64_t)c->narrow_rtt;
+    w = w < SY_CLIENT_NARROW_MIN_MS ? SY_CLIENT_NARROW_MIN_MS : w;
+    return w < c->opts.attempt_ms ? w : c->opts.attempt_ms;
+}
+
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
                    uint32_t need, sy_client_result *res)
 {
     sy_digest got[SY_MAX_NODES];
-    bool have[SY_MAX_NODES];
-    uint64_t attempt_end;
+    bool have[SY_MAX_NODES], asked[SY_MAX_NODES], first[SY_MAX_NODES];
+    uint32_t hint[SY_MAX_NODES];
+    uint64_t attempt_end, start = mono_ms();
     int rc;
 
     memset(have, 0, sizeof have);
+    bool narrow = bft_targets(c, need, asked);
+    memcpy(first, asked, sizeof first);
     for (uint32_t i = 0; i < c->n; i++)
-        if ((rc = link_post(c, i, frame)) != SY_OK)
+        if (asked[i] && (rc = link_post(c, i, frame)) != SY_OK)
             return rc;
-    attempt_end = mono_ms() + c->opts.attempt_ms;
+    attempt_end = start + (narrow ? narrow_wait(c) : c->opts.attempt_ms);
     for (;;) {
         inmsg im;
         if (mono_ms() >= deadline)
             return SY_ETIMEOUT;
         if (!inbox_wait(c, min_u64(deadline, attempt_end), &im)) {
-            if (mono_ms() >= attempt_end) {
-                /* retransmit to every replica that has not answered */
-                for (uint32_t i = 0; i < c->n; i++)
-                    if (!have[i] && (rc = link_post(c, i, frame)) != SY_OK)
+            uint64_t now = mono_ms();
+            if (now >= attempt_end) {
+                /* retransmit to every replica that has not answered; those
+                 * we asked a full attempt ago and that stayed silent are
+                 * suspect for a while */
+                for (uint32_t i = 0; i < c->n; i++) {
+                    if (have[i])
+                        continue;
+                    if (asked[i] && !narrow)
+                        c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+                    asked[i] = true;
+                    if ((rc = link_post(c, i, frame)) != SY_OK)
                         return rc;
-                attempt_end = mono_ms() + c->opts.attempt_ms;
+                }
+                attempt_end = now + c->opts.attempt_ms;
+                narrow = false;
             }
             continue;
         }
@@ -757,13 +834,39 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
         }
         reply_digest(r, &got[im.node]);
         have[im.node] = true;
-        if (r->leader < c->n)
-            c->leader = r->leader;
+        hint[im.node] = r->leader;
         uint32_t match = 0;
         for (uint32_t i = 0; i < c->n; i++)
             if (have[i] && sy_digest_eq(&got[i], &got[im.node]))
                 match++;
         if (match >= need) {
+            /* The primary hint is believed when f+1 replies name the same
+             * replica (one of them correct): one faulty replica cannot
+             * steer our narrow sends. A replica first asked that has not
+             * answered by now, or (ordered requests, where correct
+             * replicas never differ) answered something else, is suspect. */
+            uint64_t now = mono_ms();
+            bool widened = false;
+            for (uint32_t i = 0; i < c->n; i++)
+                widened |= asked[i] && !first[i];
+            if (!widened) {
+                uint32_t rtt = (uint32_t)(now - start);
+                c->narrow_rtt = c->narrow_rtt ? (7u * c->narrow_rtt + rtt) / 8u : rtt;
+            }
+            for (uint32_t i = 0; i < c->n; i++) {
+                if (widened && first[i] && !have[i])
+                    c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+                if (!have[i])
+                    continue;
+                if (need <= c->cfg->f + 1 && !sy_digest_eq(&got[i], &got[im.node]))
+                    c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+                uint32_t same = 0;
+                for (uint32_t j = 0; j < c->n; j++)
+                    if (have[j] && hint[j] == hint[i])
+                        same++;
+                if (same >= c->cfg->f + 1)
+                    c->leader = hint[i];   /* SY_NO_NODE: view change, send to all */
+            }
             rc = result_fill(r, im.node, res);
             sy_env_free(&env);
             nng_msg_free(im.msg);

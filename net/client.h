@@ -23,11 +23,14 @@
  * Crash-fault clusters (raft, paxos): the request goes to the believed
  * leader; a "not leader" reply's hint is followed; a node that stays silent
  * for attempt_ms is replaced by the next one; until the deadline.
- * Byzantine clusters (pbft): the request goes to every replica (a replica
- * can only answer a request it received on its own endpoint) and a result is
- * accepted once f+1 replicas sent matching signed replies (same status,
- * value, results and log index); silent replicas get the request again every
- * attempt_ms.
+ * Byzantine clusters (pbft): a write goes to the primary and f backups (a
+ * replica can only answer a request it received on its own endpoint), to
+ * every replica when the primary is unknown or too few replicas look
+ * healthy; a result is accepted once f+1 replicas sent matching signed
+ * replies (same status, value, results and log index); after attempt_ms
+ * without that, every replica that has not answered gets the request (the
+ * paper's broadcast) and the silent ones are avoided for a few seconds.
+ * Reads go to every replica (the read-only optimisation needs a quorum).
  *
  * Timeouts: every call takes timeout_ms, a deadline for the whole call
  * including retries; on expiry it returns SY_ETIMEOUT (no leader, no quorum

@@ -285,6 +285,14 @@ static void flush_replies(rt *r);
  * of scan replies must not pile up in memory until the iteration ends). */
 #define RT_REPLY_BATCH_BYTES (1u << 20)
 
+/* The leader hint of an answer: a crash-fault reply comes from the leader
+ * itself; a PBFT reply names the primary of the view, which the client
+ * believes once f+1 replies agree (net/client.c bft_targets). */
+static uint32_t reply_leader(const rt *r)
+{
+    return r->cluster.protocol == SY_PROTO_PBFT ? r->last_st.leader : r->ncfg.id;
+}
+
 static void reply_frame(rt *r, uint64_t handle, const sy_client_reply *rep)
 {
     sy_msg m = {.type = SY_MSG_CLIENT_REPLY};
@@ -705,7 +713,7 @@ static void applied_part(rt *r, const sy_ready *rd, sy_kv_results *results)
             r->m.commits++;
             pending_req *p = find_pending(r, rep->client_id, rep->req_no);
             if (p) {
-                rep->leader = r->ncfg.id;
+                rep->leader = reply_leader(r);
                 reply_frame(r, p->handle, rep);
                 drop_pending(r, p);
             }
@@ -850,7 +858,7 @@ static void early_replies(rt *r, rt_job *j)
             sy_client_reply *rep = &res->replies[k];
             pending_req *p = find_pending(r, rep->client_id, rep->req_no);
             if (p) {
-                rep->leader = r->ncfg.id;
+                rep->leader = reply_leader(r);
                 reply_frame(r, p->handle, rep);
                 drop_pending(r, p);
             }

@@ -34,6 +34,7 @@ enum mode {
     M_NOTFOUND,
     M_BATCH,       /* honest, batch-signed with two other clients' replies */
     M_BATCH_FORGED,/* batch-signed by another key */
+    M_SELF_PRIMARY,/* honest, but names itself primary in every reply */
 };
 
 typedef struct fake {
@@ -58,6 +59,7 @@ typedef struct world {
     sy_verifier ver;
     sy_env_opts opts;
     fake nodes[MAXN];
+    uint32_t primary;       /* leader hint in honest replies (SY_NO_NODE) */
     pthread_mutex_t mu;
     volatile int stop;
 } world;
@@ -110,7 +112,9 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     m.type = SY_MSG_CLIENT_REPLY;
     m.u.reply.client_id = q->client_id;
     m.u.reply.req_no = q->req_no;
-    m.u.reply.leader = SY_NO_NODE;
+    pthread_mutex_lock(&w->mu);
+    m.u.reply.leader = w->primary;
+    pthread_mutex_unlock(&w->mu);
     m.u.reply.index = 7;
     m.u.reply.val = (sy_bytes){ (const uint8_t *)f->value, (uint32_t)strlen(f->value) };
     const sy_signer *s = &w->node_signer[f->id];
@@ -140,6 +144,9 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     case M_BATCH_FORGED:
         send_batched(f, &m, &w->stranger_signer);
         return;
+    case M_SELF_PRIMARY:
+        m.u.reply.leader = f->id;
+        break;
     default:
         break;
     }
@@ -208,6 +215,7 @@ static void world_start(world *w, int protocol, uint32_t n, uint32_t f, int test
         tmp = "/tmp";
     mkdir(tmp, 0755); /* ctest's scratch dir may not exist yet */
     w->n = n;
+    w->primary = SY_NO_NODE;
     pthread_mutex_init(&w->mu, NULL);
     w->client_sk = key_from(0x77);
     w->stranger_sk = key_from(0x99);
@@ -449,6 +457,112 @@ static void test_bft_result_needs_f_plus_one_matching_replies(void **state)
     world_stop(&w);
 }
 
+static int total_requests(world *w)
+{
+    int t = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        t += requests_of(w, i, NULL);
+    return t;
+}
+
+/* The client returns after f+1 replies; the other replicas it asked may
+ * not have counted theirs yet. Waits (bounded) until want were counted. */
+static int settled_requests(world *w, int want)
+{
+    for (int i = 0; i < 2000 && total_requests(w) < want; i++)
+        usleep(1000);
+    usleep(20000);   /* and a little longer: more than want would show */
+    return total_requests(w);
+}
+
+/* Correct PBFT replicas all answer alike; a replica names the primary. */
+static void set_primary(world *w, uint32_t p)
+{
+    pthread_mutex_lock(&w->mu);
+    w->primary = p;
+    for (uint32_t i = 0; i < w->n; i++)
+        snprintf(w->nodes[i].value, sizeof w->nodes[i].value, "same");
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* PBFT writes go to the primary the replies name and f backups; a silent
+ * backup is dropped from that set and a new primary is followed. */
+static void test_bft_write_goes_to_primary_and_f_backups(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 11);
+    set_primary(&w, 2);
+    sy_client *c = open_client(&w, 500);
+    /* the first write: primary unknown, every replica gets it */
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    assert_int_equal(settled_requests(&w, 4), 4);
+
+    /* then the primary and one backup (f = 1), the same two each time */
+    int before[MAXN], after[MAXN];
+    for (uint32_t i = 0; i < 4; i++)
+        before[i] = requests_of(&w, i, NULL);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    uint32_t backup = SY_NO_NODE, asked = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        after[i] = requests_of(&w, i, NULL);
+        if (after[i] - before[i] == 5) {
+            asked++;
+            if (i != 2)
+                backup = i;
+        } else {
+            assert_int_equal(after[i], before[i]);
+        }
+    }
+    assert_int_equal(requests_of(&w, 2, NULL) - before[2], 5);
+    assert_int_equal(asked, 2);
+    assert_true(backup < 4);
+
+    /* that backup goes silent: the write still completes (the others are
+     * asked), and the next writes leave the silent one out */
+    set_mode(&w, backup, M_SILENT, 0);
+    int t0 = total_requests(&w);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    /* primary and backup; after a short wait the other two, and the
+     * silent one again */
+    assert_int_equal(settled_requests(&w, t0 + 5), t0 + 5);
+    int silent_seen = requests_of(&w, backup, NULL);
+    t0 = total_requests(&w);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    assert_int_equal(requests_of(&w, backup, NULL), silent_seen);
+    assert_int_equal(total_requests(&w) - t0, 10);
+    set_mode(&w, backup, M_OK, 0);
+
+    /* a view change: replies name replica 1 now; the client follows */
+    set_primary(&w, 1);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    int p1 = requests_of(&w, 1, NULL);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    assert_int_equal(requests_of(&w, 1, NULL) - p1, 3);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+/* One replica naming itself primary cannot steer the client: a hint is
+ * followed only when f+1 replies agree on it. */
+static void test_bft_primary_hint_needs_f_plus_one(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 12);
+    set_primary(&w, SY_NO_NODE);
+    set_mode(&w, 3, M_SELF_PRIMARY, 0);
+    sy_client *c = open_client(&w, 500);
+    /* the others name no primary (a view change): every write goes to all
+     * four, whatever replica 3 claims */
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    assert_int_equal(settled_requests(&w, 12), 12);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_key_not_in_manifest_is_unauthorised(void **state)
 {
     world w;
@@ -612,6 +726,8 @@ int main(void)
         cmocka_unit_test(test_client_accepts_batch_signed_replies_and_rejects_forged_ones),
         cmocka_unit_test(test_client_times_out_at_deadline_retrying_same_req_no),
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
+        cmocka_unit_test(test_bft_write_goes_to_primary_and_f_backups),
+        cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
