@@ -1127,7 +1127,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         .self = nd->id, .n = w->n, .f = w->f,
         .heartbeat_ms = 50, .election_min_ms = 300, .election_max_ms = 600,
         .request_timeout_ms = 1000, .batch_delay_ms = 1,
-        .batch_max = 64, .batch_bytes_max = 1u << 20, .max_inflight = 16,
+        .batch_max = 64, .batch_bytes_max = 1u << 20, .max_inflight = SY_DEF_MAX_INFLIGHT,
         .max_pending = 1000, .snapshot_threshold = SIM_SNAPSHOT_EVERY,
         .checkpoint_interval = 16, .watermark_window = 64,
         .prevote = true, .check_quorum = true,
