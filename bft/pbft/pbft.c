@@ -193,6 +193,7 @@ pbft_slot *pbft_slot_get(pbft *p, uint64_t seq)
 void pbft_slot_clear(pbft *p, pbft_slot *s)
 {
     free(s->batch);
+    free(s->cbatch);
     pbft_vote *prep = s->prep, *com = s->com;
     sy_pbft_sig *cp = s->cert_prep, *cc = s->ccert;
     memset(prep, 0, p->n * sizeof *prep);
@@ -327,6 +328,36 @@ void pbft_follow_higher_views(pbft *p)
 
 /* ------------------------------------------------------------ hardstate */
 
+/* A view change may assign a sequence number null or another batch while
+ * this replica holds a prepared certificate for it; a later view may pick
+ * that certificate again (it is the highest one reported), and then its
+ * batch is needed. Freeing it when the other pre-prepare arrived left every
+ * replica fetching a batch none had, for good (sim seed 189, pbft, faults
+ * all, clients asking the primary and f backups). */
+void pbft_slot_set_batch(pbft_slot *s, uint8_t *batch, size_t len, bool have,
+                         const sy_digest *d)
+{
+    bool cert_leaves = s->have_cert && s->have_batch && s->batch &&
+                       sy_digest_eq(&s->d, &s->cert_d) && !sy_digest_eq(d, &s->cert_d);
+    if (cert_leaves) {
+        free(s->cbatch);
+        s->cbatch = s->batch;
+        s->cbatch_len = s->batch_len;
+    } else {
+        free(s->batch);
+    }
+    s->batch = batch;
+    s->batch_len = len;
+    s->have_batch = have;
+    if (!have && s->cbatch && s->have_cert && sy_digest_eq(d, &s->cert_d)) {
+        s->batch = s->cbatch;   /* the certificate's batch, back in use */
+        s->batch_len = s->cbatch_len;
+        s->have_batch = true;
+        s->cbatch = NULL;
+        s->cbatch_len = 0;
+    }
+}
+
 static void put64(uint8_t *b, uint64_t v) { for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i)); }
 static uint64_t get64(const uint8_t *b)
 {
@@ -364,10 +395,19 @@ static void hs_put32(sy_buf *b, uint32_t v)
 static uint32_t get16(const uint8_t *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8; }
 static uint32_t get32(const uint8_t *b) { return get16(b) | get16(b + 2) << 16; }
 
+/* The batch a slot holds, unexecuted: the one this replica pre-prepared
+ * or voted for (the paper logs the pre-prepare with its requests before
+ * the PREPARE goes out), or the one its prepared certificate names. */
 static bool hs_keeps_batch(const pbft *p, const pbft_slot *s, uint64_t seq)
 {
-    return s->seq == seq && s->have_cert && !s->executed && seq > p->executed &&
-           s->have_batch && s->batch_len && sy_digest_eq(&s->d, &s->cert_d);
+    return s->seq == seq && (s->have_pp || s->have_cert) && !s->executed &&
+           seq > p->executed && s->have_batch && s->batch_len;
+}
+
+static bool hs_keeps_cbatch(const pbft *p, const pbft_slot *s, uint64_t seq)
+{
+    return s->seq == seq && s->cbatch && s->cbatch_len && s->have_cert && !s->executed &&
+           seq > p->executed;
 }
 
 static int hs_encode(pbft *p)
@@ -431,19 +471,25 @@ static int hs_encode(pbft *p)
             hs_put(b, s->ccert[k].sig.b, SY_SIG_LEN);
         }
     }
-    /* the batches of prepared, not yet executed sequence numbers: a
-     * prepared certificate names a batch by digest only, and the paper's
-     * replicas log the pre-prepare with its requests. Without them a
-     * restart forgot the batch, and once every replica that held it had
-     * restarted, the certified sequence number could be re-proposed in a
-     * new view but executed nowhere: each replica fetched a batch no one
-     * had, for good (sim seed 62, pbft, faults all). Only a window's worth
+    /* the batches of pre-prepared or prepared, not yet executed sequence
+     * numbers: a prepared certificate names a batch by digest only, and
+     * the paper's replicas log the pre-prepare with its requests before
+     * they send the PREPARE. Without them a restart forgot the batch, and
+     * once every replica that held it had restarted, the certified
+     * sequence number could be re-proposed in a new view but executed
+     * nowhere: each replica fetched a batch no one had, for good (sim seed
+     * 62, pbft, faults all). Keeping only prepared ones was not enough: a
+     * replica that voted but never saw the certificate form lost the batch
+     * in a crash while another kept the certificate (sim seed 2981 with
+     * clients that ask the primary and f backups). Only a window's worth
      * (max_inflight) is ever unexecuted in normal operation. */
     uint16_t nb = 0;
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++)
-        if (hs_keeps_batch(p, &p->slots[seq % p->L], seq))
-            nb++;
+        nb += (uint16_t)(hs_keeps_batch(p, &p->slots[seq % p->L], seq) +
+                         hs_keeps_cbatch(p, &p->slots[seq % p->L], seq));
     hs_put16(b, nb);
+    /* the slots' batches first, then certificates' set-aside ones: a
+     * restart restores them in that order (hs_decode) */
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
         const pbft_slot *s = &p->slots[seq % p->L];
         if (!hs_keeps_batch(p, s, seq))
@@ -451,6 +497,14 @@ static int hs_encode(pbft *p)
         hs_put64(b, seq);
         hs_put32(b, (uint32_t)s->batch_len);
         hs_put(b, s->batch, s->batch_len);
+    }
+    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        if (!hs_keeps_cbatch(p, s, seq))
+            continue;
+        hs_put64(b, seq);
+        hs_put32(b, (uint32_t)s->cbatch_len);
+        hs_put(b, s->cbatch, s->cbatch_len);
     }
     /* The primary's own NEW-VIEW for the view it runs. A backup that missed
      * it asks again with a VIEW-CHANGE for that view and the primary repeats
@@ -563,13 +617,22 @@ static int hs_decode(pbft *p, sy_bytes hs)
             pbft_slot *s = pbft_slot_get(p, seq);
             sy_digest d;
             sy_hash(b + o, len, &d);
-            if (s && s->have_cert && len && sy_digest_eq(&d, &s->cert_d) && !s->have_batch) {
+            /* a certificate's batch, or one we voted for without a
+             * certificate: either way pbft_on_fetch serves it and
+             * enter_view keeps it for an O-set entry with this digest */
+            if (s && len && !s->have_batch) {
                 if (!(s->batch = malloc(len)))
                     return SY_ENOMEM;
                 memcpy(s->batch, b + o, len);
                 s->batch_len = len;
                 s->have_batch = true;
-                s->d = s->cert_d;   /* what pbft_on_fetch serves and enter_view keeps */
+                s->d = d;
+            } else if (s && len && s->have_cert && sy_digest_eq(&d, &s->cert_d) &&
+                       !sy_digest_eq(&d, &s->d) && !s->cbatch) {
+                if (!(s->cbatch = malloc(len)))
+                    return SY_ENOMEM;
+                memcpy(s->cbatch, b + o, len);
+                s->cbatch_len = len;
             }
             o += len;
         }
@@ -662,6 +725,7 @@ static int boot_restore_slot(pbft *p, const sy_entry *e)
         return SY_OK;
     }
     if (e->type == SY_ENTRY_NORMAL && e->data.len) {
+        free(s->batch);   /* one the hardstate restored for this number, if any */
         s->batch = malloc(e->data.len);
         if (!s->batch)
             return SY_ENOMEM;
@@ -872,6 +936,7 @@ static void pbft_destroy(void *e)
     if (p->slots)
         for (uint64_t i = 0; i < p->L; i++) {
             free(p->slots[i].batch);
+            free(p->slots[i].cbatch);
             free(p->slots[i].prep);
             free(p->slots[i].com);
             free(p->slots[i].cert_prep);

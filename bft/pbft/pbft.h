@@ -108,6 +108,10 @@ typedef struct {
     sy_sig cert_pp_sig;
     uint32_t cert_n;
     sy_pbft_sig *cert_prep;       /* [n] */
+    /* the batch cert_d names, kept when a later view's pre-prepare for
+     * another digest took its place in `batch` (owned, or NULL) */
+    uint8_t *cbatch;
+    size_t cbatch_len;
     /* commit certificate, once committed (served in state transfer) */
     uint64_t ccert_view;
     uint32_t ccert_n;
@@ -302,6 +306,12 @@ void pbft_stabilize(pbft *p, uint64_t seq, const sy_digest *d, const sy_pbft_sig
 void pbft_retransmit(pbft *p);
 bool pbft_batch_valid(pbft *p, const uint8_t *batch, size_t len);
 void pbft_slot_clear(pbft *p, pbft_slot *s);
+/* The slot's batch becomes (batch, len) for digest d (batch owned, NULL for
+ * a null request or one still to fetch; have = whether it is in hand). The
+ * batch of the slot's prepared certificate is set aside, not freed, when it
+ * leaves, and taken back when d is the certificate's digest again. */
+void pbft_slot_set_batch(pbft_slot *s, uint8_t *batch, size_t len, bool have,
+                         const sy_digest *d);
 uint64_t pbft_batch_deadline(const pbft *p);
 
 /* pbft_view.c (paper 4.4) */

@@ -138,13 +138,19 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
     if (!from_client)
         return SY_OK;
     /* Backup (sec. 4.4 liveness): watch the request with the view-change
-     * timer. Our clients send every request to all replicas at once (so
-     * each replica can answer on its own endpoint), so the primary already
-     * has it: forwarding on first sight would make the primary verify every
-     * request n times. A retransmission of a request we are still waiting
-     * for is the paper's "client broadcast after its timeout": only then
-     * do we pass it to the primary. */
-    if (!p->in_vc && waiting_has(p, req->client_id, req->req_no)) {
+     * timer. Our clients send a request to the primary and f backups at
+     * once (each replica answers on its own endpoint), so the primary
+     * already has it: forwarding on first sight would make the primary
+     * verify it again. A retransmission -- of a request we are still
+     * waiting for, or of one we executed already (the client did not get
+     * f+1 replies and now asks replicas it had not asked; ours has no
+     * pending answer for it until it is ordered again) -- is the paper's
+     * "client broadcast after its timeout": that we pass to the primary.
+     * An executed request is not watched: nothing is owed on it, and a
+     * timer on it could only start a view change against a primary that
+     * did its job. */
+    bool done_here = c->executed != 0 && req->req_no == c->executed;
+    if (!p->in_vc && (done_here || waiting_has(p, req->client_id, req->req_no))) {
         sy_msg m = { .type = SY_MSG_PBFT_FORWARD };
         m.u.pbft.fwd.req = (sy_bytes){ raw, (uint32_t)len };
         int rc = pbft_send(p, pbft_primary(p, p->view), &m);
@@ -155,7 +161,7 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
         /* after a state install we cannot tell an executed request from a
          * new one for this client: forward it, but do not accuse the
          * primary (docs/pbft.md "State transfer") */
-    } else if (!waiting_has(p, req->client_id, req->req_no)) {
+    } else if (!done_here && !waiting_has(p, req->client_id, req->req_no)) {
         if (p->n_waiting >= PBFT_MAX_WAITING) {
             p->dropped++;
         } else {
@@ -238,18 +244,18 @@ static void propose(pbft *p, uint8_t *batch, size_t blen, uint32_t n_reqs)
         free(batch);
         return;
     }
-    free(s->batch);
+    sy_digest d;
+    sy_hash(batch, blen, &d);
+    pbft_slot_set_batch(s, batch, blen, true, &d);
     s->have_pp = true;
     s->pp_view = p->view;
     s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
-    sy_hash(batch, blen, &s->d);
-    s->batch = batch;
-    s->batch_len = blen;
-    s->have_batch = true;
+    s->d = d;
     pbft_sign_stmt(p, SY_MSG_PBFT_PRE_PREPARE, p->view, seq, &s->d, &s->pp_sig);
     if (seq > p->last_pp)
         p->last_pp = seq;
     pbft_note_vote(p, seq);
+    p->hs_dirty = true;   /* the batch, durable before the PRE-PREPARE goes out */
     (void)n_reqs;
 #ifdef SYNOD_TESTING
     if (pbft_behaves(p, SY_PBFT_EQUIVOCATE)) {
@@ -370,6 +376,7 @@ void pbft_send_prepare(pbft *p, pbft_slot *s)
     s->prep[p->self] = (pbft_vote){ true, s->pp_view, d, st->sig };
     s->sent_prepare = true;
     pbft_note_vote(p, s->seq);
+    p->hs_dirty = true;   /* the batch, durable before the PREPARE goes out */
     pbft_send(p, SY_NO_NODE, &m);
 }
 
@@ -414,10 +421,7 @@ int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *st)
             return SY_ENOMEM;
         memcpy(copy, st->batch.p, st->batch.len);
     }
-    free(s->batch);
-    s->batch = copy;
-    s->batch_len = st->batch.len;
-    s->have_batch = true;
+    pbft_slot_set_batch(s, copy, st->batch.len, true, &st->digest);
     s->have_pp = true;
     s->pp_view = st->view;
     s->d = st->digest;
@@ -512,6 +516,9 @@ void pbft_progress(pbft *p, pbft_slot *s)
         s->have_cert = true;
         s->cert_view = s->pp_view;
         s->cert_d = s->d;
+        free(s->cbatch);   /* the earlier certificate's batch: superseded */
+        s->cbatch = NULL;
+        s->cbatch_len = 0;
         s->cert_pp_sig = s->pp_sig;
         s->cert_n = cnt;
         p->hs_dirty = true;   /* durable before the COMMIT goes out */

@@ -205,12 +205,9 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
         if (!s || s->executed)
             continue;
         bool keep = s->have_batch && sy_digest_eq(&s->d, &e->digest);
-        if (!keep) {
-            free(s->batch);
-            s->batch = NULL;
-            s->batch_len = 0;
-            s->have_batch = sy_digest_eq(&e->digest, &zero_digest);  /* null request */
-        }
+        if (!keep)   /* in hand only for a null request (or our certificate's) */
+            pbft_slot_set_batch(s, NULL, 0, sy_digest_eq(&e->digest, &zero_digest),
+                                &e->digest);
         s->have_pp = true;
         s->pp_view = view;
         s->d = e->digest;

@@ -29,6 +29,12 @@ int pbft_on_fetch(pbft *p, uint32_t from, const sy_pbft_batch *b)
             m.u.pbft.batch.batch = (sy_bytes){ s->batch, (uint32_t)s->batch_len };
             return pbft_send(p, from, &m);
         }
+        if (s->seq && s->cbatch && s->have_cert && sy_digest_eq(&s->cert_d, &b->digest)) {
+            sy_msg m = { .type = SY_MSG_PBFT_BATCH };
+            m.u.pbft.batch.digest = s->cert_d;
+            m.u.pbft.batch.batch = (sy_bytes){ s->cbatch, (uint32_t)s->cbatch_len };
+            return pbft_send(p, from, &m);
+        }
     }
     return SY_ENOTFOUND;
 }
@@ -230,6 +236,13 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         /* the snapshot holds the host's client table, not ours: clients
          * we have no record of no longer start our view-change timer */
         p->clients_partial = true;
+        /* what we proposed at or below the installed checkpoint was either
+         * executed in it or is gone: a retransmission may be ordered again
+         * (a primary that jumped past its own proposal ignored every
+         * retransmission of it as "already ordered in this view", and the
+         * backups' forwards with it: sim seed 1602, pbft, faults all) */
+        for (uint32_t i = 0; i < p->cap_clients; i++)
+            p->clients[i].proposed = 0;
         p->executed = st->ckpt.seq;
         p->progress_ms = p->now;
         pbft_stabilize(p, st->ckpt.seq, &st->ckpt.digest, st->ckpt.sigs, st->ckpt.n_sigs);

@@ -26,8 +26,20 @@ static uint64_t think_ms(sim_world *w)
 
 static void send_current(sim_world *w, sim_client *c)
 {
-    if (w->bft) {
-        /* a BFT client sends to every replica that has not answered yet */
+    uint64_t wait = SIM_CLIENT_TIMEOUT_MS;
+    if (w->bft && c->attempts == 0 && c->op != SY_OP_GET && c->primary < w->n) {
+        /* as the client library (net/client.c bft_targets): a write's first
+         * send goes to the believed primary and f backups, rotating by
+         * client id; a replica answers only requests it received */
+        sim_net_send(w, c->id, c->primary, SY_MSG_CLIENT_REQ, c->env, c->env_len);
+        uint32_t start = c->id % (w->n - 1);
+        for (uint32_t k = 0; k < w->f; k++) {
+            uint32_t i = (c->primary + 1 + (start + k) % (w->n - 1)) % w->n;
+            sim_net_send(w, c->id, i, SY_MSG_CLIENT_REQ, c->env, c->env_len);
+        }
+        wait = SIM_CLIENT_NARROW_MS;
+    } else if (w->bft) {
+        /* every replica that has not answered yet */
         for (uint32_t i = 0; i < w->n; i++)
             if (!c->have[i])
                 sim_net_send(w, c->id, i, SY_MSG_CLIENT_REQ, c->env, c->env_len);
@@ -35,8 +47,7 @@ static void send_current(sim_world *w, sim_client *c)
         sim_net_send(w, c->id, c->target, SY_MSG_CLIENT_REQ, c->env, c->env_len);
     }
     c->gen++;
-    sim_schedule(w, w->now + SIM_CLIENT_TIMEOUT_MS, EV_CLIENT, c->id, UINT32_MAX, c->gen,
-                 NULL, 0);
+    sim_schedule(w, w->now + wait, EV_CLIENT, c->id, UINT32_MAX, c->gen, NULL, 0);
 }
 
 static void next_op_later(sim_world *w, sim_client *c)
@@ -116,6 +127,7 @@ void sim_client_start(sim_world *w)
     for (uint32_t i = 0; i < w->n_clients; i++) {
         sim_client *c = &w->clients[i];
         c->target = (uint32_t)sy_rng_below(&w->wl, w->n);
+        c->primary = SY_NO_NODE;   /* BFT: the first request goes to all */
         c->gen = 1;
         sim_schedule(w, sy_rng_below(&w->wl, 50), EV_CLIENT, c->id, UINT32_MAX, c->gen, NULL, 0);
     }
@@ -184,6 +196,7 @@ void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t
         sy_hash_update(&h, rp->val.p, rp->val.len);
         sy_hash_final(&h, &c->got[env.sender]);
         c->have[env.sender] = true;
+        c->hint[env.sender] = rp->leader;
         uint32_t need = c->op == SY_OP_GET ? (w->n + w->f + 2) / 2 : w->f + 1;
         uint32_t match = 0;
         for (uint32_t i = 0; i < w->n; i++)
@@ -192,6 +205,14 @@ void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t
         if (match < need) {
             sy_env_free(&env);
             return;
+        }
+        /* the primary is believed when f+1 replies name the same replica */
+        for (uint32_t i = 0; i < w->n; i++) {
+            uint32_t same = 0;
+            for (uint32_t j = 0; c->have[i] && j < w->n; j++)
+                same += c->have[j] && c->hint[j] == c->hint[i];
+            if (same >= w->f + 1)
+                c->primary = c->hint[i];
         }
     }
     if (!definite) {

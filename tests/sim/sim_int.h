@@ -24,6 +24,10 @@
 #define SIM_MAX_EVENTS 50000000ull
 #define SIM_CLIENT_TIMEOUT_MS 1000u
 #define SIM_CLIENT_GIVE_UP_MS 8000u /* in the fault phase; then give up */
+/* BFT: a write's first send reaches the primary and f backups only; it
+ * goes to everyone after this long without f+1 matching replies (the
+ * client library waits a few of its round trips, at least 50 ms) */
+#define SIM_CLIENT_NARROW_MS 100u
 #define SIM_SNAPSHOT_EVERY 64u    /* host snapshot after this many applies */
 #define SIM_BFT_GRACE_MS 10000u   /* lagging correct BFT replicas: catch-up time */
 
@@ -174,6 +178,8 @@ typedef struct sim_client {
     /* BFT mode: the latest definite reply digest from each replica */
     sy_digest got[SY_SIM_MAX_NODES];
     bool have[SY_SIM_MAX_NODES];
+    uint32_t hint[SY_SIM_MAX_NODES];  /* the primary each reply named */
+    uint32_t primary;         /* believed once f+1 replies named it */
     uint8_t *env;             /* the signed request, resent verbatim */
     size_t env_len;
     uint32_t done;

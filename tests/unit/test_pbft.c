@@ -350,6 +350,34 @@ static void test_retransmitted_latest_request_is_ordered_again_for_its_reply(voi
     h_free(h);
 }
 
+static void test_backup_forwards_a_request_it_executed_and_does_not_watch_it(void **state)
+{
+    (void)state;
+    /* a client sends to the primary and f backups; replica 3 executes the
+     * request without having been asked. When the client, short of f+1
+     * replies, asks replica 3 too, that replica passes it to the primary
+     * (so it is ordered again and replica 3 has an answer to give) and
+     * does not start its view-change timer on it: nothing is owed. */
+    harness *h = h_new(4, 1, false, 16, NULL);
+    uint8_t *raw;
+    size_t len;
+    h_make_request(h, 0, &raw, &len);
+    h_submit_raw(h, raw, len, 0x3u);
+    h_run(h);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h->applied[i], 1);
+    h_submit_raw(h, raw, len, 0x8u);
+    h_run(h);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h->applied[i], 2);
+    h_run_for(h, 4 * 500, 50);   /* four request timeouts */
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_status(h, i).term, 0);
+    assert_int_equal(h->violations, 0);
+    free(raw);
+    h_free(h);
+}
+
 static void test_pre_prepare_whose_digest_does_not_match_batch_is_dropped(void **state)
 {
     (void)state;
@@ -492,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_backup_rejects_batch_with_forged_client_signature),
         cmocka_unit_test(test_backup_rejects_batch_replaying_an_older_request),
         cmocka_unit_test(test_retransmitted_latest_request_is_ordered_again_for_its_reply),
+        cmocka_unit_test(test_backup_forwards_a_request_it_executed_and_does_not_watch_it),
         cmocka_unit_test(test_pre_prepare_whose_digest_does_not_match_batch_is_dropped),
         cmocka_unit_test(test_messages_outside_the_water_marks_are_dropped_and_counted),
         cmocka_unit_test(test_prepare_with_bad_statement_signature_is_not_counted),
