@@ -490,22 +490,17 @@ static int hs_encode(pbft *p)
     hs_put16(b, nb);
     /* the slots' batches first, then certificates' set-aside ones: a
      * restart restores them in that order (hs_decode) */
-    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
-        const pbft_slot *s = &p->slots[seq % p->L];
-        if (!hs_keeps_batch(p, s, seq))
-            continue;
-        hs_put64(b, seq);
-        hs_put32(b, (uint32_t)s->batch_len);
-        hs_put(b, s->batch, s->batch_len);
-    }
-    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
-        const pbft_slot *s = &p->slots[seq % p->L];
-        if (!hs_keeps_cbatch(p, s, seq))
-            continue;
-        hs_put64(b, seq);
-        hs_put32(b, (uint32_t)s->cbatch_len);
-        hs_put(b, s->cbatch, s->cbatch_len);
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+            const pbft_slot *s = &p->slots[seq % p->L];
+            bool keep = pass == 0 ? hs_keeps_batch(p, s, seq) : hs_keeps_cbatch(p, s, seq);
+            if (!keep)
+                continue;
+            uint32_t len = (uint32_t)(pass == 0 ? s->batch_len : s->cbatch_len);
+            hs_put64(b, seq);
+            hs_put32(b, len);
+            hs_put(b, pass == 0 ? s->batch : s->cbatch, len);
+        }
     /* The primary's own NEW-VIEW for the view it runs. A backup that missed
      * it asks again with a VIEW-CHANGE for that view and the primary repeats
      * it (pbft_on_view_change); a primary that restarted had nothing to
