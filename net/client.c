@@ -753,7 +753,7 @@ static bool bft_targets(sy_client *c, uint32_t need, bool *to)
     if (need <= c->cfg->f + 1 && p < c->n && link_usable(c, p, now)) {
         to[p] = true;
         picked = 1;
-        uint32_t start = c->client_id % (c->n - 1);
+        uint32_t start = c->n > 1 ? c->client_id % (c->n - 1) : 0;   /* f = 0, n = 1 */
         for (uint32_t k = 0; k < c->n - 1 && picked < need; k++) {
             uint32_t i = (p + 1 + (start + k) % (c->n - 1)) % c->n;
             if (link_usable(c, i, now)) {

@@ -32,7 +32,7 @@ static void send_current(sim_world *w, sim_client *c)
          * send goes to the believed primary and f backups, rotating by
          * client id; a replica answers only requests it received */
         sim_net_send(w, c->id, c->primary, SY_MSG_CLIENT_REQ, c->env, c->env_len);
-        uint32_t start = c->id % (w->n - 1);
+        uint32_t start = w->n > 1 ? c->id % (w->n - 1) : 0;
         for (uint32_t k = 0; k < w->f; k++) {
             uint32_t i = (c->primary + 1 + (start + k) % (w->n - 1)) % w->n;
             sim_net_send(w, c->id, i, SY_MSG_CLIENT_REQ, c->env, c->env_len);

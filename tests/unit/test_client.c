@@ -563,6 +563,20 @@ static void test_bft_primary_hint_needs_f_plus_one(void **state)
     world_stop(&w);
 }
 
+/* f = 0: a single replica is its own primary; narrow sends go to it alone. */
+static void test_bft_single_replica_cluster(void **state)
+{
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 1, 0, 13);
+    set_primary(&w, 0);
+    sy_client *c = open_client(&w, 500);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_OK);
+    assert_int_equal(settled_requests(&w, 3), 3);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_key_not_in_manifest_is_unauthorised(void **state)
 {
     world w;
@@ -728,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
         cmocka_unit_test(test_bft_write_goes_to_primary_and_f_backups),
         cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
+        cmocka_unit_test(test_bft_single_replica_cluster),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
