@@ -125,12 +125,45 @@ static void test_prepared_batch_survives_a_restart_of_every_replica(void **state
     h_free(h);
 }
 
+static void test_restarted_old_primary_does_not_propose_over_transferred_entries(void **state)
+{
+    (void)state;
+    /* n0 leads view 0 and dies; the others move to view 1 and execute past
+     * a checkpoint (K = 16). n0 comes back from its disk still leading
+     * view 0 in its own eyes, with requests of its own to propose, and
+     * takes the checkpoint and the committed entries above it by state
+     * transfer: it must execute those and converge. (The daemon hit a race
+     * here -- a proposal between the transfer and the install's advance
+     * overwrote the entries; this deterministic harness does not reach
+     * that interleaving, the PBFT demo did. The scenario stays covered.) */
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    for (uint32_t r = 0; r < 3; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h->down[0] = true;
+    for (uint32_t r = 0; r < 20; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xe, 30000));
+    assert_true(h_status(h, 1).term >= 1);
+    assert_true(h->applied[1] > 16);
+    h->down[0] = false;
+    assert_int_equal(h_restart(h, 0), SY_OK);
+    for (uint32_t k = 0; k < 4; k++) {
+        h_submit(h, k % H_CLIENTS, 0x1u);   /* to n0 alone: it proposes them */
+        h_tick(h, 50);
+    }
+    h_run_for(h, 20000, 50);
+    assert_int_equal(h->applied[0], h->applied[1]);
+    assert_true(sy_digest_eq(&h->state[0], &h->state[1]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
+        cmocka_unit_test(test_restarted_old_primary_does_not_propose_over_transferred_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
