@@ -741,10 +741,10 @@ static bool link_usable(sy_client *c, uint32_t i, uint64_t now)
  * The backups rotate by client id so no one replica carries every client.
  * Everyone gets it when we do not know the primary, when too few replicas
  * are connected and unsuspected, or when need is a read quorum (the
- * read-only optimisation wants replies from most replicas anyway). The
- * retransmission after attempt_ms goes to all that did not answer: the
- * paper's broadcast, which also starts every correct backup's view-change
- * timer against a primary that ignores the request. */
+ * read-only optimisation wants replies from most replicas anyway). When a
+ * narrow send times out (narrow_wait) it goes to all that did not answer:
+ * the paper's broadcast, which also starts every correct backup's
+ * view-change timer against a primary that ignores the request. */
 static bool bft_targets(sy_client *c, uint32_t need, bool *to)
 {
     uint64_t now = mono_ms();
@@ -778,6 +778,38 @@ static uint64_t narrow_wait(const sy_client *c)
     uint64_t w = 4u * (uint64_t)c->narrow_rtt;
     w = w < SY_CLIENT_NARROW_MIN_MS ? SY_CLIENT_NARROW_MIN_MS : w;
     return w < c->opts.attempt_ms ? w : c->opts.attempt_ms;
+}
+
+/* What an accepted result teaches (run_bft): the primary, once f+1
+ * replies name the same replica (one of them correct: one faulty replica
+ * cannot steer our narrow sends); which replicas to avoid for a while --
+ * one first asked that has not answered although the send had to widen,
+ * or one that answered an ordered request (where correct replicas never
+ * differ) with something else; and the round trip of a send that did not
+ * widen. */
+static void bft_learn(sy_client *c, uint32_t need, const bool *have, const bool *first,
+                      const sy_digest *got, const uint32_t *hint, uint32_t accepted,
+                      bool widened, uint64_t start)
+{
+    uint64_t now = mono_ms();
+    if (!widened) {
+        uint32_t rtt = (uint32_t)(now - start);
+        c->narrow_rtt = c->narrow_rtt ? (7u * c->narrow_rtt + rtt) / 8u : rtt;
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (widened && first[i] && !have[i])
+            c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+        if (!have[i])
+            continue;
+        if (need <= c->cfg->f + 1 && !sy_digest_eq(&got[i], &got[accepted]))
+            c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+        uint32_t same = 0;
+        for (uint32_t j = 0; j < c->n; j++)
+            if (have[j] && hint[j] == hint[i])
+                same++;
+        if (same >= c->cfg->f + 1)
+            c->leader = hint[i];   /* SY_NO_NODE: view change, send to all */
+    }
 }
 
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
@@ -840,33 +872,10 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             if (have[i] && sy_digest_eq(&got[i], &got[im.node]))
                 match++;
         if (match >= need) {
-            /* The primary hint is believed when f+1 replies name the same
-             * replica (one of them correct): one faulty replica cannot
-             * steer our narrow sends. A replica first asked that has not
-             * answered by now, or (ordered requests, where correct
-             * replicas never differ) answered something else, is suspect. */
-            uint64_t now = mono_ms();
-            bool widened = false;
+            bool widened = false;   /* someone not asked first was asked since */
             for (uint32_t i = 0; i < c->n; i++)
                 widened |= asked[i] && !first[i];
-            if (!widened) {
-                uint32_t rtt = (uint32_t)(now - start);
-                c->narrow_rtt = c->narrow_rtt ? (7u * c->narrow_rtt + rtt) / 8u : rtt;
-            }
-            for (uint32_t i = 0; i < c->n; i++) {
-                if (widened && first[i] && !have[i])
-                    c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
-                if (!have[i])
-                    continue;
-                if (need <= c->cfg->f + 1 && !sy_digest_eq(&got[i], &got[im.node]))
-                    c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
-                uint32_t same = 0;
-                for (uint32_t j = 0; j < c->n; j++)
-                    if (have[j] && hint[j] == hint[i])
-                        same++;
-                if (same >= c->cfg->f + 1)
-                    c->leader = hint[i];   /* SY_NO_NODE: view change, send to all */
-            }
+            bft_learn(c, need, have, first, got, hint, im.node, widened, start);
             rc = result_fill(r, im.node, res);
             sy_env_free(&env);
             nng_msg_free(im.msg);

@@ -244,9 +244,11 @@ static void propose(pbft *p, uint8_t *batch, size_t blen, uint32_t n_reqs)
      * a restarted replica that still believes it leads an old view has
      * taken committed entries by state transfer above its checkpoint and
      * would overwrite them, to execute nothing there until the next
-     * checkpoint (the PBFT demo's restarted primary stopped at one) */
-    if (!s || s->committed || s->executed || (s->have_pp && s->pp_view > p->view) ||
-        (s->have_pp && s->pp_view == p->view && !pbft_behaves(p, SY_PBFT_SKIP_SEQ))) {
+     * checkpoint (the PBFT demo's restarted primary stopped at one). An
+     * executed slot is committed too. */
+    if (!s || s->committed ||
+        (s->have_pp && (s->pp_view > p->view ||
+                        (s->pp_view == p->view && !pbft_behaves(p, SY_PBFT_SKIP_SEQ))))) {
         free(batch);
         return;
     }
@@ -596,9 +598,8 @@ int pbft_execute(pbft *p)
     bool progressed = false;
     while (!p->ckpt_index && !p->install) {
         pbft_slot *s = pbft_slot_get(p, p->executed + 1);
-        if (!s || !s->committed || !s->have_batch || s->executed) {
+        if (!s || !s->committed || !s->have_batch || s->executed)
             break;
-        }
         sy_buf ev;
         sy_buf_init(&ev);
         int rc = sy_pbft_evidence_encode(s->ccert_view, s->seq, &s->d, s->ccert, s->ccert_n, &ev);
