@@ -20,7 +20,9 @@
  *                      + (n-1)/B (appends/accepts, one
  *                      envelope per peer) + 1/B (commit evidence)
  *   raft/paxos follower: verify 1/B (append); sign 2/B (ack, evidence)
- *   pbft replica:      verify 1 (client request, broadcast to all) +
+ *   pbft replica:      verify 1 (client request: from the client at the
+ *                      primary and f backups, inside the pre-prepare at
+ *                      the others) +
  *                      (2(n-1) + 4f)/B (every pre-prepare, prepare and
  *                      commit envelope; statement signatures only up to
  *                      the quorum: the pre-prepare's and 2f-1 prepares at
@@ -31,8 +33,8 @@
  *                      broadcast is signed once for all peers)
  *   pbft forwarding:   with --forward, every backup also relays every
  *                      client request to the primary in a FORWARD envelope
- *                      (what the code did before the client library's
- *                      broadcast made it redundant; backups now relay only
+ *                      (what the code did before clients sent to the
+ *                      primary themselves; backups now relay only
  *                      retransmissions): backups sign 1 more, the primary
  *                      verifies n-1 more.
  *   client:            sign 1; verify 1/B per replying node (raft/paxos

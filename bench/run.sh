@@ -7,14 +7,15 @@
 # (bench_sigfloor) and, with --etcd, etcd 3.4 on the same machine.
 #
 #   bench/run.sh [--protocols raft,paxos,pbft] [--clients 1,16,64]
-#                [--duration S] [--etcd] [--memory MINUTES] [--build DIR]
-#                [--keep]
+#                [--duration S] [--etcd] [--memory MINUTES]
+#                [--memory-protocol P] [--build DIR] [--keep]
 #
 # --etcd        also run ../shared/bench/etcd/etcd_bench.sh 3 (put only, same
 #               client counts and duration; installs Debian's etcd and wrk)
 # --memory M    afterwards, run raft n=3 under 16 clients for M minutes and
 #               print each node's RssAnon every 30 s (compaction is on: the
-#               default snapshot_threshold)
+#               default snapshot_threshold; PBFT: checkpoints)
+# --memory-protocol P   the protocol of that run (raft, paxos, pbft n=4)
 # --build DIR   Release build directory (default build-bench; configured and
 #               built if needed)
 # --keep        keep the cluster directories and logs
@@ -31,6 +32,7 @@ CLIENTS=1,16,64
 DURATION=10
 ETCD=
 MEMORY=
+MEMPROTO=raft
 BUILD=$ROOT/build-bench
 KEEP=
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
     --etcd) ETCD=1; shift ;;
     --memory) MEMORY=${2:?--memory needs minutes}; shift 2 ;;
+    --memory-protocol) MEMPROTO=${2:?--memory-protocol needs raft, paxos or pbft}; shift 2 ;;
     --build) BUILD=${2:?--build needs a directory}; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -49,6 +52,8 @@ while [ $# -gt 0 ]; do
 done
 [[ $DURATION =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 1 ] || { echo "run.sh: --duration wants whole seconds >= 1" >&2; exit 2; }
 [ -z "$MEMORY" ] || [[ $MEMORY =~ ^[0-9]+$ ]] || { echo "run.sh: --memory wants whole minutes" >&2; exit 2; }
+case $MEMPROTO in raft|paxos) MEMN=3 ;; pbft) MEMN=4 ;;
+  *) echo "run.sh: unknown --memory-protocol '$MEMPROTO' (raft, paxos, pbft)" >&2; exit 2 ;; esac
 IFS=, read -r -a PROTOS <<<"$PROTOCOLS"
 IFS=, read -r -a CLS <<<"$CLIENTS"
 MAXC=1
@@ -292,15 +297,15 @@ fi
 MEMSER=()
 if [ -n "$MEMORY" ]; then
   dir=$WORK/memory
-  echo "## memory: raft n=3, 16 clients, $MEMORY min, RssAnon every 30 s"
-  if start_cluster raft 3 "$dir" && leader=$(wait_leader "$dir" 20); then
+  echo "## memory: $MEMPROTO n=$MEMN, 16 clients, $MEMORY min, RssAnon every 30 s"
+  if start_cluster "$MEMPROTO" "$MEMN" "$dir" && leader=$(wait_leader "$dir" 20); then
     "$BIN/synodctl" --cluster "$dir/cluster.ini" bench --clients 16 --duration $((MEMORY * 60)) \
         --value-size 100 --read-ratio 0 --keys 100000 >"$dir/bench.out" 2>"$dir/bench.err" &
     CTL_PID=$!
     t=0
     while :; do
       row="$t"
-      for ((i = 0; i < 3; i++)); do
+      for ((i = 0; i < MEMN; i++)); do
         row+=" $(awk '/^RssAnon/{print $2}' "/proc/${NODE_PIDS[$i]}/status" 2>/dev/null || echo -)"
       done
       st=$(ctl "$dir" status --json --timeout 3000 2>/dev/null)
@@ -357,9 +362,10 @@ if [ ${#ETCD_RES[@]} -gt 0 ]; then
 fi
 if [ ${#MEMSER[@]} -gt 0 ]; then
   echo
-  echo "## memory (raft n=3, 16 clients): RssAnon kB per node, leader's applied and snapshot index"
-  printf '%6s %10s %10s %10s %10s %10s\n' t_s node0 node1 node2 applied snapshot
-  for r in "${MEMSER[@]}"; do printf '%6s %10s %10s %10s %10s %10s\n' $r; done
+  echo "## memory ($MEMPROTO n=$MEMN, 16 clients): RssAnon kB per node, leader's applied and snapshot index"
+  hdr="t_s"; for ((i = 0; i < MEMN; i++)); do hdr+=" node$i"; done
+  printf '%6s' $hdr; printf ' %10s %10s\n' applied snapshot
+  for r in "${MEMSER[@]}"; do set -- $r; printf '%6s' "$1"; shift; printf ' %10s' "$@"; echo; done
 fi
 if [ ${#FAILS[@]} -gt 0 ]; then
   echo

@@ -1012,8 +1012,6 @@ static int process_ready(rt *r)
         if (rc == SY_OK && j->own.rd.n_committed &&
             !(j->res = calloc(j->own.rd.n_committed, sizeof *j->res)))
             rc = SY_ENOMEM;
-        if (rc == SY_OK)
-            rc = take_msgs(r, &rd, j);
         if (rc) {
             SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
             job_clear(j);
@@ -1036,12 +1034,23 @@ static int process_ready(rt *r)
             j->reply_early_upto = upto;
         }
         if (j->need_txn && r->ops->pipelined && r->st_thread_up) {
+            /* The write starts first: the messages that wait for it are
+             * encoded and signed (take_msgs) while it syncs, off the
+             * critical path. The storage thread never touches the job's
+             * frames; the engine's rd stays valid until the next step. */
             pthread_mutex_lock(&r->st_mu);
             r->st_queued = true;
             pthread_cond_broadcast(&r->st_cv);
             pthread_mutex_unlock(&r->st_mu);
             r->inflight = true;
-            return SY_OK;
+            if ((rc = take_msgs(r, &rd, j)))
+                SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
+            return rc;   /* on error drain_job waits for the write, then clears */
+        }
+        if ((rc = take_msgs(r, &rd, j))) {
+            SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
+            job_clear(j);
+            return rc;
         }
         j->rc = j->need_txn ? job_write(r, j, true) : SY_OK;
         if ((rc = finish_job(r, j)))
