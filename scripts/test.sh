@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: installs missing packages, builds with AddressSanitizer and
-# UndefinedBehaviorSanitizer, runs all tests through ctest, then a short
-# fuzz run of the envelope decoder when clang is present.
+# UndefinedBehaviorSanitizer, runs all tests through ctest, then short fuzz
+# runs when clang is present: the envelope decoder, PBFT replicas against a
+# Byzantine one, engines booting from damaged durable state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNOD_EXTRA_PKGS="clang" bash scripts/deps.sh
@@ -15,17 +16,23 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$build" && ctest --output-on-failure -j"$jobs" ${SYNOD_CTEST_ARGS:-})
 
 if command -v clang >/dev/null 2>&1; then
+  # Each target first replays its seed corpus (tests/fuzz/corpus/<name>),
+  # then explores for SYNOD_FUZZ_SECONDS (default 30; 20 for the slower
+  # engine targets). A finding fails the run and prints its input.
   fb=${build}-fuzz
   CC=clang cmake -S . -B "$fb" -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-  cmake --build "$fb" -j"$jobs" --target fuzz_envelope >/dev/null
-  corpus=$(mktemp -d)
-  cp tests/fuzz/corpus/envelope/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz smoke: fuzz_envelope for ${SYNOD_FUZZ_SECONDS:-30}s"
-  "$fb/bin/fuzz_envelope" -max_total_time="${SYNOD_FUZZ_SECONDS:-30}" -max_len=65536 \
-      "$corpus" > "$fb/fuzz.log" 2>&1 || { tail -40 "$fb/fuzz.log"; echo "fuzz: FAILED"; exit 1; }
-  tail -1 "$fb/fuzz.log"
-  rm -rf "$corpus"
+  cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_boot >/dev/null
+  for t in envelope:30 pbft:20 boot:20; do
+    name=${t%%:*}
+    secs=${SYNOD_FUZZ_SECONDS:-${t#*:}}
+    corpus=$(mktemp -d)
+    cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
+    echo "fuzz smoke: fuzz_$name for ${secs}s"
+    (cd "$fb" && "./bin/fuzz_$name" -max_total_time="$secs" -max_len=65536 -len_control=0 \
+        "$corpus" > "fuzz_$name.log" 2>&1) || { tail -40 "$fb/fuzz_$name.log"; echo "fuzz: FAILED"; exit 1; }
+    tail -1 "$fb/fuzz_$name.log"
+    rm -rf "$corpus"
+  done
 else
   echo "fuzz smoke: skipped (clang not installed)"
 fi
-echo "all tests passed"

@@ -1,0 +1,146 @@
+/* libFuzzer target: an engine booting from damaged durable state. The hard
+ * state, the snapshot blob and the log entries a host hands to create()
+ * come from the disk, which LMDB does not checksum: a flipped bit there must
+ * give an error the daemon reports (it refuses to start), never a crash or
+ * an out-of-bounds read. When create() accepts the bytes, the engine must
+ * also survive a tick and a ready/advance round.
+ *
+ * Input: u8 protocol (raft, paxos, pbft) | u8 flags | u16 hard state length
+ * | hard state | u16 snapshot length | snapshot | then log entries, each
+ * u8 type | u16 length | data, indices consecutive above the snapshot. */
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/engine.h"
+#include "core/envelope.h"
+#include "crypto/crypto.h"
+#include "crypto/sy_err.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NODES 4u
+#define MAX_ENTRIES 64u
+
+static sy_simsig *ss;
+static sy_signer sg[NODES];
+static sy_pubkey pk[NODES];
+static sy_verifier ver;
+
+static void setup(void)
+{
+    if (ss)
+        return;
+    if (sy_crypto_init() || sy_simsig_new(NODES, &ss))
+        abort();
+    for (uint32_t i = 0; i < NODES; i++) {
+        uint8_t seed[SY_SEED_LEN] = { (uint8_t)(i + 1), 0x5b };
+        if (sy_simsig_add(ss, seed, &sg[i]))
+            abort();
+        pk[i] = sg[i].pub;
+    }
+    sy_verifier_simsig(&ver, ss);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} input;
+
+static uint8_t take8(input *in)
+{
+    if (!in->n)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+static uint16_t take16(input *in)
+{
+    uint16_t lo = take8(in);
+    return (uint16_t)(lo | take8(in) << 8);
+}
+
+static sy_bytes take_bytes(input *in, size_t len)
+{
+    if (len > in->n)
+        len = in->n;
+    sy_bytes b = { in->p, (uint32_t)len };
+    in->p += len;
+    in->n -= len;
+    return b;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const protos[] = { "raft", "paxos", "pbft" };
+    setup();
+    input in = { data, size };
+    const sy_engine_ops *ops = sy_engine_lookup(protos[take8(&in) % 3]);
+    if (!ops)
+        abort();
+    uint8_t flags = take8(&in);
+    bool pbft = !strcmp(ops->name, "pbft");
+
+    sy_engine_cfg c;
+    memset(&c, 0, sizeof c);
+    c.self = flags & 1u;
+    c.n = pbft ? 4 : 3;
+    c.f = 1;
+    strcpy(c.cluster_id, "fuzz");
+    c.heartbeat_ms = 50;
+    c.election_min_ms = 150;
+    c.election_max_ms = 300;
+    c.request_timeout_ms = 500;
+    c.batch_max = 8;
+    c.batch_bytes_max = 1 << 20;
+    c.max_inflight = 4;
+    c.max_pending = 64;
+    c.snapshot_threshold = 64;
+    c.checkpoint_interval = 4;
+    c.watermark_window = 8;
+    c.node_keys = pk;
+    c.signer = &sg[c.self];
+    c.verifier = &ver;
+    c.rng_seed = 1;
+
+    sy_engine_boot boot;
+    memset(&boot, 0, sizeof boot);
+    boot.hardstate = take_bytes(&in, take16(&in));
+    boot.snap_data = take_bytes(&in, take16(&in));
+    if (boot.snap_data.len) {
+        boot.snap_index = (flags >> 1) & 15u;
+        boot.snap_term = (flags >> 5) & 3u;
+        boot.snap_members.n_voters = c.n;
+        for (uint32_t i = 0; i < c.n; i++)
+            boot.snap_members.voters[i] = i;
+    }
+    sy_entry ents[MAX_ENTRIES];
+    size_t n = 0;
+    while (in.n && n < MAX_ENTRIES) {
+        sy_entry *e = &ents[n];
+        memset(e, 0, sizeof *e);
+        e->index = boot.snap_index + n + 1;
+        e->term = 1 + (take8(&in) & 1u);
+        e->type = take8(&in) % 4u;
+        e->data = take_bytes(&in, take16(&in) % 2048u);
+        n++;
+    }
+    boot.entries = ents;
+    boot.n_entries = n;
+    boot.applied = boot.snap_index;
+
+    void *eng = NULL;
+    if (ops->create(&c, &boot, &eng) == SY_OK) {
+        sy_input t = { .kind = SY_IN_TICK, .now_ms = 10000 };
+        (void)ops->step(eng, &t);
+        sy_ready rd;
+        memset(&rd, 0, sizeof rd);
+        ops->ready(eng, &rd);
+        ops->advance(eng, 10000);
+        sy_engine_status st;
+        ops->status(eng, &st);
+        ops->destroy(eng);
+    }
+    return 0;
+}
