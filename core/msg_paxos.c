@@ -52,14 +52,16 @@ int sy_msg_paxos_encode(const sy_msg *m, void *packer)
     const sy_paxos_body *b = &m->u.paxos;
     switch (m->type) {
     case SY_MSG_PAXOS_PREPARE:
-        msgpack_pack_array(pk, 2);
+        msgpack_pack_array(pk, 3);
         msgpack_pack_uint64(pk, b->prepare.ballot);
         msgpack_pack_uint64(pk, b->prepare.from_slot);
+        put_bool(pk, b->prepare.probe);
         return SY_OK;
     case SY_MSG_PAXOS_PROMISE: {
         const sy_paxos_promise *p = &b->promise;
-        msgpack_pack_array(pk, 8);
+        msgpack_pack_array(pk, 9);
         msgpack_pack_uint64(pk, p->ballot);
+        put_bool(pk, p->probe);
         put_bool(pk, p->ok);
         msgpack_pack_uint64(pk, p->promised);
         msgpack_pack_uint64(pk, p->commit);
@@ -173,16 +175,18 @@ int sy_msg_paxos_decode(sy_msg *m, void *reader)
     sy_paxos_body *b = &m->u.paxos;
     switch (m->type) {
     case SY_MSG_PAXOS_PREPARE:
-        sy_mp_array_exact(r, 2);
+        sy_mp_array_exact(r, 3);
         get_u64(r, &b->prepare.ballot);
         get_u64(r, &b->prepare.from_slot);
+        sy_mp_bool(r, &b->prepare.probe);
         if (!r->err && (b->prepare.ballot == 0 || b->prepare.from_slot == 0))
             r->err = SY_EFIELD;
         break;
     case SY_MSG_PAXOS_PROMISE: {
         sy_paxos_promise *p = &b->promise;
-        sy_mp_array_exact(r, 8);
+        sy_mp_array_exact(r, 9);
         get_u64(r, &p->ballot);
+        sy_mp_bool(r, &p->probe);
         sy_mp_bool(r, &p->ok);
         get_u64(r, &p->promised);
         get_u64(r, &p->commit);
@@ -193,7 +197,7 @@ int sy_msg_paxos_decode(sy_msg *m, void *reader)
             break;
         if (get_entries(r, ORDER_ASCENDING, &p->entries, &p->n_entries))
             break;
-        if (p->ballot == 0 || p->from_slot == 0 ||
+        if (p->ballot == 0 || p->from_slot == 0 || (p->probe && p->n_entries) ||
             (p->next_slot != 0 && p->next_slot <= p->from_slot) ||
             (p->n_entries && p->entries[0].index < p->from_slot) ||
             (p->n_entries && p->next_slot && p->entries[p->n_entries - 1].index >= p->next_slot))

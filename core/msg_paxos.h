@@ -31,10 +31,12 @@ enum sy_msg_paxos_type {
 typedef struct {
     uint64_t ballot;
     uint64_t from_slot;     /* report accepted values for slots >= this */
+    bool probe;             /* pre-prepare: would you promise? changes nothing */
 } sy_paxos_prepare;
 
 typedef struct {
     uint64_t ballot;        /* the PREPARE's ballot, echoed */
+    bool probe;             /* answers a probe: ok = would promise; no entries */
     bool ok;
     uint64_t promised;      /* acceptor's promise (> ballot when !ok) */
     uint64_t commit;        /* acceptor's chosen prefix: entries <= it are chosen */

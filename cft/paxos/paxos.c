@@ -610,6 +610,7 @@ static void px_status(void *e, sy_engine_status *st)
     memset(st, 0, sizeof *st);
     st->role = p->role == PX_LEADER      ? SY_ROLE_LEADER
                : p->role == PX_CANDIDATE ? SY_ROLE_CANDIDATE
+               : p->probing              ? SY_ROLE_PRECANDIDATE
                                          : SY_ROLE_FOLLOWER;
     st->term = p->promised;
     st->leader = p->leader;

@@ -190,6 +190,12 @@ typedef struct paxos {
     uint64_t known_chosen;    /* follower: leader's chosen prefix in promised */
     uint64_t last_contact;    /* last message from the leader of promised */
 
+    /* pre-prepare (cfg.prevote): a follower asking whether a majority
+     * would promise, before it raises its ballot */
+    bool probing;
+    uint64_t probe_ballot;
+    uint64_t probe_ok;        /* bitmask of acceptors that would promise */
+
     /* candidate (PMMC "Scout") */
     uint64_t p1_from;
     uint64_t p1_done;         /* bitmask of complete promises */

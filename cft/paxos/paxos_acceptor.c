@@ -20,8 +20,33 @@
 
 /* ---------------------------------------------------------- phase 1 */
 
+/* A pre-prepare (px_campaign): would we promise m->ballot? Not while a
+ * leader is alive as far as we know: we lead, or the leader we follow was
+ * heard from within the minimum election timeout. Nothing changes here,
+ * not even the highest ballot seen. */
+static int answer_probe(paxos *p, uint32_t from, const sy_paxos_prepare *m)
+{
+    bool leader_alive = p->role == PX_LEADER ||
+                        (p->leader != SY_NO_NODE &&
+                         p->now < p->last_contact + p->cfg.election_min_ms);
+    sy_msg *r = px_send(p, from, SY_MSG_PAXOS_PROMISE);
+    if (!r)
+        return SY_ENOMEM;
+    sy_paxos_promise *pr = &r->u.paxos.promise;
+    pr->ballot = m->ballot;
+    pr->probe = true;
+    pr->ok = m->ballot > p->promised && !leader_alive;
+    pr->promised = p->promised;
+    pr->commit = p->commit;
+    pr->snap_index = p->log_start - 1;
+    pr->from_slot = m->from_slot;
+    return SY_OK;
+}
+
 int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
 {
+    if (m->probe)
+        return answer_probe(p, from, m);
     px_see_ballot(p, m->ballot);
     sy_msg *r = px_send(p, from, SY_MSG_PAXOS_PROMISE);
     if (!r)
@@ -131,6 +156,7 @@ int px_recv_accept(paxos *p, uint32_t from, const sy_paxos_accept *m)
         p->leader = from;
         p->leader_changes++;
     }
+    p->probing = false;
     p->last_contact = p->now;
     px_reset_election(p, false);
     for (uint32_t i = 0; i < m->n_entries; i++) {

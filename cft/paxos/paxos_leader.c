@@ -53,6 +53,7 @@ void px_become_follower(paxos *p, uint32_t leader)
     pv_clear(p);
     p->role = PX_FOLLOWER;
     p->leader = leader;
+    p->probing = false;
 }
 
 static int pv_merge(paxos *p, const sy_entry *e, bool chosen)
@@ -240,7 +241,7 @@ static int become_leader(paxos *p)
     return rc;
 }
 
-int px_campaign(paxos *p)
+static int campaign_now(paxos *p)
 {
     uint64_t above = p->max_seen > p->promised ? p->max_seen : p->promised;
     uint64_t b = px_ballot_next(above, p->cfg.self);
@@ -273,9 +274,55 @@ int px_campaign(paxos *p)
     return SY_OK;
 }
 
+/* Pre-prepare: the Raft thesis's pre-vote (9.6) carried over to phase 1.
+ * Before a node raises its ballot it asks every acceptor whether it would
+ * promise a higher one; an acceptor says yes only when it has not heard
+ * from a leader within the minimum election timeout, and the question
+ * changes nothing at either end. Only with a majority of yeses does the
+ * node run phase 1. A node cut off from the majority therefore never
+ * raises its ballot, and when it comes back it cannot depose the healthy
+ * leader with a ballot inflated while it was away (docs/paxos.md,
+ * deviations). Safety is untouched: phase 1 and 2 are exactly as before,
+ * only when phase 1 starts changes. */
+static int probe(paxos *p)
+{
+    uint64_t above = p->max_seen > p->promised ? p->max_seen : p->promised;
+    px_become_follower(p, SY_NO_NODE);
+    p->probing = true;
+    p->probe_ballot = px_ballot_next(above, p->cfg.self);
+    p->probe_ok = bit(p->cfg.self);
+    px_reset_election(p, false);   /* no majority by then: ask again */
+    if ((uint32_t)__builtin_popcountll(p->probe_ok) >= p->quorum)
+        return campaign_now(p);
+    for (uint32_t i = 0; i < p->cfg.n; i++) {
+        if (i == p->cfg.self)
+            continue;
+        sy_msg *m = px_send(p, i, SY_MSG_PAXOS_PREPARE);
+        if (!m)
+            return SY_ENOMEM;
+        m->u.paxos.prepare.ballot = p->probe_ballot;
+        m->u.paxos.prepare.from_slot = p->commit + 1;
+        m->u.paxos.prepare.probe = true;
+    }
+    return SY_OK;
+}
+
+int px_campaign(paxos *p)
+{
+    return p->cfg.prevote ? probe(p) : campaign_now(p);
+}
+
 int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m)
 {
     px_see_ballot(p, m->promised);
+    if (m->probe) {
+        if (!p->probing || m->ballot != p->probe_ballot || !m->ok)
+            return SY_OK;
+        p->probe_ok |= bit(from);
+        if ((uint32_t)__builtin_popcountll(p->probe_ok) >= p->quorum)
+            return campaign_now(p);
+        return SY_OK;
+    }
     if (p->role != PX_CANDIDATE || m->ballot != p->promised)
         return SY_OK;   /* stale: another round */
     if (!m->ok) {

@@ -169,7 +169,7 @@ static void node_start(cluster *c, uint32_t i)
     assert_int_equal(ops->step(c->e[i], &in), SY_OK);
 }
 
-static cluster *cl_new(uint32_t n, uint64_t seed)
+static cluster *cl_new_opts(uint32_t n, uint64_t seed, bool prevote)
 {
     cluster *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -187,9 +187,15 @@ static cluster *cl_new(uint32_t n, uint64_t seed)
         g->batch_max = 64;
         g->max_inflight = 16;
         g->rng_seed = seed * 31 + i;
+        g->prevote = prevote;
         node_start(c, i);
     }
     return c;
+}
+
+static cluster *cl_new(uint32_t n, uint64_t seed)
+{
+    return cl_new_opts(n, seed, false);
 }
 
 static void cl_free(cluster *c)
@@ -437,6 +443,77 @@ static const dent *com_at(cluster *c, uint32_t i, uint64_t slot)
 }
 
 /* ------------------------------------------------------------ tests */
+
+/* Runs until exactly one node leads; returns it. */
+static uint32_t settle_leader(cluster *c)
+{
+    for (int k = 0; k < 50; k++) {
+        cl_time(c, 200);
+        uint32_t l = SY_NO_NODE, nl = 0;
+        for (uint32_t i = 0; i < c->n; i++)
+            if (!c->down[i] && st(c, i).role == SY_ROLE_LEADER) {
+                l = i;
+                nl++;
+            }
+        if (nl == 1)
+            return l;
+    }
+    fail_msg("no single leader");
+    return SY_NO_NODE;
+}
+
+/* A follower cut off for many election timeouts, then back. With
+ * pre-prepare (cfg.prevote) it never raises its ballot while alone, so the
+ * leader keeps leading in its ballot; without, the ballot it inflated
+ * deposes the leader (the behaviour pre-prepare exists to stop). Either
+ * way the cluster commits afterwards and agrees. */
+static void rejoin(bool prevote)
+{
+    cluster *c = cl_new_opts(3, 11, prevote);
+    uint32_t l = settle_leader(c);
+    uint64_t b = st(c, l).term;
+    uint32_t f = (l + 1) % 3;
+    cl_cut(c, f, true);
+    cl_time(c, 6000);   /* ten election timeouts and more */
+    if (prevote) {
+        assert_int_equal(st(c, f).role, SY_ROLE_PRECANDIDATE);
+        assert_true(st(c, f).term <= b);
+    } else {
+        assert_true(st(c, f).term > b);
+    }
+    cl_cut(c, f, false);
+    cl_time(c, 3000);
+    uint32_t l2 = settle_leader(c);
+    if (prevote) {
+        assert_int_equal(l2, l);
+        assert_int_equal(st(c, l2).term, b);
+        assert_int_equal(st(c, f).role, SY_ROLE_FOLLOWER);
+        assert_int_equal(st(c, f).leader, l);
+    } else {
+        assert_true(st(c, l2).term > b);
+    }
+    cl_request(c, l2, 1, "put after");
+    cl_time(c, 1000);
+    for (uint32_t i = 0; i < 3; i++) {
+        char buf[64];
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put after|");
+    }
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_rejoining_follower_does_not_depose_leader_with_prevote(void **state)
+{
+    (void)state;
+    rejoin(true);
+}
+
+static void test_rejoining_follower_deposes_leader_without_prevote(void **state)
+{
+    (void)state;
+    rejoin(false);
+}
 
 static void test_leader_commits_batched_requests_in_slot_order(void **state)
 {
@@ -949,6 +1026,8 @@ int main(void)
         cmocka_unit_test(test_leader_crash_and_restart_cycles_keep_agreement),
         cmocka_unit_test(test_single_node_commits_and_reads_alone),
         cmocka_unit_test(test_random_drops_and_duels_stay_safe_and_live),
+        cmocka_unit_test(test_rejoining_follower_does_not_depose_leader_with_prevote),
+        cmocka_unit_test(test_rejoining_follower_deposes_leader_without_prevote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,10 +50,25 @@ static void test_every_paxos_message_round_trips(void **state)
 
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_PAXOS_PREPARE;
-    m.u.paxos.prepare = (sy_paxos_prepare){ 130, 7 };
+    m.u.paxos.prepare = (sy_paxos_prepare){ 130, 7, false };
     roundtrip(&m, &o);
     assert_int_equal(o.u.paxos.prepare.ballot, 130);
     assert_int_equal(o.u.paxos.prepare.from_slot, 7);
+    assert_false(o.u.paxos.prepare.probe);
+    m.u.paxos.prepare.probe = true;
+    roundtrip(&m, &o);
+    assert_true(o.u.paxos.prepare.probe);
+
+    /* a probe's answer carries no entries */
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_PAXOS_PROMISE;
+    m.u.paxos.promise = (sy_paxos_promise){ .ballot = 130, .probe = true, .ok = true,
+                                            .promised = 66, .from_slot = 5 };
+    roundtrip(&m, &o);
+    assert_true(o.u.paxos.promise.probe);
+    assert_true(o.u.paxos.promise.ok);
+    assert_int_equal(o.u.paxos.promise.promised, 66);
+    sy_msg_free(&o);
 
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_PAXOS_PROMISE;
@@ -144,6 +159,10 @@ static void test_decoder_refuses_malformed_paxos_bodies(void **state)
     m.u.paxos.promise.entries = gap;
     m.u.paxos.promise.from_slot = 6;
     assert_int_equal(decode_of(&m), SY_EFIELD);
+    /* a probe's answer reports no accepted values */
+    m.u.paxos.promise.from_slot = 1;
+    m.u.paxos.promise.probe = true;
+    assert_int_equal(decode_of(&m), SY_EFIELD);
     /* chosen values above the sender's own commit are not chosen */
     m.type = SY_MSG_PAXOS_CHOSEN;
     m.u.paxos.chosen = (sy_paxos_chosen){ 65, 5, 1, gap };
@@ -152,17 +171,17 @@ static void test_decoder_refuses_malformed_paxos_bodies(void **state)
     assert_int_equal(decode_of(&m), SY_EFIELD);
     /* ballot 0 is "none": never prepared */
     m.type = SY_MSG_PAXOS_PREPARE;
-    m.u.paxos.prepare = (sy_paxos_prepare){ 0, 1 };
+    m.u.paxos.prepare = (sy_paxos_prepare){ 0, 1, false };
     assert_int_equal(decode_of(&m), SY_EFIELD);
 
     /* trailing bytes and wrong arity */
-    uint8_t body[] = { 0x92, 0x41, 0x01, 0x00 };
+    uint8_t body[] = { 0x93, 0x41, 0x01, 0xc2, 0x00 };
     sy_msg out;
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 3, &out), SY_OK);
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 4, &out), SY_ETRAILING);
-    uint8_t arity[] = { 0x93, 0x41, 0x01, 0x01 };
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, arity, 4, &out), SY_EFIELD);
-    assert_int_equal(sy_msg_decode_body(38, arity, 4, &out), SY_EMSGTYPE);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 4, &out), SY_OK);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 5, &out), SY_ETRAILING);
+    uint8_t arity[] = { 0x92, 0x41, 0x01 };
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, arity, 3, &out), SY_EFIELD);
+    assert_int_equal(sy_msg_decode_body(38, arity, 3, &out), SY_EMSGTYPE);
 }
 
 static void test_decoder_refuses_too_many_entries(void **state)
