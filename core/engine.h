@@ -142,7 +142,8 @@ typedef struct sy_input {
             sy_bytes data;       /* borrowed; engine copies if it keeps it */
         } snapshot;
         struct {
-            uint32_t target;
+            uint32_t target;     /* SY_NO_NODE: the engine picks the voter
+                                  * whose log is most up to date */
         } transfer;
         struct {
             uint32_t node;

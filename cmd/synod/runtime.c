@@ -1327,6 +1327,47 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* On a stop request: true when a transfer of leadership started. */
+static bool start_handoff(rt *r)
+{
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    if ((st.role != SY_ROLE_LEADER && st.role != SY_ROLE_PRIMARY) || r->cluster.n < 2)
+        return false;
+    sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
+    in.u.transfer.target = SY_NO_NODE;
+    if (r->ops->step(r->eng, &in) != SY_OK) {
+        /* Multi-Paxos and PBFT have no transfer: their peers take over
+         * after the election or view-change timeout */
+        SY_INFO(&r->log, "stopping: %s has no leadership transfer; peers take over at their timeout",
+                r->ops->name);
+        return false;
+    }
+    SY_INFO(&r->log, "stopping: handing leadership to a peer first (at most %u ms)",
+            r->cluster.election_max_ms);
+    return true;
+}
+
+/* The hand-off is over: another node leads, or time is up. */
+static bool handoff_done(rt *r, uint64_t until)
+{
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    /* wait for the new leader's first message, so clients get its name */
+    if (st.role != SY_ROLE_LEADER && st.leader != SY_NO_NODE && st.leader != r->ncfg.id) {
+        SY_INFO(&r->log, "stopping: leadership handed to node %u", st.leader);
+        return true;
+    }
+    if (now_ms() < until)
+        return false;
+    if (st.role != SY_ROLE_LEADER)
+        SY_INFO(&r->log, "stopping: no longer leader; the new leader is not known yet");
+    else
+        SY_WARN(&r->log, "stopping: no peer took over leadership within %u ms; stopping anyway",
+                r->cluster.election_max_ms);
+    return true;
+}
+
 int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
 {
     rt *r = calloc(1, sizeof *r);
@@ -1512,7 +1553,20 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         goto out_net;
     }
     uint64_t last_expire = now_ms();
-    while (!*stop) {
+    /* A leader asked to stop hands leadership to its most caught-up peer
+     * first (Raft thesis 3.10; what etcd does on a graceful stop), so a
+     * rolling restart costs the cluster no election timeout. It keeps
+     * running until another node leads or election_max_ms passes. */
+    bool stopping = false, handing_off = false;
+    uint64_t handoff_until = 0;
+    for (;;) {
+        if (*stop && !stopping) {
+            stopping = true;
+            handing_off = start_handoff(r);
+            handoff_until = now_ms() + r->cluster.election_max_ms;
+        }
+        if (stopping && (!handing_off || handoff_done(r, handoff_until)))
+            break;
         uint64_t t = now_ms();
         uint64_t dl = r->ops->next_deadline ? r->ops->next_deadline(r->eng) : 0;
         int timeout = RT_MAX_WAIT_MS;

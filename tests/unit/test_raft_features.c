@@ -252,6 +252,51 @@ static void test_leadership_transfer_aborts_after_election_timeout(void **state)
     h_free(&c);
 }
 
+/* Target SY_NO_NODE: the engine picks the follower whose log is furthest
+ * along, here the only one that was not cut off while entries came in. */
+static void test_leadership_transfer_without_target_picks_most_caught_up(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    /* the lagging follower has the lower id: picking by id would choose it */
+    uint32_t a = (l + 1) % 3, b = (l + 2) % 3;
+    uint32_t lag = a < b ? a : b, best = a < b ? b : a;
+    h_isolate(&c, lag, true);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 10);
+    h_run(&c, 5);
+    h_isolate(&c, lag, false);
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
+    h_ready(&c, l);
+    assert_int_equal(count_rejects(&c.node[l], SY_ENOTLEADER), 1);
+    assert_int_equal(c.node[l].rejects[0].leader, best);
+    h_run(&c, 20);
+    assert_int_equal(h_leader(&c), best);
+    h_free(&c);
+}
+
+/* A single voter has nobody to hand leadership to. */
+static void test_leadership_transfer_without_target_alone_refused(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 1);
+    uint32_t l = h_elect(&c, 2000);
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(h_step(&c, l, &in), SY_EINVAL);
+    assert_int_equal(h_leader(&c), l);
+    h_free(&c);
+}
+
 /* ---- membership ---- */
 
 static int conf_change(h_cluster *c, uint32_t l, uint32_t node, bool add)
@@ -409,6 +454,8 @@ int main(void)
         cmocka_unit_test(test_read_waits_for_leader_to_commit_in_its_term),
         cmocka_unit_test(test_leadership_transfer_to_caught_up_follower),
         cmocka_unit_test(test_leadership_transfer_aborts_after_election_timeout),
+        cmocka_unit_test(test_leadership_transfer_without_target_picks_most_caught_up),
+        cmocka_unit_test(test_leadership_transfer_without_target_alone_refused),
         cmocka_unit_test(test_new_server_joins_as_learner_catches_up_then_votes),
         cmocka_unit_test(test_learner_does_not_count_toward_quorum),
         cmocka_unit_test(test_removed_leader_steps_down_after_commit),
