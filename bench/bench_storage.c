@@ -1,7 +1,7 @@
 /* Storage benchmark: durable batched log appends through sy_storage (LMDB)
  * next to a plain LMDB put/commit loop and raw fdatasync, measured in the
- * same run on the same filesystem; then KV apply throughput and the cost of
- * the state-digest update.
+ * same run on the same filesystem; then KV apply throughput, the cost of a
+ * whole-state snapshot and the cost of the state-digest update.
  *
  * usage: bench_storage [DIR] [SECONDS_PER_CASE]   (DIR default $TMPDIR or /tmp) */
 #include <fcntl.h>
@@ -218,6 +218,54 @@ static double bench_kv_apply(sy_storage *s, int per_batch, int batches)
     return (double)per_batch * batches / dt;
 }
 
+/* What a snapshot of the whole state costs once the store holds
+ * per_batch * batches keys of ENTRY_BYTES values: serialising it
+ * (sy_kv_snapshot), hashing the blob (the PBFT checkpoint digest, pbft.c)
+ * and storing it durably (sy_txn_local_snapshot + commit) -- the work
+ * a PBFT checkpoint does every checkpoint_interval sequence numbers and a
+ * Raft/Paxos compaction every snapshot_threshold entries (runtime.c,
+ * take_snapshot). All three grow with the state. */
+static void bench_snapshot(sy_storage *s, int per_batch, int batches)
+{
+    sy_simsig *reg;
+    sy_signer signer;
+    uint8_t seed[SY_SEED_LEN] = { 7 };
+    sy_simsig_new(1, &reg);
+    sy_simsig_add(reg, seed, &signer);
+    bench_pk = signer.pub;
+    sy_directory dir = { .key_of = key_of };
+    sy_env_opts opts = { .cluster_id = "bench", .dir = &dir };
+    sy_kvm kv;
+    sy_kv_init(&kv, s, &opts, 0);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    double t0 = now_s();
+    if (sy_kv_snapshot(&kv, &blob, &len)) {
+        fprintf(stderr, "bench_storage: snapshot failed: %s\n", sy_storage_errmsg(s));
+        exit(1);
+    }
+    double t1 = now_s();
+    sy_digest d;
+    sy_hash(blob, len, &d);
+    double t2 = now_s();
+    sy_members mem = { .n_voters = 1 };
+    sy_txn t;
+    if (sy_txn_begin(s, true, &t) ||
+        sy_txn_local_snapshot(&t, (uint64_t)batches, 1, &mem, (sy_bytes){ blob, (uint32_t)len }) ||
+        sy_txn_commit(&t)) {
+        fprintf(stderr, "bench_storage: storing the snapshot failed: %s\n", sy_storage_errmsg(s));
+        exit(1);
+    }
+    double t3 = now_s();
+    double keys = (double)per_batch * batches, mb = (double)len / 1e6;
+    printf("snapshot of %.0f keys (%.1f MB): serialise %.1f ms, hash %.1f ms, store+sync %.1f ms;"
+           " %.2f us per key, %.1f ms per MB; at 1,000,000 keys ~%.0f ms\n",
+           keys, mb, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+           (t3 - t0) / keys * 1e6, (t3 - t0) * 1e3 / mb, (t3 - t0) / keys * 1e6 * 1e3);
+    free(blob);
+    sy_simsig_free(reg);
+}
+
 /* The digest update per put: hash of (u32 klen || key || value) and one
  * 256-bit add (the same work kv.c does; a delete is one more of each). */
 static double bench_digest_ns(void)
@@ -280,6 +328,15 @@ int main(int argc, char **argv)
         return 1;
     }
     double kv_lmdb = bench_kv_apply(s, 128, 60);
+    sy_storage_close(s);
+    rm_env(dir);
+    /* a larger state for the snapshot cost: 102,400 distinct keys */
+    if (sy_storage_lmdb_open(dir, &o, &s, err)) {
+        fprintf(stderr, "bench_storage: %s\n", err);
+        return 1;
+    }
+    bench_kv_apply(s, 128, 800);
+    bench_snapshot(s, 128, 800);
     sy_storage_close(s);
     rm_env(dir);
     sy_storage_mem_new(NULL, &s);
