@@ -1358,8 +1358,16 @@ static bool handoff_done(rt *r, uint64_t until)
         SY_INFO(&r->log, "stopping: leadership handed to node %u", st.leader);
         return true;
     }
-    if (now_ms() < until)
-        return false;
+    if (now_ms() < until) {
+        /* the whole cluster stopping at once: nobody left to take over */
+        sy_net_stats ns;
+        sy_net_get_stats(r->net, &ns);
+        for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES; i++)
+            if (i != r->ncfg.id && ns.peer_up[i])
+                return false;
+        SY_INFO(&r->log, "stopping: no peer connected to take over leadership");
+        return true;
+    }
     if (st.role != SY_ROLE_LEADER)
         SY_INFO(&r->log, "stopping: no longer leader; the new leader is not known yet");
     else
