@@ -14,7 +14,9 @@ static volatile sig_atomic_t g_stop; /* cmd/ may hold process-wide state */
 static void on_signal(int sig)
 {
     (void)sig;
-    g_stop = 1;
+    /* counts (up to 2): a second signal cuts a leader's hand-off short */
+    if (g_stop < 2)
+        g_stop++;
 }
 
 static void usage(FILE *f)

@@ -52,16 +52,18 @@ int sy_msg_paxos_encode(const sy_msg *m, void *packer)
     const sy_paxos_body *b = &m->u.paxos;
     switch (m->type) {
     case SY_MSG_PAXOS_PREPARE:
-        msgpack_pack_array(pk, 3);
+        /* `probe` is a trailing field, sent only when set: a PREPARE
+         * without it has the format of nodes that predate pre-prepare */
+        msgpack_pack_array(pk, b->prepare.probe ? 3 : 2);
         msgpack_pack_uint64(pk, b->prepare.ballot);
         msgpack_pack_uint64(pk, b->prepare.from_slot);
-        put_bool(pk, b->prepare.probe);
+        if (b->prepare.probe)
+            put_bool(pk, true);
         return SY_OK;
     case SY_MSG_PAXOS_PROMISE: {
         const sy_paxos_promise *p = &b->promise;
-        msgpack_pack_array(pk, 9);
+        msgpack_pack_array(pk, p->probe ? 9 : 8);   /* as PREPARE's probe */
         msgpack_pack_uint64(pk, p->ballot);
-        put_bool(pk, p->probe);
         put_bool(pk, p->ok);
         msgpack_pack_uint64(pk, p->promised);
         msgpack_pack_uint64(pk, p->commit);
@@ -69,6 +71,8 @@ int sy_msg_paxos_encode(const sy_msg *m, void *packer)
         msgpack_pack_uint64(pk, p->from_slot);
         msgpack_pack_uint64(pk, p->next_slot);
         put_entries(pk, p->entries, p->n_entries);
+        if (p->probe)
+            put_bool(pk, true);
         return SY_OK;
     }
     case SY_MSG_PAXOS_ACCEPT: {
@@ -175,18 +179,27 @@ int sy_msg_paxos_decode(sy_msg *m, void *reader)
     sy_paxos_body *b = &m->u.paxos;
     switch (m->type) {
     case SY_MSG_PAXOS_PREPARE:
-        sy_mp_array_exact(r, 3);
+    {
+        uint32_t n = 0;
+        if (!sy_mp_array(r, &n) && n != 2 && n != 3)
+            r->err = SY_EFIELD;
         get_u64(r, &b->prepare.ballot);
         get_u64(r, &b->prepare.from_slot);
-        sy_mp_bool(r, &b->prepare.probe);
+        if (n == 3) {
+            sy_mp_bool(r, &b->prepare.probe);
+            if (!r->err && !b->prepare.probe)
+                r->err = SY_EFIELD;   /* sent only when set: one encoding */
+        }
         if (!r->err && (b->prepare.ballot == 0 || b->prepare.from_slot == 0))
             r->err = SY_EFIELD;
         break;
+    }
     case SY_MSG_PAXOS_PROMISE: {
         sy_paxos_promise *p = &b->promise;
-        sy_mp_array_exact(r, 9);
+        uint32_t n = 0;
+        if (!sy_mp_array(r, &n) && n != 8 && n != 9)
+            r->err = SY_EFIELD;
         get_u64(r, &p->ballot);
-        sy_mp_bool(r, &p->probe);
         sy_mp_bool(r, &p->ok);
         get_u64(r, &p->promised);
         get_u64(r, &p->commit);
@@ -197,6 +210,13 @@ int sy_msg_paxos_decode(sy_msg *m, void *reader)
             break;
         if (get_entries(r, ORDER_ASCENDING, &p->entries, &p->n_entries))
             break;
+        if (n == 9) {
+            sy_mp_bool(r, &p->probe);
+            if (!r->err && !p->probe)
+                r->err = SY_EFIELD;
+            if (r->err)
+                break;
+        }
         if (p->ballot == 0 || p->from_slot == 0 || (p->probe && p->n_entries) ||
             (p->next_slot != 0 && p->next_slot <= p->from_slot) ||
             (p->n_entries && p->entries[0].index < p->from_slot) ||

@@ -37,3 +37,4 @@ if command -v clang >/dev/null 2>&1; then
 else
   echo "fuzz smoke: skipped (clang not installed)"
 fi
+echo "all tests passed"

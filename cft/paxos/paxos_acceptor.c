@@ -65,6 +65,7 @@ int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
         if (p->role != PX_FOLLOWER)
             px_become_follower(p, SY_NO_NODE);
         p->leader = SY_NO_NODE;
+        p->probing = false;   /* another candidate is further along: let it */
         px_promise(p, m->ballot);
     }
     /* Give the proposer time to finish phase 1 before competing. */

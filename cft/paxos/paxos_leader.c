@@ -316,7 +316,8 @@ int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m)
 {
     px_see_ballot(p, m->promised);
     if (m->probe) {
-        if (!p->probing || m->ballot != p->probe_ballot || !m->ok)
+        /* a yes to a ballot we have since promised past is stale */
+        if (!p->probing || m->ballot != p->probe_ballot || !m->ok || p->probe_ballot <= p->promised)
             return SY_OK;
         p->probe_ok |= bit(from);
         if ((uint32_t)__builtin_popcountll(p->probe_ok) >= p->quorum)

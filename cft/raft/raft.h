@@ -72,6 +72,7 @@ typedef struct {
     uint64_t match, next;
     bool probe_sent;      /* probe: one append outstanding */
     bool recent_active;   /* heard from it this check-quorum window (6.2) */
+    uint64_t last_resp_ms;/* last response in our term (transfer target choice) */
     bool acked_since_hb;  /* some progress since the last heartbeat tick */
     bool sent_this_ready;
     uint64_t commit_sent;

@@ -245,14 +245,17 @@ int raft_transfer_progress(raft *r, uint32_t id)
 }
 
 /* The voter other than us with the highest match index (lowest id on a
- * tie): the thesis's advice (3.10) for picking a transfer target, since it
- * needs the fewest entries before it can take over. SY_NO_NODE if we are
- * the only voter. */
+ * tie) among those that answered us within the last election_min_ms: the
+ * thesis's advice (3.10) for picking a transfer target, since it needs the
+ * fewest entries before it can take over, and a peer that has gone quiet
+ * may be down (its match stays where it was). SY_NO_NODE if no voter
+ * qualifies. */
 static uint32_t best_target(const raft *r)
 {
     uint32_t best = SY_NO_NODE;
     for (uint32_t i = 0; i < SY_MAX_NODES; i++) {
-        if (i == r->cfg.self || !raft_is_voter(r, i))
+        if (i == r->cfg.self || !raft_is_voter(r, i) || !r->prs[i].last_resp_ms ||
+            r->prs[i].last_resp_ms + r->cfg.election_min_ms <= r->now)
             continue;
         if (best == SY_NO_NODE || r->prs[i].match > r->prs[best].match)
             best = i;
@@ -265,7 +268,7 @@ int raft_on_transfer(raft *r, uint32_t target)
     if (r->role != SY_ROLE_LEADER)
         return SY_ENOTLEADER;
     if (target == SY_NO_NODE && (target = best_target(r)) == SY_NO_NODE)
-        return SY_EINVAL;   /* a single voter has nobody to hand over to */
+        return SY_EUNREACH; /* nobody to hand over to: alone, or peers quiet */
     if (target == r->cfg.self)
         return SY_OK;
     if (target >= SY_MAX_NODES || !raft_is_voter(r, target))

@@ -57,9 +57,11 @@ int raft_become_leader(raft *r)
     r->leader_contact = r->now;
     r->transfer_target = SY_NO_NODE;
     r->read_round_open = false;
-    for (uint32_t id = 0; id < SY_MAX_NODES; id++)
+    for (uint32_t id = 0; id < SY_MAX_NODES; id++) {
         if (r->prs[id].member)
             raft_pr_reset(r, id);
+        r->prs[id].last_resp_ms = 0;   /* heard from in this term only */
+    }
     r->heartbeat_deadline = r->now + r->cfg.heartbeat_ms;
     r->quorum_deadline = r->now + r->cfg.election_min_ms;
 #ifdef SYNOD_TESTING

@@ -257,6 +257,7 @@ int raft_recv_append_resp(raft *r, uint32_t from, const sy_raft_append_resp *m)
     if (!p->member)
         return SY_OK;
     p->recent_active = true;
+    p->last_resp_ms = r->now;
     int rc = SY_OK;
     if (m->read_ctx > p->read_ack) {
         p->read_ack = m->read_ctx;
@@ -326,6 +327,7 @@ int raft_recv_snapshot_resp(raft *r, uint32_t from, const sy_raft_snapshot_resp 
     if (!p->member)
         return SY_OK;
     p->recent_active = true;
+    p->last_resp_ms = r->now;
     if (p->state != RAFT_PR_SNAPSHOT)
         return SY_OK;
     p->acked_since_hb = true;

@@ -31,6 +31,7 @@
 #define RT_MAX_PENDING 65536u      /* client requests waiting for their commit */
 #define RT_MAX_READS 65536u        /* reads waiting for a read index */
 #define RT_MAX_WAIT_MS 50          /* longest sleep, so stop flags are seen */
+#define RT_HANDOFF_MAX_MS 10000    /* longest a stopping leader waits for a hand-off */
 #define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
 #define RT_FSYNC_BUCKETS 12
 #define RT_MMAP_THRESHOLD (256 * 1024)   /* bytes; see synod_run */
@@ -1327,6 +1328,14 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* How long a stopping leader waits for its hand-off: election_max_ms (the
+ * engine gives the transfer up after that anyway), at most RT_HANDOFF_MAX_MS. */
+static uint32_t handoff_ms(const rt *r)
+{
+    uint32_t ms = r->cluster.election_max_ms;
+    return ms < RT_HANDOFF_MAX_MS ? ms : RT_HANDOFF_MAX_MS;
+}
+
 /* On a stop request: true when a transfer of leadership started. */
 static bool start_handoff(rt *r)
 {
@@ -1334,17 +1343,22 @@ static bool start_handoff(rt *r)
     r->ops->status(r->eng, &st);
     if ((st.role != SY_ROLE_LEADER && st.role != SY_ROLE_PRIMARY) || r->cluster.n < 2)
         return false;
-    sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
-    in.u.transfer.target = SY_NO_NODE;
-    if (r->ops->step(r->eng, &in) != SY_OK) {
-        /* Multi-Paxos and PBFT have no transfer: their peers take over
-         * after the election or view-change timeout */
+    if (r->cluster.protocol != SY_PROTO_RAFT) {
+        /* Multi-Paxos and PBFT have no transfer */
         SY_INFO(&r->log, "stopping: %s has no leadership transfer; peers take over at their timeout",
                 r->ops->name);
         return false;
     }
-    SY_INFO(&r->log, "stopping: handing leadership to a peer first (at most %u ms)",
-            r->cluster.election_max_ms);
+    sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
+    in.u.transfer.target = SY_NO_NODE;
+    int rc = r->ops->step(r->eng, &in);
+    if (rc != SY_OK) {
+        SY_INFO(&r->log, "stopping: no leadership hand-off (%s: no peer answered recently)",
+                sy_strerror(rc));
+        return false;
+    }
+    SY_INFO(&r->log, "stopping: handing leadership to a peer first (at most %u ms; a second "
+            "signal stops at once)", handoff_ms(r));
     return true;
 }
 
@@ -1372,7 +1386,7 @@ static bool handoff_done(rt *r, uint64_t until)
         SY_INFO(&r->log, "stopping: no longer leader; the new leader is not known yet");
     else
         SY_WARN(&r->log, "stopping: no peer took over leadership within %u ms; stopping anyway",
-                r->cluster.election_max_ms);
+                handoff_ms(r));
     return true;
 }
 
@@ -1565,13 +1579,17 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
      * first (Raft thesis 3.10; what etcd does on a graceful stop), so a
      * rolling restart costs the cluster no election timeout. It keeps
      * running until another node leads or election_max_ms passes. */
-    bool stopping = false, handing_off = false;
+    bool stopping = false, handing_off = false, kick = false;
     uint64_t handoff_until = 0;
     for (;;) {
         if (*stop && !stopping) {
             stopping = true;
-            handing_off = start_handoff(r);
-            handoff_until = now_ms() + r->cluster.election_max_ms;
+            handing_off = kick = start_handoff(r);
+            handoff_until = now_ms() + handoff_ms(r);
+        }
+        if (handing_off && *stop > 1) {
+            SY_INFO(&r->log, "stopping: second signal; leadership hand-off abandoned");
+            break;
         }
         if (stopping && (!handing_off || handoff_done(r, handoff_until)))
             break;
@@ -1585,6 +1603,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         if (r->held_open && !r->inflight) {
             uint64_t due = r->held_since + r->ncfg.commit_interval_ms;
             timeout = due <= t ? 0 : (due - t < (uint64_t)timeout ? (int)(due - t) : timeout);
+        }
+        if (kick) {   /* the transfer's messages leave now, not after a wait */
+            timeout = 0;
+            kick = false;
         }
         size_t n = 0;
         rc = sy_net_wait_batch(r->net, timeout, evs, RT_MAX_EVENTS, &n);

@@ -71,11 +71,19 @@ declare -A NODE_ARGS=()
 
 start_all() { for ((i = 0; i < C_N; i++)); do start_node "$i"; done; }
 
-kill_node() {  # kill_node I [SIGNAL]
-  local i=$1 sig=${2:-KILL}
-  [ -n "${T_PIDS[$i]:-}" ] || return 0
-  kill -"$sig" "${T_PIDS[$i]}" 2>/dev/null || true
-  wait "${T_PIDS[$i]}" 2>/dev/null
+kill_node() {  # kill_node I [SIGNAL]: signals node I and reaps it; a node
+  # still running 30 s later (a shutdown that hangs) gets SIGKILL, so the
+  # caller sees exit 137 and fails rather than the suite stalling
+  local i=$1 sig=${2:-KILL} pid=${T_PIDS[$1]:-} end=$((SECONDS + 30))
+  [ -n "$pid" ] || return 0
+  kill -"$sig" "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do
+    [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ] &&
+    kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
   local rc=$?
   unset "T_PIDS[$i]"
   return $rc

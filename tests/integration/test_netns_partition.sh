@@ -195,6 +195,8 @@ run_proto() {
     || fail "$P: linearizable get from the isolated old leader returned '$v' (rc=$rc); the majority has 'after'"
 
   # ---- c. heal
+  # the majority's leader now (it may have changed during the partition)
+  L2=$(wait_leader 20 "$L") || fail "$P: no leader among the majority before healing"
   ip -n "$NSP-$L" link set eth0 up
   log "$P: link of node $L up again"
   if wait_converged 60; then

@@ -175,13 +175,20 @@ static void test_decoder_refuses_malformed_paxos_bodies(void **state)
     assert_int_equal(decode_of(&m), SY_EFIELD);
 
     /* trailing bytes and wrong arity */
-    uint8_t body[] = { 0x93, 0x41, 0x01, 0xc2, 0x00 };
+    uint8_t body[] = { 0x92, 0x41, 0x01, 0x00 };
     sy_msg out;
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 4, &out), SY_OK);
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 5, &out), SY_ETRAILING);
-    uint8_t arity[] = { 0x92, 0x41, 0x01 };
-    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, arity, 3, &out), SY_EFIELD);
-    assert_int_equal(sy_msg_decode_body(38, arity, 3, &out), SY_EMSGTYPE);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 3, &out), SY_OK);
+    assert_false(out.u.paxos.prepare.probe);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, body, 4, &out), SY_ETRAILING);
+    /* the trailing probe flag is sent only when set: one encoding each */
+    uint8_t probe[] = { 0x93, 0x41, 0x01, 0xc3 };
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, probe, 4, &out), SY_OK);
+    assert_true(out.u.paxos.prepare.probe);
+    probe[3] = 0xc2;
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, probe, 4, &out), SY_EFIELD);
+    uint8_t arity[] = { 0x94, 0x41, 0x01, 0xc3, 0x01 };
+    assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, arity, 5, &out), SY_EFIELD);
+    assert_int_equal(sy_msg_decode_body(38, arity, 5, &out), SY_EMSGTYPE);
 }
 
 static void test_decoder_refuses_too_many_entries(void **state)

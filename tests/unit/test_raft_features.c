@@ -292,8 +292,44 @@ static void test_leadership_transfer_without_target_alone_refused(void **state)
     memset(&in, 0, sizeof in);
     in.kind = SY_IN_TRANSFER;
     in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h_step(&c, l, &in), SY_EINVAL);
+    assert_int_equal(h_step(&c, l, &in), SY_EUNREACH);
     assert_int_equal(h_leader(&c), l);
+    h_free(&c);
+}
+
+/* A follower that acked everything and then went quiet (crashed) ties on
+ * match with the live one and has the lower id: it must not be chosen,
+ * and with every peer quiet there is no target at all. */
+static void test_leadership_transfer_without_target_skips_quiet_peer(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    uint32_t a = (l + 1) % 3, b = (l + 2) % 3;
+    uint32_t quiet = a < b ? a : b, live = a < b ? b : a;
+    h_isolate(&c, quiet, true);
+    h_run(&c, 400);   /* > election_min_ms of silence from it */
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    h_run(&c, 20);
+    assert_int_equal(h_leader(&c), live);
+    h_free(&c);
+
+    /* without check quorum the leader keeps leading while both are quiet */
+    h_init_cfg(&c, 3, true, false);
+    h_start(&c);
+    l = h_elect(&c, 2000);
+    h_isolate(&c, (l + 1) % 3, true);
+    h_isolate(&c, (l + 2) % 3, true);
+    h_run(&c, 150);   /* > election_min_ms */
+    assert_int_equal(h_status(&c, l).role, SY_ROLE_LEADER);
+    assert_int_equal(h_step(&c, l, &in), SY_EUNREACH);
     h_free(&c);
 }
 
@@ -456,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_leadership_transfer_aborts_after_election_timeout),
         cmocka_unit_test(test_leadership_transfer_without_target_picks_most_caught_up),
         cmocka_unit_test(test_leadership_transfer_without_target_alone_refused),
+        cmocka_unit_test(test_leadership_transfer_without_target_skips_quiet_peer),
         cmocka_unit_test(test_new_server_joins_as_learner_catches_up_then_votes),
         cmocka_unit_test(test_learner_does_not_count_toward_quorum),
         cmocka_unit_test(test_removed_leader_steps_down_after_commit),
