@@ -190,19 +190,54 @@ static void tweak_batch(uint32_t node, sy_engine_cfg *c)
     c->batch_delay_ms = 10;
 }
 
+static uint32_t pp_seen;   /* PRE-PREPAREs node 0 sent to node 1 */
+
+static bool count_pp(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    if (from == 0 && to == 1 && m->type == SY_MSG_PBFT_PRE_PREPARE)
+        pp_seen++;
+    return true;
+}
+
 static void test_primary_batches_up_to_batch_max_after_the_delay(void **state)
 {
     (void)state;
     harness *h = h_new(4, 1, false, 16, tweak_batch);
-    for (uint32_t r = 0; r < 6; r++)
+    /* two backups down: nothing executes, so proposals stay in progress */
+    h->down[2] = h->down[3] = true;
+    h->filter = count_pp;
+    pp_seen = 0;
+    /* idle primary: the first request is proposed at once, no delay */
+    h_submit(h, 0, 1u);
+    h_run(h);
+    assert_int_equal(pp_seen, 1);
+    /* busy: a full batch (4) goes at once, the fifth waits for the delay */
+    for (uint32_t r = 1; r < 6; r++)
         h_submit(h, r % H_CLIENTS, 1u);
     h_run(h);
-    /* a full batch goes at once; the other two wait for the delay */
+    assert_int_equal(pp_seen, 2);
+    h_tick(h, 5);
+    assert_int_equal(pp_seen, 2);
+    h_tick(h, 5);
+    assert_int_equal(pp_seen, 3);
+    h_free(h);
+}
+
+/* With the backups back, everything queued executes in order. */
+static void test_idle_primary_proposes_at_once_and_all_execute(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_batch);
+    h_submit(h, 0, 1u);
+    h_run(h);   /* no time passes: only the idle rule can have proposed it */
     assert_int_equal(h->applied[1], 1);
-    assert_int_equal(h->nreq[1], 4);
-    h_tick(h, 10);
-    assert_int_equal(h->applied[1], 2);
+    assert_int_equal(h->nreq[1], 1);
+    for (uint32_t r = 1; r < 6; r++)
+        h_submit(h, r % H_CLIENTS, 1u);
+    h_run_for(h, 50, 5);
     assert_int_equal(h->nreq[1], 6);
+    assert_int_equal(h->violations, 0);
     h_free(h);
 }
 
@@ -516,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_requests_commit_with_quorum_5_of_7),
         cmocka_unit_test(test_commit_survives_f_silent_backups_but_not_more),
         cmocka_unit_test(test_primary_batches_up_to_batch_max_after_the_delay),
+        cmocka_unit_test(test_idle_primary_proposes_at_once_and_all_execute),
         cmocka_unit_test(test_commit_evidence_is_a_quorum_of_verifiable_commit_signatures),
         cmocka_unit_test(test_backup_rejects_batch_with_forged_client_signature),
         cmocka_unit_test(test_backup_rejects_batch_replaying_an_older_request),
