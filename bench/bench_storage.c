@@ -227,12 +227,6 @@ static double bench_kv_apply(sy_storage *s, int per_batch, int batches)
  * take_snapshot). All three grow with the state. */
 static void bench_snapshot(sy_storage *s, int per_batch, int batches)
 {
-    sy_simsig *reg;
-    sy_signer signer;
-    uint8_t seed[SY_SEED_LEN] = { 7 };
-    sy_simsig_new(1, &reg);
-    sy_simsig_add(reg, seed, &signer);
-    bench_pk = signer.pub;
     sy_directory dir = { .key_of = key_of };
     sy_env_opts opts = { .cluster_id = "bench", .dir = &dir };
     sy_kvm kv;
@@ -263,7 +257,6 @@ static void bench_snapshot(sy_storage *s, int per_batch, int batches)
            keys, mb, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
            (t3 - t0) / keys * 1e6, (t3 - t0) * 1e3 / mb, (t3 - t0) / keys * 1e6 * 1e3);
     free(blob);
-    sy_simsig_free(reg);
 }
 
 /* The digest update per put: hash of (u32 klen || key || value) and one

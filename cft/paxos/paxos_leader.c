@@ -241,6 +241,22 @@ static int become_leader(paxos *p)
     return rc;
 }
 
+/* PREPARE (or, with probe, the pre-prepare question) to every other node. */
+static int send_prepares(paxos *p, uint64_t ballot, uint64_t from_slot, bool probe)
+{
+    for (uint32_t i = 0; i < p->cfg.n; i++) {
+        if (i == p->cfg.self)
+            continue;
+        sy_msg *m = px_send(p, i, SY_MSG_PAXOS_PREPARE);
+        if (!m)
+            return SY_ENOMEM;
+        m->u.paxos.prepare.ballot = ballot;
+        m->u.paxos.prepare.from_slot = from_slot;
+        m->u.paxos.prepare.probe = probe;
+    }
+    return SY_OK;
+}
+
 static int campaign_now(paxos *p)
 {
     uint64_t above = p->max_seen > p->promised ? p->max_seen : p->promised;
@@ -260,15 +276,9 @@ static int campaign_now(paxos *p)
         if (rc)
             return rc;
     }
-    for (uint32_t i = 0; i < p->cfg.n; i++) {
-        if (i == p->cfg.self)
-            continue;
-        sy_msg *m = px_send(p, i, SY_MSG_PAXOS_PREPARE);
-        if (!m)
-            return SY_ENOMEM;
-        m->u.paxos.prepare.ballot = b;
-        m->u.paxos.prepare.from_slot = p->p1_from;
-    }
+    int rc = send_prepares(p, b, p->p1_from, false);
+    if (rc)
+        return rc;
     if ((uint32_t)__builtin_popcountll(p->p1_done) >= p->quorum)
         return become_leader(p);
     return SY_OK;
@@ -294,17 +304,7 @@ static int probe(paxos *p)
     px_reset_election(p, false);   /* no majority by then: ask again */
     if ((uint32_t)__builtin_popcountll(p->probe_ok) >= p->quorum)
         return campaign_now(p);
-    for (uint32_t i = 0; i < p->cfg.n; i++) {
-        if (i == p->cfg.self)
-            continue;
-        sy_msg *m = px_send(p, i, SY_MSG_PAXOS_PREPARE);
-        if (!m)
-            return SY_ENOMEM;
-        m->u.paxos.prepare.ballot = p->probe_ballot;
-        m->u.paxos.prepare.from_slot = p->commit + 1;
-        m->u.paxos.prepare.probe = true;
-    }
-    return SY_OK;
+    return send_prepares(p, p->probe_ballot, p->commit + 1, true);
 }
 
 int px_campaign(paxos *p)

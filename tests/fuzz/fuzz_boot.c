@@ -16,6 +16,7 @@
 #include "core/envelope.h"
 #include "crypto/crypto.h"
 #include "crypto/sy_err.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,24 +43,6 @@ static void setup(void)
     sy_verifier_simsig(&ver, ss);
 }
 
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t take8(input *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static uint16_t take16(input *in)
-{
-    uint16_t lo = take8(in);
-    return (uint16_t)(lo | take8(in) << 8);
-}
 
 static sy_bytes take_bytes(input *in, size_t len)
 {

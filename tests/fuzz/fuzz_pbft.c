@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../unit/test_pbft_harness.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,24 +35,6 @@ static bool byz_verify(void *ctx, const sy_pubkey *pk, const void *m, size_t l, 
     return real_ver.verify(ctx, pk, m, l, s);
 }
 
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t take8(input *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static uint16_t take16(input *in)
-{
-    uint16_t lo = take8(in);
-    return (uint16_t)(lo | take8(in) << 8);
-}
 
 /* Signs m as node 3 and steps it into correct replica `to` through the real
  * envelope decoder. */
