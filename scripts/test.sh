@@ -19,7 +19,8 @@ if command -v clang >/dev/null 2>&1; then
   # Each target replays its seed corpus (tests/fuzz/corpus/<name>: what
   # longer runs found, minimised) and explores for the rest of its time:
   # SYNOD_FUZZ_SECONDS for all, else 30 s (fuzz_pbft's replay alone takes
-  # ~15 s) or 20 s. A finding fails the run and prints its input.
+  # ~15 s) or 20 s. A finding -- a crash, a report, an input running over
+  # 10 s -- fails the run and prints its input.
   fb=${build}-fuzz
   CC=clang cmake -S . -B "$fb" -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_boot >/dev/null
@@ -29,7 +30,7 @@ if command -v clang >/dev/null 2>&1; then
     corpus=$(mktemp -d)
     cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
     echo "fuzz smoke: fuzz_$name for ${secs}s"
-    (cd "$fb" && "./bin/fuzz_$name" -max_total_time="$secs" -max_len=65536 -len_control=0 \
+    (cd "$fb" && "./bin/fuzz_$name" -max_total_time="$secs" -timeout=10 -max_len=65536 -len_control=0 \
         "$corpus" > "fuzz_$name.log" 2>&1) || { tail -40 "$fb/fuzz_$name.log"; echo "fuzz: FAILED"; exit 1; }
     tail -1 "$fb/fuzz_$name.log"
     rm -rf "$corpus"

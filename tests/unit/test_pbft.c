@@ -224,6 +224,30 @@ static void test_primary_batches_up_to_batch_max_after_the_delay(void **state)
     h_free(h);
 }
 
+/* A damaged hard state naming a low water mark near 2^64 (h + L would
+ * wrap; found by fuzz_boot as a hang) is refused as corrupt at boot. */
+static void test_boot_refuses_sequence_numbers_near_the_top(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, NULL);
+    uint8_t hs[1 + 8 + 1 + 8 + 8 + 8 + SY_DIGEST_LEN + 1 + 2];
+    memset(hs, 0, sizeof hs);
+    hs[0] = PBFT_HS_VERSION;
+    hs[1] = 161;                        /* view */
+    for (int i = 0; i < 8; i++)         /* h = 2^64 - 9, little endian */
+        hs[1 + 8 + 1 + 8 + 8 + i] = i == 0 ? 0xf7 : 0xff;
+    sy_engine_boot boot = { .hardstate = { hs, sizeof hs } };
+    void *e = NULL;
+    assert_int_not_equal(h->ops->create(&h->cfg[1], &boot, &e), SY_OK);
+    assert_null(e);
+    /* the same hard state with h = 8 boots */
+    memset(hs + 1 + 8 + 1 + 8 + 8, 0, 8);
+    hs[1 + 8 + 1 + 8 + 8] = 8;
+    assert_int_equal(h->ops->create(&h->cfg[1], &boot, &e), SY_OK);
+    h->ops->destroy(e);
+    h_free(h);
+}
+
 /* With the backups back, everything queued executes in order. */
 static void test_idle_primary_proposes_at_once_and_all_execute(void **state)
 {
@@ -552,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_commit_survives_f_silent_backups_but_not_more),
         cmocka_unit_test(test_primary_batches_up_to_batch_max_after_the_delay),
         cmocka_unit_test(test_idle_primary_proposes_at_once_and_all_execute),
+        cmocka_unit_test(test_boot_refuses_sequence_numbers_near_the_top),
         cmocka_unit_test(test_commit_evidence_is_a_quorum_of_verifiable_commit_signatures),
         cmocka_unit_test(test_backup_rejects_batch_with_forged_client_signature),
         cmocka_unit_test(test_backup_rejects_batch_replaying_an_older_request),
