@@ -462,37 +462,37 @@ static uint32_t settle_leader(cluster *c)
     return SY_NO_NODE;
 }
 
-/* A follower cut off for many election timeouts, then back. With
- * pre-prepare (cfg.prevote) it never raises its ballot while alone, so the
- * leader keeps leading in its ballot; without, the ballot it inflated
- * deposes the leader (the behaviour pre-prepare exists to stop). Either
- * way the cluster commits afterwards and agrees. */
-static void rejoin(bool prevote)
+/* What a follower's absence did, seen from outside. */
+typedef struct {
+    uint32_t leader, leader_after;     /* before the cut; after healing */
+    uint64_t ballot, ballot_after;     /* the leader's, before and after */
+    uint8_t away_role;                 /* the cut-off follower, while away */
+    uint64_t away_ballot;
+    uint8_t back_role;                 /* ... and once back */
+    uint32_t back_leader;
+} rejoin_obs;
+
+/* A follower cut off for many election timeouts, then back. Either way
+ * the cluster commits afterwards and agrees (asserted here); what the
+ * absence did to leadership is returned for the caller to judge. */
+static rejoin_obs rejoin(bool prevote)
 {
+    rejoin_obs o;
     cluster *c = cl_new_opts(3, 11, prevote);
-    uint32_t l = settle_leader(c);
-    uint64_t b = st(c, l).term;
-    uint32_t f = (l + 1) % 3;
+    o.leader = settle_leader(c);
+    o.ballot = st(c, o.leader).term;
+    uint32_t f = (o.leader + 1) % 3;
     cl_cut(c, f, true);
     cl_time(c, 6000);   /* ten election timeouts and more */
-    if (prevote) {
-        assert_int_equal(st(c, f).role, SY_ROLE_PRECANDIDATE);
-        assert_true(st(c, f).term <= b);
-    } else {
-        assert_true(st(c, f).term > b);
-    }
+    o.away_role = st(c, f).role;
+    o.away_ballot = st(c, f).term;
     cl_cut(c, f, false);
     cl_time(c, 3000);
-    uint32_t l2 = settle_leader(c);
-    if (prevote) {
-        assert_int_equal(l2, l);
-        assert_int_equal(st(c, l2).term, b);
-        assert_int_equal(st(c, f).role, SY_ROLE_FOLLOWER);
-        assert_int_equal(st(c, f).leader, l);
-    } else {
-        assert_true(st(c, l2).term > b);
-    }
-    cl_request(c, l2, 1, "put after");
+    o.leader_after = settle_leader(c);
+    o.ballot_after = st(c, o.leader_after).term;
+    o.back_role = st(c, f).role;
+    o.back_leader = st(c, f).leader;
+    cl_request(c, o.leader_after, 1, "put after");
     cl_time(c, 1000);
     for (uint32_t i = 0; i < 3; i++) {
         char buf[64];
@@ -501,18 +501,31 @@ static void rejoin(bool prevote)
     }
     assert_agreement(c);
     cl_free(c);
+    return o;
 }
 
+/* With pre-prepare (cfg.prevote) the follower never raises its ballot
+ * while alone, so the leader keeps leading in its ballot. */
 static void test_rejoining_follower_does_not_depose_leader_with_prevote(void **state)
 {
     (void)state;
-    rejoin(true);
+    rejoin_obs o = rejoin(true);
+    assert_int_equal(o.away_role, SY_ROLE_PRECANDIDATE);
+    assert_true(o.away_ballot <= o.ballot);
+    assert_int_equal(o.leader_after, o.leader);
+    assert_int_equal(o.ballot_after, o.ballot);
+    assert_int_equal(o.back_role, SY_ROLE_FOLLOWER);
+    assert_int_equal(o.back_leader, o.leader);
 }
 
+/* Without it, the ballot the follower inflated while away deposes the
+ * leader: the behaviour pre-prepare exists to stop. */
 static void test_rejoining_follower_deposes_leader_without_prevote(void **state)
 {
     (void)state;
-    rejoin(false);
+    rejoin_obs o = rejoin(false);
+    assert_true(o.away_ballot > o.ballot);
+    assert_true(o.ballot_after > o.ballot);
 }
 
 static void test_leader_commits_batched_requests_in_slot_order(void **state)
