@@ -25,8 +25,8 @@ if command -v clang >/dev/null 2>&1; then
   # an input running over 10 s -- fails the run and prints its input.
   fb=${build}-fuzz
   CC=clang cmake -S . -B "$fb" -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-  cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_boot >/dev/null
-  for t in envelope:3000000 pbft:1000 boot:200000; do
+  cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_pbft_primary fuzz_boot >/dev/null
+  for t in envelope:3000000 pbft:1000 pbft_primary:600 boot:200000; do
     name=${t%%:*}
     if [ -n "${SYNOD_FUZZ_SECONDS:-}" ]; then
       budget=(-max_total_time="$SYNOD_FUZZ_SECONDS"); what="${SYNOD_FUZZ_SECONDS}s, random seed"

@@ -1,5 +1,9 @@
 /* libFuzzer target: one Byzantine replica against three correct PBFT
  * replicas (n = 4, f = 1), in process (tests/unit/test_pbft_harness.h).
+ * The Byzantine one is node 3, a backup in view 0; fuzz_pbft_primary
+ * builds this file with node 0, the primary of view 0, so the fuzzer can
+ * also send pre-prepares (equivocate, skip, reorder) until the others
+ * change view. Below, "node 3" means whichever it is.
  *
  * Node 3's key is the attacker's: any statement or envelope it signs is
  * valid, whatever the bytes (its signatures verify unless the first byte is
@@ -23,7 +27,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The Byzantine replica: 3, a backup, by default; fuzz_pbft_primary.c
+ * builds this file with BYZ 0, the primary of view 0. */
+#ifndef BYZ
 #define BYZ 3u
+#endif
+
+/* The k-th correct replica, k in 0..2. */
+static uint32_t correct(uint32_t k)
+{
+    return k < BYZ ? k : k + 1;
+}
 
 static sy_verifier real_ver;
 static sy_pubkey byz_key;
@@ -76,7 +90,7 @@ static void replay(harness *h, input *in)
         return;
     }
     h_msg *q = &h->q[take16(in) % h->nq];
-    uint32_t to = take8(in) % BYZ;
+    uint32_t to = correct(take8(in) % 3u);
     uint8_t t = take8(in);
     unsigned flips = take8(in) % 9;
     sy_env env;
@@ -116,8 +130,8 @@ static void deliver_some(harness *h, size_t k)
 
 static void process_all(harness *h)
 {
-    for (uint32_t i = 0; i < BYZ; i++)
-        h_process(h, i);
+    for (uint32_t k = 0; k < 3; k++)
+        h_process(h, correct(k));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -134,14 +148,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op % 8) {
         case 0: { /* client request, to the correct replicas in a mask */
             uint32_t c = take8(&in) % H_CLIENTS;
-            h_submit(h, c, take8(&in) & 7u);
+            uint32_t bits = take8(&in) & 7u, mask = 0;
+            for (uint32_t k = 0; k < 3; k++)
+                if (bits >> k & 1u)
+                    mask |= 1u << correct(k);
+            h_submit(h, c, mask);
             break;
         }
         case 1: /* time passes: timers fire */
             h->now += 1 + take8(&in) * 4u;
-            for (uint32_t i = 0; i < BYZ; i++) {
+            for (uint32_t k = 0; k < 3; k++) {
                 sy_input t = { .kind = SY_IN_TICK, .now_ms = h->now };
-                h_step(h, i, &t);
+                h_step(h, correct(k), &t);
             }
             break;
         case 2: /* the network delivers k messages */
@@ -159,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 4: case 5: { /* node 3 sends any body of any type */
-            uint32_t to = take8(&in) % BYZ;
+            uint32_t to = correct(take8(&in) % 3u);
             uint8_t t = take8(&in);
             size_t len = take16(&in) % 4096u;
             if (len > in.n)
@@ -174,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             replay(h, &in);
             break;
         case 7: /* a correct replica crashes and restarts from its disk */
-            if (h_restart(h, take8(&in) % BYZ))
+            if (h_restart(h, correct(take8(&in) % 3u)))
                 h->violations++;
             break;
         }
