@@ -96,6 +96,14 @@ typedef struct sy_engine_cfg {
     void *snapshot_digest_ctx;
 } sy_engine_cfg;
 
+/* Log indices, terms, ballots, views and sequence numbers in durable state
+ * above this are corrupt: no run gets anywhere near it, and every engine's
+ * arithmetic (index + 1, h + L, term + 1) stays clear of UINT64_MAX. An
+ * engine refuses a boot that names one (SY_ECORRUPT). fuzz_boot found
+ * hangs and wild pointers from snapshot indices and PBFT water marks near
+ * 2^64 before this bound existed. */
+#define SY_INDEX_MAX (1ull << 62)
+
 /* Durable state handed back at restart, read from storage by the host. */
 typedef struct sy_engine_boot {
     sy_bytes hardstate;          /* last persisted rd.hardstate (empty: fresh) */

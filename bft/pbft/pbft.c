@@ -531,8 +531,9 @@ static int hs_decode(pbft *p, sy_bytes hs)
     p->vote_view = get64(b + o); o += 8;
     p->vote_hi = get64(b + o); o += 8;
     p->h = get64(b + o); o += 8;
-    if (p->view > PBFT_SEQ_MAX || p->vote_view > PBFT_SEQ_MAX || p->vote_hi > PBFT_SEQ_MAX ||
-        p->h > PBFT_SEQ_MAX)
+    /* fuzz_boot: h = 2^64 - 9 made the window loop h+1..h+L spin forever */
+    if (p->view > SY_INDEX_MAX || p->vote_view > SY_INDEX_MAX || p->vote_hi > SY_INDEX_MAX ||
+        p->h > SY_INDEX_MAX)
         return SY_ECORRUPT;
     memcpy(p->h_digest.b, b + o, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     uint32_t ns = b[o++];
@@ -808,7 +809,8 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
             goto err_destroy;
     }
     if (boot) {
-        if (hs_decode(p, boot->hardstate) || boot->snap_index > PBFT_SEQ_MAX)
+        if (hs_decode(p, boot->hardstate) || boot->snap_index > SY_INDEX_MAX ||
+            boot->applied > SY_INDEX_MAX)
             goto err_destroy;
         if (boot->snap_index == p->h && boot->snap_data.len) {
             p->h_snap = malloc(boot->snap_data.len);

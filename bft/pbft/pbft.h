@@ -80,11 +80,6 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_MAX_WAITING 1024u        /* requests a backup watches for its timer */
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
 #define PBFT_HS_VERSION 1u
-/* Views and sequence numbers a hard state or boot may hold: far beyond
- * any real run, and far enough below UINT64_MAX that h + L, view + 1 and
- * the like never wrap. Above it the durable state is corrupt (found by
- * fuzz_boot: h = 2^64 - 9 made the window loop h+1..h+L run forever). */
-#define PBFT_SEQ_MAX (1ull << 62)
 
 /* The latest vote (prepare or commit) of one replica at one seq. */
 typedef struct {

@@ -332,6 +332,12 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
     rc = px_hs_decode(boot->hardstate, &hs);
     if (rc)
         goto err_free_paxos;
+    if (hs.promised > SY_INDEX_MAX || hs.commit > SY_INDEX_MAX ||
+        boot->snap_index > SY_INDEX_MAX || boot->snap_term > SY_INDEX_MAX ||
+        boot->applied > SY_INDEX_MAX) {
+        rc = SY_ECORRUPT;
+        goto err_free_paxos;
+    }
     p->promised = hs.promised;
     p->max_seen = hs.promised;
     p->snap_index = boot->snap_index;

@@ -199,6 +199,11 @@ static int raft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     rc = raft_hs_decode(boot->hardstate, &hs);
     if (rc)
         goto err_free_raft;
+    if (hs.term > SY_INDEX_MAX || hs.commit > SY_INDEX_MAX || boot->snap_index > SY_INDEX_MAX ||
+        boot->snap_term > SY_INDEX_MAX || boot->applied > SY_INDEX_MAX) {
+        rc = SY_ECORRUPT;
+        goto err_free_raft;
+    }
     r->term = hs.term;
     r->vote = hs.vote;
 

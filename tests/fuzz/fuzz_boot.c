@@ -5,7 +5,8 @@
  * an out-of-bounds read. When create() accepts the bytes, the engine must
  * also survive a tick and a ready/advance round.
  *
- * Input: u8 protocol (raft, paxos, pbft) | u8 flags | u16 hard state length
+ * Input: u8 protocol (raft, paxos, pbft) | u8 flags | [u64 snapshot index,
+ * with flag 0x80] | u16 hard state length
  * | hard state | u16 snapshot length | snapshot | then log entries, each
  * u8 type | u16 length | data, indices consecutive above the snapshot. */
 #include <stdint.h>
@@ -63,6 +64,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ops)
         abort();
     uint8_t flags = take8(&in);
+    /* flag 0x80: a snapshot index of any size follows (damaged metadata can
+     * name one near 2^64); else it is the 4 bits below */
+    uint64_t big_index = 0;
+    if (flags & 0x80u)
+        for (int i = 0; i < 8; i++)
+            big_index = big_index << 8 | take8(&in);
     bool pbft = !strcmp(ops->name, "pbft");
 
     sy_engine_cfg c;
@@ -92,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     boot.hardstate = take_bytes(&in, take16(&in));
     boot.snap_data = take_bytes(&in, take16(&in));
     if (boot.snap_data.len) {
-        boot.snap_index = (flags >> 1) & 15u;
+        boot.snap_index = (flags & 0x80u) ? big_index : (flags >> 1) & 15u;
         boot.snap_term = (flags >> 5) & 3u;
         boot.snap_members.n_voters = c.n;
         for (uint32_t i = 0; i < c.n; i++)
