@@ -191,11 +191,17 @@ int pbft_on_forward(pbft *p, uint32_t from, const sy_pbft_forward *fw)
 
 /* ------------------------------------------------------------ batching */
 
+/* The sequence number the primary assigns next (none below h + 1). */
+static uint64_t next_to_assign(const pbft *p)
+{
+    return p->next_seq <= p->h ? p->h + 1 : p->next_seq;
+}
+
 /* Window full (see pbft_try_batch): proposing waits for execution or a
  * stable checkpoint, not for time. */
 static bool window_full(const pbft *p)
 {
-    uint64_t next = p->next_seq <= p->h ? p->h + 1 : p->next_seq;
+    uint64_t next = next_to_assign(p);
     return next > p->h + p->L || next - p->executed > (uint64_t)p->cfg.max_inflight + 1;
 }
 
@@ -209,8 +215,7 @@ static bool window_full(const pbft *p)
  * (docs/benchmarks.md, session 6). */
 static bool pipeline_idle(const pbft *p)
 {
-    uint64_t next = p->next_seq <= p->h ? p->h + 1 : p->next_seq;
-    return next - 1 <= p->executed;
+    return next_to_assign(p) - 1 <= p->executed;
 }
 
 uint64_t pbft_batch_deadline(const pbft *p)

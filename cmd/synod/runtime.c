@@ -1034,25 +1034,26 @@ static int process_ready(rt *r)
                 upto = rd.truncate_from - 1;
             j->reply_early_upto = upto;
         }
-        if (j->need_txn && r->ops->pipelined && r->st_thread_up) {
-            /* The write starts first: the messages that wait for it are
-             * encoded and signed (take_msgs) while it syncs, off the
-             * critical path. The storage thread never touches the job's
-             * frames; the engine's rd stays valid until the next step. */
+        /* A pipelined write starts first: the messages that wait for it
+         * are encoded and signed (take_msgs) while it syncs, off the
+         * critical path. The storage thread never touches the job's
+         * frames; the engine's rd stays valid until the next step. */
+        bool handed = j->need_txn && r->ops->pipelined && r->st_thread_up;
+        if (handed) {
             pthread_mutex_lock(&r->st_mu);
             r->st_queued = true;
             pthread_cond_broadcast(&r->st_cv);
             pthread_mutex_unlock(&r->st_mu);
             r->inflight = true;
-            if ((rc = take_msgs(r, &rd, j)))
-                SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
-            return rc;   /* on error drain_job waits for the write, then clears */
         }
         if ((rc = take_msgs(r, &rd, j))) {
             SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
-            job_clear(j);
+            if (!handed)
+                job_clear(j);   /* else drain_job waits for the write, then clears */
             return rc;
         }
+        if (handed)
+            return SY_OK;
         j->rc = j->need_txn ? job_write(r, j, true) : SY_OK;
         if ((rc = finish_job(r, j)))
             return rc;
@@ -1353,8 +1354,8 @@ static bool start_handoff(rt *r)
     in.u.transfer.target = SY_NO_NODE;
     int rc = r->ops->step(r->eng, &in);
     if (rc != SY_OK) {
-        SY_INFO(&r->log, "stopping: no leadership hand-off (%s: no peer answered recently)",
-                sy_strerror(rc));
+        SY_INFO(&r->log, "stopping: no leadership hand-off (%s)",
+                rc == SY_EUNREACH ? "no peer answered recently" : sy_strerror(rc));
         return false;
     }
     SY_INFO(&r->log, "stopping: handing leadership to a peer first (at most %u ms; a second "
