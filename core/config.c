@@ -597,6 +597,7 @@ static const ckey cluster_keys[] = {
     {"snapshot_threshold", V_U64, CF(snapshot_threshold), 1, 1ull << 40},
     {"checkpoint_interval", V_U32, CF(checkpoint_interval), 1, 1000000},
     {"watermark_window", V_U32, CF(watermark_window), 2, 1u << 24},
+    {"state_chunk_bytes", V_U32, CF(state_chunk_bytes), 1024, 4u * 1024u * 1024u},
     {"prevote", V_BOOL, CF(prevote), 0, 0},
     {"check_quorum", V_BOOL, CF(check_quorum), 0, 0},
     {"tls_ca", V_PATH, CF(tls_ca), 0, 0},
@@ -937,6 +938,7 @@ static void set_defaults(sy_cluster_cfg *c)
     c->max_pending = SY_DEF_MAX_PENDING;
     c->snapshot_threshold = SY_DEF_SNAPSHOT_THRESHOLD;
     c->checkpoint_interval = SY_DEF_CHECKPOINT_INTERVAL;
+    c->state_chunk_bytes = SY_STATE_CHUNK_DEF;
     c->watermark_window = SY_DEF_WATERMARK_WINDOW;
     c->prevote = true;
     c->check_quorum = true;
@@ -1423,6 +1425,7 @@ void sy_cluster_engine_cfg(const sy_cluster_cfg *cfg, uint32_t self, sy_engine_c
     out->snapshot_threshold = cfg->snapshot_threshold;
     out->checkpoint_interval = cfg->checkpoint_interval;
     out->watermark_window = cfg->watermark_window;
+    out->state_chunk_bytes = cfg->state_chunk_bytes;
     out->prevote = cfg->prevote;
     out->check_quorum = cfg->check_quorum;
     out->node_keys = cfg->node_keys;

@@ -92,6 +92,7 @@ typedef struct sy_cluster_cfg {
     uint32_t batch_max, batch_bytes_max, max_inflight, max_pending;
     uint64_t snapshot_threshold;
     uint32_t checkpoint_interval, watermark_window;
+    uint32_t state_chunk_bytes;       /* PBFT state transfer chunk */
     bool prevote, check_quorum;
     /* PEM CA bundle that signed every node's TLS certificate, resolved
      * against the manifest's directory; "" = no TLS. Set exactly when every

@@ -52,6 +52,7 @@
 #include "crypto/crypto.h"
 
 #define SY_NO_NODE UINT32_MAX
+#define SY_STATE_CHUNK_DEF (1024u * 1024u)   /* cfg.state_chunk_bytes */
 
 struct sy_directory;             /* core/envelope.h */
 
@@ -85,15 +86,13 @@ typedef struct sy_engine_cfg {
      * primary's batch (borrowed for the engine's life; NULL = requests in
      * batches are decoded but their signatures are not checked). */
     const struct sy_directory *clients;
-    /* PBFT: digest of the replicated state inside a host snapshot blob, a
-     * pure function of the bytes (NULL = sy_hash of the whole blob). It is
-     * the checkpoint digest and what a fetched snapshot is verified
-     * against, so it must be equal at every correct replica for the same
-     * index and cover every byte that restoring turns into replicated
-     * state (a blob that also holds per-replica data, such as a ledger tip
-     * hashed over commit evidence, must leave that data out). */
-    int (*snapshot_digest)(void *ctx, const uint8_t *blob, size_t len, sy_digest *out);
-    void *snapshot_digest_ctx;
+    /* PBFT: state transfer moves the snapshot blob in chunks of this many
+     * bytes, each checked against the checkpoint digest on arrival; the
+     * digest is the chunked digest of the blob (core/chunks.h), so every
+     * replica of a cluster must use the same value (0 = SY_STATE_CHUNK_DEF).
+     * The blob must be byte-identical at every correct replica for the
+     * same index. */
+    uint32_t state_chunk_bytes;
 } sy_engine_cfg;
 
 /* Log indices, terms, ballots, views and sequence numbers in durable state

@@ -8,6 +8,7 @@
 #include "core/msg.h"
 #include "core/mp.h"
 #include "core/buf.h"
+#include "core/chunks.h"
 #include "crypto/sy_err.h"
 
 /* ---------------------------------------------------------------- encode */
@@ -117,12 +118,14 @@ int sy_msg_pbft_encode(const sy_msg *m, void *packer)
         sy_mp_put_bin(pk, b->fwd.req.p, b->fwd.req.len);
         return SY_OK;
     case SY_MSG_PBFT_STATE_REQ:
-        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 3);
         msgpack_pack_uint64(pk, b->state_req.have);
+        msgpack_pack_uint64(pk, b->state_req.seq);
+        msgpack_pack_uint32(pk, b->state_req.chunk);
         return SY_OK;
     case SY_MSG_PBFT_STATE: {
         const sy_pbft_state *s = &b->state;
-        msgpack_pack_array(pk, 3);
+        msgpack_pack_array(pk, 6);
         put_ckproof(pk, &s->ckpt);
         sy_mp_put_bin(pk, s->snapshot.p, s->snapshot.len);
         msgpack_pack_array(pk, s->n_entries);
@@ -135,6 +138,11 @@ int sy_msg_pbft_encode(const sy_msg *m, void *packer)
             sy_mp_put_bin(pk, e->batch.p, e->batch.len);
             put_sigs(pk, e->commits, e->n_commits);
         }
+        msgpack_pack_uint64(pk, s->snap_len);
+        msgpack_pack_uint32(pk, s->chunk);
+        msgpack_pack_array(pk, s->n_path);
+        for (uint32_t i = 0; i < s->n_path; i++)
+            put_digest(pk, &s->path[i]);
         return SY_OK;
     }
     default:
@@ -301,12 +309,14 @@ int sy_msg_pbft_decode(sy_msg *m, void *reader)
         get_bytes(r, SY_MAX_ENVELOPE, &b->fwd.req);
         break;
     case SY_MSG_PBFT_STATE_REQ:
-        sy_mp_array_exact(r, 1);
+        sy_mp_array_exact(r, 3);
         get_u64(r, &b->state_req.have);
+        get_u64(r, &b->state_req.seq);
+        sy_mp_u32(r, &b->state_req.chunk);
         break;
     case SY_MSG_PBFT_STATE: {
         sy_pbft_state *s = &b->state;
-        sy_mp_array_exact(r, 3);
+        sy_mp_array_exact(r, 6);
         if (r->err || get_ckproof(r, &s->ckpt))
             break;
         get_bytes(r, SY_MAX_ENVELOPE, &s->snapshot);
@@ -325,6 +335,16 @@ int sy_msg_pbft_decode(sy_msg *m, void *reader)
             if (!r->err)
                 get_sigs(r, &e->commits, &e->n_commits);
         }
+        if (r->err)
+            break;
+        get_u64(r, &s->snap_len);
+        sy_mp_u32(r, &s->chunk);
+        if (r->err)
+            break;
+        if (get_array(r, SY_CHUNKS_MAX_PATH, sizeof *s->path, (void **)&s->path, &s->n_path))
+            break;
+        for (uint32_t i = 0; i < s->n_path && !r->err; i++)
+            get_digest(r, &s->path[i]);
         break;
     }
     default:
@@ -354,8 +374,11 @@ void sy_msg_pbft_free(sy_msg *m)
         for (uint32_t i = 0; i < b->state.n_entries; i++)
             free(b->state.entries[i].commits);
         free(b->state.entries);
+        free(b->state.path);
         b->state.ckpt.sigs = NULL;
         b->state.entries = NULL;
+        b->state.path = NULL;
+        b->state.n_path = 0;
         b->state.n_entries = b->state.ckpt.n_sigs = 0;
         break;
     default:

@@ -117,8 +117,13 @@ typedef struct {
     sy_bytes req;         /* the client's signed request envelope */
 } sy_pbft_forward;
 
+/* "Send me state past `have`": when the requester is assembling the
+ * snapshot of checkpoint `seq` chunk by chunk, `chunk` is the next one it
+ * lacks (both 0 otherwise). */
 typedef struct {
     uint64_t have;        /* requester's last executed sequence number */
+    uint64_t seq;         /* checkpoint whose snapshot it is fetching (0: any) */
+    uint32_t chunk;       /* the chunk of that snapshot it wants */
 } sy_pbft_state_req;
 
 /* A committed log entry with its commit certificate: quorum COMMIT
@@ -131,15 +136,21 @@ typedef struct {
     sy_pbft_sig *commits;
 } sy_pbft_centry;
 
-/* State transfer reply: the responder's stable checkpoint (proof and the
- * snapshot blob whose sy_hash is the checkpoint digest; ckpt.seq 0 or an
- * empty snapshot = none) and committed entries above it, each with its
- * commit certificate. */
+/* State transfer reply: the responder's stable checkpoint (its proof, and
+ * chunk `chunk` of the snapshot blob of snap_len bytes whose chunked digest
+ * (core/chunks.h) is the checkpoint digest, with the chunk's audit path;
+ * snap_len 0 = no snapshot) and committed entries above it, each with its
+ * commit certificate. Entries come only with the snapshot's last chunk or
+ * without a snapshot. */
 typedef struct {
     sy_pbft_ckproof ckpt;
-    sy_bytes snapshot;
+    sy_bytes snapshot;    /* the chunk's bytes */
     uint32_t n_entries;
     sy_pbft_centry *entries;
+    uint64_t snap_len;    /* length of the whole snapshot blob */
+    uint32_t chunk;       /* index of this chunk */
+    uint32_t n_path;
+    sy_digest *path;      /* audit path, leaf first (<= SY_CHUNKS_MAX_PATH) */
 } sy_pbft_state;
 
 typedef union sy_pbft_body {

@@ -13,6 +13,7 @@
 #include "bft/pbft/pbft.h"
 #include "core/ready.h"
 #include "core/envelope.h"
+#include "core/chunks.h"
 #include "crypto/sy_err.h"
 
 uint32_t sy_pbft_quorum(uint32_t n, uint32_t f)
@@ -35,10 +36,24 @@ bool pbft_behaves(const pbft *p, uint32_t b)
 
 int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out)
 {
-    if (p->cfg.snapshot_digest)
-        return p->cfg.snapshot_digest(p->cfg.snapshot_digest_ctx, blob, len, out);
-    sy_hash(blob, len, out);
-    return SY_OK;
+    return sy_chunks_digest(blob, len, p->chunk, out);
+}
+
+void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len)
+{
+    free(p->h_snap);
+    free(p->h_leaves);
+    p->h_leaves = NULL;
+    p->h_nleaves = 0;
+    p->h_snap = blob;
+    p->h_snap_len = blob ? len : 0;
+}
+
+void pbft_xin_clear(pbft *p)
+{
+    free(p->xin.buf);
+    free(p->xin.got);
+    memset(&p->xin, 0, sizeof p->xin);
 }
 
 /* ------------------------------------------------------------ signatures */
@@ -762,6 +777,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         free(p);
         return SY_EINVAL;
     }
+    p->chunk = cfg->state_chunk_bytes ? cfg->state_chunk_bytes : SY_STATE_CHUNK_DEF;
     if (!p->cfg.batch_max)
         p->cfg.batch_max = PBFT_DEFAULT_BATCH_MAX;
     if (p->cfg.batch_max > SY_MAX_BATCH)
@@ -812,7 +828,12 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         if (hs_decode(p, boot->hardstate) || boot->snap_index > SY_INDEX_MAX ||
             boot->applied > SY_INDEX_MAX)
             goto err_destroy;
-        if (boot->snap_index == p->h && boot->snap_data.len) {
+        sy_digest bd;
+        /* serve only the certified state (a blob cut with another chunk
+         * size, or damaged, would be refused by every receiver anyway) */
+        if (boot->snap_index == p->h && boot->snap_data.len &&
+            pbft_snap_digest(p, boot->snap_data.p, boot->snap_data.len, &bd) == SY_OK &&
+            sy_digest_eq(&bd, &p->h_digest)) {
             p->h_snap = malloc(boot->snap_data.len);
             if (!p->h_snap)
                 goto err_destroy;
@@ -964,7 +985,8 @@ static void pbft_destroy(void *e)
     free(p->hi_ck);
     free(p->peer_view);
     free(p->h_sigs);
-    free(p->h_snap);
+    pbft_set_h_snap(p, NULL, 0);
+    pbft_xin_clear(p);
     free(p->vcs);
     free(p->nv_resent_ms);
     free(p->vcache);

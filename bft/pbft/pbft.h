@@ -12,10 +12,10 @@
  *    them first); a ready never commits past a checkpoint sequence number:
  *    when rd.checkpoint_index != 0 the host, after applying, steps
  *    SY_IN_SNAPSHOT {index, snapshot blob}; the engine's checkpoint
- *    digest is cfg.snapshot_digest(blob), or sy_hash(blob) if unset (then
- *    the blob must be byte-identical at every correct replica), or the
- *    digest of SY_IN_APPLIED (which must equal what that function gives
- *    for the blob the host would snapshot);
+ *    digest is the chunked digest of the blob (core/chunks.h, chunks of
+ *    cfg.state_chunk_bytes), so the blob must be byte-identical at every
+ *    correct replica; or it steps SY_IN_APPLIED with that digest computed
+ *    its own way (the replica then has no blob to serve to others);
  *  - rd.snapshot_install: replace the state machine with snap_data (already
  *    verified against a quorum-signed checkpoint digest);
  *  - rd.hardstate is an opaque blob to hand back in boot.hardstate, with
@@ -181,6 +181,9 @@ struct pbft {
     sy_pbft_sig *h_sigs;          /* [n] proof of h */
     uint8_t *h_snap;              /* snapshot blob at h (owned; may be NULL) */
     size_t h_snap_len;
+    sy_digest *h_leaves;          /* its chunk hashes (lazily, for serving) */
+    uint32_t h_nleaves;
+    uint32_t chunk;               /* state transfer chunk bytes */
     uint64_t executed;            /* last seq emitted in rd.committed */
     uint64_t next_seq;            /* primary: next to assign */
     uint64_t last_pp;             /* highest seq with an accepted pre-prepare */
@@ -220,6 +223,18 @@ struct pbft {
     uint64_t progress_ms;         /* last time execution advanced */
     uint64_t xfer_bad;            /* STATE replies that failed verification */
     uint32_t xfer_peer;
+    /* the snapshot being fetched chunk by chunk (TOCS 6.2's partition
+     * fetch, with byte ranges of the blob for partitions) */
+    struct {
+        uint64_t seq;             /* 0 = none */
+        sy_digest d;
+        sy_pbft_sig sigs[SY_MAX_NODES];
+        uint32_t nsigs;
+        uint8_t *buf;             /* [len] */
+        uint64_t len;
+        bool *got;                /* [n_chunks] */
+        uint32_t n_chunks, n_got;
+    } xin;
     uint64_t hb_last;             /* last heartbeat (retransmission) */
     uint64_t exec_at_hb;
 
@@ -265,8 +280,12 @@ struct pbft {
 static inline uint32_t pbft_primary(const pbft *p, uint64_t view) { return (uint32_t)(view % p->n); }
 static inline bool pbft_is_primary(const pbft *p) { return pbft_primary(p, p->view) == p->self; }
 bool pbft_behaves(const pbft *p, uint32_t b);
-/* Checkpoint digest of a snapshot blob (cfg.snapshot_digest or sy_hash). */
+/* Checkpoint digest of a snapshot blob: its chunked digest. */
 int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out);
+/* Replaces the blob held for h (takes ownership of blob; NULL = none). */
+void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len);
+/* Drops a half-fetched snapshot. */
+void pbft_xin_clear(pbft *p);
 void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
                     const sy_digest *d, sy_sig *out);
 bool pbft_verify_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,

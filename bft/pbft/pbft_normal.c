@@ -717,11 +717,11 @@ int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
         sy_digest d;
         if (pbft_snap_digest(p, data, len, &d) == SY_OK && sy_digest_eq(&d, &p->h_digest) &&
             len) {
-            p->h_snap = malloc(len);
-            if (!p->h_snap)
+            uint8_t *copy = malloc(len);
+            if (!copy)
                 return SY_ENOMEM;
-            memcpy(p->h_snap, data, len);
-            p->h_snap_len = len;
+            memcpy(copy, data, len);
+            pbft_set_h_snap(p, copy, len);
         }
         return SY_OK;
     }
@@ -801,14 +801,13 @@ void pbft_stabilize(pbft *p, uint64_t seq, const sy_digest *d, const sy_pbft_sig
     p->h_digest = *d;
     p->h_nsigs = nsigs < p->n ? nsigs : p->n;
     memcpy(p->h_sigs, sigs, p->h_nsigs * sizeof *sigs);
-    free(p->h_snap);
-    p->h_snap = NULL;
-    p->h_snap_len = 0;
+    pbft_set_h_snap(p, NULL, 0);
     if (c && c->snap && c->mine_have && sy_digest_eq(&c->mine, d)) {
-        p->h_snap = c->snap;
-        p->h_snap_len = c->snap_len;
+        pbft_set_h_snap(p, c->snap, c->snap_len);
         c->snap = NULL;
     }
+    if (p->xin.seq && p->xin.seq <= seq)
+        pbft_xin_clear(p);   /* reached it (or past it) another way */
     for (uint64_t i = 0; i < p->L; i++)
         if (p->slots[i].seq && p->slots[i].seq <= seq)
             pbft_slot_clear(p, &p->slots[i]);

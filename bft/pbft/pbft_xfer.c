@@ -1,16 +1,19 @@
 /* PBFT state transfer and batch fetching (TOCS 2002 sec. 5.3.2, 6.2,
- * simplified: whole snapshots instead of a partition tree).
+ * simplified: the snapshot blob is fetched in fixed-size chunks under a
+ * Merkle tree (core/chunks.h) instead of the paper's partition tree).
  *
  * Invariant kept here: nothing fetched from another replica is adopted
- * before it is checked against quorum-signed statements. A snapshot is
- * installed only if sy_hash(blob) equals a checkpoint digest carried by a
- * valid proof (q CHECKPOINT signatures); a log entry only if q COMMIT
+ * before it is checked against quorum-signed statements. A snapshot chunk
+ * is kept only if its audit path leads to a checkpoint digest carried by a
+ * valid proof (q CHECKPOINT signatures), and the snapshot is installed once
+ * every chunk is in; a log entry only if q COMMIT
  * signatures for (view, seq, sy_hash(batch)) verify; a fetched batch only
  * if its hash is the digest of a pre-prepare this replica accepted. A
  * replica that serves anything else is counted and another one is asked. */
 #include <stdlib.h>
 #include <string.h>
 #include "bft/pbft/pbft.h"
+#include "core/chunks.h"
 #include "crypto/sy_err.h"
 
 static const sy_digest zero_digest;
@@ -104,15 +107,31 @@ bool pbft_behind(const pbft *p)
     return k > p->f && his[p->f] > p->executed;
 }
 
+/* Asks one peer (rotating) for state past executed, naming the chunk we
+ * lack of the snapshot we are assembling, if any. */
+static void send_state_req_to(pbft *p, uint32_t to)
+{
+    sy_msg m = { .type = SY_MSG_PBFT_STATE_REQ };
+    m.u.pbft.state_req.have = p->executed;
+    if (p->xin.seq > p->executed) {
+        uint32_t i = 0;
+        while (i < p->xin.n_chunks && p->xin.got[i])
+            i++;
+        m.u.pbft.state_req.seq = p->xin.seq;
+        m.u.pbft.state_req.chunk = i < p->xin.n_chunks ? i : 0;
+    }
+    pbft_send(p, to, &m);
+}
+
 static void send_state_req(pbft *p)
 {
     do
         p->xfer_peer = (p->xfer_peer + 1) % p->n;
     while (p->xfer_peer == p->self);
-    sy_msg m = { .type = SY_MSG_PBFT_STATE_REQ };
-    m.u.pbft.state_req.have = p->executed;
-    pbft_send(p, p->xfer_peer, &m);
+    send_state_req_to(p, p->xfer_peer);
 }
+
+static int xin_install(pbft *p);
 
 void pbft_maybe_fetch_state(pbft *p)
 {
@@ -133,6 +152,10 @@ void pbft_maybe_fetch_state(pbft *p)
     if (p->xfer_ms && p->now < p->xfer_ms + 2 * p->cfg.heartbeat_ms)
         return;
     p->xfer_ms = p->now;
+    if (p->xin.seq > p->executed && p->xin.n_got == p->xin.n_chunks) {
+        xin_install(p);   /* complete, but the install had to wait */
+        return;
+    }
     send_state_req(p);
 }
 
@@ -140,21 +163,41 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
 {
     sy_msg m = { .type = SY_MSG_PBFT_STATE };
     sy_pbft_state *st = &m.u.pbft.state;
+    sy_digest path[SY_CHUNKS_MAX_PATH];
     uint64_t base = r->have;
+    bool last = true;
     if (r->have < p->h) {
         if (!p->h_snap)
             return SY_ENOTFOUND;   /* no blob to serve (host used SY_IN_APPLIED) */
+        if (r->seq > p->h)
+            return SY_ENOTFOUND;   /* it fetches a newer checkpoint than ours */
+        if (!p->h_leaves) {
+            int rc = sy_chunks_leaves(p->h_snap, p->h_snap_len, p->chunk, &p->h_leaves,
+                                      &p->h_nleaves);
+            if (rc)
+                return rc;
+        }
+        /* a requester fetching an older checkpoint starts ours from 0 */
+        uint32_t idx = r->seq == p->h && r->chunk < p->h_nleaves ? r->chunk : 0;
+        size_t off = (size_t)idx * p->chunk;
+        size_t len = p->h_snap_len - off < p->chunk ? p->h_snap_len - off : p->chunk;
         st->ckpt = (sy_pbft_ckproof){ .seq = p->h, .digest = p->h_digest,
                                       .n_sigs = p->h_nsigs, .sigs = p->h_sigs };
-        st->snapshot = (sy_bytes){ p->h_snap, (uint32_t)p->h_snap_len };
+        st->snapshot = (sy_bytes){ p->h_snap + off, (uint32_t)len };
+        st->snap_len = p->h_snap_len;
+        st->chunk = idx;
+        sy_chunks_path(p->h_leaves, p->h_nleaves, idx, path, &st->n_path);
+        st->path = path;
         base = p->h;
+        last = idx + 1 == p->h_nleaves;
     }
-    sy_pbft_centry *ents = calloc(SY_PBFT_MAX_STATE_ENTRIES, sizeof *ents);
-    if (!ents)
+    sy_pbft_centry *ents = last ? calloc(SY_PBFT_MAX_STATE_ENTRIES, sizeof *ents) : NULL;
+    if (last && !ents)
         return SY_ENOMEM;
     size_t bytes = 0;
     uint32_t n = 0;
-    for (uint64_t seq = base + 1; seq <= p->executed && n < SY_PBFT_MAX_STATE_ENTRIES; seq++) {
+    for (uint64_t seq = base + 1; last && seq <= p->executed && n < SY_PBFT_MAX_STATE_ENTRIES;
+         seq++) {
         pbft_slot *s = pbft_slot_get(p, seq);
         if (!s || !s->committed || !s->have_batch || s->ccert_n < p->q)
             break;
@@ -168,7 +211,7 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
     st->n_entries = n;
     st->entries = ents;
     int rc = SY_OK;
-    if (n || st->snapshot.len)
+    if (n || st->snap_len)
         rc = pbft_send(p, from, &m);
     free(ents);
     return rc;
@@ -208,48 +251,103 @@ static int bad_state(pbft *p)
     return SY_ECORRUPT;
 }
 
-int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
+/* Installs the assembled snapshot (every chunk checked on arrival against
+ * the proven digest): the host replaces its state with it in the next
+ * ready. SY_EFULL when applies are pending in this ready: the tick tries
+ * again (pbft_maybe_fetch_state). */
+static int xin_install(pbft *p)
 {
-    (void)from;
-    if (st->ckpt.seq > p->executed && st->snapshot.len) {
-        sy_digest d;
-        if (!pbft_ckproof_valid(p, &st->ckpt))
-            return bad_state(p);
-        if (pbft_snap_digest(p, st->snapshot.p, st->snapshot.len, &d) ||
-            !sy_digest_eq(&d, &st->ckpt.digest))
-            return bad_state(p);
-        if (p->n_comm || p->install)
-            return SY_EFULL;   /* applies pending in this ready: install later */
-        uint8_t *inst = malloc(st->snapshot.len), *keep = malloc(st->snapshot.len);
-        if (!inst || !keep) {
-            free(inst);
-            free(keep);
+    if (p->n_comm || p->install)
+        return SY_EFULL;   /* applies pending in this ready: install later */
+    size_t len = (size_t)p->xin.len;
+    uint8_t *keep = malloc(len ? len : 1);
+    if (!keep)
+        return SY_ENOMEM;
+    memcpy(keep, p->xin.buf, len);
+    uint64_t seq = p->xin.seq;
+    sy_digest d = p->xin.d;
+    sy_pbft_sig sigs[SY_MAX_NODES];
+    uint32_t nsigs = p->xin.nsigs;
+    memcpy(sigs, p->xin.sigs, nsigs * sizeof *sigs);
+    p->install = true;
+    p->install_index = seq;
+    p->install_data = p->xin.buf;
+    p->install_len = len;
+    p->install_pending = p->xin.buf;
+    p->xin.buf = NULL;
+    pbft_xin_clear(p);
+    /* the snapshot holds the host's client table, not ours: clients
+     * we have no record of no longer start our view-change timer */
+    p->clients_partial = true;
+    /* what we proposed at or below the installed checkpoint was either
+     * executed in it or is gone: a retransmission may be ordered again
+     * (a primary that jumped past its own proposal ignored every
+     * retransmission of it as "already ordered in this view", and the
+     * backups' forwards with it: sim seed 1602, pbft, faults all) */
+    for (uint32_t i = 0; i < p->cap_clients; i++)
+        p->clients[i].proposed = 0;
+    p->executed = seq;
+    p->progress_ms = p->now;
+    pbft_stabilize(p, seq, &d, sigs, nsigs);
+    pbft_set_h_snap(p, keep, len);
+    p->hs_dirty = true;
+    return SY_OK;
+}
+
+/* One chunk of a stable checkpoint's snapshot. The proof is checked once
+ * per checkpoint (then the digest it proves is kept), every chunk against
+ * that digest by its audit path before it is kept, so a replica that sends
+ * anything else is caught at the chunk, not after the whole blob. */
+static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
+{
+    bool same = p->xin.seq == st->ckpt.seq && sy_digest_eq(&p->xin.d, &st->ckpt.digest);
+    if (!same && p->xin.seq > st->ckpt.seq)
+        return SY_ESTALE;   /* older than the one we are assembling */
+    if (!same && !pbft_ckproof_valid(p, &st->ckpt))
+        return bad_state(p);
+    if (!sy_chunks_verify(&st->ckpt.digest, st->snap_len, p->chunk, st->chunk, st->snapshot.p,
+                          st->snapshot.len, st->path, st->n_path))
+        return bad_state(p);
+    if (!same) {
+        /* a newer stable checkpoint: what we had of an older one is no use */
+        uint32_t nc = sy_chunks_count(st->snap_len, p->chunk);
+        pbft_xin_clear(p);
+        p->xin.buf = malloc(st->snap_len ? (size_t)st->snap_len : 1);
+        p->xin.got = calloc(nc, sizeof *p->xin.got);
+        if (!p->xin.buf || !p->xin.got) {
+            pbft_xin_clear(p);
             return SY_ENOMEM;
         }
-        memcpy(inst, st->snapshot.p, st->snapshot.len);
-        memcpy(keep, st->snapshot.p, st->snapshot.len);
-        p->install = true;
-        p->install_index = st->ckpt.seq;
-        p->install_data = inst;
-        p->install_len = st->snapshot.len;
-        p->install_pending = inst;
-        /* the snapshot holds the host's client table, not ours: clients
-         * we have no record of no longer start our view-change timer */
-        p->clients_partial = true;
-        /* what we proposed at or below the installed checkpoint was either
-         * executed in it or is gone: a retransmission may be ordered again
-         * (a primary that jumped past its own proposal ignored every
-         * retransmission of it as "already ordered in this view", and the
-         * backups' forwards with it: sim seed 1602, pbft, faults all) */
-        for (uint32_t i = 0; i < p->cap_clients; i++)
-            p->clients[i].proposed = 0;
-        p->executed = st->ckpt.seq;
-        p->progress_ms = p->now;
-        pbft_stabilize(p, st->ckpt.seq, &st->ckpt.digest, st->ckpt.sigs, st->ckpt.n_sigs);
-        free(p->h_snap);
-        p->h_snap = keep;
-        p->h_snap_len = st->snapshot.len;
-        p->hs_dirty = true;
+        p->xin.seq = st->ckpt.seq;
+        p->xin.d = st->ckpt.digest;
+        p->xin.len = st->snap_len;
+        p->xin.n_chunks = nc;
+        p->xin.nsigs = st->ckpt.n_sigs < p->n ? st->ckpt.n_sigs : p->n;
+        memcpy(p->xin.sigs, st->ckpt.sigs, p->xin.nsigs * sizeof *p->xin.sigs);
+    }
+    if (!p->xin.got[st->chunk]) {
+        memcpy(p->xin.buf + (size_t)st->chunk * p->chunk, st->snapshot.p, st->snapshot.len);
+        p->xin.got[st->chunk] = true;
+        p->xin.n_got++;
+    }
+    p->progress_ms = p->now;
+    if (p->xin.n_got < p->xin.n_chunks) {
+        /* the next one at once, from the replica that is answering */
+        p->xfer_ms = p->now;
+        send_state_req_to(p, from);
+        return SY_OK;
+    }
+    return xin_install(p);
+}
+
+int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
+{
+    if (st->ckpt.seq > p->executed && st->snap_len) {
+        int rc = on_chunk(p, from, st);
+        if (rc)
+            return rc;
+        if (p->xin.seq)
+            return SY_OK;   /* more chunks to come; entries ride on the last */
     }
     uint64_t next = p->executed + 1;
     for (uint32_t i = 0; i < st->n_entries; i++) {

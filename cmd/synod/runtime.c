@@ -770,7 +770,10 @@ static int finish_job(rt *r, rt_job *j)
         r->applied = rd->snap_index;
         r->applied_term = rd->snap_term;
         r->snap_index = rd->snap_index;
-        SY_INFO(&r->log, "installed snapshot at index %" PRIu64 " from the leader", rd->snap_index);
+        SY_INFO(&r->log, "installed snapshot at index %" PRIu64 " (%" PRIu32 " bytes) %s",
+                rd->snap_index, rd->snap_data.len,
+                r->cluster.protocol == SY_PROTO_PBFT ? "by state transfer from peers"
+                                                     : "from the leader");
     }
     /* durable: now the messages that depend on it may leave */
     for (size_t i = 0; i < j->n_frames; i++) {

@@ -7,6 +7,13 @@ F=1   # both suites run the smallest cluster for f=1
 mk_cluster "$PROTO" "$N"
 # small snapshot threshold so catch-up after compaction is exercised
 set_cluster_key snapshot_threshold 200
+if [ "$PROTO" = pbft ]; then
+  # checkpoints every 16 sequence numbers, and a state several chunks
+  # long by section 4, so a restarted replica fetches a snapshot in chunks
+  set_cluster_key checkpoint_interval 16
+  set_cluster_key watermark_window 64
+  set_cluster_key state_chunk_bytes 1024
+fi
 start_all
 L=$(wait_leader 30) || die "no leader/primary elected within 30s"
 pass "cluster of $N $PROTO nodes elected node $L"
@@ -65,6 +72,15 @@ wait_converged 60 && pass "restarted node $L caught up: same applied index, dige
   || fail "restarted node did not converge"
 snap=$(field "$L" snapshot_index)
 [ "${snap:-0}" -gt 0 ] && pass "node $L holds a snapshot at index $snap (log compacted)" || fail "no snapshot on node $L"
+if [ "$PROTO" = pbft ]; then
+  # the others checkpointed and compacted while it was down: it had to
+  # fetch their snapshot, more than one 1024-byte chunk of it
+  inst=$(grep -o 'installed snapshot at index [0-9]* ([0-9]* bytes) by state transfer' \
+           "$T_DIR/logs/node-$L.log" | tail -1)
+  ibytes=$(sed -n 's/.*(\([0-9]*\) bytes).*/\1/p' <<<"$inst")
+  [ "${ibytes:-0}" -gt 1024 ] && pass "node $L fetched a snapshot in chunks: $inst" \
+    || fail "node $L installed no multi-chunk snapshot (log: '${inst:-none}')"
+fi
 
 # ---- 5. f nodes down: still serving; f+1 down: clear failure, then recovery
 L=$(wait_leader 20)

@@ -115,6 +115,7 @@ typedef struct sy_sim_stats {
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t held_writes;             /* apply-only writes left unsynced */
     uint64_t snapshots;
+    uint64_t installs;            /* snapshots installed from a leader / peers */
     /* disk corruption: injected, and how each one ended: the node refused
      * to start, stopped when it read the value while running, or the read
      * at the end of the run refused it; or the value was overwritten or

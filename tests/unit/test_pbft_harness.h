@@ -93,6 +93,8 @@ static const sy_pubkey *h_client_key(void *ctx, uint32_t id)
     return &h->pk[H_MAX + id - SY_CLIENT_ID_BASE];
 }
 
+#define H_CHUNK 16u
+
 /* cfg_tweak may adjust each node's config before creation (NULL = none). */
 H_FN harness *h_new(uint32_t n, uint32_t f, bool ed25519, uint32_t K,
                     void (*cfg_tweak)(uint32_t node, sy_engine_cfg *c))
@@ -139,6 +141,8 @@ H_FN harness *h_new(uint32_t n, uint32_t f, bool ed25519, uint32_t K,
         c->batch_delay_ms = 0;
         c->batch_max = 8;
         c->checkpoint_interval = K;
+        /* blobs are 40 bytes: every state transfer moves three chunks */
+        c->state_chunk_bytes = H_CHUNK;
         c->node_keys = h->pk;
         c->signer = &h->sg[i];
         c->verifier = &h->ver;
@@ -257,16 +261,6 @@ static size_t h_snapshot_blob(harness *h, uint32_t node, uint8_t out[41])
     memcpy(out + 8, h->state[node].b, SY_DIGEST_LEN);
     out[40] = (uint8_t)node;
     return h->noisy_snap ? 41 : 40;
-}
-
-/* cfg.snapshot_digest for noisy blobs: only the replicated part counts. */
-H_FN int h_snap_digest(void *ctx, const uint8_t *blob, size_t len, sy_digest *out)
-{
-    (void)ctx;
-    if (len < 40)
-        return SY_ECORRUPT;
-    sy_hash(blob, 40, out);
-    return SY_OK;
 }
 
 /* One ready/persist/send/apply/advance round; returns true if anything. */

@@ -1,4 +1,6 @@
-/* PBFT state transfer without a newer stable checkpoint: a lagging replica
+/* PBFT state transfer: a snapshot larger than one chunk moves chunk by
+ * chunk, each checked on arrival, and a replica lying in one chunk is
+ * caught at that chunk; without a newer stable checkpoint a lagging replica
  * catches up from certified log entries, also when the replicas serving
  * them restarted since they executed them (docs/pbft.md "State transfer"). */
 #include <stdarg.h>
@@ -36,6 +38,63 @@ static bool op_until_executed(harness *h, uint32_t c, uint32_t nodes, uint64_t m
     }
     free(raw);
     return ok;
+}
+
+static void tweak_k4(uint32_t node, sy_engine_cfg *c)
+{
+    (void)node;
+    c->batch_max = 1;
+    c->checkpoint_interval = 4;
+}
+
+/* what node 3 received of snapshots: chunk indices, from whom */
+static uint32_t chunks_to_3[8], lie_in_chunk = UINT32_MAX;
+static uint64_t lies;
+static bool watch_chunks(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    if (m->type != SY_MSG_PBFT_STATE || to != 3 || !m->u.pbft.state.snap_len)
+        return true;
+    const sy_pbft_state *st = &m->u.pbft.state;
+    if (st->chunk < 8)
+        chunks_to_3[st->chunk]++;
+    if (st->chunk == lie_in_chunk && from == 1 && st->snapshot.len) {
+        ((uint8_t *)st->snapshot.p)[st->snapshot.len - 1] ^= 0x01;
+        lies++;
+    }
+    return true;
+}
+
+static void test_snapshot_larger_than_a_chunk_moves_in_verified_chunks(void **state)
+{
+    (void)state;
+    for (int lying = 0; lying < 2; lying++) {
+        memset(chunks_to_3, 0, sizeof chunks_to_3);
+        lies = 0;
+        /* node 1 lies in the last chunk only: the first two check out, the
+         * third is refused at once and the receiver turns to another peer */
+        lie_in_chunk = lying ? 2 : UINT32_MAX;
+        harness *h = h_new(4, 1, false, 4, tweak_k4);
+        h->down[3] = true;
+        for (uint32_t r = 0; r < 12; r++)
+            assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+        assert_int_equal(h_status(h, 0).snap_index, 12);
+        h->filter = watch_chunks;
+        h->down[3] = false;
+        assert_true(op_until_executed(h, 0, 0xf, 20000));
+        /* a 40-byte blob in 16-byte chunks: 0, 1 and 2 all travelled */
+        assert_true(chunks_to_3[0] >= 1 && chunks_to_3[1] >= 1 && chunks_to_3[2] >= 1);
+        assert_int_equal(chunks_to_3[3], 0);
+        assert_true(h->installs[3] >= 1);
+        assert_int_equal(h->applied[3], h->applied[0]);
+        assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+        if (lying) {
+            assert_true(lies >= 1);
+            assert_true(h->step_errors[3] >= lies);
+        }
+        assert_int_equal(h->violations, 0);
+        h_free(h);
+    }
 }
 
 static void test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint(void **state)
@@ -160,6 +219,7 @@ static void test_restarted_old_primary_does_not_propose_over_transferred_entries
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_larger_than_a_chunk_moves_in_verified_chunks),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),

@@ -1,0 +1,174 @@
+/* Chunked digest (core/chunks.h): a Merkle tree over fixed-size chunks,
+ * shaped as in RFC 9162 2.1.1 so the audit path and its check follow that
+ * text (2.1.3.1 and 2.1.3.2). Domain bytes keep leaves, inner nodes and the
+ * final digest apart, so no inner node can pass for a chunk. */
+#include <stdlib.h>
+#include <string.h>
+#include "core/chunks.h"
+#include "crypto/sy_err.h"
+
+static void leaf_hash(const uint8_t *p, size_t len, sy_digest *out)
+{
+    static const uint8_t tag = 0x00;
+    sy_hasher h;
+    sy_hash_init(&h);
+    sy_hash_update(&h, &tag, 1);
+    sy_hash_update(&h, p, len);
+    sy_hash_final(&h, out);
+}
+
+static void node_hash(const sy_digest *l, const sy_digest *r, sy_digest *out)
+{
+    static const uint8_t tag = 0x01;
+    sy_hasher h;
+    sy_hash_init(&h);
+    sy_hash_update(&h, &tag, 1);
+    sy_hash_update(&h, l->b, SY_DIGEST_LEN);
+    sy_hash_update(&h, r->b, SY_DIGEST_LEN);
+    sy_hash_final(&h, out);
+}
+
+static void final_hash(uint64_t len, uint32_t chunk, const sy_digest *root, sy_digest *out)
+{
+    uint8_t b[13];
+    b[0] = 0x02;
+    for (int i = 0; i < 8; i++)
+        b[1 + i] = (uint8_t)(len >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        b[9 + i] = (uint8_t)(chunk >> (24 - 8 * i));
+    sy_hasher h;
+    sy_hash_init(&h);
+    sy_hash_update(&h, b, sizeof b);
+    sy_hash_update(&h, root->b, SY_DIGEST_LEN);
+    sy_hash_final(&h, out);
+}
+
+/* largest power of two strictly below n (n >= 2) */
+static uint32_t split(uint32_t n)
+{
+    uint32_t k = 1;
+    while (k < n - k)
+        k <<= 1;
+    return k;
+}
+
+static void root_of(const sy_digest *l, uint32_t n, sy_digest *out)
+{
+    if (n == 1) {
+        *out = l[0];
+        return;
+    }
+    uint32_t k = split(n);
+    sy_digest a, b;
+    root_of(l, k, &a);
+    root_of(l + k, n - k, &b);
+    node_hash(&a, &b, out);
+}
+
+uint32_t sy_chunks_count(uint64_t len, uint32_t chunk)
+{
+    if (!chunk || len >= (1ull << 32))
+        return 0;
+    if (len == 0)
+        return 1;
+    return (uint32_t)((len + chunk - 1) / chunk);
+}
+
+int sy_chunks_leaves(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest **leaves,
+                     uint32_t *n)
+{
+    uint32_t cnt = sy_chunks_count(len, chunk);
+    if (!cnt)
+        return SY_EINVAL;
+    sy_digest *l = malloc((size_t)cnt * sizeof *l);
+    if (!l)
+        return SY_ENOMEM;
+    for (uint32_t i = 0; i < cnt; i++) {
+        size_t off = (size_t)i * chunk;
+        size_t cl = len - off < chunk ? len - off : chunk;
+        leaf_hash(blob + off, cl, &l[i]);
+    }
+    *leaves = l;
+    *n = cnt;
+    return SY_OK;
+}
+
+void sy_chunks_digest_leaves(const sy_digest *leaves, uint32_t n, uint64_t len, uint32_t chunk,
+                             sy_digest *out)
+{
+    sy_digest root;
+    root_of(leaves, n, &root);
+    final_hash(len, chunk, &root, out);
+}
+
+int sy_chunks_digest(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest *out)
+{
+    sy_digest *l;
+    uint32_t n;
+    int rc = sy_chunks_leaves(blob, len, chunk, &l, &n);
+    if (rc)
+        return rc;
+    sy_chunks_digest_leaves(l, n, len, chunk, out);
+    free(l);
+    return SY_OK;
+}
+
+void sy_chunks_path(const sy_digest *leaves, uint32_t n, uint32_t idx, sy_digest *path,
+                    uint32_t *plen)
+{
+    /* RFC 9162 2.1.3.1, built top-down and stored leaf-first */
+    sy_digest rev[SY_CHUNKS_MAX_PATH];
+    uint32_t k = 0;
+    while (n > 1 && k < SY_CHUNKS_MAX_PATH) {
+        uint32_t s = split(n);
+        if (idx < s) {
+            root_of(leaves + s, n - s, &rev[k++]);
+            n = s;
+        } else {
+            root_of(leaves, s, &rev[k++]);
+            leaves += s;
+            n -= s;
+            idx -= s;
+        }
+    }
+    for (uint32_t i = 0; i < k; i++)
+        path[i] = rev[k - 1 - i];
+    *plen = k;
+}
+
+bool sy_chunks_verify(const sy_digest *d, uint64_t len, uint32_t chunk, uint32_t idx,
+                      const uint8_t *data, size_t dlen, const sy_digest *path, uint32_t plen)
+{
+    uint32_t n = sy_chunks_count(len, chunk);
+    if (!n || idx >= n || plen > SY_CHUNKS_MAX_PATH)
+        return false;
+    uint64_t off = (uint64_t)idx * chunk;
+    uint64_t want = len - off < chunk ? len - off : chunk;
+    if (dlen != want)
+        return false;
+    /* RFC 9162 2.1.3.2 */
+    uint32_t fn = idx, sn = n - 1;
+    sy_digest r;
+    leaf_hash(data, dlen, &r);
+    for (uint32_t i = 0; i < plen; i++) {
+        if (sn == 0)
+            return false;
+        if ((fn & 1) || fn == sn) {
+            node_hash(&path[i], &r, &r);
+            if (!(fn & 1))
+                while (!(fn & 1) && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+        } else {
+            node_hash(&r, &path[i], &r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    if (sn != 0)
+        return false;
+    sy_digest got;
+    final_hash(len, chunk, &r, &got);
+    return sy_digest_eq(&got, d);
+}
