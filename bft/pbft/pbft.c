@@ -1018,12 +1018,65 @@ static void heartbeat(pbft *p)
 #endif
 }
 
+static bool vc_bounded(const sy_pbft_view_change *v)
+{
+    if (v->new_view > SY_INDEX_MAX || v->ckpt.seq > SY_INDEX_MAX)
+        return false;
+    for (uint32_t i = 0; i < v->n_pcerts; i++)
+        if (v->pcerts[i].view > SY_INDEX_MAX || v->pcerts[i].seq > SY_INDEX_MAX)
+            return false;
+    return true;
+}
+
+/* Every view and sequence number a message names is at most SY_INDEX_MAX,
+ * the bound durable state keeps (core/engine.h). No correct replica ever
+ * sends more, and the window and quorum checks would refuse such numbers
+ * later anyway; refusing them here, in one place, keeps every comparison
+ * and `+ 1` downstream far from UINT64_MAX whatever a Byzantine replica
+ * sends. */
+static bool msg_bounded(const sy_msg *m)
+{
+    const sy_pbft_body *b = &m->u.pbft;
+    switch (m->type) {
+    case SY_MSG_PBFT_PRE_PREPARE:
+    case SY_MSG_PBFT_PREPARE:
+    case SY_MSG_PBFT_COMMIT:
+    case SY_MSG_PBFT_CHECKPOINT:
+        return b->stmt.view <= SY_INDEX_MAX && b->stmt.seq <= SY_INDEX_MAX;
+    case SY_MSG_PBFT_VIEW_CHANGE:
+        return vc_bounded(&b->vc);
+    case SY_MSG_PBFT_NEW_VIEW:
+        if (b->nv.view > SY_INDEX_MAX)
+            return false;
+        for (uint32_t i = 0; i < b->nv.n_vcs; i++)
+            if (!vc_bounded(&b->nv.vcs[i]))
+                return false;
+        for (uint32_t i = 0; i < b->nv.n_o; i++)
+            if (b->nv.o[i].seq > SY_INDEX_MAX)
+                return false;
+        return true;
+    case SY_MSG_PBFT_STATE_REQ:
+        return b->state_req.have <= SY_INDEX_MAX && b->state_req.seq <= SY_INDEX_MAX;
+    case SY_MSG_PBFT_STATE:
+        if (b->state.ckpt.seq > SY_INDEX_MAX)
+            return false;
+        for (uint32_t i = 0; i < b->state.n_entries; i++)
+            if (b->state.entries[i].view > SY_INDEX_MAX || b->state.entries[i].seq > SY_INDEX_MAX)
+                return false;
+        return true;
+    default:
+        return true;   /* FETCH, BATCH, FORWARD name no view or seq */
+    }
+}
+
 static int on_msg(pbft *p, const sy_input *in)
 {
     const sy_msg *m = in->u.msg.msg;
     uint32_t from = in->u.msg.from;
     if (!m || from >= p->n || from == p->self)
         return SY_ESENDER;
+    if (!msg_bounded(m))
+        return SY_EFIELD;
     if ((m->type == SY_MSG_PBFT_PRE_PREPARE || m->type == SY_MSG_PBFT_PREPARE ||
          m->type == SY_MSG_PBFT_COMMIT) &&
         m->u.pbft.stmt.view < p->view)

@@ -234,6 +234,8 @@ struct pbft {
         uint64_t len;
         bool *got;                /* [n_chunks] */
         uint32_t n_chunks, n_got;
+        uint32_t asked;           /* chunks below this were asked for */
+        uint32_t inflight;        /* asked for, not yet in */
     } xin;
     uint64_t hb_last;             /* last heartbeat (retransmission) */
     uint64_t exec_at_hb;

@@ -19,6 +19,11 @@
 static const sy_digest zero_digest;
 
 #define PBFT_STATE_BYTES_MAX (8u * 1024u * 1024u)
+/* Snapshot chunks asked for at once from one replica: enough to keep both
+ * ends busy (the responder encodes and signs the next while the receiver
+ * checks the last), few enough that a window of 1 MiB chunks stays well
+ * under the peer send queue's bound. */
+#define PBFT_XFER_WINDOW 4u
 
 /* ------------------------------------------------------------ batches */
 
@@ -109,26 +114,32 @@ bool pbft_behind(const pbft *p)
 
 /* Asks one peer (rotating) for state past executed, naming the chunk we
  * lack of the snapshot we are assembling, if any. */
-static void send_state_req_to(pbft *p, uint32_t to)
+static void send_state_req_to(pbft *p, uint32_t to, uint32_t chunk)
 {
     sy_msg m = { .type = SY_MSG_PBFT_STATE_REQ };
     m.u.pbft.state_req.have = p->executed;
     if (p->xin.seq > p->executed) {
-        uint32_t i = 0;
-        while (i < p->xin.n_chunks && p->xin.got[i])
-            i++;
         m.u.pbft.state_req.seq = p->xin.seq;
-        m.u.pbft.state_req.chunk = i < p->xin.n_chunks ? i : 0;
+        m.u.pbft.state_req.chunk = chunk;
     }
     pbft_send(p, to, &m);
 }
 
+/* Starts (or restarts, after a stall) the fetch at the first chunk we
+ * lack; on_chunk keeps PBFT_XFER_WINDOW requests out from there on. */
 static void send_state_req(pbft *p)
 {
     do
         p->xfer_peer = (p->xfer_peer + 1) % p->n;
     while (p->xfer_peer == p->self);
-    send_state_req_to(p, p->xfer_peer);
+    uint32_t first = 0;
+    if (p->xin.seq > p->executed) {
+        while (first < p->xin.n_chunks && p->xin.got[first])
+            first++;
+        p->xin.asked = first + 1;
+        p->xin.inflight = 1;
+    }
+    send_state_req_to(p, p->xfer_peer, first < p->xin.n_chunks ? first : 0);
 }
 
 static int xin_install(pbft *p);
@@ -325,16 +336,26 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
         p->xin.nsigs = st->ckpt.n_sigs < p->n ? st->ckpt.n_sigs : p->n;
         memcpy(p->xin.sigs, st->ckpt.sigs, p->xin.nsigs * sizeof *p->xin.sigs);
     }
-    if (!p->xin.got[st->chunk]) {
-        memcpy(p->xin.buf + (size_t)st->chunk * p->chunk, st->snapshot.p, st->snapshot.len);
-        p->xin.got[st->chunk] = true;
-        p->xin.n_got++;
-    }
+    if (p->xin.got[st->chunk])
+        return SY_OK;   /* a duplicate: asks for nothing more */
+    memcpy(p->xin.buf + (size_t)st->chunk * p->chunk, st->snapshot.p, st->snapshot.len);
+    p->xin.got[st->chunk] = true;
+    p->xin.n_got++;
+    if (p->xin.inflight)
+        p->xin.inflight--;
     p->progress_ms = p->now;
     if (p->xin.n_got < p->xin.n_chunks) {
-        /* the next one at once, from the replica that is answering */
+        /* keep PBFT_XFER_WINDOW chunk requests out to the replica that is
+         * answering; a stall falls back to pbft_maybe_fetch_state, which
+         * starts over from the first missing chunk with the next peer */
         p->xfer_ms = p->now;
-        send_state_req_to(p, from);
+        while (p->xin.inflight < PBFT_XFER_WINDOW && p->xin.asked < p->xin.n_chunks) {
+            uint32_t i = p->xin.asked++;
+            if (p->xin.got[i])
+                continue;
+            send_state_req_to(p, from, i);
+            p->xin.inflight++;
+        }
         return SY_OK;
     }
     return xin_install(p);

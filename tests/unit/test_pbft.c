@@ -474,6 +474,45 @@ static void test_messages_outside_the_water_marks_are_dropped_and_counted(void *
     h_free(h);
 }
 
+static void test_views_and_sequence_numbers_past_the_index_bound_are_refused(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, NULL);
+    sy_engine_status before = h_status(h, 1);
+    sy_input in = { .kind = SY_IN_MSG, .now_ms = h->now };
+    in.u.msg.from = 2;
+    /* a validly signed VIEW-CHANGE to view 2^64-1, a COMMIT at view 2^62+1,
+     * a STATE_REQ and a STATE naming sequence numbers near 2^64: each
+     * refused as out of range before anything reads it */
+    sy_msg vc = { .type = SY_MSG_PBFT_VIEW_CHANGE };
+    vc.u.pbft.vc = (sy_pbft_view_change){ .new_view = UINT64_MAX, .replica = 2 };
+    sy_msg cm = { .type = SY_MSG_PBFT_COMMIT };
+    cm.u.pbft.stmt = (sy_pbft_stmt){ .view = SY_INDEX_MAX + 1, .seq = 1, .replica = 2 };
+    uint8_t sb[SY_PBFT_STMT_MAX];
+    size_t sl = sy_pbft_stmt_bytes(H_CLUSTER, cm.type, cm.u.pbft.stmt.view, 1,
+                                   &cm.u.pbft.stmt.digest, 2, sb);
+    sy_sign(&h->sg[2], sb, sl, &cm.u.pbft.stmt.sig);
+    sy_msg rq = { .type = SY_MSG_PBFT_STATE_REQ };
+    rq.u.pbft.state_req = (sy_pbft_state_req){ .have = 0, .seq = UINT64_MAX - 1, .chunk = 0 };
+    sy_msg stt = { .type = SY_MSG_PBFT_STATE };
+    stt.u.pbft.state.ckpt.seq = UINT64_MAX;
+    const sy_msg *ms[] = { &vc, &cm, &rq, &stt };
+    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+        in.u.msg.msg = ms[i];
+        assert_int_equal(h->ops->step(h->e[1], &in), SY_EFIELD);
+    }
+    sy_engine_status after = h_status(h, 1);
+    assert_int_equal(after.term, before.term);
+    assert_int_equal(after.role, before.role);
+    assert_int_equal(after.dropped, before.dropped + 4);
+    /* and the cluster still orders requests */
+    h_submit(h, 0, 0xfu);
+    h_run(h);
+    assert_int_equal(h->applied[1], 1);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 static void test_prepare_with_bad_statement_signature_is_not_counted(void **state)
 {
     (void)state;
@@ -585,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_pre_prepare_whose_digest_does_not_match_batch_is_dropped),
         cmocka_unit_test(test_messages_outside_the_water_marks_are_dropped_and_counted),
         cmocka_unit_test(test_prepare_with_bad_statement_signature_is_not_counted),
+        cmocka_unit_test(test_views_and_sequence_numbers_past_the_index_bound_are_refused),
         cmocka_unit_test(test_read_is_answered_at_the_executed_index),
         cmocka_unit_test(test_checkpoint_goes_stable_and_log_is_truncated),
         cmocka_unit_test(test_memory_stays_bounded_under_endless_load),
