@@ -223,6 +223,7 @@ static void test_valid_manifest_loads_with_defaults(void **state)
     assert_string_equal(ec.cluster_id, "demo");
     assert_int_equal(ec.election_min_ms, SY_DEF_ELECTION_MIN_MS);
     assert_int_equal(ec.watermark_window, SY_DEF_WATERMARK_WINDOW);
+    assert_int_equal(ec.state_chunk_bytes, SY_STATE_CHUNK_DEF);
     assert_ptr_equal(ec.node_keys, c->node_keys);
     assert_memory_equal(ec.node_keys[3].b, pk3.b, SY_PUBKEY_LEN);
     assert_non_null(ec.clients);
@@ -237,7 +238,8 @@ static void test_timing_and_limit_keys_override_defaults(void **state)
                                .cluster_extra = "heartbeat_ms = 20\nelection_min_ms = 100\n"
                                                 "election_max_ms = 200\nbatch_max = 64\n"
                                                 "snapshot_threshold = 5000\nprevote = false\n"
-                                                "max_pending = 77\nbatch_delay_ms = 0"});
+                                                "max_pending = 77\nbatch_delay_ms = 0\n"
+                                                "state_chunk_bytes = 65536"});
     assert_int_equal(sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why), SY_OK);
     assert_int_equal(fx->cfg.protocol, SY_PROTO_RAFT);
     assert_int_equal(fx->cfg.heartbeat_ms, 20);
@@ -247,6 +249,7 @@ static void test_timing_and_limit_keys_override_defaults(void **state)
     assert_int_equal(fx->cfg.snapshot_threshold, 5000);
     assert_int_equal(fx->cfg.max_pending, 77);
     assert_int_equal(fx->cfg.batch_delay_ms, 0);
+    assert_int_equal(fx->cfg.state_chunk_bytes, 65536);
     assert_false(fx->cfg.prevote);
     assert_true(fx->cfg.check_quorum);
 }
@@ -401,6 +404,11 @@ static void test_bad_integer_is_rejected(void **state)
     expect_error(fx, "batch_max = 0 in [cluster] is out of range");
     build_manifest(fx, (mopts){.cluster_extra = "prevote = maybe"});
     expect_error(fx, "is not a boolean");
+    /* a chunk must fit a message beside the entries that ride with it */
+    build_manifest(fx, (mopts){.cluster_extra = "state_chunk_bytes = 8388608"});
+    expect_error(fx, "state_chunk_bytes = 8388608 in [cluster] is out of range");
+    build_manifest(fx, (mopts){.cluster_extra = "state_chunk_bytes = 100"});
+    expect_error(fx, "state_chunk_bytes = 100 in [cluster] is out of range");
 }
 
 static void test_timing_relations_are_checked(void **state)
