@@ -7,7 +7,7 @@
 #include "core/chunks.h"
 #include "crypto/sy_err.h"
 
-static void leaf_hash(const uint8_t *p, size_t len, sy_digest *out)
+void sy_merkle_leaf(const void *p, size_t len, sy_digest *out)
 {
     static const uint8_t tag = 0x00;
     sy_hasher h;
@@ -17,7 +17,7 @@ static void leaf_hash(const uint8_t *p, size_t len, sy_digest *out)
     sy_hash_final(&h, out);
 }
 
-static void node_hash(const sy_digest *l, const sy_digest *r, sy_digest *out)
+void sy_merkle_node(const sy_digest *l, const sy_digest *r, sy_digest *out)
 {
     static const uint8_t tag = 0x01;
     sy_hasher h;
@@ -62,7 +62,7 @@ static void root_of(const sy_digest *l, uint32_t n, sy_digest *out)
     sy_digest a, b;
     root_of(l, k, &a);
     root_of(l + k, n - k, &b);
-    node_hash(&a, &b, out);
+    sy_merkle_node(&a, &b, out);
 }
 
 uint32_t sy_chunks_count(uint64_t len, uint32_t chunk)
@@ -86,7 +86,7 @@ int sy_chunks_leaves(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest 
     for (uint32_t i = 0; i < cnt; i++) {
         size_t off = (size_t)i * chunk;
         size_t cl = len - off < chunk ? len - off : chunk;
-        leaf_hash(blob + off, cl, &l[i]);
+        sy_merkle_leaf(blob + off, cl, &l[i]);
     }
     *leaves = l;
     *n = cnt;
@@ -149,19 +149,19 @@ bool sy_chunks_verify(const sy_digest *d, uint64_t len, uint32_t chunk, uint32_t
     /* RFC 9162 2.1.3.2 */
     uint32_t fn = idx, sn = n - 1;
     sy_digest r;
-    leaf_hash(data, dlen, &r);
+    sy_merkle_leaf(data, dlen, &r);
     for (uint32_t i = 0; i < plen; i++) {
         if (sn == 0)
             return false;
         if ((fn & 1) || fn == sn) {
-            node_hash(&path[i], &r, &r);
+            sy_merkle_node(&path[i], &r, &r);
             if (!(fn & 1))
                 while (!(fn & 1) && fn != 0) {
                     fn >>= 1;
                     sn >>= 1;
                 }
         } else {
-            node_hash(&r, &path[i], &r);
+            sy_merkle_node(&r, &path[i], &r);
         }
         fn >>= 1;
         sn >>= 1;

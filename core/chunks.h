@@ -27,6 +27,12 @@
 
 #define SY_CHUNKS_MAX_PATH 32u   /* blobs are < 2^32 bytes: at most 2^32 leaves */
 
+/* The two node hashes of every Merkle tree here (also the envelope's reply
+ * batches, core/envelope.c, whose tree pairs bottom-up instead):
+ * H(0x00 || data) for a leaf, H(0x01 || l || r) for an inner node. */
+void sy_merkle_leaf(const void *data, size_t len, sy_digest *out);
+void sy_merkle_node(const sy_digest *l, const sy_digest *r, sy_digest *out);
+
 /* Number of chunks of a blob of len bytes (chunk >= 1); 0 when len is
  * 2^32 or more (too large to chunk). */
 uint32_t sy_chunks_count(uint64_t len, uint32_t chunk);

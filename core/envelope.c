@@ -4,6 +4,7 @@
  * so no body byte of an unauthenticated message is ever interpreted. */
 #include <string.h>
 #include "core/envelope.h"
+#include "core/chunks.h"
 #include "core/mp.h"
 #include "crypto/sy_err.h"
 
@@ -107,27 +108,6 @@ int sy_env_encode_memo(const char *cluster_id, uint32_t sender, const sy_msg *m,
 
 /* ---- batch signatures: a Merkle tree over the `signed` parts ---- */
 
-static void leaf_hash(const uint8_t *inner, size_t len, sy_digest *out)
-{
-    static const uint8_t tag = 0x00;
-    sy_hasher h;
-    sy_hash_init(&h);
-    sy_hash_update(&h, &tag, 1);
-    sy_hash_update(&h, inner, len);
-    sy_hash_final(&h, out);
-}
-
-static void node_hash(const sy_digest *l, const sy_digest *r, sy_digest *out)
-{
-    static const uint8_t tag = 0x01;
-    sy_hasher h;
-    sy_hash_init(&h);
-    sy_hash_update(&h, &tag, 1);
-    sy_hash_update(&h, l->b, SY_DIGEST_LEN);
-    sy_hash_update(&h, r->b, SY_DIGEST_LEN);
-    sy_hash_final(&h, out);
-}
-
 static void batch_msg(uint32_t n, const sy_digest *root, uint8_t out[SY_ENV_BATCH_MSG_LEN])
 {
     memcpy(out, SY_ENV_BATCH_DOMAIN, SY_ENV_BATCH_DOMAIN_LEN);
@@ -225,13 +205,13 @@ static int seal_chunk(sy_env_batch *b, size_t a, size_t k, const sy_signer *sign
     }
     /* Every level back to back: leaves at 0, then each parent level. */
     for (size_t i = 0; i < k; i++)
-        leaf_hash(b->inner.p + b->off[a + i], b->off[a + i + 1] - b->off[a + i], &b->tree[i]);
+        sy_merkle_leaf(b->inner.p + b->off[a + i], b->off[a + i + 1] - b->off[a + i], &b->tree[i]);
     size_t ls = 0, count = k;
     while (count > 1) {
         size_t up = (count + 1) / 2, ps = ls + count;
         for (size_t j = 0; j < up; j++) {
             if (2 * j + 1 < count)
-                node_hash(&b->tree[ls + 2 * j], &b->tree[ls + 2 * j + 1], &b->tree[ps + j]);
+                sy_merkle_node(&b->tree[ls + 2 * j], &b->tree[ls + 2 * j + 1], &b->tree[ps + j]);
             else
                 b->tree[ps + j] = b->tree[ls + 2 * j];
         }
@@ -391,16 +371,16 @@ int sy_env_decode(const sy_env_opts *o, const uint8_t *buf, size_t len, sy_env *
          * long as the tree shape (n, i) says. */
         sy_digest node, sib;
         uint32_t used = 0, pos = bi, count = bn;
-        leaf_hash(inner, inner_len, &node);
+        sy_merkle_leaf(inner, inner_len, &node);
         while (count > 1) {
             if ((pos ^ 1u) < count) {
                 if (used == plen)
                     return reject(why, "batch proof too short", SY_EFIELD);
                 memcpy(sib.b, path[used++], SY_DIGEST_LEN);
                 if (pos & 1u)
-                    node_hash(&sib, &node, &node);
+                    sy_merkle_node(&sib, &node, &node);
                 else
-                    node_hash(&node, &sib, &node);
+                    sy_merkle_node(&node, &sib, &node);
             }
             pos >>= 1;
             count = (count + 1) / 2;
