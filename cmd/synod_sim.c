@@ -33,8 +33,8 @@ static const char usage[] =
     "             leader-churn, or all (every fault but leader-churn), or none\n"
     "             (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
-    "             fake-prepared bad-new-view flood twins; or a planted-bug mutant\n"
-    "             mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
+    "             fake-prepared bad-new-view flood twins bad-state; or a planted-bug\n"
+    "             mutant mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
     "             checks must catch (mutants stay in every check; Byzantine\n"
     "             nodes are left out of them)\n"
     "  MUTANT     (test builds) a planted bug, in node ID or, without ID:, in every\n"
@@ -52,7 +52,7 @@ static const char usage[] =
 /* Same numbering as the PBFT engine's test_behaviour codes. */
 static const char *const byz_names[] = {
     "silent", "equivocate", "skip-seq", "bad-sig", "replay", "wrong-digest",
-    "fake-prepared", "bad-new-view", "flood", "twins",
+    "fake-prepared", "bad-new-view", "flood", "twins", "bad-state",
 };
 
 /* Planted-bug mutants (test builds only; docs/simulator.md "Mutants"): the
@@ -339,7 +339,7 @@ int main(int argc, char **argv)
             if (!code)
                 return usage_error("--byzantine: unknown behaviour in '%s' (expected silent, "
                                    "equivocate, skip-seq, bad-sig, replay, wrong-digest, "
-                                   "fake-prepared, bad-new-view, flood or twins)", val);
+                                   "fake-prepared, bad-new-view, flood, twins or bad-state)", val);
             if (o.n_byz >= SY_SIM_MAX_BYZ)
                 return usage_error("at most 16 --byzantine options, got more at '%s'", val);
             o.byz[o.n_byz++] = (sy_sim_byz){ (uint32_t)v, code };

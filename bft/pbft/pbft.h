@@ -57,13 +57,14 @@ enum sy_pbft_behaviour {
     SY_PBFT_BAD_NEW_VIEW,    /* NEW-VIEW with a wrong O set */
     SY_PBFT_FLOOD,           /* floods well-formed garbage */
     SY_PBFT_TWINS,           /* implemented by the simulator, not here */
+    SY_PBFT_BAD_STATE,       /* serves state transfers with lies in them */
     /* mutants: a correct-looking replica with a planted bug */
     SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST = 100, /* counts prepares for any digest */
     SY_PBFT_MUTANT_NV_NO_RECOMPUTE,           /* accepts NEW-VIEW O unchecked */
 };
 /* Maps a simulator name ("silent", "equivocate", "skip-seq", "bad-sig",
  * "replay", "wrong-digest", "fake-prepared", "bad-new-view", "flood",
- * "twins", "mutant-accept-wrong-digest", "mutant-nv-no-recompute") to its
+ * "twins", "bad-state", "mutant-accept-wrong-digest", "mutant-nv-no-recompute") to its
  * code. SY_OK or SY_EINVAL. */
 int sy_pbft_behaviour_from_name(const char *name, uint32_t *out);
 const char *sy_pbft_behaviour_name(uint32_t code);

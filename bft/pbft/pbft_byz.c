@@ -26,6 +26,7 @@ static const struct {
     { "bad-new-view", SY_PBFT_BAD_NEW_VIEW },
     { "flood", SY_PBFT_FLOOD },
     { "twins", SY_PBFT_TWINS },
+    { "bad-state", SY_PBFT_BAD_STATE },
     { "mutant-accept-wrong-digest", SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST },
     { "mutant-nv-no-recompute", SY_PBFT_MUTANT_NV_NO_RECOMPUTE },
 };

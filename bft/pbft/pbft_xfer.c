@@ -221,9 +221,30 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
     }
     st->n_entries = n;
     st->entries = ents;
+    uint8_t *lie = NULL;
+    if (pbft_behaves(p, SY_PBFT_BAD_STATE) && (n || st->snap_len)) {
+        /* a replica serving state with a lie in it, in one of four places:
+         * a chunk's bytes, its audit path, the blob's length, an entry's
+         * batch (its commit certificate then covers another digest) */
+        uint32_t what = (uint32_t)sy_rng_below(&p->rng, 4);
+        if (what == 0 && st->snapshot.len && (lie = malloc(st->snapshot.len))) {
+            memcpy(lie, st->snapshot.p, st->snapshot.len);
+            lie[sy_rng_below(&p->rng, st->snapshot.len)] ^= 0x20;
+            st->snapshot.p = lie;
+        } else if (what == 1 && st->n_path) {
+            path[sy_rng_below(&p->rng, st->n_path)].b[0] ^= 0x01;
+        } else if (what == 2 && st->snap_len) {
+            st->snap_len += 1 + sy_rng_below(&p->rng, p->chunk);
+        } else if (n && ents[0].batch.len && (lie = malloc(ents[0].batch.len))) {
+            memcpy(lie, ents[0].batch.p, ents[0].batch.len);
+            lie[0] ^= 0x01;
+            ents[0].batch.p = lie;
+        }
+    }
     int rc = SY_OK;
     if (n || st->snap_len)
         rc = pbft_send(p, from, &m);
+    free(lie);
     free(ents);
     return rc;
 }

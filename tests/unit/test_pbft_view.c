@@ -388,6 +388,7 @@ BEHAVIOUR_TEST(wrong_digest, SY_PBFT_WRONG_DIGEST)
 BEHAVIOUR_TEST(fake_prepared, SY_PBFT_FAKE_PREPARED)
 BEHAVIOUR_TEST(bad_new_view, SY_PBFT_BAD_NEW_VIEW)
 BEHAVIOUR_TEST(flood, SY_PBFT_FLOOD)
+BEHAVIOUR_TEST(bad_state, SY_PBFT_BAD_STATE)
 
 #define BT(name) cmocka_unit_test(test_##name##_primary_cannot_break_safety_or_liveness), \
                  cmocka_unit_test(test_##name##_backup_cannot_break_safety_or_liveness)
@@ -406,7 +407,7 @@ int main(void)
         cmocka_unit_test(test_replicas_whose_snapshots_differ_never_make_a_checkpoint_stable),
         cmocka_unit_test(test_equivocating_primary_leaves_evidence_and_replicas_stay_safe),
         BT(silent), BT(equivocate), BT(skip_seq), BT(bad_sig), BT(replay),
-        BT(wrong_digest), BT(fake_prepared), BT(bad_new_view), BT(flood),
+        BT(wrong_digest), BT(fake_prepared), BT(bad_new_view), BT(flood), BT(bad_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
