@@ -18,7 +18,9 @@ int sim_check_init(sim_world *w)
 {
     if (sy_linz_new(&w->hist))
         return SY_ENOMEM;
-    w->subs_per_client = (uint64_t)w->o.requests + 2;
+    /* an op uses one request number; a BFT read that falls back to an
+     * ordered one uses two */
+    w->subs_per_client = 2 * (uint64_t)w->o.requests + 2;
     w->subs = calloc((size_t)w->n_clients * w->subs_per_client, sizeof *w->subs);
     return w->subs ? SY_OK : SY_ENOMEM;
 }

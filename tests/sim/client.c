@@ -24,10 +24,17 @@ static uint64_t think_ms(sim_world *w)
     return sy_rng_below(&w->wl, 2 * mean);
 }
 
+/* A read answered from the replicas' executed state (C&L 5.1.3), not yet
+ * fallen back to an ordered one. */
+static bool fast_read(const sim_client *c)
+{
+    return c->op == SY_OP_GET && !c->ordered;
+}
+
 static void send_current(sim_world *w, sim_client *c)
 {
     uint64_t wait = SIM_CLIENT_TIMEOUT_MS;
-    if (w->bft && c->attempts == 0 && c->op != SY_OP_GET && c->primary < w->n) {
+    if (w->bft && c->attempts == 0 && !fast_read(c) && c->primary < w->n) {
         /* as the client library (net/client.c bft_targets): a write's first
          * send goes to the believed primary and f backups, rotating by
          * client id; a replica answers only requests it received */
@@ -56,6 +63,39 @@ static void next_op_later(sim_world *w, sim_client *c)
     sim_schedule(w, w->now + think_ms(w), EV_CLIENT, c->id, UINT32_MAX, c->gen, NULL, 0);
 }
 
+/* Signs the current operation as request c->req_no (flags included) and
+ * records it as submitted, for the validity and durability checks. */
+static int encode_current(sim_world *w, sim_client *c)
+{
+    uint32_t ci = c->id - SY_CLIENT_ID_BASE;
+    sy_msg m = { .type = SY_MSG_CLIENT_REQ };
+    m.u.req = (sy_client_req){
+        .client_id = c->id, .req_no = c->req_no, .op = c->op, .flags = c->flags,
+        .key = { (const uint8_t *)c->key, (uint32_t)strlen(c->key) },
+    };
+    if (c->op == SY_OP_PUT || c->op == SY_OP_CAS)
+        m.u.req.val = (sy_bytes){ (const uint8_t *)c->val, (uint32_t)strlen(c->val) };
+    if (c->op == SY_OP_CAS && !(c->flags & SY_CAS_EXPECT_ABSENT))
+        m.u.req.old = (sy_bytes){ (const uint8_t *)c->old, (uint32_t)strlen(c->old) };
+    sy_buf b;
+    sy_buf_init(&b);
+    int rc = sy_env_encode(SIM_CLUSTER_ID, c->id, &m, &c->signer, &b);
+    if (rc) {
+        sy_buf_free(&b);
+        sim_fail(w, "codec", "client %u could not encode its request: %s", ci, sy_strerror(rc));
+        return rc;
+    }
+    free(c->env);
+    c->env = sy_buf_take(&b, &c->env_len);
+    sim_sub *sub = sim_sub_of(w, c->id, c->req_no);
+    if (sub) {
+        sub->submitted = true;
+        sub->is_write = c->op != SY_OP_GET;
+        sy_hash(c->env, c->env_len, &sub->env_digest);
+    }
+    return SY_OK;
+}
+
 static void start_op(sim_world *w, sim_client *c)
 {
     uint32_t ci = c->id - SY_CLIENT_ID_BASE;
@@ -66,6 +106,7 @@ static void start_op(sim_world *w, sim_client *c)
     memset(c->have, 0, sizeof c->have);
     c->started_at = w->now;
     c->flags = 0;
+    c->ordered = false;
     uint32_t k = (uint32_t)sy_rng_below(&w->wl, w->o.keys);
     snprintf(c->key, sizeof c->key, "k%u", k);
     snprintf(c->val, sizeof c->val, "c%ur%llu", ci, (unsigned long long)c->req_no);
@@ -84,34 +125,11 @@ static void start_op(sim_world *w, sim_client *c)
     } else {
         c->op = SY_OP_DEL;
     }
-    sy_msg m = { .type = SY_MSG_CLIENT_REQ };
-    m.u.req = (sy_client_req){
-        .client_id = c->id, .req_no = c->req_no, .op = c->op, .flags = c->flags,
-        .key = { (const uint8_t *)c->key, (uint32_t)strlen(c->key) },
-    };
-    if (c->op == SY_OP_PUT || c->op == SY_OP_CAS)
-        m.u.req.val = (sy_bytes){ (const uint8_t *)c->val, (uint32_t)strlen(c->val) };
-    if (c->op == SY_OP_CAS && !(c->flags & SY_CAS_EXPECT_ABSENT))
-        m.u.req.old = (sy_bytes){ (const uint8_t *)c->old, (uint32_t)strlen(c->old) };
-    sy_buf b;
-    sy_buf_init(&b);
-    int rc = sy_env_encode(SIM_CLUSTER_ID, c->id, &m, &c->signer, &b);
-    if (rc) {
-        sy_buf_free(&b);
-        sim_fail(w, "codec", "client %u could not encode its request: %s", ci, sy_strerror(rc));
+    if (encode_current(w, c))
         return;
-    }
-    free(c->env);
-    c->env = sy_buf_take(&b, &c->env_len);
-    sim_sub *sub = sim_sub_of(w, c->id, c->req_no);
-    if (sub) {
-        sub->submitted = true;
-        sub->is_write = c->op != SY_OP_GET;
-        sy_hash(c->env, c->env_len, &sub->env_digest);
-    }
     bool put_val = c->op == SY_OP_PUT || c->op == SY_OP_CAS;
     bool has_old = c->op == SY_OP_CAS && !(c->flags & SY_CAS_EXPECT_ABSENT);
-    rc = sy_linz_invoke(w->hist, ci, stamp(w), c->op, c->flags, c->key, strlen(c->key),
+    int rc = sy_linz_invoke(w->hist, ci, stamp(w), c->op, c->flags, c->key, strlen(c->key),
                         put_val ? c->val : NULL, put_val ? strlen(c->val) : 0,
                         has_old ? c->old : NULL, has_old ? strlen(c->old) : 0, &c->hist_id);
     if (rc) {
@@ -119,6 +137,30 @@ static void start_op(sim_world *w, sim_client *c)
         return;
     }
     c->outstanding = true;
+    send_current(w, c);
+}
+
+/* As the client library (net/client.c sy_client_exec): a read that cannot
+ * gather q matching unordered replies -- replicas answered from different
+ * executed states, or not in time -- is sent again as an ordered request
+ * (SY_REQ_ORDERED) under a new request number and needs f+1 matching
+ * replies, like a write (Castro & Liskov 5.1.3: "If the client cannot
+ * collect 2f+1 such replies, it retransmits the request as a regular
+ * read-write request"). Without it a read waits for ever whenever fewer
+ * than q replicas reachable by clients share one state, e.g. a correct
+ * replica left alone in a higher view (docs/pbft.md, Known limitations)
+ * next to a lagging Byzantine one. */
+static void read_fallback(sim_world *w, sim_client *c)
+{
+    c->ordered = true;
+    c->flags |= SY_REQ_ORDERED;
+    c->req_no++;
+    c->attempts = 0;
+    memset(c->have, 0, sizeof c->have);
+    w->st->ops_retries++;
+    sim_trace(w, TR_CLIENT_RETRY, c->id, c->target, c->req_no, c->attempts, 0);
+    if (encode_current(w, c))
+        return;
     send_current(w, c);
 }
 
@@ -149,6 +191,10 @@ void sim_client_event(sim_world *w, sim_client *c, uint64_t gen)
         sim_trace(w, TR_GIVE_UP, c->id, UINT32_MAX, c->req_no, 0, 0);
         c->outstanding = false;
         next_op_later(w, c);
+        return;
+    }
+    if (w->bft && fast_read(c)) {
+        read_fallback(w, c);
         return;
     }
     if (w->bft) {
@@ -197,13 +243,30 @@ void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t
         sy_hash_final(&h, &c->got[env.sender]);
         c->have[env.sender] = true;
         c->hint[env.sender] = rp->leader;
-        uint32_t need = c->op == SY_OP_GET ? (w->n + w->f + 2) / 2 : w->f + 1;
+        uint32_t need = fast_read(c) ? (w->n + w->f + 2) / 2 : w->f + 1;
         uint32_t match = 0;
         for (uint32_t i = 0; i < w->n; i++)
             if (c->have[i] && sy_digest_eq(&c->got[i], &c->got[env.sender]))
                 match++;
         if (match < need) {
             sy_env_free(&env);
+            if (fast_read(c)) {
+                /* no group of matching replies can still reach q: fall
+                 * back at once, as the library does */
+                uint32_t answered = 0, best = 0;
+                for (uint32_t i = 0; i < w->n; i++) {
+                    if (!c->have[i])
+                        continue;
+                    answered++;
+                    uint32_t m = 0;
+                    for (uint32_t j = 0; j < w->n; j++)
+                        m += c->have[j] && sy_digest_eq(&c->got[i], &c->got[j]);
+                    if (m > best)
+                        best = m;
+                }
+                if (best + (w->n - answered) < need)
+                    read_fallback(w, c);
+            }
             return;
         }
         /* the primary is believed when f+1 replies name the same replica */

@@ -593,7 +593,7 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                 return;
             }
             sim_trace(w, TR_REQ, env.sender, nd->id, rq->req_no, rq->op, 0);
-            if (rq->op == SY_OP_GET && !(rq->flags & SY_REQ_STALE_OK) &&
+            if (rq->op == SY_OP_GET && !(rq->flags & (SY_REQ_STALE_OK | SY_REQ_ORDERED)) &&
                 rq->key.len <= sizeof nd->preads[0].key) {
                 if (nd->n_preads == nd->cap_preads) {
                     size_t nc = nd->cap_preads ? nd->cap_preads * 2 : 16;

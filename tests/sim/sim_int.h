@@ -169,6 +169,7 @@ typedef struct sim_client {
     bool outstanding;
     uint64_t gen;             /* invalidates stale EV_CLIENT timers */
     uint8_t op, flags;
+    bool ordered;             /* BFT read fallen back to an ordered request */
     char key[16], val[32], old[32];
     size_t hist_id;
     uint32_t target;
