@@ -43,28 +43,6 @@ static void final_hash(uint64_t len, uint32_t chunk, const sy_digest *root, sy_d
     sy_hash_final(&h, out);
 }
 
-/* largest power of two strictly below n (n >= 2) */
-static uint32_t split(uint32_t n)
-{
-    uint32_t k = 1;
-    while (k < n - k)
-        k <<= 1;
-    return k;
-}
-
-static void root_of(const sy_digest *l, uint32_t n, sy_digest *out)
-{
-    if (n == 1) {
-        *out = l[0];
-        return;
-    }
-    uint32_t k = split(n);
-    sy_digest a, b;
-    root_of(l, k, &a);
-    root_of(l + k, n - k, &b);
-    sy_merkle_node(&a, &b, out);
-}
-
 uint32_t sy_chunks_count(uint64_t len, uint32_t chunk)
 {
     if (!chunk || len >= (1ull << 32))
@@ -74,65 +52,82 @@ uint32_t sy_chunks_count(uint64_t len, uint32_t chunk)
     return (uint32_t)((len + chunk - 1) / chunk);
 }
 
-int sy_chunks_leaves(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest **leaves,
-                     uint32_t *n)
+/* Built bottom-up: each level pairs neighbours and carries an odd last
+ * node up unchanged, which gives exactly RFC 9162's left-balanced tree
+ * (split at the largest power of two below n). Levels lie back to back,
+ * leaves first, root last: under 2n + 32 digests. */
+int sy_chunks_tree(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest **tree, uint32_t *n)
 {
     uint32_t cnt = sy_chunks_count(len, chunk);
     if (!cnt)
         return SY_EINVAL;
-    sy_digest *l = malloc((size_t)cnt * sizeof *l);
-    if (!l)
+    sy_digest *t = malloc(((size_t)2 * cnt + SY_CHUNKS_MAX_PATH) * sizeof *t);
+    if (!t)
         return SY_ENOMEM;
     for (uint32_t i = 0; i < cnt; i++) {
         size_t off = (size_t)i * chunk;
         size_t cl = len - off < chunk ? len - off : chunk;
-        sy_merkle_leaf(blob + off, cl, &l[i]);
+        sy_merkle_leaf(blob + off, cl, &t[i]);
     }
-    *leaves = l;
+    size_t ls = 0, count = cnt;
+    while (count > 1) {
+        size_t up = (count + 1) / 2, ps = ls + count;
+        for (size_t j = 0; j < up; j++) {
+            if (2 * j + 1 < count)
+                sy_merkle_node(&t[ls + 2 * j], &t[ls + 2 * j + 1], &t[ps + j]);
+            else
+                t[ps + j] = t[ls + 2 * j];
+        }
+        ls = ps;
+        count = up;
+    }
+    *tree = t;
     *n = cnt;
     return SY_OK;
 }
 
-void sy_chunks_digest_leaves(const sy_digest *leaves, uint32_t n, uint64_t len, uint32_t chunk,
-                             sy_digest *out)
+static const sy_digest *tree_root(const sy_digest *tree, uint32_t n)
 {
-    sy_digest root;
-    root_of(leaves, n, &root);
-    final_hash(len, chunk, &root, out);
+    size_t ls = 0, count = n;
+    while (count > 1) {
+        ls += count;
+        count = (count + 1) / 2;
+    }
+    return &tree[ls];
+}
+
+void sy_chunks_tree_digest(const sy_digest *tree, uint32_t n, uint64_t len, uint32_t chunk,
+                           sy_digest *out)
+{
+    final_hash(len, chunk, tree_root(tree, n), out);
 }
 
 int sy_chunks_digest(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest *out)
 {
-    sy_digest *l;
+    sy_digest *t;
     uint32_t n;
-    int rc = sy_chunks_leaves(blob, len, chunk, &l, &n);
+    int rc = sy_chunks_tree(blob, len, chunk, &t, &n);
     if (rc)
         return rc;
-    sy_chunks_digest_leaves(l, n, len, chunk, out);
-    free(l);
+    sy_chunks_tree_digest(t, n, len, chunk, out);
+    free(t);
     return SY_OK;
 }
 
-void sy_chunks_path(const sy_digest *leaves, uint32_t n, uint32_t idx, sy_digest *path,
+void sy_chunks_path(const sy_digest *tree, uint32_t n, uint32_t idx, sy_digest *path,
                     uint32_t *plen)
 {
-    /* RFC 9162 2.1.3.1, built top-down and stored leaf-first */
-    sy_digest rev[SY_CHUNKS_MAX_PATH];
+    /* a carried node has no sibling at its level: nothing on the path, as
+     * RFC 9162 2.1.3.1 gives for the right edge */
+    size_t ls = 0, count = n, pos = idx;
     uint32_t k = 0;
-    while (n > 1 && k < SY_CHUNKS_MAX_PATH) {
-        uint32_t s = split(n);
-        if (idx < s) {
-            root_of(leaves + s, n - s, &rev[k++]);
-            n = s;
-        } else {
-            root_of(leaves, s, &rev[k++]);
-            leaves += s;
-            n -= s;
-            idx -= s;
-        }
+    while (count > 1 && k < SY_CHUNKS_MAX_PATH) {
+        if ((pos ^ 1) < count)
+            path[k++] = tree[ls + (pos ^ 1)];
+        ls += count;
+        pos >>= 1;
+        count = (count + 1) / 2;
     }
-    for (uint32_t i = 0; i < k; i++)
-        path[i] = rev[k - 1 - i];
     *plen = k;
 }
 

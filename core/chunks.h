@@ -37,21 +37,22 @@ void sy_merkle_node(const sy_digest *l, const sy_digest *r, sy_digest *out);
  * 2^32 or more (too large to chunk). */
 uint32_t sy_chunks_count(uint64_t len, uint32_t chunk);
 
-/* The leaf hashes of blob: *leaves (allocated, free()) holds
- * sy_chunks_count(len, chunk) digests. SY_EINVAL for chunk 0 or a blob too
- * large; SY_ENOMEM. */
-int sy_chunks_leaves(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest **leaves,
-                     uint32_t *n);
+/* The whole tree of blob, every level (leaves first, root last; under 2n
+ * + SY_CHUNKS_MAX_PATH digests, allocated into *tree, free()), so that
+ * audit paths cost O(log n) each; *n = sy_chunks_count(len, chunk).
+ * SY_EINVAL for chunk 0 or a blob too large; SY_ENOMEM. */
+int sy_chunks_tree(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest **tree, uint32_t *n);
 
-/* The digest of a blob from its n leaves. */
-void sy_chunks_digest_leaves(const sy_digest *leaves, uint32_t n, uint64_t len, uint32_t chunk,
-                             sy_digest *out);
+/* The digest of the blob of len bytes whose tree this is. */
+void sy_chunks_tree_digest(const sy_digest *tree, uint32_t n, uint64_t len, uint32_t chunk,
+                           sy_digest *out);
 
-/* The digest of a blob (computes the leaves; SY_EINVAL, SY_ENOMEM). */
+/* The digest of a blob (builds the tree; SY_EINVAL, SY_ENOMEM). */
 int sy_chunks_digest(const uint8_t *blob, size_t len, uint32_t chunk, sy_digest *out);
 
-/* Audit path of leaf idx < n into path[SY_CHUNKS_MAX_PATH]; *plen hashes. */
-void sy_chunks_path(const sy_digest *leaves, uint32_t n, uint32_t idx, sy_digest *path,
+/* Audit path of leaf idx < n of a tree from sy_chunks_tree, leaf first,
+ * into path[SY_CHUNKS_MAX_PATH]; *plen hashes. */
+void sy_chunks_path(const sy_digest *tree, uint32_t n, uint32_t idx, sy_digest *path,
                     uint32_t *plen);
 
 /* true iff data is chunk idx of the blob of len bytes cut in chunks of

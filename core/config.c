@@ -597,7 +597,7 @@ static const ckey cluster_keys[] = {
     {"snapshot_threshold", V_U64, CF(snapshot_threshold), 1, 1ull << 40},
     {"checkpoint_interval", V_U32, CF(checkpoint_interval), 1, 1000000},
     {"watermark_window", V_U32, CF(watermark_window), 2, 1u << 24},
-    {"state_chunk_bytes", V_U32, CF(state_chunk_bytes), 1024, 4u * 1024u * 1024u},
+    {"state_chunk_bytes", V_U32, CF(state_chunk_bytes), 1024, SY_STATE_CHUNK_MAX},
     {"prevote", V_BOOL, CF(prevote), 0, 0},
     {"check_quorum", V_BOOL, CF(check_quorum), 0, 0},
     {"tls_ca", V_PATH, CF(tls_ca), 0, 0},

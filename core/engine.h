@@ -53,6 +53,7 @@
 
 #define SY_NO_NODE UINT32_MAX
 #define SY_STATE_CHUNK_DEF (1024u * 1024u)   /* cfg.state_chunk_bytes */
+#define SY_STATE_CHUNK_MAX (4u * 1024u * 1024u)
 
 struct sy_directory;             /* core/envelope.h */
 
@@ -124,7 +125,16 @@ enum sy_input_kind {
     SY_IN_CONF_CHANGE,    /* operator asks to add/remove a node */
     SY_IN_APPLIED,        /* PBFT: host applied through index; state digest
                              there (for CHECKPOINT; see rd.checkpoint_index) */
+    SY_IN_SESSIONS,       /* PBFT: after rd.snapshot_install, the installed
+                             state's client sessions (other engines: no-op) */
 };
+
+/* A client's last executed request number, as the state machine's session
+ * table records it (SY_IN_SESSIONS). */
+typedef struct {
+    uint32_t client_id;
+    uint64_t req_no;
+} sy_session_rec;
 
 typedef struct sy_input {
     uint8_t kind;
@@ -160,6 +170,11 @@ typedef struct sy_input {
             uint64_t index;
             sy_digest digest;    /* state digest after applying index */
         } applied;
+        struct {
+            uint64_t index;      /* the installed snapshot's index */
+            const sy_session_rec *recs;  /* borrowed for the call */
+            size_t n;
+        } sessions;
     } u;
 } sy_input;
 

@@ -850,6 +850,54 @@ int sy_kv_session_count(sy_kvm *kv, uint64_t *n)
     return rc;
 }
 
+int sy_kv_sessions(sy_kvm *kv, sy_session_rec **out, size_t *n, uint64_t *applied)
+{
+    sy_txn t;
+    *out = NULL;
+    *n = 0;
+    int rc = sy_txn_begin(kv->s, false, &t);
+    if (rc)
+        return rc;
+    if ((rc = sy_txn_meta_get_u64(&t, "applied", applied)) == SY_ENOTFOUND) {
+        *applied = 0;
+        rc = SY_OK;
+    }
+    sy_session_rec *recs = NULL;
+    size_t cnt = 0, cap = 0;
+    uint8_t k[5];
+    sess_ckey(k, 0);
+    sy_bytes key, v;
+    if (rc == SY_OK)
+        rc = sy_txn_seek(&t, SY_TBL_SESSIONS, k, 1, false, &key, &v);
+    while (rc == SY_OK && key.len == 5 && key.p[0] == SESS_C) {
+        if (v.len < 16) {
+            rc = sy_storage_fail(kv->s, SY_ECORRUPT, "session row malformed");
+            break;
+        }
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            sy_session_rec *nr = realloc(recs, nc * sizeof *nr);
+            if (!nr) {
+                rc = SY_ENOMEM;
+                break;
+            }
+            recs = nr;
+            cap = nc;
+        }
+        recs[cnt++] = (sy_session_rec){ sy_get_u32be(key.p + 1), sy_get_u64be(v.p) };
+        memcpy(k, key.p, 5);
+        rc = sy_txn_seek(&t, SY_TBL_SESSIONS, k, 5, true, &key, &v);
+    }
+    sy_txn_abort(&t);
+    if (rc == SY_ENOTFOUND || rc == SY_OK) {
+        *out = recs;
+        *n = cnt;
+        return SY_OK;
+    }
+    free(recs);
+    return rc;
+}
+
 /* ---- snapshot ----
  * magic(8), u64 applied, digest(32), u64 ledger height, ledger hash(32),
  * then for state and sessions tables: u64 rows, rows x (u32 kl, k, u32 vl, v);

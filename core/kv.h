@@ -87,6 +87,10 @@ int sy_kv_applied(sy_kvm *kv, uint64_t *applied);
 int sy_kv_session(sy_kvm *kv, uint32_t client_id, uint64_t *req_no);
 /* Number of live sessions. */
 int sy_kv_session_count(sy_kvm *kv, uint64_t *n);
+/* Every live session's client and last applied req_no, in client order
+ * (*out allocated, free(); NULL when none), and the applied index they go
+ * with, from one read of the store. */
+int sy_kv_sessions(sy_kvm *kv, sy_session_rec **out, size_t *n, uint64_t *applied);
 
 /* Snapshot of state + sessions + applied index + ledger tip, as one
  * checksummed blob (*out owned by the caller, free()). */

@@ -42,9 +42,9 @@ int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *
 void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len)
 {
     free(p->h_snap);
-    free(p->h_leaves);
-    p->h_leaves = NULL;
-    p->h_nleaves = 0;
+    free(p->h_tree);
+    p->h_tree = NULL;
+    p->h_ntree = 0;
     p->h_snap = blob;
     p->h_snap_len = blob ? len : 0;
 }
@@ -53,6 +53,7 @@ void pbft_xin_clear(pbft *p)
 {
     free(p->xin.buf);
     free(p->xin.got);
+    free(p->xin.ask_ms);
     memset(&p->xin, 0, sizeof p->xin);
 }
 
@@ -778,6 +779,10 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         return SY_EINVAL;
     }
     p->chunk = cfg->state_chunk_bytes ? cfg->state_chunk_bytes : SY_STATE_CHUNK_DEF;
+    if (p->chunk > SY_STATE_CHUNK_MAX) {
+        free(p);   /* a chunk must leave room in a message for the entries */
+        return SY_EINVAL;
+    }
     if (!p->cfg.batch_max)
         p->cfg.batch_max = PBFT_DEFAULT_BATCH_MAX;
     if (p->cfg.batch_max > SY_MAX_BATCH)
@@ -1144,6 +1149,11 @@ static int pbft_step(void *e, const sy_input *in)
         break;
     case SY_IN_APPLIED:
         rc = pbft_on_snapshot(p, in->u.applied.index, NULL, 0, &in->u.applied.digest);
+        break;
+    case SY_IN_SESSIONS:
+        if (in->u.sessions.n && !in->u.sessions.recs)
+            return SY_EINVAL;
+        rc = pbft_on_sessions(p, in->u.sessions.index, in->u.sessions.recs, in->u.sessions.n);
         break;
     default:
         rc = SY_EINVAL;   /* transfer / conf change: not in PBFT */

@@ -7,7 +7,8 @@
  * "internal" line is shared by the bft/pbft sources only.
  *
  * Host contract beyond core/engine.h:
- *  - call ready() once, then advance(); do not step() in between;
+ *  - pipelined (core/engine.h): steps may come between ready() and
+ *    advance(), at most one ready in flight;
  *  - rd.committed entries are also in rd.entries of the same ready (persist
  *    them first); a ready never commits past a checkpoint sequence number:
  *    when rd.checkpoint_index != 0 the host, after applying, steps
@@ -17,7 +18,10 @@
  *    correct replica; or it steps SY_IN_APPLIED with that digest computed
  *    its own way (the replica then has no blob to serve to others);
  *  - rd.snapshot_install: replace the state machine with snap_data (already
- *    verified against a quorum-signed checkpoint digest);
+ *    verified against a quorum-signed checkpoint digest), then step
+ *    SY_IN_SESSIONS with the installed state's client sessions so the
+ *    engine's client table is whole again (without it, clients it has no
+ *    record of do not start its view-change timer);
  *  - rd.hardstate is an opaque blob to hand back in boot.hardstate, with
  *    boot.snap_index/snap_data = the last stable checkpoint's snapshot and
  *    boot.entries = the persisted committed entries above it;
@@ -182,8 +186,8 @@ struct pbft {
     sy_pbft_sig *h_sigs;          /* [n] proof of h */
     uint8_t *h_snap;              /* snapshot blob at h (owned; may be NULL) */
     size_t h_snap_len;
-    sy_digest *h_leaves;          /* its chunk hashes (lazily, for serving) */
-    uint32_t h_nleaves;
+    sy_digest *h_tree;            /* its chunk tree (lazily, for serving) */
+    uint32_t h_ntree;
     uint32_t chunk;               /* state transfer chunk bytes */
     uint64_t executed;            /* last seq emitted in rd.committed */
     uint64_t next_seq;            /* primary: next to assign */
@@ -207,6 +211,7 @@ struct pbft {
     pbft_client *clients;         /* open addressing, power of two */
     uint32_t cap_clients, n_clients;
     bool clients_partial;         /* client table lost to a state install */
+    uint64_t partial_at;          /* ... at this checkpoint (SY_IN_SESSIONS) */
     pbft_creq *waiting;           /* backup: requests the timer watches */
     uint64_t *waiting_since;
     uint32_t n_waiting;
@@ -235,8 +240,11 @@ struct pbft {
         uint64_t len;
         bool *got;                /* [n_chunks] */
         uint32_t n_chunks, n_got;
+        uint64_t *ask_ms;         /* [n_chunks] when asked, 0 = not out */
         uint32_t asked;           /* chunks below this were asked for */
         uint32_t inflight;        /* asked for, not yet in */
+        uint32_t peer;            /* the replica we ask */
+        bool rotate;              /* it lied: move on at the next tick */
     } xin;
     uint64_t hb_last;             /* last heartbeat (retransmission) */
     uint64_t exec_at_hb;
@@ -287,6 +295,9 @@ bool pbft_behaves(const pbft *p, uint32_t b);
 int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out);
 /* Replaces the blob held for h (takes ownership of blob; NULL = none). */
 void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len);
+/* The host's client sessions of the state installed at index
+ * (SY_IN_SESSIONS): the client table a state install had lost. */
+int pbft_on_sessions(pbft *p, uint64_t index, const sy_session_rec *recs, size_t n);
 /* Drops a half-fetched snapshot. */
 void pbft_xin_clear(pbft *p);
 void pbft_sign_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,

@@ -158,9 +158,10 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
             return rc;
     }
     if (p->clients_partial && c->executed == 0) {
-        /* after a state install we cannot tell an executed request from a
-         * new one for this client: forward it, but do not accuse the
-         * primary (docs/pbft.md "State transfer") */
+        /* after a state install, until the host's sessions arrive
+         * (SY_IN_SESSIONS), we cannot tell an executed request from a new
+         * one for this client: do not accuse the primary over it
+         * (docs/pbft.md "State transfer") */
     } else if (!done_here && !waiting_has(p, req->client_id, req->req_no)) {
         if (p->n_waiting >= PBFT_MAX_WAITING) {
             p->dropped++;

@@ -18,7 +18,9 @@
 
 static const sy_digest zero_digest;
 
-#define PBFT_STATE_BYTES_MAX (8u * 1024u * 1024u)
+/* A STATE reply's payload; with the envelope's own fields it stays well
+ * under SY_MAX_ENVELOPE (16 MiB). */
+#define PBFT_STATE_BYTES_MAX (SY_MAX_ENVELOPE - 256u * 1024u)
 /* Snapshot chunks asked for at once from one replica: enough to keep both
  * ends busy (the responder encodes and signs the next while the receiver
  * checks the last), few enough that a window of 1 MiB chunks stays well
@@ -125,21 +127,64 @@ static void send_state_req_to(pbft *p, uint32_t to, uint32_t chunk)
     pbft_send(p, to, &m);
 }
 
-/* Starts (or restarts, after a stall) the fetch at the first chunk we
- * lack; on_chunk keeps PBFT_XFER_WINDOW requests out from there on. */
+/* Asks the next peer (rotating) for state past executed. */
 static void send_state_req(pbft *p)
 {
     do
         p->xfer_peer = (p->xfer_peer + 1) % p->n;
     while (p->xfer_peer == p->self);
-    uint32_t first = 0;
-    if (p->xin.seq > p->executed) {
-        while (first < p->xin.n_chunks && p->xin.got[first])
-            first++;
-        p->xin.asked = first + 1;
-        p->xin.inflight = 1;
+    send_state_req_to(p, p->xfer_peer, 0);
+}
+
+/* The snapshot fetch keeps PBFT_XFER_WINDOW chunk requests out to one
+ * replica (xin.peer), each with the time it was asked. A chunk asked for
+ * two heartbeats ago and not in yet means that replica is slow, gone or
+ * lying: the fetch moves to the next replica, which is asked again for
+ * everything outstanding. So a Byzantine responder that answers slowly
+ * costs at most two heartbeats per window, not a chunk per two heartbeats
+ * for the whole blob; chunks from anyone are kept if they check out. */
+static void xin_ask(pbft *p, uint32_t i)
+{
+    if (!p->xin.ask_ms[i])
+        p->xin.inflight++;
+    p->xin.ask_ms[i] = p->now ? p->now : 1;
+    send_state_req_to(p, p->xin.peer, i);
+}
+
+static void xin_top_up(pbft *p)
+{
+    while (p->xin.inflight < PBFT_XFER_WINDOW && p->xin.asked < p->xin.n_chunks) {
+        uint32_t i = p->xin.asked++;
+        if (!p->xin.got[i] && !p->xin.ask_ms[i])
+            xin_ask(p, i);
     }
-    send_state_req_to(p, p->xfer_peer, first < p->xin.n_chunks ? first : 0);
+}
+
+/* From the tick: a stalled window moves to the next replica. */
+static void xin_tick(pbft *p)
+{
+    uint32_t lo = 0;
+    while (lo < p->xin.n_chunks && p->xin.got[lo])
+        lo++;
+    bool stalled = p->xin.rotate;
+    for (uint32_t i = lo; i < p->xin.asked && !stalled; i++)
+        if (!p->xin.got[i] && p->xin.ask_ms[i] &&
+            p->now >= p->xin.ask_ms[i] + 2 * (uint64_t)p->cfg.heartbeat_ms)
+            stalled = true;
+    if (!stalled && p->xin.inflight)
+        return;
+    if (stalled) {
+        do
+            p->xin.peer = (p->xin.peer + 1) % p->n;
+        while (p->xin.peer == p->self);
+        p->xin.rotate = false;
+        for (uint32_t i = lo; i < p->xin.asked; i++)
+            if (!p->xin.got[i] && p->xin.ask_ms[i])
+                xin_ask(p, i);
+    }
+    if (p->xin.asked < lo)
+        p->xin.asked = lo;
+    xin_top_up(p);
 }
 
 static int xin_install(pbft *p);
@@ -160,13 +205,16 @@ void pbft_maybe_fetch_state(pbft *p)
     bool stuck = p->hi_seen > p->executed && p->now >= p->progress_ms + 2 * p->cfg.heartbeat_ms;
     if (!behind && !stuck)
         return;
+    if (p->xin.seq > p->executed) {
+        if (p->xin.n_got == p->xin.n_chunks)
+            xin_install(p);   /* complete, but the install had to wait */
+        else
+            xin_tick(p);
+        return;
+    }
     if (p->xfer_ms && p->now < p->xfer_ms + 2 * p->cfg.heartbeat_ms)
         return;
     p->xfer_ms = p->now;
-    if (p->xin.seq > p->executed && p->xin.n_got == p->xin.n_chunks) {
-        xin_install(p);   /* complete, but the install had to wait */
-        return;
-    }
     send_state_req(p);
 }
 
@@ -182,14 +230,14 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
             return SY_ENOTFOUND;   /* no blob to serve (host used SY_IN_APPLIED) */
         if (r->seq > p->h)
             return SY_ENOTFOUND;   /* it fetches a newer checkpoint than ours */
-        if (!p->h_leaves) {
-            int rc = sy_chunks_leaves(p->h_snap, p->h_snap_len, p->chunk, &p->h_leaves,
-                                      &p->h_nleaves);
+        if (!p->h_tree) {
+            int rc = sy_chunks_tree(p->h_snap, p->h_snap_len, p->chunk, &p->h_tree,
+                                      &p->h_ntree);
             if (rc)
                 return rc;
         }
         /* a requester fetching an older checkpoint starts ours from 0 */
-        uint32_t idx = r->seq == p->h && r->chunk < p->h_nleaves ? r->chunk : 0;
+        uint32_t idx = r->seq == p->h && r->chunk < p->h_ntree ? r->chunk : 0;
         size_t off = (size_t)idx * p->chunk;
         size_t len = p->h_snap_len - off < p->chunk ? p->h_snap_len - off : p->chunk;
         st->ckpt = (sy_pbft_ckproof){ .seq = p->h, .digest = p->h_digest,
@@ -197,24 +245,27 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
         st->snapshot = (sy_bytes){ p->h_snap + off, (uint32_t)len };
         st->snap_len = p->h_snap_len;
         st->chunk = idx;
-        sy_chunks_path(p->h_leaves, p->h_nleaves, idx, path, &st->n_path);
+        sy_chunks_path(p->h_tree, p->h_ntree, idx, path, &st->n_path);
         st->path = path;
         base = p->h;
-        last = idx + 1 == p->h_nleaves;
+        last = idx + 1 == p->h_ntree;
     }
     sy_pbft_centry *ents = last ? calloc(SY_PBFT_MAX_STATE_ENTRIES, sizeof *ents) : NULL;
     if (last && !ents)
         return SY_ENOMEM;
-    size_t bytes = 0;
+    /* everything must fit one envelope: the chunk, its path, and each
+     * entry's batch with its commit certificate (~70 bytes a signature) */
+    size_t bytes = st->snapshot.len + st->n_path * (SY_DIGEST_LEN + 2u), entry;
     uint32_t n = 0;
     for (uint64_t seq = base + 1; last && seq <= p->executed && n < SY_PBFT_MAX_STATE_ENTRIES;
          seq++) {
         pbft_slot *s = pbft_slot_get(p, seq);
         if (!s || !s->committed || !s->have_batch || s->ccert_n < p->q)
             break;
-        if (bytes + s->batch_len > PBFT_STATE_BYTES_MAX)
+        entry = s->batch_len + 64u + (size_t)s->ccert_n * (SY_SIG_LEN + 8u);
+        if (bytes + entry > PBFT_STATE_BYTES_MAX)
             break;
-        bytes += s->batch_len;
+        bytes += entry;
         ents[n++] = (sy_pbft_centry){ .view = s->ccert_view, .seq = seq, .digest = s->d,
                                       .batch = { s->batch, (uint32_t)s->batch_len },
                                       .n_commits = s->ccert_n, .commits = s->ccert };
@@ -275,11 +326,18 @@ static bool centry_valid(pbft *p, const sy_pbft_centry *e)
     return cnt >= p->q;
 }
 
-static int bad_state(pbft *p)
+static int bad_state(pbft *p, uint32_t from)
 {
-    /* corrupt or forged state: count it and ask another replica now */
+    /* corrupt or forged state: count it and ask another replica now -- if
+     * it came from the one we are asking (anyone else's lie changes
+     * nothing we do) */
     p->xfer_bad++;
-    p->xfer_ms = 0;
+    if (p->xin.seq > p->executed) {
+        if (from == p->xin.peer)
+            p->xin.rotate = true;
+    } else if (from == p->xfer_peer) {
+        p->xfer_ms = 0;
+    }
     return SY_ECORRUPT;
 }
 
@@ -308,9 +366,11 @@ static int xin_install(pbft *p)
     p->install_pending = p->xin.buf;
     p->xin.buf = NULL;
     pbft_xin_clear(p);
-    /* the snapshot holds the host's client table, not ours: clients
-     * we have no record of no longer start our view-change timer */
+    /* the snapshot holds the host's client table, not ours: until the
+     * host hands us its sessions (SY_IN_SESSIONS), clients we have no
+     * record of do not start our view-change timer */
     p->clients_partial = true;
+    p->partial_at = seq;
     /* what we proposed at or below the installed checkpoint was either
      * executed in it or is gone: a retransmission may be ordered again
      * (a primary that jumped past its own proposal ignored every
@@ -326,6 +386,40 @@ static int xin_install(pbft *p)
     return SY_OK;
 }
 
+int pbft_on_sessions(pbft *p, uint64_t index, const sy_session_rec *recs, size_t n)
+{
+    /* Castro & Liskov keep the last reply to each client in the checkpointed
+     * state (TOCS 2002, 4.1); ours is the host's session table, so after an
+     * install the host hands us what it holds and our table is whole again:
+     * a request from a client we now know is new exactly when its req_no
+     * is above the session's, and is watched like any other. */
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].client_id)
+            continue;   /* 0 marks a free slot in our table; no client has it */
+        pbft_client *c = pbft_client_get(p, recs[i].client_id, true);
+        if (!c)
+            return SY_ENOMEM;   /* still partial: the old caution stays */
+        if (recs[i].req_no > c->executed)
+            c->executed = recs[i].req_no;
+    }
+    /* requests we were watching that the installed state executed: their
+     * batches never pass through our execute, so nothing else would ever
+     * stop the timer on them */
+    for (uint32_t w = 0; w < p->n_waiting; w++) {
+        pbft_client *c = pbft_client_get(p, p->waiting[w].client, false);
+        if (c && p->waiting[w].req_no <= c->executed) {
+            p->waiting[w] = p->waiting[p->n_waiting - 1];
+            p->waiting_since[w] = p->waiting_since[p->n_waiting - 1];
+            p->n_waiting--;
+            w--;
+        }
+    }
+    if (p->clients_partial && index >= p->partial_at)
+        p->clients_partial = false;
+    pbft_reset_timer(p);
+    return SY_OK;
+}
+
 /* One chunk of a stable checkpoint's snapshot. The proof is checked once
  * per checkpoint (then the digest it proves is kept), every chunk against
  * that digest by its audit path before it is kept, so a replica that sends
@@ -336,17 +430,18 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
     if (!same && p->xin.seq > st->ckpt.seq)
         return SY_ESTALE;   /* older than the one we are assembling */
     if (!same && !pbft_ckproof_valid(p, &st->ckpt))
-        return bad_state(p);
+        return bad_state(p, from);
     if (!sy_chunks_verify(&st->ckpt.digest, st->snap_len, p->chunk, st->chunk, st->snapshot.p,
                           st->snapshot.len, st->path, st->n_path))
-        return bad_state(p);
+        return bad_state(p, from);
     if (!same) {
         /* a newer stable checkpoint: what we had of an older one is no use */
         uint32_t nc = sy_chunks_count(st->snap_len, p->chunk);
         pbft_xin_clear(p);
         p->xin.buf = malloc(st->snap_len ? (size_t)st->snap_len : 1);
         p->xin.got = calloc(nc, sizeof *p->xin.got);
-        if (!p->xin.buf || !p->xin.got) {
+        p->xin.ask_ms = calloc(nc, sizeof *p->xin.ask_ms);
+        if (!p->xin.buf || !p->xin.got || !p->xin.ask_ms) {
             pbft_xin_clear(p);
             return SY_ENOMEM;
         }
@@ -354,6 +449,7 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
         p->xin.d = st->ckpt.digest;
         p->xin.len = st->snap_len;
         p->xin.n_chunks = nc;
+        p->xin.peer = from;   /* it answers: ask it for the rest */
         p->xin.nsigs = st->ckpt.n_sigs < p->n ? st->ckpt.n_sigs : p->n;
         memcpy(p->xin.sigs, st->ckpt.sigs, p->xin.nsigs * sizeof *p->xin.sigs);
     }
@@ -362,21 +458,13 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
     memcpy(p->xin.buf + (size_t)st->chunk * p->chunk, st->snapshot.p, st->snapshot.len);
     p->xin.got[st->chunk] = true;
     p->xin.n_got++;
-    if (p->xin.inflight)
+    if (p->xin.ask_ms[st->chunk]) {
+        p->xin.ask_ms[st->chunk] = 0;
         p->xin.inflight--;
+    }
     p->progress_ms = p->now;
     if (p->xin.n_got < p->xin.n_chunks) {
-        /* keep PBFT_XFER_WINDOW chunk requests out to the replica that is
-         * answering; a stall falls back to pbft_maybe_fetch_state, which
-         * starts over from the first missing chunk with the next peer */
-        p->xfer_ms = p->now;
-        while (p->xin.inflight < PBFT_XFER_WINDOW && p->xin.asked < p->xin.n_chunks) {
-            uint32_t i = p->xin.asked++;
-            if (p->xin.got[i])
-                continue;
-            send_state_req_to(p, from, i);
-            p->xin.inflight++;
-        }
+        xin_top_up(p);
         return SY_OK;
     }
     return xin_install(p);
@@ -406,7 +494,7 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
             continue;
         }
         if (!centry_valid(p, e))
-            return bad_state(p);
+            return bad_state(p, from);
         uint8_t *copy = NULL;
         if (e->batch.len) {
             copy = malloc(e->batch.len);

@@ -450,6 +450,7 @@ static int px_step(void *e, const sy_input *in)
         rc = px_on_snapshot(p, in->u.snapshot.index, in->u.snapshot.term, in->u.snapshot.data);
         break;
     case SY_IN_APPLIED: rc = SY_OK; break;   /* PBFT's; nothing to do here */
+    case SY_IN_SESSIONS: rc = SY_OK; break;
     default: rc = SY_EINVAL; break;          /* transfer, conf change: unsupported */
     }
     if (rc != SY_OK && rc != SY_EFATAL)

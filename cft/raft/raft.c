@@ -353,6 +353,7 @@ static int raft_step(void *e, const sy_input *in)
     case SY_IN_TRANSFER: rc = raft_on_transfer(r, in->u.transfer.target); break;
     case SY_IN_CONF_CHANGE: rc = raft_on_conf_change(r, in->u.conf.node, in->u.conf.add); break;
     case SY_IN_APPLIED: rc = SY_OK; break;   /* PBFT checkpoints; nothing for Raft */
+    case SY_IN_SESSIONS: rc = SY_OK; break;  /* PBFT's client table; Raft keeps none */
     default: rc = SY_EINVAL; break;
     }
     if (rc != SY_OK && rc != SY_EFATAL)

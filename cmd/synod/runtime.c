@@ -745,6 +745,30 @@ static uint64_t job_bytes(const rt_job *j)
     return b;
 }
 
+/* After a snapshot install the engine learns the installed state's client
+ * sessions (SY_IN_SESSIONS; PBFT rebuilds its client table from them,
+ * docs/pbft.md "State transfer"; the others ignore them). Only a failure
+ * to read the store is fatal. */
+static int step_sessions(rt *r, uint64_t index)
+{
+    sy_session_rec *recs;
+    size_t n;
+    uint64_t applied;
+    int rc = sy_kv_sessions(&r->kv, &recs, &n, &applied);
+    if (rc) {
+        SY_ERROR(&r->log, "reading the client sessions of the installed snapshot failed: %s (%s)",
+                 sy_strerror(rc), sy_storage_errmsg(r->st));
+        return rc;
+    }
+    sy_input in = {.kind = SY_IN_SESSIONS, .now_ms = now_ms()};
+    in.u.sessions.index = index;
+    in.u.sessions.recs = recs;
+    in.u.sessions.n = n;
+    rc = step(r, &in);
+    free(recs);
+    return rc == SY_EFATAL ? rc : SY_OK;
+}
+
 /* Everything after the write is durable: bookkeeping, the waiting
  * messages, replies, read indexes, rejects, advance(), then reads and
  * snapshots that wanted the new applied index. */
@@ -822,8 +846,12 @@ static int finish_job(rt *r, rt_job *j)
     }
     if (rd->checkpoint_index)
         r->ckpt_pending = rd->checkpoint_index;
+    bool installed = rd->snapshot_install;
+    uint64_t installed_at = rd->snap_index;
     job_clear(j);
     r->ops->advance(r->eng, now_ms());
+    if (installed && (rc = step_sessions(r, installed_at)))
+        return rc;
     serve_reads(r);
     /* PBFT checkpoints want a snapshot of exactly the checkpointed
      * state; our apply loop stops at nothing, so we snapshot when the

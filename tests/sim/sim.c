@@ -700,6 +700,30 @@ static void take_snapshot(sim_world *w, sim_node *nd)
     sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, nd->applied, nd->applied_term, 0);
 }
 
+/* As the daemon (cmd/synod/runtime.c step_sessions): after an install the
+ * engine learns the installed state's client sessions. */
+static void step_sessions(sim_world *w, sim_node *nd, uint64_t index)
+{
+    sy_session_rec *recs;
+    size_t n;
+    uint64_t applied;
+    int rc = sy_kv_sessions(&nd->kvm, &recs, &n, &applied);
+    if (rc) {
+        if (!sim_disk_detected(w, nd, rc, "stopped reading its sessions"))
+            sim_fail(w, "storage", "n%u could not read its client sessions: %s", nd->id,
+                     sy_strerror(rc));
+        return;
+    }
+    sy_input si = { .kind = SY_IN_SESSIONS, .now_ms = sim_local_now(w, nd) };
+    si.u.sessions.index = index;
+    si.u.sessions.recs = recs;
+    si.u.sessions.n = n;
+    rc = w->o.ops->step(nd->eng, &si);
+    free(recs);
+    if (rc == SY_EFATAL)
+        sim_fail(w, "engine-fatal", "n%u engine failed on the installed sessions", nd->id);
+}
+
 static void maybe_snapshot(sim_world *w, sim_node *nd)
 {
     uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
@@ -925,8 +949,12 @@ static void finish(sim_world *w, sim_node *nd)
         return;
     if (rd->checkpoint_index)
         nd->ckpt_pending = rd->checkpoint_index;
+    bool installed = rd->snapshot_install;
+    uint64_t installed_at = rd->snap_index;
     ops->advance(nd->eng, sim_local_now(w, nd));
     sy_ready_owned_free(&nd->own);
+    if (installed)
+        step_sessions(w, nd, installed_at);
     serve_reads(w, nd);
     if (!nd->up)
         return;

@@ -24,15 +24,17 @@ static uint8_t *blob_of(size_t len, uint8_t seed)
 static void check_all_chunks(size_t len, uint32_t chunk)
 {
     uint8_t *b = blob_of(len, 7);
-    sy_digest d, *leaves;
+    sy_digest d, d2, *tree;
     uint32_t n;
     assert_int_equal(sy_chunks_digest(b, len, chunk, &d), SY_OK);
-    assert_int_equal(sy_chunks_leaves(b, len, chunk, &leaves, &n), SY_OK);
+    assert_int_equal(sy_chunks_tree(b, len, chunk, &tree, &n), SY_OK);
     assert_int_equal(n, sy_chunks_count(len, chunk));
+    sy_chunks_tree_digest(tree, n, len, chunk, &d2);
+    assert_true(sy_digest_eq(&d, &d2));
     for (uint32_t i = 0; i < n; i++) {
         sy_digest path[SY_CHUNKS_MAX_PATH];
         uint32_t plen;
-        sy_chunks_path(leaves, n, i, path, &plen);
+        sy_chunks_path(tree, n, i, path, &plen);
         size_t off = (size_t)i * chunk, cl = len - off < chunk ? len - off : chunk;
         assert_true(sy_chunks_verify(&d, len, chunk, i, b + off, cl, path, plen));
         /* another index, a wrong byte, a short chunk, a claim of another
@@ -54,7 +56,7 @@ static void check_all_chunks(size_t len, uint32_t chunk)
             assert_false(sy_chunks_verify(&d, len, chunk, i, b + off, cl, path, plen - 1));
         }
     }
-    free(leaves);
+    free(tree);
     free(b);
 }
 
@@ -66,6 +68,8 @@ static void test_every_chunk_verifies_and_nothing_else_does(void **state)
     check_all_chunks(4096, 64);    /* a power of two */
     check_all_chunks(4097, 64);    /* one more leaf than a power of two */
     check_all_chunks(100, 1000);   /* one chunk */
+    for (size_t len = 1000; len <= 1300; len += 7)
+        check_all_chunks(len, 3); /* hundreds of leaves: deep, ragged right edges */
 }
 
 static void test_digest_depends_on_every_byte_and_on_the_chunk_size(void **state)
@@ -91,18 +95,18 @@ static void test_an_inner_node_cannot_pass_for_a_chunk(void **state)
     /* two leaves: the root's preimage is 0x01 || L0 || L1; offered as a
      * one-chunk blob of that content it hashes differently (leaf tag) */
     uint8_t *b = blob_of(64, 9);
-    sy_digest d, *leaves;
+    sy_digest d, *tree;
     uint32_t n;
     assert_int_equal(sy_chunks_digest(b, 64, 32, &d), SY_OK);
-    assert_int_equal(sy_chunks_leaves(b, 64, 32, &leaves, &n), SY_OK);
+    assert_int_equal(sy_chunks_tree(b, 64, 32, &tree, &n), SY_OK);
     assert_int_equal(n, 2);
     uint8_t fake[65];
     fake[0] = 0x01;
-    memcpy(fake + 1, leaves[0].b, 32);
-    memcpy(fake + 33, leaves[1].b, 32);
+    memcpy(fake + 1, tree[0].b, 32);
+    memcpy(fake + 33, tree[1].b, 32);
     assert_false(sy_chunks_verify(&d, 65, 65, 0, fake, 65, NULL, 0));
     assert_false(sy_chunks_verify(&d, 64, 64, 0, fake + 1, 64, NULL, 0));
-    free(leaves);
+    free(tree);
     free(b);
 }
 
@@ -114,7 +118,7 @@ static void test_bad_arguments_are_refused(void **state)
     uint8_t b[4] = {0};
     assert_int_equal(sy_chunks_digest(b, 4, 0, &d), SY_EINVAL);
     assert_int_equal(sy_chunks_count(1ull << 32, 1024), 0);
-    assert_int_equal(sy_chunks_leaves(b, 4, 0, &l, &n), SY_EINVAL);
+    assert_int_equal(sy_chunks_tree(b, 4, 0, &l, &n), SY_EINVAL);
     assert_int_equal(sy_chunks_digest(b, 4, 2, &d), SY_OK);
     assert_false(sy_chunks_verify(&d, 4, 2, 2, b, 2, NULL, 0));   /* index past the end */
     assert_false(sy_chunks_verify(&d, 4, 0, 0, b, 2, NULL, 0));

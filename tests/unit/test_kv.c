@@ -328,6 +328,19 @@ static void test_session_table_evicts_least_recently_used(void **state)
     assert_int_equal(rn, 0);  /* evicted: the oldest */
     assert_int_equal(sy_kv_session(&kv, kvf_client(2), &rn), SY_OK);
     assert_int_equal(rn, 5);
+    /* the listing a host hands PBFT after an install: live sessions only,
+     * in client order, with the applied index they go with */
+    sy_session_rec *recs;
+    size_t nr;
+    uint64_t applied;
+    assert_int_equal(sy_kv_sessions(&kv, &recs, &nr, &applied), SY_OK);
+    assert_int_equal(nr, 2);
+    assert_int_equal(applied, 3);
+    assert_int_equal(recs[0].client_id, kvf_client(1));
+    assert_int_equal(recs[1].client_id, kvf_client(2));
+    assert_int_equal(recs[0].req_no, 5);
+    assert_int_equal(recs[1].req_no, 5);
+    free(recs);
 }
 
 static void test_bad_request_in_batch_gets_error_and_others_apply(void **state)

@@ -18,7 +18,16 @@ static void tweak_one_per_batch(uint32_t node, sy_engine_cfg *c)
 
 /* Client retransmission to every replica each second until all of `nodes`
  * executed one more request. */
+static bool op_until_executed_via(harness *h, uint32_t c, uint32_t submit, uint32_t nodes,
+                                  uint64_t max_ms);
 static bool op_until_executed(harness *h, uint32_t c, uint32_t nodes, uint64_t max_ms)
+{
+    return op_until_executed_via(h, c, 0xfu, nodes, max_ms);
+}
+
+/* The same, the client sending only to the replicas in `submit`. */
+static bool op_until_executed_via(harness *h, uint32_t c, uint32_t submit, uint32_t nodes,
+                                  uint64_t max_ms)
 {
     uint8_t *raw;
     size_t len;
@@ -29,7 +38,7 @@ static bool op_until_executed(harness *h, uint32_t c, uint32_t nodes, uint64_t m
     bool ok = false;
     for (uint64_t t = 0; t < max_ms && !ok; t += 50) {
         if (t % 1000 == 0)
-            h_submit_raw(h, raw, len, 0xfu);
+            h_submit_raw(h, raw, len, submit);
         h_tick(h, 50);
         ok = true;
         for (uint32_t i = 0; i < h->n; i++)
@@ -91,6 +100,164 @@ static void test_snapshot_larger_than_a_chunk_moves_in_verified_chunks(void **st
         if (lying) {
             assert_true(lies >= 1);
             assert_true(h->step_errors[3] >= lies);
+        }
+        assert_int_equal(h->violations, 0);
+        h_free(h);
+    }
+}
+
+/* Node 1 answers node 3's chunk requests, but slowly: its STATE replies
+ * are held back and released one per 90 ms, just inside the two
+ * heartbeats a silent replica gets. */
+static h_msg slow_held[4096];
+static size_t slow_n, slow_head;
+static bool slow_release;
+static uint64_t chunks_by[4];
+static bool slow_node_1(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    if (m->type != SY_MSG_PBFT_STATE || to != 3 || !m->u.pbft.state.snap_len)
+        return true;
+    if (from != 1 || slow_release) {
+        chunks_by[from]++;
+        return true;
+    }
+    sy_buf b;
+    sy_buf_init(&b);
+    if (slow_n == sizeof slow_held / sizeof *slow_held ||
+        sy_env_encode(H_CLUSTER, 1, m, &h->sg[1], &b))
+        abort();
+    size_t len;
+    uint8_t *p = sy_buf_take(&b, &len);
+    slow_held[slow_n++] = (h_msg){ 1, 3, p, len };
+    return false;
+}
+
+static void tweak_tiny_chunks(uint32_t node, sy_engine_cfg *c)
+{
+    (void)node;
+    c->batch_max = 1;
+    c->checkpoint_interval = 4;
+    c->state_chunk_bytes = 1;   /* a 40-byte snapshot: 40 chunks */
+}
+
+static void test_a_slow_responder_loses_the_fetch_to_another_replica(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_tiny_chunks);
+    h->down[3] = true;
+    for (uint32_t r = 0; r < 12; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
+    memset(chunks_by, 0, sizeof chunks_by);
+    slow_n = slow_head = 0;
+    slow_release = false;
+    h->filter = slow_node_1;
+    h->down[3] = false;
+    uint64_t last = 0;
+    for (uint64_t t = 0; t < 30000 && !h->installs[3]; t += 10) {
+        if (slow_head < slow_n && h->now >= last + 90) {
+            slow_release = true;
+            h_deliver(h, &slow_held[slow_head]);
+            slow_release = false;
+            free(slow_held[slow_head++].buf);
+            last = h->now;
+        }
+        if (t % 1000 == 0)
+            h_submit(h, 0, 0x7);   /* the others go on checkpointing */
+        h_tick(h, 10);
+    }
+    for (size_t i = slow_head; i < slow_n; i++)
+        free(slow_held[i].buf);
+    assert_true(h->installs[3] >= 1);
+    /* whoever node 3 asked first, node 1 could not keep the fetch: at a
+     * chunk per 90 ms the window went stale and the rest came from 0 or 2
+     * (before per-chunk deadlines, all 40 came from node 1, 3.5 s later) */
+    assert_true(chunks_by[0] + chunks_by[2] >= 30);
+    h_run_for(h, 3000, 50);
+    assert_int_equal(h->applied[3], h->applied[0]);
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+/* The primary, node 0, never sees client 3's request: the client sent it
+ * to the backups only and every FORWARD to the primary is lost, which is
+ * what a primary censoring that client looks like from outside. */
+static bool censor_forwards(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    return !(to == 0 && m->type == SY_MSG_PBFT_FORWARD);
+}
+
+/* Node `who` crashes, the others write past a checkpoint, and it restarts
+ * and catches up by installing a snapshot: it comes back knowing nothing
+ * of the clients that wrote before (its table was in memory). Clients 0
+ * and 1 do the writing, to the other replicas only, so that `who` watches
+ * no request of theirs that its snapshot then covers. */
+static void lag_and_install(harness *h, uint32_t who, bool sessions)
+{
+    uint64_t before = h->installs[who];
+    uint32_t others = 0xfu & ~(1u << who);
+    h->down[who] = true;
+    for (uint32_t r = 0; r < 8; r++)
+        assert_true(op_until_executed_via(h, r % 2, others, others, 5000));
+    assert_int_equal(h_restart(h, who), SY_OK);
+    h->down[who] = false;
+    for (uint32_t r = 0; r < 8 && h->installs[who] == before; r++)
+        assert_true(op_until_executed_via(h, r % 2, others, others, 5000));
+    assert_true(h->installs[who] > before);
+    if (sessions) {
+        /* what a host reads from its installed state (core/kv.h
+         * sy_kv_sessions): each client's last executed request */
+        sy_session_rec recs[H_CLIENTS];
+        for (uint32_t c = 0; c < H_CLIENTS; c++)
+            recs[c] = (sy_session_rec){ SY_CLIENT_ID_BASE + c, h->req_no[c] };
+        sy_input in = { .kind = SY_IN_SESSIONS, .now_ms = h->now };
+        in.u.sessions.index = h_status(h, who).snap_index;
+        in.u.sessions.recs = recs;
+        in.u.sessions.n = H_CLIENTS;
+        h_step(h, who, &in);
+    }
+}
+
+static void test_backups_that_installed_state_still_accuse_a_censoring_primary(void **state)
+{
+    (void)state;
+    for (int sessions = 0; sessions < 2; sessions++) {
+        harness *h = h_new(4, 1, false, 4, tweak_k4);
+        /* client 3 writes once, then falls silent; the others write on
+         * past two checkpoints, so no replica's log still holds that write */
+        assert_true(op_until_executed(h, 3, 0xf, 5000));
+        for (uint32_t r = 0; r < 10; r++)
+            assert_true(op_until_executed(h, r % 2, 0xf, 5000));
+        /* backups 2 and 3 each crash, lag, restart and install a
+         * snapshot: their own record of client 3 is gone */
+        lag_and_install(h, 3, sessions);
+        lag_and_install(h, 2, sessions);
+        uint64_t done = h->nreq[1];
+        /* client 3 asks again; the primary censors it */
+        h->filter = censor_forwards;
+        uint8_t *raw;
+        size_t len;
+        h_make_request(h, 3, &raw, &len);
+        for (uint64_t t = 0; t < 20000; t += 50) {
+            if (t % 1000 == 0)
+                h_submit_raw(h, raw, len, 0xeu);
+            h_tick(h, 50);
+        }
+        free(raw);
+        if (sessions) {
+            /* with the installed sessions every backup watches the request,
+             * they change view, and the new primary orders it */
+            assert_true(h_status(h, 1).term >= 1);
+            assert_true(h->nreq[1] > done);
+            assert_true(h->nreq[2] > done && h->nreq[3] > done);
+        } else {
+            /* without them (a host that does not step SY_IN_SESSIONS) the
+             * two backups that installed do not accuse the primary, one
+             * backup alone cannot move the view, and the client waits:
+             * the gap SY_IN_SESSIONS closes */
+            assert_int_equal(h->nreq[1], done);
         }
         assert_int_equal(h->violations, 0);
         h_free(h);
@@ -220,6 +387,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_larger_than_a_chunk_moves_in_verified_chunks),
+        cmocka_unit_test(test_backups_that_installed_state_still_accuse_a_censoring_primary),
+        cmocka_unit_test(test_a_slow_responder_loses_the_fetch_to_another_replica),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
