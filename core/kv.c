@@ -850,6 +850,37 @@ int sy_kv_session_count(sy_kvm *kv, uint64_t *n)
     return rc;
 }
 
+int sy_kv_session_reply(sy_kvm *kv, uint32_t client_id, uint64_t req_no, sy_kv_results *out)
+{
+    memset(out, 0, sizeof *out);
+    sy_txn t;
+    int rc = sy_txn_begin(kv->s, false, &t);
+    if (rc)
+        return rc;
+    session s;
+    if ((rc = sess_get(&t, client_id, &s)) == SY_OK) {
+        if (!s.found || req_no > s.req_no) {
+            rc = SY_ENOTFOUND;
+        } else if (req_no < s.req_no) {
+            rc = SY_ESTALE;
+        } else {
+            sy_buf b;
+            sy_buf_init(&b);
+            put32(&b, 1);
+            sy_buf_append(&b, s.reply.p, s.reply.len);
+            rc = results_finish(&b, out);
+            sy_buf_free(&b);
+            if (rc == SY_EFATAL)   /* a stored reply that does not decode */
+                rc = sy_storage_fail(kv->s, SY_ECORRUPT, "cached reply of client %u malformed",
+                                     client_id);
+        }
+    }
+    sy_txn_abort(&t);
+    if (rc && rc != SY_ENOTFOUND && rc != SY_ESTALE)
+        sy_kv_results_free(out);
+    return rc;
+}
+
 int sy_kv_sessions(sy_kvm *kv, sy_session_rec **out, size_t *n, uint64_t *applied)
 {
     sy_txn t;

@@ -85,6 +85,12 @@ int sy_kv_digest_txn(sy_txn *t, sy_digest *out);
 int sy_kv_applied(sy_kvm *kv, uint64_t *applied);
 /* Session of a client: highest applied req_no (0 if none). */
 int sy_kv_session(sy_kvm *kv, uint32_t client_id, uint64_t *req_no);
+/* A request already applied, answered from the session table: SY_OK with
+ * the cached reply in out (one reply, byte for byte what it got when it
+ * was applied; free with sy_kv_results_free) when req_no is the client's
+ * last applied one; SY_ESTALE when it is older; SY_ENOTFOUND when it is
+ * newer or the client has no session. Reads committed state only. */
+int sy_kv_session_reply(sy_kvm *kv, uint32_t client_id, uint64_t req_no, sy_kv_results *out);
 /* Number of live sessions. */
 int sy_kv_session_count(sy_kvm *kv, uint64_t *n);
 /* Every live session's client and last applied req_no, in client order

@@ -685,6 +685,82 @@ static void http_health(nng_aio *aio)
     }
 }
 
+/* nng_http_server_stop can wait for ever on a connection whose read never
+ * completes (NNG issue 1598; seen here once, after a metrics scrape timed
+ * out under load: SIGTERM then hung the node). Stopping runs on a thread
+ * of its own and we wait for it at most SY_NET_HTTP_STOP_MS; past that the
+ * server is left behind (the process is exiting) and the caller says so. */
+typedef struct {
+    nng_http_server *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, abandoned;
+} http_stopper;
+
+static void *http_stop_main(void *arg)
+{
+    http_stopper *st = arg;
+    nng_http_server_stop(st->s);
+    nng_http_server_release(st->s);
+    pthread_mutex_lock(&st->mu);
+    st->done = true;
+    bool free_it = st->abandoned;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    if (free_it) {
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+        free(st);
+    }
+    return NULL;
+}
+
+static bool http_stop_bounded(nng_http_server *s)
+{
+    http_stopper *st = calloc(1, sizeof *st);
+    pthread_t th;
+    if (!st)
+        goto inline_stop;
+    st->s = s;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    if (pthread_create(&th, NULL, http_stop_main, st) != 0) {
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+        free(st);
+        goto inline_stop;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += SY_NET_HTTP_STOP_MS / 1000;
+    dl.tv_nsec += (long)(SY_NET_HTTP_STOP_MS % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (!st->done)
+        if (pthread_cond_timedwait(&st->cv, &st->mu, &dl) == ETIMEDOUT)
+            break;
+    bool done = st->done;
+    if (!done)
+        st->abandoned = true;   /* the thread frees it if it ever finishes */
+    pthread_mutex_unlock(&st->mu);
+    if (!done) {
+        pthread_detach(th);
+        return false;
+    }
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+    return true;
+inline_stop:
+    nng_http_server_stop(s);
+    nng_http_server_release(s);
+    return true;
+}
+
 static int http_start(sy_net *net, char *why, size_t whylen)
 {
     nng_url *url;
@@ -1230,19 +1306,18 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
     *out = net;
     return SY_OK;
 err_close:
-    sy_net_close(net);
+    (void)sy_net_close(net);
     return rc;
 }
 
-void sy_net_close(sy_net *net)
+int sy_net_close(sy_net *net)
 {
+    bool http_ok = true;
     if (!net)
-        return;
+        return SY_OK;
     __atomic_store_n(&net->closing, true, __ATOMIC_RELEASE);
-    if (net->http) {
-        nng_http_server_stop(net->http);
-        nng_http_server_release(net->http);
-    }
+    if (net->http)
+        http_ok = http_stop_bounded(net->http);
     /* Closing sockets aborts every pending aio with NNG_ECLOSED; the
      * callbacks see `closing` and do not re-arm. */
     for (int i = 0; i < 2; i++)
@@ -1302,6 +1377,8 @@ void sy_net_close(sy_net *net)
     free(net->vcache);
     free(net->vvalid);
     free(net->workers);
+    if (!http_ok)
+        return SY_ETIMEOUT;   /* the abandoned server's handlers may still read net */
     pthread_mutex_destroy(&net->cmu);
     pthread_mutex_destroy(&net->wmu);
     pthread_mutex_destroy(&net->emu);
@@ -1309,4 +1386,5 @@ void sy_net_close(sy_net *net)
     pthread_cond_destroy(&net->ecv);
     pthread_cond_destroy(&net->wcv);
     free(net);
+    return SY_OK;
 }

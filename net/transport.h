@@ -39,6 +39,7 @@
 #define SY_NET_CLIENT_CTX_DEFAULT 256u   /* outstanding client requests */
 #define SY_NET_CLIENT_CTX_MAX 65536u
 #define SY_NET_CLIENT_EXPIRE_MS_DEFAULT 30000u /* unanswered request is abandoned */
+#define SY_NET_HTTP_STOP_MS 2000u      /* longest wait for the metrics server to stop */
 #define SY_NET_RECONN_MIN_MS 50u
 #define SY_NET_RECONN_MAX_MS 2000u
 #define SY_NET_WORKERS_MAX 32u
@@ -127,8 +128,11 @@ typedef struct sy_net_stats {
  * why gets one line naming the address. *out is owned by the caller
  * (sy_net_close). */
 int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen);
-/* Stops everything and frees. Pending events are freed. NULL is fine. */
-void sy_net_close(sy_net *net);
+/* Stops everything and frees. Pending events are freed. NULL is fine.
+ * Returns SY_ETIMEOUT when the metrics HTTP server did not stop within
+ * SY_NET_HTTP_STOP_MS and was left behind (an NNG hang; transport.c), else
+ * SY_OK: either way everything else is closed and net is freed. */
+int sy_net_close(sy_net *net);
 
 /* Sends a frame to peer `to` (copied). Never blocks: SY_EFULL if the peer's
  * buffer is full (frame dropped, counted), SY_EINVAL for a bad id. Sending

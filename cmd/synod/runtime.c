@@ -31,6 +31,7 @@
 #define RT_MAX_PENDING 65536u      /* client requests waiting for their commit */
 #define RT_MAX_READS 65536u        /* reads waiting for a read index */
 #define RT_MAX_WAIT_MS 50          /* longest sleep, so stop flags are seen */
+#define RT_PENDING_RECHECK_MS 1000 /* a request waiting longer: ask the sessions */
 #define RT_HANDOFF_MAX_MS 10000    /* longest a stopping leader waits for a hand-off */
 #define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
 #define RT_FSYNC_BUCKETS 12
@@ -70,6 +71,7 @@ typedef struct {
     double fsync_sum;
     uint64_t pending, pending_reads;
     uint64_t snapshots;
+    uint64_t session_replies; /* requests answered from the session table */
     char protocol[16];
     bool storage_failed;
 } rt_metrics;
@@ -196,6 +198,8 @@ static int metrics_cb(void *ctx, sy_buf *b)
     pthread_mutex_lock(&r->m.mu);
     rt_metrics *m = &r->m;
     EMIT("# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n", m->requests);
+    EMIT("# TYPE synod_session_replies_total counter\nsynod_session_replies_total %" PRIu64 "\n",
+         m->session_replies);
     EMIT("# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n", m->commits);
     EMIT("# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n", m->replies);
     EMIT("# HELP synod_reply_signatures_total signatures made for client replies (one per batch)\n"
@@ -1176,6 +1180,27 @@ static void handle_client_req(rt *r, sy_net_event *ev)
         step(r, &in);
         return;
     }
+    /* Applied already (a retransmission that arrives after its execution,
+     * or a PBFT client widening to replicas it had not asked): answer from
+     * the session table at once, as the state machine would, instead of
+     * holding a client slot until an execution that is not coming. Under
+     * load such late copies held every slot of a PBFT backup for the 30 s
+     * expiry, and new clients could not reach it (bench/pbft_xfer.sh). */
+    sy_kv_results cached;
+    int src = sy_kv_session_reply(&r->kv, q->client_id, q->req_no, &cached);
+    if (src == SY_OK && cached.n == 1) {
+        cached.replies[0].leader = r->last_st.leader;
+        reply_frame(r, ev->handle, &cached.replies[0]);
+        sy_kv_results_free(&cached);
+        r->m.session_replies++;
+        return;
+    }
+    sy_kv_results_free(&cached);
+    if (src == SY_ESTALE) {
+        reply_error(r, ev->handle, q->client_id, q->req_no, SY_ESTALE);
+        r->m.session_replies++;
+        return;
+    }
     pending_req *p = find_pending(r, q->client_id, q->req_no);
     if (p) {
         /* a retransmission: answer the newest connection */
@@ -1282,10 +1307,32 @@ static void expire_waiters(rt *r, uint64_t t)
      * handles too. This only bounds our own tables. */
     const uint64_t max_age = SY_NET_CLIENT_EXPIRE_MS_DEFAULT;
     for (size_t i = 0; i < r->n_pend;) {
-        if (t - r->pend[i].since_ms > max_age)
-            drop_pending(r, &r->pend[i]);
-        else
-            i++;
+        pending_req *p = &r->pend[i];
+        if (t - p->since_ms > max_age) {
+            drop_pending(r, p);
+            continue;
+        }
+        /* Waiting over a second for an execution that may have happened
+         * without it: it arrived while its apply was held (not yet
+         * readable), or a state install executed it. The session table
+         * says; answer from it rather than hold the slot until expiry. */
+        if (t - p->since_ms > RT_PENDING_RECHECK_MS) {
+            sy_kv_results cached;
+            int src = sy_kv_session_reply(&r->kv, p->client_id, p->req_no, &cached);
+            if (src == SY_OK && cached.n == 1) {
+                cached.replies[0].leader = r->last_st.leader;
+                reply_frame(r, p->handle, &cached.replies[0]);
+            } else if (src == SY_ESTALE) {
+                reply_error(r, p->handle, p->client_id, p->req_no, SY_ESTALE);
+            }
+            sy_kv_results_free(&cached);
+            if (src == SY_OK || src == SY_ESTALE) {
+                r->m.session_replies++;
+                drop_pending(r, p);
+                continue;
+            }
+        }
+        i++;
     }
     for (size_t i = 0; i < r->n_reads;) {
         if (t - r->reads[i].since_ms > max_age) {
@@ -1673,7 +1720,9 @@ out_loop:
 out_net:
     drain_job(r);
     flush_replies(r);
-    sy_net_close(r->net);
+    if (sy_net_close(r->net) == SY_ETIMEOUT)
+        SY_WARN(&r->log, "stopping: the metrics HTTP server did not stop within %u ms "
+                "(a scrape left hanging); left behind", SY_NET_HTTP_STOP_MS);
     if (code == 0)
         SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_engine:

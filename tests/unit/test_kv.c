@@ -260,6 +260,17 @@ static void test_retried_request_is_applied_once_and_gets_cached_reply(void **st
     assert_int_equal(r3.replies[0].index, 1);  /* the original decision */
     assert_int_equal(r3.blob_len, r1.blob_len);
     assert_memory_equal(r3.blob, r1.blob, r1.blob_len);
+    /* the host can answer it without ordering it again: the same reply */
+    sy_kv_results c;
+    assert_int_equal(sy_kv_session_reply(&f->kv, kvf_client(0), 1, &c), SY_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.replies[0].status, SY_OK);
+    assert_int_equal(c.replies[0].index, 1);
+    assert_int_equal(c.blob_len, r1.blob_len);
+    assert_memory_equal(c.blob, r1.blob, r1.blob_len);
+    sy_kv_results_free(&c);
+    assert_int_equal(sy_kv_session_reply(&f->kv, kvf_client(0), 2, &c), SY_ENOTFOUND);
+    assert_int_equal(sy_kv_session_reply(&f->kv, kvf_client(2), 1, &c), SY_ENOTFOUND);
     uint8_t *v;
     size_t vl;
     assert_int_equal(sy_kv_get(&f->kv, "x", 1, &v, &vl), SY_OK);
@@ -279,6 +290,7 @@ static void test_retried_request_is_applied_once_and_gets_cached_reply(void **st
     uint64_t rn;
     assert_int_equal(sy_kv_session(&f->kv, kvf_client(1), &rn), SY_OK);
     assert_int_equal(rn, 2);
+    assert_int_equal(sy_kv_session_reply(&f->kv, kvf_client(1), 1, &c), SY_ESTALE);
     kvf_batch_free(&first);
     kvf_batch_free(&other);
 }
