@@ -242,6 +242,7 @@ struct pbft {
         uint32_t n_chunks, n_got;
         uint64_t *ask_ms;         /* [n_chunks] when asked, 0 = not out */
         uint32_t asked;           /* chunks below this were asked for */
+        uint32_t lo;              /* chunks below this are all in */
         uint32_t inflight;        /* asked for, not yet in */
         uint32_t peer;            /* the replica we ask */
         bool rotate;              /* it lied: move on at the next tick */

@@ -163,9 +163,10 @@ static void xin_top_up(pbft *p)
 /* From the tick: a stalled window moves to the next replica. */
 static void xin_tick(pbft *p)
 {
-    uint32_t lo = 0;
+    uint32_t lo = p->xin.lo;   /* chunks below it are all in: it only moves up */
     while (lo < p->xin.n_chunks && p->xin.got[lo])
         lo++;
+    p->xin.lo = lo;
     bool stalled = p->xin.rotate;
     for (uint32_t i = lo; i < p->xin.asked && !stalled; i++)
         if (!p->xin.got[i] && p->xin.ask_ms[i] &&
