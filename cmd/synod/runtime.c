@@ -1131,6 +1131,28 @@ static void count_reject(rt *r, int rc, const char *why, const char *from)
     SY_DEBUG(&r->log, "rejected %s frame: %s", from, why ? why : sy_strerror(rc));
 }
 
+/* A request the state machine applied already is answered from the
+ * session table: its cached reply, byte for byte, or SY_ESTALE for an
+ * older req_no. false: not applied (yet), the caller goes on. */
+static bool answer_from_session(rt *r, uint64_t handle, uint32_t client, uint64_t req_no)
+{
+    sy_kv_results cached;
+    int src = sy_kv_session_reply(&r->kv, client, req_no, &cached);
+    bool done = false;
+    if (src == SY_OK && cached.n == 1) {
+        cached.replies[0].leader = r->last_st.leader;
+        reply_frame(r, handle, &cached.replies[0]);
+        done = true;
+    } else if (src == SY_ESTALE) {
+        reply_error(r, handle, client, req_no, SY_ESTALE);
+        done = true;
+    }
+    sy_kv_results_free(&cached);
+    if (done)
+        r->m.session_replies++;
+    return done;
+}
+
 static void handle_client_req(rt *r, sy_net_event *ev)
 {
     const sy_env *e = &ev->env;
@@ -1186,21 +1208,8 @@ static void handle_client_req(rt *r, sy_net_event *ev)
      * holding a client slot until an execution that is not coming. Under
      * load such late copies held every slot of a PBFT backup for the 30 s
      * expiry, and new clients could not reach it (bench/pbft_xfer.sh). */
-    sy_kv_results cached;
-    int src = sy_kv_session_reply(&r->kv, q->client_id, q->req_no, &cached);
-    if (src == SY_OK && cached.n == 1) {
-        cached.replies[0].leader = r->last_st.leader;
-        reply_frame(r, ev->handle, &cached.replies[0]);
-        sy_kv_results_free(&cached);
-        r->m.session_replies++;
+    if (answer_from_session(r, ev->handle, q->client_id, q->req_no))
         return;
-    }
-    sy_kv_results_free(&cached);
-    if (src == SY_ESTALE) {
-        reply_error(r, ev->handle, q->client_id, q->req_no, SY_ESTALE);
-        r->m.session_replies++;
-        return;
-    }
     pending_req *p = find_pending(r, q->client_id, q->req_no);
     if (p) {
         /* a retransmission: answer the newest connection */
@@ -1316,21 +1325,10 @@ static void expire_waiters(rt *r, uint64_t t)
          * without it: it arrived while its apply was held (not yet
          * readable), or a state install executed it. The session table
          * says; answer from it rather than hold the slot until expiry. */
-        if (t - p->since_ms > RT_PENDING_RECHECK_MS) {
-            sy_kv_results cached;
-            int src = sy_kv_session_reply(&r->kv, p->client_id, p->req_no, &cached);
-            if (src == SY_OK && cached.n == 1) {
-                cached.replies[0].leader = r->last_st.leader;
-                reply_frame(r, p->handle, &cached.replies[0]);
-            } else if (src == SY_ESTALE) {
-                reply_error(r, p->handle, p->client_id, p->req_no, SY_ESTALE);
-            }
-            sy_kv_results_free(&cached);
-            if (src == SY_OK || src == SY_ESTALE) {
-                r->m.session_replies++;
-                drop_pending(r, p);
-                continue;
-            }
+        if (t - p->since_ms > RT_PENDING_RECHECK_MS &&
+            answer_from_session(r, p->handle, p->client_id, p->req_no)) {
+            drop_pending(r, p);
+            continue;
         }
         i++;
     }
