@@ -179,6 +179,56 @@ static void test_a_slow_responder_loses_the_fetch_to_another_replica(void **stat
     h_free(h);
 }
 
+/* Drops the first copy of chunk 1 sent to node 3, so the last chunk (the
+ * one that carries the entries above the checkpoint) is in before it. */
+static uint32_t chunk1_drops;
+static bool drop_first_chunk_1(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    if (m->type == SY_MSG_PBFT_STATE && to == 3 && m->u.pbft.state.snap_len &&
+        m->u.pbft.state.chunk == 1 && chunk1_drops == 0) {
+        chunk1_drops++;
+        return false;
+    }
+    return true;
+}
+
+/* Node 3 hears the others' CHECKPOINTs and nothing else: it learns it is
+ * behind a stable checkpoint but not what was committed above it. */
+static bool only_checkpoints_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    return to != 3 || m->type == SY_MSG_PBFT_CHECKPOINT;
+}
+
+static void test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    /* 14 requests: checkpoint 12 goes stable and is compacted; 13 and 14
+     * are above it. Node 3 (as a replica paused and resumed with most of
+     * its inbound traffic dropped) sees only the checkpoints. */
+    h->filter = only_checkpoints_to_3;
+    for (uint32_t r = 0; r < 14; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
+    assert_int_equal(h_status(h, 0).snap_index, 12);
+    assert_int_equal(h->applied[3], 0);
+    /* it fetches the snapshot; the chunk that carries entries 13 and 14
+     * comes before the one it still lacks, and no request follows: the
+     * cluster is idle and nothing new will tell it about 13 and 14 */
+    chunk1_drops = 0;
+    h->filter = drop_first_chunk_1;
+    h_run_for(h, 10000, 50);
+    assert_int_equal(chunk1_drops, 1);
+    assert_true(h->installs[3] >= 1);
+    assert_int_equal(h->applied[3], 14);
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* The primary, node 0, never sees client 3's request: the client sent it
  * to the backups only and every FORWARD to the primary is lost, which is
  * what a primary censoring that client looks like from outside. */
@@ -389,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_larger_than_a_chunk_moves_in_verified_chunks),
         cmocka_unit_test(test_backups_that_installed_state_still_accuse_a_censoring_primary),
         cmocka_unit_test(test_a_slow_responder_loses_the_fetch_to_another_replica),
+        cmocka_unit_test(test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
