@@ -114,8 +114,8 @@ bool pbft_behind(const pbft *p)
     return k > p->f && his[p->f] > p->executed;
 }
 
-/* Asks one peer (rotating) for state past executed, naming the chunk we
- * lack of the snapshot we are assembling, if any. */
+/* Asks replica `to` for state past executed and, while we assemble a
+ * snapshot, for its chunk `chunk`. */
 static void send_state_req_to(pbft *p, uint32_t to, uint32_t chunk)
 {
     sy_msg m = { .type = SY_MSG_PBFT_STATE_REQ };
