@@ -49,6 +49,44 @@ void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len)
     p->h_snap_len = blob ? len : 0;
 }
 
+void pbft_kept_clear(pbft *p)
+{
+    free(p->kept.snap);
+    free(p->kept.tree);
+    sy_pbft_sig *sigs = p->kept.sigs;
+    memset(&p->kept, 0, sizeof p->kept);
+    p->kept.sigs = sigs;
+}
+
+/* h is about to move on: if a replica fetched its snapshot lately, keep
+ * the blob (with its tree and proof) so that the fetch can finish. Without
+ * it, a snapshot that takes longer to cross than the cluster takes to make
+ * the next stable checkpoint was never fetched at all: every responder
+ * answered with its newest one and the fetcher started over (a slow link
+ * under steady load; test_a_fetch_slower_than_a_checkpoint_interval_completes).
+ * One is kept at a time; it costs its size in memory while it is used. */
+void pbft_keep_h_snap(pbft *p)
+{
+    uint64_t keep = PBFT_KEEP_HB * (uint64_t)p->cfg.heartbeat_ms;
+    if (!p->h_snap || !p->h_served_ms || p->now >= p->h_served_ms + keep)
+        return;
+    pbft_kept_clear(p);
+    p->kept.seq = p->h;
+    p->kept.d = p->h_digest;
+    p->kept.nsigs = p->h_nsigs;
+    memcpy(p->kept.sigs, p->h_sigs, p->h_nsigs * sizeof *p->h_sigs);
+    p->kept.snap = p->h_snap;
+    p->kept.len = p->h_snap_len;
+    p->kept.tree = p->h_tree;
+    p->kept.ntree = p->h_ntree;
+    p->kept.served_ms = p->h_served_ms;
+    p->h_snap = NULL;
+    p->h_snap_len = 0;
+    p->h_tree = NULL;
+    p->h_ntree = 0;
+    p->h_served_ms = 0;
+}
+
 void pbft_xin_clear(pbft *p)
 {
     free(p->xin.buf);
@@ -804,13 +842,15 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->hi_ck = calloc(p->n, sizeof *p->hi_ck);
     p->peer_view = calloc(p->n, sizeof *p->peer_view);
     p->h_sigs = calloc(p->n, sizeof *p->h_sigs);
+    p->kept.sigs = calloc(p->n, sizeof *p->kept.sigs);
     p->vcs = calloc(p->n, sizeof *p->vcs);
     p->nv_resent_ms = calloc(p->n, sizeof *p->nv_resent_ms);
     p->vcache = calloc(PBFT_VCACHE, sizeof *p->vcache);
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->vcs ||
+    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->kept.sigs ||
+        !p->vcs ||
         !p->nv_resent_ms || !p->vcache || !p->vcache_have || !p->waiting || !p->waiting_since)
         goto err_destroy;
     for (uint64_t i = 0; i < p->L; i++) {
@@ -991,6 +1031,8 @@ static void pbft_destroy(void *e)
     free(p->peer_view);
     free(p->h_sigs);
     pbft_set_h_snap(p, NULL, 0);
+    pbft_kept_clear(p);
+    free(p->kept.sigs);
     pbft_xin_clear(p);
     free(p->vcs);
     free(p->nv_resent_ms);
@@ -1015,6 +1057,9 @@ static void heartbeat(pbft *p)
     if (p->now < p->hb_last + p->cfg.heartbeat_ms)
         return;
     p->hb_last = p->now;
+    if (p->kept.seq &&
+        p->now >= p->kept.served_ms + PBFT_KEEP_HB * (uint64_t)p->cfg.heartbeat_ms)
+        pbft_kept_clear(p);   /* nobody fetches it any more */
     pbft_retransmit(p);
     pbft_fetch_batches(p);
     pbft_maybe_fetch_state(p);

@@ -84,6 +84,8 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_VCACHE 4096u             /* verified-signature cache (direct mapped) */
 #define PBFT_MAX_WAITING 1024u        /* requests a backup watches for its timer */
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
+#define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
+#define PBFT_KEEP_HB 4u               /* a served snapshot outlives h this long unrequested */
 #define PBFT_HS_VERSION 1u
 
 /* The latest vote (prepare or commit) of one replica at one seq. */
@@ -188,6 +190,20 @@ struct pbft {
     size_t h_snap_len;
     sy_digest *h_tree;            /* its chunk tree (lazily, for serving) */
     uint32_t h_ntree;
+    uint64_t h_served_ms;         /* last time a chunk of it was served */
+    /* An earlier stable checkpoint's snapshot, kept after h moved on for
+     * as long as some replica goes on fetching it (pbft_on_state_req). */
+    struct {
+        uint64_t seq;             /* 0 = none */
+        sy_digest d;
+        uint32_t nsigs;
+        sy_pbft_sig *sigs;        /* [n] its proof */
+        uint8_t *snap;
+        size_t len;
+        sy_digest *tree;
+        uint32_t ntree;
+        uint64_t served_ms;
+    } kept;
     uint32_t chunk;               /* state transfer chunk bytes */
     uint64_t executed;            /* last seq emitted in rd.committed */
     uint64_t next_seq;            /* primary: next to assign */
@@ -223,6 +239,7 @@ struct pbft {
 
     /* state transfer */
     uint64_t xfer_ms;             /* last STATE_REQ sent */
+    uint64_t idle_probe_ms;       /* last idle probe (pbft_maybe_fetch_state) */
     uint64_t hi_seen;             /* highest seq of a verified COMMIT from others */
     bool probed;                  /* asked f+1 peers how far they are */
     uint64_t stable_seen;         /* highest seq of a valid checkpoint proof seen */
@@ -296,6 +313,8 @@ bool pbft_behaves(const pbft *p, uint32_t b);
 int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *out);
 /* Replaces the blob held for h (takes ownership of blob; NULL = none). */
 void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len);
+void pbft_keep_h_snap(pbft *p);
+void pbft_kept_clear(pbft *p);
 /* The host's client sessions of the state installed at index
  * (SY_IN_SESSIONS): the client table a state install had lost. */
 int pbft_on_sessions(pbft *p, uint64_t index, const sy_session_rec *recs, size_t n);

@@ -798,6 +798,7 @@ void pbft_stabilize(pbft *p, uint64_t seq, const sy_digest *d, const sy_pbft_sig
     if (seq <= p->h || p->executed < seq)
         return;
     pbft_ckpt *c = ck_get(p, seq);
+    pbft_keep_h_snap(p);   /* while someone still fetches it */
     p->h = seq;
     p->h_digest = *d;
     p->h_nsigs = nsigs < p->n ? nsigs : p->n;

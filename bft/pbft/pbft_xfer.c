@@ -204,8 +204,29 @@ void pbft_maybe_fetch_state(pbft *p)
     }
     bool behind = pbft_behind(p);
     bool stuck = p->hi_seen > p->executed && p->now >= p->progress_ms + 2 * p->cfg.heartbeat_ms;
-    if (!behind && !stuck)
+    if (!behind && !stuck) {
+        /* Idle probe. A replica that was away while the others executed
+         * and checkpointed learns of it from their next messages; in an
+         * idle cluster there are none (nothing they retransmit names a
+         * sequence number they have executed), and without a client
+         * request of its own it stayed behind for good -- stale reads and
+         * `status` disagreeing until the next write. Castro & Liskov's
+         * replicas send periodic status messages for this (TOCS 2002,
+         * 5.2); ours ask one peer at a time, rotating, with the STATE_REQ
+         * they already use: a peer that has executed more answers with
+         * the entries (and, past its stable checkpoint, the snapshot's
+         * first chunk), one that has not says nothing. Only while our
+         * execution has not moved for PBFT_IDLE_PROBE_HB heartbeats: one
+         * signed message per replica per second at the defaults, none
+         * under load. */
+        uint64_t every = PBFT_IDLE_PROBE_HB * (uint64_t)p->cfg.heartbeat_ms;
+        if (!p->in_vc && p->now >= p->progress_ms + every &&
+            p->now >= p->idle_probe_ms + every) {
+            p->idle_probe_ms = p->now;
+            send_state_req(p);
+        }
         return;
+    }
     if (p->xin.seq > p->executed) {
         if (p->xin.n_got == p->xin.n_chunks)
             xin_install(p);   /* complete, but the install had to wait */
@@ -227,29 +248,43 @@ int pbft_on_state_req(pbft *p, uint32_t from, const sy_pbft_state_req *r)
     uint64_t base = r->have;
     bool last = true;
     if (r->have < p->h) {
-        if (!p->h_snap)
+        /* the snapshot it is fetching if we kept it (pbft_keep_h_snap),
+         * else our stable checkpoint's */
+        bool old = p->kept.seq && r->seq == p->kept.seq && r->have < p->kept.seq;
+        if (!old && !p->h_snap)
             return SY_ENOTFOUND;   /* no blob to serve (host used SY_IN_APPLIED) */
-        if (r->seq > p->h)
+        if (!old && r->seq > p->h)
             return SY_ENOTFOUND;   /* it fetches a newer checkpoint than ours */
-        if (!p->h_tree) {
-            int rc = sy_chunks_tree(p->h_snap, p->h_snap_len, p->chunk, &p->h_tree,
-                                      &p->h_ntree);
+        uint64_t seq = old ? p->kept.seq : p->h;
+        const uint8_t *snap = old ? p->kept.snap : p->h_snap;
+        size_t snap_len = old ? p->kept.len : p->h_snap_len;
+        sy_digest **tree = old ? &p->kept.tree : &p->h_tree;
+        uint32_t *ntree = old ? &p->kept.ntree : &p->h_ntree;
+        if (!*tree) {
+            int rc = sy_chunks_tree(snap, snap_len, p->chunk, tree, ntree);
             if (rc)
                 return rc;
         }
-        /* a requester fetching an older checkpoint starts ours from 0 */
-        uint32_t idx = r->seq == p->h && r->chunk < p->h_ntree ? r->chunk : 0;
+        /* a requester fetching another checkpoint starts ours from 0 */
+        uint32_t idx = r->seq == seq && r->chunk < *ntree ? r->chunk : 0;
         size_t off = (size_t)idx * p->chunk;
-        size_t len = p->h_snap_len - off < p->chunk ? p->h_snap_len - off : p->chunk;
-        st->ckpt = (sy_pbft_ckproof){ .seq = p->h, .digest = p->h_digest,
-                                      .n_sigs = p->h_nsigs, .sigs = p->h_sigs };
-        st->snapshot = (sy_bytes){ p->h_snap + off, (uint32_t)len };
-        st->snap_len = p->h_snap_len;
+        size_t len = snap_len - off < p->chunk ? snap_len - off : p->chunk;
+        if (old)
+            st->ckpt = (sy_pbft_ckproof){ .seq = seq, .digest = p->kept.d,
+                                          .n_sigs = p->kept.nsigs, .sigs = p->kept.sigs };
+        else
+            st->ckpt = (sy_pbft_ckproof){ .seq = seq, .digest = p->h_digest,
+                                          .n_sigs = p->h_nsigs, .sigs = p->h_sigs };
+        st->snapshot = (sy_bytes){ snap + off, (uint32_t)len };
+        st->snap_len = snap_len;
         st->chunk = idx;
-        sy_chunks_path(p->h_tree, p->h_ntree, idx, path, &st->n_path);
+        sy_chunks_path(*tree, *ntree, idx, path, &st->n_path);
         st->path = path;
-        base = p->h;
-        last = idx + 1 == p->h_ntree;
+        *(old ? &p->kept.served_ms : &p->h_served_ms) = p->now ? p->now : 1;
+        /* above a kept checkpoint our log has nothing (it starts at h):
+         * the fetcher asks again once it has installed it */
+        base = seq;
+        last = idx + 1 == *ntree;
     }
     sy_pbft_centry *ents = last ? calloc(SY_PBFT_MAX_STATE_ENTRIES, sizeof *ents) : NULL;
     if (last && !ents)
@@ -438,6 +473,10 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
     bool same = p->xin.seq == st->ckpt.seq && sy_digest_eq(&p->xin.d, &st->ckpt.digest);
     if (!same && p->xin.seq > st->ckpt.seq)
         return SY_ESTALE;   /* older than the one we are assembling */
+    if (!same && p->xin.seq && from != p->xin.peer)
+        return SY_ESTALE;   /* only the replica serving our fetch (which keeps
+                             * its snapshot for us) moves it to a newer one:
+                             * an answer to a probe would throw the chunks away */
     if (!same && !pbft_ckproof_valid(p, &st->ckpt))
         return bad_state(p, from);
     if (!sy_chunks_verify(&st->ckpt.digest, st->snap_len, p->chunk, st->chunk, st->snapshot.p,

@@ -35,6 +35,7 @@
 #define RT_HANDOFF_MAX_MS 10000    /* longest a stopping leader waits for a hand-off */
 #define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
 #define RT_FSYNC_BUCKETS 12
+#define RT_SNAPSHOT_SLOW_S 0.5     /* a snapshot this long is WARNed about */
 #define RT_MMAP_THRESHOLD (256 * 1024)   /* bytes; see synod_run */
 
 /* A client request waiting for its entry to be applied. */
@@ -71,6 +72,9 @@ typedef struct {
     double fsync_sum;
     uint64_t pending, pending_reads;
     uint64_t snapshots;
+    double snapshot_sum;      /* seconds the event loop spent taking them */
+    double snapshot_last;     /* seconds, the last one */
+    uint64_t snapshot_bytes;  /* size of the last one's blob */
     uint64_t session_replies; /* requests answered from the session table */
     char protocol[16];
     bool storage_failed;
@@ -224,6 +228,12 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
          m->st.dropped);
     EMIT("# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
+    EMIT("# TYPE synod_snapshot_seconds_total counter\nsynod_snapshot_seconds_total %.6f\n",
+         m->snapshot_sum);
+    EMIT("# TYPE synod_snapshot_last_seconds gauge\nsynod_snapshot_last_seconds %.6f\n",
+         m->snapshot_last);
+    EMIT("# TYPE synod_snapshot_last_bytes gauge\nsynod_snapshot_last_bytes %" PRIu64 "\n",
+         m->snapshot_bytes);
     EMIT("# TYPE synod_pending_requests gauge\nsynod_pending_requests %" PRIu64 "\n", m->pending);
     EMIT("# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
     EMIT("# TYPE synod_messages_in_total counter\n");
@@ -395,6 +405,7 @@ static int take_snapshot(rt *r, uint64_t index)
 {
     /* answered clients do not wait for the snapshot's serialisation */
     flush_replies(r);
+    double t0 = now_s();
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = sy_kv_snapshot(&r->kv, &blob, &len);
@@ -417,8 +428,24 @@ static int take_snapshot(rt *r, uint64_t index)
         in.u.snapshot.data = (sy_bytes){blob, (uint32_t)len};
         rc = step(r, &in);
         r->snap_index = index;
+        /* serialised, stored, synced and hashed (by the engine) on this
+         * thread, which steps nothing else meanwhile: O(state), see
+         * docs/operations.md "Large states" */
+        double dt = now_s() - t0;
+        pthread_mutex_lock(&r->m.mu);
         r->m.snapshots++;
-        SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes); log compacted below it", index, len);
+        r->m.snapshot_sum += dt;
+        r->m.snapshot_last = dt;
+        r->m.snapshot_bytes = len;
+        pthread_mutex_unlock(&r->m.mu);
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted below it",
+                index, len, dt * 1e3);
+        if (dt >= RT_SNAPSHOT_SLOW_S)
+            SY_WARN(&r->log,
+                    "snapshot at index %" PRIu64 " held the node for %.2f s (%zu bytes): requests "
+                    "wait while it is taken; raise %s (docs/operations.md, \"Large states\")",
+                    index, dt, len, r->cluster.protocol == SY_PROTO_PBFT ? "checkpoint_interval"
+                                                                         : "snapshot_threshold");
         /* the old log entries and the engine's previous copy are gone now:
          * hand the freed heap back (see RT_MMAP_THRESHOLD) */
         free(blob);

@@ -130,6 +130,22 @@ if command -v curl >/dev/null; then
   echo "$m" | grep -q '^synod_applied_index ' && pass "metrics endpoint serves Prometheus text" || fail "no metrics"
   h=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/health")
   [ "$h" = 200 ] && pass "health endpoint says 200" || fail "health said $h"
+  # every node with a snapshot of its own says how large and how long
+  snapped=0
+  for i in $(seq 0 $((N - 1))); do
+    m=$(curl -s "http://127.0.0.1:$((metrics_port + i))/metrics")
+    cnt=$(sed -n 's/^synod_snapshots_total \([0-9]*\)$/\1/p' <<<"$m")
+    [ "${cnt:-0}" -gt 0 ] || continue
+    b=$(sed -n 's/^synod_snapshot_last_bytes \([0-9]*\)$/\1/p' <<<"$m")
+    sec=$(sed -n 's/^synod_snapshot_seconds_total \([0-9.]*\)$/\1/p' <<<"$m")
+    if [ "${b:-0}" -gt 0 ] && awk -v s="${sec:-0}" 'BEGIN { exit !(s > 0) }'; then
+      snapped=$((snapped + 1))
+    else
+      fail "node $i took $cnt snapshots but reports bytes '${b:-}' seconds '${sec:-}'"
+    fi
+  done
+  [ "$snapped" -gt 0 ] && pass "$snapped nodes report their snapshots' size and duration" \
+    || fail "no node reports a snapshot in its metrics"
 fi
 
 # ---- 6b. SIGTERM of the leader: Raft hands leadership to a peer before it

@@ -179,6 +179,69 @@ static void test_a_slow_responder_loses_the_fetch_to_another_replica(void **stat
     h_free(h);
 }
 
+/* Node 3's link is slow: every STATE sent to it, from anyone, waits in
+ * one queue that releases a message every 20 ms -- a bandwidth limit,
+ * not a silent peer (each chunk still arrives well inside two heartbeats
+ * of being asked). The others keep writing, so their stable checkpoint
+ * moves on every ~100 ms while a whole snapshot takes ~800 ms to cross.
+ * Before the served snapshot was kept for its fetcher, every responder
+ * answered with its newest checkpoint as soon as it had one, node 3
+ * started over each time and never installed anything. */
+static h_msg link_q[8192];
+static size_t link_n, link_head;
+static bool link_release;
+static bool slow_link_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    if (m->type != SY_MSG_PBFT_STATE || to != 3 || link_release)
+        return true;
+    sy_buf b;
+    sy_buf_init(&b);
+    if (link_n == sizeof link_q / sizeof *link_q ||
+        sy_env_encode(H_CLUSTER, from, m, &h->sg[from], &b))
+        abort();
+    size_t len;
+    uint8_t *p = sy_buf_take(&b, &len);
+    link_q[link_n++] = (h_msg){ from, 3, p, len };
+    return false;
+}
+
+static void test_a_fetch_slower_than_a_checkpoint_interval_completes(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_tiny_chunks);
+    h->down[3] = true;
+    for (uint32_t r = 0; r < 12; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
+    link_n = link_head = 0;
+    h->filter = slow_link_to_3;
+    h->down[3] = false;
+    uint64_t h_at_start = h_status(h, 0).snap_index, last = 0;
+    for (uint64_t t = 0; t < 8000 && !h->installs[3]; t += 10) {
+        if (link_head < link_n && h->now >= last + 20) {
+            link_release = true;
+            h_deliver(h, &link_q[link_head]);
+            link_release = false;
+            free(link_q[link_head++].buf);
+            last = h->now;
+        }
+        if (t % 20 == 0)
+            h_submit(h, (uint32_t)(t / 20) % 2, 0x7);
+        h_tick(h, 10);
+    }
+    assert_true(h->installs[3] >= 1);
+    /* the others' checkpoints moved on several times meanwhile */
+    assert_true(h_status(h, 0).snap_index >= h_at_start + 3 * 4);
+    for (size_t i = link_head; i < link_n; i++)
+        free(link_q[i].buf);
+    link_n = link_head = 0;
+    h->filter = NULL;
+    h_run_for(h, 5000, 50);
+    assert_int_equal(h->applied[3], h->applied[0]);
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* Drops the first copy of chunk 1 sent to node 3, so the last chunk (the
  * one that carries the entries above the checkpoint) is in before it. */
 static uint32_t chunk1_drops;
@@ -227,6 +290,33 @@ static void test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster
     assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
     assert_int_equal(h->violations, 0);
     h_free(h);
+}
+
+/* Node 3 is away (partitioned: no messages either way, its timers
+ * running) while the others execute requests, then returns to an idle
+ * cluster: no client writes again and nobody's own work names the
+ * sequence numbers it missed. It must find out by itself, for a lag
+ * inside one checkpoint interval (3 requests: nothing stable to fetch,
+ * only entries) and for one past stable checkpoints (9 requests). Before
+ * the idle probe it stayed at 0 for good. */
+static void test_replica_back_in_an_idle_cluster_catches_up_by_itself(void **state)
+{
+    (void)state;
+    const uint32_t lags[] = { 3, 9 };
+    for (uint32_t k = 0; k < 2; k++) {
+        harness *h = h_new(4, 1, false, 4, tweak_k4);
+        h->down[3] = true;
+        for (uint32_t r = 0; r < lags[k]; r++)
+            assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
+        assert_int_equal(h->applied[3], 0);
+        h->down[3] = false;
+        /* idle: only ticks from here */
+        h_run_for(h, 10000, 50);
+        assert_int_equal(h->applied[3], lags[k]);
+        assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+        assert_int_equal(h->violations, 0);
+        h_free(h);
+    }
 }
 
 /* The primary, node 0, never sees client 3's request: the client sent it
@@ -440,6 +530,8 @@ int main(void)
         cmocka_unit_test(test_backups_that_installed_state_still_accuse_a_censoring_primary),
         cmocka_unit_test(test_a_slow_responder_loses_the_fetch_to_another_replica),
         cmocka_unit_test(test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster),
+        cmocka_unit_test(test_replica_back_in_an_idle_cluster_catches_up_by_itself),
+        cmocka_unit_test(test_a_fetch_slower_than_a_checkpoint_interval_completes),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
