@@ -157,6 +157,10 @@ typedef struct sy_input {
         struct {
             uint64_t index, term;
             sy_bytes data;       /* borrowed; engine copies if it keeps it */
+            /* PBFT, optional: the checkpoint digest of data (sy_chunks_digest
+             * with the configured state_chunk_bytes), computed by the host
+             * off the engine's thread; NULL: the engine computes it */
+            const sy_digest *digest;
         } snapshot;
         struct {
             uint32_t target;     /* SY_NO_NODE: the engine picks the voter

@@ -933,52 +933,54 @@ int sy_kv_sessions(sy_kvm *kv, sy_session_rec **out, size_t *n, uint64_t *applie
  * magic(8), u64 applied, digest(32), u64 ledger height, ledger hash(32),
  * then for state and sessions tables: u64 rows, rows x (u32 kl, k, u32 vl, v);
  * then BLAKE2b-256 of everything before. */
+typedef struct {
+    sy_buf *b;
+    uint64_t rows;
+} dump_ctx;
+
+static int dump_row(void *ctx, sy_bytes k, sy_bytes v)
+{
+    dump_ctx *d = ctx;
+    put32(d->b, k.len);
+    sy_buf_append(d->b, k.p, k.len);
+    put32(d->b, v.len);
+    sy_buf_append(d->b, v.p, v.len);
+    d->rows++;
+    return d->b->err;
+}
+
+/* One table: its row count, then each row (u32 length, key, u32 length,
+ * value) in key order. */
 static int dump_table(sy_txn *t, int tbl, sy_buf *b)
 {
     size_t count_off = b->len;
     put64(b, 0);
-    uint64_t rows = 0;
-    sy_bytes k, v;
-    int rc = sy_txn_seek(t, tbl, NULL, 0, false, &k, &v);
-    while (rc == SY_OK) {
-        put32(b, k.len);
-        sy_buf_append(b, k.p, k.len);
-        put32(b, v.len);
-        sy_buf_append(b, v.p, v.len);
-        rows++;
-        uint8_t kb[SY_KV_KEY_PREFIX + LONG_KEY_HASH + 16];
-        if (k.len > sizeof kb)
-            return SY_ECORRUPT;
-        memcpy(kb, k.p, k.len);
-        rc = sy_txn_seek(t, tbl, kb, k.len, true, &k, &v);
-    }
-    if (rc != SY_ENOTFOUND)
+    dump_ctx d = { b, 0 };
+    int rc = sy_txn_scan(t, tbl, NULL, 0, dump_row, &d);
+    if (rc)
         return rc;
     if (b->err)
         return b->err;
-    sy_put_u64be(b->p + count_off, rows);
+    sy_put_u64be(b->p + count_off, d.rows);
     return SY_OK;
 }
 
-int sy_kv_snapshot(sy_kvm *kv, uint8_t **out, size_t *len)
+int sy_kv_snapshot_txn(sy_txn *t, uint8_t **out, size_t *len)
 {
-    sy_txn t;
-    int rc = sy_txn_begin(kv->s, false, &t);
-    if (rc)
-        return rc;
     sy_buf b;
     sy_buf_init(&b);
     uint64_t applied, height;
     sy_digest dg, lh;
-    if ((rc = sy_txn_get_applied(&t, &applied)) || (rc = load_digest(&t, &dg)) ||
-        (rc = sy_ledger_tip(&t, &height, &lh)))
+    int rc;
+    if ((rc = sy_txn_get_applied(t, &applied)) || (rc = load_digest(t, &dg)) ||
+        (rc = sy_ledger_tip(t, &height, &lh)))
         goto out;
     sy_buf_append(&b, SY_KV_SNAPSHOT_MAGIC, 8);
     put64(&b, applied);
     sy_buf_append(&b, dg.b, SY_DIGEST_LEN);
     put64(&b, height);
     sy_buf_append(&b, lh.b, SY_DIGEST_LEN);
-    if ((rc = dump_table(&t, SY_TBL_STATE, &b)) || (rc = dump_table(&t, SY_TBL_SESSIONS, &b)))
+    if ((rc = dump_table(t, SY_TBL_STATE, &b)) || (rc = dump_table(t, SY_TBL_SESSIONS, &b)))
         goto out;
     sy_digest ck;
     if (b.err) {
@@ -992,6 +994,16 @@ int sy_kv_snapshot(sy_kvm *kv, uint8_t **out, size_t *len)
     *out = sy_buf_take(&b, len);
 out:
     sy_buf_free(&b);
+    return rc;
+}
+
+int sy_kv_snapshot(sy_kvm *kv, uint8_t **out, size_t *len)
+{
+    sy_txn t;
+    int rc = sy_txn_begin(kv->s, false, &t);
+    if (rc)
+        return rc;
+    rc = sy_kv_snapshot_txn(&t, out, len);
     sy_txn_abort(&t);
     return rc;
 }

@@ -101,6 +101,10 @@ int sy_kv_sessions(sy_kvm *kv, sy_session_rec **out, size_t *n, uint64_t *applie
 /* Snapshot of state + sessions + applied index + ledger tip, as one
  * checksummed blob (*out owned by the caller, free()). */
 int sy_kv_snapshot(sy_kvm *kv, uint8_t **out, size_t *len);
+/* The same from transaction t (read or write; not ended here), which fixes
+ * the state it is taken of: a read transaction opened on one thread may be
+ * serialised on another while writes go on (the storage's MDB_NOTLS). */
+int sy_kv_snapshot_txn(sy_txn *t, uint8_t **out, size_t *len);
 /* Replaces the state machine with a snapshot inside write txn t: state,
  * sessions, applied index; the ledger restarts after the snapshot's tip.
  * Recomputes the digest and checks it against the blob's (SY_ECORRUPT). */

@@ -150,6 +150,27 @@ int sy_txn_last(sy_txn *t, int tbl, sy_bytes *key, sy_bytes *val)
     return rc ? rc : row_verify(t, tbl, key->p, key->len, val);
 }
 
+typedef struct {
+    sy_txn *t;
+    int tbl;
+    int (*cb)(void *ctx, sy_bytes key, sy_bytes val);
+    void *ctx;
+} scan_ctx;
+
+static int scan_row(void *ctx, sy_bytes key, sy_bytes val)
+{
+    scan_ctx *c = ctx;
+    int rc = row_verify(c->t, c->tbl, key.p, key.len, &val);
+    return rc ? rc : c->cb(c->ctx, key, val);
+}
+
+int sy_txn_scan(sy_txn *t, int tbl, const void *k, size_t kl,
+                int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx)
+{
+    scan_ctx c = { t, tbl, cb, ctx };
+    return t->s->ops->scan(t->s, t->impl, tbl, k, kl, scan_row, &c);
+}
+
 /* ---- checksummed meta ---- */
 int sy_txn_meta_get(sy_txn *t, const char *name, sy_bytes *v)
 {

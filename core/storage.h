@@ -73,6 +73,12 @@ typedef struct sy_storage_ops {
                 sy_bytes *key, sy_bytes *val);
     /* Last pair of the table; SY_ENOTFOUND when empty. */
     int (*last)(sy_storage *s, void *txn, int tbl, sy_bytes *key, sy_bytes *val);
+    /* Every pair with key >= k (k NULL: from the first) in key order, to
+     * cb, until cb returns nonzero (that code is returned) or the table
+     * ends (SY_OK). One cursor for the walk, where seek costs a descent
+     * per pair. */
+    int (*scan)(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
+                int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx);
     void (*close)(sy_storage *s);
 } sy_storage_ops;
 
@@ -141,6 +147,10 @@ int sy_txn_clear(sy_txn *t, int tbl);
 int sy_txn_seek(sy_txn *t, int tbl, const void *k, size_t kl, bool after, sy_bytes *key,
                 sy_bytes *val);
 int sy_txn_last(sy_txn *t, int tbl, sy_bytes *key, sy_bytes *val);
+/* Walks the pairs from k (NULL: the first) in key order, each borrowed for
+ * the call to cb; stops at cb's first nonzero return and returns it. */
+int sy_txn_scan(sy_txn *t, int tbl, const void *k, size_t kl,
+                int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx);
 
 /* Checksummed meta values: stored as checksum || value, verified on get
  * (SY_ECORRUPT naming the meta key on mismatch). *v borrowed. */

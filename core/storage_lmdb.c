@@ -143,6 +143,30 @@ static int lm_seek(sy_storage *s, void *txn, int tbl, const void *k, size_t kl, 
     return SY_OK;
 }
 
+static int lm_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
+                   int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx)
+{
+    lm *l = s->impl;
+    MDB_cursor *c;
+    int mrc = mdb_cursor_open(txn, l->dbi[tbl], &c);
+    if (mrc)
+        return map_err(s, mrc, "cursor");
+    MDB_val mk = mv(k, kl), mval;
+    int rc = SY_OK;
+    mrc = mdb_cursor_get(c, &mk, &mval, k ? MDB_SET_RANGE : MDB_FIRST);
+    while (mrc == 0) {
+        rc = cb(ctx, (sy_bytes){ mk.mv_data, (uint32_t)mk.mv_size },
+                (sy_bytes){ mval.mv_data, (uint32_t)mval.mv_size });
+        if (rc)
+            break;
+        mrc = mdb_cursor_get(c, &mk, &mval, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc)
+        return rc;
+    return mrc == MDB_NOTFOUND ? SY_OK : map_err(s, mrc, "scan");
+}
+
 static int lm_last(sy_storage *s, void *txn, int tbl, sy_bytes *key, sy_bytes *val)
 {
     lm *l = s->impl;
@@ -180,6 +204,7 @@ static const sy_storage_ops lmdb_ops = {
     .del = lm_del,
     .clear = lm_clear,
     .seek = lm_seek,
+    .scan = lm_scan,
     .last = lm_last,
     .close = lm_close,
 };

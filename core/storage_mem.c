@@ -327,6 +327,27 @@ static int mem_seek(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
     return SY_OK;
 }
 
+static int mem_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
+                    int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx)
+{
+    (void)txn;
+    mem *m = s->impl;
+    table *t = &m->t[tbl];
+    size_t i = 0;
+    if (k) {
+        bool found;
+        i = lower_bound(t, k, kl, &found);
+    }
+    for (; i < t->n; i++) {
+        const item *it = t->v[i];
+        int rc = cb(ctx, (sy_bytes){ it->data, it->kl },
+                    (sy_bytes){ it->data + it->kl, (uint32_t)it->vl });
+        if (rc)
+            return rc;
+    }
+    return SY_OK;
+}
+
 static int mem_last(sy_storage *s, void *txn, int tbl, sy_bytes *key, sy_bytes *val)
 {
     mem *m = s->impl;
@@ -366,6 +387,7 @@ static const sy_storage_ops mem_ops = {
     .del = mem_del,
     .clear = mem_clear,
     .seek = mem_seek,
+    .scan = mem_scan,
     .last = mem_last,
     .close = mem_close,
 };

@@ -49,42 +49,76 @@ void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len)
     p->h_snap_len = blob ? len : 0;
 }
 
-void pbft_kept_clear(pbft *p)
+static void kept_clear(pbft_kept *k)
 {
-    free(p->kept.snap);
-    free(p->kept.tree);
-    sy_pbft_sig *sigs = p->kept.sigs;
-    memset(&p->kept, 0, sizeof p->kept);
-    p->kept.sigs = sigs;
+    free(k->snap);
+    free(k->tree);
+    sy_pbft_sig *sigs = k->sigs;
+    memset(k, 0, sizeof *k);
+    k->sigs = sigs;
 }
 
-/* h is about to move on: if a replica fetched its snapshot lately, keep
- * the blob (with its tree and proof) so that the fetch can finish. Without
- * it, a snapshot that takes longer to cross than the cluster takes to make
- * the next stable checkpoint was never fetched at all: every responder
- * answered with its newest one and the fetcher started over (a slow link
- * under steady load; test_a_fetch_slower_than_a_checkpoint_interval_completes).
- * One is kept at a time; it costs its size in memory while it is used. */
-void pbft_keep_h_snap(pbft *p)
+/* Some peer was served chunks of checkpoint seq within PBFT_KEEP_HB
+ * heartbeats. */
+static bool fetched_lately(const pbft *p, uint64_t seq)
 {
     uint64_t keep = PBFT_KEEP_HB * (uint64_t)p->cfg.heartbeat_ms;
-    if (!p->h_snap || !p->h_served_ms || p->now >= p->h_served_ms + keep)
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->fetch_seq[i] == seq && p->fetch_ms[i] && p->now < p->fetch_ms[i] + keep)
+            return true;
+    return false;
+}
+
+pbft_kept *pbft_kept_find(pbft *p, uint64_t seq)
+{
+    for (uint32_t i = 0; seq && i < p->n; i++)
+        if (p->kept[i].seq == seq)
+            return &p->kept[i];
+    return NULL;
+}
+
+/* h is about to move on: if a replica is fetching its snapshot, keep the
+ * blob (with its tree and proof) so that the fetch can finish. Without it,
+ * a snapshot that takes longer to cross than the cluster takes to make the
+ * next stable checkpoint was never fetched at all: every responder
+ * answered with its newest one and the fetcher started over (a slow link
+ * under steady load; test_a_fetch_slower_than_a_checkpoint_interval_completes).
+ * A blob is kept while a peer fetches it and each peer fetches one, so a
+ * fetcher never loses its blob to another's (or to a Byzantine replica
+ * that asks for chunks: it can hold one blob of its own, no more). The
+ * price is memory: one state-sized blob per replica fetching an old
+ * checkpoint, none in a cluster where nobody lags. */
+void pbft_keep_h_snap(pbft *p)
+{
+    if (!p->h_snap || !fetched_lately(p, p->h))
         return;
-    pbft_kept_clear(p);
-    p->kept.seq = p->h;
-    p->kept.d = p->h_digest;
-    p->kept.nsigs = p->h_nsigs;
-    memcpy(p->kept.sigs, p->h_sigs, p->h_nsigs * sizeof *p->h_sigs);
-    p->kept.snap = p->h_snap;
-    p->kept.len = p->h_snap_len;
-    p->kept.tree = p->h_tree;
-    p->kept.ntree = p->h_ntree;
-    p->kept.served_ms = p->h_served_ms;
+    pbft_kept *k = NULL;
+    for (uint32_t i = 0; i < p->n && !k; i++)
+        if (!p->kept[i].seq || !fetched_lately(p, p->kept[i].seq))
+            k = &p->kept[i];   /* n slots, at most n-1 fetchers: one is free */
+    if (!k)
+        return;
+    kept_clear(k);
+    k->seq = p->h;
+    k->d = p->h_digest;
+    k->nsigs = p->h_nsigs;
+    memcpy(k->sigs, p->h_sigs, p->h_nsigs * sizeof *p->h_sigs);
+    k->snap = p->h_snap;
+    k->len = p->h_snap_len;
+    k->tree = p->h_tree;
+    k->ntree = p->h_ntree;
     p->h_snap = NULL;
     p->h_snap_len = 0;
     p->h_tree = NULL;
     p->h_ntree = 0;
-    p->h_served_ms = 0;
+}
+
+/* From the heartbeat: blobs nobody fetches any more are freed. */
+void pbft_kept_expire(pbft *p)
+{
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->kept[i].seq && !fetched_lately(p, p->kept[i].seq))
+            kept_clear(&p->kept[i]);
 }
 
 void pbft_xin_clear(pbft *p)
@@ -842,14 +876,20 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->hi_ck = calloc(p->n, sizeof *p->hi_ck);
     p->peer_view = calloc(p->n, sizeof *p->peer_view);
     p->h_sigs = calloc(p->n, sizeof *p->h_sigs);
-    p->kept.sigs = calloc(p->n, sizeof *p->kept.sigs);
+    p->kept = calloc(p->n, sizeof *p->kept);
+    p->fetch_seq = calloc(p->n, sizeof *p->fetch_seq);
+    p->fetch_ms = calloc(p->n, sizeof *p->fetch_ms);
+    for (uint32_t i = 0; p->kept && i < p->n; i++)
+        if (!(p->kept[i].sigs = calloc(p->n, sizeof *p->kept[i].sigs)))
+            goto err_destroy;
     p->vcs = calloc(p->n, sizeof *p->vcs);
     p->nv_resent_ms = calloc(p->n, sizeof *p->nv_resent_ms);
     p->vcache = calloc(PBFT_VCACHE, sizeof *p->vcache);
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->kept.sigs ||
+    if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->kept || !p->fetch_seq ||
+        !p->fetch_ms ||
         !p->vcs ||
         !p->nv_resent_ms || !p->vcache || !p->vcache_have || !p->waiting || !p->waiting_since)
         goto err_destroy;
@@ -1031,8 +1071,13 @@ static void pbft_destroy(void *e)
     free(p->peer_view);
     free(p->h_sigs);
     pbft_set_h_snap(p, NULL, 0);
-    pbft_kept_clear(p);
-    free(p->kept.sigs);
+    for (uint32_t i = 0; p->kept && i < p->n; i++) {
+        kept_clear(&p->kept[i]);
+        free(p->kept[i].sigs);
+    }
+    free(p->kept);
+    free(p->fetch_seq);
+    free(p->fetch_ms);
     pbft_xin_clear(p);
     free(p->vcs);
     free(p->nv_resent_ms);
@@ -1057,9 +1102,7 @@ static void heartbeat(pbft *p)
     if (p->now < p->hb_last + p->cfg.heartbeat_ms)
         return;
     p->hb_last = p->now;
-    if (p->kept.seq &&
-        p->now >= p->kept.served_ms + PBFT_KEEP_HB * (uint64_t)p->cfg.heartbeat_ms)
-        pbft_kept_clear(p);   /* nobody fetches it any more */
+    pbft_kept_expire(p);
     pbft_retransmit(p);
     pbft_fetch_batches(p);
     pbft_maybe_fetch_state(p);
@@ -1190,7 +1233,7 @@ static int pbft_step(void *e, const sy_input *in)
         break;
     case SY_IN_SNAPSHOT:
         rc = pbft_on_snapshot(p, in->u.snapshot.index, in->u.snapshot.data.p,
-                              in->u.snapshot.data.len, NULL);
+                              in->u.snapshot.data.len, in->u.snapshot.digest);
         break;
     case SY_IN_APPLIED:
         rc = pbft_on_snapshot(p, in->u.applied.index, NULL, 0, &in->u.applied.digest);

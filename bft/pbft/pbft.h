@@ -85,8 +85,20 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_MAX_WAITING 1024u        /* requests a backup watches for its timer */
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
 #define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
-#define PBFT_KEEP_HB 4u               /* a served snapshot outlives h this long unrequested */
+#define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
 #define PBFT_HS_VERSION 1u
+
+/* A stable checkpoint's snapshot kept for a replica still fetching it. */
+typedef struct {
+    uint64_t seq;                 /* 0 = free */
+    sy_digest d;
+    uint32_t nsigs;
+    sy_pbft_sig *sigs;            /* [n] its proof */
+    uint8_t *snap;
+    size_t len;
+    sy_digest *tree;              /* its chunk tree, built when first served */
+    uint32_t ntree;
+} pbft_kept;
 
 /* The latest vote (prepare or commit) of one replica at one seq. */
 typedef struct {
@@ -190,20 +202,12 @@ struct pbft {
     size_t h_snap_len;
     sy_digest *h_tree;            /* its chunk tree (lazily, for serving) */
     uint32_t h_ntree;
-    uint64_t h_served_ms;         /* last time a chunk of it was served */
-    /* An earlier stable checkpoint's snapshot, kept after h moved on for
-     * as long as some replica goes on fetching it (pbft_on_state_req). */
-    struct {
-        uint64_t seq;             /* 0 = none */
-        sy_digest d;
-        uint32_t nsigs;
-        sy_pbft_sig *sigs;        /* [n] its proof */
-        uint8_t *snap;
-        size_t len;
-        sy_digest *tree;
-        uint32_t ntree;
-        uint64_t served_ms;
-    } kept;
+    /* Earlier stable checkpoints' snapshots, kept after h moved on while
+     * some replica goes on fetching them (pbft_keep_h_snap): at most one
+     * per fetching peer, the one it fetches (fetch_seq/fetch_ms). */
+    pbft_kept *kept;              /* [n] */
+    uint64_t *fetch_seq;          /* [n] checkpoint each peer was last served chunks of */
+    uint64_t *fetch_ms;           /* [n] when (0 = never) */
     uint32_t chunk;               /* state transfer chunk bytes */
     uint64_t executed;            /* last seq emitted in rd.committed */
     uint64_t next_seq;            /* primary: next to assign */
@@ -263,6 +267,8 @@ struct pbft {
         uint32_t inflight;        /* asked for, not yet in */
         uint32_t peer;            /* the replica we ask */
         bool rotate;              /* it lied: move on at the next tick */
+        uint64_t lacks;           /* bit i: replica i answered with a newer one */
+        uint64_t rx_ms;           /* last chunk from peer (or when it was picked) */
     } xin;
     uint64_t hb_last;             /* last heartbeat (retransmission) */
     uint64_t exec_at_hb;
@@ -314,7 +320,8 @@ int pbft_snap_digest(const pbft *p, const uint8_t *blob, size_t len, sy_digest *
 /* Replaces the blob held for h (takes ownership of blob; NULL = none). */
 void pbft_set_h_snap(pbft *p, uint8_t *blob, size_t len);
 void pbft_keep_h_snap(pbft *p);
-void pbft_kept_clear(pbft *p);
+void pbft_kept_expire(pbft *p);
+pbft_kept *pbft_kept_find(pbft *p, uint64_t seq);
 /* The host's client sessions of the state installed at index
  * (SY_IN_SESSIONS): the client table a state install had lost. */
 int pbft_on_sessions(pbft *p, uint64_t index, const sy_session_rec *recs, size_t n);

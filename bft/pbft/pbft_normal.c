@@ -716,8 +716,10 @@ int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
         /* the checkpoint went stable on others' votes before our host's
          * snapshot arrived: keep the blob if it is the certified state */
         sy_digest d;
-        if (pbft_snap_digest(p, data, len, &d) == SY_OK && sy_digest_eq(&d, &p->h_digest) &&
-            len) {
+        if (digest)
+            d = *digest;
+        if ((digest || pbft_snap_digest(p, data, len, &d) == SY_OK) &&
+            sy_digest_eq(&d, &p->h_digest) && len) {
             uint8_t *copy = malloc(len);
             if (!copy)
                 return SY_ENOMEM;

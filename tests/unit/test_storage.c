@@ -298,6 +298,55 @@ static void test_persist_ready_writes_hardstate_truncate_entries_compaction(void
     sy_storage_boot_free(&b);
 }
 
+/* what a scan saw: keys in order, concatenated with '|' */
+typedef struct {
+    char seen[256];
+    int stop_after;   /* 0: never stop */
+    int n;
+} scan_seen;
+
+static int scan_collect(void *ctx, sy_bytes k, sy_bytes v)
+{
+    scan_seen *w = ctx;
+    size_t l = strlen(w->seen);
+    snprintf(w->seen + l, sizeof w->seen - l, "%.*s=%.*s|", (int)k.len, (const char *)k.p,
+             (int)v.len, (const char *)v.p);
+    w->n++;
+    return w->stop_after && w->n == w->stop_after ? 42 : 0;
+}
+
+static void test_scan_walks_rows_in_key_order_from_a_key_and_stops_on_request(void **state)
+{
+    fixture *f = *state;
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    const char *keys[] = { "d", "a", "c", "b", "e" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sy_txn_put(&t, SY_TBL_STATE, keys[i], 1, keys[i], 1), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    scan_seen w = { "", 0, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, NULL, 0, scan_collect, &w), SY_OK);
+    assert_string_equal(w.seen, "a=a|b=b|c=c|d=d|e=e|");
+    /* from a key that is there, and from one between two keys */
+    w = (scan_seen){ "", 0, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, "c", 1, scan_collect, &w), SY_OK);
+    assert_string_equal(w.seen, "c=c|d=d|e=e|");
+    w = (scan_seen){ "", 0, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, "bb", 2, scan_collect, &w), SY_OK);
+    assert_string_equal(w.seen, "c=c|d=d|e=e|");
+    /* the callback's nonzero return ends the walk and is returned */
+    w = (scan_seen){ "", 2, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, NULL, 0, scan_collect, &w), 42);
+    assert_string_equal(w.seen, "a=a|b=b|");
+    /* past the end, and an empty table: nothing, SY_OK */
+    w = (scan_seen){ "", 0, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, "f", 1, scan_collect, &w), SY_OK);
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_SESSIONS, NULL, 0, scan_collect, &w), SY_OK);
+    assert_int_equal(w.n, 0);
+    sy_txn_abort(&t);
+}
+
 /* ---- memory backend crash model ---- */
 static void test_mem_crash_loses_exactly_the_unsynced_batches(void **state)
 {
@@ -536,6 +585,9 @@ static void test_corrupted_state_and_session_rows_are_refused_not_served(void **
     assert_int_equal(sy_txn_get(&t, SY_TBL_STATE, "key", 3, &v), SY_ECORRUPT);
     assert_non_null(strstr(sy_storage_errmsg(s), "state row with key 6b6579"));
     assert_int_equal(sy_txn_seek(&t, SY_TBL_STATE, NULL, 0, false, &k2, &v), SY_ECORRUPT);
+    scan_seen w = { "", 0, 0 };
+    assert_int_equal(sy_txn_scan(&t, SY_TBL_STATE, NULL, 0, scan_collect, &w), SY_ECORRUPT);
+    assert_int_equal(w.n, 0);   /* a bad row never reaches the callback */
     assert_int_equal(sy_txn_get(&t, SY_TBL_SESSIONS, "c1", 2, &v), SY_ECORRUPT);
     assert_non_null(strstr(sy_storage_errmsg(s), "session row"));
     sy_txn_abort(&t);
@@ -555,6 +607,7 @@ int main(void)
         BOTH(test_fresh_storage_boots_empty),
         BOTH(test_aborted_batch_leaves_nothing),
         BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
+        BOTH(test_scan_walks_rows_in_key_order_from_a_key_and_stops_on_request),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
         cmocka_unit_test(test_mem_deferred_applies_wait_for_a_full_sync),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
