@@ -4,6 +4,7 @@
  * configuration error. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <nng/nng.h>
 #include "cmd/synod/runtime.h"
@@ -32,6 +33,8 @@ static void usage(FILE *f)
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
             "                         fake-prepared bad-new-view flood\n"
+            "  --slow-snapshot MS     (test builds only) every snapshot takes MS ms longer,\n"
+            "                         as a large state's would\n"
             "\n"
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
 }
@@ -54,6 +57,16 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--byzantine") && i + 1 < argc) {
             o.byzantine = argv[++i];
+        } else if (!strcmp(argv[i], "--slow-snapshot") && i + 1 < argc) {
+            char *end;
+            unsigned long ms = strtoul(argv[++i], &end, 10);
+            if (*end || end == argv[i] || ms > 60000) {
+                fprintf(stderr, "synod: --slow-snapshot wants milliseconds 0..60000, not '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+            o.slow_snapshot_ms = (uint32_t)ms;
+            o.slow_snapshot = true;
         } else {
             fprintf(stderr, "synod: unexpected argument '%s' (see synod --help)\n", argv[i]);
             return 2;

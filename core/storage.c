@@ -507,9 +507,14 @@ int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
 int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                           sy_bytes data)
 {
-    uint64_t first, last;
-    int rc = sy_txn_log_bounds(t, &first, &last);
+    uint64_t first, last, have, have_term;
+    sy_members have_m;
+    int rc = get_snap_meta(t, &have, &have_term, &have_m);
     if (rc)
+        return rc;
+    if (have >= index)
+        return SY_ESTALE;   /* one as new was stored meanwhile (an install) */
+    if ((rc = sy_txn_log_bounds(t, &first, &last)))
         return rc;
     if (index > last)
         return sy_storage_fail(t->s, SY_EINVAL,

@@ -179,7 +179,9 @@ int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
  * (applied from its own log): stores metadata and blob and compacts the log
  * through index; every entry above index stays, whatever its term. Hosts
  * use this for local snapshots and sy_txn_set_snapshot (via
- * sy_txn_persist_ready) for snapshots installed from a peer. */
+ * sy_txn_persist_ready) for snapshots installed from a peer. SY_ESTALE,
+ * writing nothing, when the store already holds a snapshot at index or
+ * later (an install committed while this one was being taken). */
 int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                           sy_bytes data);
 int sy_txn_set_applied(sy_txn *t, uint64_t applied);

@@ -1318,10 +1318,20 @@ int sy_net_close(sy_net *net)
     __atomic_store_n(&net->closing, true, __ATOMIC_RELEASE);
     if (net->http)
         http_ok = http_stop_bounded(net->http);
-    /* Closing sockets aborts every pending aio with NNG_ECLOSED; the
-     * callbacks see `closing` and do not re-arm. */
+    /* Every client slot's and the pull socket's aio is stopped first:
+     * that cancels what is pending on it, waits for its callback (which
+     * sees `closing` and does not re-arm) and refuses new operations on it
+     * (a verify worker's reply may still try). Closing the REP socket with
+     * a context operation still pending hung for good once (nng_close in
+     * sy_net_close, all NNG threads idle: a node that never exited after
+     * SIGTERM in test_slow_snapshot under ThreadSanitizer). */
     for (int i = 0; i < 2; i++)
         watch_free(&net->watch[i]);
+    for (uint32_t i = 0; i < net->n_slots; i++)
+        if (net->slots[i].aio)
+            nng_aio_stop(net->slots[i].aio);
+    if (net->pull_aio)
+        nng_aio_stop(net->pull_aio);
     if (net->rep_open)
         nng_close(net->rep);
     if (net->pull_open)

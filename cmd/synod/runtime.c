@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "cmd/synod/runtime.h"
+#include "core/chunks.h"
 #include "core/config.h"
 #include "core/engine.h"
 #include "core/envelope.h"
@@ -165,6 +166,22 @@ typedef struct {
     sy_txn held_txn;
     bool held_txn_open;
     sy_wal *wal;              /* storage thread + boot */
+    /* The snapshot thread (see take_snapshot); sn_* under sn_mu: */
+    pthread_t sn_thread;
+    bool sn_thread_up;
+    pthread_mutex_t sn_mu;
+    pthread_cond_t sn_cv;     /* queued / done / quit changed */
+    bool sn_queued, sn_done, sn_quit;
+    uint64_t sn_index, sn_term;
+    sy_txn sn_txn;            /* read view at sn_index, opened by the loop */
+    uint8_t *sn_blob;         /* results, for the loop */
+    size_t sn_len;
+    sy_digest sn_digest;
+    bool sn_have_digest;
+    int sn_rc;
+    double sn_secs;
+    bool sn_busy;             /* event loop: a snapshot is being taken */
+    uint32_t sn_delay_ms;     /* test builds: --slow-snapshot */
     /* what the event loop knows of it (from the jobs it finished): */
     bool held_open;
     uint64_t held_since;      /* ms: first left open */
@@ -401,62 +418,251 @@ static void serve_reads(rt *r)
     }
 }
 
+/* ------------------------------------------------------------ snapshots
+ *
+ * A snapshot is O(state): serialise every row, hash the blob, store it
+ * (synced). Done on the event loop it held every message and client for
+ * its whole length (~1.1 us per key: 1.1 s at a million keys, at every
+ * PBFT checkpoint). So the loop only opens a read transaction at the
+ * snapshot's index -- the state is committed there (no held apply: the
+ * callers wait for the flush) and the transaction keeps that view however
+ * the state moves on -- and the snapshot thread does the rest, then wakes
+ * the loop, which steps SY_IN_SNAPSHOT with the stored blob. Meanwhile the
+ * loop goes on: every engine goes on applying (PBFT's waits only for the
+ * ready that names the checkpoint to be written; its CHECKPOINT waits for
+ * the snapshot, whose digest it signs). One snapshot at a time; a PBFT
+ * checkpoint that comes due while one is under way waits for it, on the
+ * loop (maybe_snapshot): its view must be opened before the next write
+ * moves the state past it. The blob is stored before the engine hears of
+ * it, as before, so a CHECKPOINT it signs is backed by a durable blob.
+ * The store is a write transaction of its own: it waits for the storage
+ * thread's, which commits at once while a snapshot is pending
+ * (flush_due), and the storage thread's next one waits for it. */
+
+static int maybe_snapshot(rt *r);
+
+static void snap_members(const rt *r, sy_members *mem)
+{
+    memset(mem, 0, sizeof *mem);
+    mem->n_voters = r->cluster.n;
+    for (uint32_t i = 0; i < r->cluster.n; i++)
+        mem->voters[i] = i;
+}
+
+/* Serialises the view t, computes PBFT's checkpoint digest of it, stores
+ * it. Any thread; t is ended here. */
+static int snap_make(rt *r, sy_txn *t, uint64_t index, uint64_t term, uint8_t **blob,
+                     size_t *len, sy_digest *dg, bool *have_dg)
+{
+    *blob = NULL;
+    *len = 0;
+    *have_dg = false;
+    uint64_t at = 0;
+    int rc = sy_txn_get_applied(t, &at);
+    if (rc == SY_OK && at != index)
+        rc = SY_ESTALE;   /* a bug upstream (see maybe_snapshot): refuse, never mislabel */
+    if (rc == SY_OK)
+        rc = sy_kv_snapshot_txn(t, blob, len);
+    sy_txn_abort(t);
+    if (rc)
+        return rc;
+    if (r->cluster.protocol == SY_PROTO_PBFT) {
+        uint32_t chunk = r->ecfg.state_chunk_bytes ? r->ecfg.state_chunk_bytes : SY_STATE_CHUNK_DEF;
+        if ((rc = sy_chunks_digest(*blob, *len, chunk, dg)))
+            return rc;
+        *have_dg = true;
+    }
+    sy_members mem;
+    snap_members(r, &mem);
+    sy_txn w;
+    if ((rc = sy_txn_begin(r->st, true, &w)) == SY_OK) {
+        rc = sy_txn_local_snapshot(&w, index, term, &mem, (sy_bytes){*blob, (uint32_t)*len});
+        rc = rc ? (sy_txn_abort(&w), rc) : sy_txn_commit(&w);
+    }
+    return rc;
+}
+
+/* The loop: the engine learns of a stored snapshot. */
+static int snap_finish(rt *r, uint64_t index, uint64_t term, uint8_t *blob, size_t len,
+                       const sy_digest *dg, double secs)
+{
+    sy_input in = {.kind = SY_IN_SNAPSHOT, .now_ms = now_ms()};
+    in.u.snapshot.index = index;
+    in.u.snapshot.term = term;
+    in.u.snapshot.data = (sy_bytes){blob, (uint32_t)len};
+    in.u.snapshot.digest = dg;
+    int rc = step(r, &in);
+    r->snap_index = index;
+    pthread_mutex_lock(&r->m.mu);
+    r->m.snapshots++;
+    r->m.snapshot_sum += secs;
+    r->m.snapshot_last = secs;
+    r->m.snapshot_bytes = len;
+    pthread_mutex_unlock(&r->m.mu);
+    SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted below it",
+            index, len, secs * 1e3);
+    if (secs >= RT_SNAPSHOT_SLOW_S && r->cluster.protocol == SY_PROTO_PBFT)
+        SY_WARN(&r->log,
+                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes) of a core, and its "
+                "checkpoint goes stable that much later; one is taken at every checkpoint: "
+                "raise checkpoint_interval (docs/operations.md, \"Large states\")",
+                index, secs, len);
+    else if (secs >= RT_SNAPSHOT_SLOW_S)
+        SY_WARN(&r->log,
+                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes) of a core; raise "
+                "snapshot_threshold to take fewer (docs/operations.md, \"Large states\")",
+                index, secs, len);
+    /* the old log entries and the engine's previous copy are gone now:
+     * hand the freed heap back (see RT_MMAP_THRESHOLD) */
+    free(blob);
+    malloc_trim(0);
+    return rc;
+}
+
+static void *snapshot_main(void *arg)
+{
+    rt *r = arg;
+    pthread_mutex_lock(&r->sn_mu);
+    for (;;) {
+        while (!r->sn_queued && !r->sn_quit)
+            pthread_cond_wait(&r->sn_cv, &r->sn_mu);
+        if (!r->sn_queued)
+            break;
+        sy_txn t = r->sn_txn;
+        uint64_t index = r->sn_index, term = r->sn_term;
+        bool quit = r->sn_quit;
+        pthread_mutex_unlock(&r->sn_mu);
+        double t0 = now_s();
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        sy_digest dg = {{0}};
+        bool have_dg = false;
+        int rc;
+        if (quit) {
+            sy_txn_abort(&t);   /* stopping: the next start takes it again */
+            rc = SY_ECLOSED;
+        } else {
+            if (r->sn_delay_ms) {   /* test builds only (--slow-snapshot) */
+                struct timespec d = {r->sn_delay_ms / 1000, (long)(r->sn_delay_ms % 1000) * 1000000L};
+                nanosleep(&d, NULL);
+            }
+            rc = snap_make(r, &t, index, term, &blob, &len, &dg, &have_dg);
+        }
+        pthread_mutex_lock(&r->sn_mu);
+        r->sn_blob = blob;
+        r->sn_len = len;
+        r->sn_digest = dg;
+        r->sn_have_digest = have_dg;
+        r->sn_rc = rc;
+        r->sn_secs = now_s() - t0;
+        r->sn_queued = false;
+        r->sn_done = true;
+        pthread_cond_broadcast(&r->sn_cv);
+        sy_net_wake(r->net);
+    }
+    pthread_mutex_unlock(&r->sn_mu);
+    return NULL;
+}
+
 static int take_snapshot(rt *r, uint64_t index)
 {
-    /* answered clients do not wait for the snapshot's serialisation */
+    /* answered clients do not wait for the snapshot */
     flush_replies(r);
-    double t0 = now_s();
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    int rc = sy_kv_snapshot(&r->kv, &blob, &len);
+    sy_txn t;
+    int rc = sy_txn_begin(r->st, false, &t);
     if (rc) {
-        SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s", index, sy_strerror(rc));
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", index, sy_strerror(rc),
+                 sy_storage_errmsg(r->st));
         return rc;
     }
-    sy_txn t;
-    sy_members mem = {.n_voters = r->cluster.n};
-    for (uint32_t i = 0; i < r->cluster.n; i++)
-        mem.voters[i] = i;
-    if ((rc = sy_txn_begin(r->st, true, &t)) == SY_OK) {
-        rc = sy_txn_local_snapshot(&t, index, r->applied_term, &mem, (sy_bytes){blob, (uint32_t)len});
-        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    if (r->sn_thread_up) {
+        pthread_mutex_lock(&r->sn_mu);
+        r->sn_txn = t;
+        r->sn_index = index;
+        r->sn_term = r->applied_term;
+        r->sn_queued = true;
+        pthread_cond_broadcast(&r->sn_cv);
+        pthread_mutex_unlock(&r->sn_mu);
+        r->sn_busy = true;
+        return SY_OK;
     }
-    if (rc == SY_OK) {
-        sy_input in = {.kind = SY_IN_SNAPSHOT, .now_ms = now_ms()};
-        in.u.snapshot.index = index;
-        in.u.snapshot.term = r->applied_term;
-        in.u.snapshot.data = (sy_bytes){blob, (uint32_t)len};
-        rc = step(r, &in);
-        r->snap_index = index;
-        /* serialised, stored, synced and hashed (by the engine) on this
-         * thread, which steps nothing else meanwhile: O(state), see
-         * docs/operations.md "Large states" */
-        double dt = now_s() - t0;
-        pthread_mutex_lock(&r->m.mu);
-        r->m.snapshots++;
-        r->m.snapshot_sum += dt;
-        r->m.snapshot_last = dt;
-        r->m.snapshot_bytes = len;
-        pthread_mutex_unlock(&r->m.mu);
-        SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted below it",
-                index, len, dt * 1e3);
-        if (dt >= RT_SNAPSHOT_SLOW_S)
-            SY_WARN(&r->log,
-                    "snapshot at index %" PRIu64 " held the node for %.2f s (%zu bytes): requests "
-                    "wait while it is taken; raise %s (docs/operations.md, \"Large states\")",
-                    index, dt, len, r->cluster.protocol == SY_PROTO_PBFT ? "checkpoint_interval"
-                                                                         : "snapshot_threshold");
-        /* the old log entries and the engine's previous copy are gone now:
-         * hand the freed heap back (see RT_MMAP_THRESHOLD) */
-        free(blob);
-        blob = NULL;
-        malloc_trim(0);
-    } else {
-        SY_ERROR(&r->log, "storing snapshot at index %" PRIu64 " failed: %s", index,
+    /* no thread: here, holding the loop, as it always was */
+    double t0 = now_s();
+    uint8_t *blob;
+    size_t len;
+    sy_digest dg;
+    bool have_dg;
+    rc = snap_make(r, &t, index, r->applied_term, &blob, &len, &dg, &have_dg);
+    if (rc) {
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", index, sy_strerror(rc),
                  sy_storage_errmsg(r->st));
+        free(blob);
+        return rc;
     }
-    free(blob);
-    return rc;
+    return snap_finish(r, index, r->applied_term, blob, len, have_dg ? &dg : NULL, now_s() - t0);
+}
+
+/* The loop: the snapshot the thread finished, if it has (wait: once it
+ * has). */
+static int snap_collect(rt *r, bool wait)
+{
+    if (!r->sn_busy)
+        return SY_OK;
+    pthread_mutex_lock(&r->sn_mu);
+    while (wait && !r->sn_done)
+        pthread_cond_wait(&r->sn_cv, &r->sn_mu);
+    bool done = r->sn_done;
+    r->sn_done = false;
+    pthread_mutex_unlock(&r->sn_mu);
+    if (!done)
+        return SY_OK;
+    r->sn_busy = false;
+    if (r->sn_rc == SY_ESTALE) {
+        /* superseded: a snapshot installed from a peer committed while
+         * this one was taken (sy_txn_local_snapshot), or the view was not
+         * at its index (snap_make). Nothing stored, the engine not told;
+         * the next one is taken as usual. */
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: the store moved past it "
+                "meanwhile", r->sn_index);
+        free(r->sn_blob);
+        r->sn_blob = NULL;
+        return SY_OK;
+    }
+    if (r->sn_rc) {
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", r->sn_index,
+                 sy_strerror(r->sn_rc), sy_storage_errmsg(r->st));
+        free(r->sn_blob);
+        r->sn_blob = NULL;
+        return r->sn_rc;
+    }
+    uint8_t *blob = r->sn_blob;
+    r->sn_blob = NULL;
+    return snap_finish(r, r->sn_index, r->sn_term, blob, r->sn_len,
+                       r->sn_have_digest ? &r->sn_digest : NULL, r->sn_secs);
+}
+
+static int collect_snapshot(rt *r)
+{
+    bool was = r->sn_busy;
+    int rc = snap_collect(r, false);
+    return rc || !was || r->sn_busy ? rc : maybe_snapshot(r);
+}
+
+/* Stopping: a snapshot being taken is finished (or, not yet started, its
+ * view let go); the engine is not told -- the stored blob is what a
+ * restart boots from. */
+static void snap_stop(rt *r)
+{
+    if (!r->sn_thread_up)
+        return;
+    pthread_mutex_lock(&r->sn_mu);
+    r->sn_quit = true;
+    pthread_cond_broadcast(&r->sn_cv);
+    pthread_mutex_unlock(&r->sn_mu);
+    pthread_join(r->sn_thread, NULL);
+    r->sn_thread_up = false;
+    free(r->sn_blob);
+    r->sn_blob = NULL;
 }
 
 /* ------------------------------------------------------------ the write
@@ -643,7 +849,9 @@ static void *storage_main(void *arg)
             pthread_cond_wait(&r->st_cv, &r->st_mu);
         if (!r->st_queued) {
             /* shutdown: what was held becomes durable before LMDB closes,
-             * marked clean (core/wal.h) */
+             * marked clean (core/wal.h). Not under st_mu: LMDB's writer
+             * lock is taken after ours nowhere else (ThreadSanitizer) */
+            pthread_mutex_unlock(&r->st_mu);
             sy_txn t;
             int rc = SY_OK;
             if (r->held_txn_open) {
@@ -652,7 +860,7 @@ static void *storage_main(void *arg)
             } else if (r->wal) {
                 rc = sy_txn_begin(r->st, true, &t);
             } else {
-                break;
+                return NULL;
             }
             if (rc == SY_OK && r->wal && (rc = sy_wal_mark_clean(r->wal, &t)))
                 sy_txn_abort(&t);
@@ -661,7 +869,7 @@ static void *storage_main(void *arg)
             if (rc)
                 SY_ERROR(&r->log, "the last commit at shutdown failed: %s",
                          sy_storage_errmsg(r->st));
-            break;
+            return NULL;
         }
         pthread_mutex_unlock(&r->st_mu);
         int rc = job_write(r, &r->job, false);
@@ -672,8 +880,6 @@ static void *storage_main(void *arg)
         pthread_cond_broadcast(&r->st_cv);
         sy_net_wake(r->net);
     }
-    pthread_mutex_unlock(&r->st_mu);
-    return NULL;
 }
 
 /* Encodes the ready's messages: early ones leave now (core/engine.h), the
@@ -884,17 +1090,36 @@ static int finish_job(rt *r, rt_job *j)
     if (installed && (rc = step_sessions(r, installed_at)))
         return rc;
     serve_reads(r);
+    return maybe_snapshot(r);
+}
+
+/* After a write or a snapshot: one is due. */
+static int maybe_snapshot(rt *r)
+{
+    /* The read view must be the state at r->applied exactly: nothing held
+     * (flushed first: flush_due) and no write in flight (it may commit
+     * applies the loop has not counted yet). */
+    if (r->held_open || r->inflight)
+        return SY_OK;
     /* PBFT checkpoints want a snapshot of exactly the checkpointed
      * state; our apply loop stops at nothing, so we snapshot when the
-     * applied index equals it (engines emit it before executing past). */
-    if (r->ckpt_pending && r->applied == r->ckpt_pending && !r->held_open) {
+     * applied index equals it (engines emit it before executing past,
+     * and go on once the ready that names it is written). */
+    if (r->ckpt_pending && r->applied == r->ckpt_pending) {
+        int rc;
+        if (r->sn_busy) {   /* see "snapshots" */
+            double t0 = now_s();
+            if ((rc = snap_collect(r, true)))
+                return rc;
+            SY_INFO(&r->log, "checkpoint at index %" PRIu64 " waited %.0f ms for the snapshot "
+                    "before it: snapshots are slower than checkpoints come",
+                    r->applied, (now_s() - t0) * 1e3);
+        }
         r->ckpt_pending = 0;
-        if ((rc = take_snapshot(r, r->applied)))
-            return rc;
-    } else if (snapshot_due(r) && !r->held_open) { /* held: flushed first (flush_due) */
-        if ((rc = take_snapshot(r, r->applied)))
-            return rc;
+        return take_snapshot(r, r->applied);
     }
+    if (!r->sn_busy && snapshot_due(r))
+        return take_snapshot(r, r->applied);
     return SY_OK;
 }
 
@@ -1037,7 +1262,7 @@ static bool flush_due(const rt *r, uint64_t t)
     if (!r->held_open)
         return false;
     if (t - r->held_since >= r->ncfg.commit_interval_ms || r->held_bytes >= RT_HOLD_MAX_BYTES ||
-        snapshot_due(r))
+        snapshot_due(r) || r->sn_busy)   /* the snapshot's store waits for it */
         return true;
     for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].ready && r->reads[i].index > r->applied_visible &&
@@ -1086,7 +1311,7 @@ static int process_ready(rt *r)
         j->need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
                       rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy ||
                       rd.checkpoint_index || flush;
-        j->may_hold = hold_eligible(r) && !flush && !reads_waiting(r);
+        j->may_hold = hold_eligible(r) && !flush && !reads_waiting(r) && !r->sn_busy;
         j->reply_early_upto = 0;
         if (j->own.rd.n_committed && !rd.snapshot_install) {
             uint64_t upto = UINT64_MAX;
@@ -1514,6 +1739,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     pthread_mutex_init(&r->m.mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
     pthread_cond_init(&r->st_cv, NULL);
+    pthread_mutex_init(&r->sn_mu, NULL);
+    pthread_cond_init(&r->sn_cv, NULL);
     sy_buf_init(&r->out);
     sy_env_memo_init(&r->memo);
     sy_env_batch_init(&r->rbatch);
@@ -1538,6 +1765,15 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
                 r->cluster.path);
         code = 2;
         goto out_cfg;
+    }
+    if (o->slow_snapshot) {
+#ifdef SYNOD_TESTING
+        r->sn_delay_ms = o->slow_snapshot_ms;
+#else
+        fprintf(stderr, "synod: --slow-snapshot exists only in test builds (cmake -DSYNOD_TESTING=ON)\n");
+        code = 2;
+        goto out_cfg;
+#endif
     }
     uint32_t behaviour = 0;
     if (o->byzantine) {
@@ -1671,6 +1907,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         else
             SY_WARN(&r->log, "no storage thread (%s); writing on the event loop", strerror(errno));
     }
+    if (pthread_create(&r->sn_thread, NULL, snapshot_main, r) == 0)
+        r->sn_thread_up = true;
+    else
+        SY_WARN(&r->log, "no snapshot thread (%s); snapshots on the event loop", strerror(errno));
 
     code = 0;
     sy_net_event *evs = calloc(RT_MAX_EVENTS, sizeof *evs);
@@ -1728,7 +1968,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         }
         t = now_ms();
         sy_input tick = {.kind = SY_IN_TICK, .now_ms = t};
-        if (step(r, &tick) == SY_EFATAL || collect_job(r) || process_ready(r)) {
+        if (step(r, &tick) == SY_EFATAL || collect_job(r) || collect_snapshot(r) ||
+            process_ready(r)) {
             code = 1;
             break;
         }
@@ -1744,6 +1985,7 @@ out_loop:
     free(evs);
 out_net:
     drain_job(r);
+    snap_stop(r);
     flush_replies(r);
     if (sy_net_close(r->net) == SY_ETIMEOUT)
         SY_WARN(&r->log, "stopping: the metrics HTTP server did not stop within %u ms "
@@ -1771,6 +2013,8 @@ out_free:
     pthread_mutex_destroy(&r->m.mu);
     pthread_mutex_destroy(&r->st_mu);
     pthread_cond_destroy(&r->st_cv);
+    pthread_mutex_destroy(&r->sn_mu);
+    pthread_cond_destroy(&r->sn_cv);
     free(r);
     return code;
 }

@@ -14,11 +14,14 @@
 #define SYNOD_RUNTIME_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct synod_opts {
     const char *config_path;
     const char *byzantine;        /* test-only behaviour name, or NULL */
+    bool slow_snapshot;           /* test-only: --slow-snapshot given */
+    uint32_t slow_snapshot_ms;    /* added to every snapshot (snapshot thread) */
     int log_level;                /* -1: from the node file */
 } synod_opts;
 

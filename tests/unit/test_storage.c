@@ -246,6 +246,37 @@ static void test_snapshot_with_other_term_discards_whole_log(void **state)
     assert_int_equal(last, 6);
 }
 
+/* A local snapshot taken of an older state than the one the store holds
+ * (a peer's snapshot was installed while it was being taken, on another
+ * thread) is refused and changes nothing. */
+static void test_local_snapshot_older_than_the_stored_one_is_refused(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 10, 2);
+    sy_txn t;
+    sy_members m = { .n_voters = 3, .voters = { 0, 1, 2 } };
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_local_snapshot(&t, 4, 2, &m, (sy_bytes){ (const uint8_t *)"OLD", 3 }),
+                     SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_set_snapshot(&t, 8, 2, &m, (sy_bytes){ (const uint8_t *)"NEW", 3 }),
+                     SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    for (uint64_t at = 6; at <= 8; at += 2) {
+        assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+        assert_int_equal(sy_txn_local_snapshot(&t, at, 2, &m, (sy_bytes){ (const uint8_t *)"MID", 3 }),
+                         SY_ESTALE);
+        sy_txn_abort(&t);
+    }
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.snap_index, 8);
+    assert_int_equal(b.boot.snap_data.len, 3);
+    assert_memory_equal(b.boot.snap_data.p, "NEW", 3);
+    sy_storage_boot_free(&b);
+}
+
 static void test_fresh_storage_boots_empty(void **state)
 {
     fixture *f = *state;
@@ -608,6 +639,7 @@ int main(void)
         BOTH(test_aborted_batch_leaves_nothing),
         BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
         BOTH(test_scan_walks_rows_in_key_order_from_a_key_and_stops_on_request),
+        BOTH(test_local_snapshot_older_than_the_stored_one_is_refused),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
         cmocka_unit_test(test_mem_deferred_applies_wait_for_a_full_sync),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),

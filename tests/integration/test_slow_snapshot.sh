@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Snapshots slower than the cluster's pace, as a large state's are: every
+# node runs with --slow-snapshot (test builds only), which adds 400 ms to
+# each snapshot on the node's snapshot thread.
+#
+#  a. PBFT, 4 nodes, a checkpoint every 8 sequence numbers under a write
+#     load: checkpoints come due faster than their snapshots finish, so a
+#     replica waits for the one under way before it takes the next (the
+#     "waited" log line). The writes all succeed, checkpoints go stable,
+#     the replicas converge, and a replica stopped with SIGTERM while a
+#     snapshot is being taken exits 0 and comes back.
+#  b. Raft, 3 nodes, a snapshot every 50 entries: the leader goes on
+#     taking and answering writes while its snapshots run (a snapshot due
+#     while one is under way is simply taken later), and the nodes converge.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+if ! "$BIN/synod" --help | grep -q -- --slow-snapshot; then
+  log "SKIP: $BIN/synod is not a test build (cmake -DSYNOD_TESTING=ON)"
+  exit 0
+fi
+
+bench_ok() {  # bench_ok OUTPUT: the bench finished with no errors
+  echo "$1" | grep -Eq 'ops [0-9]+ in .* errors 0$'
+}
+
+# ---- a. PBFT
+mk_cluster pbft 4
+set_cluster_key checkpoint_interval 8
+for i in 0 1 2 3; do NODE_ARGS[$i]="--slow-snapshot 400"; done
+start_all
+wait_leader 20 >/dev/null || die "no primary"
+out=$(ctl --timeout 20000 bench --clients 4 --duration 6 --value-size 100 --keys 500 2>&1)
+bench_ok "$out" && pass "pbft: writes under slow snapshots all succeed ($(echo "$out" | grep -o 'ops [0-9]* in [0-9.]* s'))" \
+  || fail "pbft bench: $out"
+waited=$(cat "$T_DIR"/logs/node-*.log | grep -c 'waited .* ms for the snapshot before it')
+[ "$waited" -gt 0 ] && pass "pbft: checkpoints came due while a snapshot was under way and waited ($waited times)" \
+  || fail "pbft: no checkpoint ever waited for a snapshot: the test did not exercise the slow path"
+wait_converged 60 && pass "pbft: the replicas converge" || fail "pbft: no convergence"
+snap=$(field 1 snapshot_index)
+[ "${snap:-0}" -ge 16 ] && pass "pbft: stable checkpoints advanced (node 1 at $snap)" \
+  || fail "pbft: node 1's stable checkpoint is '${snap:-}'"
+# SIGTERM while a snapshot is (very likely) under way: a write makes the
+# next checkpoint come due, the stop follows at once
+ctl bench --clients 4 --duration 2 --value-size 100 --keys 500 >/dev/null 2>&1 &
+bp=$!
+sleep 1
+kill_node 2 TERM; rc=$?
+wait $bp
+[ $rc -eq 0 ] && pass "pbft: a replica stopped during slow snapshots exits 0" || fail "pbft: node 2 exited $rc on SIGTERM"
+grep -q 'storage closed cleanly' "$T_DIR/logs/node-2.log" && pass "pbft: it closed its storage cleanly" \
+  || fail "pbft: node 2 did not log a clean close"
+start_node 2
+ctl --timeout 20000 put after-restart ok >/dev/null && pass "pbft: writes go on after its restart" \
+  || fail "pbft: write after restart failed"
+wait_converged 60 && pass "pbft: the restarted replica catches up" || fail "pbft: no convergence after restart"
+for i in 0 1 2 3; do kill_node "$i" TERM; done
+
+# ---- b. Raft
+T_DIR_A=$T_DIR
+T_DIR=$T_DIR_A/raft
+mkdir -p "$T_DIR"
+mk_cluster raft 3
+set_cluster_key snapshot_threshold 50
+for i in 0 1 2; do NODE_ARGS[$i]="--slow-snapshot 400"; done
+start_all
+wait_leader 20 >/dev/null || die "no leader"
+out=$(ctl --timeout 20000 bench --clients 4 --duration 5 --value-size 100 --keys 500 2>&1)
+bench_ok "$out" && pass "raft: writes under slow snapshots all succeed ($(echo "$out" | grep -o 'ops [0-9]* in [0-9.]* s'))" \
+  || fail "raft bench: $out"
+n=$(cat "$T_DIR"/logs/node-*.log | grep -c 'snapshot at index')
+[ "$n" -ge 3 ] && pass "raft: snapshots taken meanwhile ($n)" || fail "raft: only $n snapshots"
+wait_converged 60 && pass "raft: the nodes converge" || fail "raft: no convergence"
+for i in 0 1 2; do kill_node "$i" TERM || fail "raft: node $i did not exit 0 on SIGTERM"; done
+T_DIR=$T_DIR_A
+finish
