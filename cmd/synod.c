@@ -33,8 +33,10 @@ static void usage(FILE *f)
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
             "                         fake-prepared bad-new-view flood\n"
+#ifdef SYNOD_TESTING
             "  --slow-snapshot MS     (test builds only) every snapshot takes MS ms longer,\n"
             "                         as a large state's would\n"
+#endif
             "\n"
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
 }

@@ -87,7 +87,8 @@ uint64_t sy_wal_used(const sy_wal *w);
 bool sy_wal_missing(const sy_wal *w);
 
 /* A clean stop: puts the mark "everything logged is in LMDB" into t, the
- * last transaction before the store closes (the caller commits it). The
+ * storage thread's last transaction (the caller commits it; a snapshot
+ * being stored may still commit after it: it writes no log record). The
  * next recovery clears it durably before any record is written. */
 int sy_wal_mark_clean(sy_wal *w, sy_txn *t);
 

@@ -460,7 +460,7 @@ static int snap_make(rt *r, sy_txn *t, uint64_t index, uint64_t term, uint8_t **
     uint64_t at = 0;
     int rc = sy_txn_get_applied(t, &at);
     if (rc == SY_OK && at != index)
-        rc = SY_ESTALE;   /* a bug upstream (see maybe_snapshot): refuse, never mislabel */
+        rc = SY_EINVAL;   /* a bug upstream (see maybe_snapshot): refuse, never mislabel */
     if (rc == SY_OK)
         rc = sy_kv_snapshot_txn(t, blob, len);
     sy_txn_abort(t);
@@ -492,7 +492,8 @@ static int snap_finish(rt *r, uint64_t index, uint64_t term, uint8_t *blob, size
     in.u.snapshot.data = (sy_bytes){blob, (uint32_t)len};
     in.u.snapshot.digest = dg;
     int rc = step(r, &in);
-    r->snap_index = index;
+    if (index > r->snap_index)
+        r->snap_index = index;   /* an install may have moved it further meanwhile */
     pthread_mutex_lock(&r->m.mu);
     r->m.snapshots++;
     r->m.snapshot_sum += secs;
@@ -503,13 +504,13 @@ static int snap_finish(rt *r, uint64_t index, uint64_t term, uint8_t *blob, size
             index, len, secs * 1e3);
     if (secs >= RT_SNAPSHOT_SLOW_S && r->cluster.protocol == SY_PROTO_PBFT)
         SY_WARN(&r->log,
-                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes) of a core, and its "
-                "checkpoint goes stable that much later; one is taken at every checkpoint: "
-                "raise checkpoint_interval (docs/operations.md, \"Large states\")",
+                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes), and its checkpoint "
+                "goes stable that much later; one is taken at every checkpoint: raise "
+                "checkpoint_interval (docs/operations.md, \"Large states\")",
                 index, secs, len);
     else if (secs >= RT_SNAPSHOT_SLOW_S)
         SY_WARN(&r->log,
-                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes) of a core; raise "
+                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes); raise "
                 "snapshot_threshold to take fewer (docs/operations.md, \"Large states\")",
                 index, secs, len);
     /* the old log entries and the engine's previous copy are gone now:
@@ -619,14 +620,20 @@ static int snap_collect(rt *r, bool wait)
     r->sn_busy = false;
     if (r->sn_rc == SY_ESTALE) {
         /* superseded: a snapshot installed from a peer committed while
-         * this one was taken (sy_txn_local_snapshot), or the view was not
-         * at its index (snap_make). Nothing stored, the engine not told;
-         * the next one is taken as usual. */
-        SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: the store moved past it "
-                "meanwhile", r->sn_index);
+         * this one was taken (sy_txn_local_snapshot). Nothing stored, the
+         * engine not told; the next one is taken as usual. */
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: an installed snapshot "
+                "superseded it meanwhile", r->sn_index);
+        if (r->sn_index > r->snap_index)
+            r->snap_index = r->sn_index;   /* the store holds one at least as new */
         free(r->sn_blob);
         r->sn_blob = NULL;
         return SY_OK;
+    }
+    if (r->sn_rc == SY_EINVAL) {
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 ": the store was not at that index "
+                 "(a bug, please report); stopping rather than mislabel state", r->sn_index);
+        return r->sn_rc;
     }
     if (r->sn_rc) {
         SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", r->sn_index,
