@@ -159,7 +159,8 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, restarts, pauses, disk_lost, held, snapshots, installs, ok, gave_up, retries, redirects, leaders,
+        churns, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
         ledger_blocks;
@@ -183,6 +184,8 @@ static void add(totals *t, const sy_sim_stats *s)
     t->disk_lost += s->disk_lost;
     t->held += s->held_writes;
     t->snapshots += s->snapshots;
+    t->snapshots_late += s->snapshots_late;
+    t->snapshots_dropped += s->snapshots_dropped;
     t->installs += s->installs;
     t->ok += s->ops_ok;
     t->gave_up += s->ops_gave_up;
@@ -232,6 +235,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "client retries", t->retries);
     printf("  %-22s %12" PRIu64 "\n", "client redirects", t->redirects);
     printf("  %-22s %12" PRIu64 "\n", "host snapshots", t->snapshots);
+    printf("  %-22s %12" PRIu64 "\n", "  stored late", t->snapshots_late);
+    printf("  %-22s %12" PRIu64 "\n", "  superseded, dropped", t->snapshots_dropped);
     printf("  %-22s %12" PRIu64 "\n", "snapshots installed", t->installs);
     printf("  %-22s %12" PRIu64 "\n", "leader changes", t->leaders);
     printf("  %-22s %12s\n", "checks passed", "assertions");

@@ -185,6 +185,7 @@ static const char *kind_name(uint8_t k)
     case EV_TICK: return "tick";
     case EV_PUMP: return "pump";
     case EV_DISK_DONE: return "fsync-done";
+    case EV_SNAP_DONE: return "snapshot-done";
     case EV_CLIENT: return "client";
     case EV_FAULT: return "fault";
     case EV_HEAL: return "heal";
@@ -657,25 +658,32 @@ void sim_node_fsynced(sim_world *w, sim_node *nd)
     nd->full_sync_due = false;
 }
 
-static void take_snapshot(sim_world *w, sim_node *nd)
+/* The second half of a snapshot, as the daemon's snapshot thread ends it:
+ * the blob captured at snap_at is stored (its own durable transaction) and
+ * the engine told. */
+static void snapshot_done(sim_world *w, sim_node *nd)
 {
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    int rc = sy_kv_snapshot(&nd->kvm, &blob, &len);
-    if (rc) {
-        if (!sim_disk_detected(w, nd, rc, "stopped taking a snapshot"))
-            sim_fail(w, "storage", "n%u could not take a snapshot: %s", nd->id,
-                     sy_strerror(rc));
-        return;
-    }
+    uint8_t *blob = nd->snap_blob;
+    size_t len = nd->snap_len;
+    uint64_t at = nd->snap_at, term = nd->snap_term;
+    nd->snap_blob = NULL;
+    nd->snap_busy = false;
     sy_members m = { .n_voters = w->n };
     for (uint32_t i = 0; i < w->n; i++)
         m.voters[i] = i;
     sy_txn t;
+    int rc;
     if ((rc = sy_txn_begin(nd->st, true, &t)) == SY_OK) {
-        rc = sy_txn_local_snapshot(&t, nd->applied, nd->applied_term, &m,
-                                 (sy_bytes){ blob, (uint32_t)len });
+        rc = sy_txn_local_snapshot(&t, at, term, &m, (sy_bytes){ blob, (uint32_t)len });
         rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    }
+    if (rc == SY_ESTALE) {
+        /* an install committed meanwhile: the daemon drops it too */
+        free(blob);
+        if (at > nd->last_snap)
+            nd->last_snap = at;
+        w->st->snapshots_dropped++;
+        return;
     }
     if (rc) {
         free(blob);
@@ -684,20 +692,55 @@ static void take_snapshot(sim_world *w, sim_node *nd)
                      sy_strerror(rc), sy_storage_errmsg(nd->st));
         return;
     }
-    /* the daemon's snapshot write is one durable transaction of its own,
-     * after its held transaction was committed */
+    /* the daemon's snapshot write is one durable transaction of its own */
     full_sync(w, nd);
     sy_input si = { .kind = SY_IN_SNAPSHOT, .now_ms = sim_local_now(w, nd) };
-    si.u.snapshot.index = nd->applied;
-    si.u.snapshot.term = nd->applied_term;
+    si.u.snapshot.index = at;
+    si.u.snapshot.term = term;
     si.u.snapshot.data = (sy_bytes){ blob, (uint32_t)len };
     rc = w->o.ops->step(nd->eng, &si);
     free(blob);
     if (rc == SY_EFATAL)
         sim_fail(w, "engine-fatal", "n%u engine failed on a host snapshot", nd->id);
-    nd->last_snap = nd->applied;
+    if (at > nd->last_snap)
+        nd->last_snap = at;
     w->st->snapshots++;
-    sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, nd->applied, nd->applied_term, 0);
+    sim_trace(w, TR_SNAPSHOT, nd->id, UINT32_MAX, at, term, 0);
+}
+
+/* As the daemon: the state at `applied` is captured now (the daemon opens
+ * a read transaction after committing what it held), the rest happens on
+ * its snapshot thread, which the simulator models as a delay of 0-300 ms
+ * for odd seeds (even seeds: at once, as the daemon did before session 8).
+ * One at a time: a PBFT checkpoint due while one is under way first waits
+ * for it (finish); a Raft or Paxos snapshot is simply not taken then. */
+static void take_snapshot(sim_world *w, sim_node *nd)
+{
+    if (nd->snap_busy)
+        snapshot_done(w, nd);
+    if (!nd->up || w->stop)
+        return;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    full_sync(w, nd);   /* the daemon commits what it held first */
+    int rc = sy_kv_snapshot(&nd->kvm, &blob, &len);
+    if (rc) {
+        if (!sim_disk_detected(w, nd, rc, "stopped taking a snapshot"))
+            sim_fail(w, "storage", "n%u could not take a snapshot: %s", nd->id,
+                     sy_strerror(rc));
+        return;
+    }
+    nd->snap_busy = true;
+    nd->snap_at = nd->applied;
+    nd->snap_term = nd->applied_term;
+    nd->snap_blob = blob;
+    nd->snap_len = len;
+    uint64_t delay = w->o.seed % 2 ? sy_rng_below(&w->rng, 301) : 0;
+    if (!delay) {
+        snapshot_done(w, nd);
+        return;
+    }
+    sim_schedule(w, w->now + delay, EV_SNAP_DONE, nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
 }
 
 /* As the daemon (cmd/synod/runtime.c step_sessions): after an install the
@@ -727,7 +770,7 @@ static void step_sessions(sim_world *w, sim_node *nd, uint64_t index)
 static void maybe_snapshot(sim_world *w, sim_node *nd)
 {
     uint32_t every = w->o.snapshot_every ? w->o.snapshot_every : SIM_SNAPSHOT_EVERY;
-    if (every == UINT32_MAX || nd->applied < nd->last_snap + every)
+    if (every == UINT32_MAX || nd->applied < nd->last_snap + every || nd->snap_busy)
         return;
     take_snapshot(w, nd);
 }
@@ -1108,6 +1151,9 @@ static void node_down(sim_world *w, sim_node *nd)
     nd->in_head = 0;
     nd->n_preq = nd->n_preads = 0;
     nd->ckpt_pending = 0;
+    free(nd->snap_blob);   /* the snapshot thread's work dies with the process */
+    nd->snap_blob = NULL;
+    nd->snap_busy = false;
     nd->up = nd->busy = nd->paused = nd->pump_queued = nd->stepped_busy = false;
     nd->incarnation++;
     nd->last_role = SY_ROLE_FOLLOWER;
@@ -1289,6 +1335,16 @@ static void dispatch(sim_world *w, sim_event *ev)
                 finish(w, nd);
         }
         break;
+    case EV_SNAP_DONE:
+        if (nd && nd->up && nd->snap_busy && ev->gen == nd->incarnation) {
+            if (nd->paused) {   /* the process is stopped: its thread too */
+                sim_schedule(w, w->now + 10, EV_SNAP_DONE, ev->a, UINT32_MAX, ev->gen, NULL, 0);
+            } else {
+                w->st->snapshots_late++;
+                snapshot_done(w, nd);
+            }
+        }
+        break;
     case EV_CLIENT: {
         uint32_t ci = ev->a - SY_CLIENT_ID_BASE;
         if (ci < w->n_clients)
@@ -1341,6 +1397,7 @@ static void world_free(sim_world *w)
         free_frames(nd);
         free(nd->frames);
         free(nd->corrupt_val);
+        free(nd->snap_blob);   /* a snapshot still being taken at the end */
         if (nd->st)
             sy_storage_close(nd->st);
         sy_seckey_free(nd->sk);

@@ -115,6 +115,8 @@ typedef struct sy_sim_stats {
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t held_writes;             /* apply-only writes left unsynced */
     uint64_t snapshots;
+    uint64_t snapshots_late;      /* stored after a delay (the snapshot thread) */
+    uint64_t snapshots_dropped;   /* superseded by an install while taken */
     uint64_t installs;            /* snapshots installed from a leader / peers */
     /* disk corruption: injected, and how each one ended: the node refused
      * to start, stopped when it read the value while running, or the read

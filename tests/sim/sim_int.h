@@ -43,6 +43,7 @@ enum sim_ev_kind {
     EV_RESUME,        /* node a's pause ends */
     EV_CALM,          /* fault phase over */
     EV_CHURN,         /* leader-churn: strike node a (incarnation gen) */
+    EV_SNAP_DONE,     /* node a's snapshot thread finished (incarnation gen) */
 };
 
 typedef struct {
@@ -125,6 +126,13 @@ typedef struct sim_node {
     bool full_sync_due;       /* ... and it is a full (LMDB) commit */
     uint64_t last_full_sync;  /* sim ms of the last full sync */
     uint64_t ckpt_pending;    /* PBFT: snapshot when applied reaches it */
+    /* the daemon's snapshot thread (cmd/synod/runtime.c, "snapshots"):
+     * the state is captured at snap_at and stored and stepped into the
+     * engine later (EV_SNAP_DONE); a crash meanwhile loses it */
+    bool snap_busy;
+    uint64_t snap_at, snap_term;
+    uint8_t *snap_blob;
+    size_t snap_len;
     /* clock: local = off + g + g * ppm / 1e6 */
     uint64_t clk_off;
     int32_t drift_ppm;
