@@ -137,11 +137,37 @@ int sy_txn_clear(sy_txn *t, int tbl)
     return t->s->ops->clear(t->s, t->impl, tbl);
 }
 
+typedef struct {
+    const void *k;
+    size_t kl;
+    bool after;
+    sy_bytes *key, *val;
+} seek_ctx;
+
+#define SEEK_FOUND (-1)   /* not an SY_ code: those are >= 0 */
+
+static int seek_row(void *ctx, sy_bytes key, sy_bytes val)
+{
+    seek_ctx *c = ctx;
+    if (c->after && c->k && key.len == c->kl && memcmp(key.p, c->k, c->kl) == 0)
+        return SY_OK;   /* key > k wanted: the next one */
+    *c->key = key;
+    *c->val = val;
+    return SEEK_FOUND;
+}
+
+/* The first step of a scan (one mechanism for both: each backend walks,
+ * none seeks on its own). */
 int sy_txn_seek(sy_txn *t, int tbl, const void *k, size_t kl, bool after, sy_bytes *key,
                 sy_bytes *val)
 {
-    int rc = t->s->ops->seek(t->s, t->impl, tbl, k, kl, after, key, val);
-    return rc ? rc : row_verify(t, tbl, key->p, key->len, val);
+    seek_ctx c = { k, kl, after, key, val };
+    int rc = t->s->ops->scan(t->s, t->impl, tbl, k, kl, seek_row, &c);
+    if (rc == SY_OK)
+        return SY_ENOTFOUND;
+    if (rc != SEEK_FOUND)
+        return rc;
+    return row_verify(t, tbl, key->p, key->len, val);
 }
 
 int sy_txn_last(sy_txn *t, int tbl, sy_bytes *key, sy_bytes *val)

@@ -67,16 +67,12 @@ typedef struct sy_storage_ops {
                const void *v, size_t vl);
     int (*del)(sy_storage *s, void *txn, int tbl, const void *k, size_t kl); /* absent: OK */
     int (*clear)(sy_storage *s, void *txn, int tbl);
-    /* First pair with key >= k (k NULL: first pair); after=true: key > k.
-     * SY_ENOTFOUND when there is none. */
-    int (*seek)(sy_storage *s, void *txn, int tbl, const void *k, size_t kl, bool after,
-                sy_bytes *key, sy_bytes *val);
     /* Last pair of the table; SY_ENOTFOUND when empty. */
     int (*last)(sy_storage *s, void *txn, int tbl, sy_bytes *key, sy_bytes *val);
     /* Every pair with key >= k (k NULL: from the first) in key order, to
      * cb, until cb returns nonzero (that code is returned) or the table
-     * ends (SY_OK). One cursor for the walk, where seek costs a descent
-     * per pair. */
+     * ends (SY_OK). One cursor for the whole walk. sy_txn_seek is its
+     * first step. */
     int (*scan)(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
                 int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx);
     void (*close)(sy_storage *s);

@@ -117,32 +117,6 @@ static int lm_clear(sy_storage *s, void *txn, int tbl)
     return map_err(s, mdb_drop(txn, l->dbi[tbl], 0), "clear");
 }
 
-static int lm_seek(sy_storage *s, void *txn, int tbl, const void *k, size_t kl, bool after,
-                   sy_bytes *key, sy_bytes *val)
-{
-    lm *l = s->impl;
-    MDB_cursor *c;
-    int mrc = mdb_cursor_open(txn, l->dbi[tbl], &c);
-    if (mrc)
-        return map_err(s, mrc, "cursor");
-    MDB_val mk = mv(k, kl), mval;
-    if (!k) {
-        mrc = mdb_cursor_get(c, &mk, &mval, MDB_FIRST);
-    } else {
-        mrc = mdb_cursor_get(c, &mk, &mval, MDB_SET_RANGE);
-        if (mrc == 0 && after && mk.mv_size == kl && memcmp(mk.mv_data, k, kl) == 0)
-            mrc = mdb_cursor_get(c, &mk, &mval, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (mrc)
-        return map_err(s, mrc, "seek");
-    key->p = mk.mv_data;
-    key->len = (uint32_t)mk.mv_size;
-    val->p = mval.mv_data;
-    val->len = (uint32_t)mval.mv_size;
-    return SY_OK;
-}
-
 static int lm_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
                    int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx)
 {
@@ -203,7 +177,6 @@ static const sy_storage_ops lmdb_ops = {
     .put = lm_put,
     .del = lm_del,
     .clear = lm_clear,
-    .seek = lm_seek,
     .scan = lm_scan,
     .last = lm_last,
     .close = lm_close,

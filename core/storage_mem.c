@@ -306,27 +306,6 @@ static int mem_clear(sy_storage *s, void *txn, int tbl)
     return SY_OK;
 }
 
-static int mem_seek(sy_storage *s, void *txn, int tbl, const void *k, size_t kl, bool after,
-                    sy_bytes *key, sy_bytes *val)
-{
-    mem *m = s->impl;
-    table *t = &m->t[tbl];
-    size_t i = 0;
-    if (k) {
-        bool found;
-        i = lower_bound(t, k, kl, &found);
-        if (found && after)
-            i++;
-    }
-    if (i >= t->n)
-        return SY_ENOTFOUND;
-    key->p = t->v[i]->data;
-    key->len = t->v[i]->kl;
-    val->p = t->v[i]->data + t->v[i]->kl;
-    val->len = (uint32_t)t->v[i]->vl;
-    return SY_OK;
-}
-
 static int mem_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
                     int (*cb)(void *ctx, sy_bytes key, sy_bytes val), void *ctx)
 {
@@ -386,7 +365,6 @@ static const sy_storage_ops mem_ops = {
     .put = mem_put,
     .del = mem_del,
     .clear = mem_clear,
-    .seek = mem_seek,
     .scan = mem_scan,
     .last = mem_last,
     .close = mem_close,
