@@ -1503,7 +1503,12 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->last_index = st.last_index;
     s->commit_index = st.commit_index;
     s->applied_index = r->applied_visible;
-    s->snap_index = st.snap_index > r->snap_index ? st.snap_index : r->snap_index;
+    /* PBFT: the stable checkpoint (docs/client.md), not a local snapshot
+     * whose checkpoint may not be stable yet */
+    if (r->cluster.protocol == SY_PROTO_PBFT)
+        s->snap_index = st.snap_index;
+    else
+        s->snap_index = st.snap_index > r->snap_index ? st.snap_index : r->snap_index;
     s->peers_connected = sy_net_peers_connected(r->net);
     s->evidence = st.evidence;
     s->leader_changes = st.leader_changes;
