@@ -76,6 +76,7 @@ typedef struct {
     double snapshot_sum;      /* seconds the event loop spent taking them */
     double snapshot_last;     /* seconds, the last one */
     uint64_t snapshot_bytes;  /* size of the last one's blob */
+    uint64_t snapshot_waits;  /* PBFT checkpoints that waited for the one before */
     uint64_t session_replies; /* requests answered from the session table */
     char protocol[16];
     bool storage_failed;
@@ -251,6 +252,8 @@ static int metrics_cb(void *ctx, sy_buf *b)
          m->snapshot_last);
     EMIT("# TYPE synod_snapshot_last_bytes gauge\nsynod_snapshot_last_bytes %" PRIu64 "\n",
          m->snapshot_bytes);
+    EMIT("# TYPE synod_snapshot_waits_total counter\nsynod_snapshot_waits_total %" PRIu64 "\n",
+         m->snapshot_waits);
     EMIT("# TYPE synod_pending_requests gauge\nsynod_pending_requests %" PRIu64 "\n", m->pending);
     EMIT("# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
     EMIT("# TYPE synod_messages_in_total counter\n");
@@ -1121,6 +1124,9 @@ static int maybe_snapshot(rt *r)
             SY_INFO(&r->log, "checkpoint at index %" PRIu64 " waited %.0f ms for the snapshot "
                     "before it: snapshots are slower than checkpoints come",
                     r->applied, (now_s() - t0) * 1e3);
+            pthread_mutex_lock(&r->m.mu);
+            r->m.snapshot_waits++;
+            pthread_mutex_unlock(&r->m.mu);
         }
         r->ckpt_pending = 0;
         return take_snapshot(r, r->applied);

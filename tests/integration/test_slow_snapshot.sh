@@ -52,6 +52,14 @@ if command -v curl >/dev/null; then
   h=$(stable_checkpoint 1)
   [ "${h:-0}" -ge 16 ] && pass "pbft: checkpoints went stable (node 1's h at $h)" \
     || fail "pbft: node 1's stable checkpoint is '${h:-}'"
+  waited=$(cat "$T_DIR"/logs/node-*.log | grep -c 'waited .* ms for the snapshot before it')
+  w=0
+  for i in 0 1 2 3; do
+    v=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n 's/^synod_snapshot_waits_total \([0-9]*\)$/\1/p')
+    w=$((w + ${v:-0}))
+  done
+  [ "$w" -eq "$waited" ] && pass "pbft: synod_snapshot_waits_total counts the waits ($w)" \
+    || fail "pbft: synod_snapshot_waits_total sums to $w, the logs say $waited"
 fi
 no_bad_snapshots && pass "pbft: no snapshot was dropped or failed" || fail "pbft: snapshots dropped or failed"
 # SIGTERM while a snapshot is (very likely) under way: a write makes the
