@@ -183,6 +183,9 @@ typedef struct {
     double sn_secs;
     bool sn_busy;             /* event loop: a snapshot is being taken */
     uint32_t sn_delay_ms;     /* test builds: --slow-snapshot */
+    /* slow-snapshot and checkpoint-wait lines: one per RT_DROP_REPORT_MS,
+     * each saying how many were left out before it */
+    uint64_t sn_warn_ms, sn_warn_skipped, sn_wait_ms, sn_wait_skipped;
     /* what the event loop knows of it (from the jobs it finished): */
     bool held_open;
     uint64_t held_since;      /* ms: first left open */
@@ -505,17 +508,26 @@ static int snap_finish(rt *r, uint64_t index, uint64_t term, uint8_t *blob, size
     pthread_mutex_unlock(&r->m.mu);
     SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted below it",
             index, len, secs * 1e3);
-    if (secs >= RT_SNAPSHOT_SLOW_S && r->cluster.protocol == SY_PROTO_PBFT)
-        SY_WARN(&r->log,
-                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes), and its checkpoint "
-                "goes stable that much later; one is taken at every checkpoint: raise "
-                "checkpoint_interval (docs/operations.md, \"Large states\")",
-                index, secs, len);
-    else if (secs >= RT_SNAPSHOT_SLOW_S)
-        SY_WARN(&r->log,
-                "snapshot at index %" PRIu64 " took %.2f s (%zu bytes); raise "
-                "snapshot_threshold to take fewer (docs/operations.md, \"Large states\")",
-                index, secs, len);
+    uint64_t t = now_ms();
+    if (secs >= RT_SNAPSHOT_SLOW_S && t - r->sn_warn_ms < RT_DROP_REPORT_MS) {
+        r->sn_warn_skipped++;
+    } else if (secs >= RT_SNAPSHOT_SLOW_S) {
+        if (r->cluster.protocol == SY_PROTO_PBFT)
+            SY_WARN(&r->log,
+                    "snapshot at index %" PRIu64 " took %.2f s (%zu bytes), and its checkpoint "
+                    "goes stable that much later; one is taken at every checkpoint: raise "
+                    "checkpoint_interval (docs/operations.md, \"Large states\"; %" PRIu64
+                    " more such since the last of these lines)",
+                    index, secs, len, r->sn_warn_skipped);
+        else
+            SY_WARN(&r->log,
+                    "snapshot at index %" PRIu64 " took %.2f s (%zu bytes); raise "
+                    "snapshot_threshold to take fewer (docs/operations.md, \"Large states\"; %"
+                    PRIu64 " more such since the last of these lines)",
+                    index, secs, len, r->sn_warn_skipped);
+        r->sn_warn_ms = t;
+        r->sn_warn_skipped = 0;
+    }
     /* the old log entries and the engine's previous copy are gone now:
      * hand the freed heap back (see RT_MMAP_THRESHOLD) */
     free(blob);
@@ -1121,9 +1133,17 @@ static int maybe_snapshot(rt *r)
             double t0 = now_s();
             if ((rc = snap_collect(r, true)))
                 return rc;
-            SY_INFO(&r->log, "checkpoint at index %" PRIu64 " waited %.0f ms for the snapshot "
-                    "before it: snapshots are slower than checkpoints come",
-                    r->applied, (now_s() - t0) * 1e3);
+            uint64_t t = now_ms();
+            if (t - r->sn_wait_ms < RT_DROP_REPORT_MS) {
+                r->sn_wait_skipped++;
+            } else {
+                SY_INFO(&r->log, "checkpoint at index %" PRIu64 " waited %.0f ms for the "
+                        "snapshot before it: snapshots are slower than checkpoints come (%" PRIu64
+                        " more such since the last of these lines; synod_snapshot_waits_total)",
+                        r->applied, (now_s() - t0) * 1e3, r->sn_wait_skipped);
+                r->sn_wait_ms = t;
+                r->sn_wait_skipped = 0;
+            }
             pthread_mutex_lock(&r->m.mu);
             r->m.snapshot_waits++;
             pthread_mutex_unlock(&r->m.mu);

@@ -44,22 +44,25 @@ wait_leader 20 >/dev/null || die "no primary"
 out=$(ctl --timeout 20000 bench --clients 4 --duration 6 --value-size 100 --keys 500 2>&1)
 bench_ok "$out" && pass "pbft: writes under slow snapshots all succeed ($(echo "$out" | grep -o 'ops [0-9]* in [0-9.]* s'))" \
   || fail "pbft bench: $out"
-waited=$(cat "$T_DIR"/logs/node-*.log | grep -c 'waited .* ms for the snapshot before it')
-[ "$waited" -gt 0 ] && pass "pbft: checkpoints came due while a snapshot was under way and waited ($waited times)" \
+# the log says it once per 10 s per node, with how many it left out
+waited=$(cat "$T_DIR"/logs/node-*.log | sed -n 's/.*waited [0-9]* ms for the snapshot before it.* (\([0-9]*\) more such.*/\1/p' |
+  awk '{ n += $1 + 1 } END { print n + 0 }')
+[ "$waited" -gt 0 ] && pass "pbft: checkpoints came due while a snapshot was under way and waited (logged: at least $waited)" \
   || fail "pbft: no checkpoint ever waited for a snapshot: the test did not exercise the slow path"
 wait_converged 60 && pass "pbft: the replicas converge" || fail "pbft: no convergence"
 if command -v curl >/dev/null; then
   h=$(stable_checkpoint 1)
   [ "${h:-0}" -ge 16 ] && pass "pbft: checkpoints went stable (node 1's h at $h)" \
     || fail "pbft: node 1's stable checkpoint is '${h:-}'"
-  waited=$(cat "$T_DIR"/logs/node-*.log | grep -c 'waited .* ms for the snapshot before it')
+  lines=$(cat "$T_DIR"/logs/node-*.log | grep -c 'waited .* ms for the snapshot before it')
   w=0
   for i in 0 1 2 3; do
     v=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n 's/^synod_snapshot_waits_total \([0-9]*\)$/\1/p')
     w=$((w + ${v:-0}))
   done
-  [ "$w" -eq "$waited" ] && pass "pbft: synod_snapshot_waits_total counts the waits ($w)" \
-    || fail "pbft: synod_snapshot_waits_total sums to $w, the logs say $waited"
+  [ "$w" -ge "$waited" ] && [ "$w" -gt "$lines" ] && [ "$lines" -le 8 ] \
+    && pass "pbft: synod_snapshot_waits_total counts the waits ($w) the log summarises in $lines lines" \
+    || fail "pbft: synod_snapshot_waits_total sums to $w; the logs say $waited in $lines lines"
 fi
 no_bad_snapshots && pass "pbft: no snapshot was dropped or failed" || fail "pbft: snapshots dropped or failed"
 # SIGTERM while a snapshot is (very likely) under way: a write makes the
