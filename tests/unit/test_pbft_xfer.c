@@ -106,19 +106,61 @@ static void test_snapshot_larger_than_a_chunk_moves_in_verified_chunks(void **st
     }
 }
 
+/* Messages a filter holds back, released one at a time by the test's
+ * loop (a slow replica, a slow link): hq_hold re-signs and keeps a copy,
+ * hq_release delivers the oldest once `every` ms passed since the last,
+ * hq_reset frees what is left. `releasing` tells the filter that the
+ * message it sees is one being let through. */
+typedef struct {
+    h_msg q[8192];
+    size_t n, head;
+    bool releasing;
+    uint64_t last;
+} held_q;
+
+static void hq_hold(harness *h, held_q *hq, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    sy_buf b;
+    sy_buf_init(&b);
+    if (hq->n == sizeof hq->q / sizeof *hq->q ||
+        sy_env_encode(H_CLUSTER, from, m, &h->sg[from], &b))
+        abort();
+    size_t len;
+    uint8_t *p = sy_buf_take(&b, &len);
+    hq->q[hq->n++] = (h_msg){ from, to, p, len };
+}
+
+static void hq_release(harness *h, held_q *hq, uint64_t every)
+{
+    if (hq->head < hq->n && h->now >= hq->last + every) {
+        hq->releasing = true;
+        h_deliver(h, &hq->q[hq->head]);
+        hq->releasing = false;
+        free(hq->q[hq->head++].buf);
+        hq->last = h->now;
+    }
+}
+
+static void hq_reset(held_q *hq)
+{
+    for (size_t i = hq->head; i < hq->n; i++)
+        free(hq->q[i].buf);
+    hq->n = hq->head = 0;
+    hq->releasing = false;
+    hq->last = 0;
+}
+
 /* Node 1 answers node 3's chunk requests: in mode 0 it sends ten chunks
  * and then nothing (it crashed, or went silent on purpose); in mode 1 its
  * replies are held back and released one per 90 ms (slow, but serving). */
-static h_msg slow_held[4096];
-static size_t slow_n, slow_head;
-static bool slow_release;
+static held_q slow_q;
 static int slow_mode;
 static uint64_t chunks_by[4];
 static bool slow_node_1(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
 {
     if (m->type != SY_MSG_PBFT_STATE || to != 3 || !m->u.pbft.state.snap_len)
         return true;
-    if (from != 1 || slow_release) {
+    if (from != 1 || slow_q.releasing) {
         chunks_by[from]++;
         return true;
     }
@@ -128,14 +170,7 @@ static bool slow_node_1(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
         chunks_by[1]++;
         return true;
     }
-    sy_buf b;
-    sy_buf_init(&b);
-    if (slow_n == sizeof slow_held / sizeof *slow_held ||
-        sy_env_encode(H_CLUSTER, 1, m, &h->sg[1], &b))
-        abort();
-    size_t len;
-    uint8_t *p = sy_buf_take(&b, &len);
-    slow_held[slow_n++] = (h_msg){ 1, 3, p, len };
+    hq_hold(h, &slow_q, 1, 3, m);
     return false;
 }
 
@@ -165,25 +200,16 @@ static void test_a_silent_responder_loses_the_fetch_a_slow_one_keeps_it(void **s
         for (uint32_t r = 0; r < 12; r++)
             assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
         memset(chunks_by, 0, sizeof chunks_by);
-        slow_n = slow_head = 0;
-        slow_release = false;
+        hq_reset(&slow_q);
         h->filter = slow_node_1;
         h->down[3] = false;
-        uint64_t last = 0;
         for (uint64_t t = 0; t < 30000 && !h->installs[3]; t += 10) {
-            if (slow_head < slow_n && h->now >= last + 90) {
-                slow_release = true;
-                h_deliver(h, &slow_held[slow_head]);
-                slow_release = false;
-                free(slow_held[slow_head++].buf);
-                last = h->now;
-            }
+            hq_release(h, &slow_q, 90);
             if (t % 1000 == 0)
                 h_submit(h, 0, 0x7);   /* the others go on checkpointing */
             h_tick(h, 10);
         }
-        for (size_t i = slow_head; i < slow_n; i++)
-            free(slow_held[i].buf);
+        hq_reset(&slow_q);
         assert_true(h->installs[3] >= 1);
         if (slow_mode == 0) {
             assert_int_equal(chunks_by[1], 10);
@@ -208,27 +234,18 @@ static void test_a_silent_responder_loses_the_fetch_a_slow_one_keeps_it(void **s
  * started over each time and never installed anything. (Each chunk waits
  * at most ~80 ms, a window of four at 20 ms each: inside the 100 ms after
  * which a chunk counts as stalled.) */
-static h_msg link_q[8192];
-static size_t link_n, link_head;
-static bool link_release;
+static held_q link_q;
 static uint64_t first_seq;             /* checkpoint of the first chunk sent to 3 */
 static uint64_t cut_from, cut_until;   /* node 1's chunks to 3 are lost meanwhile */
 static bool slow_link_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
 {
-    if (m->type != SY_MSG_PBFT_STATE || to != 3 || link_release)
+    if (m->type != SY_MSG_PBFT_STATE || to != 3 || link_q.releasing)
         return true;
     if (!first_seq && m->u.pbft.state.snap_len)
         first_seq = m->u.pbft.state.ckpt.seq;
     if (from == 1 && h->now >= cut_from && h->now < cut_until)
         return false;
-    sy_buf b;
-    sy_buf_init(&b);
-    if (link_n == sizeof link_q / sizeof *link_q ||
-        sy_env_encode(H_CLUSTER, from, m, &h->sg[from], &b))
-        abort();
-    size_t len;
-    uint8_t *p = sy_buf_take(&b, &len);
-    link_q[link_n++] = (h_msg){ from, 3, p, len };
+    hq_hold(h, &link_q, from, 3, m);
     return false;
 }
 
@@ -267,22 +284,16 @@ static void test_a_fetch_slower_than_a_checkpoint_interval_completes(void **stat
         h->down[3] = true;
         for (uint32_t r = 0; r < 12; r++)
             assert_true(op_until_executed_via(h, r % 2, 0x7, 0x7, 5000));
-        link_n = link_head = 0;
+        hq_reset(&link_q);
         h->filter = slow_link_to_3;
         h->down[3] = false;
-        uint64_t h_at_start = h_status(h, 0).snap_index, last = 0, t = 0;
+        uint64_t h_at_start = h_status(h, 0).snap_index, t = 0;
         for (; t < 8000 && !h->installs[3]; t += 10) {
-            if (variant == 3 && link_head == 12 && cut_from == UINT64_MAX) {
+            if (variant == 3 && link_q.head == 12 && cut_from == UINT64_MAX) {
                 cut_from = h->now;
                 cut_until = h->now + 150;
             }
-            if (link_head < link_n && h->now >= last + 20) {
-                link_release = true;
-                h_deliver(h, &link_q[link_head]);
-                link_release = false;
-                free(link_q[link_head++].buf);
-                last = h->now;
-            }
+            hq_release(h, &link_q, 20);
             if (t % 20 == 0)
                 h_submit(h, (uint32_t)(t / 20) % 2, variant == 2 ? 0xf : 0x7);
             if (variant == 1 && t % 50 == 0) {
@@ -296,9 +307,7 @@ static void test_a_fetch_slower_than_a_checkpoint_interval_completes(void **stat
         assert_int_equal(h_status(h, 3).snap_index, first_seq);
         /* the others' checkpoints moved on several times meanwhile */
         assert_true(h_status(h, 0).snap_index >= h_at_start + 3 * 4);
-        for (size_t i = link_head; i < link_n; i++)
-            free(link_q[i].buf);
-        link_n = link_head = 0;
+        hq_reset(&link_q);
         h->filter = NULL;
         h_run_for(h, 5000, 50);
         assert_int_equal(h->applied[3], h->applied[0]);
