@@ -129,13 +129,18 @@ static void link_cb(void *arg)
     }
     if (st == L_RECV && rv == 0) {
         pthread_mutex_lock(&c->mu);
-        if (c->in_count < c->in_cap) {
+        bool queued = c->in_count < c->in_cap;
+        if (queued) {
             c->inbox[(c->in_head + c->in_count) % c->in_cap] = (inmsg){ l->id, m };
             c->in_count++;
             m = NULL;
-            pthread_cond_signal(&c->cv);
         }
         pthread_mutex_unlock(&c->mu);
+        /* after the unlock, so the woken caller does not block on c->mu at
+         * once (net/transport.c, sy_net_wake); c outlives this callback:
+         * closing the client waits for its aios */
+        if (queued)
+            pthread_cond_signal(&c->cv);
         if (m)
             nng_msg_free(m);
     }

@@ -198,8 +198,8 @@ static int eq_push(sy_net *net, sy_net_event *ev)
     }
     net->eq[(net->eq_head + net->eq_count) % net->eq_cap] = *ev;
     net->eq_count++;
-    pthread_cond_signal(&net->ecv);
     pthread_mutex_unlock(&net->emu);
+    pthread_cond_signal(&net->ecv);   /* after the unlock: see sy_net_wake */
     return SY_OK;
 }
 
@@ -218,8 +218,14 @@ void sy_net_wake(sy_net *net)
 {
     pthread_mutex_lock(&net->emu);
     net->woken = true;
-    pthread_cond_signal(&net->ecv);
     pthread_mutex_unlock(&net->emu);
+    /* Signalled after the unlock: a waiter woken while we still hold the
+     * mutex runs only to block on it, and our unlock then wakes it a
+     * second time (two futex wakes and context switches for one event;
+     * glibc's condition variables do not hand the mutex over). The state
+     * changed under the mutex, so the waiter cannot miss it: it checks
+     * eq_count and woken under the mutex before it waits. */
+    pthread_cond_signal(&net->ecv);
 }
 
 static void expire_clients(sy_net *net);
@@ -544,8 +550,8 @@ static int submit_work(sy_net *net, uint8_t kind, nng_msg *msg, uint64_t handle)
     w->msg = msg;
     w->handle = handle;
     net->wq_count++;
-    pthread_cond_signal(&net->wcv);
     pthread_mutex_unlock(&net->wmu);
+    pthread_cond_signal(&net->wcv);   /* after the unlock: see sy_net_wake */
     return SY_OK;
 }
 

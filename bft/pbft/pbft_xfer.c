@@ -578,6 +578,13 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         if (p->xin.seq)
             return SY_OK;   /* more chunks to come; entries ride on the last */
     }
+    /* Each commit certificate is 2f+1 verified statements made in its
+     * view: what a replica that missed a view change (away, or restarted
+     * with the old view on disk) learns of the view the others run, in an
+     * idle cluster where no normal-case message would tell it. Noted once
+     * the entries are in (pbft_follow_higher_views may start a view
+     * change: its VIEW-CHANGE makes the new primary repeat its NEW-VIEW). */
+    uint64_t cert_view[SY_MAX_NODES] = { 0 };
     uint64_t next = p->executed + 1;
     for (uint32_t i = 0; i < st->n_entries; i++) {
         const sy_pbft_centry *e = &st->entries[i];
@@ -594,6 +601,9 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         }
         if (!centry_valid(p, e))
             return bad_state(p, from);
+        for (uint32_t k = 0; k < e->n_commits; k++)
+            if (e->view > cert_view[e->commits[k].replica])
+                cert_view[e->commits[k].replica] = e->view;
         uint8_t *copy = NULL;
         if (e->batch.len) {
             copy = malloc(e->batch.len);
@@ -616,5 +626,9 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
             p->last_pp = e->seq;
         next++;
     }
-    return pbft_execute(p);
+    int rc = pbft_execute(p);
+    for (uint32_t r = 0; r < p->n; r++)
+        if (cert_view[r] && r != p->self)
+            pbft_note_peer_view(p, r, cert_view[r]);
+    return rc;
 }

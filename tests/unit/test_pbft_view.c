@@ -235,6 +235,39 @@ static void test_lone_replica_does_not_run_ahead_of_the_others(void **state)
     h_free(h);
 }
 
+
+/* Primary 0 is away while the others change to view 1 and execute, then
+ * restarts (view 0 on its disk) into an idle cluster. Catching up by
+ * itself (the idle probe) it must also learn the view: the certificates
+ * of the entries it fetched are the others' statements in view 1. Before,
+ * it went on calling itself primary of view 0 -- what `synodctl status`
+ * showed -- until a client's request told it otherwise. */
+static void test_replica_back_after_a_view_change_learns_the_view_in_an_idle_cluster(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, NULL);
+    h->down[0] = true;
+    for (uint32_t r = 0; r < 3; r++)
+        assert_true(client_op(h, 1, 0xe, 20000));
+    assert_int_equal(h_status(h, 1).term, 1);
+    assert_int_equal(h_status(h, 1).role, SY_ROLE_PRIMARY);
+    assert_int_equal(h_restart(h, 0), SY_OK);
+    h->down[0] = false;
+    assert_int_equal(h_status(h, 0).term, 0);
+    /* idle: only ticks, fewer than one request timeout (500 ms) */
+    h_run_for(h, 400, 50);
+    assert_int_equal(h->applied[0], h->applied[1]);
+    assert_int_equal(h_status(h, 0).term, 1);
+    assert_int_equal(h_status(h, 0).role, SY_ROLE_BACKUP);
+    /* and it is a working member of view 1: with replica 2 down the
+     * quorum needs it */
+    h->down[2] = true;
+    assert_true(client_op(h, 1, 0xb, 20000));
+    assert_int_equal(h_status(h, 1).term, 1);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* ------------------------------------------------------------ state transfer */
 
 static void tweak_k4(uint32_t node, sy_engine_cfg *c)
@@ -401,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_request_known_only_to_failed_primary_is_never_executed_differently),
         cmocka_unit_test(test_successive_view_changes_back_off_exponentially),
         cmocka_unit_test(test_lone_replica_does_not_run_ahead_of_the_others),
+        cmocka_unit_test(test_replica_back_after_a_view_change_learns_the_view_in_an_idle_cluster),
         cmocka_unit_test(test_restarted_primary_repeats_its_new_view_to_a_backup_that_missed_it),
         cmocka_unit_test(test_lagging_replica_catches_up_by_state_transfer),
         cmocka_unit_test(test_corrupt_state_is_detected_and_another_replica_asked),
