@@ -30,7 +30,8 @@ static const char usage[] =
     "command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
-    "             leader-churn, or all (every fault but leader-churn), or none\n"
+    "             leader-churn, handoff, or all (every fault but leader-churn and\n"
+    "             handoff), or none\n"
     "             (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
     "             fake-prepared bad-new-view flood twins bad-state; or a planted-bug\n"
@@ -159,7 +160,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, handoffs, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -179,6 +180,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->partitions += s->partitions;
     t->crashes += s->crashes;
     t->churns += s->churns;
+    t->handoffs += s->handoffs;
     t->restarts += s->restarts;
     t->pauses += s->pauses;
     t->disk_lost += s->disk_lost;
@@ -223,6 +225,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "crashes", t->crashes);
     if (t->churns)
         printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
+    if (t->handoffs)
+        printf("  %-22s %12" PRIu64 "\n", "leaders handed off", t->handoffs);
     printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
@@ -318,7 +322,7 @@ int main(int argc, char **argv)
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
                 fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
-                        "partition, crash, pause, skew, disk, leader-churn, all or none)\n", bad);
+                        "partition, crash, pause, skew, disk, leader-churn, handoff, all or none)\n", bad);
                 return 2;
             }
         } else if (strcmp(a, "--byzantine") == 0) {

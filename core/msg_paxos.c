@@ -23,6 +23,7 @@ const char *sy_msg_paxos_name(int type)
     case SY_MSG_PAXOS_LEARN: return "paxos_learn";
     case SY_MSG_PAXOS_SNAPSHOT: return "paxos_snapshot";
     case SY_MSG_PAXOS_SNAPSHOT_ACK: return "paxos_snapshot_ack";
+    case SY_MSG_PAXOS_TAKEOVER: return "paxos_takeover";
     default: return "unknown";
     }
 }
@@ -107,6 +108,10 @@ int sy_msg_paxos_encode(const sy_msg *m, void *packer)
     case SY_MSG_PAXOS_LEARN:
         msgpack_pack_array(pk, 1);
         msgpack_pack_uint64(pk, b->learn.from_slot);
+        return SY_OK;
+    case SY_MSG_PAXOS_TAKEOVER:
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_uint64(pk, b->takeover.ballot);
         return SY_OK;
     case SY_MSG_PAXOS_SNAPSHOT: {
         const sy_paxos_snapshot *s = &b->snap;
@@ -273,6 +278,12 @@ int sy_msg_paxos_decode(sy_msg *m, void *reader)
         sy_mp_array_exact(r, 1);
         get_u64(r, &b->learn.from_slot);
         if (!r->err && b->learn.from_slot == 0)
+            r->err = SY_EFIELD;
+        break;
+    case SY_MSG_PAXOS_TAKEOVER:
+        sy_mp_array_exact(r, 1);
+        get_u64(r, &b->takeover.ballot);
+        if (!r->err && b->takeover.ballot == 0)
             r->err = SY_EFIELD;
         break;
     case SY_MSG_PAXOS_SNAPSHOT: {

@@ -22,6 +22,7 @@ enum sy_msg_paxos_type {
     SY_MSG_PAXOS_LEARN = 35,        /* ask for chosen values from a slot */
     SY_MSG_PAXOS_SNAPSHOT = 36,     /* catch-up past compaction, chunked */
     SY_MSG_PAXOS_SNAPSHOT_ACK = 37,
+    SY_MSG_PAXOS_TAKEOVER = 38,     /* a stopping leader: run phase 1 now */
 };
 
 /* Most bytes of entries a PROMISE / ACCEPT / CHOSEN carries (below
@@ -91,6 +92,12 @@ typedef struct {
     uint64_t commit;        /* receiver's chosen prefix now */
 } sy_paxos_snapshot_ack;
 
+/* Leadership hand-off (docs/paxos.md): the leader of `ballot` asks the
+ * receiver to start phase 1 at once, without its pre-prepare. */
+typedef struct {
+    uint64_t ballot;        /* the sender's ballot, which it leads */
+} sy_paxos_takeover;
+
 typedef union sy_paxos_body {
     sy_paxos_prepare prepare;
     sy_paxos_promise promise;
@@ -100,6 +107,7 @@ typedef union sy_paxos_body {
     sy_paxos_learn learn;
     sy_paxos_snapshot snap;
     sy_paxos_snapshot_ack snap_ack;
+    sy_paxos_takeover takeover;
 } sy_paxos_body;
 
 #endif

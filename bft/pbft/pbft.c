@@ -1243,8 +1243,11 @@ static int pbft_step(void *e, const sy_input *in)
             return SY_EINVAL;
         rc = pbft_on_sessions(p, in->u.sessions.index, in->u.sessions.recs, in->u.sessions.n);
         break;
+    case SY_IN_TRANSFER:
+        rc = pbft_abdicate(p, in->u.transfer.target);
+        break;
     default:
-        rc = SY_EINVAL;   /* transfer / conf change: not in PBFT */
+        rc = SY_EINVAL;   /* conf change: not in PBFT */
         break;
     }
     if (rc && rc != SY_EFATAL && rc != SY_ENOMEM)

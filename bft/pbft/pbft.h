@@ -376,6 +376,10 @@ uint64_t pbft_batch_deadline(const pbft *p);
 
 /* pbft_view.c (paper 4.4) */
 void pbft_start_view_change(pbft *p, uint64_t new_view);
+/* The operator's leadership transfer (a stopping primary, docs/pbft.md
+ * "Hand-off"): the primary of the current view, running it, moves to the
+ * next view itself. target: SY_NO_NODE or that view's primary. */
+int pbft_abdicate(pbft *p, uint32_t target);
 void pbft_arm_vc_timer(pbft *p);
 int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m);
 int pbft_on_new_view(pbft *p, uint32_t from, const sy_msg *m);

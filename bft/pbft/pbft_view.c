@@ -344,6 +344,25 @@ void pbft_start_view_change(pbft *p, uint64_t new_view)
     try_new_view(p);
 }
 
+/* Castro & Liskov have no hand-off: a view ends when its primary is
+ * suspected, so a primary stopped on purpose costs every client a request
+ * timeout (and its backoff). Here a primary that is about to stop sends its
+ * own VIEW-CHANGE for the next view, and a replica that receives the
+ * VIEW-CHANGE of the primary of the view it is in (or changing to) joins at
+ * once (pbft_on_view_change): that primary has given the view up and will
+ * send nothing more in it. Safety is the view change's, which any replica
+ * may start at any time; a faulty primary gains nothing it did not have by
+ * going silent, only the wait is shorter, and only for its own views. */
+int pbft_abdicate(pbft *p, uint32_t target)
+{
+    if (p->in_vc || pbft_primary(p, p->view) != p->self)
+        return SY_ENOTLEADER;
+    if (target != SY_NO_NODE && target != pbft_primary(p, p->view + 1))
+        return SY_EINVAL;   /* the next primary is the next view's */
+    pbft_start_view_change(p, p->view + 1);
+    return SY_OK;
+}
+
 static void try_new_view(pbft *p)
 {
     if (!p->in_vc || pbft_primary(p, p->view) != p->self || p->nv.have)
@@ -467,6 +486,10 @@ int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
     int rc = store_msg(&p->vcs[from], m);
     if (rc)
         return rc;
+    /* the primary of our view gave it up (pbft_abdicate, or its own timer):
+     * nothing more will come from it in this view */
+    if (from == pbft_primary(p, p->view) && vc->new_view > p->view)
+        pbft_start_view_change(p, p->view + 1);
     /* liveness (sec. 4.5.2): f+1 replicas want (or run) a higher view, so
      * at least one correct one does: join the smallest such view */
     pbft_follow_higher_views(p);

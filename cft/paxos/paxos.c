@@ -322,6 +322,7 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
     sy_buf_init(&p->in_snap);
     p->self_lo = 1;   /* none pending (see px_advance) */
     p->leader = SY_NO_NODE;
+    p->xfer_to = SY_NO_NODE;
     p->role = PX_FOLLOWER;
 
     sy_engine_boot empty;
@@ -416,6 +417,7 @@ static int step_msg(paxos *p, uint32_t from, const sy_msg *m)
     case SY_MSG_PAXOS_LEARN: return px_recv_learn(p, from, &b->learn);
     case SY_MSG_PAXOS_SNAPSHOT: return px_recv_snapshot(p, from, &b->snap);
     case SY_MSG_PAXOS_SNAPSHOT_ACK: return px_recv_snapshot_ack(p, from, &b->snap_ack);
+    case SY_MSG_PAXOS_TAKEOVER: return px_recv_takeover(p, from, &b->takeover);
     default: return SY_EMSGTYPE;
     }
 }
@@ -451,7 +453,8 @@ static int px_step(void *e, const sy_input *in)
         break;
     case SY_IN_APPLIED: rc = SY_OK; break;   /* PBFT's; nothing to do here */
     case SY_IN_SESSIONS: rc = SY_OK; break;
-    default: rc = SY_EINVAL; break;          /* transfer, conf change: unsupported */
+    case SY_IN_TRANSFER: rc = px_on_transfer(p, in->u.transfer.target); break;
+    default: rc = SY_EINVAL; break;          /* conf change: unsupported */
     }
     if (rc != SY_OK && rc != SY_EFATAL)
         p->dropped++;

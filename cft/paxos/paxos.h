@@ -215,6 +215,9 @@ typedef struct paxos {
     px_read *reads;
     size_t n_reads, cap_reads;
     uint64_t read_seq;
+    /* hand-off (px_on_transfer): the peer asked to take over, until when */
+    uint32_t xfer_to;         /* SY_NO_NODE: none */
+    uint64_t xfer_deadline;
 
     /* effects since the last advance */
     sy_outmsg *msgs;
@@ -257,6 +260,7 @@ int px_slice(paxos *p, uint64_t lo, uint64_t hi, sy_entry **out, uint32_t *n);
 
 /* acceptor / learner side (paxos_acceptor.c) */
 int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m);
+int px_recv_takeover(paxos *p, uint32_t from, const sy_paxos_takeover *m);
 int px_recv_accept(paxos *p, uint32_t from, const sy_paxos_accept *m);
 int px_recv_chosen(paxos *p, uint32_t from, const sy_paxos_chosen *m);
 int px_recv_learn(paxos *p, uint32_t from, const sy_paxos_learn *m);
@@ -274,6 +278,7 @@ int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m);
 int px_recv_accepted(paxos *p, uint32_t from, const sy_paxos_accepted *m);
 int px_leader_tick(paxos *p);
 int px_on_request(paxos *p, const sy_input *in);
+int px_on_transfer(paxos *p, uint32_t target);
 int px_on_read(paxos *p, uint64_t read_id);
 /* At ready, in this order: open slots for queued requests; count the
  * leader's own accepts for slots [lo, hi] handed out in this ready; send the

@@ -54,6 +54,7 @@ void px_become_follower(paxos *p, uint32_t leader)
     p->role = PX_FOLLOWER;
     p->leader = leader;
     p->probing = false;
+    p->xfer_to = SY_NO_NODE;
 }
 
 static int pv_merge(paxos *p, const sy_entry *e, bool chosen)
@@ -180,6 +181,7 @@ static int become_leader(paxos *p)
     if (p->leader != p->cfg.self)
         p->leader_changes++;
     p->leader = p->cfg.self;
+    p->xfer_to = SY_NO_NODE;
     /* Takeover: slots p1_from .. hi get the chosen value, the highest-ballot
      * value reported, or a no-op for a gap. Slots that became chosen here
      * meanwhile (CHOSEN during phase 1) are left as they are. */
@@ -312,6 +314,19 @@ int px_campaign(paxos *p)
     return p->cfg.prevote ? probe(p) : campaign_now(p);
 }
 
+/* The leader we follow hands over to us (px_on_transfer): phase 1 now. A
+ * TAKEOVER from a ballot we have promised past is stale; one we have not
+ * heard of yet is still its sender's own ballot (ballots name their
+ * proposer), so it leads or led there. */
+int px_recv_takeover(paxos *p, uint32_t from, const sy_paxos_takeover *m)
+{
+    if (px_ballot_node(m->ballot) != from)
+        return SY_ESENDER;
+    if (m->ballot < p->promised || p->role != PX_FOLLOWER)
+        return SY_OK;
+    return campaign_now(p);
+}
+
 int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m)
 {
     px_see_ballot(p, m->promised);
@@ -414,11 +429,66 @@ void px_leader_self_ack(paxos *p, uint64_t lo, uint64_t hi)
     leader_advance_commit(p);
 }
 
+/* ---------------------------------------------------------- hand-off */
+
+/* Leadership transfer, for a leader about to stop (synod on SIGTERM). The
+ * papers have none: a leader that stops costs the others an election
+ * timeout before one of them runs phase 1. Here the leader names a peer
+ * and sends it TAKEOVER; the peer runs phase 1 at once, skipping its
+ * pre-prepare (which the other acceptors would refuse: they still hear
+ * from us). Phase 1 is the ordinary one, so safety is untouched: whatever
+ * we had accepted or chosen reaches the new leader through the promises,
+ * and the target need not be caught up. Meanwhile we propose nothing new
+ * (requests are refused with the target as hint), resend TAKEOVER every
+ * heartbeat, and give up after election_max_ms (a lost or dead target):
+ * then we lead on as before. A higher ballot ends it (px_become_follower). */
+static int send_takeover(paxos *p)
+{
+    sy_msg *m = px_send(p, p->xfer_to, SY_MSG_PAXOS_TAKEOVER);
+    if (!m)
+        return SY_ENOMEM;
+    m->u.paxos.takeover.ballot = p->promised;
+    return SY_OK;
+}
+
+int px_on_transfer(paxos *p, uint32_t target)
+{
+    if (p->role != PX_LEADER)
+        return SY_ENOTLEADER;
+    if (target == SY_NO_NODE) {
+        /* the peer heard from recently that knows the most chosen slots */
+        for (uint32_t i = 0; i < p->cfg.n; i++) {
+            if (i == p->cfg.self || !p->peers[i].heard ||
+                p->peers[i].last_ack_ms + p->cfg.election_min_ms < p->now)
+                continue;
+            if (target == SY_NO_NODE || p->peers[i].commit > p->peers[target].commit)
+                target = i;
+        }
+        if (target == SY_NO_NODE)
+            return SY_EUNREACH;
+    }
+    if (target == p->cfg.self)
+        return SY_OK;
+    if (target >= p->cfg.n)
+        return SY_EINVAL;
+    if (p->xfer_to == target)
+        return SY_OK;
+    p->xfer_to = target;
+    p->xfer_deadline = p->now + p->cfg.election_max_ms;
+    return send_takeover(p);
+}
+
 int px_leader_tick(paxos *p)
 {
     if (p->now < p->heartbeat_deadline)
         return SY_OK;
     p->heartbeat_deadline = p->now + p->cfg.heartbeat_ms;
+    if (p->xfer_to != SY_NO_NODE) {
+        if (p->now >= p->xfer_deadline)
+            p->xfer_to = SY_NO_NODE;   /* nobody took over: lead on */
+        else if (send_takeover(p) != SY_OK)
+            return SY_ENOMEM;
+    }
     if (p->cfg.check_quorum) {
         /* A leader cut off from a majority steps down, so clients and
          * reads go elsewhere instead of waiting on it. */
@@ -491,6 +561,8 @@ int px_on_request(paxos *p, const sy_input *in)
         return SY_EINVAL;
     if (p->role != PX_LEADER)
         return px_reject(p, req->client_id, req->req_no, SY_ENOTLEADER, p->leader);
+    if (p->xfer_to != SY_NO_NODE)   /* handing off: new requests go there */
+        return px_reject(p, req->client_id, req->req_no, SY_ENOTLEADER, p->xfer_to);
     if (p->q_n + p->inflight_reqs >= p->cfg.max_pending) {
         p->dropped++;
         return px_reject(p, req->client_id, req->req_no, SY_EFULL, p->cfg.self);

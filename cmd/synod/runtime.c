@@ -1710,12 +1710,8 @@ static bool start_handoff(rt *r)
     r->ops->status(r->eng, &st);
     if ((st.role != SY_ROLE_LEADER && st.role != SY_ROLE_PRIMARY) || r->cluster.n < 2)
         return false;
-    if (r->cluster.protocol != SY_PROTO_RAFT) {
-        /* Multi-Paxos and PBFT have no transfer */
-        SY_INFO(&r->log, "stopping: %s has no leadership transfer; peers take over at their timeout",
-                r->ops->name);
-        return false;
-    }
+    /* Raft: TimeoutNow (thesis 3.10); Multi-Paxos: TAKEOVER (docs/paxos.md);
+     * PBFT: the primary's own VIEW-CHANGE (docs/pbft.md, "Hand-off") */
     sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
     in.u.transfer.target = SY_NO_NODE;
     int rc = r->ops->step(r->eng, &in);
@@ -1734,8 +1730,10 @@ static bool handoff_done(rt *r, uint64_t until)
 {
     sy_engine_status st;
     r->ops->status(r->eng, &st);
-    /* wait for the new leader's first message, so clients get its name */
-    if (st.role != SY_ROLE_LEADER && st.leader != SY_NO_NODE && st.leader != r->ncfg.id) {
+    /* wait for the new leader's first message (PBFT: its NEW-VIEW), so
+     * clients get its name */
+    if ((st.role == SY_ROLE_FOLLOWER || st.role == SY_ROLE_BACKUP) && st.leader != SY_NO_NODE &&
+        st.leader != r->ncfg.id) {
         SY_INFO(&r->log, "stopping: leadership handed to node %u", st.leader);
         return true;
     }
@@ -1749,7 +1747,7 @@ static bool handoff_done(rt *r, uint64_t until)
         SY_INFO(&r->log, "stopping: no peer connected to take over leadership");
         return true;
     }
-    if (st.role != SY_ROLE_LEADER)
+    if (st.role != SY_ROLE_LEADER && st.role != SY_ROLE_PRIMARY)
         SY_INFO(&r->log, "stopping: no longer leader; the new leader is not known yet");
     else
         SY_WARN(&r->log, "stopping: no peer took over leadership within %u ms; stopping anyway",

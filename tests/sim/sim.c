@@ -20,6 +20,7 @@
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
+    "handoff",
 };
 
 const char *sy_sim_fault_name(uint32_t bit)
@@ -193,6 +194,7 @@ static const char *kind_name(uint8_t k)
     case EV_RESUME: return "resume";
     case EV_CALM: return "calm";
     case EV_CHURN: return "leader-churn";
+    case EV_HANDOFF: return "handoff";
     case TR_SEND: return "send";
     case TR_DROP: return "drop";
     case TR_DUP: return "dup";
@@ -641,6 +643,50 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                  nd->id);
 }
 
+/* ---- handoff (opt-in fault) ---- */
+
+#define SIM_HANDOFF_PCT 30u
+#define SIM_HANDOFF_DELAY_MAX_MS 2000u
+
+/* nd has just become leader or primary: maybe ask it to hand over later */
+static void handoff_on_leader(sim_world *w, sim_node *nd)
+{
+    if (!(w->o.faults & SY_FAULT_HANDOFF) || w->calm || nd->host >= w->n ||
+        sy_rng_below(&w->rng, 100) >= SIM_HANDOFF_PCT)
+        return;
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 1, SIM_HANDOFF_DELAY_MAX_MS), EV_HANDOFF,
+                 nd->host, UINT32_MAX, nd->incarnation, NULL, 0);
+}
+
+/* EV_HANDOFF: the operator's transfer, as synod steps it on SIGTERM (the
+ * node goes on running here; crashes come from the crash fault) */
+static void handoff(sim_world *w, sim_node *nd, uint64_t gen)
+{
+    if (w->calm || w->stop || !nd->up || !nd->eng || nd->incarnation != gen)
+        return;
+    if (nd->paused) {
+        sim_schedule(w, w->now + 10, EV_HANDOFF, nd->host, UINT32_MAX, gen, NULL, 0);
+        return;
+    }
+    sy_engine_status es = { 0 };
+    w->o.ops->status(nd->eng, &es);
+    if (es.role != SY_ROLE_LEADER && es.role != SY_ROLE_PRIMARY)
+        return;
+    sy_input si = { .kind = SY_IN_TRANSFER, .now_ms = sim_local_now(w, nd) };
+    si.u.transfer.target = SY_NO_NODE;
+    int rc = w->o.ops->step(nd->eng, &si);
+    if (rc == SY_EFATAL) {
+        sim_fail(w, "engine-fatal", "n%u engine failed on a leadership transfer", nd->id);
+        return;
+    }
+    if (rc == SY_OK)
+        w->st->handoffs++;
+    if (nd->busy)
+        nd->stepped_busy = true;
+    else
+        sim_node_pump(w, nd);
+}
+
 /* The daemon's LMDB commit: everything the node wrote becomes durable. */
 static void full_sync(sim_world *w, sim_node *nd)
 {
@@ -1021,6 +1067,8 @@ static void finish(sim_world *w, sim_node *nd)
         sim_trace(w, TR_ROLE, nd->id, UINT32_MAX, es.role, es.term, 0);
         if (es.role == SY_ROLE_LEADER)
             sim_churn_on_leader(w, nd);
+        if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
+            handoff_on_leader(w, nd);
     }
     if (es.leader_changes > nd->leader_changes)
         nd->leader_changes = es.leader_changes;
@@ -1372,6 +1420,10 @@ static void dispatch(sim_world *w, sim_event *ev)
         break;
     case EV_CHURN:
         sim_net_churn(w, ev->a, ev->gen);
+        break;
+    case EV_HANDOFF:
+        if (nd)
+            handoff(w, nd, ev->gen);
         break;
     default:
         break;

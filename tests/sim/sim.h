@@ -39,9 +39,14 @@ enum sy_sim_fault {
      * (an old-term entry on a minority, competing leaders at one index).
      * Opt-in: not part of "all". */
     SY_FAULT_CHURN = 1u << 8,
+    /* handoff: a node that becomes leader or primary is, with some
+     * probability, asked a little later to hand leadership on (what synod
+     * does on SIGTERM: SY_IN_TRANSFER), under whatever else is going on.
+     * Opt-in: not part of "all". */
+    SY_FAULT_HANDOFF = 1u << 9,
     SY_FAULT_ALL = 0xffu,
 };
-#define SY_SIM_N_FAULTS 9
+#define SY_SIM_N_FAULTS 10
 
 /* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
  * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
@@ -112,6 +117,7 @@ typedef struct sy_sim_stats {
     uint64_t msgs_rejected;       /* envelopes the decoder refused */
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
+    uint64_t handoffs;            /* handoff: transfers a leader accepted */
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t held_writes;             /* apply-only writes left unsynced */
     uint64_t snapshots;

@@ -43,6 +43,7 @@ enum sim_ev_kind {
     EV_RESUME,        /* node a's pause ends */
     EV_CALM,          /* fault phase over */
     EV_CHURN,         /* leader-churn: strike node a (incarnation gen) */
+    EV_HANDOFF,       /* handoff: node a (incarnation gen) transfers leadership */
     EV_SNAP_DONE,     /* node a's snapshot thread finished (incarnation gen) */
 };
 

@@ -576,6 +576,88 @@ static void test_request_at_non_leader_rejected_with_leader_hint(void **state)
     cl_free(c);
 }
 
+/* A leader about to stop (synod on SIGTERM) hands over: the peer it names
+ * runs phase 1 at once, past the other acceptor's pre-prepare refusal
+ * (with prevote on, a leader alive), well inside an election timeout.
+ * While it hands off the old leader refuses new requests, naming the
+ * target; a value it accepted but did not see chosen is kept. */
+static void test_stopping_leader_hands_over_without_an_election_timeout(void **state)
+{
+    (void)state;
+    cluster *c = cl_new_opts(3, 7, true);
+    uint32_t l = settle_leader(c);
+    uint32_t t = (l + 1) % 3, o = (l + 2) % 3;
+    cl_request(c, l, 1, "put a");
+    cl_run(c);
+    cl_time(c, 100);
+    /* a value the old leader has only on its own log and o's */
+    cl_cut(c, t, true);
+    cl_request(c, l, 2, "put b");
+    cl_run(c);
+    cl_cut(c, t, false);
+    uint64_t b0 = st(c, l).term;
+    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = c->now };
+    in.u.transfer.target = 9;
+    assert_int_equal(ops->step(c->e[l], &in), SY_EINVAL);
+    in.u.transfer.target = t;
+    assert_int_equal(ops->step(c->e[t], &in), SY_ENOTLEADER);
+    assert_int_equal(ops->step(c->e[l], &in), SY_OK);
+    c->n_rejects = 0;
+    cl_request(c, l, 3, "put c");
+    cl_ready(c, l);
+    assert_int_equal(c->n_rejects, 1);
+    assert_int_equal(c->rejects[0].status, SY_ENOTLEADER);
+    assert_int_equal(c->rejects[0].leader, t);
+    uint64_t t0 = c->now;
+    cl_run(c);
+    for (int k = 0; k < 30 && st(c, t).role != SY_ROLE_LEADER; k++)
+        cl_time(c, 10);
+    assert_int_equal(st(c, t).role, SY_ROLE_LEADER);
+    assert_true(c->now - t0 < c->cfg[t].election_min_ms);
+    assert_true(st(c, t).term > b0);
+    cl_time(c, 100);
+    assert_int_equal(st(c, l).role, SY_ROLE_FOLLOWER);
+    assert_int_equal(st(c, l).leader, t);
+    assert_int_equal(st(c, o).leader, t);
+    cl_request(c, t, 4, "put d");
+    cl_run(c);
+    cl_time(c, 200);
+    char buf[256];
+    for (uint32_t i = 0; i < 3; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put a|put b|put d|");
+    }
+    assert_agreement(c);
+    cl_free(c);
+}
+
+/* A hand-off nobody takes (the target is gone) ends at election_max_ms and
+ * the leader leads on, taking requests again. */
+static void test_hand_off_to_a_dead_peer_gives_up_and_leads_on(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 8);
+    uint32_t l = settle_leader(c);
+    uint32_t t = (l + 1) % 3;
+    uint64_t b0 = st(c, l).term;
+    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = c->now };
+    in.u.transfer.target = t;
+    assert_int_equal(ops->step(c->e[l], &in), SY_OK);
+    cl_cut(c, t, true);
+    cl_time(c, c->cfg[l].election_max_ms + 100);
+    assert_int_equal(st(c, l).role, SY_ROLE_LEADER);
+    assert_int_equal(st(c, l).term, b0);
+    c->n_rejects = 0;
+    cl_request(c, l, 1, "put a");
+    cl_run(c);
+    cl_time(c, 100);
+    assert_int_equal(c->n_rejects, 0);
+    char buf[64];
+    committed_reqs(c, l, buf, sizeof buf);
+    assert_string_equal(buf, "put a|");
+    cl_free(c);
+}
+
 static void test_two_proposers_interleaving_prepares_converge(void **state)
 {
     (void)state;
@@ -1026,6 +1108,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_leader_commits_batched_requests_in_slot_order),
         cmocka_unit_test(test_request_at_non_leader_rejected_with_leader_hint),
+        cmocka_unit_test(test_stopping_leader_hands_over_without_an_election_timeout),
+        cmocka_unit_test(test_hand_off_to_a_dead_peer_gives_up_and_leads_on),
         cmocka_unit_test(test_two_proposers_interleaving_prepares_converge),
         cmocka_unit_test(test_value_accepted_by_minority_kept_by_next_leader),
         cmocka_unit_test(test_gaps_filled_with_noops_at_takeover),

@@ -127,6 +127,15 @@ static void test_every_paxos_message_round_trips(void **state)
     roundtrip(&m, &o);
     assert_int_equal(o.u.paxos.snap_ack.commit, 10);
 
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_PAXOS_TAKEOVER;
+    m.u.paxos.takeover.ballot = 130;
+    roundtrip(&m, &o);
+    assert_int_equal(o.u.paxos.takeover.ballot, 130);
+    m.u.paxos.takeover.ballot = 0;   /* no ballot is led at 0 */
+    assert_int_equal(decode_of(&m), SY_EFIELD);
+
+    assert_string_equal(sy_msg_type_name(SY_MSG_PAXOS_TAKEOVER), "paxos_takeover");
     assert_string_equal(sy_msg_type_name(SY_MSG_PAXOS_PROMISE), "paxos_promise");
     assert_string_equal(sy_msg_type_name(39), "unknown");
 }
@@ -188,7 +197,7 @@ static void test_decoder_refuses_malformed_paxos_bodies(void **state)
     assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, probe, 4, &out), SY_EFIELD);
     uint8_t arity[] = { 0x94, 0x41, 0x01, 0xc3, 0x01 };
     assert_int_equal(sy_msg_decode_body(SY_MSG_PAXOS_PREPARE, arity, 5, &out), SY_EFIELD);
-    assert_int_equal(sy_msg_decode_body(38, arity, 5, &out), SY_EMSGTYPE);
+    assert_int_equal(sy_msg_decode_body(39, arity, 5, &out), SY_EMSGTYPE);
 }
 
 static void test_decoder_refuses_too_many_entries(void **state)

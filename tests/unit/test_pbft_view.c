@@ -268,6 +268,40 @@ static void test_replica_back_after_a_view_change_learns_the_view_in_an_idle_clu
     h_free(h);
 }
 
+/* A primary about to stop hands its view on (SY_IN_TRANSFER, what synod
+ * does on SIGTERM): its VIEW-CHANGE for the next view makes the backups
+ * join at once, and view 1 forms with the old primary in it as a backup --
+ * no request timer has to expire (500 ms here). Only the primary of a view
+ * it runs can do it, and only towards the next view's primary. */
+static void test_stopping_primary_hands_its_view_to_the_next_primary(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, NULL);
+    assert_true(client_op(h, 0, ALL4, 5000));
+    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
+    in.u.transfer.target = 2;   /* not view 1's primary */
+    assert_int_equal(h->ops->step(h->e[0], &in), SY_EINVAL);
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(h->ops->step(h->e[1], &in), SY_ENOTLEADER);   /* a backup */
+    assert_int_equal(h_status(h, 0).role, SY_ROLE_PRIMARY);
+    assert_int_equal(h->ops->step(h->e[0], &in), SY_OK);
+    h_run(h);
+    uint64_t t0 = h->now;
+    for (uint64_t t = 0; t < 5000 && h_status(h, 0).role != SY_ROLE_BACKUP; t += 10)
+        h_tick(h, 10);
+    assert_true(h->now - t0 < 500);   /* simulated time: no timer expired */
+    assert_int_equal(h_status(h, 1).role, SY_ROLE_PRIMARY);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_status(h, i).term, 1);
+    assert_int_equal(h_status(h, 0).leader, 1);
+    /* the old primary stops; the other three go on in view 1 */
+    h->down[0] = true;
+    assert_true(client_op(h, 1, 0xe, 5000));
+    assert_int_equal(h_status(h, 1).term, 1);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* ------------------------------------------------------------ state transfer */
 
 static void tweak_k4(uint32_t node, sy_engine_cfg *c)
@@ -435,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_successive_view_changes_back_off_exponentially),
         cmocka_unit_test(test_lone_replica_does_not_run_ahead_of_the_others),
         cmocka_unit_test(test_replica_back_after_a_view_change_learns_the_view_in_an_idle_cluster),
+        cmocka_unit_test(test_stopping_primary_hands_its_view_to_the_next_primary),
         cmocka_unit_test(test_restarted_primary_repeats_its_new_view_to_a_backup_that_missed_it),
         cmocka_unit_test(test_lagging_replica_catches_up_by_state_transfer),
         cmocka_unit_test(test_corrupt_state_is_detected_and_another_replica_asked),
