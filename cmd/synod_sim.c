@@ -160,7 +160,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, handoffs, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -181,6 +181,8 @@ static void add(totals *t, const sy_sim_stats *s)
     t->crashes += s->crashes;
     t->churns += s->churns;
     t->handoffs += s->handoffs;
+    t->handoffs_done += s->handoffs_done;
+    t->handoff_ms += s->handoff_ms;
     t->restarts += s->restarts;
     t->pauses += s->pauses;
     t->disk_lost += s->disk_lost;
@@ -226,7 +228,9 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     if (t->churns)
         printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
     if (t->handoffs)
-        printf("  %-22s %12" PRIu64 "\n", "leaders handed off", t->handoffs);
+        printf("  %-22s %12" PRIu64 "   (%" PRIu64 " then followed the next, after %" PRIu64
+               " ms on average)\n", "leaders handed off", t->handoffs, t->handoffs_done,
+               t->handoffs_done ? t->handoff_ms / t->handoffs_done : 0);
     printf("  %-22s %12" PRIu64 "\n", "restarts", t->restarts);
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);

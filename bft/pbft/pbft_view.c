@@ -324,17 +324,22 @@ void pbft_arm_vc_timer(pbft *p)
         p->vc_deadline = p->now + ((uint64_t)p->cfg.request_timeout_ms << p->vc_backoff);
 }
 
-void pbft_start_view_change(pbft *p, uint64_t new_view)
+/* planned: a primary's hand-off (pbft_abdicate), not a suspicion */
+static void start_view_change(pbft *p, uint64_t new_view, bool planned)
 {
     if (new_view <= p->view && (p->in_vc || new_view < p->view))
         return;
     p->view = new_view;
     p->in_vc = true;
     p->view_changes++;
-    if (p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
-        p->vc_backoff++;
     /* exponential backoff between successive view changes (sec. 4.5.2);
-     * the timer runs once a quorum asks for this view (pbft_arm_vc_timer) */
+     * the timer runs once a quorum asks for this view (pbft_arm_vc_timer).
+     * A hand-off is no sign of a slow network: a rolling restart of the
+     * primaries of an idle cluster (nothing executes, nothing resets the
+     * backoff) would otherwise leave the next real view change waiting
+     * request_timeout << k. */
+    if (!planned && p->vc_backoff < PBFT_MAX_BACKOFF_SHIFT)
+        p->vc_backoff++;
     p->vc_deadline = 0;
     p->hs_dirty = true;
     free_stored(&p->nv);
@@ -342,6 +347,11 @@ void pbft_start_view_change(pbft *p, uint64_t new_view)
     pbft_arm_vc_timer(p);
     /* the new primary may already hold enough view-changes */
     try_new_view(p);
+}
+
+void pbft_start_view_change(pbft *p, uint64_t new_view)
+{
+    start_view_change(p, new_view, false);
 }
 
 /* Castro & Liskov have no hand-off: a view ends when its primary is
@@ -359,7 +369,7 @@ int pbft_abdicate(pbft *p, uint32_t target)
         return SY_ENOTLEADER;
     if (target != SY_NO_NODE && target != pbft_primary(p, p->view + 1))
         return SY_EINVAL;   /* the next primary is the next view's */
-    pbft_start_view_change(p, p->view + 1);
+    start_view_change(p, p->view + 1, true);
     return SY_OK;
 }
 
@@ -489,7 +499,7 @@ int pbft_on_view_change(pbft *p, uint32_t from, const sy_msg *m)
     /* the primary of our view gave it up (pbft_abdicate, or its own timer):
      * nothing more will come from it in this view */
     if (from == pbft_primary(p, p->view) && vc->new_view > p->view)
-        pbft_start_view_change(p, p->view + 1);
+        start_view_change(p, p->view + 1, true);
     /* liveness (sec. 4.5.2): f+1 replicas want (or run) a higher view, so
      * at least one correct one does: join the smallest such view */
     pbft_follow_higher_views(p);

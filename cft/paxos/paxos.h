@@ -11,7 +11,8 @@
  * ack sets). See docs/paxos.md for the design note.
  *
  * Host contract beyond core/engine.h (same as the Raft engine's):
- *  - call ready() once, then advance(); do not step() in between;
+ *  - pipelined (core/engine.h): step() may come between ready() and
+ *    advance(), and at most one ready is in flight;
  *  - rd.hardstate is an opaque blob to store and hand back in boot.hardstate;
  *  - log entries are stored as handed out: index = slot, term = ballot at
  *    which this acceptor accepted the value (0: a gap placeholder, nothing
@@ -260,7 +261,6 @@ int px_slice(paxos *p, uint64_t lo, uint64_t hi, sy_entry **out, uint32_t *n);
 
 /* acceptor / learner side (paxos_acceptor.c) */
 int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m);
-int px_recv_takeover(paxos *p, uint32_t from, const sy_paxos_takeover *m);
 int px_recv_accept(paxos *p, uint32_t from, const sy_paxos_accept *m);
 int px_recv_chosen(paxos *p, uint32_t from, const sy_paxos_chosen *m);
 int px_recv_learn(paxos *p, uint32_t from, const sy_paxos_learn *m);
@@ -274,6 +274,7 @@ void px_advance_commit_follower(paxos *p, uint64_t ballot);
 /* proposer / leader side (paxos_leader.c) */
 void px_become_follower(paxos *p, uint32_t leader);
 int px_campaign(paxos *p);
+int px_recv_takeover(paxos *p, uint32_t from, const sy_paxos_takeover *m);
 int px_recv_promise(paxos *p, uint32_t from, const sy_paxos_promise *m);
 int px_recv_accepted(paxos *p, uint32_t from, const sy_paxos_accepted *m);
 int px_leader_tick(paxos *p);

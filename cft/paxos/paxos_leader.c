@@ -438,8 +438,9 @@ void px_leader_self_ack(paxos *p, uint64_t lo, uint64_t hi)
  * pre-prepare (which the other acceptors would refuse: they still hear
  * from us). Phase 1 is the ordinary one, so safety is untouched: whatever
  * we had accepted or chosen reaches the new leader through the promises,
- * and the target need not be caught up. Meanwhile we propose nothing new
- * (requests are refused with the target as hint), resend TAKEOVER every
+ * and the target need not be caught up. Meanwhile we take no new requests
+ * (refused with the target as hint; those already queued still get their
+ * slots, which phase 1 carries over like any other), resend TAKEOVER every
  * heartbeat, and give up after election_max_ms (a lost or dead target):
  * then we lead on as before. A higher ballot ends it (px_become_follower). */
 static int send_takeover(paxos *p)

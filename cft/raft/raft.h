@@ -5,7 +5,8 @@
  * package scope; nothing outside cft/raft/ (tests aside) should use it.
  *
  * Host contract beyond core/engine.h (see docs/raft.md):
- *  - call ready() once, then advance(); do not step() in between;
+ *  - pipelined (core/engine.h): step() may come between ready() and
+ *    advance(), and at most one ready is in flight;
  *  - rd.hardstate is an opaque blob to store and hand back in boot.hardstate;
  *  - on compaction (SY_IN_SNAPSHOT) the ready carries snap_index/snap_term/
  *    snap_members with snapshot_install == false: store those members beside

@@ -664,7 +664,8 @@ static void handoff(sim_world *w, sim_node *nd, uint64_t gen)
 {
     if (w->calm || w->stop || !nd->up || !nd->eng || nd->incarnation != gen)
         return;
-    if (nd->paused) {
+    if (nd->paused || (nd->busy && !w->o.ops->pipelined)) {
+        /* stopped; or a plain engine with a write in flight takes no input */
         sim_schedule(w, w->now + 10, EV_HANDOFF, nd->host, UINT32_MAX, gen, NULL, 0);
         return;
     }
@@ -679,8 +680,11 @@ static void handoff(sim_world *w, sim_node *nd, uint64_t gen)
         sim_fail(w, "engine-fatal", "n%u engine failed on a leadership transfer", nd->id);
         return;
     }
-    if (rc == SY_OK)
+    if (rc == SY_OK) {
         w->st->handoffs++;
+        if (!nd->handoff_at)
+            nd->handoff_at = w->now;
+    }
     if (nd->busy)
         nd->stepped_busy = true;
     else
@@ -1062,6 +1066,16 @@ static void finish(sim_world *w, sim_node *nd)
 
     sy_engine_status es;
     ops->status(nd->eng, &es);
+    if (nd->handoff_at && es.leader != SY_NO_NODE && es.leader != nd->id &&
+        (es.role == SY_ROLE_FOLLOWER || es.role == SY_ROLE_BACKUP)) {
+        /* what synod waits for before it stops (runtime.c handoff_done) */
+        w->st->handoffs_done++;
+        w->st->handoff_ms += w->now - nd->handoff_at;
+        nd->handoff_at = 0;
+    } else if (nd->handoff_at && (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY) &&
+               w->now >= nd->handoff_at + 10u * SIM_HANDOFF_DELAY_MAX_MS) {
+        nd->handoff_at = 0;   /* gave up (Paxos, Raft) and leads on */
+    }
     if (es.role != nd->last_role) {
         nd->last_role = es.role;
         sim_trace(w, TR_ROLE, nd->id, UINT32_MAX, es.role, es.term, 0);
@@ -1205,6 +1219,7 @@ static void node_down(sim_world *w, sim_node *nd)
     nd->up = nd->busy = nd->paused = nd->pump_queued = nd->stepped_busy = false;
     nd->incarnation++;
     nd->last_role = SY_ROLE_FOLLOWER;
+    nd->handoff_at = 0;
     sy_ready_owned_free(&nd->own);
     free_frames(nd);
 }

@@ -118,6 +118,8 @@ typedef struct sy_sim_stats {
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
     uint64_t handoffs;            /* handoff: transfers a leader accepted */
+    uint64_t handoffs_done;       /* ... after which it followed another leader */
+    uint64_t handoff_ms;          /* ... simulated ms from transfer to that, summed */
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t held_writes;             /* apply-only writes left unsynced */
     uint64_t snapshots;

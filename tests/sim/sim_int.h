@@ -154,6 +154,7 @@ typedef struct sim_node {
     size_t n_frames, cap_frames;
     uint64_t leader_changes;
     uint8_t last_role;
+    uint64_t handoff_at;      /* handoff fault: when a transfer started, 0 none */
     /* disk corruption (disk.c): an injected corruption not yet detected,
      * and the stored value as corrupted (to tell an overwrite apart) */
     bool corrupt;

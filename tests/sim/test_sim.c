@@ -629,11 +629,12 @@ static void engine_opts(sy_sim_opts *o, const char *protocol, uint64_t seed)
     o->out = sink;
 }
 
-/* The handoff fault (opt-in) makes leaders of every engine hand over, and
- * the runs still pass every check: the hand-off happens (the engine
- * accepted transfers) and leadership moves (more leader changes than in
- * the same seeds without it, where nothing else disturbs the leader). */
-static void test_handoff_fault_moves_leadership_in_every_engine(void **s)
+/* The handoff fault (opt-in) makes leaders of every engine hand over, the
+ * runs still pass every check, and the hand-offs are quick: the node that
+ * handed over follows its successor, on average (simulated time), well
+ * before a follower's election timeout (300 ms here; Raft, Paxos) or a
+ * backup's request timer (1 s; PBFT) would have replaced it. */
+static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void **s)
 {
     (void)s;
     uint32_t m;
@@ -643,33 +644,33 @@ static void test_handoff_fault_moves_leadership_in_every_engine(void **s)
     assert_int_equal(SY_FAULT_ALL & SY_FAULT_HANDOFF, 0);
     assert_string_equal(sy_sim_fault_name(SY_FAULT_HANDOFF), "handoff");
     const char *const protos[] = { "raft", "paxos", "pbft" };
+    const uint64_t limit_ms[] = { 300, 300, 1000 };
     for (size_t k = 0; k < 3; k++) {
-        uint64_t handoffs = 0, changes[2] = { 0, 0 };
-        for (int with = 0; with < 2; with++) {
-            for (uint64_t seed = 1; seed <= 10; seed++) {
-                sy_sim_opts o;
-                sy_sim_stats st;
-                engine_opts(&o, protos[k], seed);
-                assert_non_null(o.ops);
-                o.faults = with ? SY_FAULT_HANDOFF : 0;
-                o.requests = 400;   /* long enough for hand-offs to finish */
-                if (with && seed == 1) {
-                    sy_sim_replay_line(&o, line, sizeof line);
-                    assert_non_null(strstr(line, "--faults handoff"));
-                }
-                assert_int_equal(sy_sim_run(&o, &st), SY_OK);
-                if (st.failed)
-                    fail_msg("%s seed %llu: %s: %s", protos[k], (unsigned long long)seed,
-                             st.check, st.why);
-                assert_true(st.liveness_ok);
-                handoffs += st.handoffs;
-                changes[with] += st.leader_changes;
+        uint64_t handoffs = 0, done = 0, ms = 0;
+        for (uint64_t seed = 1; seed <= 10; seed++) {
+            sy_sim_opts o;
+            sy_sim_stats st;
+            engine_opts(&o, protos[k], seed);
+            assert_non_null(o.ops);
+            o.faults = SY_FAULT_HANDOFF;
+            o.requests = 400;   /* long enough for hand-offs to finish */
+            if (seed == 1) {
+                sy_sim_replay_line(&o, line, sizeof line);
+                assert_non_null(strstr(line, "--faults handoff"));
             }
+            assert_int_equal(sy_sim_run(&o, &st), SY_OK);
+            if (st.failed)
+                fail_msg("%s seed %llu: %s: %s", protos[k], (unsigned long long)seed, st.check,
+                         st.why);
+            assert_true(st.liveness_ok);
+            handoffs += st.handoffs;
+            done += st.handoffs_done;
+            ms += st.handoff_ms;
         }
-        if (handoffs == 0 || changes[1] <= changes[0])
-            fail_msg("%s: %llu hand-offs, leader changes %llu without, %llu with", protos[k],
-                     (unsigned long long)handoffs, (unsigned long long)changes[0],
-                     (unsigned long long)changes[1]);
+        if (!done || ms / done >= limit_ms[k])
+            fail_msg("%s: %llu hand-offs, %llu done, %llu ms in all", protos[k],
+                     (unsigned long long)handoffs, (unsigned long long)done,
+                     (unsigned long long)ms);
     }
 }
 
@@ -769,7 +770,7 @@ int main(void)
         cmocka_unit_test(test_ed25519_signatures_work_end_to_end),
         cmocka_unit_test(test_fault_lists_parse_and_reject_unknown_names),
         cmocka_unit_test(test_replay_line_reproduces_options),
-        cmocka_unit_test(test_handoff_fault_moves_leadership_in_every_engine),
+        cmocka_unit_test(test_handoff_fault_hands_leadership_on_quickly_in_every_engine),
         cmocka_unit_test(test_corrupted_log_entry_is_detected_on_restart),
         cmocka_unit_test(test_runs_with_disk_corruption_pass_every_check),
         cmocka_unit_test(test_corruption_stays_within_the_fault_budget),

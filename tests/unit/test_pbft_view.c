@@ -302,6 +302,37 @@ static void test_stopping_primary_hands_its_view_to_the_next_primary(void **stat
     h_free(h);
 }
 
+/* Hand-offs are not suspicions: a rolling restart of three primaries in a
+ * row in an idle cluster (nothing executes between them, which is what
+ * resets the view-change backoff) leaves the next real view change -- its
+ * primary dead -- on the base request timeout, not doubled per hand-off. */
+static void test_hand_offs_do_not_back_off_the_next_view_change(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, NULL);
+    assert_true(client_op(h, 0, ALL4, 5000));
+    for (uint32_t v = 0; v < 3; v++) {
+        sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
+        in.u.transfer.target = SY_NO_NODE;
+        assert_int_equal(h->ops->step(h->e[v], &in), SY_OK);
+        h_run(h);
+        for (uint64_t t = 0; t < 2000 && h_status(h, v + 1).role != SY_ROLE_PRIMARY; t += 10)
+            h_tick(h, 10);
+        assert_int_equal(h_status(h, v + 1).role, SY_ROLE_PRIMARY);
+    }
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_status(h, i).term, 3);
+    h->down[3] = true;   /* view 3's primary */
+    uint64_t t0 = h->now;
+    assert_true(client_op(h, 1, 0x7, 20000));
+    assert_int_equal(h_status(h, 0).term, 4);
+    /* one request timeout (500 ms) to suspect, the view change, the
+     * request: well under the 4 s of a timeout doubled three times */
+    assert_true(h->now - t0 < 2 * 500 + 500);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* ------------------------------------------------------------ state transfer */
 
 static void tweak_k4(uint32_t node, sy_engine_cfg *c)
@@ -470,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_lone_replica_does_not_run_ahead_of_the_others),
         cmocka_unit_test(test_replica_back_after_a_view_change_learns_the_view_in_an_idle_cluster),
         cmocka_unit_test(test_stopping_primary_hands_its_view_to_the_next_primary),
+        cmocka_unit_test(test_hand_offs_do_not_back_off_the_next_view_change),
         cmocka_unit_test(test_restarted_primary_repeats_its_new_view_to_a_backup_that_missed_it),
         cmocka_unit_test(test_lagging_replica_catches_up_by_state_transfer),
         cmocka_unit_test(test_corrupt_state_is_detected_and_another_replica_asked),
