@@ -16,6 +16,27 @@
 static int reply(raft *r, uint32_t to, bool ok, uint64_t match, uint64_t ci,
                  uint64_t ct, uint64_t ctx)
 {
+    /* A success in this term says "my log matches yours up to match":
+     * cumulative, like read_ctx (the leader keeps the highest). If the last
+     * answer to this leader still waits in the next ready (pipelined: the
+     * appends arrived during one write), it leaves with the same write
+     * anyway, so it carries this one's news instead of a second signed
+     * message for the leader to verify. Dropping the older answer is what
+     * a lost message does, and it says less than this one. */
+    for (size_t i = r->n_msgs; ok && i-- > r->h_msgs;) {
+        sy_outmsg *o = &r->msgs[i];
+        if (o->to != to || o->msg.type != SY_MSG_RAFT_APPEND_RESP)
+            continue;
+        sy_raft_append_resp *a = &o->msg.u.append_resp;
+        if (a->term != r->term || !a->success)
+            break;
+        if (match > a->match_index)
+            a->match_index = match;
+        if (ctx > a->read_ctx)
+            a->read_ctx = ctx;
+        a->last_index = raft_last_index(r);
+        return SY_OK;
+    }
     sy_msg *m = raft_send(r, to, SY_MSG_RAFT_APPEND_RESP);
     if (!m)
         return SY_ENOMEM;

@@ -9,10 +9,11 @@
  * valid, whatever the bytes (its signatures verify unless the first byte is
  * 0xff, so both outcomes stay reachable). Nodes 0-2 run the real engine; the
  * fuzzer schedules their network (deliver, drop, reorder by dropping), their
- * clocks, client requests and crash-restarts from their durable state, and
- * speaks for node 3: arbitrary message bodies, and the correct replicas'
- * own messages replayed as node 3 with bytes flipped. Signatures of the
- * correct replicas cannot be forged (the simulator's keyed-hash scheme).
+ * clocks, client requests, crash-restarts from their durable state and
+ * operators' hand-offs (SY_IN_TRANSFER), and speaks for node 3: arbitrary
+ * message bodies, and the correct replicas' own messages replayed as node
+ * 3 with bytes flipped. Signatures of the correct replicas cannot be
+ * forged (the simulator's keyed-hash scheme).
  *
  * A crash, a sanitizer report, an engine that calls its own state
  * impossible (SY_EFATAL), or two correct replicas executing different
@@ -191,10 +192,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             process_all(h);
             replay(h, &in);
             break;
-        case 7: /* a correct replica crashes and restarts from its disk */
-            if (h_restart(h, correct(take8(&in) % 3u)))
+        case 7: { /* a correct replica crashes and restarts from its disk,
+                   * or (a quarter of the time) its operator asks it to hand
+                   * its view on, as synod does on SIGTERM (only a primary
+                   * accepts) */
+            uint8_t b = take8(&in);
+            if ((b & 0xc0u) == 0xc0u) {
+                sy_input t = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
+                t.u.transfer.target = SY_NO_NODE;
+                h_step(h, correct(b % 3u), &t);
+            } else if (h_restart(h, correct(b % 3u))) {
                 h->violations++;
+            }
             break;
+        }
         }
         if (h->violations)
             __builtin_trap();
