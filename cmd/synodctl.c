@@ -41,6 +41,9 @@ static const char usage_text[] =
     "  scan FROM TO [--limit N] print keys in [FROM, TO) as KEY<TAB>VALUE lines\n"
     "                           (TO = \"\" scans to the end)\n"
     "  status [--json]          every node's role, term, leader, indexes, peers\n"
+    "  transfer [--to N]        move leadership off the current leader (to node N;\n"
+    "                           PBFT: the next view's primary) and wait until\n"
+    "                           another node leads; needs a key marked admin\n"
     "  bench [--clients C] [--requests N | --duration S] [--value-size B]\n"
     "        [--read-ratio R] [--keys K]\n"
     "                           load test: C threads (client keys client-0..C-1\n"
@@ -62,7 +65,8 @@ static const char usage_text[] =
     "     another value (printed on stdout), cluster unreachable, no leader or\n"
     "     quorum before the deadline, request refused by the cluster\n"
     "  2  usage or configuration error: bad arguments, unreadable manifest or\n"
-    "     key file, key not listed in the manifest, key or value too large\n";
+    "     key file, key not listed in the manifest (or, for transfer, not marked\n"
+    "     admin), key or value too large\n";
 
 typedef struct args {
     const char *cluster, *key;
@@ -75,6 +79,7 @@ typedef struct args {
     size_t value_size;
     double read_ratio;
     uint32_t keys;
+    uint32_t to;                /* transfer --to; SY_NO_NODE if absent */
     const char *pos[8];
     int npos;
 } args;
@@ -120,6 +125,7 @@ static void parse_args(int argc, char **argv, args *a)
     a->value_size = 16;
     a->read_ratio = 0.5;
     a->keys = 1000;
+    a->to = SY_NO_NODE;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
 #define VAL() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
@@ -152,6 +158,8 @@ static void parse_args(int argc, char **argv, args *a)
             a->read_ratio = parse_double(s, VAL(), 0.0, 1.0);
         } else if (!strcmp(s, "--keys")) {
             a->keys = (uint32_t)parse_u64(s, VAL(), 1, UINT32_MAX);
+        } else if (!strcmp(s, "--to")) {
+            a->to = (uint32_t)parse_u64(s, VAL(), 0, SY_MAX_NODES - 1);
         } else if (s[0] == '-' && s[1] == '-' && s[2]) {
             die_usage("unknown option %s", s);
         } else {
@@ -601,6 +609,48 @@ static int cmd_ledger_verify(const args *a)
     return 0;
 }
 
+/* -------------------------------------------------------------- transfer */
+
+static int cmd_transfer(sy_client *c, const args *a)
+{
+    const sy_cluster_cfg *cfg = sy_client_cluster(c);
+    if (a->to != SY_NO_NODE && a->to >= cfg->n) {
+        fprintf(stderr, "synodctl: transfer: --to %u: the cluster has nodes 0..%u\n", a->to,
+                cfg->n - 1);
+        return EXIT_USAGE;
+    }
+    uint32_t from = SY_NO_NODE, to = SY_NO_NODE;
+    int rc = sy_client_transfer(c, a->to, a->timeout_ms, &from, &to);
+    switch (rc) {
+    case SY_OK:
+        if (from == to)
+            printf("node %u leads already\n", to);
+        else
+            printf("leadership moved from node %u to node %u\n", from, to);
+        return 0;
+    case SY_EUNAUTH:
+        fprintf(stderr, "synodctl: transfer: this client key is not marked admin in %s; add "
+                "'admin = true' to its [client] section on every node's manifest copy and "
+                "restart them\n", a->cluster);
+        return EXIT_USAGE;
+    case SY_EINVAL:
+        fprintf(stderr, "synodctl: transfer: the leader refused node %u as the target (PBFT "
+                "hands over only to the next view's primary)\n", a->to);
+        return EXIT_USAGE;
+    case SY_EUNREACH:
+        fprintf(stderr, "synodctl: transfer: the leader has no peer that answered it recently "
+                "to hand over to\n");
+        return EXIT_RUNTIME;
+    case SY_ETIMEOUT:
+        fprintf(stderr, "synodctl: transfer: no leader found, or no other node took over, "
+                "within %d ms (see synodctl status)\n", a->timeout_ms);
+        return EXIT_RUNTIME;
+    default:
+        fprintf(stderr, "synodctl: transfer: %s\n", sy_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -616,7 +666,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = a.pos[0];
     static const char *const known[] = { "put", "get", "del", "cas", "scan", "status",
-                                         "bench", "ledger" };
+                                         "transfer", "bench", "ledger" };
     bool ok = false;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         ok = ok || !strcmp(cmd, known[i]);
@@ -645,6 +695,8 @@ int main(int argc, char **argv)
         need_args(&a, 3, "scan FROM TO [--limit N]");
     else if (!strcmp(cmd, "status"))
         need_args(&a, 1, "status [--json]");
+    else if (!strcmp(cmd, "transfer"))
+        need_args(&a, 1, "transfer [--to N]");
     for (int i = 1; i < a.npos; i++) {
         size_t l = strlen(a.pos[i]);
         bool is_key = i == 1 || (!strcmp(cmd, "scan") && i == 2);
@@ -659,6 +711,8 @@ int main(int argc, char **argv)
     const char *k = a.npos > 1 ? a.pos[1] : "";
     if (!strcmp(cmd, "status")) {
         ret = cmd_status(c, &a);
+    } else if (!strcmp(cmd, "transfer")) {
+        ret = cmd_transfer(c, &a);
     } else if (!strcmp(cmd, "put")) {
         rc = sy_client_put(c, k, strlen(k), a.pos[2], strlen(a.pos[2]), a.timeout_ms);
         if (rc == SY_OK)

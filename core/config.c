@@ -604,7 +604,7 @@ static const ckey cluster_keys[] = {
 };
 #define N_CLUSTER_KEYS (sizeof cluster_keys / sizeof cluster_keys[0])
 static const char *const node_keys[] = {"public_key", "peer", "client", "metrics"};
-static const char *const client_keys[] = {"public_key"};
+static const char *const client_keys[] = {"public_key", "admin"};
 
 enum { NK_PUB, NK_PEER, NK_CLIENT, NK_METRICS };
 enum { SEC_NONE, SEC_CLUSTER, SEC_NODE, SEC_CLIENT };
@@ -886,18 +886,28 @@ static int node_key(man_ctx *m, const char *section, const char *name, const cha
 
 static int client_key(man_ctx *m, const char *section, const char *name, const char *value)
 {
-    if (strcmp(name, "public_key") != 0) {
+    unsigned k = strcmp(name, "public_key") == 0 ? 0 : strcmp(name, "admin") == 0 ? 1 : 2;
+    if (k == 2) {
         char hint[WHY_MAX];
-        suggest(name, client_keys, 1, hint, sizeof hint);
+        suggest(name, client_keys, 2, hint, sizeof hint);
         src_error(&m->src, "unknown key '%s' in [%s]%s", name, section, hint);
         return SY_ECONFIG;
     }
-    if (m->client_seen[m->cur_index]) {
+    if (m->client_seen[m->cur_index] & (1u << k)) {
         dup_key_error(&m->src, name, section);
         return SY_ECONFIG;
     }
-    m->client_seen[m->cur_index] = 1;
-    return pubkey_value(m, section, value, &m->cfg->clients[m->cur_index].pubkey);
+    m->client_seen[m->cur_index] |= 1u << k;
+    sy_client_entry *ce = &m->cfg->clients[m->cur_index];
+    if (k == 1) {
+        if (!parse_bool(value, &ce->admin)) {
+            src_error(&m->src, "admin = '%s' in [%s] is not a boolean; use true or false", value,
+                      section);
+            return SY_ECONFIG;
+        }
+        return SY_OK;
+    }
+    return pubkey_value(m, section, value, &ce->pubkey);
 }
 
 static int manifest_handler(void *user, const char *section, const char *name,
@@ -1050,7 +1060,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
             }
     }
     for (size_t i = 0; i < c->n_clients; i++)
-        if (!m->client_seen[i]) {
+        if (!(m->client_seen[i] & 1u)) {
             put_why(why, whylen, "%s:%d: [client \"%s\"] is missing required key 'public_key'",
                     file, m->client_line[i], c->clients[i].name);
             return SY_ECONFIG;

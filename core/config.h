@@ -80,6 +80,7 @@ typedef struct sy_client_entry {
     char name[SY_MAX_CLIENT_NAME + 1];
     uint32_t client_id;         /* SY_CLIENT_ID_BASE + index in file order */
     sy_pubkey pubkey;
+    bool admin;                 /* may ask for leadership transfers (default no) */
 } sy_client_entry;
 
 typedef struct sy_cluster_cfg {

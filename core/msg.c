@@ -16,6 +16,8 @@ const char *sy_msg_type_name(int type)
     case SY_MSG_CLIENT_REPLY: return "client_reply";
     case SY_MSG_STATUS_REQ: return "status_req";
     case SY_MSG_STATUS_REPLY: return "status_reply";
+    case SY_MSG_TRANSFER_REQ: return "transfer_req";
+    case SY_MSG_TRANSFER_REPLY: return "transfer_reply";
     case SY_MSG_RAFT_VOTE: return "raft_vote";
     case SY_MSG_RAFT_VOTE_RESP: return "raft_vote_resp";
     case SY_MSG_RAFT_APPEND: return "raft_append";
@@ -70,6 +72,18 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
     case SY_MSG_STATUS_REQ:
         msgpack_pack_array(&pk, 1);
         msgpack_pack_uint64(&pk, m->u.status_req.nonce);
+        break;
+    case SY_MSG_TRANSFER_REQ:
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, m->u.transfer_req.nonce);
+        msgpack_pack_uint32(&pk, m->u.transfer_req.target);
+        break;
+    case SY_MSG_TRANSFER_REPLY:
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint64(&pk, m->u.transfer.nonce);
+        msgpack_pack_uint32(&pk, m->u.transfer.node);
+        msgpack_pack_uint8(&pk, m->u.transfer.status);
+        msgpack_pack_uint32(&pk, m->u.transfer.leader);
         break;
     case SY_MSG_STATUS_REPLY: {
         const sy_status_reply *s = &m->u.status;
@@ -251,6 +265,23 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
     case SY_MSG_STATUS_REQ:
         sy_mp_array_exact(r, 1);
         get_u64(r, &m->u.status_req.nonce);
+        break;
+    case SY_MSG_TRANSFER_REQ:
+        sy_mp_array_exact(r, 2);
+        get_u64(r, &m->u.transfer_req.nonce);
+        sy_mp_u32(r, &m->u.transfer_req.target);
+        if (!r->err && m->u.transfer_req.target >= SY_MAX_NODES &&
+            m->u.transfer_req.target != UINT32_MAX)   /* SY_NO_NODE */
+            r->err = SY_EFIELD;
+        break;
+    case SY_MSG_TRANSFER_REPLY:
+        sy_mp_array_exact(r, 4);
+        get_u64(r, &m->u.transfer.nonce);
+        sy_mp_u32(r, &m->u.transfer.node);
+        sy_mp_u8(r, &m->u.transfer.status);
+        sy_mp_u32(r, &m->u.transfer.leader);
+        if (!r->err && m->u.transfer.status >= SY_ERR_COUNT)
+            r->err = SY_EFIELD;
         break;
     case SY_MSG_STATUS_REPLY: {
         sy_status_reply *s = &m->u.status;

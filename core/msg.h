@@ -40,6 +40,8 @@ enum sy_msg_type {
     SY_MSG_CLIENT_REPLY = 11,
     SY_MSG_STATUS_REQ = 12,
     SY_MSG_STATUS_REPLY = 13,
+    SY_MSG_TRANSFER_REQ = 14,     /* operator: hand leadership on */
+    SY_MSG_TRANSFER_REPLY = 15,
     /* Raft (thesis ch. 3, 4, 5, 6) */
     SY_MSG_RAFT_VOTE = 20,
     SY_MSG_RAFT_VOTE_RESP = 21,
@@ -114,6 +116,20 @@ typedef struct {
     sy_digest state_digest;
     sy_digest ledger_head;
 } sy_status_reply;
+
+/* Operator leadership transfer (synodctl transfer): a client marked admin
+ * in the manifest asks the node it believes leads to hand leadership on. */
+typedef struct {
+    uint64_t nonce;
+    uint32_t target;          /* UINT32_MAX (SY_NO_NODE): the leader picks */
+} sy_transfer_req;
+
+typedef struct {
+    uint64_t nonce;
+    uint32_t node;
+    uint8_t status;           /* SY_OK: started; else why not (enum sy_err) */
+    uint32_t leader;          /* SY_OK: the target; else the leader it knows */
+} sy_transfer_reply;
 
 /* ---- log entries (shared by all engines and storage) ---- */
 enum sy_entry_type {
@@ -213,6 +229,8 @@ typedef struct sy_msg {
         sy_ping ping;
         sy_status_req status_req;
         sy_status_reply status;
+        sy_transfer_req transfer_req;
+        sy_transfer_reply transfer;
         sy_client_req req;
         sy_client_reply reply;
         sy_raft_vote vote;

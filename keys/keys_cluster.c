@@ -294,7 +294,10 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
             (rc = gen_key(p, o->force, &pk, why, whylen)))
             goto out_free_text;
         sy_pubkey_to_b64(&pk, b64);
-        tprintf(&man, "[client \"client-%u\"]\npublic_key = %s\n\n", k, b64);
+        /* client-0, synodctl's default key, is the operator's: it may move
+         * leadership (synodctl transfer); the others are applications' */
+        tprintf(&man, "[client \"client-%u\"]\npublic_key = %s\n%s\n", k, b64,
+                k == 0 ? "admin = true\n" : "");
     }
     if (man.oom) {
         rc = failf(why, whylen, SY_ENOMEM, "out of memory writing the manifest");

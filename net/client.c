@@ -1137,3 +1137,144 @@ err_free_frame:
     sy_buf_free(&frame);
     return rc;
 }
+
+/* The node that leads, as the answering nodes see it: one that says it
+ * leads (or is primary) and that f+1 answering nodes, itself included, name
+ * as leader (so one faulty PBFT replica cannot pass for the primary); the
+ * one in the newest term if several; SY_NO_NODE if none. */
+static uint32_t current_leader(const sy_client_node_status *st, uint32_t n, uint32_t f,
+                               uint64_t *term)
+{
+    uint32_t best = SY_NO_NODE;
+    for (uint32_t i = 0; i < n; i++) {
+        if (st[i].rc != SY_OK || (st[i].role != SY_ROLE_LEADER && st[i].role != SY_ROLE_PRIMARY))
+            continue;
+        uint32_t named = 0;
+        for (uint32_t k = 0; k < n; k++)
+            if (st[k].rc == SY_OK && st[k].leader == i)
+                named++;
+        if (named < f + 1)
+            continue;
+        if (best == SY_NO_NODE || st[i].term > st[best].term)
+            best = i;
+    }
+    if (best != SY_NO_NODE && term)
+        *term = st[best].term;
+    return best;
+}
+
+/* One TRANSFER_REQ to node l; its reply's status (SY_ETIMEOUT: none). */
+static int ask_transfer(sy_client *c, uint32_t l, uint32_t target, uint64_t deadline,
+                        uint32_t *hint)
+{
+    sy_msg m;
+    sy_buf frame;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_TRANSFER_REQ;
+    m.u.transfer_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
+    m.u.transfer_req.target = target;
+    sy_buf_init(&frame);
+    int rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
+    if (rc == SY_OK) {
+        inbox_clear(c);
+        rc = link_post(c, l, &frame);
+    }
+    sy_buf_free(&frame);
+    if (rc)
+        return rc;
+    for (;;) {
+        inmsg im;
+        sy_env env;
+        if (!inbox_wait(c, deadline, &im))
+            return SY_ETIMEOUT;
+        rc = sy_env_decode(&c->vopts, nng_msg_body(im.msg), nng_msg_len(im.msg), &env, NULL);
+        nng_msg_free(im.msg);
+        if (rc != SY_OK)
+            continue;
+        const sy_transfer_reply *t = &env.msg.u.transfer;
+        bool ours = env.type == SY_MSG_TRANSFER_REPLY && env.sender == im.node &&
+                    im.node == l && t->node == l && t->nonce == m.u.transfer_req.nonce;
+        int status = t->status;
+        uint32_t leader = t->leader;
+        if (!ours && env.type == SY_MSG_CLIENT_REPLY && env.sender == im.node && im.node == l) {
+            ours = true;   /* an error reply: an older node that does not know the type */
+            status = env.msg.u.reply.status;
+            leader = SY_NO_NODE;
+        }
+        sy_env_free(&env);
+        if (ours) {
+            *hint = leader;
+            return status;
+        }
+    }
+}
+
+int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *from,
+                       uint32_t *to)
+{
+    const sy_client_entry *me = sy_cluster_client(c->cfg, c->client_id);
+    if (!me || !me->admin)
+        return SY_EUNAUTH;
+    if (target != SY_NO_NODE && target >= c->n)
+        return SY_EINVAL;
+    sy_client_node_status *st = calloc(c->n, sizeof *st);
+    if (!st)
+        return SY_ENOMEM;
+    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    uint32_t old = SY_NO_NODE;
+    uint64_t old_term = 0;
+    int rc = SY_ETIMEOUT;
+    /* find the leader and ask it; a leader that changed meanwhile says so */
+    while (old == SY_NO_NODE && mono_ms() < deadline) {
+        uint64_t left = deadline - mono_ms();
+        if ((rc = sy_client_status_all(c, (int)(left < 1000 ? left : 1000), st)) != SY_OK)
+            goto out;
+        uint32_t l = current_leader(st, c->n, c->cfg->f, &old_term);
+        if (l == SY_NO_NODE) {
+            rc = SY_ETIMEOUT;
+            nng_msleep(100);
+            continue;
+        }
+        if (l == target) {
+            old = l;
+            if (from)
+                *from = l;
+            if (to)
+                *to = l;
+            rc = SY_OK;
+            goto out;
+        }
+        uint32_t hint;
+        uint64_t ask_dl = mono_ms() + 1000 < deadline ? mono_ms() + 1000 : deadline;
+        rc = ask_transfer(c, l, target, ask_dl, &hint);
+        if (rc == SY_OK)
+            old = l;
+        else if (rc == SY_ENOTLEADER || rc == SY_ETIMEOUT)
+            nng_msleep(100);   /* it just lost leadership, or did not answer: look again */
+        else
+            goto out;
+    }
+    if (old == SY_NO_NODE)
+        goto out;
+    /* the hand-off started: wait for another node to lead in a newer term */
+    rc = SY_ETIMEOUT;
+    while (mono_ms() < deadline) {
+        nng_msleep(50);
+        uint64_t left = deadline > mono_ms() ? deadline - mono_ms() : 1;
+        if (sy_client_status_all(c, (int)(left < 1000 ? left : 1000), st) != SY_OK)
+            break;
+        uint64_t term = 0;
+        uint32_t l = current_leader(st, c->n, c->cfg->f, &term);
+        if (l != SY_NO_NODE && l != old && term > old_term) {
+            if (from)
+                *from = old;
+            if (to)
+                *to = l;
+            rc = SY_OK;
+            break;
+        }
+    }
+out:
+    free(st);
+    return rc;
+}

@@ -144,4 +144,17 @@ int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *
  * rc = SY_EUNREACH. Returns SY_OK (even if every node is unreachable). */
 int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *out);
 
+/* Moves leadership: asks the node that leads (Raft, Multi-Paxos) or is
+ * primary (PBFT) to hand it to `target` (SY_NO_NODE: its choice; PBFT:
+ * only the next view's primary), then waits until another node leads.
+ * The client's key must be marked `admin = true` in the manifest.
+ * SY_OK: *from led, *to leads now (*from == *to: target led already).
+ * SY_EUNAUTH: the key is not admin (checked before anything is sent);
+ * SY_EINVAL: no such target, or (PBFT) not the next primary;
+ * SY_EUNREACH: the leader has no peer to hand over to (none answered it
+ * recently); SY_ETIMEOUT: no leader found, or no other node took over
+ * before timeout_ms. from and to may be NULL. */
+int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *from,
+                       uint32_t *to);
+
 #endif

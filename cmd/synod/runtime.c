@@ -1555,6 +1555,49 @@ static void handle_status_req(rt *r, sy_net_event *ev)
         sy_net_reply(r->net, ev->handle, r->out.p, r->out.len);
 }
 
+/* synodctl transfer: a client marked admin in the manifest asks this node,
+ * as leader or primary, to hand leadership on -- the SY_IN_TRANSFER a
+ * SIGTERM steps (start_handoff), without stopping. The reply says whether
+ * the hand-off started; the client watches status for the rest. */
+static int handle_transfer_req(rt *r, sy_net_event *ev)
+{
+    const sy_env *e = &ev->env;
+    const sy_client_entry *ce =
+        e->sender >= SY_CLIENT_ID_BASE ? sy_cluster_client(&r->cluster, e->sender) : NULL;
+    uint32_t target = e->msg.u.transfer_req.target;
+    int rc;
+    if (!ce || !ce->admin) {
+        rc = SY_EUNAUTH;
+        count_reject(r, rc, "leadership transfer asked by a client not marked admin", "client");
+    } else {
+        sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
+        in.u.transfer.target = target;
+        rc = r->ops->step(r->eng, &in);
+        if (rc == SY_EFATAL) {
+            SY_ERROR(&r->log, "engine found its own state impossible; stopping to protect the "
+                     "ledger");
+            return rc;
+        }
+        if (rc == SY_OK && target == SY_NO_NODE)
+            SY_INFO(&r->log, "client '%s' asked for a leadership transfer: handing leadership on",
+                    ce->name);
+        else if (rc == SY_OK)
+            SY_INFO(&r->log, "client '%s' asked for a leadership transfer: handing leadership to "
+                    "node %u", ce->name, target);
+    }
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    sy_msg m = {.type = SY_MSG_TRANSFER_REPLY};
+    m.u.transfer.nonce = e->msg.u.transfer_req.nonce;
+    m.u.transfer.node = r->ncfg.id;
+    m.u.transfer.status = (uint8_t)rc;
+    m.u.transfer.leader = rc == SY_OK ? target : st.leader;
+    sy_buf_reset(&r->out);
+    if (sy_env_encode(r->cluster.id, r->ncfg.id, &m, &r->signer, &r->out) == SY_OK)
+        sy_net_reply(r->net, ev->handle, r->out.p, r->out.len);
+    return SY_OK;
+}
+
 static int handle_event(rt *r, sy_net_event *ev)
 {
     if (ev->kind == SY_NET_EV_WAKE)
@@ -1575,6 +1618,8 @@ static int handle_event(rt *r, sy_net_event *ev)
             handle_client_req(r, ev);
         else if (e->type == SY_MSG_STATUS_REQ)
             handle_status_req(r, ev);
+        else if (e->type == SY_MSG_TRANSFER_REQ)
+            return handle_transfer_req(r, ev);
         else {
             count_reject(r, SY_EMSGTYPE, "message type not accepted on the client port", from);
             reply_error(r, ev->handle, 0, 0, SY_EMSGTYPE);
@@ -1588,7 +1633,8 @@ static int handle_event(rt *r, sy_net_event *ev)
         return SY_OK;
     }
     if (e->type == SY_MSG_PING || e->type == SY_MSG_PONG || e->type == SY_MSG_STATUS_REQ ||
-        e->type == SY_MSG_STATUS_REPLY)
+        e->type == SY_MSG_STATUS_REPLY || e->type == SY_MSG_TRANSFER_REQ ||
+        e->type == SY_MSG_TRANSFER_REPLY)
         return SY_OK;
     sy_input in = {.kind = SY_IN_MSG, .now_ms = now_ms()};
     in.u.msg.from = e->sender;

@@ -148,6 +148,28 @@ if command -v curl >/dev/null; then
     || fail "no node reports a snapshot in its metrics"
 fi
 
+# ---- 6a. synodctl transfer: an operator moves leadership without stopping
+# anything (the key must be marked admin: synod-keys marks client-0,
+# synodctl's default); a key not marked admin is refused, exit code 2
+L=$(wait_leader 20) || die "no leader before the transfer"
+out=$(ctl --timeout 15000 transfer 2>&1); rc=$?
+to=$(sed -n 's/^leadership moved from node [0-9]* to node \([0-9]*\)$/\1/p' <<<"$out")
+if [ $rc -eq 0 ] && [ -n "$to" ] && [ "$to" != "$L" ]; then
+  pass "$PROTO: synodctl transfer moved leadership from node $L to node $to"
+  [ "$PROTO" != pbft ] || [ "$to" = $(( (L + 1) % N )) ] \
+    || fail "pbft: the next view's primary is node $(( (L + 1) % N )), not $to"
+  l2=$(wait_leader 20) && [ "$l2" = "$to" ] && pass "node $to leads after the transfer" \
+    || fail "after the transfer node '${l2:-}' leads, not $to"
+else
+  fail "$PROTO: synodctl transfer: rc=$rc: $out"
+fi
+out=$(ctl --key "$C_DIR/keys/client-1.key" transfer 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "not marked admin" <<<"$out" \
+  && pass "a key not marked admin cannot move leadership (exit 2, one line)" \
+  || fail "non-admin transfer: rc=$rc: $out"
+ctl --timeout 15000 put after-transfer yes >/dev/null && pass "writes go on after the transfer" \
+  || fail "write after the transfer failed"
+
 # ---- 6b. SIGTERM of the leader: it hands leadership to a peer before it
 # stops -- Raft with TimeoutNow (thesis 3.10), Multi-Paxos with TAKEOVER,
 # PBFT with the primary's own VIEW-CHANGE (docs/operations.md, "Upgrades")

@@ -495,6 +495,25 @@ static void test_syntax_error_names_the_line(void **state)
     expect_error(fx, "cluster.ini:3: syntax error");
 }
 
+/* admin = true marks the clients that may move leadership (synodctl
+ * transfer); the default is no. */
+static void test_client_admin_flag_defaults_to_no(void **state)
+{
+    fixture *fx = *state;
+    build_manifest(fx, (mopts){.clients = 2, .tail = "admin = true\n"});
+    assert_int_equal(sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why), SY_OK);
+    assert_false(fx->cfg.clients[0].admin);
+    assert_true(fx->cfg.clients[1].admin);
+    assert_true(sy_cluster_client(&fx->cfg, SY_CLIENT_ID_BASE + 1)->admin);
+    sy_cluster_free(&fx->cfg);
+    build_manifest(fx, (mopts){.tail = "admin = maybe\n"});
+    expect_error(fx, "admin = 'maybe' in [client \"app-0\"] is not a boolean; use true or false");
+    build_manifest(fx, (mopts){.tail = "admin = no\nadmin = yes\n"});
+    expect_error(fx, "key 'admin' is set twice in [client \"app-0\"]");
+    build_manifest(fx, (mopts){.tail = "admn = true\n"});
+    expect_error(fx, "unknown key 'admn' in [client \"app-0\"]; did you mean 'admin'?");
+}
+
 static void test_key_set_twice_is_rejected(void **state)
 {
     fixture *fx = *state;
@@ -801,6 +820,7 @@ int main(void)
         T(test_more_than_max_nodes_is_rejected),
         T(test_syntax_error_names_the_line),
         T(test_key_set_twice_is_rejected),
+        T(test_client_admin_flag_defaults_to_no),
         T(test_indented_line_is_explained),
         T(test_valid_node_file_loads_with_paths_relative_to_it),
         T(test_node_file_with_another_nodes_key_is_rejected),

@@ -179,7 +179,7 @@ static void test_every_message_type_round_trips(void **state)
     sy_entry ents[2] = {{.index = 11, .term = 3, .type = SY_ENTRY_NORMAL, .data = B("batch")},
                         {.index = 12, .term = 3, .type = SY_ENTRY_NOOP}};
     sy_kv kvs[2] = {{B("a"), B("1")}, {B("b"), B("2")}};
-    sy_msg msgs[12];
+    sy_msg msgs[15];
     memset(msgs, 0, sizeof msgs);
     msgs[0].type = SY_MSG_PING;
     msgs[0].u.ping = (sy_ping){5, 1000};
@@ -217,6 +217,13 @@ static void test_every_message_type_round_trips(void **state)
                                           .applied_index = 8, .snap_index = 2, .peers_connected = 3,
                                           .evidence = 0, .leader_changes = 2};
     msgs[11].u.status.state_digest.b[0] = 0xab;
+    msgs[12].type = SY_MSG_TRANSFER_REQ;
+    msgs[12].u.transfer_req = (sy_transfer_req){.nonce = 32, .target = 2};
+    msgs[13].type = SY_MSG_TRANSFER_REQ;
+    msgs[13].u.transfer_req = (sy_transfer_req){.nonce = 33, .target = UINT32_MAX};
+    msgs[14].type = SY_MSG_TRANSFER_REPLY;
+    msgs[14].u.transfer = (sy_transfer_reply){.nonce = 33, .node = 1, .status = SY_ENOTLEADER,
+                                              .leader = 2};
 
     for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
         sy_buf b, b2;
@@ -233,6 +240,28 @@ static void test_every_message_type_round_trips(void **state)
         sy_buf_free(&b);
         sy_buf_free(&b2);
     }
+}
+
+/* A transfer names a node that can exist, or none; a reply's status is
+ * one of ours. */
+static void test_transfer_messages_refuse_impossible_fields(void **state)
+{
+    fixture *f = *state;
+    sy_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_TRANSFER_REQ;
+    m.u.transfer_req = (sy_transfer_req){.nonce = 1, .target = SY_MAX_NODES};
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_EFIELD);
+    sy_buf_free(&b);
+    m.type = SY_MSG_TRANSFER_REPLY;
+    m.u.transfer = (sy_transfer_reply){.nonce = 1, .node = 0, .status = SY_ERR_COUNT};
+    encode(f, 1, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_EFIELD);
+    sy_buf_free(&b);
+    assert_string_equal(sy_msg_type_name(SY_MSG_TRANSFER_REQ), "transfer_req");
 }
 
 static void test_any_flipped_bit_is_rejected(void **state)
@@ -603,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_client_request_round_trips_with_signature),
         cmocka_unit_test(test_every_message_type_round_trips),
         cmocka_unit_test(test_memo_signs_identical_messages_once),
+        cmocka_unit_test(test_transfer_messages_refuse_impossible_fields),
         cmocka_unit_test(test_any_flipped_bit_is_rejected),
         cmocka_unit_test(test_signature_tamper_gives_bad_sig),
         cmocka_unit_test(test_non_member_signer_is_rejected),
