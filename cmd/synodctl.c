@@ -623,20 +623,35 @@ static int cmd_transfer(sy_client *c, const args *a)
     int rc = sy_client_transfer(c, a->to, a->timeout_ms, &from, &to);
     switch (rc) {
     case SY_OK:
-        if (from == to)
+        if (from == to) {
             printf("node %u leads already\n", to);
-        else
-            printf("leadership moved from node %u to node %u\n", from, to);
+            return 0;
+        }
+        if (a->to != SY_NO_NODE && to != a->to) {
+            fprintf(stderr, "synodctl: transfer: leadership moved from node %u to node %u, not "
+                    "to node %u (it did not take over in time; another node won)\n", from, to,
+                    a->to);
+            return EXIT_RUNTIME;
+        }
+        printf("leadership moved from node %u to node %u\n", from, to);
         return 0;
     case SY_EUNAUTH:
         fprintf(stderr, "synodctl: transfer: this client key is not marked admin in %s; add "
                 "'admin = true' to its [client] section on every node's manifest copy and "
                 "restart them\n", a->cluster);
         return EXIT_USAGE;
-    case SY_EINVAL:
-        fprintf(stderr, "synodctl: transfer: the leader refused node %u as the target (PBFT "
-                "hands over only to the next view's primary)\n", a->to);
+    case SY_EPERM:
+        fprintf(stderr, "synodctl: transfer: the leader refused this client key: it is not "
+                "marked admin (or not listed) in the leader's copy of the manifest\n");
         return EXIT_USAGE;
+    case SY_EINVAL:
+        fprintf(stderr, "synodctl: transfer: the leader cannot hand over to node %u (not a "
+                "voter; PBFT hands a view only to the next view's primary)\n", a->to);
+        return EXIT_USAGE;
+    case SY_EMSGTYPE:
+        fprintf(stderr, "synodctl: transfer: the leader does not know transfer requests (a "
+                "synod older than this synodctl?)\n");
+        return EXIT_RUNTIME;
     case SY_EUNREACH:
         fprintf(stderr, "synodctl: transfer: the leader has no peer that answered it recently "
                 "to hand over to\n");

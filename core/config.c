@@ -1464,6 +1464,17 @@ const sy_client_entry *sy_cluster_client(const sy_cluster_cfg *cfg, uint32_t cli
     return &cfg->clients[client_id - SY_CLIENT_ID_BASE];
 }
 
+int sy_cluster_transfer_allowed(const sy_cluster_cfg *cfg, uint32_t sender, uint32_t self,
+                                uint64_t term, const sy_transfer_req *q)
+{
+    const sy_client_entry *ce = sy_cluster_client(cfg, sender);
+    if (!ce || !ce->admin)
+        return SY_EUNAUTH;
+    if (q->leader != self || q->term != term)
+        return SY_ESTALE;
+    return SY_OK;
+}
+
 int sy_cluster_client_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk,
                              uint32_t *client_id)
 {

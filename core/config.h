@@ -164,6 +164,13 @@ int sy_cluster_client_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk,
                              uint32_t *client_id);
 /* Client entry by id, or NULL. */
 const sy_client_entry *sy_cluster_client(const sy_cluster_cfg *cfg, uint32_t client_id);
+/* May node `self`, leading in `term`, act on transfer request q signed by
+ * `sender` (synodctl transfer)? SY_OK; SY_EUNAUTH: the sender is not a
+ * client marked admin; SY_ESTALE: q is for another node or another term
+ * (stale, or a replayed copy: one captured frame must not move leadership
+ * again). */
+int sy_cluster_transfer_allowed(const sy_cluster_cfg *cfg, uint32_t sender, uint32_t self,
+                                uint64_t term, const sy_transfer_req *q);
 /* Node id with this public key; SY_ENOTFOUND if none. */
 int sy_cluster_node_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk, uint32_t *node_id);
 

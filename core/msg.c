@@ -74,8 +74,10 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         msgpack_pack_uint64(&pk, m->u.status_req.nonce);
         break;
     case SY_MSG_TRANSFER_REQ:
-        msgpack_pack_array(&pk, 2);
+        msgpack_pack_array(&pk, 4);
         msgpack_pack_uint64(&pk, m->u.transfer_req.nonce);
+        msgpack_pack_uint32(&pk, m->u.transfer_req.leader);
+        msgpack_pack_uint64(&pk, m->u.transfer_req.term);
         msgpack_pack_uint32(&pk, m->u.transfer_req.target);
         break;
     case SY_MSG_TRANSFER_REPLY:
@@ -267,11 +269,14 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         get_u64(r, &m->u.status_req.nonce);
         break;
     case SY_MSG_TRANSFER_REQ:
-        sy_mp_array_exact(r, 2);
+        sy_mp_array_exact(r, 4);
         get_u64(r, &m->u.transfer_req.nonce);
+        sy_mp_u32(r, &m->u.transfer_req.leader);
+        get_u64(r, &m->u.transfer_req.term);
         sy_mp_u32(r, &m->u.transfer_req.target);
-        if (!r->err && m->u.transfer_req.target >= SY_MAX_NODES &&
-            m->u.transfer_req.target != UINT32_MAX)   /* SY_NO_NODE */
+        if (!r->err && (m->u.transfer_req.leader >= SY_MAX_NODES ||
+                        (m->u.transfer_req.target >= SY_MAX_NODES &&
+                         m->u.transfer_req.target != UINT32_MAX)))   /* SY_NO_NODE */
             r->err = SY_EFIELD;
         break;
     case SY_MSG_TRANSFER_REPLY:

@@ -118,9 +118,14 @@ typedef struct {
 } sy_status_reply;
 
 /* Operator leadership transfer (synodctl transfer): a client marked admin
- * in the manifest asks the node it believes leads to hand leadership on. */
+ * in the manifest asks the node it believes leads to hand leadership on.
+ * The request names that node and its term (view, ballot round): a node
+ * acts only on a request for itself in its current term, so a copy
+ * replayed later, or to another node, moves nothing. */
 typedef struct {
     uint64_t nonce;
+    uint32_t leader;          /* the node asked */
+    uint64_t term;            /* its term as the client saw it lead */
     uint32_t target;          /* UINT32_MAX (SY_NO_NODE): the leader picks */
 } sy_transfer_req;
 

@@ -1163,16 +1163,18 @@ static uint32_t current_leader(const sy_client_node_status *st, uint32_t n, uint
     return best;
 }
 
-/* One TRANSFER_REQ to node l; its reply's status (SY_ETIMEOUT: none). */
-static int ask_transfer(sy_client *c, uint32_t l, uint32_t target, uint64_t deadline,
-                        uint32_t *hint)
+/* One TRANSFER_REQ to node l, which leads in `term`; its reply's status
+ * (SY_ETIMEOUT: none before deadline). A node too old to know the message
+ * answers with an error reply (SY_EMSGTYPE). */
+static int ask_transfer(sy_client *c, uint32_t l, uint64_t term, uint32_t target,
+                        uint64_t deadline)
 {
     sy_msg m;
     sy_buf frame;
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_TRANSFER_REQ;
-    m.u.transfer_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
-    m.u.transfer_req.target = target;
+    m.u.transfer_req = (sy_transfer_req){ .nonce = wall_us() ^ ((uint64_t)c->client_id << 40),
+                                          .leader = l, .term = term, .target = target };
     sy_buf_init(&frame);
     int rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
     if (rc == SY_OK) {
@@ -1191,21 +1193,20 @@ static int ask_transfer(sy_client *c, uint32_t l, uint32_t target, uint64_t dead
         nng_msg_free(im.msg);
         if (rc != SY_OK)
             continue;
-        const sy_transfer_reply *t = &env.msg.u.transfer;
-        bool ours = env.type == SY_MSG_TRANSFER_REPLY && env.sender == im.node &&
-                    im.node == l && t->node == l && t->nonce == m.u.transfer_req.nonce;
-        int status = t->status;
-        uint32_t leader = t->leader;
-        if (!ours && env.type == SY_MSG_CLIENT_REPLY && env.sender == im.node && im.node == l) {
-            ours = true;   /* an error reply: an older node that does not know the type */
-            status = env.msg.u.reply.status;
-            leader = SY_NO_NODE;
+        int status = -1;
+        if (env.sender == im.node && im.node == l) {
+            const sy_transfer_reply *t = &env.msg.u.transfer;
+            const sy_client_reply *e = &env.msg.u.reply;
+            if (env.type == SY_MSG_TRANSFER_REPLY && t->node == l &&
+                t->nonce == m.u.transfer_req.nonce)
+                status = t->status;
+            else if (env.type == SY_MSG_CLIENT_REPLY && e->client_id == 0 && e->req_no == 0 &&
+                     e->status != SY_OK)
+                status = e->status;   /* refused before it was read (or not understood) */
         }
         sy_env_free(&env);
-        if (ours) {
-            *hint = leader;
+        if (status >= 0)
             return status;
-        }
     }
 }
 
@@ -1224,12 +1225,16 @@ int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *
     uint32_t old = SY_NO_NODE;
     uint64_t old_term = 0;
     int rc = SY_ETIMEOUT;
-    /* find the leader and ask it; a leader that changed meanwhile says so */
-    while (old == SY_NO_NODE && mono_ms() < deadline) {
-        uint64_t left = deadline - mono_ms();
+    /* Find the leader and ask it, once: a request that went unanswered may
+     * still have started the hand-off, so from then on we only watch. A
+     * leader that lost office before our request reached it refuses it
+     * (SY_ENOTLEADER, or SY_ESTALE: its term moved on): look again. */
+    for (uint64_t now = mono_ms(); now < deadline; now = mono_ms()) {
+        uint64_t left = deadline - now;
         if ((rc = sy_client_status_all(c, (int)(left < 1000 ? left : 1000), st)) != SY_OK)
             goto out;
-        uint32_t l = current_leader(st, c->n, c->cfg->f, &old_term);
+        uint64_t term = 0;
+        uint32_t l = current_leader(st, c->n, c->cfg->f, &term);
         if (l == SY_NO_NODE) {
             rc = SY_ETIMEOUT;
             nng_msleep(100);
@@ -1237,43 +1242,54 @@ int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *
         }
         if (l == target) {
             old = l;
-            if (from)
-                *from = l;
-            if (to)
-                *to = l;
             rc = SY_OK;
-            goto out;
+            goto done;
         }
-        uint32_t hint;
-        uint64_t ask_dl = mono_ms() + 1000 < deadline ? mono_ms() + 1000 : deadline;
-        rc = ask_transfer(c, l, target, ask_dl, &hint);
-        if (rc == SY_OK)
-            old = l;
-        else if (rc == SY_ENOTLEADER || rc == SY_ETIMEOUT)
-            nng_msleep(100);   /* it just lost leadership, or did not answer: look again */
-        else
+        now = mono_ms();
+        if (now >= deadline)
+            break;
+        rc = ask_transfer(c, l, term, target, now + 1000 < deadline ? now + 1000 : deadline);
+        if (rc == SY_ENOTLEADER || rc == SY_ESTALE) {
+            nng_msleep(100);
+            continue;
+        }
+        if (rc == SY_EUNAUTH)
+            rc = SY_EPERM;   /* our manifest says admin; the node's does not */
+        if (rc != SY_OK && rc != SY_ETIMEOUT)
             goto out;
+        old = l;
+        old_term = term;
+        break;
     }
-    if (old == SY_NO_NODE)
+    if (old == SY_NO_NODE) {
+        rc = SY_ETIMEOUT;
         goto out;
-    /* the hand-off started: wait for another node to lead in a newer term */
+    }
+    /* the hand-off started (or may have): wait for another node to lead in
+     * a newer term */
     rc = SY_ETIMEOUT;
-    while (mono_ms() < deadline) {
-        nng_msleep(50);
-        uint64_t left = deadline > mono_ms() ? deadline - mono_ms() : 1;
+    for (uint64_t now = mono_ms(); now < deadline; now = mono_ms()) {
+        uint64_t left = deadline - now;
         if (sy_client_status_all(c, (int)(left < 1000 ? left : 1000), st) != SY_OK)
             break;
         uint64_t term = 0;
         uint32_t l = current_leader(st, c->n, c->cfg->f, &term);
         if (l != SY_NO_NODE && l != old && term > old_term) {
-            if (from)
-                *from = old;
             if (to)
                 *to = l;
+            if (from)
+                *from = old;
             rc = SY_OK;
-            break;
+            goto out;
         }
+        nng_msleep(50);
     }
+    goto out;
+done:
+    if (from)
+        *from = old;
+    if (to)
+        *to = old;
 out:
     free(st);
     return rc;

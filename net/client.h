@@ -146,14 +146,21 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
 
 /* Moves leadership: asks the node that leads (Raft, Multi-Paxos) or is
  * primary (PBFT) to hand it to `target` (SY_NO_NODE: its choice; PBFT:
- * only the next view's primary), then waits until another node leads.
+ * only the next view's primary), then waits until another node leads in
+ * a newer term. The request names the leader and its term, so the node
+ * ignores it in any later term (a replayed copy moves nothing); it is
+ * sent once: a lost answer is waited out, not repeated.
  * The client's key must be marked `admin = true` in the manifest.
- * SY_OK: *from led, *to leads now (*from == *to: target led already).
- * SY_EUNAUTH: the key is not admin (checked before anything is sent);
- * SY_EINVAL: no such target, or (PBFT) not the next primary;
- * SY_EUNREACH: the leader has no peer to hand over to (none answered it
- * recently); SY_ETIMEOUT: no leader found, or no other node took over
- * before timeout_ms. from and to may be NULL. */
+ * SY_OK: *from led, *to leads now (*from == *to: target led already; with
+ * a target, *to may still differ if another node won the election).
+ * SY_EUNAUTH: the key is not admin here (checked before anything is
+ * sent); SY_EPERM: the leader refused the key (not admin, or not listed,
+ * in its copy of the manifest); SY_EINVAL: no such target, or one the
+ * leader cannot hand to (PBFT: not the next primary); SY_EUNREACH: the
+ * leader has no peer to hand over to (none answered it recently);
+ * SY_EMSGTYPE: the leader does not know transfer requests (older synod);
+ * SY_ETIMEOUT: no leader found, or no other node took over before
+ * timeout_ms. from and to may be NULL. */
 int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *from,
                        uint32_t *to);
 

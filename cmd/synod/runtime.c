@@ -1562,13 +1562,17 @@ static void handle_status_req(rt *r, sy_net_event *ev)
 static int handle_transfer_req(rt *r, sy_net_event *ev)
 {
     const sy_env *e = &ev->env;
-    const sy_client_entry *ce =
-        e->sender >= SY_CLIENT_ID_BASE ? sy_cluster_client(&r->cluster, e->sender) : NULL;
-    uint32_t target = e->msg.u.transfer_req.target;
-    int rc;
-    if (!ce || !ce->admin) {
-        rc = SY_EUNAUTH;
+    const sy_client_entry *ce = sy_cluster_client(&r->cluster, e->sender);
+    const sy_transfer_req *q = &e->msg.u.transfer_req;
+    uint32_t target = q->target;
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    int rc = sy_cluster_transfer_allowed(&r->cluster, e->sender, r->ncfg.id, st.term, q);
+    if (rc == SY_EUNAUTH) {
         count_reject(r, rc, "leadership transfer asked by a client not marked admin", "client");
+    } else if (rc != SY_OK) {
+        count_reject(r, rc, "leadership transfer for another node or another term (stale or "
+                     "replayed)", "client");
     } else {
         sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
         in.u.transfer.target = target;
@@ -1585,7 +1589,6 @@ static int handle_transfer_req(rt *r, sy_net_event *ev)
             SY_INFO(&r->log, "client '%s' asked for a leadership transfer: handing leadership to "
                     "node %u", ce->name, target);
     }
-    sy_engine_status st;
     r->ops->status(r->eng, &st);
     sy_msg m = {.type = SY_MSG_TRANSFER_REPLY};
     m.u.transfer.nonce = e->msg.u.transfer_req.nonce;

@@ -167,6 +167,17 @@ out=$(ctl --key "$C_DIR/keys/client-1.key" transfer 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "not marked admin" <<<"$out" \
   && pass "a key not marked admin cannot move leadership (exit 2, one line)" \
   || fail "non-admin transfer: rc=$rc: $out"
+# the nodes check for themselves: a manifest copy that calls client-1 admin
+# gets its request sent, and refused by the leader
+sed '/^\[client "client-1"\]/,/^$/ s/^public_key = .*/&\nadmin = true/' "$C_DIR/cluster.ini" \
+  > "$C_DIR/cluster-forged.ini"
+grep -A2 'client "client-1"' "$C_DIR/cluster-forged.ini" | grep -q "admin = true" \
+  || die "could not write the forged manifest copy"
+out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-forged.ini" --key "$C_DIR/keys/client-1.key" \
+  transfer 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "the leader refused this client key" <<<"$out" \
+  && pass "the leader refuses a key its own manifest does not mark admin" \
+  || fail "forged-admin transfer: rc=$rc: $out"
 ctl --timeout 15000 put after-transfer yes >/dev/null && pass "writes go on after the transfer" \
   || fail "write after the transfer failed"
 

@@ -60,6 +60,14 @@ typedef struct world {
     sy_env_opts opts;
     fake nodes[MAXN];
     uint32_t primary;       /* leader hint in honest replies (SY_NO_NODE) */
+    /* status: with lead_set every node names `lead` in term `term`; a
+     * transfer request answered SY_OK moves it to the next node, term+1 */
+    bool lead_set;
+    uint32_t lead;
+    uint64_t term;
+    int transfer_status;    /* what the fakes answer a transfer request */
+    int transfers;          /* transfer requests received */
+    sy_transfer_req last_transfer;
     pthread_mutex_t mu;
     volatile int stop;
 } world;
@@ -168,7 +176,37 @@ static void status_reply(world *w, fake *f, uint64_t nonce)
     m.u.status.role = SY_ROLE_LEADER;
     m.u.status.term = 3;
     m.u.status.leader = f->id;
+    pthread_mutex_lock(&w->mu);
+    if (w->lead_set) {
+        m.u.status.role = w->lead == f->id ? SY_ROLE_LEADER : SY_ROLE_FOLLOWER;
+        m.u.status.term = w->term;
+        m.u.status.leader = w->lead;
+    }
+    pthread_mutex_unlock(&w->mu);
     m.u.status.commit_index = 42;
+    sy_buf_init(&b);
+    assert_int_equal(sy_env_encode(CLUSTER, f->id, &m, &w->node_signer[f->id], &b), SY_OK);
+    nng_send(f->sock, b.p, b.len, 0);
+    sy_buf_free(&b);
+}
+
+static void transfer_reply(world *w, fake *f, const sy_transfer_req *q)
+{
+    sy_msg m;
+    sy_buf b;
+    memset(&m, 0, sizeof m);
+    pthread_mutex_lock(&w->mu);
+    w->transfers++;
+    w->last_transfer = *q;
+    m.type = SY_MSG_TRANSFER_REPLY;
+    m.u.transfer = (sy_transfer_reply){ .nonce = q->nonce, .node = f->id,
+                                        .status = (uint8_t)w->transfer_status,
+                                        .leader = w->lead };
+    if (w->transfer_status == SY_OK) {
+        w->lead = (w->lead + 1) % w->n;
+        w->term++;
+    }
+    pthread_mutex_unlock(&w->mu);
     sy_buf_init(&b);
     assert_int_equal(sy_env_encode(CLUSTER, f->id, &m, &w->node_signer[f->id], &b), SY_OK);
     nng_send(f->sock, b.p, b.len, 0);
@@ -198,6 +236,8 @@ static void *fake_main(void *arg)
                     reply(w, f, &env.msg.u.req);
                 else if (env.type == SY_MSG_STATUS_REQ)
                     status_reply(w, f, env.msg.u.status_req.nonce);
+                else if (env.type == SY_MSG_TRANSFER_REQ)
+                    transfer_reply(w, f, &env.msg.u.transfer_req);
             }
             sy_env_free(&env);
         }
@@ -577,6 +617,50 @@ static void test_bft_single_replica_cluster(void **state)
     world_stop(&w);
 }
 
+/* synodctl transfer's library call: only a key marked admin sends
+ * anything; the request names the leader and the term it leads in (so a
+ * replayed copy is stale at the node); a node that refuses the key is told
+ * apart from our own manifest saying no; success is another node leading
+ * in a newer term. */
+static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 40);
+    pthread_mutex_lock(&w.mu);
+    w.lead_set = true;
+    w.lead = 1;
+    w.term = 7;
+    pthread_mutex_unlock(&w.mu);
+    sy_client *c = open_client(&w, 500);
+    uint32_t from = 99, to = 99;
+    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 3000, &from, &to), SY_EUNAUTH);
+    assert_int_equal(w.transfers, 0);
+    sy_client_close(c);
+
+    w.cfg.clients[0].admin = true;
+    c = open_client(&w, 500);
+    w.transfer_status = SY_EUNAUTH;   /* the nodes' manifest says no */
+    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 3000, &from, &to), SY_EPERM);
+    w.transfer_status = SY_OK;
+    assert_int_equal(sy_client_transfer(c, 2, 3000, &from, &to), SY_OK);
+    assert_int_equal(from, 1);
+    assert_int_equal(to, 2);
+    pthread_mutex_lock(&w.mu);
+    assert_int_equal(w.transfers, 2);
+    assert_int_equal(w.last_transfer.leader, 1);
+    assert_int_equal(w.last_transfer.term, 7);
+    assert_int_equal(w.last_transfer.target, 2);
+    pthread_mutex_unlock(&w.mu);
+    /* the target leads already: nothing to ask */
+    assert_int_equal(sy_client_transfer(c, 2, 3000, &from, &to), SY_OK);
+    assert_int_equal(from, 2);
+    assert_int_equal(to, 2);
+    assert_int_equal(w.transfers, 2);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_key_not_in_manifest_is_unauthorised(void **state)
 {
     world w;
@@ -743,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_bft_write_goes_to_primary_and_f_backups),
         cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
         cmocka_unit_test(test_bft_single_replica_cluster),
+        cmocka_unit_test(test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),

@@ -505,6 +505,17 @@ static void test_client_admin_flag_defaults_to_no(void **state)
     assert_false(fx->cfg.clients[0].admin);
     assert_true(fx->cfg.clients[1].admin);
     assert_true(sy_cluster_client(&fx->cfg, SY_CLIENT_ID_BASE + 1)->admin);
+    /* what a node acts on: an admin's request for itself in its term */
+    uint32_t app0 = SY_CLIENT_ID_BASE, app1 = SY_CLIENT_ID_BASE + 1;
+    sy_transfer_req q = {.nonce = 1, .leader = 2, .term = 9, .target = UINT32_MAX};
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 2, 9, &q), SY_OK);
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app0, 2, 9, &q), SY_EUNAUTH);
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, 1, 2, 9, &q), SY_EUNAUTH);   /* a node */
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1 + 1, 2, 9, &q), SY_EUNAUTH);
+    /* a copy replayed once the term moved on, or to another node */
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 2, 10, &q), SY_ESTALE);
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 3, 10, &q), SY_ESTALE);
+    assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 3, 9, &q), SY_ESTALE);
     sy_cluster_free(&fx->cfg);
     build_manifest(fx, (mopts){.tail = "admin = maybe\n"});
     expect_error(fx, "admin = 'maybe' in [client \"app-0\"] is not a boolean; use true or false");

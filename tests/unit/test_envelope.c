@@ -218,9 +218,10 @@ static void test_every_message_type_round_trips(void **state)
                                           .evidence = 0, .leader_changes = 2};
     msgs[11].u.status.state_digest.b[0] = 0xab;
     msgs[12].type = SY_MSG_TRANSFER_REQ;
-    msgs[12].u.transfer_req = (sy_transfer_req){.nonce = 32, .target = 2};
+    msgs[12].u.transfer_req = (sy_transfer_req){.nonce = 32, .leader = 1, .term = 9, .target = 2};
     msgs[13].type = SY_MSG_TRANSFER_REQ;
-    msgs[13].u.transfer_req = (sy_transfer_req){.nonce = 33, .target = UINT32_MAX};
+    msgs[13].u.transfer_req = (sy_transfer_req){.nonce = 33, .leader = 0, .term = 4,
+                                                .target = UINT32_MAX};
     msgs[14].type = SY_MSG_TRANSFER_REPLY;
     msgs[14].u.transfer = (sy_transfer_reply){.nonce = 33, .node = 1, .status = SY_ENOTLEADER,
                                               .leader = 2};
@@ -250,9 +251,15 @@ static void test_transfer_messages_refuse_impossible_fields(void **state)
     sy_msg m;
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_TRANSFER_REQ;
-    m.u.transfer_req = (sy_transfer_req){.nonce = 1, .target = SY_MAX_NODES};
+    m.u.transfer_req = (sy_transfer_req){.nonce = 1, .leader = 0, .term = 1,
+                                         .target = SY_MAX_NODES};
     sy_buf b;
     sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_EFIELD);
+    sy_buf_free(&b);
+    m.u.transfer_req = (sy_transfer_req){.nonce = 1, .leader = SY_MAX_NODES, .term = 1,
+                                         .target = 0};
     encode(f, SY_CLIENT_ID_BASE, &m, &b);
     assert_int_equal(decode(f, &b, &e), SY_EFIELD);
     sy_buf_free(&b);
