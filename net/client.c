@@ -1248,7 +1248,10 @@ int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *
         now = mono_ms();
         if (now >= deadline)
             break;
-        rc = ask_transfer(c, l, term, target, now + 1000 < deadline ? now + 1000 : deadline);
+        /* half of what is left (at least a second) for the answer; after
+         * that the hand-off may have started without our hearing of it */
+        uint64_t wait = (deadline - now) / 2 > 1000 ? (deadline - now) / 2 : 1000;
+        rc = ask_transfer(c, l, term, target, now + wait < deadline ? now + wait : deadline);
         if (rc == SY_ENOTLEADER || rc == SY_ESTALE) {
             nng_msleep(100);
             continue;

@@ -625,6 +625,8 @@ static void test_bft_single_replica_cluster(void **state)
 static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(void **state)
 {
     (void)state;
+    /* generous deadlines: every call here ends as soon as it is answered,
+     * and a loaded machine (ctest -j2 under ASan) answers late */
     world w;
     world_start(&w, SY_PROTO_RAFT, 3, 1, 40);
     pthread_mutex_lock(&w.mu);
@@ -634,16 +636,16 @@ static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(voi
     pthread_mutex_unlock(&w.mu);
     sy_client *c = open_client(&w, 500);
     uint32_t from = 99, to = 99;
-    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 3000, &from, &to), SY_EUNAUTH);
+    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 20000, &from, &to), SY_EUNAUTH);
     assert_int_equal(w.transfers, 0);
     sy_client_close(c);
 
     w.cfg.clients[0].admin = true;
     c = open_client(&w, 500);
     w.transfer_status = SY_EUNAUTH;   /* the nodes' manifest says no */
-    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 3000, &from, &to), SY_EPERM);
+    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, 20000, &from, &to), SY_EPERM);
     w.transfer_status = SY_OK;
-    assert_int_equal(sy_client_transfer(c, 2, 3000, &from, &to), SY_OK);
+    assert_int_equal(sy_client_transfer(c, 2, 20000, &from, &to), SY_OK);
     assert_int_equal(from, 1);
     assert_int_equal(to, 2);
     pthread_mutex_lock(&w.mu);
@@ -653,7 +655,7 @@ static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(voi
     assert_int_equal(w.last_transfer.target, 2);
     pthread_mutex_unlock(&w.mu);
     /* the target leads already: nothing to ask */
-    assert_int_equal(sy_client_transfer(c, 2, 3000, &from, &to), SY_OK);
+    assert_int_equal(sy_client_transfer(c, 2, 20000, &from, &to), SY_OK);
     assert_int_equal(from, 2);
     assert_int_equal(to, 2);
     assert_int_equal(w.transfers, 2);
