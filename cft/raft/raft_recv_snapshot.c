@@ -1,13 +1,15 @@
 /* Follower side of InstallSnapshot (thesis 5.2, Figure 5.3), chunked.
  *
- * Invariant: a snapshot only ever moves this node forward. One covering no
- * more than our commit index is acknowledged and dropped (what it holds is
- * already committed here). Chunks must arrive in order (offset == bytes held);
+ * Invariant: a snapshot only ever moves this node forward, and never takes
+ * away entries it may have acknowledged. One covering no more than our
+ * commit index is acknowledged and dropped (what it holds is already
+ * committed here); so is one that describes a prefix of our log (Figure 5.3
+ * step 6, below). Chunks must arrive in order (offset == bytes held);
  * anything else is answered with the offset we want. On the last chunk the
- * whole log is discarded (a simplification of 5.2's "retain entries after the
- * snapshot if they match": the leader resends them) and the ready carries the
- * data for the host to restore, with truncate_from = 1 and commit = applied =
- * the snapshot index. */
+ * whole log is discarded -- what remains after the snapshot's index then
+ * does not match the leader's log, so it was never committed -- and the
+ * ready carries the data for the host to restore, with truncate_from = 1
+ * and commit = applied = the snapshot index. */
 #include <stdlib.h>
 #include <string.h>
 #include "cft/raft/raft.h"
@@ -65,6 +67,19 @@ int raft_recv_snapshot(raft *r, uint32_t from, const sy_raft_snapshot *m)
 
     if (m->last_index <= r->commit)
         return reply(r, from, r->commit, 0, true);
+    /* Figure 5.3 step 6: an entry of ours at the snapshot's last index with
+     * its term means (Log Matching) that our log up to there is the
+     * leader's, so we need nothing the snapshot holds, and the entries
+     * after it must stay: we may have acknowledged them, and an ack still
+     * on its way makes the leader count them toward a commit. Installing
+     * (which empties the log) lost them; with a leader crash after that,
+     * a committed entry could be lost. Not a single chunk is needed. */
+    uint64_t mine;
+    if (raft_term_of(r, m->last_index, &mine) && mine == m->last_term) {
+        if (r->in_snap_index == m->last_index)
+            r->in_snap_index = 0;
+        return reply(r, from, m->last_index, 0, true);
+    }
     if (m->members.n_voters == 0 || m->members.n_voters > SY_MAX_NODES ||
         m->members.n_learners > SY_MAX_NODES)
         return SY_EINVAL;

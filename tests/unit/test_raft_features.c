@@ -83,6 +83,56 @@ static void test_follower_answers_appends_of_one_write_with_one_ack(void **state
 
 /* ---- snapshots ---- */
 
+/* A follower holds entries 1..5 from the leader (and acked them: an ack on
+ * its way makes the leader count them). A snapshot at 3 -- sent on stale
+ * progress, or retransmitted -- describes a prefix of its log. It must not
+ * be installed: installing empties the log, so entries 4 and 5, possibly
+ * counted toward a commit, would be gone (thesis Figure 5.3 step 6 keeps
+ * them). The answer is "done at 3" and the log stays 1..5. */
+static void test_snapshot_of_a_prefix_of_the_log_keeps_the_entries_after_it(void **state)
+{
+    (void)state;
+    sy_engine_cfg cfg = h_default_cfg(1, 3);
+    void *e = NULL;
+    assert_int_equal(sy_raft_ops.create(&cfg, NULL, &e), SY_OK);
+    sy_ready rd;
+    for (uint64_t prev = 0; prev < 5; prev++) {
+        follower_gets_append(e, prev, 0);
+        sy_raft_ops.ready(e, &rd);
+        sy_raft_ops.advance(e, 10);
+    }
+    sy_engine_status st;
+    sy_raft_ops.status(e, &st);
+    assert_int_equal(st.last_index, 5);
+    sy_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_RAFT_SNAPSHOT;
+    m.u.snap = (sy_raft_snapshot){ .term = 1, .last_index = 3, .last_term = 1, .offset = 0,
+                                   .done = true, .data = { (const uint8_t *)"state", 5 } };
+    m.u.snap.members.n_voters = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        m.u.snap.members.voters[i] = i;
+    sy_input in = { .kind = SY_IN_MSG, .now_ms = 20 };
+    in.u.msg.from = 0;
+    in.u.msg.msg = &m;
+    assert_int_equal(sy_raft_ops.step(e, &in), SY_OK);
+    sy_raft_ops.ready(e, &rd);
+    assert_false(rd.snapshot_install);
+    assert_int_equal(rd.truncate_from, 0);
+    size_t resps = 0;
+    for (size_t i = 0; i < rd.n_msgs; i++)
+        if (rd.msgs[i].msg.type == SY_MSG_RAFT_SNAPSHOT_RESP) {
+            resps++;
+            assert_true(rd.msgs[i].msg.u.snap_resp.done);
+            assert_int_equal(rd.msgs[i].msg.u.snap_resp.last_index, 3);
+        }
+    assert_int_equal(resps, 1);
+    sy_raft_ops.advance(e, 20);
+    sy_raft_ops.status(e, &st);
+    assert_int_equal(st.last_index, 5);
+    sy_raft_ops.destroy(e);
+}
+
 static void test_lagging_follower_gets_snapshot_after_compaction(void **state)
 {
     (void)state;
@@ -541,6 +591,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_follower_answers_appends_of_one_write_with_one_ack),
+        cmocka_unit_test(test_snapshot_of_a_prefix_of_the_log_keeps_the_entries_after_it),
         cmocka_unit_test(test_lagging_follower_gets_snapshot_after_compaction),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
