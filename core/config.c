@@ -1475,6 +1475,21 @@ int sy_cluster_transfer_allowed(const sy_cluster_cfg *cfg, uint32_t sender, uint
     return SY_OK;
 }
 
+int sy_transfer_seen_check(sy_transfer_seen *s, uint64_t term, uint64_t nonce)
+{
+    if (s->term != term) {
+        s->term = term;
+        s->n = 0;
+    }
+    uint32_t have = s->n < SY_TRANSFER_SEEN ? s->n : SY_TRANSFER_SEEN;
+    for (uint32_t i = 0; i < have; i++)
+        if (s->nonce[i] == nonce)
+            return SY_EREPLAY;
+    s->nonce[s->n % SY_TRANSFER_SEEN] = nonce;
+    s->n++;
+    return SY_OK;
+}
+
 int sy_cluster_client_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk,
                              uint32_t *client_id)
 {

@@ -171,6 +171,18 @@ const sy_client_entry *sy_cluster_client(const sy_cluster_cfg *cfg, uint32_t cli
  * again). */
 int sy_cluster_transfer_allowed(const sy_cluster_cfg *cfg, uint32_t sender, uint32_t self,
                                 uint64_t term, const sy_transfer_req *q);
+/* The nonces of the transfer requests a node acted on in its current term
+ * (the last SY_TRANSFER_SEEN): within one term a hand-off that did not take
+ * leaves the leader leading on, and a replayed copy must not start another.
+ * Zero-initialise. */
+#define SY_TRANSFER_SEEN 8u
+typedef struct {
+    uint64_t term;
+    uint64_t nonce[SY_TRANSFER_SEEN];
+    uint32_t n;
+} sy_transfer_seen;
+/* SY_OK (nonce remembered for term) or SY_EREPLAY: acted on already. */
+int sy_transfer_seen_check(sy_transfer_seen *s, uint64_t term, uint64_t nonce);
 /* Node id with this public key; SY_ENOTFOUND if none. */
 int sy_cluster_node_by_key(const sy_cluster_cfg *cfg, const sy_pubkey *pk, uint32_t *node_id);
 

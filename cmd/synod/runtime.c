@@ -140,6 +140,7 @@ typedef struct {
     uint64_t next_read_id;
     sy_buf out;
     sy_env_memo memo;         /* take_msgs: the last message signed */
+    sy_transfer_seen xfer_seen;   /* synodctl transfer: nonces acted on this term */
     /* Replies made during one loop iteration, signed together at its end
      * (flush_replies): one signature for all of them. */
     sy_env_batch rbatch;
@@ -1568,11 +1569,13 @@ static int handle_transfer_req(rt *r, sy_net_event *ev)
     sy_engine_status st;
     r->ops->status(r->eng, &st);
     int rc = sy_cluster_transfer_allowed(&r->cluster, e->sender, r->ncfg.id, st.term, q);
+    if (rc == SY_OK)
+        rc = sy_transfer_seen_check(&r->xfer_seen, st.term, q->nonce);
     if (rc == SY_EUNAUTH) {
         count_reject(r, rc, "leadership transfer asked by a client not marked admin", "client");
     } else if (rc != SY_OK) {
-        count_reject(r, rc, "leadership transfer for another node or another term (stale or "
-                     "replayed)", "client");
+        count_reject(r, rc, "leadership transfer for another node or term, or acted on already "
+                     "(stale or replayed)", "client");
     } else {
         sy_input in = {.kind = SY_IN_TRANSFER, .now_ms = now_ms()};
         in.u.transfer.target = target;

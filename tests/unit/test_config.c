@@ -516,6 +516,16 @@ static void test_client_admin_flag_defaults_to_no(void **state)
     assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 2, 10, &q), SY_ESTALE);
     assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 3, 10, &q), SY_ESTALE);
     assert_int_equal(sy_cluster_transfer_allowed(&fx->cfg, app1, 3, 9, &q), SY_ESTALE);
+    /* ... or replayed in the same term (a hand-off that did not take) */
+    sy_transfer_seen seen;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(sy_transfer_seen_check(&seen, 9, 111), SY_OK);
+    assert_int_equal(sy_transfer_seen_check(&seen, 9, 222), SY_OK);
+    assert_int_equal(sy_transfer_seen_check(&seen, 9, 111), SY_EREPLAY);
+    for (uint64_t k = 0; k < SY_TRANSFER_SEEN - 2; k++)
+        assert_int_equal(sy_transfer_seen_check(&seen, 9, 300 + k), SY_OK);
+    assert_int_equal(sy_transfer_seen_check(&seen, 9, 222), SY_EREPLAY);   /* still held */
+    assert_int_equal(sy_transfer_seen_check(&seen, 10, 111), SY_OK);      /* a new term */
     sy_cluster_free(&fx->cfg);
     build_manifest(fx, (mopts){.tail = "admin = maybe\n"});
     expect_error(fx, "admin = 'maybe' in [client \"app-0\"] is not a boolean; use true or false");
