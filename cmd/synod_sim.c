@@ -21,7 +21,8 @@ static const char usage[] =
     "usage: synod-sim --protocol raft|paxos|pbft [--nodes N] [--seed S] [--seeds K]\n"
     "                 [--requests R] [--clients C] [--faults LIST]\n"
     "                 [--byzantine ID:BEHAVIOUR]... [--mutant [ID:]MUTANT]...\n"
-    "                 [--fault-ms MS] [--corrupt PCT] [--ed25519] [--verbose]\n"
+    "                 [--fault-ms MS] [--corrupt PCT] [--snapshot-every N]\n"
+    "                 [--compact-keep N] [--ed25519] [--verbose]\n"
     "\n"
     "Runs seeded simulations of a cluster of N nodes (default 3) under faults and\n"
     "checks agreement, validity, exactly-once, convergence, durability,\n"
@@ -43,6 +44,9 @@ static const char usage[] =
     "             raft old-term-commit; paxos ignore-promises;\n"
     "             pbft accept-wrong-digest, nv-no-recompute\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
+    "  --snapshot-every  a host snapshot every N applied entries (default 64)\n"
+    "  --compact-keep    Raft/Paxos entries kept below a snapshot (default 64);\n"
+    "             small values send lagging nodes snapshots instead of entries\n"
     "  --corrupt  with the disk fault: percent of crashes that also flip a byte of\n"
     "             a stored log entry, ledger block or meta value (default 25; 0 = never)\n"
     "  --ed25519  sign with Ed25519 instead of the cheap simulator scheme\n"
@@ -314,6 +318,15 @@ int main(int argc, char **argv)
             if (!parse_u64(val, &v) || v < 1 || v > SY_SIM_MAX_CLIENTS)
                 return usage_error("--clients wants 1..64, got '%s'", val);
             o.clients = (uint32_t)v;
+        } else if (strcmp(a, "--snapshot-every") == 0) {
+            if (!parse_u64(val, &v) || v < 1 || v > 100000)
+                return usage_error("--snapshot-every wants 1..100000 applied entries, got '%s'",
+                                   val);
+            o.snapshot_every = (uint32_t)v;
+        } else if (strcmp(a, "--compact-keep") == 0) {
+            if (!parse_u64(val, &v) || v < 1 || v > 100000)
+                return usage_error("--compact-keep wants 1..100000 entries, got '%s'", val);
+            o.compact_keep = (uint32_t)v;
         } else if (strcmp(a, "--fault-ms") == 0) {
             if (!parse_u64(val, &v) || v < 1)
                 return usage_error("--fault-ms wants milliseconds >= 1, got '%s'", val);

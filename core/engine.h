@@ -74,6 +74,9 @@ typedef struct sy_engine_cfg {
     uint32_t max_inflight;       /* pipelined appends/slots per peer */
     uint32_t max_pending;        /* client requests queued at a leader */
     uint64_t snapshot_threshold; /* compact log past this many applied entries */
+    uint32_t compact_keep;       /* Raft, Paxos: entries kept below a local
+                                    snapshot, so a peer slightly behind
+                                    catches up from the log (0 = 64) */
     uint32_t checkpoint_interval;/* PBFT K */
     uint32_t watermark_window;   /* PBFT L */
     bool prevote;                /* Raft thesis 9.6 */

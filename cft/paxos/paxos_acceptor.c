@@ -384,7 +384,8 @@ int px_on_snapshot(paxos *p, uint64_t index, uint64_t term, sy_bytes data)
     px_defer_free(p, p->snap_data);
     p->snap_data = copy;
     p->snap_len = data.len;
-    uint64_t upto = index > PX_COMPACT_KEEP ? index - PX_COMPACT_KEEP : 0;
+    uint64_t keep = p->cfg.compact_keep ? p->cfg.compact_keep : PX_COMPACT_KEEP;
+    uint64_t upto = index > keep ? index - keep : 0;
     if (upto >= p->log_start) {
         drop_upto(p, upto);
         p->compact_to = upto;

@@ -377,6 +377,7 @@ int raft_on_snapshot(raft *r, uint64_t index, uint64_t term, sy_bytes data)
     r->snap_index = index;
     r->snap_term = term;
     r->snap_meta = true;
-    uint64_t upto = index > RAFT_COMPACT_KEEP ? index - RAFT_COMPACT_KEEP : 0;
+    uint64_t keep = r->cfg.compact_keep ? r->cfg.compact_keep : RAFT_COMPACT_KEEP;
+    uint64_t upto = index > keep ? index - keep : 0;
     return raft_log_compact(r, upto);
 }

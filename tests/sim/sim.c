@@ -107,6 +107,10 @@ void sy_sim_replay_line(const sy_sim_opts *o, char *buf, size_t cap)
     if (o->corrupt_pct && o->corrupt_pct != SY_SIM_CORRUPT_PCT && len < cap)
         len += (size_t)snprintf(buf + len, cap - len, " --corrupt %u",
                                 o->corrupt_pct == SY_SIM_CORRUPT_OFF ? 0 : o->corrupt_pct);
+    if (o->snapshot_every && o->snapshot_every != UINT32_MAX && len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " --snapshot-every %u", o->snapshot_every);
+    if (o->compact_keep && len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " --compact-keep %u", o->compact_keep);
     for (uint32_t i = 0; i < o->n_byz && len < cap; i++)
         len += (size_t)snprintf(buf + len, cap - len, " --%s %u:%u",
                                 o->byz[i].behaviour >= SY_SIM_MUTANT_BASE ? "mutant"
@@ -1267,6 +1271,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         .request_timeout_ms = 1000, .batch_delay_ms = 1,
         .batch_max = 64, .batch_bytes_max = 1u << 20, .max_inflight = SY_DEF_MAX_INFLIGHT,
         .max_pending = 1000, .snapshot_threshold = SIM_SNAPSHOT_EVERY,
+        .compact_keep = w->o.compact_keep,
         .checkpoint_interval = 16, .watermark_window = 64,
         .prevote = true, .check_quorum = true,
         .node_keys = w->node_keys, .signer = &nd->signer, .verifier = &w->verifier,

@@ -103,6 +103,9 @@ typedef struct sy_sim_opts {
     uint32_t fault_budget;        /* max nodes crashed/paused at once (0 = f) */
     uint32_t snapshot_every;      /* host snapshot period in applied entries
                                      (0 = 64, UINT32_MAX = never) */
+    uint32_t compact_keep;        /* engines' compact_keep (0 = their default):
+                                     small values make lagging peers need
+                                     snapshots, so installs happen often */
     /* disk fault: percent of crashes that also corrupt one value on the
      * crashed node's disk, while the nodes down or corrupt stay within
      * the fault budget (0 = SY_SIM_CORRUPT_PCT, SY_SIM_CORRUPT_OFF = never) */

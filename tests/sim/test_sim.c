@@ -613,6 +613,11 @@ static void test_replay_line_reproduces_options(void **s)
     sy_sim_replay_line(&o, line, sizeof line);
     assert_string_equal(line, "synod-sim --protocol raft --nodes 5 --seed 99 --requests 300 "
                               "--faults drop,partition");
+    o.snapshot_every = 8;
+    o.compact_keep = 2;
+    sy_sim_replay_line(&o, line, sizeof line);
+    assert_string_equal(line, "synod-sim --protocol raft --nodes 5 --seed 99 --requests 300 "
+                              "--faults drop,partition --snapshot-every 8 --compact-keep 2");
 }
 
 /* ---------------- disk corruption, with the real engines ---------------- */
