@@ -1187,7 +1187,9 @@ static int ask_transfer(sy_client *c, uint32_t l, uint64_t term, uint32_t target
     for (;;) {
         inmsg im;
         sy_env env;
-        if (!inbox_wait(c, deadline, &im))
+        /* inbox_wait returns what is queued even past the deadline: a
+         * stream of other answers must not keep us here */
+        if (mono_ms() >= deadline || !inbox_wait(c, deadline, &im))
             return SY_ETIMEOUT;
         rc = sy_env_decode(&c->vopts, nng_msg_body(im.msg), nng_msg_len(im.msg), &env, NULL);
         nng_msg_free(im.msg);
