@@ -268,6 +268,14 @@ static void test_replica_back_after_a_view_change_learns_the_view_in_an_idle_clu
     h_free(h);
 }
 
+/* The operator's (or SIGTERM's) transfer, stepped into replica `node`. */
+static int transfer(harness *h, uint32_t node, uint32_t target)
+{
+    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
+    in.u.transfer.target = target;
+    return h->ops->step(h->e[node], &in);
+}
+
 /* A primary about to stop hands its view on (SY_IN_TRANSFER, what synod
  * does on SIGTERM): its VIEW-CHANGE for the next view makes the backups
  * join at once, and view 1 forms with the old primary in it as a backup --
@@ -278,13 +286,10 @@ static void test_stopping_primary_hands_its_view_to_the_next_primary(void **stat
     (void)state;
     harness *h = h_new(4, 1, false, 16, NULL);
     assert_true(client_op(h, 0, ALL4, 5000));
-    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
-    in.u.transfer.target = 2;   /* not view 1's primary */
-    assert_int_equal(h->ops->step(h->e[0], &in), SY_EINVAL);
-    in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h->ops->step(h->e[1], &in), SY_ENOTLEADER);   /* a backup */
+    assert_int_equal(transfer(h, 0, 2), SY_EINVAL);   /* not view 1's primary */
+    assert_int_equal(transfer(h, 1, SY_NO_NODE), SY_ENOTLEADER);   /* a backup */
     assert_int_equal(h_status(h, 0).role, SY_ROLE_PRIMARY);
-    assert_int_equal(h->ops->step(h->e[0], &in), SY_OK);
+    assert_int_equal(transfer(h, 0, SY_NO_NODE), SY_OK);
     h_run(h);
     uint64_t t0 = h->now;
     for (uint64_t t = 0; t < 5000 && h_status(h, 0).role != SY_ROLE_BACKUP; t += 10)
@@ -312,9 +317,7 @@ static void test_hand_offs_do_not_back_off_the_next_view_change(void **state)
     harness *h = h_new(4, 1, false, 16, NULL);
     assert_true(client_op(h, 0, ALL4, 5000));
     for (uint32_t v = 0; v < 3; v++) {
-        sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = h->now };
-        in.u.transfer.target = SY_NO_NODE;
-        assert_int_equal(h->ops->step(h->e[v], &in), SY_OK);
+        assert_int_equal(transfer(h, v, SY_NO_NODE), SY_OK);
         h_run(h);
         for (uint64_t t = 0; t < 2000 && h_status(h, v + 1).role != SY_ROLE_PRIMARY; t += 10)
             h_tick(h, 10);
