@@ -120,6 +120,9 @@ typedef struct sy_net_stats {
     uint64_t client_expired;      /* requests abandoned unanswered */
     uint64_t reply_stale;         /* replies to handles no longer valid */
     uint64_t verify_ok, verify_fail, verify_cached;
+    /* [0] peer, [1] client listener recreated by the watchdog for NNG
+     * 1.5.2's listener bug (ipc and TLS listeners; transport.c) */
+    uint64_t listener_restarts[2];
     uint32_t peers_connected;     /* outbound links currently up */
     bool peer_up[SY_MAX_NODES];
 } sy_net_stats;
