@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <sodium.h>
@@ -1807,6 +1808,36 @@ static bool handoff_done(rt *r, uint64_t until)
     return true;
 }
 
+/* Every client and peer connection holds a descriptor, and a node that
+ * runs out of them stops accepting until some close (NNG retries its
+ * accepts): anyone who can reach the client port could hold the default
+ * soft limit of 1,024 connections open. So the soft limit goes up to the
+ * hard one (systemd's default hard limit is 524,288), as etcd's Go runtime
+ * does; a limit still under 4,096 is worth an operator's look. */
+#define RT_NOFILE_CAP (1u << 20)
+#define RT_NOFILE_LOW 4096u
+static void raise_nofile(const sy_log *log)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > RT_NOFILE_CAP ? RT_NOFILE_CAP
+                                                                               : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur < RT_NOFILE_LOW)
+        SY_WARN(log, "open files limit is %llu (hard limit %llu): each client and peer connection "
+                     "takes one; raise it (systemd LimitNOFILE=, ulimit -Hn)",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    else if (rl.rlim_cur != was)
+        SY_INFO(log, "open files limit raised from %llu to %llu", (unsigned long long)was,
+                (unsigned long long)rl.rlim_cur);
+}
+
 int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
 {
     rt *r = calloc(1, sizeof *r);
@@ -1979,6 +2010,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         .health = health_cb,
         .cb_ctx = r,
     };
+    raise_nofile(&r->log);
     if ((rc = sy_net_open(&nc, &r->net, why, sizeof why))) {
         fprintf(stderr, "synod: %s\n", why);
         code = rc == SY_ECONFIG || rc == SY_EINVAL ? 2 : 1;

@@ -118,6 +118,16 @@ peer_port=$((T_BASE + 0)); client_port=$((T_BASE + 100)); metrics_port=$((T_BASE
 for p in $peer_port $client_port; do
   (exec 3<>/dev/tcp/127.0.0.1/$p && cat "$T_DIR/garbage" >&3; exec 3>&-) 2>/dev/null || true
 done
+# each connection takes a descriptor: the node raised its soft open-files
+# limit from the 1,024 it was started with to its hard limit
+if [ -r "/proc/${T_PIDS[0]}/limits" ]; then
+  read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/${T_PIDS[0]}/limits")
+  if [ "$hard" = unlimited ] || [ "$hard" -gt 1024 ]; then
+    [ "$soft" != 1024 ] && { [ "$soft" = "$hard" ] || [ "$soft" = 1048576 ]; } \
+      && pass "node 0 raised its open-files limit from 1024 to $soft (hard $hard)" \
+      || fail "node 0 open-files limit soft $soft hard $hard"
+  fi
+fi
 # a client key that is not in the manifest
 "$BIN/synod-keys" gen --out "$T_DIR/stranger.key" >/dev/null
 out=$(ctl --key "$T_DIR/stranger.key" put x y 2>&1); rc=$?

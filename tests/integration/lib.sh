@@ -64,7 +64,10 @@ set_cluster_key() {
 
 start_node() {
   local i=$1
-  "$BIN/synod" --config "$C_DIR/node-$i.ini" ${NODE_ARGS[$i]:-} >>"$T_DIR/logs/node-$i.log" 2>&1 &
+  # started with the common default soft limit of 1,024 open files, which
+  # the node raises to its hard limit (cluster_suite section 6 checks)
+  ( ulimit -Sn 1024 2>/dev/null
+    exec "$BIN/synod" --config "$C_DIR/node-$i.ini" ${NODE_ARGS[$i]:-} ) >>"$T_DIR/logs/node-$i.log" 2>&1 &
   T_PIDS[$i]=$!
 }
 declare -A NODE_ARGS=()
