@@ -884,6 +884,21 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
                "synod_net_received_total{from=\"client\"} %llu\n",
             (unsigned long long)st.peer_rx, (unsigned long long)st.client_rx);
     bprintf(b, "# TYPE synod_net_queue_depth gauge\nsynod_net_queue_depth %u\n", depth);
+    /* client slots (REP contexts): waiting for a request, holding one the
+     * node has not answered yet, or sending an answer. All of them held or
+     * sending means new requests wait in NNG: the node is saturated, or
+     * clients are not reading their answers. */
+    uint32_t by_state[4] = {0};
+    pthread_mutex_lock(&net->cmu);
+    for (uint32_t i = 0; i < net->n_slots; i++)
+        by_state[net->slots[i].state & 3]++;
+    pthread_mutex_unlock(&net->cmu);
+    bprintf(b, "# HELP synod_net_client_slots Client request slots by state (of %u).\n"
+               "# TYPE synod_net_client_slots gauge\n"
+               "synod_net_client_slots{state=\"waiting\"} %u\n"
+               "synod_net_client_slots{state=\"held\"} %u\n"
+               "synod_net_client_slots{state=\"sending\"} %u\n",
+            net->n_slots, by_state[C_RECV] + by_state[C_IDLE], by_state[C_HELD], by_state[C_SEND]);
     bprintf(b, "# HELP synod_net_queue_dropped_total Inbound peer frames dropped: event queue full.\n"
                "# TYPE synod_net_queue_dropped_total counter\n"
                "synod_net_queue_dropped_total %llu\n", (unsigned long long)st.queue_drop);

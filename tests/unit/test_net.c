@@ -465,6 +465,14 @@ static void test_client_request_answered_once_by_handle(void **state)
     assert_int_equal(ev.env.msg.u.req.req_no, 9);
     uint64_t h = ev.handle;
     sy_net_event_free(&ev);
+    /* the metrics show the request held until it is answered */
+    sy_buf mt;
+    sy_buf_init(&mt);
+    sy_net_metrics_text(p.net[0], &mt);
+    sy_buf_append(&mt, "", 1);
+    assert_non_null(strstr((const char *)mt.p, "synod_net_client_slots{state=\"held\"} 1\n"));
+    assert_non_null(strstr((const char *)mt.p, "synod_net_client_slots{state=\"waiting\"} 3\n"));
+    sy_buf_free(&mt);
     assert_int_equal(sy_net_reply(p.net[0], h, (const uint8_t *)"answer", 6), SY_OK);
     assert_int_equal(sy_net_reply(p.net[0], h, (const uint8_t *)"again", 5), SY_ENOTFOUND);
     char *rbuf = NULL;
