@@ -2,7 +2,8 @@
 # Every test: installs missing packages, builds with AddressSanitizer and
 # UndefinedBehaviorSanitizer, runs all tests through ctest, then short fuzz
 # runs when clang is present: the envelope decoder, PBFT replicas against a
-# Byzantine one, engines booting from damaged durable state.
+# Byzantine one, engines booting from damaged durable state, Raft and
+# Multi-Paxos replicas under any schedule of loss, delay, crashes and hand-offs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNOD_EXTRA_PKGS="clang" bash scripts/deps.sh
@@ -25,8 +26,8 @@ if command -v clang >/dev/null 2>&1; then
   # an input running over 10 s -- fails the run and prints its input.
   fb=${build}-fuzz
   CC=clang cmake -S . -B "$fb" -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-  cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_pbft_primary fuzz_boot >/dev/null
-  for t in envelope:3000000 pbft:1000 pbft_primary:600 boot:200000; do
+  cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_pbft_primary fuzz_boot fuzz_raft fuzz_paxos >/dev/null
+  for t in envelope:3000000 pbft:1000 pbft_primary:600 boot:200000 raft:1200 paxos:900; do
     name=${t%%:*}
     if [ -n "${SYNOD_FUZZ_SECONDS:-}" ]; then
       budget=(-max_total_time="$SYNOD_FUZZ_SECONDS"); what="${SYNOD_FUZZ_SECONDS}s, random seed"
