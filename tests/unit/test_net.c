@@ -114,6 +114,20 @@ static void sign_ping(ids *k, uint32_t sender, uint64_t nonce, sy_buf *out)
     assert_int_equal(sy_env_encode(CLUSTER, sender, &m, &k->signer[sender], out), SY_OK);
 }
 
+/* A client's signed GET of "k" numbered req_no, appended to out. */
+static void sign_get(ids *k, uint64_t req_no, sy_buf *out)
+{
+    sy_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_CLIENT_REQ;
+    m.u.req.client_id = SY_CLIENT_ID_BASE;
+    m.u.req.req_no = req_no;
+    m.u.req.op = SY_OP_GET;
+    m.u.req.key.p = (const uint8_t *)"k";
+    m.u.req.key.len = 1;
+    assert_int_equal(sy_env_encode(CLUSTER, SY_CLIENT_ID_BASE, &m, &k->signer[2], out), SY_OK);
+}
+
 /* Waits for the next non-wake event. */
 static int next_event(sy_net *net, sy_net_event *ev)
 {
@@ -448,16 +462,8 @@ static void test_client_request_answered_once_by_handle(void **state)
     assert_int_equal(nng_dial(req, p.client, NULL, NNG_FLAG_NONBLOCK), 0);
 
     /* a signed request arrives decoded, and the reply goes back */
-    sy_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = SY_MSG_CLIENT_REQ;
-    m.u.req.client_id = SY_CLIENT_ID_BASE;
-    m.u.req.req_no = 9;
-    m.u.req.op = SY_OP_GET;
-    m.u.req.key.p = (const uint8_t *)"k";
-    m.u.req.key.len = 1;
     sy_buf_init(&frame);
-    assert_int_equal(sy_env_encode(CLUSTER, SY_CLIENT_ID_BASE, &m, &k.signer[2], &frame), SY_OK);
+    sign_get(&k, 9, &frame);
     assert_int_equal(nng_send(req, frame.p, frame.len, 0), 0);
     assert_int_equal(next_event(p.net[0], &ev), SY_OK);
     assert_int_equal(ev.kind, SY_NET_EV_CLIENT);
@@ -598,21 +604,13 @@ static void test_ipc_listeners_recover_from_clients_quitting_mid_negotiation(voi
      * blocks in NNG. */
     nng_socket req, push;
     sy_buf frame, ping;
-    sy_msg m;
     assert_int_equal(nng_req0_open(&req), 0);
     assert_int_equal(nng_dial(req, client_addr, NULL, NNG_FLAG_NONBLOCK), 0);
     assert_int_equal(nng_push0_open(&push), 0);
     assert_int_equal(nng_dial(push, peer_addr, NULL, NNG_FLAG_NONBLOCK), 0);
-    memset(&m, 0, sizeof m);
-    m.type = SY_MSG_CLIENT_REQ;
-    m.u.req.client_id = SY_CLIENT_ID_BASE;
-    m.u.req.req_no = 11;
-    m.u.req.op = SY_OP_GET;
-    m.u.req.key.p = (const uint8_t *)"k";
-    m.u.req.key.len = 1;
     sy_buf_init(&frame);
     sy_buf_init(&ping);
-    assert_int_equal(sy_env_encode(CLUSTER, SY_CLIENT_ID_BASE, &m, &k.signer[2], &frame), SY_OK);
+    sign_get(&k, 11, &frame);
     sign_ping(&k, 1, 99, &ping);
     bool req_sent = false, ping_sent = false, asked = false, heard = false, answered = false;
     nng_time give_up = nng_clock() + 60000;
