@@ -63,8 +63,9 @@ for ((j = 0; j < jobs; j++)); do
 done
 failed=0
 for j in "${!pids[@]}"; do
-  if ! wait "${pids[$j]}"; then
-    rc=$?
+  rc=0
+  wait "${pids[$j]}" || rc=$?
+  if [ "$rc" -ne 0 ]; then
     [ "$rc" -eq 2 ] && { cat "$logdir/$j.out" >&2; exit 2; }
     failed=1
     if grep -q "FAILED check" "$logdir/$j.out"; then

@@ -267,7 +267,9 @@ struct pbft {
         uint32_t inflight;        /* asked for, not yet in */
         uint32_t peer;            /* the replica we ask */
         bool rotate;              /* it lied: move on at the next tick */
-        uint64_t lacks;           /* bit i: replica i answered with a newer one */
+        uint64_t lacks;           /* bit i: replica i answered with a newer one,
+                                   * or stayed silent when asked, twice */
+        uint8_t silences[SY_MAX_NODES]; /* stalls while replica i was asked */
         uint64_t rx_ms;           /* last chunk from peer (or when it was picked) */
     } xin;
     uint64_t hb_last;             /* last heartbeat (retransmission) */

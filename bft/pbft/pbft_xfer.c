@@ -203,9 +203,26 @@ static void xin_tick(pbft *p)
     for (uint32_t i = lo; i < p->xin.asked && !late; i++)
         if (!p->xin.got[i] && p->xin.ask_ms[i] && p->now >= p->xin.ask_ms[i] + two)
             late = true;
-    bool stalled = p->xin.rotate || (late && p->now >= p->xin.rx_ms + two);
+    bool silent = late && p->now >= p->xin.rx_ms + two;
+    bool stalled = p->xin.rotate || silent;
     if (!stalled && p->xin.inflight)
         return;
+    if (silent && p->xin.silences[p->xin.peer] < UINT8_MAX)
+        p->xin.silences[p->xin.peer]++;
+    if (silent && p->xin.silences[p->xin.peer] >= 2) {
+        /* A replica that stayed silent through two stalls of ours counts
+         * as lacking our checkpoint, like one that answered with a newer
+         * one: up to f replicas may never answer (down for good, or
+         * Byzantine and silent), and a fetch that waited for all of them
+         * to say so before it gave up on its old checkpoint waited forever
+         * -- with f replicas lost, too few were left up to date to commit
+         * (synod-sim pbft seeds 7501902 at n=4 and 7700265 at n=7). One
+         * stall is not enough: a server whose chunks were lost for a while
+         * is asked again and finishes the fetch (test_a_fetch_slower_than_
+         * a_checkpoint_interval_completes, node 1's chunks cut for 150 ms).
+         * If it serves again, its chunks are kept like anyone's. */
+        p->xin.lacks |= 1ull << p->xin.peer;
+    }
     if (stalled)
         xin_rotate(p);
     if (p->xin.asked < lo)
@@ -516,7 +533,8 @@ static int on_chunk(pbft *p, uint32_t from, const sy_pbft_state *st)
          * fetch, pbft_keep_h_snap). What we have is worth more than a
          * fresh start while some replica may still hold it: ask the next
          * one that has not said otherwise, and start over on the newer
-         * checkpoint only when every replica has. Under a bandwidth limit
+         * checkpoint only when every replica has said so or stayed silent
+         * through two stalls (xin_tick). Under a bandwidth limit
          * a stall is no proof that the server is gone, and a restart at
          * every stall never finished (test_a_fetch_slower_than_a_
          * checkpoint_interval_completes, the variant with probes). */
