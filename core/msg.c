@@ -575,3 +575,16 @@ int sy_members_decode(const uint8_t *buf, size_t len, sy_members *out)
         return r.err;
     return sy_mp_done(&r);
 }
+
+void sy_entry_digest(const sy_entry *e, sy_digest *out)
+{
+    sy_hasher h;
+    uint8_t hdr[17];
+    memcpy(hdr, &e->index, 8);
+    memcpy(hdr + 8, &e->term, 8);
+    hdr[16] = e->type;
+    sy_hash_init(&h);
+    sy_hash_update(&h, hdr, sizeof hdr);
+    sy_hash_update(&h, e->data.p, e->data.len);
+    sy_hash_final(&h, out);
+}

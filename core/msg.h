@@ -150,6 +150,11 @@ typedef struct {
     sy_bytes data;
 } sy_entry;
 
+/* The identity of an entry: BLAKE2b over index and term (8 bytes each, host
+ * order), type and data. Two entries with one digest are the same entry
+ * (the simulator's and the fuzzers' agreement checks compare these). */
+void sy_entry_digest(const sy_entry *e, sy_digest *out);
+
 /* A batch is a msgpack array of bin, each bin one signed client-request
  * envelope exactly as the client sent it (so the ledger can re-verify it). */
 int sy_batch_encode(const sy_bytes *reqs, uint32_t n, uint8_t **out, size_t *out_len);

@@ -390,16 +390,8 @@ static void apply_one(world *w, fz_node *nd, const sy_entry *e)
         finding(w, nd, "n%u committed index %llu", nd->id, (unsigned long long)e->index);
         return;
     }
-    sy_hasher h;
-    uint8_t hdr[17];
-    memcpy(hdr, &e->index, 8);
-    memcpy(hdr + 8, &e->term, 8);
-    hdr[16] = e->type;
-    sy_hash_init(&h);
-    sy_hash_update(&h, hdr, sizeof hdr);
-    sy_hash_update(&h, e->data.p, e->data.len);
     sy_digest d;
-    sy_hash_final(&h, &d);
+    sy_entry_digest(e, &d);
     grow(w, e->index);
     if (!w->commit_known[e->index]) {
         w->commit_known[e->index] = true;
@@ -444,6 +436,7 @@ static void apply_one(world *w, fz_node *nd, const sy_entry *e)
         }
         free(reqs);
     }
+    sy_hasher h;
     sy_hash_init(&h);
     sy_hash_update(&h, nd->state.b, SY_DIGEST_LEN);
     sy_hash_update(&h, d.b, SY_DIGEST_LEN);

@@ -121,16 +121,8 @@ void sim_check_commit(sim_world *w, sim_node *nd, const sy_entry *e)
 {
     if (!grow(w, e->index))
         return;
-    sy_hasher h;
-    uint8_t hdr[17];
-    memcpy(hdr, &e->index, 8);
-    memcpy(hdr + 8, &e->term, 8);
-    hdr[16] = e->type;
-    sy_hash_init(&h);
-    sy_hash_update(&h, hdr, sizeof hdr);
-    sy_hash_update(&h, e->data.p, e->data.len);
     sy_digest d;
-    sy_hash_final(&h, &d);
+    sy_entry_digest(e, &d);
     w->st->chk_agreement++;
     if (!w->commit_known[e->index]) {
         w->commit_known[e->index] = true;
