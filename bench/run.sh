@@ -8,7 +8,7 @@
 #
 #   bench/run.sh [--protocols raft,paxos,pbft] [--clients 1,16,64]
 #                [--duration S] [--etcd] [--memory MINUTES]
-#                [--memory-protocol P] [--build DIR] [--keep]
+#                [--memory-protocol P] [--rounds R] [--build DIR] [--keep]
 #
 # --etcd        also run ../shared/bench/etcd/etcd_bench.sh 3 (put only, same
 #               client counts and duration; installs Debian's etcd and wrk)
@@ -16,6 +16,10 @@
 #               print each node's RssAnon every 30 s (compaction is on: the
 #               default snapshot_threshold; PBFT: checkpoints)
 # --memory-protocol P   the protocol of that run (raft, paxos, pbft n=4)
+# --rounds R    repeat the protocol runs and the etcd runs R times, taking
+#               turns (synod, etcd, synod, ...), and print the median of each
+#               row over the rounds and the Raft/etcd ratio of every round:
+#               runs minutes apart on a shared VM differ by 10-20%
 # --build DIR   Release build directory (default build-bench; configured and
 #               built if needed)
 # --keep        keep the cluster directories and logs
@@ -33,9 +37,10 @@ DURATION=10
 ETCD=
 MEMORY=
 MEMPROTO=raft
+ROUNDS=1
 BUILD=$ROOT/build-bench
 KEEP=
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --protocols) PROTOCOLS=${2:?--protocols needs a list}; shift 2 ;;
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
     --etcd) ETCD=1; shift ;;
     --memory) MEMORY=${2:?--memory needs minutes}; shift 2 ;;
     --memory-protocol) MEMPROTO=${2:?--memory-protocol needs raft, paxos or pbft}; shift 2 ;;
+    --rounds) ROUNDS=${2:?--rounds needs a count}; shift 2 ;;
     --build) BUILD=${2:?--build needs a directory}; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $DURATION =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 1 ] || { echo "run.sh: --duration wants whole seconds >= 1" >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] || { echo "run.sh: --rounds wants a whole number >= 1" >&2; exit 2; }
 [ -z "$MEMORY" ] || [[ $MEMORY =~ ^[0-9]+$ ]] || { echo "run.sh: --memory wants whole minutes" >&2; exit 2; }
 case $MEMPROTO in raft|paxos) MEMN=3 ;; pbft) MEMN=4 ;;
   *) echo "run.sh: unknown --memory-protocol '$MEMPROTO' (raft, paxos, pbft)" >&2; exit 2 ;; esac
@@ -233,7 +240,7 @@ run_case() {
   fl=$("$BIN/bench_sigfloor" --rates "$SIGN_RATE" "$VERIFY_RATE" "$proto:$n:$fb" | grep '^floor')
   node_floor=$(sed -n 's/.*node_floor=\([0-9]*\).*/\1/p' <<<"$fl")
   mach_floor=$(sed -n 's/.*machine_floor=\([0-9]*\).*/\1/p' <<<"$fl")
-  RESULTS+=("$proto $n $c $ops $p50 $p90 $p99 $max $errs $batch $vpr $spr $fpr $fsp $ldr $fol $cli $node_floor $mach_floor")
+  RESULTS+=("$proto $n $c $ops $p50 $p90 $p99 $max $errs $batch $vpr $spr $fpr $fsp $ldr $fol $cli $node_floor $mach_floor $ROUND")
   printf '  %-5s n=%d clients=%-3d %6s ops/s  p50 %s p99 %s ms  batch %s  leader cpu %s%%  floor %s (node) %s (machine)\n' \
     "$proto" "$n" "$c" "$ops" "$p50" "$p99" "$batch" "$ldr" "$node_floor" "$mach_floor"
   if [ -n "$perfpid" ]; then
@@ -244,10 +251,13 @@ run_case() {
   fi
 }
 
+# One round: every protocol, then etcd. With --rounds R the rounds take
+# turns, so a slow stretch of the VM hits synod and etcd alike.
+run_protocols() {
 for proto in "${PROTOS[@]}"; do
   n=3; [ "$proto" = pbft ] && n=4
-  dir=$WORK/$proto
-  echo "## $proto n=$n (load $(cut -d' ' -f1 /proc/loadavg))"
+  dir=$WORK/$proto-r$ROUND
+  echo "## $proto n=$n, round $ROUND of $ROUNDS (load $(cut -d' ' -f1 /proc/loadavg))"
   if ! start_cluster "$proto" "$n" "$dir"; then
     FAILS+=("$proto: synod-keys cluster failed"); continue
   fi
@@ -271,27 +281,35 @@ for proto in "${PROTOS[@]}"; do
   [ "$warns" -gt 0 ] && grep -hE "WARN|ERROR" "$dir"/logs/node-*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
   stop_cluster
 done
+}
 
 # ---------------------------------------------------------------- etcd
 ETCD_RES=()
+run_etcd() {
 if [ -n "$ETCD" ]; then
   ETCD_SH=$ROOT/../shared/bench/etcd/etcd_bench.sh
   [ -x "$ETCD_SH" ] || ETCD_SH=/work/shared/bench/etcd/etcd_bench.sh
   for c in "${CLS[@]}"; do
     th=2; [ "$c" -lt 2 ] && th=1
-    echo "## etcd 3 members, $c connections (load $(cut -d' ' -f1 /proc/loadavg))"
+    echo "## etcd 3 members, $c connections, round $ROUND of $ROUNDS (load $(cut -d' ' -f1 /proc/loadavg))"
     line=$(DUR=$DURATION REPS=${ETCD_REPS:-1} CONNS=$c THREADS=$th CHECKPERF= KINDS=put QUIET_MAX=20 \
-           DATA=$WORK/etcd bash "$ETCD_SH" 3 2>&1 | tee "$WORK/etcd-c$c.log" | grep '^etcd3 put:')
+           DATA=$WORK/etcd bash "$ETCD_SH" 3 2>&1 | tee "$WORK/etcd-c$c-r$ROUND.log" | grep '^etcd3 put:')
     if [ -z "$line" ]; then
-      FAILS+=("etcd clients=$c: no summary line; tail: $(tail -n 3 "$WORK/etcd-c$c.log" | tr '\n' ' ')")
+      FAILS+=("etcd clients=$c round $ROUND: no summary line; tail: $(tail -n 3 "$WORK/etcd-c$c-r$ROUND.log" | tr '\n' ' ')")
       continue
     fi
     echo "  $line"
     # etcd3 put: N ops/s p50 X ms p99 Y ms ...
     noisy=clean; grep -q ALL-NOISY <<<"$line" && noisy=NOISY
-    ETCD_RES+=("$c $(awk '{print $3, $6, $9}' <<<"$line") $noisy")
+    ETCD_RES+=("$c $(awk '{print $3, $6, $9}' <<<"$line") $noisy $ROUND")
   done
 fi
+}
+
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  run_protocols
+  run_etcd
+done
 
 # ---------------------------------------------------------------- memory
 MEMSER=()
@@ -327,15 +345,15 @@ fi
 # ---------------------------------------------------------------- table
 echo
 echo "## results: 16-byte keys, 100-byte values, writes only, fsync on, ${DURATION}s per run"
-printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s\n' \
+printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %5s\n' \
   protocol n clients ops/s p50_ms p90_ms p99_ms max_ms errors batch ver/rq sig/rq fs/rq \
-  fs% ldr% fol% cli% nodefloor machfloor %node %mach
+  fs% ldr% fol% cli% nodefloor machfloor %node %mach round
 for r in "${RESULTS[@]}"; do
   set -- $r
   pn=$(awk -v o="$4" -v f="${18}" 'BEGIN{if (f > 0) printf "%.0f", 100 * o / f; else print "-"}')
   pm=$(awk -v o="$4" -v f="${19}" 'BEGIN{if (f > 0) printf "%.0f", 100 * o / f; else print "-"}')
-  printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s\n' \
-    "$@" "$pn" "$pm"
+  printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %5s\n' \
+    "${@:1:19}" "$pn" "$pm" "${20}"
 done
 echo "batch: client requests per log entry (raft/paxos) or per PBFT sequence number, at the leader;"
 echo "ver/rq, sig/rq, fs/rq: at the leader per request: envelopes verified (net), envelopes signed"
@@ -345,19 +363,50 @@ echo "fs%: share of the leader's wall time its storage thread spends in synced w
 echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = one core; $NCPU cores);"
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
 echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."
+# median of the numbers on stdin, one per line ("-" when none)
+median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                          else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+if [ "$ROUNDS" -gt 1 ]; then
+  echo
+  echo "## median over $ROUNDS rounds (ops/s: every round's in brackets; %mach of the median)"
+  printf '%-6s %2s %7s %8s %8s %8s %6s   %s\n' protocol n clients ops/s p50_ms p99_ms %mach "rounds"
+  for proto in "${PROTOS[@]}"; do
+    for c in "${CLS[@]}"; do
+      rows=$(printf '%s\n' "${RESULTS[@]}" | awk -v p="$proto" -v c="$c" '$1 == p && $3 == c')
+      [ -z "$rows" ] && continue
+      mo=$(awk '{print $4}' <<<"$rows" | median)
+      m50=$(awk '{print $5}' <<<"$rows" | median)
+      m99=$(awk '{print $7}' <<<"$rows" | median)
+      mf=$(awk '{print $19}' <<<"$rows" | median)
+      pm=$(awk -v o="$mo" -v f="$mf" 'BEGIN{if (f > 0) printf "%.0f", 100 * o / f; else print "-"}')
+      printf '%-6s %2s %7s %8s %8s %8s %6s   [%s]\n' "$proto" "$(awk 'NR == 1 {print $2}' <<<"$rows")" "$c" \
+        "$mo" "$m50" "$m99" "$pm" "$(awk '{printf "%s%s", (NR > 1 ? " " : ""), $4}' <<<"$rows")"
+    done
+  done
+fi
 if [ ${#ETCD_RES[@]} -gt 0 ]; then
   echo
   echo "## etcd 3.4, 3 members, same machine (wrk over the JSON gateway, put, 16 B keys, 100 B values)"
-  printf '%7s %8s %8s %8s %7s   %s\n' clients ops/s p50_ms p99_ms machine "raft n=3 ops/s (ratio to etcd)"
+  printf '%7s %8s %8s %8s %7s %5s   %s\n' clients ops/s p50_ms p99_ms machine round "raft n=3 ops/s, same round (ratio to etcd)"
   for r in "${ETCD_RES[@]}"; do
     set -- $r
-    rr=-
+    ec=$1 eo=$2 erd=$6 rr=-
     for x in "${RESULTS[@]}"; do
       set -- $x
-      [ "$1" = raft ] && [ "$3" = "${r%% *}" ] && rr=$(awk -v a="$4" -v e="$(cut -d' ' -f2 <<<"$r")" 'BEGIN{printf "%d (%.2fx)", a, (e > 0 ? a / e : 0)}')
+      [ "$1" = raft ] && [ "$3" = "$ec" ] && [ "${20}" = "$erd" ] &&
+        rr=$(awk -v a="$4" -v e="$eo" 'BEGIN{printf "%d (%.2fx)", a, (e > 0 ? a / e : 0)}')
     done
-    printf '%7s %8s %8s %8s %7s   %s\n' $r "$rr"
+    printf '%7s %8s %8s %8s %7s %5s   %s\n' $r "$rr"
   done
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "median over the rounds:"
+    for c in "${CLS[@]}"; do
+      eo=$(printf '%s\n' "${ETCD_RES[@]}" | awk -v c="$c" '$1 == c {print $2}' | median)
+      ro=$(printf '%s\n' "${RESULTS[@]}" | awk -v c="$c" '$1 == "raft" && $3 == c {print $4}' | median)
+      [ "$ro" = - ] && continue
+      printf '%7s %8s %35s   %s\n' "$c" "$eo" "" "$(awk -v a="$ro" -v e="$eo" 'BEGIN{printf "%d (%.2fx)", a, (e > 0 ? a / e : 0)}')"
+    done
+  fi
   echo "machine: clean, or NOISY when etcd_bench.sh saw other processes use over 20% of a core during every repetition"
 fi
 if [ ${#MEMSER[@]} -gt 0 ]; then
