@@ -77,6 +77,11 @@ typedef struct sy_engine_cfg {
     uint32_t compact_keep;       /* Raft, Paxos: entries kept below a local
                                     snapshot, so a peer slightly behind
                                     catches up from the log (0 = 64) */
+    uint32_t msg_entries_max;    /* Paxos: most entries in one PROMISE, ACCEPT
+                                    or CHOSEN, the rest in further pages
+                                    (0 = SY_MAX_ENTRIES_PER_MSG, also the
+                                    most). Only tests set it, small, so the
+                                    paging paths run on short logs. */
     uint32_t checkpoint_interval;/* PBFT K */
     uint32_t watermark_window;   /* PBFT L */
     bool prevote;                /* Raft thesis 9.6 */

@@ -233,8 +233,8 @@ int px_slice(paxos *p, uint64_t lo, uint64_t hi, sy_entry **out, uint32_t *n)
     if (lo > hi)
         return SY_OK;
     uint64_t cnt = hi - lo + 1;
-    if (cnt > SY_MAX_ENTRIES_PER_MSG)
-        cnt = SY_MAX_ENTRIES_PER_MSG;
+    if (cnt > p->cfg.msg_entries_max)
+        cnt = p->cfg.msg_entries_max;
     uint64_t bytes = 0;
     uint64_t k = 0;
     for (; k < cnt; k++) {
@@ -278,6 +278,8 @@ static void cfg_defaults(sy_engine_cfg *c)
         c->max_inflight = PX_MAX_INFLIGHT;
     if (!c->max_pending)
         c->max_pending = PX_DEFAULT_PENDING;
+    if (!c->msg_entries_max || c->msg_entries_max > SY_MAX_ENTRIES_PER_MSG)
+        c->msg_entries_max = SY_MAX_ENTRIES_PER_MSG;
 }
 
 static void px_free(paxos *p)

@@ -256,7 +256,7 @@ void px_reset_election(paxos *p, bool backoff);
 void px_see_ballot(paxos *p, uint64_t b);
 void px_promise(paxos *p, uint64_t b);
 /* Entries [lo, hi] of the log copied as a scratch array (freed at
- * advance), cut at SY_MAX_ENTRIES_PER_MSG and SY_PAXOS_MSG_BYTES. */
+ * advance), cut at cfg.msg_entries_max and SY_PAXOS_MSG_BYTES. */
 int px_slice(paxos *p, uint64_t lo, uint64_t hi, sy_entry **out, uint32_t *n);
 
 /* acceptor / learner side (paxos_acceptor.c) */

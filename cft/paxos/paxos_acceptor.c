@@ -86,7 +86,7 @@ int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
         const sy_entry *e = px_ent(p, s);
         if (e->term == 0)
             continue;
-        if (n == SY_MAX_ENTRIES_PER_MSG || (n > 0 && bytes + e->data.len > SY_PAXOS_MSG_BYTES))
+        if (n == p->cfg.msg_entries_max || (n > 0 && bytes + e->data.len > SY_PAXOS_MSG_BYTES))
             break;
         n++;
         bytes += e->data.len;

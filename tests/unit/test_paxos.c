@@ -925,6 +925,81 @@ static void test_lagging_replica_catches_up_from_leader(void **state)
     cl_free(c);
 }
 
+/* The PROMISE queued from one node to another: how many values it
+ * carries, the slot it starts at, the slot to ask from next (0: last). */
+static void queued_promise(cluster *c, uint32_t from, uint32_t to, uint32_t *n,
+                           uint64_t *from_slot, uint64_t *next_slot)
+{
+    for (size_t k = 0; k < c->nq; k++) {
+        tmsg *t = &c->q[k];
+        if (t->from != from || t->to != to || t->type != SY_MSG_PAXOS_PROMISE)
+            continue;
+        sy_msg m;
+        assert_int_equal(sy_msg_decode_body(t->type, t->body.p, t->body.len, &m), SY_OK);
+        assert_true(m.u.paxos.promise.ok);
+        *n = m.u.paxos.promise.n_entries;
+        *from_slot = m.u.paxos.promise.from_slot;
+        *next_slot = m.u.paxos.promise.next_slot;
+        sy_msg_free(&m);
+        return;
+    }
+    fail_msg("no PROMISE from %u to %u queued", from, to);
+}
+
+/* A promise longer than a page (cfg.msg_entries_max: 2 here, 4096 by
+ * default) comes in pages: the candidate asks again from each page's
+ * next_slot, leads only once the last page is in, and keeps every value
+ * the pages carried, chosen or only accepted. */
+static void test_long_promise_comes_in_pages_and_the_new_leader_keeps_every_value(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 12);
+    for (uint32_t i = 0; i < 3; i++) {
+        cl_crash(c, i);
+        c->cfg[i].msg_entries_max = 2;
+        node_start(c, i);
+    }
+    elect(c, 0);
+    cl_cut(c, 2, true);
+    char body[32];
+    for (int k = 1; k <= 5; k++) {
+        snprintf(body, sizeof body, "put %d", k);
+        cl_request(c, 0, (uint64_t)k, body);
+        cl_run(c);
+    }
+    assert_int_equal(st(c, 0).commit_index, 5);
+    assert_int_equal(st(c, 2).commit_index, 0);
+    /* the leader dies; node 2, which saw nothing, runs phase 1 with 1 */
+    cl_crash(c, 0);
+    cl_cut(c, 2, false);
+    cl_timeout(c, 2);
+    const uint64_t pages[3][3] = { { 1, 2, 3 }, { 3, 2, 5 }, { 5, 1, 0 } };
+    for (int p = 0; p < 3; p++) {
+        assert_int_equal(st(c, 2).role, SY_ROLE_CANDIDATE);
+        cl_deliver_only(c, 2, 1, SY_MSG_PAXOS_PREPARE);
+        uint32_t n = 0;
+        uint64_t from = 0, next = 0;
+        queued_promise(c, 1, 2, &n, &from, &next);
+        assert_int_equal(from, pages[p][0]);
+        assert_int_equal(n, pages[p][1]);
+        assert_int_equal(next, pages[p][2]);
+        cl_deliver_only(c, 1, 2, SY_MSG_PAXOS_PROMISE);
+    }
+    assert_int_equal(st(c, 2).role, SY_ROLE_LEADER);
+    cl_time(c, 300);
+    char b1[256], b2[256];
+    committed_reqs(c, 2, b2, sizeof b2);
+    assert_string_equal(b2, "put 1|put 2|put 3|put 4|put 5|");
+    committed_reqs(c, 1, b1, sizeof b1);
+    assert_string_equal(b1, b2);
+    /* the old leader restarts and learns the same, in pages of CHOSEN */
+    node_start(c, 0);
+    cl_time(c, 300);
+    assert_int_equal(st(c, 0).commit_index, st(c, 2).commit_index);
+    assert_agreement(c);
+    cl_free(c);
+}
+
 static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **state)
 {
     (void)state;
@@ -1118,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_read_confirmed_only_after_quorum_round),
         cmocka_unit_test(test_read_waits_for_fresh_round_not_old_acks),
         cmocka_unit_test(test_lagging_replica_catches_up_from_leader),
+        cmocka_unit_test(test_long_promise_comes_in_pages_and_the_new_leader_keeps_every_value),
         cmocka_unit_test(test_lagging_replica_catches_up_by_snapshot_after_compaction),
         cmocka_unit_test(test_replica_slightly_behind_catches_up_from_log_after_compaction),
         cmocka_unit_test(test_leader_crash_and_restart_cycles_keep_agreement),
