@@ -19,133 +19,16 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then echo "SKIP: network namespaces need root"; exit 0; fi
-command -v ip >/dev/null || { echo "SKIP: iproute2 (ip) not installed"; exit 0; }
-
-NSP="syn-$$"                 # namespaces $NSP-br, $NSP-0 .. $NSP-2
-NET="10.213.$(( $$ % 250 ))" # a /24 private to these namespaces
+NS_N=3
 N=3
-NS_MADE=()
-FLAPPER=""
-
-ns_cleanup() {
-  local ns
-  for ns in "${NS_MADE[@]}"; do ip netns del "$ns" 2>/dev/null; done
-}
-# stop the flapper before lib.sh's cleanup waits for every child
-trap '[ -n "$FLAPPER" ] && kill "$FLAPPER" 2>/dev/null; cleanup; ns_cleanup' EXIT
-
-if ! ip netns add "$NSP-br" 2>"$T_DIR/netns.err"; then
-  echo "SKIP: cannot create a network namespace: $(cat "$T_DIR/netns.err")"
-  exit 0
-fi
-NS_MADE+=("$NSP-br")
-
-# ---------------------------------------------------------------- topology
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-ip -n "$NSP-br" link set lo up
-ip -n "$NSP-br" link add br0 type bridge || die "cannot create a bridge in $NSP-br"
-ip -n "$NSP-br" addr add "$NET.254/24" dev br0
-ip -n "$NSP-br" link set br0 up
-for ((i = 0; i < N; i++)); do
-  ip netns add "$NSP-$i" || die "ip netns add $NSP-$i failed"
-  NS_MADE+=("$NSP-$i")
-  ip -n "$NSP-$i" link set lo up
-  ip -n "$NSP-$i" link add eth0 type veth peer name veth$i netns "$NSP-br" || die "cannot create veth for node $i"
-  ip -n "$NSP-br" link set veth$i master br0
-  ip -n "$NSP-br" link set veth$i up
-  ip -n "$NSP-$i" addr add "$NET.$((i + 1))/24" dev eth0
-  ip -n "$NSP-$i" link set eth0 up
-done
-log "namespaces: $NSP-br (bridge, client at $NET.254), $NSP-0..$((N - 1)) (nodes at $NET.1..$N)"
-
-# wait until the bridge ports forward (they start in the listening state)
-end=$((SECONDS + 20))
-until [ $SECONDS -ge $end ]; do
-  up=0
-  for ((i = 0; i < N; i++)); do
-    st=$(ip -n "$NSP-br" -d link show veth$i | grep -o 'state [a-z]*' | tail -1)
-    [ "$st" = "state forwarding" ] && up=$((up + 1))
-  done
-  [ $up -eq $N ] && break
-  sleep 0.2
-done
-
-# links: netem if the kernel has it, else flapping
-IMPAIR=netem
-if ! nsx "$NSP-0" tc qdisc add dev eth0 root netem delay 20ms loss 5% 2>"$T_DIR/tc.err"; then
-  IMPAIR=flap
-  log "NOTE: netem unavailable here ($(head -1 "$T_DIR/tc.err")); impairing links by flapping them instead"
-else
-  nsx "$NSP-0" tc qdisc del dev eth0 root
-fi
-
-impair_on() {
-  local i
-  if [ $IMPAIR = netem ]; then
-    for ((i = 0; i < N; i++)); do
-      nsx "$NSP-$i" tc qdisc add dev eth0 root netem delay 20ms loss 5% || fail "tc netem on node $i"
-    done
-  else
-    # each link down for 100 ms at random, about once a second per node
-    ( while :; do
-        i=$((RANDOM % N))
-        ip -n "$NSP-$i" link set eth0 down; sleep 0.1; ip -n "$NSP-$i" link set eth0 up
-        sleep 0.$((RANDOM % 7 + 2))
-      done ) &
-    FLAPPER=$!
-  fi
-}
-impair_off() {
-  local i
-  if [ $IMPAIR = netem ]; then
-    for ((i = 0; i < N; i++)); do nsx "$NSP-$i" tc qdisc del dev eth0 root 2>/dev/null; done
-  else
-    kill "$FLAPPER" 2>/dev/null; wait "$FLAPPER" 2>/dev/null; FLAPPER=""
-    for ((i = 0; i < N; i++)); do ip -n "$NSP-$i" link set eth0 up; done
-  fi
-}
-
-# ---------------------------------------------------------------- helpers
-# nodes run in their namespaces; clients in the bridge's (or a node's)
-start_node() {
-  local i=$1
-  ip netns exec "$NSP-$i" "$BIN/synod" --config "$C_DIR/node-$i.ini" ${NODE_ARGS[$i]:-} \
-    >>"$T_DIR/logs/node-$i.log" 2>&1 &
-  T_PIDS[$i]=$!
-}
-
-# Every synodctl call runs under a watchdog: a client that does not exit is
-# killed, recorded, and fails the test instead of stalling it.
-CTL_WATCHDOG_S=40
-ctl_ns() {
-  local ns=$1 rc; shift
-  timeout -s KILL "$CTL_WATCHDOG_S" ip netns exec "$ns" "$BIN/synodctl" --cluster "$C_DIR/cluster.ini" "$@"; rc=$?
-  if [ $rc -eq 137 ]; then
-    echo "synodctl (in $ns) $*" >> "$T_DIR/ctl-hangs"
-    echo "synodctl did not exit within ${CTL_WATCHDOG_S}s, killed: synodctl $*" >&2
-  fi
-  return $rc
-}
-ctl() { ctl_ns "$NSP-br" "$@"; }
-
-# mk_ns_cluster PROTO: manifest with node i's endpoints on its namespace
-# address (synod-keys --host takes one host for every node)
-mk_ns_cluster() {
-  mk_cluster "$1" $N
-  awk -v net="$NET" '
-    /^\[node "[0-9]+"\]/ { match($0, /[0-9]+/); node = substr($0, RSTART, RLENGTH) }
-    /^\[/ && !/^\[node "/ { node = "" }
-    node != "" && /^(peer|client|metrics) *=/ { sub(/127\.0\.0\.1/, net "." (node + 1)) }
-    { print }' "$C_DIR/cluster.ini" > "$C_DIR/cluster.ini.new" && mv "$C_DIR/cluster.ini.new" "$C_DIR/cluster.ini"
-  [ "$(grep -c "$NET\.[1-3]:" "$C_DIR/cluster.ini")" -eq $((3 * N)) ] || die "could not rewrite the node addresses in cluster.ini"
-}
+# shellcheck source=netns_lib.sh
+source "$(dirname "$0")/netns_lib.sh"
 
 # ---------------------------------------------------------------- scenario
 run_proto() {
   local P=$1 i L L2 v rc out bad j
   SC_FAILS0=$T_FAILS
-  mk_ns_cluster "$P"
+  mk_ns_cluster "$P" $N
   log "== $P: 3 nodes in namespaces"
   start_all
   L=$(wait_leader 30) || die "$P: no leader elected within 30s"
