@@ -9,8 +9,11 @@
  *
  *   synod-chaos --cluster FILE --keys DIR [--clients K] [--duration S]
  *               [--keyspace N] [--timeout MS] [--seed X] [--min-ok N]
+ *               [--first-key I]
  *
- * K threads, each with its own client key DIR/client-<i>.key, pick random
+ * K threads, each with its own client key DIR/client-<I+i>.key (I = 0
+ * unless --first-key: a key's requests execute in req_no order, so no one
+ * else may use these keys meanwhile), pick random
  * operations on N keys (put with a value unique in the run, linearizable
  * get, cas from the value the thread last saw, del) for S seconds. A call
  * that fails without a decision (the deadline passed: the write may or may
@@ -44,6 +47,7 @@ typedef struct {
     uint32_t duration_s;
     int timeout_ms;
     uint64_t seed, min_ok;
+    uint32_t first_key;
 } opts;
 
 typedef struct {
@@ -187,7 +191,8 @@ static int usage(const char *msg)
 {
     fprintf(stderr, "synod-chaos: %s\n"
                     "usage: synod-chaos --cluster FILE --keys DIR [--clients K] [--duration S]\n"
-                    "                   [--keyspace N] [--timeout MS] [--seed X] [--min-ok N]\n",
+                    "                   [--keyspace N] [--timeout MS] [--seed X] [--min-ok N]\n"
+                    "                   [--first-key I]\n",
             msg);
     return 2;
 }
@@ -229,6 +234,8 @@ int main(int argc, char **argv)
             o.seed = x;
         } else if (!strcmp(a, "--min-ok") && num_arg(v, 0, UINT64_MAX, &x)) {
             o.min_ok = x;
+        } else if (!strcmp(a, "--first-key") && num_arg(v, 0, 1000, &x)) {
+            o.first_key = (uint32_t)x;
         } else {
             char m[128];
             snprintf(m, sizeof m, "bad option or value: %s %s", a, v);
@@ -252,7 +259,7 @@ int main(int argc, char **argv)
     uint32_t started = 0;
     for (uint32_t i = 0; i < o.clients; i++) {
         char kp[4096];
-        snprintf(kp, sizeof kp, "%s/client-%u.key", o.keys, i);
+        snprintf(kp, sizeof kp, "%s/client-%u.key", o.keys, o.first_key + i);
         ws[i] = (worker){ .o = &o, .idx = i, .rng = o.seed * 1000003u + i,
                           .deadline_ns = deadline };
         if (sy_client_open(o.cluster, kp, &ws[i].c, ws[i].why, sizeof ws[i].why) != SY_OK) {

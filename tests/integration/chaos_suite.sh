@@ -5,7 +5,9 @@
 # doing put / get / cas / del on a handful of keys and records the history;
 # meanwhile a nemesis SIGKILLs the leader or a random node and restarts it,
 # or SIGSTOPs one for a while (a stalled leader that wakes up in an old
-# term or view), or kills every node but the leader and then the leader
+# term or view), stops the leader with SIGTERM (it hands leadership over
+# first), moves leadership with synodctl transfer, or kills every node but
+# the leader and then the leader
 # (what only it held must never have been acknowledged), and for
 # the crash-fault protocols now and then takes a majority down so calls
 # time out and stay undecided. Snapshots and PBFT
@@ -29,7 +31,9 @@ SEED=${CHAOS_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$SEED
 CLIENTS=5
 
-mk_cluster "$PROTO" "$N" --clients "$CLIENTS"
+# client-0 (admin) is the operator's, for synodctl transfer; the workload
+# uses client-1 .. client-CLIENTS
+mk_cluster "$PROTO" "$N" --clients "$((CLIENTS + 1))"
 set_cluster_key snapshot_threshold 64
 if [ "$PROTO" = pbft ]; then
   set_cluster_key checkpoint_interval 16
@@ -47,7 +51,7 @@ L=$(wait_leader 30) || die "no leader/primary elected within 30s"
 log "chaos: $PROTO n=$N, $CLIENTS clients, ${SECS}s, CHAOS_SEED=$SEED${BYZ:+, node $BYZ Byzantine ($BEHAVIOUR)}"
 
 "$BIN/synod-chaos" --cluster "$C_DIR/cluster.ini" --keys "$C_DIR/keys" --clients "$CLIENTS" \
-    --duration "$SECS" --keyspace 5 --timeout 2000 --seed "$SEED" --min-ok 200 \
+    --duration "$SECS" --keyspace 5 --timeout 2000 --seed "$SEED" --min-ok 200 --first-key 1 \
     >"$T_DIR/chaos.out" 2>&1 &
 chaos=$!
 
@@ -75,14 +79,24 @@ while kill -0 "$chaos" 2>/dev/null; do
   r=$((RANDOM % 100))
   if [ "$(n_down)" -gt 0 ]; then
     heal; log "nemesis: every node up again"
-  elif [ $r -lt 30 ]; then
+  elif [ $r -lt 25 ]; then
     i=$(pick_up leader); [ -n "$i" ] && { kill_node "$i" KILL; log "nemesis: SIGKILL node $i (the leader)"; }
-  elif [ $r -lt 50 ]; then
+  elif [ $r -lt 40 ]; then
     i=$(pick_up any); [ -n "$i" ] && { kill_node "$i" KILL; log "nemesis: SIGKILL node $i"; }
-  elif [ $r -lt 70 ]; then
+  elif [ $r -lt 55 ]; then
     i=$(pick_up leader)
     if [ -n "$i" ]; then kill -STOP "${T_PIDS[$i]}"; STOPPED[$i]=1; log "nemesis: SIGSTOP node $i (the leader)"; fi
-  elif [ $r -lt 85 ]; then
+  elif [ $r -lt 65 ]; then
+    # a graceful stop: the leader hands leadership over first
+    i=$(pick_up leader)
+    if [ -n "$i" ]; then
+      kill_node "$i" TERM; rc=$?
+      log "nemesis: SIGTERM node $i (the leader), exit $rc"
+      [ $rc -eq 0 ] || fail "node $i exited $rc on SIGTERM during the chaos"
+    fi
+  elif [ $r -lt 72 ]; then
+    out=$(ctl --timeout 3000 transfer 2>&1); log "nemesis: synodctl transfer: ${out:-exit $?}"
+  elif [ $r -lt 86 ]; then
     # the leader alone: every other node killed, so writes reach only the
     # leader and none may be acknowledged (no quorum); then the leader
     # dies too and the others restart without whatever only it had. (A
