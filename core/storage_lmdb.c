@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <lmdb.h>
 #include "core/storage.h"
 #include "crypto/sy_err.h"
@@ -25,6 +26,10 @@ static const char *const tbl_names[SY_TBL_COUNT] = {
     [SY_TBL_SESSIONS] = "sessions",
     [SY_TBL_LEDGER] = "ledger",
 };
+
+/* A failed write on a file system with less than this available is
+ * reported as a full disk (map_err). */
+#define SY_STORAGE_FULL_BELOW (16ull << 20)
 
 typedef struct lm {
     MDB_env *env;
@@ -53,6 +58,25 @@ static int map_err(sy_storage *s, int mrc, const char *what)
         return SY_ENOMEM;
     case EACCES:
         return sy_storage_fail(s, SY_EPERM, "LMDB %s: %s", what, mdb_strerror(mrc));
+    case ENOSPC:
+    case EIO: {
+        /* LMDB reports a short write as EIO ("Input/output error"), which
+         * is what a file system that has only a few bytes left gives it:
+         * say so when that is the case, an operator reads EIO as a dying
+         * disk (tests/integration/test_disk_full.sh) */
+        lm *l = s->impl;
+        const char *path = NULL;
+        struct statvfs fs;
+        if (mdb_env_get_path(l->env, &path) == 0 && path && statvfs(path, &fs) == 0) {
+            unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+            if (mrc == ENOSPC || avail < SY_STORAGE_FULL_BELOW)
+                return sy_storage_fail(s, SY_EIO,
+                                       "LMDB %s: %s: the file system holding %s is full "
+                                       "(%llu bytes available)",
+                                       what, mdb_strerror(mrc), path, avail);
+        }
+        return sy_storage_fail(s, SY_EIO, "LMDB %s: %s", what, mdb_strerror(mrc));
+    }
     default:
         return sy_storage_fail(s, SY_EIO, "LMDB %s: %s", what, mdb_strerror(mrc));
     }
