@@ -127,41 +127,12 @@ heal
 sed 's/^/  synod-chaos: /' "$T_DIR/chaos.out"
 log "nemesis took $actions actions"
 [ "$actions" -ge 5 ] && pass "the nemesis acted $actions times during the workload" || fail "the nemesis acted only $actions times"
-case $crc in
-  0) pass "$PROTO: the history under crashes and pauses is linearizable" ;;
-  1) fail "$PROTO: the history is not linearizable, or too few operations were decided (seed $SEED)" ;;
-  *) fail "$PROTO: synod-chaos could not run (exit $crc)" ;;
-esac
-
+chaos_verdict "$PROTO: " "$crc"
 # every node back, the same state everywhere (on every correct node), every
 # (correct) ledger sound
-converged() {
-  local end=$((SECONDS + $1)) s c want=$N
-  [ -n "$BYZ" ] && want=$((N - 1))
-  while [ $SECONDS -lt $end ]; do
-    s=$(status_json | grep '"node": ' | grep -v "\"node\": ${BYZ:-none},")
-    c=$(echo "$s" | grep -c '"reachable": true')
-    if [ "$c" -eq "$want" ] &&
-       [ "$(echo "$s" | grep -o '"applied_index": [0-9]*' | sort -u | wc -l)" -eq 1 ] &&
-       [ "$(echo "$s" | grep -o '"state_digest": "[0-9a-f]*"' | sort -u | wc -l)" -eq 1 ] &&
-       [ "$(echo "$s" | grep -o '"ledger_head": "[0-9a-f]*"' | sort -u | wc -l)" -eq 1 ]; then
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "$s"
-  return 1
-}
-converged 90 && pass "every ${BYZ:+correct }node converged after the chaos (applied index, state digest, ledger head)" \
+wait_converged 90 "$BYZ" && pass "every ${BYZ:+correct }node converged after the chaos (applied index, state digest, ledger head)" \
   || fail "the ${BYZ:+correct }nodes did not converge after the chaos"
-for ((i = 0; i < N; i++)); do
-  kill_node "$i" TERM; rc=$?
-  [ $rc -eq 0 ] || fail "node $i exited $rc on SIGTERM"
-done
-for ((i = 0; i < N; i++)); do
-  [ "$i" = "$BYZ" ] && continue
-  out=$(ctl ledger verify "$C_DIR/data/node-$i" 2>&1) && pass "node $i ledger verifies: $out" || fail "node $i ledger: $out"
-done
+stop_verify "$PROTO: " "$BYZ"
 if grep -l "AddressSanitizer\|runtime error:" "$T_DIR"/logs/node-*.log >/dev/null 2>&1; then
   fail "a sanitizer reported an error in a node log"
 fi

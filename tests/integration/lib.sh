@@ -117,13 +117,14 @@ field() {
   status_json | grep "\"node\": $1," | sed -E "s/.*\"$2\": \"?([^,\"}]*)\"?.*/\1/"
 }
 
-# wait_converged TIMEOUT_S: every node reachable, same applied index, state
-# digest and ledger head
+# wait_converged TIMEOUT_S [EXCEPT]: every node (but node EXCEPT, a
+# Byzantine one) reachable, same applied index, state digest and ledger head
 wait_converged() {
-  local end=$((SECONDS + ${1:-30})) s
+  local end=$((SECONDS + ${1:-30})) s want=$C_N
+  [ -n "${2:-}" ] && want=$((C_N - 1))
   while [ $SECONDS -lt $end ]; do
-    s=$(status_json)
-    if [ "$(echo "$s" | grep -c '"reachable": true')" -eq "$C_N" ]; then
+    s=$(status_json | grep -v "\"node\": ${2:-none},")
+    if [ "$(echo "$s" | grep -c '"reachable": true')" -eq "$want" ]; then
       local a d h
       a=$(echo "$s" | grep -o '"applied_index": [0-9]*' | sort -u | wc -l)
       d=$(echo "$s" | grep -o '"state_digest": "[0-9a-f]*"' | sort -u | wc -l)
@@ -134,6 +135,34 @@ wait_converged() {
   done
   echo "$s"
   return 1
+}
+
+# stop_verify PREFIX [EXCEPT]: SIGTERM every node (each must exit 0), then
+# verify every ledger but node EXCEPT's; DATA_DIR[i] overrides node i's
+# data directory. PREFIX starts the messages ("raft: ").
+declare -A DATA_DIR=()
+stop_verify() {
+  local pre=$1 except=${2:-none} i rc out bad=0
+  for ((i = 0; i < C_N; i++)); do
+    kill_node "$i" TERM; rc=$?
+    [ $rc -eq 0 ] || { fail "${pre}node $i exited $rc on SIGTERM"; bad=1; }
+  done
+  for ((i = 0; i < C_N; i++)); do
+    [ "$i" = "$except" ] && continue
+    out=$(ctl ledger verify "${DATA_DIR[$i]:-$C_DIR/data/node-$i}" 2>&1) ||
+      { fail "${pre}node $i ledger: $out"; bad=1; }
+  done
+  [ $bad -eq 0 ] && pass "${pre}every node exits 0 on SIGTERM, every ledger verifies"
+}
+
+# chaos_verdict PREFIX RC: synod-chaos's exit code (chaos_client.c) as a
+# test result
+chaos_verdict() {
+  case $2 in
+    0) pass "$1the history under the faults is linearizable" ;;
+    1) fail "$1the history is not linearizable, or too few operations were decided (CHAOS_SEED=${SEED:-?})" ;;
+    *) fail "$1synod-chaos could not run or hung (exit $2)" ;;
+  esac
 }
 
 finish() {

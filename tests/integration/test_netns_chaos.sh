@@ -27,7 +27,7 @@ RANDOM=$SEED
 CLIENTS=5
 
 run_proto() {
-  local P=$1 i k r a L crc actions=0
+  local P=$1 i r L crc actions=0
   N=$2
   SC_FAILS0=$T_FAILS
   mk_ns_cluster "$P" "$N" --clients "$CLIENTS"
@@ -107,21 +107,11 @@ run_proto() {
   sed 's/^/  synod-chaos: /' "$T_DIR/chaos-$P.out"
   [ "$actions" -ge 4 ] && pass "$P: the nemesis struck $actions times during the workload" \
     || fail "$P: the nemesis struck only $actions times"
-  case $crc in
-    0) pass "$P: the history under partitions, impaired links and crashes is linearizable" ;;
-    1) fail "$P: the history is not linearizable, or too few operations were decided (CHAOS_SEED=$SEED)" ;;
-    *) fail "$P: synod-chaos could not run or hung (exit $crc)" ;;
-  esac
+  chaos_verdict "$P: " "$crc"
   wait_converged 90 && pass "$P: every node converged after the chaos (applied index, state digest, ledger head)" \
     || fail "$P: the nodes did not converge after the chaos"
-  for ((i = 0; i < N; i++)); do
-    kill_node "$i" TERM; k=$?
-    [ $k -eq 0 ] || fail "$P: node $i exited $k on SIGTERM"
-  done
-  for ((i = 0; i < N; i++)); do
-    a=$(ctl ledger verify "$C_DIR/data/node-$i" 2>&1) || fail "$P: node $i ledger: $a"
-  done
-  [ "$T_FAILS" -eq "$SC_FAILS0" ] && pass "$P: every ledger verifies" || dump_logs
+  stop_verify "$P: "
+  [ "$T_FAILS" -eq "$SC_FAILS0" ] || dump_logs
   mv "$T_DIR/logs" "$T_DIR/logs-$P"
   mv "$C_DIR" "$T_DIR/cluster-$P"
 }
