@@ -206,6 +206,7 @@ run_case() {
   ops=$(sed -n 's/^ops \([0-9]*\) in .*: \([0-9]*\) ops\/s, errors \([0-9]*\)$/\2/p' "$out")
   errs=$(sed -n 's/^ops .*errors \([0-9]*\)$/\1/p' "$out")
   read -r p50 p90 p99 max < <(sed -n 's/^latency ms: p50 \([0-9.]*\)  p90 \([0-9.]*\)  p99 \([0-9.]*\)  max \([0-9.]*\)$/\1 \2 \3 \4/p' "$out")
+  p50=${p50:--} p90=${p90:--} p99=${p99:--} max=${max:--} errs=${errs:--}
   if [ -z "$ops" ]; then
     FAILS+=("$proto n=$n clients=$c: synodctl bench exit $brc: $(tail -1 "$out.err")")
     ops=0 p50=- p90=- p99=- max=- errs=-
@@ -364,8 +365,11 @@ echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = on
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
 echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."
 # median of the numbers on stdin, one per line ("-" when none)
-median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
-                          else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# (a failed run's 0 ops/s or "-" is left out)
+median() { awk '$1 != "-" && $1 + 0 > 0' | sort -n |
+           awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit}
+                m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                if (m == int(m)) printf "%d\n", m; else printf "%.3f\n", m}'; }
 if [ "$ROUNDS" -gt 1 ]; then
   echo
   echo "## median over $ROUNDS rounds (ops/s: every round's in brackets; %mach of the median)"
@@ -404,7 +408,8 @@ if [ ${#ETCD_RES[@]} -gt 0 ]; then
       eo=$(printf '%s\n' "${ETCD_RES[@]}" | awk -v c="$c" '$1 == c {print $2}' | median)
       ro=$(printf '%s\n' "${RESULTS[@]}" | awk -v c="$c" '$1 == "raft" && $3 == c {print $4}' | median)
       [ "$ro" = - ] && continue
-      printf '%7s %8s %35s   %s\n' "$c" "$eo" "" "$(awk -v a="$ro" -v e="$eo" 'BEGIN{printf "%d (%.2fx)", a, (e > 0 ? a / e : 0)}')"
+      printf '%7s %8s %31s   %s\n' "$c" "$eo" "" \
+        "$(awk -v a="$ro" -v e="$eo" 'BEGIN{if (e > 0) printf "%d (%.2fx)", a, a / e; else printf "%d (-)", a}')"
     done
   fi
   echo "machine: clean, or NOISY when etcd_bench.sh saw other processes use over 20% of a core during every repetition"

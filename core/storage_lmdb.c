@@ -40,6 +40,9 @@ typedef struct lm {
 
 static int map_err(sy_storage *s, int mrc, const char *what)
 {
+    /* only writes (and the commit that flushes them) can fill a disk */
+    bool writes = !strcmp(what, "commit") || !strcmp(what, "put") || !strcmp(what, "del") ||
+                  !strcmp(what, "clear");
     switch (mrc) {
     case 0:
         return SY_OK;
@@ -67,7 +70,7 @@ static int map_err(sy_storage *s, int mrc, const char *what)
         lm *l = s->impl;
         const char *path = NULL;
         struct statvfs fs;
-        if (mdb_env_get_path(l->env, &path) == 0 && path && statvfs(path, &fs) == 0) {
+        if (writes && mdb_env_get_path(l->env, &path) == 0 && path && statvfs(path, &fs) == 0) {
             unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
             if (mrc == ENOSPC || avail < SY_STORAGE_FULL_BELOW)
                 return sy_storage_fail(s, SY_EIO,

@@ -1,7 +1,7 @@
 /* synod-chaos: a concurrent workload against a real cluster that records
  * every operation's invocation and response and checks, at the end, that
  * the history is linearizable (tests/sim/linz.h: the checker the simulator
- * uses). tests/integration/test_chaos.sh runs it while it SIGKILLs,
+ * uses). tests/integration/chaos_suite.sh runs it while it SIGKILLs,
  * SIGSTOPs and restarts nodes, so what it checks is the daemon's host
  * logic as well as the engines: the write-ahead log and held apply
  * across crashes, early replies, lazy apply on followers, snapshots and
@@ -22,10 +22,13 @@
  * made and after it returned, so each recorded interval contains the real
  * one.
  *
+ * Keys and values carry a prefix unique to the run (printed), so a run
+ * starts from keys nobody wrote and any cluster can take several runs.
+ *
  * Prints one summary line and the verdict. Exit 0: linearizable and at
  * least --min-ok operations decided; 1: a violation (the operation and its
- * partition are printed), a check that could not conclude, or too few
- * decided operations; 2: usage or set-up errors. */
+ * partition are printed) or too few decided operations; 2: usage or
+ * set-up errors; 3: the check hit its search bound without a verdict. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -56,6 +59,7 @@ typedef struct {
 
 typedef struct {
     const opts *o;
+    const char *run;          /* prefix of this run's keys and values */
     uint32_t idx;
     sy_client *c;
     uint64_t rng;
@@ -100,9 +104,9 @@ static void *work(void *arg)
     for (uint64_t seq = 1; mono_ns() < w->deadline_ns; seq++) {
         uint32_t k = (uint32_t)(next_rand(&w->rng) % o->keyspace);
         uint32_t pick = (uint32_t)(next_rand(&w->rng) % 100);
-        char key[16], val[64], old[64];
-        snprintf(key, sizeof key, "ck%u", k);
-        snprintf(val, sizeof val, "c%u-%" PRIu64, w->idx, seq);
+        char key[48], val[64], old[64];
+        snprintf(key, sizeof key, "%s-k%u", w->run, k);
+        snprintf(val, sizeof val, "%s-c%u-%" PRIu64, w->run, w->idx, seq);
         uint8_t op, flags = 0;
         size_t vlen = 0, olen = 0;
         if (pick < 35) {
@@ -254,13 +258,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "synod-chaos: out of memory\n");
         return 2;
     }
+    /* the run's prefix: seed and wall clock, so no two runs share keys */
+    char run[32];
+    uint64_t run_id = (o.seed * UINT64_C(0x9e3779b97f4a7c15)) ^ ((uint64_t)time(NULL) * 1000003u);
+    snprintf(run, sizeof run, "r%" PRIx64, run_id);
+    printf("run %s: %u clients, %u keys, %u s\n", run, o.clients, o.keyspace, o.duration_s);
+    fflush(stdout);
     uint64_t deadline = mono_ns() + (uint64_t)o.duration_s * 1000000000ull;
     int rc = 0;
     uint32_t started = 0;
     for (uint32_t i = 0; i < o.clients; i++) {
         char kp[4096];
         snprintf(kp, sizeof kp, "%s/client-%u.key", o.keys, o.first_key + i);
-        ws[i] = (worker){ .o = &o, .idx = i, .rng = o.seed * 1000003u + i,
+        ws[i] = (worker){ .o = &o, .run = run, .idx = i, .rng = o.seed * 1000003u + i,
                           .deadline_ns = deadline };
         if (sy_client_open(o.cluster, kp, &ws[i].c, ws[i].why, sizeof ws[i].why) != SY_OK) {
             fprintf(stderr, "synod-chaos: %s\n", ws[i].why);
@@ -310,7 +320,7 @@ int main(int argc, char **argv)
                    "placed: %s\n",
                    lr.verdict == SY_LINZ_VIOLATION ? "NO" : "unknown (search bound hit)",
                    lr.key, lr.key_ops, d);
-            rc = 1;
+            rc = lr.verdict == SY_LINZ_VIOLATION ? 1 : 3;
         }
     }
     if (rc == 0 && decided < o.min_ok) {

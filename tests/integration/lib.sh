@@ -12,13 +12,19 @@ T_DIR=$(mktemp -d "$TMPROOT/$T_NAME.XXXXXX")
 # below the kernel's ephemeral range (32768+) so outgoing connections
 # cannot have taken them.
 T_SLOT=$(( $(printf '%s' "$T_NAME" | cksum | cut -d' ' -f1) % 30 ))
-# skip slots something else already listens in (another checkout's run)
+# Skip slots another test of this build holds (a lock file kept open for
+# the test's life: two names can hash to one slot, and under ctest -j both
+# may start before either listens) or something else listens in (another
+# checkout's run).
 for _ in $(seq 1 30); do
   T_BASE=$(( 10000 + T_SLOT * 300 ))
-  if ! ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
+  exec {T_SLOT_FD}>"$TMPROOT/.port-slot-$T_SLOT.lock"
+  if flock -n "$T_SLOT_FD" &&
+     ! ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' |
        awk -v lo="$T_BASE" -v hi=$((T_BASE + 300)) '$1 >= lo && $1 < hi {f=1} END {exit !f}'; then
     break
   fi
+  exec {T_SLOT_FD}>&-
   T_SLOT=$(( (T_SLOT + 7) % 30 ))
 done
 declare -A T_PIDS=()
@@ -46,6 +52,10 @@ cleanup() {
   if [ "$T_FAILS" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T_DIR"; fi
 }
 trap cleanup EXIT
+# ctest stops a test that runs past its TIMEOUT with SIGTERM: exit through
+# the EXIT trap, so the nodes (and mounts, namespaces) go too
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # mk_cluster PROTO N [extra synod-keys args...]
 mk_cluster() {
@@ -137,6 +147,33 @@ wait_converged() {
   return 1
 }
 
+# alive I: node I's process exists and is not a zombie (it may be stopped)
+alive() {
+  local pid=${T_PIDS[$1]:-}
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+    [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]
+}
+
+# reap_dead PREFIX: a node that exited by itself (a stop on SY_EFATAL, an
+# abort, a sanitizer report) is a failure; it is reaped, so it counts as
+# down from now on
+reap_dead() {
+  local i rc
+  for i in "${!T_PIDS[@]}"; do
+    alive "$i" && continue
+    wait "${T_PIDS[$i]}" 2>/dev/null; rc=$?
+    unset "T_PIDS[$i]"
+    fail "${1}node $i exited by itself (exit $rc): $(tail -n 1 "$T_DIR/logs/node-$i.log" 2>/dev/null)"
+  done
+}
+
+# crash I PREFIX: SIGKILL node I; it must have been running until then
+crash() {
+  local rc
+  kill_node "$1" KILL; rc=$?
+  [ $rc -eq 137 ] || fail "${2:-}node $1 had exited by itself before the SIGKILL (exit $rc)"
+}
+
 # stop_verify PREFIX [EXCEPT]: SIGTERM every node (each must exit 0), then
 # verify every ledger but node EXCEPT's; DATA_DIR[i] overrides node i's
 # data directory. PREFIX starts the messages ("raft: ").
@@ -152,7 +189,10 @@ stop_verify() {
     out=$(ctl ledger verify "${DATA_DIR[$i]:-$C_DIR/data/node-$i}" 2>&1) ||
       { fail "${pre}node $i ledger: $out"; bad=1; }
   done
-  [ $bad -eq 0 ] && pass "${pre}every node exits 0 on SIGTERM, every ledger verifies"
+  if grep -l "AddressSanitizer\|runtime error:" "$T_DIR"/logs/node-*.log >/dev/null 2>&1; then
+    fail "${pre}a sanitizer reported an error in a node log"; bad=1
+  fi
+  [ $bad -eq 0 ] && pass "${pre}every node exits 0 on SIGTERM, every ledger verifies, no sanitizer report"
 }
 
 # chaos_verdict PREFIX RC: synod-chaos's exit code (chaos_client.c) as a
@@ -161,6 +201,7 @@ chaos_verdict() {
   case $2 in
     0) pass "$1the history under the faults is linearizable" ;;
     1) fail "$1the history is not linearizable, or too few operations were decided (CHAOS_SEED=${SEED:-?})" ;;
+    3) fail "$1the linearizability check hit its search bound without a verdict (CHAOS_SEED=${SEED:-?})" ;;
     *) fail "$1synod-chaos could not run or hung (exit $2)" ;;
   esac
 }

@@ -24,6 +24,11 @@ ns_cleanup() {
 # stop the flapper before lib.sh's cleanup waits for every child
 trap '[ -n "$FLAPPER" ] && kill "$FLAPPER" 2>/dev/null; cleanup; ns_cleanup' EXIT
 
+# namespaces a killed run of a test left behind (its shell is gone)
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^syn-[0-9]+-/ {print $1}'); do
+  owner=${ns#syn-}; owner=${owner%%-*}
+  kill -0 "$owner" 2>/dev/null || ip netns del "$ns" 2>/dev/null
+done
 if ! ip netns add "$NSP-br" 2>"$T_DIR/netns.err"; then
   echo "SKIP: cannot create a network namespace: $(cat "$T_DIR/netns.err")"
   exit 0

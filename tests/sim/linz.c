@@ -187,6 +187,10 @@ typedef struct {
     bool pending;
     int status;
     uint32_t val, old, out; /* interned */
+    /* failed cas that reported an empty value: the key was absent, or it
+     * held the empty value (id out_empty, 0 if nobody wrote one): the
+     * store's reply does not tell the two apart */
+    uint32_t out_empty;
     uint64_t call_t, ret_t;
 } pop;
 
@@ -257,8 +261,9 @@ static bool model_step(const pop *o, uint32_t s, uint32_t *ns)
         *ns = s;
         if (s == expect)
             return false;
-        /* the store reported the current value: it must be the model's */
-        return o->out == 0 || s == o->out;
+        /* the store reports the current value of a failed cas (core/kv.c):
+         * it must be the model's; empty means absent, or the empty value */
+        return s == o->out || (o->out == 0 && o->out_empty != 0 && s == o->out_empty);
     }
     default:
         return false;
@@ -559,6 +564,15 @@ int sy_linz_check(const sy_linz *h, uint64_t max_steps, sy_linz_result *res)
                 (rc = intern(&in, &o->out, &p->out)))
                 goto out_free;
         }
+        /* the id of the empty value, if this key ever held it */
+        uint32_t empty = 0;
+        for (size_t v = 0; v < in.n; v++)
+            if (in.vals[v]->len == 0)
+                empty = (uint32_t)(v + 1);
+        for (size_t i = 0; i < np; i++)
+            if (ops[i].op == SY_OP_CAS && !ops[i].pending && ops[i].status == SY_ECASFAIL &&
+                ops[i].out == 0)
+                ops[i].out_empty = empty;
         res->partitions++;
         int verdict = SY_LINZ_OK;
         size_t bad = 0;

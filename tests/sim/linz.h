@@ -65,7 +65,8 @@ int sy_linz_invoke(sy_linz *h, uint32_t client, uint64_t t, uint8_t op, uint8_t 
 /* Records the response to op id at time t >= its invocation. status is the
  * store's answer: SY_OK; SY_ENOTFOUND (get/del of an absent key); SY_ECASFAIL
  * (cas mismatch). val is the value a get returned, or for a failed cas the
- * current value if the store reported one (empty = not reported / absent).
+ * current value, which synod's store always reports (core/kv.c): empty
+ * means the key was absent (or held the empty value).
  * Bytes are copied. An op never returned stays pending. */
 int sy_linz_return(sy_linz *h, size_t id, uint64_t t, int status, const void *val,
                    size_t vlen);

@@ -177,6 +177,26 @@ static void test_cas_chain_is_linearizable_and_reports_current_value(void **s)
     sy_linz_free(h);
 }
 
+static void test_failed_cas_reporting_absent_while_the_key_holds_a_value_is_rejected(void **s)
+{
+    (void)s;
+    sy_linz *h;
+    assert_int_equal(sy_linz_new(&h), SY_OK);
+    op(h, 1, 0, 10, SY_OP_PUT, "x", "a", NULL, SY_OK, NULL);
+    /* the store reports a failed cas's current value: empty = absent */
+    op(h, 2, 20, 30, SY_OP_CAS, "x", "c", "b", SY_ECASFAIL, NULL);
+    assert_int_equal(verdict(h), SY_LINZ_VIOLATION);
+    sy_linz_free(h);
+
+    /* absent, or holding the empty value: both report empty */
+    assert_int_equal(sy_linz_new(&h), SY_OK);
+    op(h, 1, 0, 10, SY_OP_CAS, "x", "c", "b", SY_ECASFAIL, NULL);
+    op(h, 1, 20, 30, SY_OP_PUT, "x", "", NULL, SY_OK, NULL);
+    op(h, 1, 40, 50, SY_OP_CAS, "x", "c", "b", SY_ECASFAIL, NULL);
+    assert_int_equal(verdict(h), SY_LINZ_OK);
+    sy_linz_free(h);
+}
+
 static void test_pending_write_may_take_effect_late(void **s)
 {
     (void)s;
@@ -363,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_cas_success_with_wrong_old_value_is_rejected),
         cmocka_unit_test(test_cas_failure_when_value_matched_is_rejected),
         cmocka_unit_test(test_cas_chain_is_linearizable_and_reports_current_value),
+        cmocka_unit_test(test_failed_cas_reporting_absent_while_the_key_holds_a_value_is_rejected),
         cmocka_unit_test(test_pending_write_may_take_effect_late),
         cmocka_unit_test(test_pending_write_may_never_take_effect),
         cmocka_unit_test(test_pending_write_cannot_be_undone),
