@@ -86,7 +86,7 @@ impair_on() {
   else
     # each link down for 100 ms at random, about once a second per node
     ( while :; do
-        i=$((RANDOM % NS_N))
+        i=$((RANDOM % ${C_N:-NS_N}))   # the nodes of the cluster running now
         ip -n "$NSP-$i" link set eth0 down; sleep 0.1; ip -n "$NSP-$i" link set eth0 up
         sleep 0.$((RANDOM % 7 + 2))
       done ) &
