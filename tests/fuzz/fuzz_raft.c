@@ -25,7 +25,18 @@
  *    linearizable reads, operators' hand-offs (SY_IN_TRANSFER, any
  *    target an admin may name), and local snapshots taken in two halves as
  *    the daemon's snapshot thread does, which with a small compact_keep
- *    make snapshot installs common.
+ *    make snapshot installs common;
+ *  - Paxos: PROMISE, ACCEPT and CHOSEN cut into pages of 2, 3 or 8 entries
+ *    (cfg.msg_entries_max) on some inputs, so a candidate asks for the
+ *    next page of a long promise, as it does past 4096 slots in synod;
+ *  - Raft, on membership inputs: a fourth node, outside the initial
+ *    configuration, runs from the start as a new server would (no
+ *    campaigns, it takes what a leader sends it), and operators ask the
+ *    leader (or any node) to add or remove any of the four
+ *    (SY_IN_CONF_CHANGE: one server at a time, learner first, thesis ch.
+ *    4). The host keeps the configuration it applied and stores it beside
+ *    its local snapshots, so a restart after compaction keeps it (synod's
+ *    runtime stores the initial members there: it makes no changes).
  *
  * Checked after every step: no two nodes commit different entries at one
  * index, a node applies indices in order with no gap, what it commits is in
@@ -35,7 +46,13 @@
  * an index covering every write applied anywhere before it was asked, at
  * most one leader per term (Paxos: per ballot, and only the ballot's
  * owner), every ready is one storage accepts, a node restarts from its own
- * disk, and no step returns SY_EFATAL. Any of these, a crash or a
+ * disk, and no step returns SY_EFATAL. With membership changes also: a
+ * leader appends a config entry only while every config entry before it in
+ * its log is committed, each committed configuration differs from the one
+ * before by one voter at most, and a compaction names the configuration
+ * the host applied at its index. A removed node may campaign again (it
+ * may not know it was removed); what that could break, agreement and one
+ * leader per term, is checked as for any node. Any of these, a crash or a
  * sanitizer report is a finding. The checks were seen to catch both
  * engines' planted mutants (raft.h, paxos.h) within minutes.
  *
@@ -49,9 +66,10 @@
  *
  * Input: two bytes of cluster configuration (prevote, check_quorum, the lie
  * bit, compact_keep, max_inflight, batch_max, batch_bytes_max, max_pending,
- * snapshot size), then up to MAX_OPS steps, each u8 op | u8 node and flags
- * | the op's own bytes; then every node restarts and a calm stretch lets
- * the run settle under the same checks. */
+ * snapshot size; Paxos: the page size; Raft: membership), then up to
+ * MAX_OPS steps, each u8 op | u8 node and flags | the op's own bytes; then
+ * every node restarts and a calm stretch lets the run settle under the
+ * same checks. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -78,8 +96,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define N 3u
-#define ALL ((1u << N) - 1)
+#define N 3u                /* the initial voters, nodes 0..N-1 */
+#define NMAX 4u             /* Raft membership inputs: node 3 too */
 #define CLIENTS 4u
 #define CLUSTER "fuzz-cft"
 #define MAX_OPS 2000
@@ -92,14 +110,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* ---- identities (read-only after setup, shared by every input) ---- */
 
 static sy_simsig *ss;
-static sy_signer sg[N + CLIENTS];
-static sy_pubkey pk[N + CLIENTS];
+static sy_signer sg[NMAX + CLIENTS];   /* nodes 0..NMAX-1, then clients */
+static sy_pubkey pk[NMAX + CLIENTS];
 static sy_verifier ver;
 
 static const sy_pubkey *node_key(void *ctx, uint32_t id)
 {
     (void)ctx;
-    return id < N ? &pk[id] : NULL;
+    return id < NMAX ? &pk[id] : NULL;
 }
 
 static const sy_pubkey *client_key(void *ctx, uint32_t id)
@@ -107,7 +125,7 @@ static const sy_pubkey *client_key(void *ctx, uint32_t id)
     (void)ctx;
     if (id < SY_CLIENT_ID_BASE || id >= SY_CLIENT_ID_BASE + CLIENTS)
         return NULL;
-    return &pk[N + id - SY_CLIENT_ID_BASE];
+    return &pk[NMAX + id - SY_CLIENT_ID_BASE];
 }
 
 static const sy_directory nodes_dir = { node_key, NULL };
@@ -121,10 +139,13 @@ static void setup(void)
 {
     if (ss)
         return;
-    if (sy_crypto_init() || sy_simsig_new(N + CLIENTS, &ss))
+    if (sy_crypto_init() || sy_simsig_new(NMAX + CLIENTS, &ss))
         abort();
-    for (uint32_t i = 0; i < N + CLIENTS; i++) {
-        uint8_t seed[SY_SEED_LEN] = { (uint8_t)(i + 1), 0xc7 };
+    for (uint32_t i = 0; i < NMAX + CLIENTS; i++) {
+        /* nodes 0..N-1 and the clients keep the seeds they had before
+         * node N existed */
+        uint32_t k = i < N ? i : i < NMAX ? 0x40 + i : i - (NMAX - N);
+        uint8_t seed[SY_SEED_LEN] = { (uint8_t)(k + 1), 0xc7 };
         if (sy_simsig_add(ss, seed, &sg[i]))
             abort();
         pk[i] = sg[i].pub;
@@ -162,10 +183,14 @@ typedef struct {
     uint64_t applied, applied_term;
     sy_digest state;
     uint64_t last_snap;
+    sy_members conf;           /* the configuration in effect at applied */
     /* a local snapshot under way (the daemon's snapshot thread) */
     bool snap_busy;
     uint64_t snap_at, snap_term;
     sy_digest snap_state;
+    sy_members snap_conf;
+    uint64_t told_snap;        /* last local snapshot the engine was told of */
+    sy_members told_conf;      /* ... and the members stored with it */
     uint64_t read_id;
     struct {
         uint64_t id, floor;    /* floor: highest index applied anywhere
@@ -175,7 +200,9 @@ typedef struct {
 } fz_node;
 
 typedef struct {
-    fz_node nd[N];
+    fz_node nd[NMAX];
+    uint32_t n;                /* nodes that run: N, or NMAX with membership */
+    bool members_on;           /* Raft: node N and SY_IN_CONF_CHANGE ops */
     fz_msgs q;                 /* the network */
     bool lies_on, lied;
     uint32_t pad;              /* snapshot blob bytes past the header */
@@ -296,6 +323,101 @@ static void check_state(world *w, fz_node *nd, uint64_t index, const sy_digest *
     }
 }
 
+/* ---- membership (Raft thesis ch. 4; nodes 0..N-1 start as voters) ---- */
+
+static void members_initial(sy_members *m)
+{
+    memset(m, 0, sizeof *m);
+    m->n_voters = N;
+    for (uint32_t i = 0; i < N; i++)
+        m->voters[i] = i;
+}
+
+static bool in_list(const uint32_t *v, uint32_t n, uint32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
+/* Voters in one configuration and not the other, both ways. */
+static uint32_t voters_changed(const sy_members *a, const sy_members *b)
+{
+    uint32_t d = 0;
+    for (uint32_t i = 0; i < a->n_voters; i++)
+        d += !in_list(b->voters, b->n_voters, a->voters[i]);
+    for (uint32_t i = 0; i < b->n_voters; i++)
+        d += !in_list(a->voters, a->n_voters, b->voters[i]);
+    return d;
+}
+
+/* "v0,1,2 l3" for a finding's message */
+static const char *members_str(const sy_members *m, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "v");
+    for (uint32_t i = 0; i < m->n_voters && i < SY_MAX_NODES && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%u", i ? "," : "", m->voters[i]);
+    if (o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " l");
+    for (uint32_t i = 0; i < m->n_learners && i < SY_MAX_NODES && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%u", i ? "," : "", m->learners[i]);
+    return buf;
+}
+
+static bool members_same(const sy_members *a, const sy_members *b)
+{
+    if (a->n_voters != b->n_voters || a->n_learners != b->n_learners ||
+        voters_changed(a, b))
+        return false;
+    for (uint32_t i = 0; i < a->n_learners; i++)
+        if (!in_list(b->learners, b->n_learners, a->learners[i]))
+            return false;
+    return true;
+}
+
+/* The config entries of a leader's new entries (rd, about to be written):
+ * each one only once every config entry before it in the leader's log is
+ * committed (thesis 4.1: one change at a time, which with single-server
+ * changes keeps any two majorities overlapping). The commit index is read
+ * now, at least what it was at the append: no false alarm. */
+static void check_conf_appends(world *w, fz_node *nd, const sy_ready *rd)
+{
+    size_t k = 0;
+    while (k < rd->n_entries && rd->entries[k].type != SY_ENTRY_CONFIG)
+        k++;
+    if (k == rd->n_entries)
+        return;
+    sy_engine_status st;
+    ENGINE.status(nd->eng, &st);
+    if (st.role != SY_ROLE_LEADER)
+        return;
+    uint64_t prev = 0;   /* the config entry before, above the commit index */
+    sy_txn t;
+    if (sy_txn_begin(nd->st, false, &t) == SY_OK) {
+        for (uint64_t i = rd->entries[0].index - 1; i > st.commit_index && !prev; i--) {
+            sy_entry e;
+            if (sy_txn_entry(&t, i, &e) != SY_OK)
+                break;
+            if (e.type == SY_ENTRY_CONFIG)
+                prev = i;
+        }
+        sy_txn_abort(&t);
+    }
+    for (; k < rd->n_entries; k++) {
+        const sy_entry *e = &rd->entries[k];
+        if (e->type != SY_ENTRY_CONFIG)
+            continue;
+        if (prev && e->term == st.term)
+            finding(w, nd, "membership: leader n%u appends a config entry at index %llu "
+                    "while the one at %llu is uncommitted (commit %llu)", nd->id,
+                    (unsigned long long)e->index, (unsigned long long)prev,
+                    (unsigned long long)st.commit_index);
+        if (e->index > st.commit_index)
+            prev = e->index;
+    }
+}
+
 /* ---- hosts ---- */
 
 static void node_step(world *w, fz_node *nd, sy_input *in)
@@ -339,6 +461,17 @@ static void node_start(world *w, fz_node *nd)
     nd->applied = sb.boot.applied;
     nd->applied_term = applied_term_of(&sb.boot);
     nd->last_snap = sb.boot.snap_index;
+    if (sb.boot.snap_members.n_voters)
+        nd->conf = sb.boot.snap_members;
+    else
+        members_initial(&nd->conf);
+    for (size_t i = 0; i < sb.boot.n_entries; i++) {
+        const sy_entry *e = &sb.boot.entries[i];
+        sy_members m;
+        if (e->index > sb.boot.snap_index && e->index <= sb.boot.applied &&
+            e->type == SY_ENTRY_CONFIG && sy_members_decode(e->data.p, e->data.len, &m) == SY_OK)
+            nd->conf = m;
+    }
     memset(&nd->state, 0, sizeof nd->state);
     sy_txn t;
     sy_bytes v;
@@ -374,6 +507,7 @@ static void node_down(fz_node *nd)
     ENGINE.destroy(nd->eng);
     nd->eng = NULL;
     nd->busy = nd->full_sync_due = nd->snap_busy = nd->halt = false;
+    nd->told_snap = 0;
     sy_ready_owned_free(&nd->own);
     msgs_free(&nd->frames);
     nd->n_reads = 0;   /* its clients' reads die with it */
@@ -435,6 +569,20 @@ static void apply_one(world *w, fz_node *nd, const sy_entry *e)
                         "client submitted", nd->id, (unsigned long long)e->index);
         }
         free(reqs);
+    } else if (e->type == SY_ENTRY_CONFIG) {
+        /* single-server changes (thesis 4.1): each committed configuration
+         * differs from the one before by one voter at most */
+        sy_members m;
+        if (sy_members_decode(e->data.p, e->data.len, &m) != SY_OK || !m.n_voters) {
+            finding(w, nd, "validity: n%u committed a config entry at index %llu that does "
+                    "not decode", nd->id, (unsigned long long)e->index);
+        } else {
+            if (voters_changed(&nd->conf, &m) > 1)
+                finding(w, nd, "membership: n%u committed at index %llu a configuration "
+                        "that changes %u voters at once", nd->id,
+                        (unsigned long long)e->index, voters_changed(&nd->conf, &m));
+            nd->conf = m;
+        }
     }
     sy_hasher h;
     sy_hash_init(&h);
@@ -518,6 +666,7 @@ static void finish(world *w, fz_node *nd)
                     (unsigned long long)rd->snap_index, (unsigned long long)nd->applied);
         nd->applied = rd->snap_index;
         nd->applied_term = rd->snap_term;
+        nd->conf = rd->snap_members;
         memcpy(nd->state.b, rd->snap_data.p + 8, SY_DIGEST_LEN);
         if (rd->snap_index > nd->last_snap)
             nd->last_snap = rd->snap_index;
@@ -562,7 +711,7 @@ static void pump(world *w, fz_node *nd)
         abort();
     for (size_t i = 0; i < erd.n_msgs; i++) {
         const sy_outmsg *om = &erd.msgs[i];
-        if (om->to >= N || om->to == nd->id) {
+        if (om->to >= w->n || om->to == nd->id) {
             finding(w, nd, "n%u sent a message to node %u", nd->id, om->to);
             continue;
         }
@@ -581,6 +730,19 @@ static void pump(world *w, fz_node *nd)
     if (nd->halt)
         return;
     const sy_ready *rd = &nd->own.rd;
+    check_conf_appends(w, nd, rd);
+    /* a compaction names the members of the configuration at its index:
+     * what the host stored beside the snapshot from what it applied */
+    if (!rd->snapshot_install && rd->snap_index && rd->snap_index == nd->told_snap &&
+        !members_same(&rd->snap_members, &nd->told_conf)) {
+        char a[256], b[256];
+        finding(w, nd, "membership: n%u's snapshot at %llu names members %s, the "
+                "configuration it applied there is %s", nd->id,
+                (unsigned long long)rd->snap_index, members_str(&rd->snap_members, a, sizeof a),
+                members_str(&nd->told_conf, b, sizeof b));
+    }
+    if (nd->halt)
+        return;
     if (rd->snapshot_install &&
         (rd->snap_data.len != BLOB_HDR + w->pad || memcmp(rd->snap_data.p, &rd->snap_index, 8))) {
         finding(w, nd, "snapshot: n%u installs a blob of %u bytes labelled index %llu that "
@@ -644,6 +806,7 @@ static void snap_begin(fz_node *nd)
     nd->snap_at = nd->applied;
     nd->snap_term = nd->applied_term;
     nd->snap_state = nd->state;
+    nd->snap_conf = nd->conf;
 }
 
 /* The second half: the blob is stored (a durable transaction of its own)
@@ -657,13 +820,10 @@ static void snap_done(world *w, fz_node *nd)
     if (!blob)
         abort();
     blob_make(w, nd->snap_at, &nd->snap_state, blob);
-    sy_members m = { .n_voters = N };
-    for (uint32_t i = 0; i < N; i++)
-        m.voters[i] = i;
     sy_txn t;
     int rc = sy_txn_begin(nd->st, true, &t);
     if (rc == SY_OK) {
-        rc = sy_txn_local_snapshot(&t, nd->snap_at, nd->snap_term, &m,
+        rc = sy_txn_local_snapshot(&t, nd->snap_at, nd->snap_term, &nd->snap_conf,
                                    (sy_bytes){ blob, BLOB_HDR + w->pad });
         rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
     }
@@ -682,6 +842,8 @@ static void snap_done(world *w, fz_node *nd)
     in.u.snapshot.index = nd->snap_at;
     in.u.snapshot.term = nd->snap_term;
     in.u.snapshot.data = (sy_bytes){ blob, BLOB_HDR + w->pad };
+    nd->told_snap = nd->snap_at;
+    nd->told_conf = nd->snap_conf;
     node_step(w, nd, &in);
     free(blob);
     if (nd->snap_at > nd->last_snap)
@@ -731,7 +893,7 @@ static void lie(world *w, input *in)
     if (!w->q.n)
         return;
     fz_msg m = w->q.v[k % w->q.n];
-    to = (m.from + 1 + to % (N - 1)) % N;
+    to = (m.from + 1 + to % (w->n - 1)) % w->n;
     sy_env env;
     if (sy_env_decode(&node_opts, m.buf, m.len, &env, NULL) != SY_OK)
         return;
@@ -797,7 +959,7 @@ static void client_request(world *w, uint32_t c, fz_node *nd, bool retry)
                                    .val = { (const uint8_t *)val, (uint32_t)strlen(val) } };
         sy_buf b;
         sy_buf_init(&b);
-        if (sy_env_encode(CLUSTER, SY_CLIENT_ID_BASE + c, &m, &sg[N + c], &b))
+        if (sy_env_encode(CLUSTER, SY_CLIENT_ID_BASE + c, &m, &sg[NMAX + c], &b))
             abort();
         free(w->last_raw[c]);
         w->last_raw[c] = sy_buf_take(&b, &w->last_len[c]);
@@ -820,7 +982,7 @@ static void client_request(world *w, uint32_t c, fz_node *nd, bool retry)
 
 static void check_leaders(world *w)
 {
-    for (uint32_t i = 0; i < N; i++) {
+    for (uint32_t i = 0; i < w->n; i++) {
         fz_node *nd = &w->nd[i];
         if (!nd->eng || nd->halt)
             continue;
@@ -848,15 +1010,39 @@ static void check_leaders(world *w)
     }
 }
 
+/* The node that leads in the highest term now, else dflt. */
+static fz_node *leader_or(world *w, fz_node *dflt)
+{
+    fz_node *l = dflt;
+    uint64_t best = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        fz_node *nd = &w->nd[i];
+        if (!nd->eng || nd->halt)
+            continue;
+        sy_engine_status st;
+        ENGINE.status(nd->eng, &st);
+        if (st.role == SY_ROLE_LEADER && st.term >= best) {
+            best = st.term;
+            l = nd;
+        }
+    }
+    return l;
+}
+
 /* Nodes a finding stopped (lie mode) stay down: the daemon stops on
  * SY_EFATAL and does not come back by itself. */
 static void reap(world *w)
 {
-    for (uint32_t i = 0; i < N; i++)
+    for (uint32_t i = 0; i < w->n; i++)
         if (w->nd[i].halt) {
             node_down(&w->nd[i]);
             w->nd[i].dead = true;
         }
+}
+
+static uint32_t all_nodes(const world *w)
+{
+    return (1u << w->n) - 1;
 }
 
 static void tick(world *w, fz_node *nd)
@@ -872,7 +1058,7 @@ static void tick(world *w, fz_node *nd)
 static void calm(world *w, int rounds, uint32_t mask, bool drop)
 {
     for (int r = 0; r < rounds; r++) {
-        for (uint32_t i = 0; i < N; i++) {
+        for (uint32_t i = 0; i < w->n; i++) {
             pump(w, &w->nd[i]);
             fsync_done(w, &w->nd[i], false);
             pump(w, &w->nd[i]);
@@ -901,6 +1087,7 @@ static const uint32_t keep_choice[4] = { 1, 2, 4, 0 };        /* 0: the default 
 static const uint32_t inflight_choice[4] = { 1, 2, 8, 64 };
 static const uint32_t batch_choice[4] = { 1, 3, 16, 512 };
 static const uint32_t pad_choice[4] = { 0, 200, 1500, 5000 };
+static const uint32_t page_choice[4] = { 0, 2, 3, 8 };          /* 0: the default */
 
 static void world_init(world *w, input *in)
 {
@@ -908,13 +1095,19 @@ static void world_init(world *w, input *in)
     memset(w, 0, sizeof *w);
     w->lies_on = (c0 & 4u) && (c1 & 0x80u);
     w->pad = pad_choice[c1 >> 4 & 3u];
+#ifdef FUZZ_PAXOS
+    w->n = N;
+#else
+    w->members_on = c0 & 0x80u;
+    w->n = w->members_on ? NMAX : N;
+#endif
     sy_buf_init(&w->scratch);
     for (uint32_t c = 0; c < CLIENTS; c++) {
         w->req_dg[c] = calloc(MAX_REQ + 1, sizeof *w->req_dg[c]);
         if (!w->req_dg[c])
             abort();
     }
-    for (uint32_t i = 0; i < N; i++) {
+    for (uint32_t i = 0; i < w->n; i++) {
         fz_node *nd = &w->nd[i];
         nd->id = i;
         sy_storage_mem_opts so = { .manual_sync = true };
@@ -935,6 +1128,9 @@ static void world_init(world *w, input *in)
         g->max_inflight = inflight_choice[c0 >> 5 & 3u];
         g->max_pending = c1 & 8u ? 4u : 1000u;
         g->compact_keep = keep_choice[c0 >> 3 & 3u];
+        /* Paxos: PROMISE, ACCEPT and CHOSEN pages of a few entries, so
+         * short runs page too (Raft ignores it) */
+        g->msg_entries_max = page_choice[(c0 >> 7) | (c1 >> 5 & 2u)];
         g->prevote = c0 & 1u;
         g->check_quorum = c0 & 2u;
         g->node_keys = pk;
@@ -948,7 +1144,7 @@ static void world_init(world *w, input *in)
 
 static void world_free(world *w)
 {
-    for (uint32_t i = 0; i < N; i++) {
+    for (uint32_t i = 0; i < w->n; i++) {
         fz_node *nd = &w->nd[i];
         if (nd->eng)
             ENGINE.destroy(nd->eng);
@@ -980,8 +1176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int ops = 0; in.n && ops < MAX_OPS; ops++) {
         uint8_t op = take8(&in);
         uint8_t a = take8(&in);
-        fz_node *nd = &w->nd[a % N];
-        switch (op % 16) {
+        fz_node *nd = &w->nd[a % w->n];
+        switch (op % (w->members_on ? 17 : 16)) {
         case 0: case 1: /* a client asks a node (bit 7: retries its last) */
             client_request(w, a >> 2 & 3u, nd, a & 0x80u);
             break;
@@ -1001,7 +1197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 3: /* every clock moves by the same amount */
-            for (uint32_t i = 0; i < N; i++) {
+            for (uint32_t i = 0; i < w->n; i++) {
                 w->nd[i].now += (a >> 2) + 1u;
                 tick(w, &w->nd[i]);
             }
@@ -1045,7 +1241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     * a node, or whatever id an admin typed */
             uint8_t b = take8(&in);
             sy_input t = { .kind = SY_IN_TRANSFER };
-            t.u.transfer.target = b < 0x40 ? SY_NO_NODE : b < 0xf0 ? b % N : b;
+            t.u.transfer.target = b < 0x40 ? SY_NO_NODE : b < 0xf0 ? b % w->n : b;
             node_step(w, nd, &t);
             break;
         }
@@ -1059,27 +1255,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (w->lies_on)
                 lie(w, &in);
             else
-                calm(w, 1 + a % 4, ALL, false);
+                calm(w, 1 + a % 4, all_nodes(w), false);
             break;
-        case 15: /* a calm stretch on one side of a partition (bits 3-5;
-                  * none: no partition), the rest held or lost (bit 6) */
-            calm(w, 1 + a % 8, a >> 3 & ALL ? a >> 3 & ALL : ALL, a & 0x40u);
+        case 15: { /* a calm stretch on one side of a partition (bits 3-5,
+                    * and 7 for node 3; none: no partition), the rest held
+                    * or lost (bit 6) */
+            uint32_t side = ((a >> 3 & 7u) | (a >> 4 & 8u)) & all_nodes(w);
+            calm(w, 1 + a % 8, side ? side : all_nodes(w), a & 0x40u);
             break;
+        }
+        case 16: { /* membership inputs: an operator asks the leader (bit
+                    * 6: this node, whatever it is) to add (bit 7) or remove
+                    * a node, or whatever id an admin typed */
+            uint8_t b = take8(&in);
+            sy_input c = { .kind = SY_IN_CONF_CHANGE };
+            c.u.conf.node = b < 0xf0 ? b % NMAX : b;
+            c.u.conf.add = a & 0x80u;
+            node_step(w, a & 0x40u ? nd : leader_or(w, nd), &c);
+            break;
+        }
         }
         check_leaders(w);
         reap(w);
     }
     /* the nodes come back and the network calms down: whatever the run
      * left behind must still commit consistently */
-    for (uint32_t i = 0; i < N; i++)
+    for (uint32_t i = 0; i < w->n; i++)
         if (!w->nd[i].eng && !w->nd[i].dead)
             node_start(w, &w->nd[i]);
     for (int r = 0; r < 15; r++) {
-        for (uint32_t i = 0; i < N; i++) {
+        for (uint32_t i = 0; i < w->n; i++) {
             w->nd[i].now += 40;
             tick(w, &w->nd[i]);
         }
-        calm(w, 10, ALL, false);
+        calm(w, 10, all_nodes(w), false);
     }
     world_free(w);
     free(w);
