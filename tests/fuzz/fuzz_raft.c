@@ -980,15 +980,21 @@ static void client_request(world *w, uint32_t c, fz_node *nd, bool retry)
 
 /* ---- checks across nodes ---- */
 
+/* Whether nd runs and says it leads; *st gets its status. */
+static bool leads(const fz_node *nd, sy_engine_status *st)
+{
+    if (!nd->eng || nd->halt)
+        return false;
+    ENGINE.status(nd->eng, st);
+    return st->role == SY_ROLE_LEADER;
+}
+
 static void check_leaders(world *w)
 {
     for (uint32_t i = 0; i < w->n; i++) {
         fz_node *nd = &w->nd[i];
-        if (!nd->eng || nd->halt)
-            continue;
         sy_engine_status st;
-        ENGINE.status(nd->eng, &st);
-        if (st.role != SY_ROLE_LEADER)
+        if (!leads(nd, &st))
             continue;
 #ifdef FUZZ_PAXOS
         if (px_ballot_node(st.term) != i)
@@ -1017,11 +1023,8 @@ static fz_node *leader_or(world *w, fz_node *dflt)
     uint64_t best = 0;
     for (uint32_t i = 0; i < w->n; i++) {
         fz_node *nd = &w->nd[i];
-        if (!nd->eng || nd->halt)
-            continue;
         sy_engine_status st;
-        ENGINE.status(nd->eng, &st);
-        if (st.role == SY_ROLE_LEADER && st.term >= best) {
+        if (leads(nd, &st) && st.term >= best) {
             best = st.term;
             l = nd;
         }

@@ -42,12 +42,7 @@ OP_TIMEOUT=2000
 # client-0 (admin) is the operator's, for synodctl transfer; the workload
 # uses client-1 .. client-CLIENTS
 mk_cluster "$PROTO" "$N" --clients "$((CLIENTS + 1))"
-set_cluster_key snapshot_threshold 64
-if [ "$PROTO" = pbft ]; then
-  set_cluster_key checkpoint_interval 16
-  set_cluster_key watermark_window 64
-  set_cluster_key state_chunk_bytes 1024
-fi
+compact_often "$PROTO" 64
 BYZ=${BYZ:-}
 if [ -n "$BYZ" ]; then
   NODE_ARGS[$BYZ]="--byzantine $BEHAVIOUR"

@@ -5,15 +5,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 F=1   # both suites run the smallest cluster for f=1
 
 mk_cluster "$PROTO" "$N"
-# small snapshot threshold so catch-up after compaction is exercised
-set_cluster_key snapshot_threshold 200
-if [ "$PROTO" = pbft ]; then
-  # checkpoints every 16 sequence numbers, and a state several chunks
-  # long by section 4, so a restarted replica fetches a snapshot in chunks
-  set_cluster_key checkpoint_interval 16
-  set_cluster_key watermark_window 64
-  set_cluster_key state_chunk_bytes 1024
-fi
+# catch-up after compaction is exercised (PBFT: a state several chunks
+# long by section 4, fetched in chunks)
+compact_often "$PROTO" 200
 start_all
 L=$(wait_leader 30) || die "no leader/primary elected within 30s"
 pass "cluster of $N $PROTO nodes elected node $L"

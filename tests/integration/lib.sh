@@ -72,6 +72,19 @@ set_cluster_key() {
   sed -i "/^\[cluster\]/a $1 = $2" "$C_DIR/cluster.ini"
 }
 
+# compact_often PROTO SNAPSHOT_THRESHOLD: snapshots every that many
+# entries, so restarted nodes catch up after compaction; PBFT checkpoints
+# every 16 sequence numbers (window 64) and state in 1 KB chunks, so a
+# restarted replica fetches a snapshot in several chunks
+compact_often() {
+  set_cluster_key snapshot_threshold "$2"
+  if [ "$1" = pbft ]; then
+    set_cluster_key checkpoint_interval 16
+    set_cluster_key watermark_window 64
+    set_cluster_key state_chunk_bytes 1024
+  fi
+}
+
 start_node() {
   local i=$1
   # started with the common default soft limit of 1,024 open files, which

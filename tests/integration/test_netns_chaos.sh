@@ -31,12 +31,7 @@ run_proto() {
   N=$2
   SC_FAILS0=$T_FAILS
   mk_ns_cluster "$P" "$N" --clients "$CLIENTS"
-  set_cluster_key snapshot_threshold 64
-  if [ "$P" = pbft ]; then
-    set_cluster_key checkpoint_interval 16
-    set_cluster_key watermark_window 64
-    set_cluster_key state_chunk_bytes 1024
-  fi
+  compact_often "$P" 64
   start_all
   L=$(wait_leader 30) || die "$P: no leader elected within 30s"
   log "== $P n=$N in namespaces: $CLIENTS clients for ${SECS}s, CHAOS_SEED=$SEED, links impaired by $IMPAIR"
