@@ -595,8 +595,11 @@ static const ckey cluster_keys[] = {
     {"max_inflight", V_U32, CF(max_inflight), 1, 4096},
     {"max_pending", V_U32, CF(max_pending), 1, 1000000},
     {"snapshot_threshold", V_U64, CF(snapshot_threshold), 1, 1ull << 40},
-    {"checkpoint_interval", V_U32, CF(checkpoint_interval), 1, 1000000},
-    {"watermark_window", V_U32, CF(watermark_window), 2, 1u << 24},
+    /* The PBFT engine keeps at most SY_PBFT_MAX_WINDOW sequence numbers in
+     * its log (the certificates a VIEW-CHANGE carries), and the window must
+     * hold two checkpoint intervals. */
+    {"checkpoint_interval", V_U32, CF(checkpoint_interval), 1, SY_PBFT_MAX_WINDOW / 2},
+    {"watermark_window", V_U32, CF(watermark_window), 2, SY_PBFT_MAX_WINDOW},
     {"state_chunk_bytes", V_U32, CF(state_chunk_bytes), 1024, SY_STATE_CHUNK_MAX},
     {"prevote", V_BOOL, CF(prevote), 0, 0},
     {"check_quorum", V_BOOL, CF(check_quorum), 0, 0},

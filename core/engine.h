@@ -112,6 +112,16 @@ typedef struct sy_engine_cfg {
  * 2^64 before this bound existed. */
 #define SY_INDEX_MAX (1ull << 62)
 
+/* An engine record: one value in a small keyed table that an engine keeps
+ * beside its hard state, so a step that changes one part of a large durable
+ * state rewrites that part only (PBFT: one record per sequence number of its
+ * window -- certificates and batches -- where a single hard state rewrote
+ * the whole window at every ready; docs/pbft.md, Persistence). */
+typedef struct sy_record {
+    uint64_t key;
+    sy_bytes val;                /* in a ready: empty deletes the record */
+} sy_record;
+
 /* Durable state handed back at restart, read from storage by the host. */
 typedef struct sy_engine_boot {
     sy_bytes hardstate;          /* last persisted rd.hardstate (empty: fresh) */
@@ -121,6 +131,8 @@ typedef struct sy_engine_boot {
     const sy_entry *entries;     /* persisted log above snap_index, in order */
     size_t n_entries;
     uint64_t applied;            /* host's applied index (>= snap_index) */
+    const sy_record *records;    /* every stored engine record, keys ascending */
+    size_t n_records;
 } sy_engine_boot;
 
 enum sy_input_kind {
@@ -233,6 +245,12 @@ typedef struct sy_ready {
      * may go out as if it were durable. Engines that leave it false get
      * every hard state synced. */
     bool hardstate_lazy;
+    /* Engine records, always synced: first every stored record with a key
+     * below records_drop_below goes (0 = none), then records[] are put in
+     * order (an empty value deletes). */
+    uint64_t records_drop_below;
+    const sy_record *records;
+    size_t n_records;
     uint64_t truncate_from;      /* 0 = none; else drop entries >= this */
     const sy_entry *entries;
     size_t n_entries;

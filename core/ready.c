@@ -37,6 +37,14 @@ static void copy_into(arena *a, const sy_ready *in, sy_ready *o)
     o->msgs = NULL;
     o->n_msgs = 0;
     o->hardstate = dup_bytes(a, in->hardstate);
+    sy_record *recs = take(a, in->n_records * sizeof *recs);
+    for (size_t i = 0; i < in->n_records; i++) {
+        sy_record r = in->records[i];
+        r.val = dup_bytes(a, r.val);
+        if (recs)
+            recs[i] = r;
+    }
+    o->records = in->n_records ? recs : NULL;
     o->snap_data = dup_bytes(a, in->snap_data);
     sy_entry *ents = take(a, in->n_entries * sizeof *ents);
     for (size_t i = 0; i < in->n_entries; i++) {
@@ -94,4 +102,19 @@ void sy_drop_front(void *arr, size_t *n, size_t handed, size_t elsz)
     }
     memmove(arr, (uint8_t *)arr + handed * elsz, (*n - handed) * elsz);
     *n -= handed;
+}
+
+static bool records_work(const sy_ready *rd) { return rd->records_drop_below || rd->n_records; }
+
+bool sy_ready_persists(const sy_ready *rd)
+{
+    return rd->hardstate_dirty || records_work(rd) || rd->truncate_from || rd->n_entries ||
+           rd->snapshot_install || rd->compact_to;
+}
+
+bool sy_ready_must_sync(const sy_ready *rd)
+{
+    return (rd->hardstate_dirty && !rd->hardstate_lazy) || records_work(rd) ||
+           rd->truncate_from || rd->n_entries || rd->snapshot_install || rd->compact_to ||
+           rd->checkpoint_index;
 }

@@ -2,10 +2,10 @@
  * core/engine.h, "Pipelining"): the host keeps stepping the engine while the
  * durable write of the last ready is in flight, which ends the validity of
  * the engine's rd. Everything the write and the after-write steps need
- * (hard state, truncation, entries, snapshot, compaction, committed entries
- * with their evidence, read states, rejects, checkpoint index) is copied
- * into one allocation; messages are not copied: the host encodes them into
- * frames before stepping again. */
+ * (hard state, engine records, truncation, entries, snapshot, compaction,
+ * committed entries with their evidence, read states, rejects, checkpoint
+ * index) is copied into one allocation; messages are not copied: the host
+ * encodes them into frames before stepping again. */
 #ifndef SY_READY_H
 #define SY_READY_H
 
@@ -20,6 +20,13 @@ typedef struct {
 int sy_ready_copy(const sy_ready *in, sy_ready_owned *out);
 /* Frees the copy; safe on a zeroed or already freed one. */
 void sy_ready_owned_free(sy_ready_owned *o);
+
+/* Step 1 of rd writes anything at all (a lazy hard state included). */
+bool sy_ready_persists(const sy_ready *rd);
+/* Step 1 of rd holds work that must be durable before rd's effects: a hard
+ * state that is not lazy, engine records, truncation, entries, a snapshot,
+ * compaction, or a checkpoint (whose snapshot reads committed state). */
+bool sy_ready_must_sync(const sy_ready *rd);
 
 /* Removes the first `handed` of the *n elements of arr (elsz bytes each),
  * keeping the rest in order: how a pipelined engine's advance() releases

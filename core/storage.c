@@ -74,7 +74,10 @@ void sy_txn_abort(sy_txn *t)
  * over key and value as their last SY_CHECKSUM_LEN bytes, added on put and
  * checked and stripped on every read, so a rotten row is refused rather
  * than served (the log, meta and ledger have checksums of their own). */
-static bool row_checked(int tbl) { return tbl == SY_TBL_STATE || tbl == SY_TBL_SESSIONS; }
+static bool row_checked(int tbl)
+{
+    return tbl == SY_TBL_STATE || tbl == SY_TBL_SESSIONS || tbl == SY_TBL_ENGINE;
+}
 
 static int row_verify(sy_txn *t, int tbl, const void *k, size_t kl, sy_bytes *v)
 {
@@ -91,7 +94,9 @@ static int row_verify(sy_txn *t, int tbl, const void *k, size_t kl, sy_bytes *v)
             snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)k)[i]);
         hex[2 * n] = 0;
         return sy_storage_fail(t->s, SY_ECORRUPT, "%s row with key %s%s failed its checksum",
-                               tbl == SY_TBL_STATE ? "state" : "session", hex,
+                               tbl == SY_TBL_STATE ? "state" : tbl == SY_TBL_SESSIONS ? "session"
+                                                                  : "engine record",
+                               hex,
                                kl > 16 ? "..." : "");
     }
     v->len = (uint32_t)body;
@@ -332,6 +337,37 @@ int sy_txn_entry(sy_txn *t, uint64_t index, sy_entry *e)
 int sy_txn_set_hardstate(sy_txn *t, sy_bytes hs)
 {
     return sy_txn_meta_put(t, "hardstate", hs.p, hs.len);
+}
+
+int sy_txn_records(sy_txn *t, uint64_t drop_below, const sy_record *recs, size_t n)
+{
+    uint8_t key[8];
+    int rc;
+    for (;;) {   /* the records below drop_below, lowest first */
+        sy_bytes k = {0}, v = {0};
+        if (!drop_below)
+            break;
+        rc = sy_txn_seek(t, SY_TBL_ENGINE, NULL, 0, false, &k, &v);
+        if (rc == SY_ENOTFOUND)
+            break;
+        if (rc)
+            return rc;
+        if (k.len != 8)
+            return sy_storage_fail(t->s, SY_ECORRUPT, "engine record with a %u-byte key", k.len);
+        if (sy_get_u64be(k.p) >= drop_below)
+            break;
+        memcpy(key, k.p, 8);
+        if ((rc = sy_txn_del(t, SY_TBL_ENGINE, key, 8)))
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sy_put_u64be(key, recs[i].key);
+        rc = recs[i].val.len ? sy_txn_put(t, SY_TBL_ENGINE, key, 8, recs[i].val.p, recs[i].val.len)
+                             : sy_txn_del(t, SY_TBL_ENGINE, key, 8);
+        if (rc)
+            return rc;
+    }
+    return SY_OK;
 }
 
 /* Deletes log keys in [lo, hi]. */
@@ -628,6 +664,54 @@ static int dup_bytes(sy_bytes in, uint8_t **out)
     return SY_OK;
 }
 
+typedef struct {
+    size_t n, bytes;          /* sizing pass */
+    sy_record *recs;          /* copy pass: NULL while sizing */
+    uint8_t *data;
+    size_t i;
+    sy_storage *s;
+} rec_walk;
+
+static int rec_row(void *ctx, sy_bytes key, sy_bytes val)
+{
+    rec_walk *w = ctx;
+    if (key.len != 8)
+        return sy_storage_fail(w->s, SY_ECORRUPT, "engine record with a %u-byte key", key.len);
+    if (!w->recs) {
+        w->n++;
+        w->bytes += val.len;
+        return SY_OK;
+    }
+    if (w->i == w->n)
+        return SY_OK;   /* cannot happen within one read transaction */
+    sy_record *r = &w->recs[w->i++];
+    r->key = sy_get_u64be(key.p);
+    r->val = (sy_bytes){ w->data, val.len };
+    if (val.len)
+        memcpy(w->data, val.p, val.len);
+    w->data += val.len;
+    return SY_OK;
+}
+
+/* Every engine record, in key order, into one allocation. */
+static int copy_records(sy_txn *t, sy_storage_boot *out)
+{
+    rec_walk w = { .s = t->s };
+    int rc = sy_txn_scan(t, SY_TBL_ENGINE, NULL, 0, rec_row, &w);
+    if (rc || !w.n)
+        return rc;
+    out->records = malloc(w.n * sizeof *w.recs + w.bytes);
+    if (!out->records)
+        return SY_ENOMEM;
+    w.recs = out->records;
+    w.data = (uint8_t *)(w.recs + w.n);
+    if ((rc = sy_txn_scan(t, SY_TBL_ENGINE, NULL, 0, rec_row, &w)))
+        return rc;
+    out->boot.records = out->records;
+    out->boot.n_records = w.i;
+    return SY_OK;
+}
+
 int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
 {
     memset(out, 0, sizeof *out);
@@ -665,6 +749,8 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
     b->entries = out->entries;
     if ((rc = sy_txn_get_applied(&t, &b->applied)))
         goto err_free;
+    if ((rc = copy_records(&t, out)))
+        goto err_free;
     sy_txn_abort(&t);
     return SY_OK;
 err_free:
@@ -678,6 +764,7 @@ void sy_storage_boot_free(sy_storage_boot *b)
     free(b->hardstate);
     free(b->snap_data);
     free(b->entries);
+    free(b->records);
     memset(b, 0, sizeof *b);
 }
 
@@ -685,6 +772,9 @@ int sy_txn_persist_ready(sy_txn *t, const sy_ready *rd)
 {
     int rc;
     if (rd->hardstate_dirty && (rc = sy_txn_set_hardstate(t, rd->hardstate)))
+        return rc;
+    if ((rd->records_drop_below || rd->n_records) &&
+        (rc = sy_txn_records(t, rd->records_drop_below, rd->records, rd->n_records)))
         return rc;
     if (rd->truncate_from) {
         uint64_t from = rd->truncate_from, first, last;

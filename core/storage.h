@@ -37,6 +37,7 @@ enum sy_table {
     SY_TBL_STATE,        /* the KV machine's data (kv.c owns the encoding) */
     SY_TBL_SESSIONS,     /* client sessions (kv.c owns the encoding) */
     SY_TBL_LEDGER,       /* u64be height -> block (ledger.c owns the encoding) */
+    SY_TBL_ENGINE,       /* u64be key -> engine record (sy_record), checksummed */
     SY_TBL_COUNT
 };
 
@@ -157,6 +158,9 @@ int sy_txn_meta_put_u64(sy_txn *t, const char *name, uint64_t v);
 
 /* ---- the typed write batch (one per engine sy_ready) ---- */
 int sy_txn_set_hardstate(sy_txn *t, sy_bytes hs);
+/* Engine records: drops every record with key < drop_below (0: none), then
+ * puts each of recs (an empty value deletes that key). Values copied. */
+int sy_txn_records(sy_txn *t, uint64_t drop_below, const sy_record *recs, size_t n);
 /* Drops entries with index >= from. */
 int sy_txn_truncate(sy_txn *t, uint64_t from);
 /* Appends entries (consecutive indexes, the first = last_index + 1, or
@@ -202,13 +206,15 @@ typedef struct sy_storage_boot {
     uint8_t *hardstate;
     uint8_t *snap_data;
     sy_entry *entries;
+    sy_record *records;   /* one allocation, values inside it */
 } sy_storage_boot;
 int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out);
 void sy_storage_boot_free(sy_storage_boot *b);
 
 /* Convenience for hosts: persist step 1 of a sy_ready into an open write
- * txn (hard state, truncate, entries, snapshot metadata, compaction). The
- * caller then applies rd->committed via the KV and commits. */
+ * txn (hard state, engine records, truncate, entries, snapshot metadata,
+ * compaction). The caller then applies rd->committed via the KV and
+ * commits. */
 int sy_txn_persist_ready(sy_txn *t, const sy_ready *rd);
 
 /* ---- helpers shared by kv.c / ledger.c ---- */

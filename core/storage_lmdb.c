@@ -25,6 +25,7 @@ static const char *const tbl_names[SY_TBL_COUNT] = {
     [SY_TBL_STATE] = "state",
     [SY_TBL_SESSIONS] = "sessions",
     [SY_TBL_LEDGER] = "ledger",
+    [SY_TBL_ENGINE] = "engine",
 };
 
 /* A failed write on a file system with less than this available is
@@ -34,6 +35,9 @@ static const char *const tbl_names[SY_TBL_COUNT] = {
 typedef struct lm {
     MDB_env *env;
     MDB_dbi dbi[SY_TBL_COUNT];
+    /* A table a read-only open did not find (the engine table in a data
+     * dir written before it existed): reads as empty. */
+    bool absent[SY_TBL_COUNT];
     uint64_t map_size;
     bool read_only;
 } lm;
@@ -112,6 +116,8 @@ static int lm_get(sy_storage *s, void *txn, int tbl, const void *k, size_t kl, s
 {
     lm *l = s->impl;
     MDB_val key = mv(k, kl), val;
+    if (l->absent[tbl])
+        return SY_ENOTFOUND;
     int mrc = mdb_get(txn, l->dbi[tbl], &key, &val);
     if (mrc)
         return map_err(s, mrc, "get");
@@ -149,6 +155,8 @@ static int lm_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
 {
     lm *l = s->impl;
     MDB_cursor *c;
+    if (l->absent[tbl])
+        return SY_OK;
     int mrc = mdb_cursor_open(txn, l->dbi[tbl], &c);
     if (mrc)
         return map_err(s, mrc, "cursor");
@@ -172,6 +180,8 @@ static int lm_last(sy_storage *s, void *txn, int tbl, sy_bytes *key, sy_bytes *v
 {
     lm *l = s->impl;
     MDB_cursor *c;
+    if (l->absent[tbl])
+        return SY_ENOTFOUND;
     int mrc = mdb_cursor_open(txn, l->dbi[tbl], &c);
     if (mrc)
         return map_err(s, mrc, "cursor");
@@ -262,7 +272,12 @@ int sy_storage_lmdb_open(const char *data_dir, const sy_storage_lmdb_opts *opts,
         goto err_env;
     }
     for (int i = 0; i < SY_TBL_COUNT; i++) {
-        if ((mrc = mdb_dbi_open(t, tbl_names[i], ro ? 0 : MDB_CREATE, &l->dbi[i]))) {
+        mrc = mdb_dbi_open(t, tbl_names[i], ro ? 0 : MDB_CREATE, &l->dbi[i]);
+        if (mrc == MDB_NOTFOUND && ro && i == SY_TBL_ENGINE) {
+            l->absent[i] = true;   /* older data dir; the next writer creates it */
+            continue;
+        }
+        if (mrc) {
             mdb_txn_abort(t);
             if (mrc == MDB_NOTFOUND && errmsg)
                 snprintf(errmsg, SY_STORAGE_ERRMSG,

@@ -186,7 +186,8 @@ static int put_u64(sy_buf *b, uint64_t v)
 static void encode_payload(const sy_ready *rd, sy_buf *b)
 {
     put_u8(b, WAL_VERSION);
-    put_u8(b, rd->hardstate_dirty ? 1 : 0);
+    put_u8(b, (uint8_t)((rd->hardstate_dirty ? 1 : 0) |
+                        (rd->records_drop_below || rd->n_records ? 2 : 0)));
     if (rd->hardstate_dirty) {
         put_u32(b, rd->hardstate.len);
         put(b, rd->hardstate.p, rd->hardstate.len);
@@ -201,18 +202,30 @@ static void encode_payload(const sy_ready *rd, sy_buf *b)
         put_u32(b, e->data.len);
         put(b, e->data.p, e->data.len);
     }
+    if (rd->records_drop_below || rd->n_records) {
+        put_u64(b, rd->records_drop_below);
+        put_u32(b, (uint32_t)rd->n_records);
+        for (size_t i = 0; i < rd->n_records; i++) {
+            put_u64(b, rd->records[i].key);
+            put_u32(b, rd->records[i].val.len);
+            put(b, rd->records[i].val.p, rd->records[i].val.len);
+        }
+    }
 }
 
-/* Decodes a payload into rd; entries (*ents, free()) borrow from p. */
-static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry **ents)
+/* Decodes a payload into rd; entries (*ents, free()) and engine records
+ * (*recs, free()) borrow from p. */
+static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry **ents,
+                          sy_record **recs)
 {
     sy_rd c = {.p = p, .len = len};
     memset(rd, 0, sizeof *rd);
     *ents = NULL;
+    *recs = NULL;
     if (sy_rd_u8(&c) != WAL_VERSION)
         return SY_ECORRUPT;
     uint8_t flags = sy_rd_u8(&c);
-    if (flags & ~1u)
+    if (flags & ~3u)
         return SY_ECORRUPT;
     if (flags & 1u) {
         uint32_t hl = sy_rd_u32(&c);
@@ -243,14 +256,38 @@ static int decode_payload(const uint8_t *p, size_t len, sy_ready *rd, sy_entry *
         }
         e->data = (sy_bytes){dl ? d : NULL, dl};
     }
-    if (c.bad || c.off != c.len) {
-        free(*ents);
-        *ents = NULL;
-        return SY_ECORRUPT;
-    }
     rd->entries = *ents;
     rd->n_entries = n;
+    if (flags & 2u) {
+        rd->records_drop_below = sy_rd_u64(&c);
+        uint32_t nr = sy_rd_u32(&c);
+        /* each record takes at least 12 bytes */
+        if (c.bad || nr > sy_rd_left(&c) / 12)
+            goto err_corrupt;
+        if (nr && !(*recs = calloc(nr, sizeof **recs))) {
+            free(*ents);
+            *ents = NULL;
+            return SY_ENOMEM;
+        }
+        for (uint32_t i = 0; i < nr; i++) {
+            (*recs)[i].key = sy_rd_u64(&c);
+            uint32_t vl = sy_rd_u32(&c);
+            const uint8_t *v = sy_rd_take(&c, vl);
+            (*recs)[i].val = (sy_bytes){vl ? v : NULL, vl};
+        }
+        rd->records = *recs;
+        rd->n_records = nr;
+    }
+    if (c.bad || c.off != c.len)
+        goto err_corrupt;
     return SY_OK;
+err_corrupt:
+    free(*ents);
+    free(*recs);
+    *ents = NULL;
+    *recs = NULL;
+    memset(rd, 0, sizeof *rd);
+    return SY_ECORRUPT;
 }
 
 /* Covers the log's id too: a record of another store's log (a data.mdb
@@ -442,13 +479,15 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
         }
         sy_ready rd;
         sy_entry *ents;
-        if ((rc = decode_payload(w->rec.p, plen, &rd, &ents))) {
+        sy_record *recs;
+        if ((rc = decode_payload(w->rec.p, plen, &rd, &ents, &recs))) {
             sy_storage_fail(s, rc, "write-ahead log record %llu checks out but does not decode",
                             (unsigned long long)(base + n + 1));
             goto err_abort;
         }
         rc = sy_txn_persist_ready(&t, &rd);
         free(ents);
+        free(recs);
         if (rc == SY_OK)
             rc = sy_txn_meta_put_u64(&t, "wal_seq", base + n + 1);
         if (rc)

@@ -30,9 +30,12 @@
  *
  * Payload (the durable part of a sy_ready; snapshots and compaction are
  * not logged, the daemon commits LMDB for those):
- *     u8 version (1) | u8 flags (bit 0: hard state) |
+ *     u8 version (1) | u8 flags (bit 0: hard state, bit 1: engine records) |
  *     [u32be len | hard state] | u64be truncate_from | u32be n |
- *     n x (u64be index | u64be term | u8 type | u32be len | data)
+ *     n x (u64be index | u64be term | u8 type | u32be len | data) |
+ *     [u64be records_drop_below | u32be m | m x (u64be key | u32be len | value)]
+ * (A node of a version without engine records refuses a record with bit 1
+ * as corrupt rather than dropping what it cannot read.)
  *
  * One thread uses a sy_wal (the daemon's storage thread, or boot). */
 #ifndef SY_WAL_H

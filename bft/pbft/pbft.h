@@ -86,7 +86,14 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
 #define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
 #define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
-#define PBFT_HS_VERSION 1u
+#define PBFT_HS_VERSION 2u           /* 2: sections in engine records */
+
+/* The engine record last handed out for a window slot's sequence number
+ * (what storage holds for it; seq 0 or another number: nothing). */
+typedef struct {
+    uint64_t seq;
+    sy_buf b;
+} pbft_rec;
 
 /* A stable checkpoint's snapshot kept for a replica still fetching it. */
 typedef struct {
@@ -299,6 +306,14 @@ struct pbft {
     sy_reject *rejects;
     size_t n_rejects, cap_rejects;
     sy_buf hs;                    /* encoded hardstate of the last ready */
+    pbft_rec *rec_kept;           /* [L], index seq % L (pbft_records) */
+    uint64_t rec_h;               /* records at or below it are dropped */
+    uint64_t rec_drop;            /* the last ready's records_drop_below */
+    sy_record *rec_out;           /* the last ready's records ... */
+    size_t n_rec_out, cap_rec_out;
+    sy_buf rec_buf;               /* ... and their values */
+    sy_buf rec_scratch;
+    bool broken;                  /* durable state could not be encoded: stop */
     uint64_t compact_to;
     uint64_t ckpt_index;
     bool install;

@@ -744,8 +744,7 @@ static void early_replies(rt *r, rt_job *j);
  * applying committed entries. */
 static bool durable_work(const sy_ready *rd)
 {
-    return (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from || rd->n_entries ||
-           rd->snapshot_install || rd->compact_to || rd->checkpoint_index;
+    return sy_ready_must_sync(rd);
 }
 
 /* Held apply. Applying committed entries need not be durable by itself:
@@ -955,9 +954,8 @@ static int take_msgs(rt *r, const sy_ready *rd, rt_job *j)
 
 static bool ready_empty(const sy_ready *rd)
 {
-    return !rd->hardstate_dirty && !rd->truncate_from && !rd->n_entries && !rd->snapshot_install &&
-           !rd->compact_to && !rd->n_msgs && !rd->n_committed && !rd->n_reads && !rd->n_rejects &&
-           !rd->checkpoint_index;
+    return !sy_ready_persists(rd) && !rd->n_msgs && !rd->n_committed && !rd->n_reads &&
+           !rd->n_rejects && !rd->checkpoint_index;
 }
 
 /* Applied entries move the applied index; their clients get replies. */
@@ -1343,8 +1341,7 @@ static int process_ready(rt *r)
         if (r->n_lazy && (rd.snapshot_install || lazy_due(r, t)))
             lazy_take(r, j);
         /* a checkpoint commits what is held: its snapshot reads committed state */
-        j->need_txn = rd.hardstate_dirty || rd.truncate_from || rd.n_entries ||
-                      rd.snapshot_install || rd.compact_to || j->own.rd.n_committed || j->n_lazy ||
+        j->need_txn = sy_ready_persists(&rd) || j->own.rd.n_committed || j->n_lazy ||
                       rd.checkpoint_index || flush;
         j->may_hold = hold_eligible(r) && !flush && !reads_waiting(r) && !r->sn_busy;
         j->reply_early_upto = 0;

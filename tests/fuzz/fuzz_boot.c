@@ -105,6 +105,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < c.n; i++)
             boot.snap_members.voters[i] = i;
     }
+    /* engine records (PBFT keeps one per sequence number of its window),
+     * keys ascending as storage hands them out */
+    sy_record recs[8];
+    size_t nr = take8(&in) % 8u;
+    uint64_t key = 0;
+    for (size_t i = 0; i < nr; i++) {
+        key += take8(&in) % 5u;
+        recs[i].key = key;
+        recs[i].val = take_bytes(&in, take16(&in) % 2048u);
+    }
+    boot.records = recs;
+    boot.n_records = nr;
     sy_entry ents[MAX_ENTRIES];
     size_t n = 0;
     while (in.n && n < MAX_ENTRIES) {

@@ -1130,8 +1130,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     }
     take_msgs(w, nd, &erd);
     const sy_ready *rd = &nd->own.rd;
-    bool need_txn = rd->hardstate_dirty || rd->truncate_from || rd->n_entries ||
-                    rd->snapshot_install || rd->compact_to || rd->n_committed;
+    bool need_txn = sy_ready_persists(rd) || rd->n_committed;
     if (w->stop)
         return;
     if (!need_txn) {
@@ -1156,9 +1155,7 @@ void sim_node_pump(sim_world *w, sim_node *nd)
      * state) is left unsynced until the next synced write; a crash before
      * that loses it and the restart re-applies from the log. No fsync to
      * wait for: finished at once. */
-    bool durable = (rd->hardstate_dirty && !rd->hardstate_lazy) || rd->truncate_from ||
-                   rd->n_entries || rd->snapshot_install || rd->compact_to ||
-                   rd->checkpoint_index;
+    bool durable = sy_ready_must_sync(rd);
     if (!durable) {
         w->st->held_writes++;
         finish(w, nd);

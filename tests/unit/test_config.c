@@ -409,6 +409,12 @@ static void test_bad_integer_is_rejected(void **state)
     expect_error(fx, "state_chunk_bytes = 8388608 in [cluster] is out of range");
     build_manifest(fx, (mopts){.cluster_extra = "state_chunk_bytes = 100"});
     expect_error(fx, "state_chunk_bytes = 100 in [cluster] is out of range");
+    /* the PBFT engine's log holds at most SY_PBFT_MAX_WINDOW sequence numbers:
+     * refused here with the key named, not by the engine at start */
+    build_manifest(fx, (mopts){.cluster_extra = "watermark_window = 8192"});
+    expect_error(fx, "watermark_window = 8192 in [cluster] is out of range");
+    build_manifest(fx, (mopts){.cluster_extra = "checkpoint_interval = 4096"});
+    expect_error(fx, "checkpoint_interval = 4096 in [cluster] is out of range");
 }
 
 static void test_timing_relations_are_checked(void **state)

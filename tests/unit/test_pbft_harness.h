@@ -36,6 +36,9 @@ typedef struct {
 typedef struct {
     uint8_t hs[65536];
     size_t hs_len;
+    sy_record *recs;              /* engine records, keys ascending, values owned */
+    size_t n_recs, cap_recs;
+    uint64_t hs_bytes, rec_bytes; /* written so far: hard states, record values */
     sy_entry *ents;               /* data owned */
     size_t n, cap;
     uint64_t snap_index;
@@ -174,6 +177,9 @@ H_FN void h_free(harness *h)
         for (size_t k = 0; k < h->disk[i].n; k++)
             free((void *)h->disk[i].ents[k].data.p);
         free(h->disk[i].ents);
+        for (size_t k = 0; k < h->disk[i].n_recs; k++)
+            free((void *)h->disk[i].recs[k].val.p);
+        free(h->disk[i].recs);
     }
     free(h->log);
     free(h->log_have);
@@ -192,9 +198,59 @@ static void h_disk_drop_upto(h_disk *d, uint64_t index)
     d->n = k;
 }
 
+/* The storage layer's rule (sy_txn_records): drop keys below drop_below,
+ * then put each record in order, an empty value deleting. */
+static void h_disk_records(h_disk *d, const sy_ready *rd)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_recs; i++) {
+        if (d->recs[i].key < rd->records_drop_below)
+            free((void *)d->recs[i].val.p);
+        else
+            d->recs[k++] = d->recs[i];
+    }
+    d->n_recs = k;
+    for (size_t i = 0; i < rd->n_records; i++) {
+        const sy_record *r = &rd->records[i];
+        size_t at = 0;
+        while (at < d->n_recs && d->recs[at].key < r->key)
+            at++;
+        bool found = at < d->n_recs && d->recs[at].key == r->key;
+        if (found)
+            free((void *)d->recs[at].val.p);
+        if (!r->val.len) {
+            if (found) {
+                memmove(&d->recs[at], &d->recs[at + 1], (d->n_recs - at - 1) * sizeof *d->recs);
+                d->n_recs--;
+            }
+            continue;
+        }
+        uint8_t *v = malloc(r->val.len);
+        if (!v)
+            abort();
+        memcpy(v, r->val.p, r->val.len);
+        if (!found) {
+            if (d->n_recs == d->cap_recs) {
+                d->cap_recs = d->cap_recs ? 2 * d->cap_recs : 16;
+                d->recs = realloc(d->recs, d->cap_recs * sizeof *d->recs);
+                if (!d->recs)
+                    abort();
+            }
+            memmove(&d->recs[at + 1], &d->recs[at], (d->n_recs - at) * sizeof *d->recs);
+            d->n_recs++;
+        }
+        d->recs[at] = (sy_record){ r->key, { v, r->val.len } };
+    }
+}
+
 static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
 {
     h_disk *d = &h->disk[node];
+    h_disk_records(d, rd);
+    for (size_t i = 0; i < rd->n_records; i++)
+        d->rec_bytes += rd->records[i].val.len;
+    if (rd->hardstate_dirty)
+        d->hs_bytes += rd->hardstate.len;
     if (rd->hardstate_dirty) {
         if (rd->hardstate.len > sizeof d->hs) {
             /* a lost write would make a later restart a false finding */
@@ -333,7 +389,7 @@ H_FN bool h_process(harness *h, uint32_t node)
     }
     h->reads[node] += rd.n_reads;
     uint64_t ck = rd.checkpoint_index;
-    if (rd.hardstate_dirty || rd.n_entries || rd.n_reads || rd.n_rejects)
+    if (rd.hardstate_dirty || rd.n_records || rd.n_entries || rd.n_reads || rd.n_rejects)
         any = true;
     h->ops->advance(h->e[node], h->now);
     if (ck) {
@@ -478,7 +534,8 @@ H_FN int h_restart(harness *h, uint32_t node)
                             .snap_data = { d->have_snap ? d->snap : NULL,
                                            d->have_snap ? (uint32_t)d->snap_len : 0u },
                             .entries = d->ents, .n_entries = d->n,
-                            .applied = h->applied[node] };
+                            .applied = h->applied[node],
+                            .records = d->recs, .n_records = d->n_recs };
     return h->ops->create(&h->cfg[node], &boot, &h->e[node]);
 }
 

@@ -20,9 +20,12 @@ static void test_copy_is_independent_of_the_engine_memory(void **state)
                               .evidence = { ev, 5 } } };
     sy_read_state rs[1] = { { .read_id = 42, .index = 6, .status = SY_OK } };
     sy_reject rj[1] = { { .client_id = 0x10001, .req_no = 3, .status = SY_EFULL, .leader = 1 } };
+    uint8_t rv[3] = { 'r', 'e', 'c' };
+    sy_record recs[2] = { { 11, { rv, 3 } }, { 12, { NULL, 0 } } };
     sy_outmsg msgs[1];
     memset(msgs, 0, sizeof msgs);
     sy_ready rd = { .hardstate_dirty = true, .hardstate = { hs, 4 }, .truncate_from = 7,
+                    .records_drop_below = 10, .records = recs, .n_records = 2,
                     .entries = ents, .n_entries = 2, .snapshot_install = true, .snap_index = 5,
                     .snap_data = { snap, 6 }, .compact_to = 3, .msgs = msgs, .n_msgs = 1,
                     .committed = com, .n_committed = 1, .reads = rs, .n_reads = 1,
@@ -39,7 +42,15 @@ static void test_copy_is_independent_of_the_engine_memory(void **state)
     memset(com, 0, sizeof com);
     memset(rs, 0, sizeof rs);
     memset(rj, 0, sizeof rj);
+    memset(rv, 0, sizeof rv);
+    memset(recs, 0, sizeof recs);
     const sy_ready *c = &o.rd;
+    assert_int_equal(c->records_drop_below, 10);
+    assert_int_equal(c->n_records, 2);
+    assert_int_equal(c->records[0].key, 11);
+    assert_memory_equal(c->records[0].val.p, "rec", 3);
+    assert_int_equal(c->records[1].key, 12);
+    assert_int_equal(c->records[1].val.len, 0);   /* a delete stays a delete */
     assert_true(c->hardstate_dirty);
     assert_memory_equal(c->hardstate.p, "\x01\x02\x03\x04", 4);
     assert_int_equal(c->truncate_from, 7);

@@ -329,6 +329,45 @@ static void test_persist_ready_writes_hardstate_truncate_entries_compaction(void
     sy_storage_boot_free(&b);
 }
 
+static void persist(sy_storage *s, const sy_ready *rd)
+{
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_persist_ready(&t, rd), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+}
+
+/* Engine records: put, overwrite, delete by empty value, drop below a key;
+ * boot hands back what is left in key order, across a reopen. */
+static void test_engine_records_put_delete_drop_and_come_back_at_boot(void **state)
+{
+    fixture *f = *state;
+    const uint8_t *a = (const uint8_t *)"alpha", *b = (const uint8_t *)"bravo",
+                  *c = (const uint8_t *)"charlie";
+    sy_record r1[4] = { { 7, { a, 5 } }, { 3, { b, 5 } }, { 9, { c, 7 } }, { 5, { a, 5 } } };
+    persist(f->s, &(sy_ready){ .records = r1, .n_records = 4 });
+    /* 5 deleted, 9 overwritten, everything below 4 dropped */
+    sy_record r2[2] = { { 5, { NULL, 0 } }, { 9, { a, 3 } } };
+    persist(f->s, &(sy_ready){ .records_drop_below = 4, .records = r2, .n_records = 2 });
+    reopen(f);
+    sy_storage_boot bt;
+    assert_int_equal(sy_storage_load_boot(f->s, &bt), SY_OK);
+    assert_int_equal(bt.boot.n_records, 2);
+    assert_int_equal(bt.boot.records[0].key, 7);
+    assert_int_equal(bt.boot.records[0].val.len, 5);
+    assert_memory_equal(bt.boot.records[0].val.p, "alpha", 5);
+    assert_int_equal(bt.boot.records[1].key, 9);
+    assert_int_equal(bt.boot.records[1].val.len, 3);
+    assert_memory_equal(bt.boot.records[1].val.p, "alp", 3);
+    sy_storage_boot_free(&bt);
+    /* dropping past every key leaves none */
+    persist(f->s, &(sy_ready){ .records_drop_below = 100 });
+    assert_int_equal(sy_storage_load_boot(f->s, &bt), SY_OK);
+    assert_int_equal(bt.boot.n_records, 0);
+    assert_null(bt.boot.records);
+    sy_storage_boot_free(&bt);
+}
+
 /* what a scan saw: keys in order, concatenated with '|' */
 typedef struct {
     char seen[256];
@@ -588,6 +627,42 @@ static void test_lmdb_open_read_only_missing_dir_fails_cleanly(void **state)
     assert_non_null(strstr(err, "/nonexistent/synod-data"));
 }
 
+/* A data dir written before the engine table existed: a read-only open
+ * (ledger verify) reads it as empty instead of calling the dir foreign. */
+static void test_lmdb_read_only_open_of_a_dir_without_the_engine_table(void **state)
+{
+    (void)state;
+    char dir[512];
+    make_tmpdir(dir, sizeof dir, "oldlayout");
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    const char *old[] = { "meta", "log", "state", "sessions", "ledger" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mdb_dbi_open(t, old[i], MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    sy_storage_lmdb_opts o = { .read_only = true };
+    sy_storage *s = NULL;
+    char err[SY_STORAGE_ERRMSG] = "";
+    assert_int_equal(sy_storage_lmdb_open(dir, &o, &s, err), SY_OK);
+    sy_storage_boot bt;
+    assert_int_equal(sy_storage_load_boot(s, &bt), SY_OK);
+    assert_int_equal(bt.boot.n_records, 0);
+    sy_storage_boot_free(&bt);
+    sy_storage_close(s);
+    /* a writer adds the table */
+    assert_int_equal(sy_storage_lmdb_open(dir, NULL, &s, err), SY_OK);
+    sy_record r = { 1, { (const uint8_t *)"x", 1 } };
+    persist(s, &(sy_ready){ .records = &r, .n_records = 1 });
+    sy_storage_close(s);
+    rm_lmdb_dir(dir);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown)
@@ -622,6 +697,15 @@ static void test_corrupted_state_and_session_rows_are_refused_not_served(void **
     assert_int_equal(sy_txn_get(&t, SY_TBL_SESSIONS, "c1", 2, &v), SY_ECORRUPT);
     assert_non_null(strstr(sy_storage_errmsg(s), "session row"));
     sy_txn_abort(&t);
+    /* an engine record too: the boot that would hand it to the engine fails */
+    sy_record r = { 5, { (const uint8_t *)"cert", 4 } };
+    persist(s, &(sy_ready){ .records = &r, .n_records = 1 });
+    uint8_t k5[8];
+    sy_put_u64be(k5, 5);
+    assert_int_equal(sy_storage_mem_corrupt(s, SY_TBL_ENGINE, k5, 8, 2), SY_OK);
+    sy_storage_boot bt;
+    assert_int_equal(sy_storage_load_boot(s, &bt), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(s), "engine record row with key 0000000000000005"));
     sy_storage_close(s);
 }
 
@@ -638,6 +722,7 @@ int main(void)
         BOTH(test_fresh_storage_boots_empty),
         BOTH(test_aborted_batch_leaves_nothing),
         BOTH(test_persist_ready_writes_hardstate_truncate_entries_compaction),
+        BOTH(test_engine_records_put_delete_drop_and_come_back_at_boot),
         BOTH(test_scan_walks_rows_in_key_order_from_a_key_and_stops_on_request),
         BOTH(test_local_snapshot_older_than_the_stored_one_is_refused),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
@@ -650,6 +735,7 @@ int main(void)
                                         setup_lmdb, teardown),
         cmocka_unit_test(test_lmdb_map_full_is_an_error_not_a_crash),
         cmocka_unit_test(test_lmdb_open_read_only_missing_dir_fails_cleanly),
+        cmocka_unit_test(test_lmdb_read_only_open_of_a_dir_without_the_engine_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

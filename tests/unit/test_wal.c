@@ -126,6 +126,42 @@ static void test_logged_entries_come_back_without_an_lmdb_commit(void **state)
     fx_close(f);
 }
 
+/* Engine records ride in the log record with the rest of the ready: a
+ * crash before the LMDB commit loses none of them, deletes and drops
+ * included. */
+static void test_logged_engine_records_come_back_without_an_lmdb_commit(void **state)
+{
+    fx *f = *state;
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 0);
+    sy_txn t;
+    bool full = false;
+    sy_record r1[3] = { { 2, { (const uint8_t *)"two", 3 } }, { 4, { (const uint8_t *)"four", 4 } },
+                        { 6, { (const uint8_t *)"six", 3 } } };
+    sy_record r2[2] = { { 6, { NULL, 0 } }, { 8, { (const uint8_t *)"eight", 5 } } };
+    sy_ready rd1 = { .records = r1, .n_records = 3 };
+    sy_ready rd2 = { .records_drop_below = 3, .records = r2, .n_records = 2 };
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_persist_ready(&t, &rd1), SY_OK);
+    assert_int_equal(sy_wal_log(f->w, &t, &rd1, &full), SY_OK);
+    assert_int_equal(sy_txn_persist_ready(&t, &rd2), SY_OK);
+    assert_int_equal(sy_wal_log(f->w, &t, &rd2, &full), SY_OK);
+    assert_false(full);
+    sy_txn_abort(&t);   /* the crash */
+    fx_close(f);
+    fx_open(f, 0);
+    assert_int_equal(fx_recover(f), 2);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_OK);
+    assert_int_equal(b.boot.n_records, 2);
+    assert_int_equal(b.boot.records[0].key, 4);
+    assert_memory_equal(b.boot.records[0].val.p, "four", 4);
+    assert_int_equal(b.boot.records[1].key, 8);
+    assert_memory_equal(b.boot.records[1].val.p, "eight", 5);
+    sy_storage_boot_free(&b);
+    fx_close(f);
+}
+
 static void unlink_wal(fx *f)
 {
     char p[600];
@@ -286,6 +322,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_logged_entries_come_back_without_an_lmdb_commit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logged_engine_records_come_back_without_an_lmdb_commit,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_torn_last_record_ends_the_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_record_inside_the_log_is_corruption, setup,
