@@ -260,9 +260,13 @@ void pbft_maybe_fetch_state(pbft *p)
          * first chunk), one that has not says nothing. Only while our
          * execution has not moved for PBFT_IDLE_PROBE_HB heartbeats: one
          * signed message per replica per second at the defaults, none
-         * under load. */
+         * under load. In a view change too: a replica alone in one (its
+         * timer accused a primary the others still follow) runs no view,
+         * so nothing else tells it of entries the others executed, and
+         * executing certified entries does not depend on the view
+         * (test_replica_alone_in_a_view_change_catches_up_in_an_idle_cluster). */
         uint64_t every = PBFT_IDLE_PROBE_HB * (uint64_t)p->cfg.heartbeat_ms;
-        if (!p->in_vc && p->now >= p->progress_ms + every &&
+        if (p->now >= p->progress_ms + every &&
             p->now >= p->idle_probe_ms + every) {
             p->idle_probe_ms = p->now;
             send_state_req(p);

@@ -394,6 +394,41 @@ static void test_replica_back_in_an_idle_cluster_catches_up_by_itself(void **sta
     }
 }
 
+static bool nothing_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    (void)m;
+    return to != 3;
+}
+
+/* As above, but node 3 comes back in a view change of its own: it got the
+ * clients' requests and none of its peers' messages, so its timer accused
+ * the primary, and one replica cannot make the others change view. The
+ * cluster is idle when it comes back. A replica in a view change did not
+ * probe, so it stayed behind for good (a chaos run: a replica SIGSTOPped
+ * as the load ended, then stuck 7 entries short, its state digest
+ * different from the others'). Executing certified entries does not
+ * depend on the view; it must catch up while still asking for view 1. */
+static void test_replica_alone_in_a_view_change_catches_up_in_an_idle_cluster(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->filter = nothing_to_3;
+    for (uint32_t r = 0; r < 3; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0xf, 0x7, 5000));
+    h_run_for(h, 10000, 50);   /* its view-change timer goes off */
+    assert_int_equal(h->applied[3], 0);
+    assert_int_equal(h_status(h, 3).role, SY_ROLE_VIEW_CHANGE);
+    assert_int_equal(h_status(h, 0).role, SY_ROLE_PRIMARY);
+    h->filter = NULL;
+    h_run_for(h, 10000, 50);   /* idle: only ticks */
+    assert_int_equal(h->applied[3], 3);
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* The primary, node 0, never sees client 3's request: the client sent it
  * to the backups only and every FORWARD to the primary is lost, which is
  * what a primary censoring that client looks like from outside. */
@@ -606,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_a_silent_responder_loses_the_fetch_a_slow_one_keeps_it),
         cmocka_unit_test(test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster),
         cmocka_unit_test(test_replica_back_in_an_idle_cluster_catches_up_by_itself),
+        cmocka_unit_test(test_replica_alone_in_a_view_change_catches_up_in_an_idle_cluster),
         cmocka_unit_test(test_a_fetch_slower_than_a_checkpoint_interval_completes),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
