@@ -162,7 +162,8 @@ static int lm_scan(sy_storage *s, void *txn, int tbl, const void *k, size_t kl,
         return map_err(s, mrc, "cursor");
     MDB_val mk = mv(k, kl), mval;
     int rc = SY_OK;
-    mrc = mdb_cursor_get(c, &mk, &mval, k ? MDB_SET_RANGE : MDB_FIRST);
+    /* an empty key sorts before every key (and LMDB refuses one as a key) */
+    mrc = mdb_cursor_get(c, &mk, &mval, k && kl ? MDB_SET_RANGE : MDB_FIRST);
     while (mrc == 0) {
         rc = cb(ctx, (sy_bytes){ mk.mv_data, (uint32_t)mk.mv_size },
                 (sy_bytes){ mval.mv_data, (uint32_t)mval.mv_size });

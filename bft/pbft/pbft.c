@@ -621,12 +621,52 @@ static int hs_encode(pbft *p)
 
 static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_seq);
 
-/* The engine records that changed since the last ready: for each number of
- * the window, its SECTIONS against the bytes last handed out for it (an
- * empty record: deleted); and, when h moved, every record up to h dropped.
- * Encoding the window is what version 1 did at every ready anyway; what
- * goes to the disk is now only what changed. Values live in p->rec_buf
- * until the next ready. */
+static void rec_fp(const pbft *p, uint64_t seq, pbft_recfp *fp)
+{
+    const pbft_slot *s = &p->slots[seq % p->L];
+    memset(fp, 0, sizeof *fp);
+    if (s->seq != seq)
+        return;
+    if (s->have_cert) {
+        fp->what |= 1;
+        fp->cert_view = s->cert_view;
+        fp->cert_d = s->cert_d;
+        fp->cert_n = s->cert_n;
+    }
+    if (seq <= p->executed && s->executed && s->ccert_n >= p->q) {
+        fp->what |= 2;
+        fp->ccert_view = s->ccert_view;
+        fp->ccert_n = s->ccert_n;
+    }
+    if (hs_keeps_batch(p, s, seq)) {
+        fp->what |= 4;
+        fp->batch = s->batch;
+        fp->batch_len = s->batch_len;
+    }
+    if (hs_keeps_cbatch(p, s, seq)) {
+        fp->what |= 8;
+        fp->cbatch = s->cbatch;
+        fp->cbatch_len = s->cbatch_len;
+    }
+    if (fp->what & 6)
+        fp->d = s->d;   /* the commit certificate's digest, the batch's */
+}
+
+static bool rec_fp_eq(const pbft_recfp *a, const pbft_recfp *b)
+{
+    return a->what == b->what && a->cert_view == b->cert_view &&
+           a->ccert_view == b->ccert_view && sy_digest_eq(&a->cert_d, &b->cert_d) &&
+           sy_digest_eq(&a->d, &b->d) && a->cert_n == b->cert_n && a->ccert_n == b->ccert_n &&
+           a->batch_len == b->batch_len && a->cbatch_len == b->cbatch_len &&
+           a->batch == b->batch && a->cbatch == b->cbatch;
+}
+
+/* The engine records that changed since the last ready: each number of
+ * the window whose fingerprint moved is encoded (its SECTIONS alone) and
+ * written, an empty one deleted if storage holds one; when h moved, every
+ * record up to h is dropped. Version 1 encoded and wrote the whole window
+ * at every ready; now a ready encodes and writes what changed. Values live
+ * in p->rec_buf until the next ready. */
 static int pbft_records(pbft *p)
 {
     static const uint8_t empty[6];
@@ -639,25 +679,34 @@ static int pbft_records(pbft *p)
     }
     for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
         pbft_rec *k = &p->rec_kept[seq % p->L];
+        if (k->seq != seq) {
+            /* storage holds nothing for seq: the slot's earlier number was
+             * at or below h, and numbers above h + L are never written */
+            memset(k, 0, sizeof *k);
+            k->seq = seq;
+        }
+        pbft_recfp fp;
+        rec_fp(p, seq, &fp);
+        if (k->known && rec_fp_eq(&k->fp, &fp))
+            continue;
         sy_buf *sc = &p->rec_scratch;
         sy_buf_reset(sc);
         hs_sections(p, sc, seq, seq);
         if (sc->err)
             return sc->err;
         size_t nl = sc->len == sizeof empty && !memcmp(sc->p, empty, sizeof empty) ? 0 : sc->len;
-        size_t ol = k->seq == seq ? k->b.len : 0;
-        if (nl == ol && (!nl || !memcmp(sc->p, k->b.p, nl)))
+        k->fp = fp;
+        k->known = true;
+        if (!nl && !k->stored)
             continue;
+        k->stored = nl > 0;
         if (grow((void **)&p->rec_out, &p->cap_rec_out, p->n_rec_out + 1, sizeof *p->rec_out))
             return SY_ENOMEM;
         /* val.p holds the offset in rec_buf until the buffer stops moving */
         p->rec_out[p->n_rec_out++] = (sy_record){ seq, { (const uint8_t *)(uintptr_t)p->rec_buf.len,
                                                         (uint32_t)nl } };
         sy_buf_append(&p->rec_buf, sc->p, nl);
-        k->seq = seq;
-        sy_buf_reset(&k->b);
-        sy_buf_append(&k->b, sc->p, nl);
-        if (p->rec_buf.err || k->b.err)
+        if (p->rec_buf.err)
             return SY_ENOMEM;
     }
     for (size_t i = 0; i < p->n_rec_out; i++) {
@@ -667,8 +716,9 @@ static int pbft_records(pbft *p)
     return SY_OK;
 }
 
-/* One engine record at boot: its sections go into the window's slot, and
- * its bytes become what storage is known to hold for that number. */
+/* One engine record at boot: its sections go into the window's slot. What
+ * storage holds for the number is marked stored but not known, so the
+ * first ready writes it once more from the state the boot ends with. */
 static int boot_record(pbft *p, const sy_record *r)
 {
     if (r->key <= p->h)
@@ -682,10 +732,10 @@ static int boot_record(pbft *p, const sy_record *r)
     if (o != r->val.len)
         return SY_ECORRUPT;
     pbft_rec *k = &p->rec_kept[r->key % p->L];
+    memset(k, 0, sizeof *k);
     k->seq = r->key;
-    sy_buf_reset(&k->b);
-    sy_buf_append(&k->b, r->val.p, r->val.len);
-    return k->b.err;
+    k->stored = true;
+    return SY_OK;
 }
 
 /* The three per-sequence-number sections (prepared certificates, commit
@@ -998,7 +1048,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->vcache_have = calloc(PBFT_VCACHE, sizeof *p->vcache_have);
     p->waiting = calloc(PBFT_MAX_WAITING, sizeof *p->waiting);
     p->waiting_since = calloc(PBFT_MAX_WAITING, sizeof *p->waiting_since);
-    p->rec_kept = calloc(p->L, sizeof *p->rec_kept);   /* zeroed sy_bufs are empty */
+    p->rec_kept = calloc(p->L, sizeof *p->rec_kept);
     if (!p->slots || !p->cks || !p->hi_ck || !p->peer_view || !p->h_sigs || !p->kept || !p->fetch_seq ||
         !p->fetch_ms || !p->rec_kept ||
         !p->vcs ||
@@ -1199,8 +1249,6 @@ static void pbft_destroy(void *e)
     free(p->vcache_have);
     sy_buf_free(&p->evid_log);
     sy_buf_free(&p->hs);
-    for (uint64_t i = 0; p->rec_kept && i < p->L; i++)
-        sy_buf_free(&p->rec_kept[i].b);
     free(p->rec_kept);
     free(p->rec_out);
     sy_buf_free(&p->rec_buf);

@@ -88,11 +88,25 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
 #define PBFT_HS_VERSION 2u           /* 2: sections in engine records */
 
-/* The engine record last handed out for a window slot's sequence number
- * (what storage holds for it; seq 0 or another number: nothing). */
+/* What a sequence number's engine record encodes (pbft_records): equal
+ * fingerprints, equal records -- up to which of several valid
+ * certificates for the same (view, seq, digest) it holds, any of which
+ * proves the same thing after a restart. */
 typedef struct {
-    uint64_t seq;
-    sy_buf b;
+    uint8_t what;                 /* bits: cert, commit cert, batch, set-aside batch */
+    uint64_t cert_view, ccert_view;
+    sy_digest cert_d, d;
+    uint32_t cert_n, ccert_n;
+    size_t batch_len, cbatch_len;
+    const void *batch, *cbatch;
+} pbft_recfp;
+
+/* Storage's engine record for a window slot's sequence number. */
+typedef struct {
+    uint64_t seq;                 /* the number (another, or 0: nothing known) */
+    bool known;                   /* fp is what storage holds for seq */
+    bool stored;                  /* storage holds a record for seq */
+    pbft_recfp fp;
 } pbft_rec;
 
 /* A stable checkpoint's snapshot kept for a replica still fetching it. */
