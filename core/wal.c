@@ -24,6 +24,7 @@ struct sy_wal {
     bool recovered;
     bool created;      /* sy_wal_open made the file */
     sy_buf rec;        /* scratch: one encoded record */
+    char path[4096];
 };
 
 static void set_err(char *errmsg, const char *fmt, const char *path, int e)
@@ -123,6 +124,7 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
     }
     w->fd = fd;
     w->created = created;
+    memcpy(w->path, path, sizeof w->path);
     w->size = (uint64_t)stt.st_size;
     sy_buf_init(&w->rec);
     *out = w;
@@ -442,6 +444,10 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
     /* The file is new but the store had logged records: only a clean stop
      * (everything committed to LMDB, marked) makes that harmless. */
     if (w->created && base > 0 && clean != base + 1) {
+        /* the file sy_wal_open just made goes again: left in place, it
+         * made the next start find a log and go ahead (a service manager
+         * restarting the node on failure did exactly that) */
+        unlink(w->path);
         rc = sy_storage_fail(s, SY_ECORRUPT,
                              "write-ahead log file missing after an unclean stop: writes "
                              "acknowledged after record %llu may be lost",

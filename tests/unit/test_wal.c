@@ -205,6 +205,12 @@ static void test_a_missing_log_is_refused_unless_the_node_stopped_cleanly(void *
     assert_int_equal(sy_wal_recover(f->w, f->s, NULL), SY_ECORRUPT);
     assert_non_null(strstr(sy_storage_errmsg(f->s), "unclean stop"));
     fx_close(f);
+    /* and refused again at the next start: the refusal does not leave the
+     * file it made behind for that start to find */
+    fx_open(f, 0);
+    assert_int_equal(sy_wal_recover(f->w, f->s, NULL), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "unclean stop"));
+    fx_close(f);
 }
 
 /* Flips one byte of record k's payload (records here are 24 + 142 bytes). */
