@@ -17,6 +17,7 @@
 #include "cmd/synod/runtime.h"
 #include "core/chunks.h"
 #include "core/config.h"
+#include "core/datadir.h"
 #include "core/engine.h"
 #include "core/envelope.h"
 #include "core/kv.h"
@@ -169,6 +170,7 @@ typedef struct {
     sy_txn held_txn;
     bool held_txn_open;
     sy_wal *wal;              /* storage thread + boot */
+    int lock_fd;              /* the data directory's lock (core/datadir.h); -1: none */
     /* The snapshot thread (see take_snapshot); sn_* under sn_mu: */
     pthread_t sn_thread;
     bool sn_thread_up;
@@ -1844,6 +1846,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "synod: out of memory\n");
         return 1;
     }
+    r->lock_fd = -1;
     /* Snapshots are whole-state heap blobs (tens of MB), made and freed
      * every snapshot_threshold entries. glibc's dynamic mmap threshold
      * rises after the first such free, after which the blobs come from the
@@ -1925,6 +1928,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_cfg;
     }
+    if ((rc = sy_datadir_lock(r->ncfg.data_dir, &r->lock_fd, why, sizeof why))) {
+        fprintf(stderr, "synod: %s (node file %s)\n", why, r->ncfg.path);
+        goto out_cfg;
+    }
     char serr[SY_STORAGE_ERRMSG] = "";
     if ((rc = sy_storage_lmdb_open(r->ncfg.data_dir, NULL, &r->st, serr))) {
         fprintf(stderr, "synod: cannot open storage in %s: %s\n", r->ncfg.data_dir, serr);
@@ -1947,6 +1954,19 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         if (sy_wal_missing(r->wal))
             SY_INFO(&r->log, "the write-ahead log %s was missing; the node had stopped "
                     "cleanly, so nothing is lost: created anew", walpath);
+    }
+    sy_datadir_id ident = { .cluster_id = r->cluster.id, .protocol = proto, .node = r->ncfg.id,
+                         .key = &r->cluster.nodes[r->ncfg.id].pubkey };
+    if ((rc = sy_datadir_identity(r->st, &ident, why, sizeof why))) {
+        if (rc == SY_ECONFIG || rc == SY_ECORRUPT || rc == SY_EINVAL)
+            fprintf(stderr, "synod: %s: %s (node file %s)\n", r->ncfg.data_dir, why,
+                    r->ncfg.path);
+        else
+            fprintf(stderr, "synod: recording the node's identity in %s failed: %s\n",
+                    r->ncfg.data_dir, sy_storage_errmsg(r->st));
+        if (rc == SY_ECONFIG)
+            code = 2;
+        goto out_storage;
     }
     sy_env_opts kvdec = {.cluster_id = r->cluster.id, .dir = &r->dir};
     if ((rc = sy_kv_init(&r->kv, r->st, &kvdec, 0))) {
@@ -2120,6 +2140,8 @@ out_storage:
     sy_wal_close(r->wal);
     sy_storage_close(r->st);
 out_cfg:
+    if (r->lock_fd >= 0)
+        close(r->lock_fd);   /* after the store is closed */
     sy_node_free(&r->ncfg);
     sy_cluster_free(&r->cluster);
 out_free:

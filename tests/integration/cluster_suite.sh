@@ -207,7 +207,17 @@ ctl --timeout 15000 put after-stop yes >/dev/null && pass "writes go on after th
 start_node "$L"
 wait_converged 60 && pass "the stopped leader restarts and catches up" || fail "node $L did not catch up after restart"
 
-# ---- 7. ledger verifies on every node; clean shutdown exits 0
+# ---- 7. a data directory serves one node: a node file pointed at node 0's
+# directory while node 0 runs is refused by its lock (exit 1), and after
+# node 0 stopped, by the identity the directory recorded (exit 2)
+sed "s|^data_dir *=.*|data_dir = data/node-0|" "$C_DIR/node-1.ini" > "$C_DIR/node-1-on-0.ini"
+out=$(timeout 20 "$BIN/synod" --config "$C_DIR/node-1-on-0.ini" 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "data directory .*/data/node-0 is in use by another synod process (pid ${T_PIDS[0]})" <<<"$out" \
+  && pass "a second process on node 0's data directory is refused (exit 1): $out" \
+  || fail "second process on node 0's data directory: rc=$rc out=$out"
+alive 0 && pass "node 0 keeps running" || fail "node 0 died when a second process tried its data directory"
+
+# ---- 8. ledger verifies on every node; clean shutdown exits 0
 for ((i = 0; i < N; i++)); do
   kill_node "$i" TERM; rc=$?
   [ $rc -eq 0 ] && pass "node $i exits 0 on SIGTERM" || fail "node $i exited $rc on SIGTERM"
@@ -215,4 +225,8 @@ done
 for ((i = 0; i < N; i++)); do
   out=$(ctl ledger verify "$C_DIR/data/node-$i" 2>&1) && pass "node $i ledger verifies: $out" || fail "node $i ledger: $out"
 done
+out=$(timeout 20 "$BIN/synod" --config "$C_DIR/node-1-on-0.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "belongs to node 0 of cluster .* not to node 1" <<<"$out" \
+  && pass "node 1 on node 0's data directory is refused (exit 2): $out" \
+  || fail "node 1 on node 0's data directory: rc=$rc out=$out"
 finish

@@ -1,0 +1,143 @@
+/* Data directory guard: see core/datadir.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "core/datadir.h"
+#include "crypto/sy_err.h"
+
+int sy_datadir_lock(const char *dir, int *fd, char *why, size_t whylen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, SY_DATADIR_LOCK);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return SY_EIO;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(f, pid, sizeof pid - 1, 0) : -1;
+        close(f);
+        if (e != EWOULDBLOCK) {
+            snprintf(why, whylen, "cannot lock %s: %s", path, strerror(e));
+            return SY_EIO;
+        }
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        snprintf(why, whylen, "data directory %s is in use by another synod process%s%s%s", dir,
+                 pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        return SY_EEXIST;
+    }
+    /* the holder's pid, for the message above; best effort */
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) == 0 && pwrite(f, pid, (size_t)pl, 0) == pl) {
+        /* written */
+    }
+    *fd = f;
+    return SY_OK;
+}
+
+/* u8 version (1) | u32be node | u8 len | protocol | u8 len | cluster id |
+ * 32-byte public key */
+#define ID_VERSION 1
+
+static size_t id_encode(const sy_datadir_id *id, uint8_t *b, size_t cap)
+{
+    size_t pl = strlen(id->protocol), cl = strlen(id->cluster_id);
+    if (pl > 255 || cl > 255 || 1 + 4 + 1 + pl + 1 + cl + SY_PUBKEY_LEN > cap)
+        return 0;
+    size_t o = 0;
+    b[o++] = ID_VERSION;
+    sy_put_u32be(b + o, id->node);
+    o += 4;
+    b[o++] = (uint8_t)pl;
+    memcpy(b + o, id->protocol, pl);
+    o += pl;
+    b[o++] = (uint8_t)cl;
+    memcpy(b + o, id->cluster_id, cl);
+    o += cl;
+    memcpy(b + o, id->key->b, SY_PUBKEY_LEN);
+    return o + SY_PUBKEY_LEN;
+}
+
+/* The stored identity, for the message; false: not one we can read. */
+static bool id_decode(sy_bytes v, uint32_t *node, char *proto, char *cluster, sy_pubkey *key)
+{
+    const uint8_t *b = v.p;
+    size_t o = 0, n = v.len;
+    if (n < 1 + 4 + 1 || b[0] != ID_VERSION)
+        return false;
+    *node = sy_get_u32be(b + 1);
+    o = 5;
+    size_t pl = b[o++];
+    if (n - o < pl + 1)
+        return false;
+    memcpy(proto, b + o, pl);
+    proto[pl] = 0;
+    o += pl;
+    size_t cl = b[o++];
+    if (n - o != cl + SY_PUBKEY_LEN)
+        return false;
+    memcpy(cluster, b + o, cl);
+    cluster[cl] = 0;
+    o += cl;
+    memcpy(key->b, b + o, SY_PUBKEY_LEN);
+    return true;
+}
+
+int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_t whylen)
+{
+    uint8_t want[600];
+    size_t wl = id_encode(id, want, sizeof want);
+    if (!wl) {
+        snprintf(why, whylen, "cluster id or protocol name too long");
+        return SY_EINVAL;
+    }
+    sy_txn t;
+    int rc = sy_txn_begin(s, true, &t);
+    if (rc)
+        return rc;
+    sy_bytes v;
+    rc = sy_txn_meta_get(&t, "identity", &v);
+    if (rc == SY_ENOTFOUND) {
+        /* a new directory, or one from before identities were recorded */
+        if ((rc = sy_txn_meta_put(&t, "identity", want, wl)))
+            goto err_abort;
+        return sy_txn_commit(&t);
+    }
+    if (rc)
+        goto err_abort;
+    if (v.len == wl && memcmp(v.p, want, wl) == 0) {
+        sy_txn_abort(&t);
+        return SY_OK;
+    }
+    uint32_t node = 0;
+    char proto[256], cluster[256];
+    sy_pubkey key;
+    if (!id_decode(v, &node, proto, cluster, &key)) {
+        sy_txn_abort(&t);
+        snprintf(why, whylen, "the data directory's recorded identity is not readable");
+        return SY_ECORRUPT;
+    }
+    sy_txn_abort(&t);
+    bool same_node = node == id->node && !strcmp(cluster, id->cluster_id) &&
+                     !strcmp(proto, id->protocol);
+    if (same_node)
+        snprintf(why, whylen, "the data directory belongs to node %u of cluster '%s' (%s) with "
+                 "another public key: were the keys regenerated? A node with a new key starts "
+                 "from an empty data directory", node, cluster, proto);
+    else
+        snprintf(why, whylen, "the data directory belongs to node %u of cluster '%s' (%s), not "
+                 "to node %u of cluster '%s' (%s): give every node its own data_dir",
+                 node, cluster, proto, id->node, id->cluster_id, id->protocol);
+    return SY_ECONFIG;
+err_abort:
+    sy_txn_abort(&t);
+    return rc;
+}

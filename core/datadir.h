@@ -1,0 +1,45 @@
+/* A node's data directory, guarded.
+ *
+ * One process at a time: an exclusive flock(2) on DIR/synod.lock, held for
+ * the process's life (the kernel drops it when the process dies, SIGKILL
+ * included). LMDB itself admits several writers one after another, but
+ * the write-ahead log beside it (core/wal.h) has one writer by design: two
+ * nodes started on one directory corrupt it.
+ *
+ * One identity for the directory's life: the store's meta value "identity"
+ * (cluster id, protocol, node id, node public key) is written at the first
+ * start and compared at every later one. A node of another cluster, another
+ * node of this one, or this node after its keys were regenerated would
+ * otherwise boot on a state, a log and votes that are not its own.
+ *
+ * No global state; used by the daemon before anything reads the store. */
+#ifndef SY_DATADIR_H
+#define SY_DATADIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/storage.h"
+#include "crypto/crypto.h"
+
+#define SY_DATADIR_LOCK "synod.lock"
+
+/* Takes the directory's lock. SY_OK: *fd holds it (close(*fd) releases).
+ * SY_EEXIST: another process holds it (why names its pid when known);
+ * SY_EIO: the lock file cannot be opened or locked (why says why). */
+int sy_datadir_lock(const char *dir, int *fd, char *why, size_t whylen);
+
+/* The identity a node claims for a data directory. */
+typedef struct {
+    const char *cluster_id;
+    const char *protocol;        /* "raft", "paxos", "pbft" */
+    uint32_t node;
+    const sy_pubkey *key;        /* the node's public key (borrowed) */
+} sy_datadir_id;
+
+/* SY_OK: the store had no identity (recorded now, in a synced commit) or
+ * the same one. SY_ECONFIG: the store belongs to another identity; why
+ * says whose and what differs. Other codes: storage errors
+ * (sy_storage_errmsg). */
+int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_t whylen);
+
+#endif

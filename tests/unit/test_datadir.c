@@ -1,0 +1,108 @@
+/* The data directory guard: one process at a time, one node identity for
+ * the directory's life (core/datadir.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/datadir.h"
+#include "crypto/sy_err.h"
+
+typedef struct {
+    char dir[512];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    const char *base = getenv("SYNOD_TMP");
+    if (!f)
+        return -1;
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir(base, 0700);
+    snprintf(f->dir, sizeof f->dir, "%s/datadir-XXXXXX", base);
+    if (!mkdtemp(f->dir))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    const char *names[] = { "data.mdb", "lock.mdb", SY_DATADIR_LOCK };
+    for (size_t i = 0; i < 3; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A second node started on the directory is refused, naming the holder's
+ * pid; once the first is gone (its lock closed, as at exit) it is not. */
+static void test_a_second_process_on_a_data_directory_is_refused(void **state)
+{
+    fx *f = *state;
+    int a = -1, b = -1;
+    char why[512] = "";
+    assert_int_equal(sy_datadir_lock(f->dir, &a, why, sizeof why), SY_OK);
+    assert_int_equal(sy_datadir_lock(f->dir, &b, why, sizeof why), SY_EEXIST);
+    assert_non_null(strstr(why, "in use by another synod process"));
+    char pid[32];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(why, pid));
+    close(a);
+    assert_int_equal(sy_datadir_lock(f->dir, &b, why, sizeof why), SY_OK);
+    close(b);
+}
+
+static void test_a_data_directory_keeps_the_identity_it_first_served(void **state)
+{
+    fx *f = *state;
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG], why[512] = "";
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &s, err), SY_OK);
+    sy_pubkey k0, k1;
+    memset(k0.b, 0xa0, sizeof k0.b);
+    memset(k1.b, 0xb1, sizeof k1.b);
+    sy_datadir_id me = { "demo", "pbft", 0, &k0 };
+    assert_int_equal(sy_datadir_identity(s, &me, why, sizeof why), SY_OK);   /* recorded */
+    sy_storage_close(s);
+    assert_int_equal(sy_storage_lmdb_open(f->dir, NULL, &s, err), SY_OK);
+    assert_int_equal(sy_datadir_identity(s, &me, why, sizeof why), SY_OK);   /* the same */
+    /* another node of the cluster: refused, naming both */
+    sy_datadir_id other = { "demo", "pbft", 1, &k1 };
+    assert_int_equal(sy_datadir_identity(s, &other, why, sizeof why), SY_ECONFIG);
+    assert_non_null(strstr(why, "belongs to node 0 of cluster 'demo' (pbft), not to node 1"));
+    /* another cluster with the same node id */
+    sy_datadir_id alien = { "prod", "raft", 0, &k0 };
+    assert_int_equal(sy_datadir_identity(s, &alien, why, sizeof why), SY_ECONFIG);
+    assert_non_null(strstr(why, "not to node 0 of cluster 'prod' (raft)"));
+    /* this node with regenerated keys */
+    sy_datadir_id rekeyed = { "demo", "pbft", 0, &k1 };
+    assert_int_equal(sy_datadir_identity(s, &rekeyed, why, sizeof why), SY_ECONFIG);
+    assert_non_null(strstr(why, "another public key"));
+    /* refusals change nothing: the first identity still passes */
+    assert_int_equal(sy_datadir_identity(s, &me, why, sizeof why), SY_OK);
+    sy_storage_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_second_process_on_a_data_directory_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_data_directory_keeps_the_identity_it_first_served,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
