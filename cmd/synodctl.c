@@ -712,6 +712,18 @@ int main(int argc, char **argv)
         need_args(&a, 1, "status [--json]");
     else if (!strcmp(cmd, "transfer"))
         need_args(&a, 1, "transfer [--to N]");
+    bool keyed = !strcmp(cmd, "put") || !strcmp(cmd, "get") || !strcmp(cmd, "del") ||
+                 !strcmp(cmd, "cas");
+    if (keyed && !a.pos[1][0]) {
+        fprintf(stderr, "synodctl: %s: KEY must not be empty\n", cmd);
+        return EXIT_USAGE;
+    }
+    /* byte order, as the store sorts keys; TO = "" means the end */
+    if (!strcmp(cmd, "scan") && a.pos[2][0] && strcmp(a.pos[1], a.pos[2]) > 0) {
+        fprintf(stderr, "synodctl: scan: FROM '%s' sorts after TO '%s', so [FROM, TO) is empty; "
+                "swap them\n", a.pos[1], a.pos[2]);
+        return EXIT_USAGE;
+    }
     for (int i = 1; i < a.npos; i++) {
         size_t l = strlen(a.pos[i]);
         bool is_key = i == 1 || (!strcmp(cmd, "scan") && i == 2);
@@ -791,6 +803,13 @@ int main(int argc, char **argv)
                 putchar('\t');
                 print_bytes(stdout, kvs[i].val, kvs[i].val_len);
                 putchar('\n');
+            }
+            /* a full page may not be all of [FROM, TO): say so, and how on */
+            if (n && n == (a.limit ? a.limit : SY_MAX_SCAN)) {
+                fflush(stdout);
+                fprintf(stderr, "synodctl: scan: stopped after %zu keys (%s); more may follow: "
+                        "scan again from the last key printed (it comes again first)\n", n,
+                        a.limit ? "--limit" : "the most one scan returns");
             }
             sy_client_kvs_free(kvs, n);
         } else {
