@@ -214,21 +214,17 @@ static sy_client *open_or_die(const args *a, const char *key)
 static int fail_call(sy_client *c, const args *a, const char *what, int rc)
 {
     if (rc == SY_ETIMEOUT) {
+        /* the connections say which it is; a status round here cost up to
+         * 2 s past the deadline the user gave */
         const sy_cluster_cfg *cfg = sy_client_cluster(c);
-        sy_client_node_status *st = calloc(cfg->n, sizeof *st);
-        uint32_t up = 0;
-        int probe = a->timeout_ms < STATUS_TIMEOUT_MS ? a->timeout_ms : STATUS_TIMEOUT_MS;
-        if (st && sy_client_status_all(c, probe, st) == SY_OK)
-            for (uint32_t i = 0; i < cfg->n; i++)
-                up += st[i].rc == SY_OK;
-        free(st);
+        uint32_t up = sy_client_connected(c);
         if (up == 0)
             fprintf(stderr, "synodctl: %s: cluster unreachable: none of the %u nodes answered "
                     "(is synod running? node 0 client address %s)\n",
                     what, cfg->n, cfg->nodes[0].client);
         else
             fprintf(stderr, "synodctl: %s: no leader/quorum answered within %d ms (%u of %u "
-                    "nodes reachable; see synodctl status). The operation may or may not "
+                    "nodes connected; see synodctl status). The operation may or may not "
                     "have taken effect.\n", what, a->timeout_ms, up, cfg->n);
         return EXIT_RUNTIME;
     }
@@ -515,6 +511,19 @@ static int cmd_bench(const args *a)
         last_done = d;
         if (finished)
             break;
+        /* nothing done and no node connected one deadline in: the cluster
+         * is not there, and every further request would only wait out its
+         * own deadline (1,000 requests x 5 s by default) */
+        uint32_t up = 0;
+        for (uint32_t i = 0; i < a->clients; i++)
+            up += sy_client_connected(b.clients[i]);
+        if (!b.stop && d == 0 && up == 0 &&
+            mono_us() / 1000 >= b.start_ms + (uint64_t)a->timeout_ms + 1000) {
+            fprintf(stderr, "synodctl: bench: cluster unreachable: no node connected and no "
+                    "operation done in %us; stopping (is synod running? node 0 client address "
+                    "%s)\n", sec, sy_client_cluster(b.clients[0])->nodes[0].client);
+            b.stop = 1;
+        }
     }
     for (uint32_t i = 0; i < a->clients; i++)
         pthread_join(ts[i].thr, NULL);
@@ -531,7 +540,8 @@ static int cmd_bench(const args *a)
     size_t k = 0;
     int last_err = SY_OK;
     for (uint32_t i = 0; i < a->clients; i++) {
-        memcpy(all + k, ts[i].lat_us, ts[i].n_lat * sizeof *all);
+        if (ts[i].n_lat)   /* lat_us is NULL for a thread that completed nothing */
+            memcpy(all + k, ts[i].lat_us, ts[i].n_lat * sizeof *all);
         k += ts[i].n_lat;
         if (ts[i].last_err)
             last_err = ts[i].last_err;

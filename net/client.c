@@ -451,6 +451,14 @@ uint32_t sy_client_id(const sy_client *c)
     return c->client_id;
 }
 
+uint32_t sy_client_connected(const sy_client *c)
+{
+    uint32_t up = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        up += c->links[i].open && __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0;
+    return up;
+}
+
 const sy_cluster_cfg *sy_client_cluster(const sy_client *c)
 {
     return c->cfg;

@@ -106,6 +106,9 @@ void sy_client_close(sy_client *c);
 void sy_client_set_opts(sy_client *c, const sy_client_opts *o);
 uint32_t sy_client_id(const sy_client *c);
 const sy_cluster_cfg *sy_client_cluster(const sy_client *c);
+/* Nodes this client has a connection to right now (dialing goes on in the
+ * background): tells "unreachable" from "no quorum" without a round trip. */
+uint32_t sy_client_connected(const sy_client *c);
 
 /* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in
  * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided
