@@ -280,7 +280,8 @@ static int cmd_status(sy_client *c, const args *a)
             printf("%s\n  {\"node\": %u, \"address\": ", i ? "," : "", i);
             json_str(cfg->nodes[i].client);
             if (s->rc != SY_OK) {
-                printf(", \"reachable\": false}");
+                printf(", \"reachable\": false, \"connected\": %s}",
+                       sy_client_node_connected(c, i) ? "true" : "false");
                 continue;
             }
             char sd[65], lh[65];
@@ -310,7 +311,9 @@ static int cmd_status(sy_client *c, const args *a)
         for (uint32_t i = 0; i < cfg->n; i++) {
             const sy_client_node_status *s = &st[i];
             if (s->rc != SY_OK) {
-                printf("%-4u unreachable (%s)\n", i, cfg->nodes[i].client);
+                printf("%-4u %s (%s)\n", i,
+                       sy_client_node_connected(c, i) ? "connected, no answer" : "unreachable",
+                       cfg->nodes[i].client);
                 continue;
             }
             char leader[16];
@@ -327,8 +330,16 @@ static int cmd_status(sy_client *c, const args *a)
     }
     free(st);
     if (up == 0) {
-        fprintf(stderr, "synodctl: status: cluster unreachable: none of the %u nodes answered\n",
-                cfg->n);
+        /* nodes drop requests signed by a key their manifest does not list
+         * (counted, never answered): connected and silent says that */
+        uint32_t conn = sy_client_connected(c);
+        if (conn)
+            fprintf(stderr, "synodctl: status: %u of %u nodes are connected but none answered: "
+                    "is this client key in the cluster's manifest (synodctl --key)?\n", conn,
+                    cfg->n);
+        else
+            fprintf(stderr, "synodctl: status: cluster unreachable: none of the %u nodes "
+                    "answered\n", cfg->n);
         return EXIT_RUNTIME;
     }
     return 0;

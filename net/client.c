@@ -451,11 +451,17 @@ uint32_t sy_client_id(const sy_client *c)
     return c->client_id;
 }
 
+bool sy_client_node_connected(const sy_client *c, uint32_t node)
+{
+    return node < c->n && c->links[node].open &&
+           __atomic_load_n(&c->links[node].pipes, __ATOMIC_SEQ_CST) > 0;
+}
+
 uint32_t sy_client_connected(const sy_client *c)
 {
     uint32_t up = 0;
     for (uint32_t i = 0; i < c->n; i++)
-        up += c->links[i].open && __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0;
+        up += sy_client_node_connected(c, i);
     return up;
 }
 

@@ -109,6 +109,8 @@ const sy_cluster_cfg *sy_client_cluster(const sy_client *c);
 /* Nodes this client has a connection to right now (dialing goes on in the
  * background): tells "unreachable" from "no quorum" without a round trip. */
 uint32_t sy_client_connected(const sy_client *c);
+/* The same for node `node`. */
+bool sy_client_node_connected(const sy_client *c, uint32_t node);
 
 /* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in
  * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided
