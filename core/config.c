@@ -523,6 +523,73 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
     return SY_OK;
 }
 
+/* Every section header once, and none without a key: libinih calls the
+ * handler per key only (an empty section never reaches it: a [client]
+ * without public_key vanished, a second empty [cluster] passed) and
+ * merges a section repeated back to back (reported as a key set twice). */
+static int check_sections(const char *path, const char *text, size_t len, char *why,
+                          size_t whylen)
+{
+    enum { MAXS = 1024 };
+    typedef struct { char name[SECTION_MAX]; int line; } sec;
+    sec *secs = calloc(MAXS, sizeof *secs);
+    if (!secs) {
+        put_why(why, whylen, "out of memory parsing %s", path);
+        return SY_ENOMEM;
+    }
+    int ns = 0, cur = -1, line = 0, rc = SY_OK;
+    bool has_key = false;
+    for (size_t i = 0; i < len && rc == SY_OK;) {
+        size_t e = i;
+        while (e < len && text[e] != '\n')
+            e++;
+        line++;
+        size_t b = i;
+        while (b < e && (text[b] == ' ' || text[b] == '\t' || text[b] == '\r'))
+            b++;
+        if (b < e && text[b] == '[') {
+            size_t c = b + 1;
+            while (c < e && text[c] != ']')
+                c++;
+            size_t nl = c - b - 1 < SECTION_MAX - 1 ? c - b - 1 : SECTION_MAX - 1;
+            if (cur >= 0 && !has_key) {
+                put_why(why, whylen, "%s:%d: [%s] has no keys; fill it in or remove it", path,
+                        secs[cur].line, secs[cur].name);
+                rc = SY_ECONFIG;
+                break;
+            }
+            for (int k = 0; k < ns; k++)
+                if (strlen(secs[k].name) == nl && !memcmp(secs[k].name, text + b + 1, nl)) {
+                    bool node = !strncmp(secs[k].name, "node \"", 6);
+                    put_why(why, whylen, "%s:%d: %s%.*s%s[%s] appears twice (first at line %d); "
+                            "%s", path, line, node ? "duplicate node id " : "",
+                            node ? (int)strcspn(secs[k].name + 6, "\"") : 0,
+                            node ? secs[k].name + 6 : "", node ? ": " : "", secs[k].name,
+                            secs[k].line, node ? "node ids must be unique" : "merge them");
+                    rc = SY_ECONFIG;
+                    break;
+                }
+            if (rc == SY_OK && ns < MAXS) {
+                memcpy(secs[ns].name, text + b + 1, nl);
+                secs[ns].name[nl] = 0;
+                secs[ns].line = line;
+                cur = ns++;
+                has_key = false;
+            }
+        } else if (b < e && text[b] != ';' && text[b] != '#') {
+            has_key = true;
+        }
+        i = e + 1;
+    }
+    if (rc == SY_OK && cur >= 0 && !has_key) {
+        put_why(why, whylen, "%s:%d: [%s] has no keys; fill it in or remove it", path,
+                secs[cur].line, secs[cur].name);
+        rc = SY_ECONFIG;
+    }
+    free(secs);
+    return rc;
+}
+
 /* Runs libinih over path. Checks line lengths first because libinih would
  * split an overlong line and report a confusing error. */
 static int parse_ini(const char *path, const char *what, ini_handler handler, ini_src *s,
@@ -548,6 +615,8 @@ static int parse_ini(const char *path, const char *what, ini_handler handler, in
             start = i + 1;
         }
     }
+    if ((rc = check_sections(path, s->text, s->len, why, whylen)))
+        return rc;
     int r = ini_parse_stream(src_reader, s, handler, user);
     if (r == -2) {
         put_why(why, whylen, "out of memory parsing %s", path);

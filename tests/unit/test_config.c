@@ -548,6 +548,21 @@ static void test_key_set_twice_is_rejected(void **state)
     expect_error(fx, "key 'batch_max' is set twice in [cluster]");
 }
 
+/* Sections libinih never reports: one without keys, and one repeated
+ * (back to back it merged them, and an empty repeat passed unseen). */
+static void test_empty_and_repeated_sections_are_rejected(void **state)
+{
+    fixture *fx = *state;
+    build_manifest(fx, (mopts){.tail = "[client \"forgot\"]\n; public_key to come\n"});
+    expect_error(fx, "[client \"forgot\"] has no keys; fill it in or remove it");
+    build_manifest(fx, (mopts){.tail = "[cluster]\n"});
+    expect_error(fx, "[cluster] appears twice (first at line 1); merge them");
+    build_manifest(fx, (mopts){.tail = "[cluster]\nbatch_max = 3\n"});
+    expect_error(fx, "[cluster] appears twice (first at line 1); merge them");
+    write_file(fx->manifest, "[cluster]\nid = demo\n[cluster]\nprotocol = raft\n");
+    expect_error(fx, "cluster.ini:3: [cluster] appears twice (first at line 1)");
+}
+
 static void test_indented_line_is_explained(void **state)
 {
     fixture *fx = *state;
@@ -847,6 +862,7 @@ int main(void)
         T(test_more_than_max_nodes_is_rejected),
         T(test_syntax_error_names_the_line),
         T(test_key_set_twice_is_rejected),
+        T(test_empty_and_repeated_sections_are_rejected),
         T(test_client_admin_flag_defaults_to_no),
         T(test_indented_line_is_explained),
         T(test_valid_node_file_loads_with_paths_relative_to_it),
