@@ -8,7 +8,9 @@
 #include <string.h>
 #include <nng/nng.h>
 #include "cmd/synod/runtime.h"
+#include "core/envelope.h"
 #include "core/log.h"
+#include "bft/pbft/pbft.h"
 
 static volatile sig_atomic_t g_stop; /* cmd/ may hold process-wide state */
 
@@ -23,7 +25,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: synod --config DIR/node-<i>.ini [--log-level debug|info|warn|error]\n"
+            "usage: synod --config DIR/node-<i>.ini [--log-level debug|info|warn|error|off]\n"
+            "       synod --version\n"
             "\n"
             "Runs one replica in the foreground. The node file names the node id,\n"
             "its secret key, its data directory and the cluster manifest.\n"
@@ -45,16 +48,31 @@ int main(int argc, char **argv)
 {
     synod_opts o = {.log_level = -1};
     for (int i = 1; i < argc; i++) {
+        bool has_value = i + 1 < argc;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            /* what a rolling upgrade must match (docs/operations.md, Upgrades) */
+            printf("synod %s (envelope format %d, PBFT hard state %u)\n", SYNOD_VERSION,
+                   SY_ENV_VERSION, PBFT_HS_VERSION);
+            return 0;
+        } else if (!has_value && (!strcmp(argv[i], "--config") || !strcmp(argv[i], "--log-level") ||
+                                  !strcmp(argv[i], "--byzantine") ||
+                                  !strcmp(argv[i], "--slow-snapshot"))) {
+            fprintf(stderr, "synod: %s needs a value (see synod --help)\n", argv[i]);
+            return 2;
+        } else if (!strcmp(argv[i], "--config") && o.config_path) {
+            fprintf(stderr, "synod: --config given twice ('%s' and '%s'); give one node file\n",
+                    o.config_path, argv[i + 1]);
+            return 2;
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             o.config_path = argv[++i];
         } else if (!strcmp(argv[i], "--log-level") && i + 1 < argc) {
             o.log_level = sy_log_level_parse(argv[++i]);
             if (o.log_level < 0) {
-                fprintf(stderr, "synod: unknown log level '%s' (use debug, info, warn or error)\n",
-                        argv[i]);
+                fprintf(stderr, "synod: unknown log level '%s' (use debug, info, warn, error or "
+                        "off)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--byzantine") && i + 1 < argc) {

@@ -286,6 +286,9 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("synod-sim %s\n", SYNOD_VERSION);
+            return 0;
         } else if (strcmp(a, "--ed25519") == 0) {
             o.ed25519 = true;
             continue;
@@ -295,6 +298,15 @@ int main(int argc, char **argv)
         }
         if (strncmp(a, "--", 2) != 0)
             return usage_error("unexpected argument '%s'", a);
+        static const char *const valued[] = { "--protocol", "--nodes", "--seed", "--seeds",
+                                              "--requests", "--clients", "--snapshot-every",
+                                              "--compact-keep", "--fault-ms", "--corrupt",
+                                              "--faults", "--byzantine", "--mutant" };
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known |= strcmp(a, valued[k]) == 0;
+        if (!known)
+            return usage_error("unknown option '%s'", a);
         if (!val)
             return usage_error("%s needs a value", a);
         i++;

@@ -132,6 +132,9 @@ static void parse_args(int argc, char **argv, args *a)
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(usage_text, stdout);
             exit(0);
+        } else if (!strcmp(s, "--version")) {
+            printf("synodctl %s (envelope format %d)\n", SYNOD_VERSION, SY_ENV_VERSION);
+            exit(0);
         } else if (!strcmp(s, "--cluster")) {
             a->cluster = VAL();
         } else if (!strcmp(s, "--key")) {
@@ -697,7 +700,8 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv, &a);
     if (a.npos == 0) {
-        fputs(usage_text, stderr);
+        fprintf(stderr, "synodctl: missing command (put, get, del, cas, scan, status, transfer, "
+                "bench, ledger verify; see synodctl --help)\n");
         return EXIT_USAGE;
     }
     const char *cmd = a.pos[0];

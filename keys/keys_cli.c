@@ -267,6 +267,10 @@ int sy_keys_main(int argc, char **argv)
         fputs(usage_top, stdout);
         return SY_EXIT_OK;
     }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("synod-keys %s\n", SYNOD_VERSION);
+        return SY_EXIT_OK;
+    }
     if (sy_crypto_init() != SY_OK) {
         fprintf(stderr, "synod-keys: cannot initialise libsodium\n");
         return SY_EXIT_FAIL;

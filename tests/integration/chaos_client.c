@@ -218,6 +218,15 @@ int main(int argc, char **argv)
                .min_ok = 1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: synod-chaos --cluster FILE --keys DIR [--clients K] [--duration S]\n"
+                   "                   [--keyspace N] [--timeout MS] [--seed X] [--min-ok N]\n"
+                   "                   [--first-key I]\n"
+                   "Concurrent put/get/cas/del on a few keys; the history is checked for\n"
+                   "linearizability. Exit 0 ok, 1 violation or too few decided, 2 usage,\n"
+                   "3 search bound reached.\n");
+            return 0;
+        }
         if (i + 1 >= argc)
             return usage("every option takes a value");
         const char *v = argv[++i];
