@@ -287,7 +287,10 @@ typedef struct sy_engine_status {
     uint64_t last_index;
     uint64_t commit_index;
     uint64_t snap_index;         /* last snapshot / stable checkpoint */
-    uint64_t leader_changes;     /* elections won / view changes seen */
+    uint64_t leader_changes;     /* leaders this node came to know since it
+                                    started: Raft one per term, Multi-Paxos
+                                    one per change of leader, PBFT one per
+                                    view change (each view, a new primary) */
     uint64_t evidence;           /* misbehaviour evidence held (PBFT) */
     uint64_t dropped;            /* inputs dropped by limits (counted) */
 } sy_engine_status;

@@ -170,7 +170,9 @@ typedef struct raft {
      * those; what steps added since goes to the next ready (pipelining) */
     size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
-    uint64_t leader_changes, dropped;
+    /* leaders learned: one per term whose leader this node came to know
+     * (itself included); leader_term is the last such term */
+    uint64_t leader_changes, leader_term, dropped;
 } raft;
 
 /* util / log (raft_log.c) */

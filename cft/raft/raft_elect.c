@@ -43,6 +43,10 @@ void raft_become_follower(raft *r, uint64_t term, uint32_t leader)
     r->leader = leader;
     if (leader != SY_NO_NODE)
         r->leader_contact = r->now;
+    if (leader != SY_NO_NODE && r->term > r->leader_term) {
+        r->leader_term = r->term;
+        r->leader_changes++;
+    }
     r->votes_yes = r->votes_no = 0;
     if (was_leader)
         raft_fail_pending(r);
@@ -53,7 +57,10 @@ int raft_become_leader(raft *r)
 {
     r->role = SY_ROLE_LEADER;
     r->leader = r->cfg.self;
-    r->leader_changes++;
+    if (r->term > r->leader_term) {
+        r->leader_term = r->term;
+        r->leader_changes++;
+    }
     r->leader_contact = r->now;
     r->transfer_target = SY_NO_NODE;
     r->read_round_open = false;

@@ -98,6 +98,33 @@ static void test_cluster_elects_exactly_one_leader(void **state)
     h_free(&c);
 }
 
+/* synod_leader_changes_total means the same on every node: the leaders it
+ * came to know, one per term (it counted only elections the node itself
+ * won, so followers stayed at 0 while the leader changed under them). */
+static void test_every_node_counts_each_new_leader_once(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    assert_int_not_equal(l, SY_NO_NODE);
+    h_run(&c, 500);   /* heartbeats: the leader is re-learned, not recounted */
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(h_status(&c, i).leader_changes, 1);
+    h_crash(&c, l);
+    uint32_t l2 = SY_NO_NODE;
+    for (uint64_t t = 0; t < 5000 && (l2 == SY_NO_NODE || l2 == l); t += 10) {
+        h_run(&c, 10);
+        l2 = h_leader(&c);
+    }
+    assert_true(l2 != SY_NO_NODE && l2 != l);
+    h_run(&c, 500);
+    for (uint32_t i = 0; i < 3; i++)
+        if (i != l)
+            assert_int_equal(h_status(&c, i).leader_changes, 2);
+    h_free(&c);
+}
+
 static void test_election_safety_one_leader_per_term_over_many_seeds(void **state)
 {
     (void)state;
@@ -729,6 +756,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cluster_elects_exactly_one_leader),
+        cmocka_unit_test(test_every_node_counts_each_new_leader_once),
         cmocka_unit_test(test_election_safety_one_leader_per_term_over_many_seeds),
         cmocka_unit_test(test_vote_is_persisted_in_the_ready_that_grants_it),
         cmocka_unit_test(test_vote_denied_to_candidate_with_stale_log),
