@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "net/client.h"
 #include "core/config.h"
+#include "core/datadir.h"
 #include "core/evidence.h"
 #include "core/engine.h"
 #include "core/ledger.h"
@@ -610,6 +611,31 @@ static int cmd_ledger_verify(const args *a)
     if ((rc = sy_crypto_init()) != SY_OK) {
         sy_cluster_free(&cfg);
         return EXIT_RUNTIME;
+    }
+    /* whose directory it is, before a signature fails on a foreign ledger */
+    char mdb[PATH_MAX];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", a->pos[2]);
+    if (access(mdb, F_OK) != 0) {
+        fprintf(stderr, "synodctl: ledger verify %s: no data.mdb there: not a synod data "
+                "directory (a node file names its directory in data_dir)\n", a->pos[2]);
+        sy_cluster_free(&cfg);
+        return EXIT_USAGE;
+    }
+    sy_storage_lmdb_opts ro = {.read_only = true};
+    sy_storage *st = NULL;
+    char serr[SY_STORAGE_ERRMSG] = "";
+    if (sy_storage_lmdb_open(a->pos[2], &ro, &st, serr) == SY_OK) {
+        char owner[256], proto[256];
+        uint32_t node;
+        if (sy_datadir_identity_get(st, owner, proto, &node) == SY_OK && strcmp(owner, cfg.id)) {
+            fprintf(stderr, "synodctl: ledger verify %s: the data directory belongs to node %u "
+                    "of cluster '%s', not to cluster '%s' (%s): give that cluster's manifest\n",
+                    a->pos[2], node, owner, cfg.id, a->cluster);
+            sy_storage_close(st);
+            sy_cluster_free(&cfg);
+            return EXIT_USAGE;
+        }
+        sy_storage_close(st);
     }
     sy_cluster_directory(&cfg, &dir);
     sy_verifier_ed25519(&ver);

@@ -141,3 +141,18 @@ err_abort:
     sy_txn_abort(&t);
     return rc;
 }
+
+int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node)
+{
+    sy_txn t;
+    int rc = sy_txn_begin(s, false, &t);
+    if (rc)
+        return rc;
+    sy_bytes v;
+    sy_pubkey key;
+    rc = sy_txn_meta_get(&t, "identity", &v);
+    if (rc == SY_OK && !id_decode(v, node, proto, cluster, &key))
+        rc = SY_ECORRUPT;
+    sy_txn_abort(&t);
+    return rc;
+}

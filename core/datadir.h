@@ -42,4 +42,9 @@ typedef struct {
  * (sy_storage_errmsg). */
 int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_t whylen);
 
+/* The identity recorded in the store, for messages (read transaction):
+ * cluster id, protocol name (buffers of 256 bytes each) and node id.
+ * SY_ENOTFOUND: none recorded (a directory from before 0.12). */
+int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node);
+
 #endif
