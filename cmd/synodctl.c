@@ -34,7 +34,7 @@ static const char usage_text[] =
     "usage: synodctl --cluster DIR/cluster.ini [--key FILE] [--timeout MS] [--stale] COMMAND\n"
     "\n"
     "commands:\n"
-    "  put KEY VALUE            store VALUE under KEY\n"
+    "  put KEY VALUE            store VALUE under KEY (--stdin: VALUE from stdin)\n"
     "  get KEY                  print KEY's value\n"
     "  del KEY                  delete KEY\n"
     "  cas KEY OLD NEW          set KEY to NEW if its value is OLD\n"
@@ -58,6 +58,8 @@ static const char usage_text[] =
     "                   the manifest)\n"
     "  --timeout MS     deadline for each operation, retries included (default 5000)\n"
     "  --stale          allow get/scan to be served from possibly stale state\n"
+    "  --stdin          put/cas: read the new VALUE from standard input (any bytes,\n"
+    "                   up to the value limit) instead of the last argument\n"
     "  --help           this text\n"
     "\n"
     "exit codes:\n"
@@ -72,7 +74,7 @@ static const char usage_text[] =
 typedef struct args {
     const char *cluster, *key;
     int timeout_ms;
-    bool stale, json, absent;
+    bool stale, json, absent, stdin_value;
     uint32_t limit;
     uint32_t clients;
     uint64_t requests;
@@ -148,6 +150,8 @@ static void parse_args(int argc, char **argv, args *a)
             a->json = true;
         } else if (!strcmp(s, "--absent")) {
             a->absent = true;
+        } else if (!strcmp(s, "--stdin")) {
+            a->stdin_value = true;
         } else if (!strcmp(s, "--limit")) {
             a->limit = (uint32_t)parse_u64(s, VAL(), 1, SY_MAX_SCAN);
         } else if (!strcmp(s, "--clients")) {
@@ -751,12 +755,17 @@ int main(int argc, char **argv)
     }
 
     /* check shapes before touching the network */
+    int in_arg = a.stdin_value ? 1 : 0;   /* the new value comes from stdin */
+    if (a.stdin_value && strcmp(cmd, "put") && strcmp(cmd, "cas"))
+        die_usage("%s", "--stdin goes with put or cas only");
     if (!strcmp(cmd, "put"))
-        need_args(&a, 3, "put KEY VALUE");
+        need_args(&a, 3 - in_arg, a.stdin_value ? "put KEY --stdin" : "put KEY VALUE");
     else if (!strcmp(cmd, "get") || !strcmp(cmd, "del"))
         need_args(&a, 2, !strcmp(cmd, "get") ? "get KEY" : "del KEY");
     else if (!strcmp(cmd, "cas"))
-        need_args(&a, a.absent ? 3 : 4, a.absent ? "cas --absent KEY NEW" : "cas KEY OLD NEW");
+        need_args(&a, (a.absent ? 3 : 4) - in_arg,
+                  a.absent ? (in_arg ? "cas --absent KEY --stdin" : "cas --absent KEY NEW")
+                           : (in_arg ? "cas KEY OLD --stdin" : "cas KEY OLD NEW"));
     else if (!strcmp(cmd, "scan"))
         need_args(&a, 3, "scan FROM TO [--limit N]");
     else if (!strcmp(cmd, "status"))
@@ -785,6 +794,44 @@ int main(int argc, char **argv)
         }
     }
 
+    /* the new value: the last argument, or all of stdin (--stdin) */
+    const char *newv = NULL;
+    size_t newl = 0;
+    char *inbuf = NULL;
+    if (a.stdin_value) {
+        size_t cap = 0;
+        for (;;) {
+            if (newl == cap) {
+                cap = cap ? 2 * cap : 65536;
+                char *nb = realloc(inbuf, cap);
+                if (!nb) {
+                    free(inbuf);
+                    fprintf(stderr, "synodctl: out of memory reading stdin\n");
+                    return EXIT_RUNTIME;
+                }
+                inbuf = nb;
+            }
+            size_t r = fread(inbuf + newl, 1, cap - newl, stdin);
+            newl += r;
+            if (newl > SY_MAX_VALUE) {
+                free(inbuf);
+                fprintf(stderr, "synodctl: value too large: more than %u bytes on stdin (limit "
+                        "%u)\n", SY_MAX_VALUE, SY_MAX_VALUE);
+                return EXIT_USAGE;
+            }
+            if (r == 0)
+                break;
+        }
+        if (ferror(stdin)) {
+            free(inbuf);
+            fprintf(stderr, "synodctl: cannot read the value from stdin\n");
+            return EXIT_USAGE;
+        }
+        newv = inbuf;
+    } else if (!strcmp(cmd, "put") || !strcmp(cmd, "cas")) {
+        newv = a.pos[a.npos - 1];
+        newl = strlen(newv);
+    }
     c = open_or_die(&a, a.key);
     const char *k = a.npos > 1 ? a.pos[1] : "";
     if (!strcmp(cmd, "status")) {
@@ -792,7 +839,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "transfer")) {
         ret = cmd_transfer(c, &a);
     } else if (!strcmp(cmd, "put")) {
-        rc = sy_client_put(c, k, strlen(k), a.pos[2], strlen(a.pos[2]), a.timeout_ms);
+        rc = sy_client_put(c, k, strlen(k), newv, newl, a.timeout_ms);
         if (rc == SY_OK)
             printf("OK\n");
         else
@@ -823,10 +870,9 @@ int main(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "cas")) {
         const char *old = a.absent ? NULL : a.pos[2];
-        const char *nv = a.absent ? a.pos[2] : a.pos[3];
         uint8_t *cur;
         size_t cl;
-        rc = sy_client_cas(c, k, strlen(k), old, old ? strlen(old) : 0, nv, strlen(nv),
+        rc = sy_client_cas(c, k, strlen(k), old, old ? strlen(old) : 0, newv, newl,
                            a.timeout_ms, &cur, &cl);
         if (rc == SY_OK) {
             printf("OK\n");
