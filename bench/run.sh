@@ -278,7 +278,7 @@ for proto in "${PROTOS[@]}"; do
   done
   changes=$(ctl "$dir" status --json --timeout 1000 2>/dev/null | grep -o '"leader_changes": [0-9]*' | awk '$2 > m {m = $2} END {print m + 0}')
   warns=$(grep -hcE "WARN|ERROR" "$dir"/logs/node-*.log | awk '{s += $1} END {print s + 0}')
-  echo "  leaders seen (most any node reports, the first included): $changes; WARN/ERROR log lines: $warns"
+  echo "  leader changes (most any node reports: Raft and Paxos count the first leader, PBFT view changes only): $changes; WARN/ERROR log lines: $warns"
   [ "$warns" -gt 0 ] && grep -hE "WARN|ERROR" "$dir"/logs/node-*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
   stop_cluster
 done

@@ -220,6 +220,8 @@ static int cmd_cluster(int argc, char **argv)
         case 1: case 2: case 4: case 5:
             if (!parse_u32(v, &num))
                 return usage_error("%s needs a whole number", named[k], "cluster ");
+            if (k == 1 && num == 0)
+                return usage_error("%s must be 1 or more", named[k], "cluster ");
             if (k == 1)
                 o.nodes = num;
             else if (k == 2) {

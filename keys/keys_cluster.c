@@ -51,8 +51,10 @@ int sy_keys_cluster_check(sy_keys_cluster_opts *o, char *why, size_t whylen)
     }
     if (o->clients > SY_KEYS_MAX_CLIENTS)
         return failf(why, whylen, SY_ECONFIG, "--clients must be 0..%u", SY_KEYS_MAX_CLIENTS);
-    if (o->base_port < 1 ||
-        o->base_port + SY_KEYS_METRICS_PORT_OFFSET + o->nodes - 1 > 65535)
+    if (o->base_port < 1)
+        return failf(why, whylen, SY_ECONFIG, "--base-port must be 1..%u for %u nodes",
+                     65535 - SY_KEYS_METRICS_PORT_OFFSET - (o->nodes - 1), o->nodes);
+    if (o->base_port + SY_KEYS_METRICS_PORT_OFFSET + o->nodes - 1 > 65535)
         return failf(why, whylen, SY_ECONFIG,
                      "--base-port %u leaves no room for %u nodes (ports up to base+%u+n-1 must "
                      "be <= 65535); use a lower base port",
