@@ -41,7 +41,13 @@
 #define SY_NET_CLIENT_EXPIRE_MS_DEFAULT 30000u /* unanswered request is abandoned */
 #define SY_NET_HTTP_STOP_MS 2000u      /* longest wait for the metrics server to stop */
 #define SY_NET_RECONN_MIN_MS 50u
-#define SY_NET_RECONN_MAX_MS 2000u
+/* A peer's dialer backs off to this between attempts while the peer is
+ * down; a restarted node hears from that peer only once it redials (the
+ * mesh dials out to send), so this bounds how long a restarted node waits
+ * to learn the leader. 2 s made `status` show a restarted Raft follower
+ * without a leader for up to 2 s; one attempt per 500 ms to a dead peer
+ * costs nothing worth that. */
+#define SY_NET_RECONN_MAX_MS 500u
 #define SY_NET_WORKERS_MAX 32u
 #define SY_NET_VERIFY_CACHE 4096u        /* digests of recently verified frames */
 
