@@ -107,8 +107,16 @@ kill_node() {  # kill_node I [SIGNAL]: signals node I and reaps it; a node
     [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
     sleep 0.1
   done
-  kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ] &&
+  if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
+    # a hang: every thread's stack into the node's log first, so the
+    # failure can be read afterwards (gdb where the machine has it)
+    if command -v gdb >/dev/null; then
+      { echo "---- node $i did not stop within 30 s of SIG$sig: its threads"
+        timeout 60 gdb -p "$pid" -batch -ex "thread apply all bt" 2>&1 | grep -E "^Thread|^#"
+      } >> "$T_DIR/logs/node-$i.log" 2>&1
+    fi
     kill -KILL "$pid" 2>/dev/null
+  fi
   wait "$pid" 2>/dev/null
   local rc=$?
   unset "T_PIDS[$i]"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "core/datadir.h"
 #include "crypto/sy_err.h"
+#include "tests/unit/tmpdir.h"
 
 typedef struct {
     char dir[512];
@@ -20,14 +21,7 @@ typedef struct {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("SYNOD_TMP");
-    if (!f)
-        return -1;
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof f->dir, "%s/datadir-XXXXXX", base);
-    if (!mkdtemp(f->dir))
+    if (!f || !t_tmpdir(f->dir, sizeof f->dir, "datadir"))
         return -1;
     *state = f;
     return 0;
@@ -36,13 +30,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    const char *names[] = { "data.mdb", "lock.mdb", SY_DATADIR_LOCK };
-    for (size_t i = 0; i < 3; i++) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    t_rm_datadir(f->dir);
     free(f);
     return 0;
 }

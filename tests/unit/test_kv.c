@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "tests/unit/kv_fixture.h"
+#include "tests/unit/tmpdir.h"
 
 typedef struct fx {
     kvf_world w;
@@ -24,13 +25,8 @@ static int setup_on(void **state, bool lmdb)
     if (!f || kvf_world_init(&f->w))
         return -1;
     if (lmdb) {
-        const char *base = getenv("SYNOD_TMP");
-        if (!base || !*base)
-            base = "/tmp";
-        mkdir(base, 0700);
-        snprintf(f->dir, sizeof f->dir, "%s/kv-XXXXXX", base);
         char err[SY_STORAGE_ERRMSG];
-        if (!mkdtemp(f->dir) || sy_storage_lmdb_open(f->dir, NULL, &f->s, err))
+        if (!t_tmpdir(f->dir, sizeof f->dir, "kv") || sy_storage_lmdb_open(f->dir, NULL, &f->s, err))
             return -1;
     } else if (sy_storage_mem_new(NULL, &f->s)) {
         return -1;
@@ -52,14 +48,8 @@ static int teardown(void **state)
 {
     fx *f = *state;
     sy_storage_close(f->s);
-    if (f->dir[0]) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/data.mdb", f->dir);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/lock.mdb", f->dir);
-        unlink(p);
-        rmdir(f->dir);
-    }
+    if (f->dir[0])
+        t_rm_datadir(f->dir);
     kvf_world_free(&f->w);
     free(f);
     return 0;
@@ -516,12 +506,7 @@ static void test_two_replicas_same_batches_identical_results_and_digest(void **s
     workload(&f->w, &f->kv, 7, 60, &a);
     /* A second replica on the other backend. */
     char dir[512];
-    const char *base = getenv("SYNOD_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(dir, sizeof dir, "%s/kvdet-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
+    assert_true(t_tmpdir(dir, sizeof dir, "kvdet"));
     sy_storage *s2;
     char err[SY_STORAGE_ERRMSG];
     assert_int_equal(sy_storage_lmdb_open(dir, NULL, &s2, err), SY_OK);
@@ -530,12 +515,7 @@ static void test_two_replicas_same_batches_identical_results_and_digest(void **s
     workload(&f->w, &kv2, 7, 60, &b);
     assert_true(sy_digest_eq(&a, &b));
     sy_storage_close(s2);
-    char p[600];
-    snprintf(p, sizeof p, "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
+    t_rm_datadir(dir);
     /* A different workload differs. */
     sy_storage *s3;
     sy_kvm kv3;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <lmdb.h>
 #include "tests/unit/kv_fixture.h"
+#include "tests/unit/tmpdir.h"
 
 #define BLOCKS 12
 
@@ -47,12 +48,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     if (kvf_world_init(&f->w))
         return -1;
-    const char *base = getenv("SYNOD_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof f->dir, "%s/ledger-XXXXXX", base);
-    if (!mkdtemp(f->dir))
+    if (!t_tmpdir(f->dir, sizeof f->dir, "ledger"))
         return -1;
     char err[SY_STORAGE_ERRMSG];
     if (sy_storage_lmdb_open(f->dir, NULL, &f->s, err) || sy_kv_init(&f->kv, f->s, &f->w.opts, 0))
@@ -66,12 +62,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     sy_storage_close(f->s);
-    char p[600];
-    snprintf(p, sizeof p, "%s/data.mdb", f->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", f->dir);
-    unlink(p);
-    rmdir(f->dir);
+    t_rm_datadir(f->dir);
     kvf_world_free(&f->w);
     free(f);
     return 0;

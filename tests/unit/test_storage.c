@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <lmdb.h>
 #include "core/storage.h"
+#include "tests/unit/tmpdir.h"
 #include "core/ledger.h"
 #include "crypto/sy_err.h"
 
@@ -25,23 +26,10 @@ typedef struct fixture {
 
 static void make_tmpdir(char *out, size_t cap, const char *tag)
 {
-    const char *base = getenv("SYNOD_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(out, cap, "%s/%s-XXXXXX", base, tag);
-    assert_non_null(mkdtemp(out));
+    assert_true(t_tmpdir(out, cap, tag));
 }
 
-static void rm_lmdb_dir(const char *dir)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
-}
+static void rm_lmdb_dir(const char *dir) { t_rm_datadir(dir); }
 
 static void reopen(fixture *f)
 {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "core/storage.h"
 #include "core/wal.h"
+#include "tests/unit/tmpdir.h"
 #include "crypto/sy_err.h"
 
 typedef struct {
@@ -44,12 +45,7 @@ static void fx_close(fx *f)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("SYNOD_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    mkdir(base, 0700);
-    snprintf(f->dir, sizeof f->dir, "%s/wal-XXXXXX", base);
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(t_tmpdir(f->dir, sizeof f->dir, "wal"));
     *state = f;
     return 0;
 }
@@ -57,13 +53,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    char p[600];
-    const char *names[] = {"data.mdb", "lock.mdb", SY_WAL_FILE};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    t_rm_datadir(f->dir);
     free(f);
     return 0;
 }
