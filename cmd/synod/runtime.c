@@ -1922,9 +1922,16 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     sy_cluster_directory(&r->cluster, &r->dir);
     r->dec = (sy_env_opts){.cluster_id = r->cluster.id, .dir = &r->dir, .verifier = &r->verifier};
 
+    struct stat dst;
     if (mkdir_p(r->ncfg.data_dir)) {
         fprintf(stderr, "synod: cannot create data dir %s: %s (node file %s)\n", r->ncfg.data_dir,
                 strerror(errno), r->ncfg.path);
+        code = 2;
+        goto out_cfg;
+    }
+    if (stat(r->ncfg.data_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        fprintf(stderr, "synod: data_dir %s is not a directory (node file %s)\n",
+                r->ncfg.data_dir, r->ncfg.path);
         code = 2;
         goto out_cfg;
     }
