@@ -2127,6 +2127,9 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
 out_loop:
     flush_replies(r);
     free(evs);
+    if (code == 0)   /* the phases below wait on other threads: say where we are */
+        SY_INFO(&r->log, "stopping: finishing the write in flight, then closing storage and "
+                "the network");
 out_net:
     drain_job(r);
     snap_stop(r);
