@@ -497,7 +497,7 @@ static uint32_t get32(const uint8_t *b) { return get16(b) | get16(b + 2) << 16; 
  * the PREPARE goes out), or the one its prepared certificate names. */
 static bool hs_keeps_batch(const pbft *p, const pbft_slot *s, uint64_t seq)
 {
-    return s->seq == seq && (s->have_pp || s->have_cert) && !s->executed &&
+    return s->seq == seq && (s->have_pp || s->have_cert || s->boot_batch) && !s->executed &&
            seq > p->executed && s->have_batch && s->batch_len;
 }
 
@@ -723,6 +723,8 @@ static int boot_record(pbft *p, const sy_record *r)
 {
     if (r->key <= p->h)
         return SY_OK;   /* below the stable checkpoint: dropped at the next ready */
+    if (r->key > p->h + p->L && r->key <= p->h + SY_PBFT_MAX_WINDOW && r->val.len)
+        return SY_ECONFIG;    /* written under a larger window: L was lowered */
     if (r->key > p->h + p->L || !r->val.len)
         return SY_ECORRUPT;   /* never written: records live in the window */
     size_t o = 0;
@@ -834,6 +836,7 @@ static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_se
                 memcpy(s->batch, b + o, len);
                 s->batch_len = len;
                 s->have_batch = true;
+                s->boot_batch = true;   /* no pre-prepare of this run vouches for it */
                 s->d = d;
             } else if (s && len && s->have_cert && sy_digest_eq(&d, &s->cert_d) &&
                        !sy_digest_eq(&d, &s->d) && !s->cbatch) {
@@ -1074,9 +1077,17 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         if (hs_decode(p, boot->hardstate) || boot->snap_index > SY_INDEX_MAX ||
             boot->applied > SY_INDEX_MAX)
             goto err_destroy;
-        for (size_t i = 0; i < boot->n_records; i++)
-            if (boot_record(p, &boot->records[i]))
+        for (size_t i = 0; i < boot->n_records; i++) {
+            int brc = boot_record(p, &boot->records[i]);
+            if (brc == SY_ECONFIG) {
+                /* certificates of numbers the smaller window cannot hold:
+                 * dropping them could lose a prepared request's number */
+                pbft_destroy(p);
+                return SY_ECONFIG;
+            }
+            if (brc)
                 goto err_destroy;
+        }
         sy_digest bd;
         /* serve only the certified state (a blob cut with another chunk
          * size, or damaged, would be refused by every receiver anyway) */

@@ -136,6 +136,10 @@ typedef struct {
     sy_digest d;
     sy_sig pp_sig;
     bool have_batch;
+    /* the batch came back at boot from durable state without a
+     * pre-prepare or certificate of this run: it stays durable
+     * (hs_keeps_batch) until executed, or the next restart lost it */
+    bool boot_batch;
     uint8_t *batch;               /* owned; NULL for a null request */
     size_t batch_len;
     pbft_vote *prep, *com;        /* [n] */

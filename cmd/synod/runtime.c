@@ -2003,6 +2003,15 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     randombytes_buf(&r->ecfg.rng_seed, sizeof r->ecfg.rng_seed);
     rc = r->ops->create(&r->ecfg, &boot.boot, &r->eng);
     sy_storage_boot_free(&boot);
+    if (rc == SY_ECONFIG && r->cluster.protocol == SY_PROTO_PBFT) {
+        fprintf(stderr, "synod: %s holds PBFT certificates past the window of watermark_window "
+                "= %u: the window cannot shrink below what a replica holds; set it (and "
+                "checkpoint_interval) back, or shrink it only after a stable checkpoint past "
+                "the old window (%s)\n", r->ncfg.data_dir, r->cluster.watermark_window,
+                r->cluster.path);
+        code = 2;
+        goto out_storage;
+    }
     if (rc) {
         fprintf(stderr, "synod: %s engine could not start from %s: %s\n", proto, r->ncfg.data_dir,
                 sy_strerror(rc));

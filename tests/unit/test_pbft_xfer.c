@@ -429,6 +429,80 @@ static void test_replica_alone_in_a_view_change_catches_up_in_an_idle_cluster(vo
     h_free(h);
 }
 
+static bool no_votes_to_3(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    return to != 3 || (m->type != SY_MSG_PBFT_PREPARE && m->type != SY_MSG_PBFT_COMMIT);
+}
+
+static bool disk_has_record(const harness *h, uint32_t node, uint64_t key)
+{
+    for (size_t i = 0; i < h->disk[node].n_recs; i++)
+        if (h->disk[node].recs[i].key == key)
+            return true;
+    return false;
+}
+
+/* Node 3 votes for batch 1 but never sees a certificate form (no other
+ * votes reach it), then restarts: the batch comes back from its record
+ * without a pre-prepare of this run. It must stay durable through the
+ * writes that follow, or a second crash loses a batch that a later view
+ * may pick (the seed-2981 scenario in hs_sections). It was dropped at the
+ * first write after the restart (a review found it). */
+static void test_a_voted_batch_stays_durable_across_two_restarts(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->filter = no_votes_to_3;
+    assert_true(op_until_executed_via(h, 0, 0xf, 0x7, 5000));
+    assert_int_equal(h->applied[3], 0);
+    assert_true(disk_has_record(h, 3, 1));
+    assert_int_equal(h_restart(h, 3), SY_OK);
+    for (uint32_t r = 1; r <= 2; r++)   /* numbers 2 and 3: node 3 votes, writes */
+        assert_true(op_until_executed_via(h, r, 0xf, 0x7, 5000));
+    assert_int_equal(h->applied[3], 0);
+    assert_true(disk_has_record(h, 3, 3));
+    assert_true(disk_has_record(h, 3, 1));
+    assert_int_equal(h_restart(h, 3), SY_OK);
+    h->filter = NULL;
+    for (uint32_t r = 3; r <= 4; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0xf, 0xf, 10000));
+    assert_true(sy_digest_eq(&h->state[3], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+static bool no_checkpoints(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    (void)to;
+    return m->type != SY_MSG_PBFT_CHECKPOINT;
+}
+
+/* A replica restarted with a smaller window than the one its records were
+ * written under (watermark_window lowered) holds certificates the new
+ * window cannot: it refuses to start, as a configuration error, rather
+ * than drop them. */
+static void test_a_window_lowered_under_held_certificates_is_refused(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->filter = no_checkpoints;   /* nothing goes stable: h stays 0 */
+    for (uint32_t r = 0; r < 7; r++)
+        assert_true(op_until_executed_via(h, r % 2, 0xf, 0xf, 5000));
+    assert_int_equal(h_status(h, 3).snap_index, 0);
+    h->cfg[3].checkpoint_interval = 2;
+    h->cfg[3].watermark_window = 4;
+    assert_int_equal(h_restart(h, 3), SY_ECONFIG);
+    h->cfg[3].checkpoint_interval = 4;
+    h->cfg[3].watermark_window = 0;   /* back to the default 2K */
+    assert_int_equal(h_restart(h, 3), SY_OK);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* The primary, node 0, never sees client 3's request: the client sent it
  * to the backups only and every FORWARD to the primary is lost, which is
  * what a primary censoring that client looks like from outside. */
@@ -642,6 +716,8 @@ int main(void)
         cmocka_unit_test(test_entries_above_the_snapshot_follow_an_install_in_an_idle_cluster),
         cmocka_unit_test(test_replica_back_in_an_idle_cluster_catches_up_by_itself),
         cmocka_unit_test(test_replica_alone_in_a_view_change_catches_up_in_an_idle_cluster),
+        cmocka_unit_test(test_a_voted_batch_stays_durable_across_two_restarts),
+        cmocka_unit_test(test_a_window_lowered_under_held_certificates_is_refused),
         cmocka_unit_test(test_a_fetch_slower_than_a_checkpoint_interval_completes),
         cmocka_unit_test(test_lagging_replica_catches_up_from_restarted_peers_without_checkpoint),
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
