@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include "crypto/sy_err.h"
 #include "core/msg.h"
@@ -257,6 +258,18 @@ int main(int argc, char **argv)
     }
     if (!o.cluster || !o.keys)
         return usage("--cluster and --keys are required");
+    /* every client key first: a missing one is a usage error before any
+     * operation reaches the cluster, not after the others have run */
+    for (uint32_t i = 0; i < o.clients; i++) {
+        char kp[4096];
+        snprintf(kp, sizeof kp, "%s/client-%u.key", o.keys, o.first_key + i);
+        if (access(kp, R_OK) != 0) {
+            fprintf(stderr, "synod-chaos: --clients %u needs %s (%s); generate the cluster with "
+                    "synod-keys cluster --clients %u or more\n", o.clients, kp, strerror(errno),
+                    o.first_key + o.clients);
+            return 2;
+        }
+    }
     if (sy_linz_new(&hist)) {
         fprintf(stderr, "synod-chaos: out of memory\n");
         return 2;
