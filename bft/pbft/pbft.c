@@ -274,6 +274,8 @@ pbft_slot *pbft_slot_get(pbft *p, uint64_t seq)
     if (s->seq != seq) {
         pbft_slot_clear(p, s);
         s->seq = seq;
+        if (seq > p->slot_hi)
+            p->slot_hi = seq;
     }
     return s;
 }
@@ -677,7 +679,9 @@ static int pbft_records(pbft *p)
         p->rec_drop = p->h + 1;
         p->rec_h = p->h;
     }
-    for (uint64_t seq = p->h + 1; seq <= p->h + p->L; seq++) {
+    /* numbers no slot was ever opened for hold nothing, here or in storage */
+    uint64_t hi = p->slot_hi < p->h + p->L ? p->slot_hi : p->h + p->L;
+    for (uint64_t seq = p->h + 1; seq <= hi; seq++) {
         pbft_rec *k = &p->rec_kept[seq % p->L];
         if (k->seq != seq) {
             /* storage holds nothing for seq: the slot's earlier number was

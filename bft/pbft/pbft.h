@@ -326,6 +326,7 @@ struct pbft {
     sy_buf hs;                    /* encoded hardstate of the last ready */
     pbft_rec *rec_kept;           /* [L], index seq % L (pbft_records) */
     uint64_t rec_h;               /* records at or below it are dropped */
+    uint64_t slot_hi;             /* highest number a slot was opened for */
     uint64_t rec_drop;            /* the last ready's records_drop_below */
     sy_record *rec_out;           /* the last ready's records ... */
     size_t n_rec_out, cap_rec_out;

@@ -58,10 +58,25 @@ log "chaos: $PROTO n=$N, $CLIENTS clients, ${SECS}s, CHAOS_SEED=$SEED${BYZ:+, no
 # operations in 40 s; PBFT with a Byzantine replica the lowest)
 MIN_OK=$((SECS * 5))
 MIN_ACTIONS=$((SECS / 10 > 2 ? SECS / 10 : 2))
-timeout -s KILL $((SECS + 120)) "$BIN/synod-chaos" --cluster "$C_DIR/cluster.ini" --keys "$C_DIR/keys" \
+"$BIN/synod-chaos" --cluster "$C_DIR/cluster.ini" --keys "$C_DIR/keys" \
     --clients "$CLIENTS" --duration "$SECS" --keyspace 5 --timeout "$OP_TIMEOUT" --seed "$SEED" \
     --min-ok "$MIN_OK" --first-key 1 >"$T_DIR/chaos.out" 2>&1 &
 chaos=$!
+# a workload that outlives its duration by 2 minutes hangs: its threads'
+# stacks go into chaos.out (printed below) before it is killed
+( dog_end=$((SECONDS + SECS + 120))
+  while kill -0 "$chaos" 2>/dev/null; do
+    if [ $SECONDS -ge $dog_end ]; then
+      { echo "synod-chaos still running $((SECS + 120)) s after it started: its threads"
+        command -v gdb >/dev/null &&
+          timeout 60 gdb -p "$chaos" -batch -ex "thread apply all bt" 2>&1 | grep -E "^Thread|^#"
+      } >>"$T_DIR/chaos.out" 2>&1
+      kill -KILL "$chaos" 2>/dev/null
+      break
+    fi
+    sleep 1
+  done ) >/dev/null 2>&1 &
+chaos_dog=$!
 t_end=$((SECONDS + SECS))
 
 declare -A STOPPED=()
@@ -140,6 +155,7 @@ done
 reap_dead "$PROTO: "
 heal
 wait "$chaos"; crc=$?
+wait "$chaos_dog" 2>/dev/null   # it ends within a second of the workload
 sed 's/^/  synod-chaos: /' "$T_DIR/chaos.out"
 log "nemesis took $actions actions"
 [ "$actions" -ge "$MIN_ACTIONS" ] && pass "the nemesis acted $actions times during the workload" \
