@@ -146,9 +146,16 @@ static void link_cb(void *arg)
     }
 }
 
+/* How long a post waits for its link to give up the previous request. */
+#define SY_CLIENT_POST_WAIT_MS 250u
+
 /* Sends frame to node i, abandoning whatever that cl_link was doing (a REQ
- * socket only ever has one request outstanding; a newer one replaces it). */
-static int link_post(sy_client *c, uint32_t i, const sy_buf *frame)
+ * socket only ever has one request outstanding; a newer one replaces it).
+ * SY_ETIMEOUT, sending nothing: the link's last operation did not give way
+ * before `until` (monotonic ms) -- the caller treats the node as silent
+ * rather than wait past its deadline (an unbounded wait here is how a
+ * call could outlive it). */
+static int link_post(sy_client *c, uint32_t i, const sy_buf *frame, uint64_t until)
 {
     cl_link *l = &c->links[i];
     nng_msg *m;
@@ -160,6 +167,10 @@ static int link_post(sy_client *c, uint32_t i, const sy_buf *frame)
      * wait only lets it return. */
     pthread_mutex_lock(&c->mu);
     while (l->state != L_IDLE) {
+        if (mono_ms() >= until) {
+            pthread_mutex_unlock(&c->mu);
+            return SY_ETIMEOUT;
+        }
         pthread_mutex_unlock(&c->mu);
         nng_aio_cancel(l->aio);
         pthread_mutex_lock(&c->mu);
@@ -677,9 +688,16 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     uint64_t resend_at = 0;      /* backoff before re-posting (0 = none) */
     int rc;
 
-    if ((rc = link_post(c, target, frame)) != SY_OK)
-        return rc;
-    attempt_end = mono_ms() + attempt_len(c, target);
+    /* a link that does not give way (link_post) counts as a silent node:
+     * its attempt ends at once and the next node is tried */
+#define CFT_POST()                                                                   \
+    do {                                                                             \
+        rc = link_post(c, target, frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS)); \
+        if (rc != SY_OK && rc != SY_ETIMEOUT)                                        \
+            return rc;                                                               \
+        attempt_end = mono_ms() + (rc == SY_OK ? attempt_len(c, target) : 0);        \
+    } while (0)
+    CFT_POST();
     for (;;) {
         inmsg im;
         uint64_t now = mono_ms();
@@ -687,18 +705,14 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             return SY_ETIMEOUT;
         if (resend_at && now >= resend_at) {
             resend_at = 0;
-            if ((rc = link_post(c, target, frame)) != SY_OK)
-                return rc;
-            attempt_end = now + attempt_len(c, target);
+            CFT_POST();
         }
         uint64_t until = min_u64(deadline, resend_at ? resend_at : attempt_end);
         if (!inbox_wait(c, until, &im)) {
             if (!resend_at && mono_ms() >= attempt_end) {
                 /* silent node: try the next one with the same req_no */
                 target = (target + 1) % c->n;
-                if ((rc = link_post(c, target, frame)) != SY_OK)
-                    return rc;
-                attempt_end = mono_ms() + attempt_len(c, target);
+                CFT_POST();
             }
             continue;
         }
@@ -831,6 +845,8 @@ static void bft_learn(sy_client *c, uint32_t need, const bool *have, const bool 
     }
 }
 
+#undef CFT_POST
+
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
                    uint32_t need, sy_client_result *res)
 {
@@ -843,9 +859,17 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     memset(have, 0, sizeof have);
     bool narrow = bft_targets(c, need, asked);
     memcpy(first, asked, sizeof first);
+    /* a link that does not give way (link_post): that replica is not
+     * reached this time, as if the frame were lost */
+#define BFT_POST(i)                                                                  \
+    do {                                                                             \
+        rc = link_post(c, (i), frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS)); \
+        if (rc != SY_OK && rc != SY_ETIMEOUT)                                        \
+            return rc;                                                               \
+    } while (0)
     for (uint32_t i = 0; i < c->n; i++)
-        if (asked[i] && (rc = link_post(c, i, frame)) != SY_OK)
-            return rc;
+        if (asked[i])
+            BFT_POST(i);
     attempt_end = start + (narrow ? narrow_wait(c) : c->opts.attempt_ms);
     for (;;) {
         inmsg im;
@@ -863,8 +887,7 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
                     if (asked[i] && !narrow)
                         c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
                     asked[i] = true;
-                    if ((rc = link_post(c, i, frame)) != SY_OK)
-                        return rc;
+                    BFT_POST(i);
                 }
                 attempt_end = now + c->opts.attempt_ms;
                 narrow = false;
@@ -922,6 +945,8 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             return SY_ETIMEOUT;
     }
 }
+
+#undef BFT_POST
 
 int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
                    const void *val, size_t val_len, const void *old, size_t old_len,
@@ -1107,10 +1132,14 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
     if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame)) != SY_OK)
         goto err_free_frame;
     inbox_clear(c);
-    for (uint32_t i = 0; i < c->n; i++)
-        if ((rc = link_post(c, i, &frame)) != SY_OK)
-            goto err_free_frame;
     uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    for (uint32_t i = 0; i < c->n; i++) {
+        /* a node whose link does not give way goes unasked (unreachable) */
+        rc = link_post(c, i, &frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
+        if (rc != SY_OK && rc != SY_ETIMEOUT)
+            goto err_free_frame;
+    }
+    rc = SY_OK;
     while (answered < c->n) {
         inmsg im;
         sy_env env;
@@ -1193,7 +1222,7 @@ static int ask_transfer(sy_client *c, uint32_t l, uint64_t term, uint32_t target
     int rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
     if (rc == SY_OK) {
         inbox_clear(c);
-        rc = link_post(c, l, &frame);
+        rc = link_post(c, l, &frame, deadline);
     }
     sy_buf_free(&frame);
     if (rc)
