@@ -5,6 +5,7 @@
  * an inbox of replies with a deadline. Nothing from the network is believed
  * before sy_env_decode has verified it against the manifest, and a reply
  * only counts for the request it names (client id and req_no). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,63 @@ err_free_cfg:
     return rc;
 }
 
+/* NNG 1.5.2 can block for good in nng_close on a REQ socket even with every
+ * aio stopped first (upstream issue #648): caught with gdb in a chaos run,
+ * synod-chaos's main thread in nng_close after its workload had finished.
+ * So the sockets close on a helper thread that the caller waits for at most
+ * SY_CLIENT_CLOSE_MS; past that the caller returns and the helper frees the
+ * client if NNG ever lets it go (its memory stays reachable from the helper
+ * meanwhile). */
+#define SY_CLIENT_CLOSE_MS 2000u
+
+typedef struct {
+    sy_client *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, abandoned;
+} cl_closer;
+
+static void client_free(sy_client *c)
+{
+    for (uint32_t i = 0; c->links && i < c->n; i++)
+        if (c->links[i].aio)
+            nng_aio_free(c->links[i].aio);
+    if (c->inbox)
+        inbox_clear(c);
+    free(c->inbox);
+    free(c->links);
+    if (c->own_cfg) {
+        sy_cluster_free(c->own_cfg);
+        free(c->own_cfg);
+    }
+    sy_seckey_free(c->own_sk);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->idle_cv);
+    free(c);
+}
+
+static void *closer_main(void *arg)
+{
+    cl_closer *k = arg;
+    sy_client *c = k->c;
+    for (uint32_t i = 0; c->links && i < c->n; i++)
+        if (c->links[i].open)
+            nng_close(c->links[i].sock);
+    pthread_mutex_lock(&k->mu);
+    k->done = true;
+    bool mine = k->abandoned;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    if (mine) {   /* the caller gave up on us: the cleanup is ours */
+        client_free(c);
+        pthread_mutex_destroy(&k->mu);
+        pthread_cond_destroy(&k->cv);
+        free(k);
+    }
+    return NULL;
+}
+
 void sy_client_close(sy_client *c)
 {
     if (!c)
@@ -429,25 +487,52 @@ void sy_client_close(sy_client *c)
     for (uint32_t i = 0; c->links && i < c->n; i++)
         if (c->links[i].aio)
             nng_aio_stop(c->links[i].aio);
-    for (uint32_t i = 0; c->links && i < c->n; i++)
-        if (c->links[i].open)
-            nng_close(c->links[i].sock);
-    for (uint32_t i = 0; c->links && i < c->n; i++)
-        if (c->links[i].aio)
-            nng_aio_free(c->links[i].aio);
-    if (c->inbox)
-        inbox_clear(c);
-    free(c->inbox);
-    free(c->links);
-    if (c->own_cfg) {
-        sy_cluster_free(c->own_cfg);
-        free(c->own_cfg);
+    cl_closer *k = calloc(1, sizeof *k);
+    pthread_t th;
+    if (!k || pthread_mutex_init(&k->mu, NULL) || pthread_cond_init(&k->cv, NULL)) {
+        free(k);
+        k = NULL;
+    } else {
+        k->c = c;
     }
-    sy_seckey_free(c->own_sk);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->idle_cv);
-    free(c);
+    if (!k || pthread_create(&th, NULL, closer_main, k) != 0) {
+        /* no helper: close here, unbounded, as before */
+        if (k) {
+            pthread_mutex_destroy(&k->mu);
+            pthread_cond_destroy(&k->cv);
+            free(k);
+        }
+        for (uint32_t i = 0; c->links && i < c->n; i++)
+            if (c->links[i].open)
+                nng_close(c->links[i].sock);
+        client_free(c);
+        return;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += SY_CLIENT_CLOSE_MS / 1000;
+    dl.tv_nsec += (long)(SY_CLIENT_CLOSE_MS % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (!k->done)
+        if (pthread_cond_timedwait(&k->cv, &k->mu, &dl) == ETIMEDOUT)
+            break;
+    bool done = k->done;
+    if (!done)
+        k->abandoned = true;
+    pthread_mutex_unlock(&k->mu);
+    if (!done) {
+        pthread_detach(th);
+        return;
+    }
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+    client_free(c);
 }
 
 void sy_client_set_opts(sy_client *c, const sy_client_opts *o)

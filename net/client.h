@@ -102,6 +102,9 @@ int sy_client_open(const char *cluster_path, const char *key_path, sy_client **o
  * client. */
 int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_client **out,
                         char *why, size_t whylen);
+/* Closes the client and frees it. Returns within about 2 s even when NNG
+ * 1.5.2 hangs closing a socket (upstream issue #648): the sockets then
+ * close, and the client is freed, on a helper thread if ever. */
 void sy_client_close(sy_client *c);
 void sy_client_set_opts(sy_client *c, const sy_client_opts *o);
 uint32_t sy_client_id(const sy_client *c);
