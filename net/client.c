@@ -16,6 +16,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/client.h"
+#include "net/bounded.h"
 #include "core/buf.h"
 #include "core/envelope.h"
 #include "core/engine.h"
@@ -508,23 +509,7 @@ void sy_client_close(sy_client *c)
         client_free(c);
         return;
     }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += SY_CLIENT_CLOSE_MS / 1000;
-    dl.tv_nsec += (long)(SY_CLIENT_CLOSE_MS % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&k->mu);
-    while (!k->done)
-        if (pthread_cond_timedwait(&k->cv, &k->mu, &dl) == ETIMEDOUT)
-            break;
-    bool done = k->done;
-    if (!done)
-        k->abandoned = true;
-    pthread_mutex_unlock(&k->mu);
-    if (!done) {
+    if (!sy_wait_done(&k->mu, &k->cv, &k->done, &k->abandoned, SY_CLIENT_CLOSE_MS)) {
         pthread_detach(th);
         return;
     }

@@ -25,6 +25,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/transport.h"
+#include "net/bounded.h"
 #include "core/config.h"
 #include "core/engine.h"
 #include "crypto/sy_err.h"
@@ -741,23 +742,8 @@ static bool http_stop_bounded(nng_http_server *s)
         free(st);
         goto inline_stop;
     }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += SY_NET_HTTP_STOP_MS / 1000;
-    dl.tv_nsec += (long)(SY_NET_HTTP_STOP_MS % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&st->mu);
-    while (!st->done)
-        if (pthread_cond_timedwait(&st->cv, &st->mu, &dl) == ETIMEDOUT)
-            break;
-    bool done = st->done;
-    if (!done)
-        st->abandoned = true;   /* the thread frees it if it ever finishes */
-    pthread_mutex_unlock(&st->mu);
-    if (!done) {
+    /* abandoned: the thread frees st if it ever finishes */
+    if (!sy_wait_done(&st->mu, &st->cv, &st->done, &st->abandoned, SY_NET_HTTP_STOP_MS)) {
         pthread_detach(th);
         return false;
     }
