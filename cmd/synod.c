@@ -10,6 +10,7 @@
 #include "cmd/synod/runtime.h"
 #include "core/envelope.h"
 #include "core/log.h"
+#include "net/transport.h"
 #include "bft/pbft/pbft.h"
 
 static volatile sig_atomic_t g_stop; /* cmd/ may hold process-wide state */
@@ -39,6 +40,8 @@ static void usage(FILE *f)
 #ifdef SYNOD_TESTING
             "  --slow-snapshot MS     (test builds only) every snapshot takes MS ms longer,\n"
             "                         as a large state's would\n"
+            "  --stall-close MS       (test builds only) closing the network stalls MS ms\n"
+            "                         before it starts, as a hung NNG close would\n"
 #endif
             "\n"
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
@@ -59,7 +62,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!has_value && (!strcmp(argv[i], "--config") || !strcmp(argv[i], "--log-level") ||
                                   !strcmp(argv[i], "--byzantine") ||
-                                  !strcmp(argv[i], "--slow-snapshot"))) {
+                                  !strcmp(argv[i], "--slow-snapshot") ||
+                                  !strcmp(argv[i], "--stall-close"))) {
             fprintf(stderr, "synod: %s needs a value (see synod --help)\n", argv[i]);
             return 2;
         } else if (!strcmp(argv[i], "--config") && o.config_path) {
@@ -87,6 +91,15 @@ int main(int argc, char **argv)
             }
             o.slow_snapshot_ms = (uint32_t)ms;
             o.slow_snapshot = true;
+        } else if (!strcmp(argv[i], "--stall-close") && i + 1 < argc) {
+            char *end;
+            unsigned long ms = strtoul(argv[++i], &end, 10);
+            if (*end || end == argv[i] || ms == 0 || ms > 600000) {
+                fprintf(stderr, "synod: --stall-close wants milliseconds 1..600000, not '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+            o.stall_close_ms = (uint32_t)ms;
         } else {
             fprintf(stderr, "synod: unexpected argument '%s' (see synod --help)\n", argv[i]);
             return 2;
@@ -103,6 +116,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int code = synod_run(&o, &g_stop);
-    nng_fini(); /* release NNG's global state before exit */
+    /* release NNG's global state before exit, unless a close hung in NNG
+     * and was left behind (nng_fini would wait for it for ever) */
+    if (sy_net_left_behind() == 0)
+        nng_fini();
     return code;
 }

@@ -697,66 +697,6 @@ static void http_health(nng_aio *aio)
     }
 }
 
-/* nng_http_server_stop can wait for ever on a connection whose read never
- * completes (NNG issue 1598; seen here once, after a metrics scrape timed
- * out under load: SIGTERM then hung the node). Stopping runs on a thread
- * of its own and we wait for it at most SY_NET_HTTP_STOP_MS; past that the
- * server is left behind (the process is exiting) and the caller says so. */
-typedef struct {
-    nng_http_server *s;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, abandoned;
-} http_stopper;
-
-static void *http_stop_main(void *arg)
-{
-    http_stopper *st = arg;
-    nng_http_server_stop(st->s);
-    nng_http_server_release(st->s);
-    pthread_mutex_lock(&st->mu);
-    st->done = true;
-    bool free_it = st->abandoned;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    if (free_it) {
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->cv);
-        free(st);
-    }
-    return NULL;
-}
-
-static bool http_stop_bounded(nng_http_server *s)
-{
-    http_stopper *st = calloc(1, sizeof *st);
-    pthread_t th;
-    if (!st)
-        goto inline_stop;
-    st->s = s;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    if (pthread_create(&th, NULL, http_stop_main, st) != 0) {
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->cv);
-        free(st);
-        goto inline_stop;
-    }
-    /* abandoned: the thread frees st if it ever finishes */
-    if (!sy_wait_done(&st->mu, &st->cv, &st->done, &st->abandoned, SY_NET_HTTP_STOP_MS)) {
-        pthread_detach(th);
-        return false;
-    }
-    pthread_join(th, NULL);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    free(st);
-    return true;
-inline_stop:
-    nng_http_server_stop(s);
-    nng_http_server_release(s);
-    return true;
-}
 
 static int http_start(sy_net *net, char *why, size_t whylen)
 {
@@ -1334,14 +1274,33 @@ err_close:
     return rc;
 }
 
-int sy_net_close(sy_net *net)
+/* Closing NNG objects can block for good in NNG 1.5.2: nng_http_server_stop
+ * on a connection whose read never completes (NNG issue 1598; seen once
+ * after a metrics scrape timed out under load), nng_close on a socket with
+ * an operation it never finishes (upstream #648; caught by gdb in the
+ * client). A node that hangs in close never exits after SIGTERM, so every
+ * NNG teardown step runs on a helper thread and sy_net_close waits for it
+ * at most SY_NET_CLOSE_MS. Past that the helper is left behind: it owns
+ * net and frees it if it ever finishes; sy_net_left_behind() tells the
+ * process not to call nng_fini under it. */
+static uint32_t g_left_behind;   /* atomic: abandoned closers still running */
+
+uint32_t sy_net_left_behind(void)
 {
-    bool http_ok = true;
-    if (!net)
-        return SY_OK;
-    __atomic_store_n(&net->closing, true, __ATOMIC_RELEASE);
-    if (net->http)
-        http_ok = http_stop_bounded(net->http);
+    return __atomic_load_n(&g_left_behind, __ATOMIC_ACQUIRE);
+}
+
+/* The NNG part of closing: after it no NNG thread touches net. */
+static void net_close_nng(sy_net *net)
+{
+#ifdef SYNOD_TESTING
+    if (net->cfg.test_close_stall_ms)
+        nng_msleep(net->cfg.test_close_stall_ms);
+#endif
+    if (net->http) {
+        nng_http_server_stop(net->http);
+        nng_http_server_release(net->http);
+    }
     /* Every client slot's and the pull socket's aio is stopped first:
      * that cancels what is pending on it, waits for its callback (which
      * sees `closing` and does not re-arm) and refuses new operations on it
@@ -1372,12 +1331,19 @@ int sy_net_close(sy_net *net)
         nng_aio_stop(net->pull_aio);
         nng_aio_free(net->pull_aio);
     }
+    /* verify workers may be in nng_ctx_send for a reply: stopped aios
+     * fail at once, so they finish their item and see wq_closed */
     pthread_mutex_lock(&net->wmu);
     net->wq_closed = true;
     pthread_cond_broadcast(&net->wcv);
     pthread_mutex_unlock(&net->wmu);
     for (uint32_t i = 0; i < net->n_workers && net->workers; i++)
         pthread_join(net->workers[i], NULL);
+}
+
+/* Everything after the NNG part: plain memory. */
+static void net_free(sy_net *net)
+{
     /* workers drained the work queue into the event queue; free the rest */
     while (net->wq && net->wq_count) {
         nng_msg_free(net->wq[net->wq_head].msg);
@@ -1411,8 +1377,6 @@ int sy_net_close(sy_net *net)
     free(net->vcache);
     free(net->vvalid);
     free(net->workers);
-    if (!http_ok)
-        return SY_ETIMEOUT;   /* the abandoned server's handlers may still read net */
     pthread_mutex_destroy(&net->cmu);
     pthread_mutex_destroy(&net->wmu);
     pthread_mutex_destroy(&net->emu);
@@ -1420,5 +1384,69 @@ int sy_net_close(sy_net *net)
     pthread_cond_destroy(&net->ecv);
     pthread_cond_destroy(&net->wcv);
     free(net);
+}
+
+typedef struct {
+    sy_net *net;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, abandoned;
+} net_closer;
+
+static void *net_closer_main(void *arg)
+{
+    net_closer *k = arg;
+    net_close_nng(k->net);
+    pthread_mutex_lock(&k->mu);
+    k->done = true;
+    bool mine = k->abandoned;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    if (mine) {   /* the caller gave up on us: the cleanup is ours */
+        net_free(k->net);
+        pthread_mutex_destroy(&k->mu);
+        pthread_cond_destroy(&k->cv);
+        free(k);
+        __atomic_sub_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
+    }
+    return NULL;
+}
+
+int sy_net_close(sy_net *net)
+{
+    if (!net)
+        return SY_OK;
+    __atomic_store_n(&net->closing, true, __ATOMIC_RELEASE);
+    net_closer *k = calloc(1, sizeof *k);
+    pthread_t th;
+    if (!k || pthread_mutex_init(&k->mu, NULL) || pthread_cond_init(&k->cv, NULL)) {
+        free(k);
+        k = NULL;
+    } else {
+        k->net = net;
+    }
+    if (!k || pthread_create(&th, NULL, net_closer_main, k) != 0) {
+        if (k) {   /* no helper: close here, unbounded */
+            pthread_mutex_destroy(&k->mu);
+            pthread_cond_destroy(&k->cv);
+            free(k);
+        }
+        net_close_nng(net);
+        net_free(net);
+        return SY_OK;
+    }
+    /* counted before the wait so a helper finishing just after the
+     * timeout never drives the count below zero */
+    __atomic_add_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
+    if (!sy_wait_done(&k->mu, &k->cv, &k->done, &k->abandoned, SY_NET_CLOSE_MS)) {
+        pthread_detach(th);
+        return SY_ETIMEOUT;
+    }
+    __atomic_sub_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+    net_free(net);
     return SY_OK;
 }

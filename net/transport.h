@@ -39,7 +39,7 @@
 #define SY_NET_CLIENT_CTX_DEFAULT 256u   /* outstanding client requests */
 #define SY_NET_CLIENT_CTX_MAX 65536u
 #define SY_NET_CLIENT_EXPIRE_MS_DEFAULT 30000u /* unanswered request is abandoned */
-#define SY_NET_HTTP_STOP_MS 2000u      /* longest wait for the metrics server to stop */
+#define SY_NET_CLOSE_MS 3000u          /* longest wait in sy_net_close for NNG to let go */
 #define SY_NET_RECONN_MIN_MS 50u
 /* A peer's dialer backs off to this between attempts while the peer is
  * down; a restarted node hears from that peer only once it redials (the
@@ -96,6 +96,9 @@ typedef struct sy_net_cfg {
     sy_net_metrics_fn metrics;      /* NULL: only the transport's own metrics */
     sy_net_health_fn health;        /* NULL: always healthy */
     void *cb_ctx;
+    /* Test builds only (SYNOD_TESTING): sy_net_close sleeps this long
+     * before closing anything, as a hung NNG close would. */
+    uint32_t test_close_stall_ms;
 } sy_net_cfg;
 
 enum sy_net_event_kind {
@@ -138,10 +141,14 @@ typedef struct sy_net_stats {
  * (sy_net_close). */
 int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen);
 /* Stops everything and frees. Pending events are freed. NULL is fine.
- * Returns SY_ETIMEOUT when the metrics HTTP server did not stop within
- * SY_NET_HTTP_STOP_MS and was left behind (an NNG hang; transport.c), else
- * SY_OK: either way everything else is closed and net is freed. */
+ * Returns SY_OK when all is closed and freed, or SY_ETIMEOUT when NNG did
+ * not let go within SY_NET_CLOSE_MS (an NNG hang; transport.c): the
+ * closing then goes on on a thread of its own, which frees net if it ever
+ * finishes. Either way the caller must not touch net again. */
 int sy_net_close(sy_net *net);
+/* Closes still running after sy_net_close gave up on them. While nonzero
+ * the process must not call nng_fini (it would wait for them). */
+uint32_t sy_net_left_behind(void);
 
 /* Sends a frame to peer `to` (copied). Never blocks: SY_EFULL if the peer's
  * buffer is full (frame dropped, counted), SY_EINVAL for a bad id. Sending

@@ -1894,6 +1894,13 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         goto out_cfg;
 #endif
     }
+#ifndef SYNOD_TESTING
+    if (o->stall_close_ms) {
+        fprintf(stderr, "synod: --stall-close exists only in test builds (cmake -DSYNOD_TESTING=ON)\n");
+        code = 2;
+        goto out_cfg;
+    }
+#endif
     uint32_t behaviour = 0;
     if (o->byzantine) {
 #ifdef SYNOD_TESTING
@@ -2042,6 +2049,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         .metrics = metrics_cb,
         .health = health_cb,
         .cb_ctx = r,
+        .test_close_stall_ms = o->stall_close_ms,
     };
     raise_nofile(&r->log);
     if ((rc = sy_net_open(&nc, &r->net, why, sizeof why))) {
@@ -2144,8 +2152,8 @@ out_net:
     snap_stop(r);
     flush_replies(r);
     if (sy_net_close(r->net) == SY_ETIMEOUT)
-        SY_WARN(&r->log, "stopping: the metrics HTTP server did not stop within %u ms "
-                "(a scrape left hanging); left behind", SY_NET_HTTP_STOP_MS);
+        SY_WARN(&r->log, "stopping: the network did not close within %u ms (an NNG hang); "
+                "left behind, storage is closed regardless", SY_NET_CLOSE_MS);
     if (code == 0)
         SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_engine:

@@ -22,6 +22,7 @@ typedef struct synod_opts {
     const char *byzantine;        /* test-only behaviour name, or NULL */
     bool slow_snapshot;           /* test-only: --slow-snapshot given */
     uint32_t slow_snapshot_ms;    /* added to every snapshot (snapshot thread) */
+    uint32_t stall_close_ms;      /* test-only: sy_net_close stalls this long (0: no) */
     int log_level;                /* -1: from the node file */
 } synod_opts;
 
