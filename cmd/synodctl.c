@@ -890,27 +890,52 @@ int main(int argc, char **argv)
             ret = fail_call(c, &a, "cas", rc);
         }
     } else if (!strcmp(cmd, "scan")) {
-        sy_client_kv *kvs;
-        size_t n;
-        rc = sy_client_scan(c, a.pos[1], strlen(a.pos[1]), a.pos[2], strlen(a.pos[2]),
-                            a.limit, &kvs, &n, a.timeout_ms);
-        if (rc == SY_OK) {
+        /* Page by page, printing as pages come: a node answers at most
+         * 4 MiB per request, and a page cut there goes on after its last
+         * key (each page is a linearizable read of its own). */
+        uint32_t want = a.limit ? a.limit : SY_MAX_SCAN;
+        size_t printed = 0;
+        uint8_t next[SY_MAX_KEY];
+        const void *from = a.pos[1];
+        size_t from_len = strlen(a.pos[1]);
+        uint64_t deadline = mono_us() / 1000 + (uint64_t)a.timeout_ms;
+        for (;;) {
+            sy_client_kv *kvs;
+            size_t n;
+            bool more;
+            uint64_t now = mono_us() / 1000;
+            int left = deadline > now ? (int)(deadline - now) : 1;
+            rc = sy_client_scan_page(c, from, from_len, a.pos[2], strlen(a.pos[2]),
+                                     want - (uint32_t)printed, &kvs, &n, &more, left);
+            if (rc != SY_OK) {
+                fflush(stdout);
+                ret = fail_call(c, &a, "scan", rc);
+                if (printed)
+                    fprintf(stderr, "synodctl: scan: %zu keys were printed before that; scan "
+                            "again from the last one to go on\n", printed);
+                break;
+            }
             for (size_t i = 0; i < n; i++) {
                 print_bytes(stdout, kvs[i].key, kvs[i].key_len);
                 putchar('\t');
                 print_bytes(stdout, kvs[i].val, kvs[i].val_len);
                 putchar('\n');
             }
-            /* a full page may not be all of [FROM, TO): say so, and how on */
-            if (n && n == (a.limit ? a.limit : SY_MAX_SCAN)) {
+            printed += n;
+            if (n)
+                from_len = sy_client_key_after(kvs[n - 1].key, kvs[n - 1].key_len, next);
+            sy_client_kvs_free(kvs, n);
+            from = next;
+            if (!more || !n || !from_len)
+                break;
+            if (printed >= want) {
+                /* a full count may not be all of [FROM, TO): say so, and how on */
                 fflush(stdout);
                 fprintf(stderr, "synodctl: scan: stopped after %zu keys (%s); more may follow: "
-                        "scan again from the last key printed (it comes again first)\n", n,
+                        "scan again from the last key printed (it comes again first)\n", printed,
                         a.limit ? "--limit" : "the most one scan returns");
+                break;
             }
-            sy_client_kvs_free(kvs, n);
-        } else {
-            ret = fail_call(c, &a, "scan", rc);
         }
     }
     /* A one-shot CLI leaves without closing its sockets: libnng 1.5's REQ

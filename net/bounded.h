@@ -10,14 +10,15 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Waits on cv (with mu, default CLOCK_REALTIME condition) until *done or
- * ms have passed. Returns *done; when false, sets *abandoned under mu so
+/* Waits on cv (with mu; cv made with pthread_condattr_setclock
+ * CLOCK_MONOTONIC, so a wall-clock step cannot stretch the wait) until
+ * *done or ms have passed. Returns *done; when false, sets *abandoned under mu so
  * the helper knows the cleanup is its own. */
 static inline bool sy_wait_done(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *done,
                                 bool *abandoned, uint32_t ms)
 {
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
+    clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += ms / 1000;
     dl.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) {

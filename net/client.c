@@ -490,10 +490,11 @@ void sy_client_close(sy_client *c)
             nng_aio_stop(c->links[i].aio);
     cl_closer *k = calloc(1, sizeof *k);
     pthread_t th;
-    if (!k || pthread_mutex_init(&k->mu, NULL) || pthread_cond_init(&k->cv, NULL)) {
+    if (!k || pthread_mutex_init(&k->mu, NULL)) {
         free(k);
         k = NULL;
     } else {
+        cond_init_mono(&k->cv);
         k->c = c;
     }
     if (!k || pthread_create(&th, NULL, closer_main, k) != 0) {
@@ -1156,13 +1157,35 @@ int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old
     return rc;
 }
 
-int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *to,
-                   size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
-                   int timeout_ms)
+size_t sy_client_key_after(const void *key, size_t key_len, uint8_t *out)
+{
+    if (key_len < SY_MAX_KEY) {   /* key || 0x00: nothing sorts between */
+        memcpy(out, key, key_len);
+        out[key_len] = 0;
+        return key_len + 1;
+    }
+    /* A key of the longest length has no longer extension: the next key is
+     * the shortest one above it, its last byte below 0xff raised by one and
+     * what follows dropped. */
+    size_t n = key_len;
+    const uint8_t *k = key;
+    while (n && k[n - 1] == 0xff)
+        n--;
+    if (!n)
+        return 0;
+    memcpy(out, k, n);
+    out[n - 1]++;
+    return n;
+}
+
+int sy_client_scan_page(sy_client *c, const void *from, size_t from_len, const void *to,
+                        size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
+                        bool *more, int timeout_ms)
 {
     sy_client_result r;
     *kvs = NULL;
     *n = 0;
+    *more = false;
     if (limit == 0 || limit > SY_MAX_SCAN)
         limit = SY_MAX_SCAN;
     int rc = sy_client_exec(c, SY_OP_SCAN, 0, from, from_len, to, to_len, NULL, 0, limit,
@@ -1171,6 +1194,14 @@ int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *
         return rc;
     rc = r.status;
     if (rc == SY_OK) {
+        /* The node stops a page at `limit` keys or before the pair that
+         * would take its keys and values past SY_MAX_SCAN_BYTES (core/kv.c)
+         * and does not say which: a page that came within one largest pair
+         * of the cap may have been cut there. */
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < r.n_kvs; i++)
+            bytes += r.kvs[i].key_len + r.kvs[i].val_len;
+        *more = r.n_kvs == limit || bytes + SY_MAX_KEY + SY_MAX_VALUE > SY_MAX_SCAN_BYTES;
         *kvs = r.kvs;
         *n = r.n_kvs;
         r.kvs = NULL;
@@ -1178,6 +1209,67 @@ int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *
     }
     sy_client_result_free(&r);
     return rc;
+}
+
+int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *to,
+                   size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
+                   int timeout_ms)
+{
+    *kvs = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SY_MAX_SCAN)
+        limit = SY_MAX_SCAN;
+    if (timeout_ms <= 0)
+        return SY_EINVAL;
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+    sy_client_kv *all = NULL;
+    size_t got = 0;
+    uint8_t next[SY_MAX_KEY];
+    const void *pf = from;
+    size_t pfl = from_len;
+    for (;;) {
+        sy_client_kv *page;
+        size_t pn;
+        bool more;
+        uint64_t now = mono_ms();
+        if (got && now >= deadline) {
+            sy_client_kvs_free(all, got);
+            return SY_ETIMEOUT;
+        }
+        int rc = sy_client_scan_page(c, pf, pfl, to, to_len, limit - (uint32_t)got, &page, &pn,
+                                     &more, (int)(deadline > now ? deadline - now : 1));
+        if (rc) {
+            sy_client_kvs_free(all, got);
+            return rc;
+        }
+        if (!got) {
+            all = page;
+            got = pn;
+        } else if (pn) {
+            sy_client_kv *grown = realloc(all, (got + pn) * sizeof *all);
+            if (!grown) {
+                sy_client_kvs_free(page, pn);
+                sy_client_kvs_free(all, got);
+                return SY_ENOMEM;
+            }
+            all = grown;
+            memcpy(all + got, page, pn * sizeof *page);
+            got += pn;
+            free(page);   /* its keys and values now belong to all */
+        } else {
+            free(page);
+        }
+        if (!more || !pn || got >= limit)
+            break;
+        /* cut at the byte cap: go on after the last key we have */
+        pfl = sy_client_key_after(all[got - 1].key, all[got - 1].key_len, next);
+        if (!pfl)
+            break;
+        pf = next;
+    }
+    *kvs = all;
+    *n = got;
+    return SY_OK;
 }
 
 /* ---------------------------------------------------------------- status */

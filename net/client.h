@@ -140,12 +140,28 @@ int sy_client_del(sy_client *c, const void *key, size_t key_len, int timeout_ms)
 int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old,
                   size_t old_len, const void *new_val, size_t new_len, int timeout_ms,
                   uint8_t **cur, size_t *cur_len);
-/* Keys in [from, to) (to_len == 0: to the end), at most limit (0 or more
- * than SY_MAX_SCAN: SY_MAX_SCAN). *kvs owned by the caller
- * (sy_client_kvs_free). */
+/* Keys in [from, to) (to_len == 0: to the end), in key order, at most
+ * limit (0 or more than SY_MAX_SCAN: SY_MAX_SCAN). *kvs owned by the
+ * caller (sy_client_kvs_free). A node answers at most SY_MAX_SCAN_BYTES
+ * (4 MiB) of keys and values per request; a larger result is read in
+ * several requests (pages), each linearizable on its own, not as one
+ * snapshot, and all of it is held in memory (1,000 values of 1 MiB are
+ * 1 GiB): sy_client_scan_page bounds that. timeout_ms covers all pages. */
 int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *to,
                    size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
                    int timeout_ms);
+/* One request of a scan: as sy_client_scan, but only what one reply holds
+ * (a linearizable read), and *more says whether keys in [from, to) may
+ * follow the last one returned: the page stopped at limit, or came within
+ * one largest key-value pair of the 4 MiB cap and may have been cut there.
+ * To go on, scan from sy_client_key_after(last key). */
+int sy_client_scan_page(sy_client *c, const void *from, size_t from_len, const void *to,
+                        size_t to_len, uint32_t limit, sy_client_kv **kvs, size_t *n,
+                        bool *more, int timeout_ms);
+/* The smallest key that sorts after key (byte order) into out, which
+ * holds SY_MAX_KEY bytes; returns its length, or 0 when none does (key is
+ * SY_MAX_KEY bytes of 0xff). */
+size_t sy_client_key_after(const void *key, size_t key_len, uint8_t *out);
 
 /* Asks every node for its status at once; out has cfg->n entries. Nodes
  * that do not answer with a valid signed status in time get

@@ -106,6 +106,13 @@ struct sy_net {
     nng_tls_config *tls_peer_srv, *tls_client_srv;
     lst_watch watch[2];           /* [0] peer listener, [1] client listener */
     bool closing;                 /* atomic */
+    /* Calls out of the transport into what cfg points at (the metrics and
+     * health callbacks, the verifier, the signer) hold cbl for reading;
+     * sy_net_close turns them off first, under the write lock, so nothing
+     * calls the caller's objects once it returns, even when NNG's part of
+     * the close is left behind. */
+    pthread_rwlock_t cbl;
+    bool callouts_off;
 
     peer peers[SY_MAX_NODES];
     nng_socket pull;
@@ -170,6 +177,21 @@ static int map_nng(int rv)
 static bool is_closing(sy_net *net)
 {
     return __atomic_load_n(&net->closing, __ATOMIC_ACQUIRE);
+}
+
+/* true: the caller may call out and must callout_exit after */
+static bool callout_enter(sy_net *net)
+{
+    pthread_rwlock_rdlock(&net->cbl);
+    if (!net->callouts_off)
+        return true;
+    pthread_rwlock_unlock(&net->cbl);
+    return false;
+}
+
+static void callout_exit(sy_net *net)
+{
+    pthread_rwlock_unlock(&net->cbl);
 }
 
 /* ------------------------------------------------------------ event queue */
@@ -323,7 +345,7 @@ static void slot_cb(void *arg)
     state = s->state;
     pthread_mutex_unlock(&net->cmu);
 
-    if (state == C_SEND && rv != 0) {
+    if ((state == C_SEND && rv != 0) || (state == C_RECV && rv == 0 && is_closing(net))) {
         nng_msg *m = nng_aio_get_msg(s->aio);
         if (m)
             nng_msg_free(m);
@@ -401,8 +423,9 @@ int sy_net_reply(sy_net *net, uint64_t handle, const uint8_t *frame, size_t len)
     return rc;
 }
 
-int sy_net_reply_error(sy_net *net, uint64_t handle, uint32_t client_id, uint64_t req_no,
-                       int status, uint32_t leader)
+/* Holds cbl for reading (it signs). */
+static int reply_error_signed(sy_net *net, uint64_t handle, uint32_t client_id, uint64_t req_no,
+                              int status, uint32_t leader)
 {
     sy_msg m;
     sy_buf b;
@@ -420,6 +443,16 @@ int sy_net_reply_error(sy_net *net, uint64_t handle, uint32_t client_id, uint64_
     if (rc == SY_OK)
         rc = sy_net_reply(net, handle, b.p, b.len);
     sy_buf_free(&b);
+    return rc;
+}
+
+int sy_net_reply_error(sy_net *net, uint64_t handle, uint32_t client_id, uint64_t req_no,
+                       int status, uint32_t leader)
+{
+    if (!callout_enter(net))
+        return SY_ECLOSED;
+    int rc = reply_error_signed(net, handle, client_id, req_no, status, leader);
+    callout_exit(net);
     return rc;
 }
 
@@ -500,6 +533,10 @@ static void verify_event(sy_net *net, sy_net_event *ev)
 static void deliver(sy_net *net, uint8_t kind, nng_msg *msg, uint64_t handle)
 {
     sy_net_event ev;
+    if (!callout_enter(net)) {   /* closing: nobody will read it */
+        nng_msg_free(msg);
+        return;
+    }
     memset(&ev, 0, sizeof ev);
     ev.kind = kind;
     ev.priv_ = msg;
@@ -508,8 +545,10 @@ static void deliver(sy_net *net, uint8_t kind, nng_msg *msg, uint64_t handle)
     ev.handle = handle;
     if (net->cfg.verify)
         verify_event(net, &ev);
-    if (eq_push(net, &ev) == SY_OK)
+    if (eq_push(net, &ev) == SY_OK) {
+        callout_exit(net);
         return;
+    }
     if (kind == SY_NET_EV_CLIENT) {
         uint32_t cid = 0;
         uint64_t rno = 0;
@@ -518,7 +557,7 @@ static void deliver(sy_net *net, uint8_t kind, nng_msg *msg, uint64_t handle)
             rno = ev.env.msg.u.req.req_no;
         }
         CNT_ADD(net->client_busy);
-        if (sy_net_reply_error(net, handle, cid, rno, SY_EFULL, SY_NO_NODE) != SY_OK) {
+        if (reply_error_signed(net, handle, cid, rno, SY_EFULL, SY_NO_NODE) != SY_OK) {
             uint32_t gen;
             cslot *s = slot_of(net, handle, &gen);
             bool rearm = false;
@@ -535,6 +574,7 @@ static void deliver(sy_net *net, uint8_t kind, nng_msg *msg, uint64_t handle)
     } else {
         CNT_ADD(net->queue_drop);
     }
+    callout_exit(net);
     sy_net_event_free(&ev);
 }
 
@@ -587,8 +627,11 @@ static void pull_cb(void *arg)
 {
     sy_net *net = arg;
     int rv = nng_aio_result(net->pull_aio);
-    if (rv == NNG_ECLOSED || is_closing(net))
+    if (rv == NNG_ECLOSED || is_closing(net)) {
+        if (rv == 0)
+            nng_msg_free(nng_aio_get_msg(net->pull_aio));
         return;
+    }
     if (rv == 0) {
         nng_msg *m = nng_aio_get_msg(net->pull_aio);
         CNT_ADD(net->peer_rx);
@@ -671,8 +714,14 @@ static void http_metrics(nng_aio *aio)
     sy_buf b;
     int rc = SY_OK;
     sy_buf_init(&b);
+    if (!callout_enter(net)) {
+        const char *t = "node stopping\n";
+        http_reply(aio, 503, "text/plain", t, strlen(t));
+        return;
+    }
     if (net->cfg.metrics)
         rc = net->cfg.metrics(net->cfg.cb_ctx, &b);
+    callout_exit(net);
     sy_net_metrics_text(net, &b);
     if (rc == SY_OK && b.err == SY_OK) {
         http_reply(aio, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
@@ -688,7 +737,14 @@ static void http_health(nng_aio *aio)
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     sy_net *net = nng_http_handler_get_data(h);
     char why[256] = "";
-    if (!net->cfg.health || net->cfg.health(net->cfg.cb_ctx, why, sizeof why - 1)) {
+    bool ok = false;
+    if (!callout_enter(net)) {
+        snprintf(why, sizeof why, "node stopping");
+    } else {
+        ok = !net->cfg.health || net->cfg.health(net->cfg.cb_ctx, why, sizeof why - 1);
+        callout_exit(net);
+    }
+    if (ok) {
         http_reply(aio, 200, "text/plain", "ok\n", 3);
     } else {
         size_t l = strnlen(why, sizeof why - 2);
@@ -1189,6 +1245,7 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
     pthread_mutex_init(&net->wmu, NULL);
     pthread_mutex_init(&net->emu, NULL);
     pthread_mutex_init(&net->vmu, NULL);
+    pthread_rwlock_init(&net->cbl, NULL);
     cond_init_mono(&net->ecv);
     pthread_cond_init(&net->wcv, NULL);
     net->last_expire_ms = now_ms();
@@ -1293,10 +1350,6 @@ uint32_t sy_net_left_behind(void)
 /* The NNG part of closing: after it no NNG thread touches net. */
 static void net_close_nng(sy_net *net)
 {
-#ifdef SYNOD_TESTING
-    if (net->cfg.test_close_stall_ms)
-        nng_msleep(net->cfg.test_close_stall_ms);
-#endif
     if (net->http) {
         nng_http_server_stop(net->http);
         nng_http_server_release(net->http);
@@ -1315,6 +1368,11 @@ static void net_close_nng(sy_net *net)
             nng_aio_stop(net->slots[i].aio);
     if (net->pull_aio)
         nng_aio_stop(net->pull_aio);
+#ifdef SYNOD_TESTING
+    /* where NNG 1.5.2 once hung for good (upstream #648) */
+    if (net->cfg.test_close_stall_ms)
+        nng_msleep(net->cfg.test_close_stall_ms);
+#endif
     if (net->rep_open)
         nng_close(net->rep);
     if (net->pull_open)
@@ -1381,6 +1439,7 @@ static void net_free(sy_net *net)
     pthread_mutex_destroy(&net->wmu);
     pthread_mutex_destroy(&net->emu);
     pthread_mutex_destroy(&net->vmu);
+    pthread_rwlock_destroy(&net->cbl);
     pthread_cond_destroy(&net->ecv);
     pthread_cond_destroy(&net->wcv);
     free(net);
@@ -1417,12 +1476,17 @@ int sy_net_close(sy_net *net)
     if (!net)
         return SY_OK;
     __atomic_store_n(&net->closing, true, __ATOMIC_RELEASE);
+    /* waits only for callouts under way (a verification, a metrics scrape) */
+    pthread_rwlock_wrlock(&net->cbl);
+    net->callouts_off = true;
+    pthread_rwlock_unlock(&net->cbl);
     net_closer *k = calloc(1, sizeof *k);
     pthread_t th;
-    if (!k || pthread_mutex_init(&k->mu, NULL) || pthread_cond_init(&k->cv, NULL)) {
+    if (!k || pthread_mutex_init(&k->mu, NULL)) {
         free(k);
         k = NULL;
     } else {
+        cond_init_mono(&k->cv);
         k->net = net;
     }
     if (!k || pthread_create(&th, NULL, net_closer_main, k) != 0) {

@@ -2154,8 +2154,6 @@ out_net:
     if (sy_net_close(r->net) == SY_ETIMEOUT)
         SY_WARN(&r->log, "stopping: the network did not close within %u ms (an NNG hang); "
                 "left behind, storage is closed regardless", SY_NET_CLOSE_MS);
-    if (code == 0)
-        SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_engine:
     if (r->eng)
         r->ops->destroy(r->eng);
@@ -2166,6 +2164,8 @@ out_engine:
 out_storage:
     sy_wal_close(r->wal);
     sy_storage_close(r->st);
+    if (code == 0)
+        SY_INFO(&r->log, "stopping: signal received; storage closed cleanly");
 out_cfg:
     if (r->lock_fd >= 0)
         close(r->lock_fd);   /* after the store is closed */

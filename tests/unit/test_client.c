@@ -821,6 +821,22 @@ static void test_client_and_transport_endpoint_round_trip(void **state)
     world_stop(&w);
 }
 
+/* The key a scan goes on from: nothing sorts between it and the last one. */
+static void test_key_after_is_the_next_key(void **state)
+{
+    (void)state;
+    uint8_t out[SY_MAX_KEY], k[SY_MAX_KEY];
+    assert_int_equal(sy_client_key_after("ab", 2, out), 3);
+    assert_memory_equal(out, "ab\0", 3);
+    memset(k, 'a', sizeof k);
+    k[SY_MAX_KEY - 1] = 0xff;   /* longest key: no extension, raise the byte before */
+    assert_int_equal(sy_client_key_after(k, SY_MAX_KEY, out), SY_MAX_KEY - 1);
+    assert_memory_equal(out, k, SY_MAX_KEY - 2);
+    assert_int_equal(out[SY_MAX_KEY - 2], 'b');
+    memset(k, 0xff, sizeof k);
+    assert_int_equal(sy_client_key_after(k, SY_MAX_KEY, out), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -838,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_client_and_transport_endpoint_round_trip),
+        cmocka_unit_test(test_key_after_is_the_next_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
