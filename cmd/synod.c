@@ -47,6 +47,20 @@ static void usage(FILE *f)
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
 }
 
+/* argv[i] appeared as an option before (values are skipped: every option
+ * but --help/--version takes one). */
+static bool seen_before(int argc, char **argv, int i)
+{
+    (void)argc;
+    for (int j = 1; j < i; j++) {
+        if (!strcmp(argv[j], argv[i]))
+            return true;
+        if (!strncmp(argv[j], "--", 2))
+            j++;   /* its value */
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     synod_opts o = {.log_level = -1};
@@ -65,6 +79,10 @@ int main(int argc, char **argv)
                                   !strcmp(argv[i], "--slow-snapshot") ||
                                   !strcmp(argv[i], "--stall-close"))) {
             fprintf(stderr, "synod: %s needs a value (see synod --help)\n", argv[i]);
+            return 2;
+        } else if (!strncmp(argv[i], "--", 2) && strcmp(argv[i], "--config") &&
+                   seen_before(argc, argv, i)) {
+            fprintf(stderr, "synod: %s given twice; give it once\n", argv[i]);
             return 2;
         } else if (!strcmp(argv[i], "--config") && o.config_path) {
             fprintf(stderr, "synod: --config given twice ('%s' and '%s'); give one node file\n",
@@ -115,10 +133,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    bool net_left_behind = false;
+    o.net_left_behind = &net_left_behind;
     int code = synod_run(&o, &g_stop);
     /* release NNG's global state before exit, unless a close hung in NNG
      * and was left behind (nng_fini would wait for it for ever) */
-    if (sy_net_left_behind() == 0)
+    if (!net_left_behind)
         nng_fini();
     return code;
 }

@@ -1338,14 +1338,8 @@ err_close:
  * client). A node that hangs in close never exits after SIGTERM, so every
  * NNG teardown step runs on a helper thread and sy_net_close waits for it
  * at most SY_NET_CLOSE_MS. Past that the helper is left behind: it owns
- * net and frees it if it ever finishes; sy_net_left_behind() tells the
- * process not to call nng_fini under it. */
-static uint32_t g_left_behind;   /* atomic: abandoned closers still running */
-
-uint32_t sy_net_left_behind(void)
-{
-    return __atomic_load_n(&g_left_behind, __ATOMIC_ACQUIRE);
-}
+ * net and frees it if it ever finishes, and sy_net_close's SY_ETIMEOUT
+ * tells the process not to call nng_fini under it. */
 
 /* The NNG part of closing: after it no NNG thread touches net. */
 static void net_close_nng(sy_net *net)
@@ -1466,7 +1460,6 @@ static void *net_closer_main(void *arg)
         pthread_mutex_destroy(&k->mu);
         pthread_cond_destroy(&k->cv);
         free(k);
-        __atomic_sub_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
     }
     return NULL;
 }
@@ -1499,14 +1492,10 @@ int sy_net_close(sy_net *net)
         net_free(net);
         return SY_OK;
     }
-    /* counted before the wait so a helper finishing just after the
-     * timeout never drives the count below zero */
-    __atomic_add_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
     if (!sy_wait_done(&k->mu, &k->cv, &k->done, &k->abandoned, SY_NET_CLOSE_MS)) {
         pthread_detach(th);
         return SY_ETIMEOUT;
     }
-    __atomic_sub_fetch(&g_left_behind, 1, __ATOMIC_ACQ_REL);
     pthread_join(th, NULL);
     pthread_mutex_destroy(&k->mu);
     pthread_cond_destroy(&k->cv);

@@ -144,14 +144,12 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen);
  * Returns SY_OK when all is closed and freed, or SY_ETIMEOUT when NNG did
  * not let go within SY_NET_CLOSE_MS (an NNG hang; transport.c): the
  * closing then goes on on a thread of its own, which frees net if it ever
- * finishes. Either way the caller must not touch net again, and from the
+ * finishes, and the process must not call nng_fini (it would wait for
+ * it). Either way the caller must not touch net again, and from the
  * moment it returns net calls nothing cfg points at (callbacks, verifier,
  * signer): the caller may free them. Metrics and health requests during
  * the close get 503 "node stopping". */
 int sy_net_close(sy_net *net);
-/* Closes still running after sy_net_close gave up on them. While nonzero
- * the process must not call nng_fini (it would wait for them). */
-uint32_t sy_net_left_behind(void);
 
 /* Sends a frame to peer `to` (copied). Never blocks: SY_EFULL if the peer's
  * buffer is full (frame dropped, counted), SY_EINVAL for a bad id. Sending

@@ -2151,9 +2151,12 @@ out_net:
     drain_job(r);
     snap_stop(r);
     flush_replies(r);
-    if (sy_net_close(r->net) == SY_ETIMEOUT)
+    if (sy_net_close(r->net) == SY_ETIMEOUT) {
+        if (o->net_left_behind)
+            *o->net_left_behind = true;
         SY_WARN(&r->log, "stopping: the network did not close within %u ms (an NNG hang); "
                 "left behind, storage is closed regardless", SY_NET_CLOSE_MS);
+    }
 out_engine:
     if (r->eng)
         r->ops->destroy(r->eng);

@@ -23,6 +23,8 @@ typedef struct synod_opts {
     bool slow_snapshot;           /* test-only: --slow-snapshot given */
     uint32_t slow_snapshot_ms;    /* added to every snapshot (snapshot thread) */
     uint32_t stall_close_ms;      /* test-only: sy_net_close stalls this long (0: no) */
+    bool *net_left_behind;        /* out (optional): set when closing the network was
+                                     left behind in NNG; then do not call nng_fini */
     int log_level;                /* -1: from the node file */
 } synod_opts;
 

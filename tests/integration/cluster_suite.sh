@@ -35,6 +35,16 @@ s=$(ctl scan big bih --limit 5 2>"$T_DIR/scan.err" | cut -f1 | tr '\n' ' ')
   && pass "scan --limit 5 over two pages stops at 5 keys and says more may follow" \
   || fail "scan --limit 5 gave '$s', stderr '$(cat "$T_DIR/scan.err")'"
 for k in 0 1 2 3 4 5; do ctl del "big$k" >/dev/null; done
+# usage errors are one line on stderr and exit 2, before anything is sent
+usage_err() {  # usage_err WHAT EXPECTED-TEXT ARGS...
+  local what=$1 want=$2; shift 2
+  local out rc; out=$(ctl "$@" 2>&1); rc=$?
+  [ $rc -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q -- "$want" \
+    && pass "synodctl refuses $what (exit 2): $out" || fail "synodctl $what: rc=$rc '$out'"
+}
+usage_err "an empty key" "empty" put "" v
+usage_err "a scan whose FROM sorts after TO" "after" scan b a
+usage_err "an option given twice" "--timeout given twice" --timeout 100 --timeout 200 get greeting
 ctl del a1 >/dev/null && ! ctl get a1 >/dev/null 2>&1 && pass "deleted key is gone" || fail "del"
 
 # ---- 2. cas race between clients: exactly one of K racing cas wins
