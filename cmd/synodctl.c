@@ -5,6 +5,8 @@
  * the cluster); 2 usage or configuration error (bad arguments, manifest or
  * key file problems, key not in the manifest, key/value over the limits). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -207,7 +209,57 @@ static int exit_for_open(int rc)
     return rc == SY_ENOMEM || rc == SY_EIO ? EXIT_RUNTIME : EXIT_USAGE;
 }
 
-static sy_client *open_or_die(const args *a, const char *key)
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One client key is one sequential client: its requests are executed in
+ * request-number order and a repeated number is taken for a retry, so
+ * synodctl processes sharing a key (parallel shell loops, a put beside a
+ * bench) failed each other's requests as stale, and now and then one got
+ * the other's acknowledgement for a write of its own that was never
+ * applied. Each process therefore holds an exclusive lock on the key file
+ * while it uses the identity (until it exits), and another one waits for
+ * it until its deadline. Returns the milliseconds waited. */
+static uint64_t lock_key_or_die(const args *a, const char *key, uint64_t deadline_ms)
+{
+    int fd = open(key, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;   /* sy_client_open says what is wrong with the file */
+    uint64_t t0 = clock_ms(), now = t0;
+    bool told = false;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return now - t0;   /* fd stays open: the lock lasts until exit */
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            close(fd);   /* a file system without locks: go on without */
+            return now - t0;
+        }
+        if (now >= deadline_ms) {
+            fprintf(stderr, "synodctl: client key %s stayed in use by another process (a "
+                    "synodctl or bench with the same key) for %" PRIu64 " ms: one key is one "
+                    "client, one request at a time; use another key (--key) or try again\n",
+                    key, now - t0);
+            exit(EXIT_RUNTIME);
+        }
+        if (!told && now - t0 >= 1000) {
+            fprintf(stderr, "synodctl: waiting for client key %s, in use by another process\n",
+                    key);
+            told = true;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+        now = clock_ms();
+    }
+}
+
+/* exclusive: lock the key for requests with request numbers (everything
+ * but status); *waited (if non-NULL) gets the ms spent waiting for it. */
+static sy_client *open_or_die(const args *a, const char *key, bool exclusive,
+                              uint64_t *waited)
 {
     sy_client *c;
     char why[512] = "";
@@ -216,6 +268,9 @@ static sy_client *open_or_die(const args *a, const char *key)
         client_key_path(a->cluster, 0, def, sizeof def);
         key = def;
     }
+    uint64_t w = exclusive ? lock_key_or_die(a, key, clock_ms() + (uint64_t)a->timeout_ms) : 0;
+    if (waited)
+        *waited = w;
     int rc = sy_client_open(a->cluster, key, &c, why, sizeof why);
     if (rc) {
         fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
@@ -506,7 +561,7 @@ static int cmd_bench(const args *a)
             ret = EXIT_USAGE;
             goto out;
         }
-        b.clients[i] = open_or_die(a, path);
+        b.clients[i] = open_or_die(a, path, true, NULL);
     }
     uint64_t start = mono_us();
     b.start_ms = start / 1000;
@@ -841,7 +896,11 @@ int main(int argc, char **argv)
         newv = a.pos[a.npos - 1];
         newl = strlen(newv);
     }
-    c = open_or_die(&a, a.key);
+    uint64_t waited = 0;
+    c = open_or_die(&a, a.key, strcmp(cmd, "status") && strcmp(cmd, "transfer"), &waited);
+    if (waited) {   /* the deadline covers the wait for the key */
+        a.timeout_ms = waited < (uint64_t)a.timeout_ms ? a.timeout_ms - (int)waited : 1;
+    }
     const char *k = a.npos > 1 ? a.pos[1] : "";
     if (!strcmp(cmd, "status")) {
         ret = cmd_status(c, &a);

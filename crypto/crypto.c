@@ -68,6 +68,11 @@ bool sy_ed25519_verify(const sy_pubkey *pk, const void *msg, size_t len, const s
     return crypto_sign_verify_detached(sig->b, msg, len, pk->b) == 0;
 }
 
+uint32_t sy_random_below(uint32_t bound)
+{
+    return randombytes_uniform(bound);
+}
+
 void sy_hash(const void *data, size_t len, sy_digest *out)
 {
     crypto_generichash(out->b, SY_DIGEST_LEN, data, len, NULL, 0);

@@ -39,6 +39,9 @@ bool sy_ed25519_verify(const sy_pubkey *pk, const void *msg, size_t len, const s
 
 /* BLAKE2b-256. */
 void sy_hash(const void *data, size_t len, sy_digest *out);
+/* A uniformly random number in [0, bound) from the system's CSPRNG
+ * (bound >= 1). Needs sy_crypto_init. */
+uint32_t sy_random_below(uint32_t bound);
 typedef struct { uint8_t state[384] __attribute__((aligned(64))); } sy_hasher;
 void sy_hash_init(sy_hasher *h);
 void sy_hash_update(sy_hasher *h, const void *data, size_t len);

@@ -97,6 +97,21 @@ static uint64_t wall_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A fresh request number: the wall clock in microseconds times 1024 plus
+ * 10 random bits, and always above the last one. One identity's requests
+ * are executed in req_no order and a repeated (client, req_no) is taken
+ * for a retry of the same request (it gets the first one's cached reply),
+ * so two processes that share a client key (unsupported: net/client.h)
+ * picking the same number in the same microsecond would see one write
+ * acknowledged and never applied -- seen with the wall clock alone, about
+ * once in 400 writes from three synodctl loops sharing a key. The random
+ * bits make that ~1,000 times rarer; synodctl also locks its key file. */
+static uint64_t next_req_no(uint64_t last)
+{
+    uint64_t n = (wall_us() << 10) | sy_random_below(1024);
+    return n > last ? n : last + 1;
+}
+
 /* ------------------------------------------------------------------ links */
 
 static void link_cb(void *arg)
@@ -336,7 +351,7 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->vopts.verifier = &c->ver;
     c->vopts.batch_ok = true;
     c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
-    c->last_req = wall_us();
+    c->last_req = next_req_no(0);
     /* pbft: the first request goes to every replica, whose replies name
      * the primary (bft_targets) */
     c->leader = cfg->protocol == SY_PROTO_PBFT ? SY_NO_NODE : 0;
@@ -1037,8 +1052,7 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
     sy_client_req *q = &m.u.req;
     q->client_id = c->client_id;
     /* strictly increasing even if the wall clock steps back */
-    uint64_t now_us = wall_us();
-    c->last_req = now_us > c->last_req ? now_us : c->last_req + 1;
+    c->last_req = next_req_no(c->last_req);
     q->req_no = c->last_req;
     q->op = op;
     q->flags = flags;

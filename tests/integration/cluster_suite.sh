@@ -59,6 +59,29 @@ wins=$(cat "$T_DIR"/cas-* | grep -c '^0$')
 [ "$wins" -eq 1 ] && pass "exactly one of 4 racing cas wins" || fail "$wins racing cas won"
 winner=$(ctl get counter)
 echo "$winner" | grep -q '^won-by-[0-3]$' && pass "the winner's value is stored ($winner)" || fail "counter='$winner'"
+# three shell loops writing with the same (default) client key: synodctl
+# takes its turn with the key (one identity is one sequential client), so
+# no write fails as stale and every acknowledged one is stored
+same_pids=()
+for w in 1 2 3; do
+  ( for i in $(seq 1 30); do ctl put "same-$w-$i" v >/dev/null 2>>"$T_DIR/same.err" && echo "same-$w-$i"; done \
+      > "$T_DIR/same-$w" ) &
+  same_pids+=($!)
+done
+wait "${same_pids[@]}"
+n_ok=$(cat "$T_DIR"/same-* | wc -l) missing=0
+for k in $(cat "$T_DIR"/same-*); do ctl get "$k" >/dev/null 2>&1 || missing=$((missing + 1)); done
+[ "$n_ok" -eq 90 ] && [ "$missing" -eq 0 ] \
+  && pass "90 writes from 3 parallel synodctl loops sharing a key: all acknowledged, all stored" \
+  || fail "shared key: $n_ok of 90 acknowledged, $missing of those missing; errors: $(sort "$T_DIR/same.err" | uniq -c | head -3)"
+# a key held for longer than a request's deadline: one clear line, exit 1
+ctl bench --clients 1 --duration 3 >/dev/null 2>&1 &
+bp=$!
+sleep 1
+out=$(ctl --timeout 500 put held v 2>&1); rc=$?
+wait $bp
+[ $rc -eq 1 ] && echo "$out" | grep -q "stayed in use by another process" \
+  && pass "a put whose key a bench holds past its deadline says so (exit 1)" || fail "held key: rc=$rc '$out'"
 
 # ---- 3. SIGKILL the leader under load: no acknowledged write lost
 acked=$T_DIR/acked
