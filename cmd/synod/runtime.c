@@ -153,6 +153,7 @@ typedef struct {
     bool last_peer_up[SY_MAX_NODES];
     uint64_t drops_since_report, last_drop_report;
     int last_drop_rc;
+    char last_drop_why[192];
     uint64_t last_changes_ms;
     /* the write in flight (see "the write" below) */
     rt_job job;
@@ -1414,6 +1415,7 @@ static void count_reject(rt *r, int rc, const char *why, const char *from)
         r->m.rejected[rc]++;
     r->drops_since_report++;
     r->last_drop_rc = rc;
+    snprintf(r->last_drop_why, sizeof r->last_drop_why, "%s", why ? why : sy_strerror(rc));
     SY_DEBUG(&r->log, "rejected %s frame: %s", from, why ? why : sy_strerror(rc));
 }
 
@@ -1642,6 +1644,17 @@ static int handle_event(rt *r, sy_net_event *ev)
         e->type == SY_MSG_STATUS_REPLY || e->type == SY_MSG_TRANSFER_REQ ||
         e->type == SY_MSG_TRANSFER_REPLY)
         return SY_OK;
+    /* Another protocol's message: the nodes' manifests disagree. The
+     * engine would drop it (counted only); say what is wrong instead. */
+    int fam = e->type >= 40 ? SY_PROTO_PBFT : e->type >= 30 ? SY_PROTO_PAXOS : SY_PROTO_RAFT;
+    if (fam != (int)r->cluster.protocol) {
+        char why[160];
+        snprintf(why, sizeof why, "a %s message from node %u, but this node runs %s: do the nodes' "
+                 "manifests (cluster.ini) differ?", sy_protocol_name(fam), e->sender,
+                 sy_protocol_name(r->cluster.protocol));
+        count_reject(r, SY_EMSGTYPE, why, from);
+        return SY_OK;
+    }
     sy_input in = {.kind = SY_IN_MSG, .now_ms = now_ms()};
     in.u.msg.from = e->sender;
     in.u.msg.msg = &e->msg;
@@ -1715,8 +1728,9 @@ static void log_changes(rt *r, uint64_t t)
         r->last_peer_up[i] = ns.peer_up[i];
     }
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
-        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s)",
-                r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc));
+        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s: %s)",
+                r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc),
+                r->last_drop_why);
         r->drops_since_report = 0;
         r->last_drop_report = t;
     }

@@ -263,6 +263,32 @@ out=$(timeout 20 "$BIN/synod" --config "$C_DIR/node-1-on-0.ini" 2>&1); rc=$?
   || fail "second process on node 0's data directory: rc=$rc out=$out"
 alive 0 && pass "node 0 keeps running" || fail "node 0 died when a second process tried its data directory"
 
+# ---- 7b. nodes whose manifests disagree on the protocol: each side logs
+# what it rejects and why (once per 10 s), instead of dropping in silence
+if [ "$PROTO" = raft ]; then
+  X=$((N - 1))
+  kill_node "$X" TERM
+  sed 's/^protocol *=.*/protocol = paxos/' "$C_DIR/cluster.ini" > "$C_DIR/cluster-paxos.ini"
+  cp "$C_DIR/node-$X.ini" "$C_DIR/node-$X.ini.orig"
+  sed -i 's/^cluster *=.*/cluster = cluster-paxos.ini/' "$C_DIR/node-$X.ini"
+  mv "$C_DIR/data/node-$X" "$C_DIR/data/node-$X.raft"   # a fresh directory for the paxos run
+  start_node "$X"
+  seen=
+  for _ in $(seq 1 60); do
+    grep -q "rejected .* frames .*a raft message from node [0-9]*, but this node runs paxos: do the nodes' manifests" \
+      "$T_DIR/logs/node-$X.log" && grep -hq "a paxos message from node $X, but this node runs raft" \
+      "$T_DIR"/logs/node-[0-9].log && { seen=1; break; }
+    sleep 0.5
+  done
+  [ -n "$seen" ] && pass "a node given a paxos manifest in a raft cluster: both sides log the protocol mismatch" \
+    || fail "no log line names the protocol mismatch: $(grep -h 'rejected' "$T_DIR"/logs/node-*.log | tail -2)"
+  kill_node "$X" TERM
+  mv "$C_DIR/node-$X.ini.orig" "$C_DIR/node-$X.ini"
+  rm -rf "$C_DIR/data/node-$X" && mv "$C_DIR/data/node-$X.raft" "$C_DIR/data/node-$X"
+  start_node "$X"
+  wait_converged 60 && pass "with its own manifest again node $X catches up" || fail "node $X did not catch up"
+fi
+
 # ---- 8. ledger verifies on every node; clean shutdown exits 0
 for ((i = 0; i < N; i++)); do
   kill_node "$i" TERM; rc=$?
