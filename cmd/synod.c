@@ -31,8 +31,8 @@ static void usage(FILE *f)
             "\n"
             "Runs one replica in the foreground. The node file names the node id,\n"
             "its secret key, its data directory and the cluster manifest.\n"
-            "SIGTERM or SIGINT stops it cleanly (a Raft leader first hands leadership\n"
-            "to a peer); after a crash it recovers from its data directory alone.\n"
+            "SIGTERM, SIGINT or SIGHUP stops it cleanly (a leader or primary first hands\n"
+            "its role to a peer); after a crash it recovers from its data directory alone.\n"
             "\n"
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
@@ -132,6 +132,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* a closed terminal or SSH session: stop as cleanly as for SIGTERM
+     * (the default action killed the node mid-write, without a word) */
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     bool net_left_behind = false;
     o.net_left_behind = &net_left_behind;

@@ -693,12 +693,30 @@ static int cmd_ledger_verify(const args *a)
     sy_storage *st = NULL;
     char serr[SY_STORAGE_ERRMSG] = "";
     if (sy_storage_lmdb_open(a->pos[2], &ro, &st, serr) == SY_OK) {
-        char owner[256], proto[256];
+        char owner[256], proto[256], what[640] = "";
         uint32_t node;
-        if (sy_datadir_identity_get(st, owner, proto, &node) == SY_OK && strcmp(owner, cfg.id)) {
+        sy_pubkey key;
+        /* Cluster ids repeat (synod-keys names every cluster "synod" unless
+         * told otherwise): the protocol and the node's key tell clusters
+         * apart too. Without this a directory of another cluster failed
+         * verification as if its ledger had been tampered with. */
+        if (sy_datadir_identity_get(st, owner, proto, &node, &key) == SY_OK) {
+            if (strcmp(owner, cfg.id))
+                snprintf(what, sizeof what, "cluster '%s', not '%s'", owner, cfg.id);
+            else if (strcmp(proto, sy_protocol_name(cfg.protocol)))
+                snprintf(what, sizeof what, "a %s cluster, not the %s cluster of this manifest",
+                         proto, sy_protocol_name(cfg.protocol));
+            else if (node >= cfg.n)
+                snprintf(what, sizeof what, "a cluster of more nodes (this manifest lists %u)",
+                         cfg.n);
+            else if (memcmp(key.b, cfg.node_keys[node].b, sizeof key.b))
+                snprintf(what, sizeof what, "another cluster (its node %u key is not this "
+                         "manifest's)", node);
+        }
+        if (what[0]) {
             fprintf(stderr, "synodctl: ledger verify %s: the data directory belongs to node %u "
-                    "of cluster '%s', not to cluster '%s' (%s): give that cluster's manifest\n",
-                    a->pos[2], node, owner, cfg.id, a->cluster);
+                    "of %s (manifest %s): give that cluster's manifest\n", a->pos[2], node, what,
+                    a->cluster);
             sy_storage_close(st);
             sy_cluster_free(&cfg);
             return EXIT_USAGE;

@@ -142,17 +142,20 @@ err_abort:
     return rc;
 }
 
-int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node)
+int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node,
+                            sy_pubkey *key)
 {
     sy_txn t;
     int rc = sy_txn_begin(s, false, &t);
     if (rc)
         return rc;
     sy_bytes v;
-    sy_pubkey key;
+    sy_pubkey k;
     rc = sy_txn_meta_get(&t, "identity", &v);
-    if (rc == SY_OK && !id_decode(v, node, proto, cluster, &key))
+    if (rc == SY_OK && !id_decode(v, node, proto, cluster, &k))
         rc = SY_ECORRUPT;
+    if (rc == SY_OK && key)
+        *key = k;
     sy_txn_abort(&t);
     return rc;
 }

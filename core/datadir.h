@@ -43,8 +43,10 @@ typedef struct {
 int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_t whylen);
 
 /* The identity recorded in the store, for messages (read transaction):
- * cluster id, protocol name (buffers of 256 bytes each) and node id.
- * SY_ENOTFOUND: none recorded (a directory from before 0.12). */
-int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node);
+ * cluster id, protocol name (buffers of 256 bytes each), node id and, if
+ * key is non-NULL, the node's public key. SY_ENOTFOUND: none recorded (a
+ * directory from before 0.12). */
+int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node,
+                            sy_pubkey *key);
 
 #endif
