@@ -47,20 +47,6 @@ static void usage(FILE *f)
             "exit codes: 0 stopped cleanly, 1 run-time failure, 2 usage or configuration error\n");
 }
 
-/* argv[i] appeared as an option before (values are skipped: every option
- * but --help/--version takes one). */
-static bool seen_before(int argc, char **argv, int i)
-{
-    (void)argc;
-    for (int j = 1; j < i; j++) {
-        if (!strcmp(argv[j], argv[i]))
-            return true;
-        if (!strncmp(argv[j], "--", 2))
-            j++;   /* its value */
-    }
-    return false;
-}
-
 int main(int argc, char **argv)
 {
     synod_opts o = {.log_level = -1};
@@ -79,10 +65,6 @@ int main(int argc, char **argv)
                                   !strcmp(argv[i], "--slow-snapshot") ||
                                   !strcmp(argv[i], "--stall-close"))) {
             fprintf(stderr, "synod: %s needs a value (see synod --help)\n", argv[i]);
-            return 2;
-        } else if (!strncmp(argv[i], "--", 2) && strcmp(argv[i], "--config") &&
-                   seen_before(argc, argv, i)) {
-            fprintf(stderr, "synod: %s given twice; give it once\n", argv[i]);
             return 2;
         } else if (!strcmp(argv[i], "--config") && o.config_path) {
             fprintf(stderr, "synod: --config given twice ('%s' and '%s'); give one node file\n",

@@ -131,18 +131,9 @@ static void parse_args(int argc, char **argv, args *a)
     a->read_ratio = 0.5;
     a->keys = 1000;
     a->to = SY_NO_NODE;
-    const char *seen[32];   /* options given so far: a repeat is refused */
-    size_t n_seen = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
 #define VAL() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
-        if (s[0] == '-' && s[1] == '-' && s[2]) {
-            for (size_t j = 0; j < n_seen; j++)
-                if (!strcmp(seen[j], s))
-                    die_usage("%s given twice; give it once", s);
-            if (n_seen < sizeof seen / sizeof seen[0])
-                seen[n_seen++] = s;
-        }
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(usage_text, stdout);
             exit(0);

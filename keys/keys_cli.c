@@ -127,8 +127,6 @@ static int cmd_gen(int argc, char **argv)
             if (m < 0)
                 return usage_error("%s needs a value (the key file to write)", "--out",
                                    "gen ");
-            if (out)
-                return usage_error("%s given twice; give it once", "--out", "gen ");
             out = v;
         } else if (strcmp(argv[i], "--force") == 0) {
             force = true;
@@ -190,7 +188,6 @@ static int cmd_cluster(int argc, char **argv)
         .base_port = SY_KEYS_DEFAULT_BASE_PORT,
         .clients = 1,
     };
-    uint32_t given = 0;   /* bit k: named[k] seen */
     for (int i = 0; i < argc; i++) {
         const char *v = NULL;
         int m;
@@ -213,9 +210,6 @@ static int cmd_cluster(int argc, char **argv)
             return usage_error("unknown argument '%s' to cluster", argv[i], "cluster ");
         if (m < 0)
             return usage_error("%s needs a value", named[k], "cluster ");
-        if (given & (1u << k))
-            return usage_error("%s given twice; give it once", named[k], "cluster ");
-        given |= 1u << k;
         uint32_t num = 0;
         switch (k) {
         case 0:

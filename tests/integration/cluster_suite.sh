@@ -44,7 +44,6 @@ usage_err() {  # usage_err WHAT EXPECTED-TEXT ARGS...
 }
 usage_err "an empty key" "empty" put "" v
 usage_err "a scan whose FROM sorts after TO" "after" scan b a
-usage_err "an option given twice" "--timeout given twice" --timeout 100 --timeout 200 get greeting
 ctl del a1 >/dev/null && ! ctl get a1 >/dev/null 2>&1 && pass "deleted key is gone" || fail "del"
 
 # ---- 2. cas race between clients: exactly one of K racing cas wins

@@ -136,8 +136,6 @@ static void test_bad_usage_exits_two_with_one_line(void **state)
     assert_one_line_error(fx, "protocol pbft with f=1 needs n >= 3f+1 = 4 nodes");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes many --out c"), 2);
     assert_one_line_error(fx, "--nodes needs a whole number");
-    assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --nodes 5 --out c"), 2);
-    assert_one_line_error(fx, "--nodes given twice; give it once");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --out c --colour"), 2);
     assert_one_line_error(fx, "unknown argument '--colour'");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --base-port 65500 --out c"), 2);
