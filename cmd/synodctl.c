@@ -87,6 +87,10 @@ typedef struct args {
     uint32_t to;                /* transfer --to; SY_NO_NODE if absent */
     const char *pos[8];
     int npos;
+    /* options that apply to some commands only: the first one given, for
+     * the check once the command is known (opt_check) */
+    const char *only[16];
+    int n_only;
 } args;
 
 static void die_usage(const char *fmt, const char *a)
@@ -131,10 +135,23 @@ static void parse_args(int argc, char **argv, args *a)
     a->read_ratio = 0.5;
     a->keys = 1000;
     a->to = SY_NO_NODE;
+    bool opts_done = false;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
 #define VAL() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+        if (!opts_done && s[0] == '-' && s[1] == '-' && s[2] && strcmp(s, "--cluster") &&
+            strcmp(s, "--key") && strcmp(s, "--timeout") && strcmp(s, "--help") &&
+            strcmp(s, "--version") && a->n_only < (int)(sizeof a->only / sizeof a->only[0]))
+            a->only[a->n_only++] = s;
+        if (opts_done || !strcmp(s, "--")) {
+            /* after "--" everything is an argument: keys may start with "--" */
+            if (opts_done) {
+                if (a->npos == (int)(sizeof a->pos / sizeof a->pos[0]))
+                    die_usage("too many arguments (at '%s')", s);
+                a->pos[a->npos++] = s;
+            }
+            opts_done = true;
+        } else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(usage_text, stdout);
             exit(0);
         } else if (!strcmp(s, "--version")) {
@@ -178,6 +195,32 @@ static void parse_args(int argc, char **argv, args *a)
             a->pos[a->npos++] = s;
         }
 #undef VAL
+    }
+}
+
+/* Options that belong to other commands are refused, not ignored: a
+ * `get --json` printing plain text, or a `put --limit` doing nothing,
+ * would hide a mistake. */
+static void opt_check(const args *a, const char *cmd)
+{
+    static const struct { const char *opt, *cmds, *say; } owner[] = {
+        {"--stale", " get scan ", "get and scan"}, {"--json", " status ", "status"},
+        {"--absent", " cas ", "cas"}, {"--stdin", " put cas ", "put and cas"},
+        {"--limit", " scan ", "scan"}, {"--to", " transfer ", "transfer"},
+        {"--clients", " bench ", "bench"}, {"--requests", " bench ", "bench"},
+        {"--duration", " bench ", "bench"}, {"--value-size", " bench ", "bench"},
+        {"--read-ratio", " bench ", "bench"}, {"--keys", " bench ", "bench"},
+    };
+    char word[32];
+    snprintf(word, sizeof word, " %s ", cmd);
+    for (int i = 0; i < a->n_only; i++) {
+        for (size_t j = 0; j < sizeof owner / sizeof owner[0]; j++) {
+            if (strcmp(a->only[i], owner[j].opt) || strstr(owner[j].cmds, word))
+                continue;
+            fprintf(stderr, "synodctl: %s does not apply to %s, only to %s (see synodctl "
+                    "--help)\n", a->only[i], cmd, owner[j].say);
+            exit(EXIT_USAGE);
+        }
     }
 }
 
@@ -287,8 +330,9 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                     what, cfg->n, cfg->nodes[0].client);
         else
             fprintf(stderr, "synodctl: %s: no leader/quorum answered within %d ms (%u of %u "
-                    "nodes connected; see synodctl status). The operation may or may not "
-                    "have taken effect.\n", what, a->timeout_ms, up, cfg->n);
+                    "nodes connected; see synodctl status).%s\n", what, a->timeout_ms, up,
+                    cfg->n, strcmp(what, "get") && strcmp(what, "scan")
+                                ? " The operation may or may not have taken effect." : "");
         return EXIT_RUNTIME;
     }
     if (rc == SY_ETOOBIG) {
@@ -572,7 +616,7 @@ static int cmd_bench(const args *a)
         }
     }
     /* progress once a second until every thread is done */
-    uint64_t last_done = 0;
+    uint64_t last_done = 0, last_us = start;
     for (uint32_t sec = 1;; sec++) {
         bool finished = false;
         for (int tick = 0; tick < 50 && !finished; tick++) {
@@ -580,9 +624,15 @@ static int cmd_bench(const args *a)
             finished = __atomic_load_n(&b.running, __ATOMIC_ACQUIRE) == 0;
         }
         uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED);
-        fprintf(stderr, "[%3us] %" PRIu64 " ops, %" PRIu64 " ops/s, %" PRIu64 " errors\n", sec, d,
-                d - last_done, __atomic_load_n(&b.errors, __ATOMIC_RELAXED));
+        uint64_t now_us = mono_us();
+        /* the rate over the time this line covers (the last one is
+         * usually less than a second) */
+        double span = (double)(now_us - last_us) / 1e6;
+        fprintf(stderr, "[%3us] %" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors\n", sec, d,
+                span > 0 ? (double)(d - last_done) / span : 0.0,
+                __atomic_load_n(&b.errors, __ATOMIC_RELAXED));
         last_done = d;
+        last_us = now_us;
         if (finished)
             break;
         /* nothing done and no node connected one deadline in: the cluster
@@ -817,6 +867,7 @@ int main(int argc, char **argv)
         die_usage("unknown command '%s'", cmd);
     if (!a.cluster)
         die_usage("%s", "--cluster DIR/cluster.ini is required");
+    opt_check(&a, cmd);
     if (!strcmp(cmd, "ledger"))
         return cmd_ledger_verify(&a);
     if (!strcmp(cmd, "bench")) {
@@ -958,6 +1009,8 @@ int main(int argc, char **argv)
                 print_bytes(stdout, cur, cl);
                 putchar('\n');
                 fprintf(stderr, "synodctl: cas: key '%s' holds another value (printed above)\n", k);
+            } else if (a.absent) {
+                fprintf(stderr, "synodctl: cas: key '%s' exists (its value is empty)\n", k);
             } else {
                 fprintf(stderr, "synodctl: cas: key '%s' is absent or empty\n", k);
             }

@@ -44,6 +44,9 @@ usage_err() {  # usage_err WHAT EXPECTED-TEXT ARGS...
 }
 usage_err "an empty key" "empty" put "" v
 usage_err "a scan whose FROM sorts after TO" "after" scan b a
+usage_err "an option of another command" "--json does not apply to get, only to status" get greeting --json
+ctl put -- --dashed v >/dev/null && [ "$(ctl get -- --dashed)" = v ] \
+  && pass "after -- a key may start with --" || fail "a key starting with -- after --"
 ctl del a1 >/dev/null && ! ctl get a1 >/dev/null 2>&1 && pass "deleted key is gone" || fail "del"
 
 # ---- 2. cas race between clients: exactly one of K racing cas wins
