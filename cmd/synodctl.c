@@ -822,8 +822,12 @@ static int cmd_transfer(sy_client *c, const args *a)
                 "marked admin (or not listed) in the leader's copy of the manifest\n");
         return EXIT_USAGE;
     case SY_EINVAL:
-        fprintf(stderr, "synodctl: transfer: the leader cannot hand over to node %u (not a "
-                "voter; PBFT hands a view only to the next view's primary)\n", a->to);
+        if (sy_client_cluster(c)->protocol == SY_PROTO_PBFT)
+            fprintf(stderr, "synodctl: transfer: the primary cannot hand over to node %u: PBFT "
+                    "hands a view only to the next view's primary\n", a->to);
+        else
+            fprintf(stderr, "synodctl: transfer: the leader cannot hand over to node %u (not a "
+                    "voter)\n", a->to);
         return EXIT_USAGE;
     case SY_EMSGTYPE:
         fprintf(stderr, "synodctl: transfer: the leader does not know transfer requests (a "

@@ -181,7 +181,8 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
             return fail(why, whylen, SY_ENOTFOUND,
-                        "key file %s does not exist; create it with: synod-keys gen --out %s",
+                        "key file %s does not exist (synod-keys gen --out %s makes one; its "
+                        "public key, synod-keys pub, must then be in the cluster manifest)",
                         path, path);
         if (e == EACCES || e == EPERM)
             return fail(why, whylen, SY_EPERM,
