@@ -135,8 +135,10 @@ int sy_client_get(sy_client *c, const void *key, size_t key_len, uint8_t **val,
                   size_t *val_len, int timeout_ms);
 int sy_client_del(sy_client *c, const void *key, size_t key_len, int timeout_ms);
 /* Sets key to new_val if its value is old (old == NULL: if the key is
- * absent). On SY_ECASFAIL *cur (if cur non-NULL; malloc'ed, may be NULL
- * when absent) holds the current value. */
+ * absent). On SY_ECASFAIL *cur (if cur non-NULL; malloc'ed, free it) holds
+ * the current value, *cur_len 0 when the key is absent or its value is
+ * empty: the reply does not tell those two apart (a get does). With
+ * old == NULL a failure means the key exists. */
 int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old,
                   size_t old_len, const void *new_val, size_t new_len, int timeout_ms,
                   uint8_t **cur, size_t *cur_len);
