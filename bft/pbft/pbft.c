@@ -1164,6 +1164,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->next_seq = p->executed + 1;
     if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
         p->next_seq = p->vote_hi + 1;
+    p->boot_check = boot != NULL;
     *out = p;
     return SY_OK;
 
@@ -1383,6 +1384,24 @@ static int pbft_step(void *e, const sy_input *in)
         p->now = in->now_ms;
     switch (in->kind) {
     case SY_IN_TICK:
+        if (p->boot_check) {
+            /* Deviation (Castro & Liskov log every message a replica sent;
+             * we keep only the highest number we voted at, vote_hi, and
+             * never re-sign at or below it in that view: pbft_guarded).
+             * A primary that pre-prepared numbers it has not executed
+             * before it crashed goes on above vote_hi, and nothing in its
+             * view can fill the numbers below (it cannot resend a
+             * PRE-PREPARE it does not have): execution, strictly in order,
+             * stops there until a view change. Seen after a crash of every
+             * replica: an idle cluster looked healthy and its first write
+             * waited out a request timeout, two with the next primary down.
+             * So such a primary hands its view on at once, as on SIGTERM;
+             * the NEW-VIEW fills the numbers (re-proposing what prepared). */
+            p->boot_check = false;
+            if (!p->in_vc && pbft_primary(p, p->view) == p->self &&
+                p->guard_view == p->view && p->guard_hi > p->executed)
+                (void)pbft_abdicate(p, SY_NO_NODE);
+        }
         pbft_arm_vc_timer(p);
         if (p->vc_deadline && p->now >= p->vc_deadline) {
             if (!p->in_vc && pbft_behind(p) &&

@@ -214,6 +214,7 @@ struct pbft {
     /* view */
     uint64_t view;
     bool in_vc;                   /* waiting for NEW-VIEW of `view` */
+    bool boot_check;              /* booted from disk: first tick checks for holes */
     uint64_t vc_deadline;         /* 0 = timer off */
     uint32_t vc_backoff;          /* successive view changes without progress */
     uint64_t view_changes;

@@ -663,9 +663,14 @@ static void test_prepared_batch_survives_a_restart_of_every_replica(void **state
         assert_int_equal(h_restart(h, i), SY_OK);
     h->filter = NULL;
     free(raw);   /* not resent: a copy of it would carry the same batch */
-    /* another client's request drives the cluster on; the certified
-     * sequence number is re-proposed in a new view and must execute first:
-     * no replica may be left fetching a batch nobody has */
+    /* the restarted primary cannot resend its PRE-PREPARE and hands its
+     * view on; the certified sequence number is re-proposed in the new view
+     * and executes with no request to drive it: no replica may be left
+     * fetching a batch nobody has */
+    h_run_for(h, 1000, 10);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h->applied[i], 1);
+    /* and another client's request goes after it */
     assert_true(op_until_executed(h, 1, 0xf, 60000));
     for (uint32_t i = 0; i < 4; i++)
         assert_int_equal(h->applied[i], 2);
@@ -707,6 +712,38 @@ static void test_restarted_old_primary_does_not_propose_over_transferred_entries
     h_free(h);
 }
 
+/* A primary pre-prepared a number, made it durable (its batch and vote_hi)
+ * and crashed before the PRE-PREPARE left; so did every other replica.
+ * After the restart nothing in that view can fill the number, and in-order
+ * execution would stop at it until some request's timer forced a view
+ * change. The restarted primary hands its view on at once instead: the
+ * cluster changes view while idle, and the first request afterwards
+ * executes within one request timeout (it waited one before, more with
+ * the next primary down). */
+static void test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    for (uint32_t k = 0; k < 5; k++)
+        assert_true(op_until_executed(h, k % H_CLIENTS, 0xf, 5000));
+    uint64_t before = h->applied[0];
+    h_submit(h, 1, 0x1u);   /* to the primary alone */
+    h_process(h, 0);        /* durable, PRE-PREPARE queued ... */
+    for (size_t i = 0; i < h->nq; i++)
+        free(h->q[i].buf);
+    h->nq = 0;              /* ... and lost in the crash of everyone */
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_restart(h, i), SY_OK);
+    h_run_for(h, 200, 50);  /* idle, well under request_timeout_ms (500) */
+    for (uint32_t i = 0; i < 4; i++)
+        assert_true(h_status(h, i).term >= 1);
+    assert_true(op_until_executed(h, 2, 0xf, 500));
+    for (uint32_t i = 0; i < 4; i++)
+        assert_true(h->applied[i] > before);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
         cmocka_unit_test(test_restarted_old_primary_does_not_propose_over_transferred_entries),
+        cmocka_unit_test(test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
