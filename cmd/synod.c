@@ -31,8 +31,9 @@ static void usage(FILE *f)
             "\n"
             "Runs one replica in the foreground. The node file names the node id,\n"
             "its secret key, its data directory and the cluster manifest.\n"
-            "SIGTERM, SIGINT or SIGHUP stops it cleanly (a leader or primary first hands\n"
-            "its role to a peer); after a crash it recovers from its data directory alone.\n"
+            "SIGTERM, SIGINT or SIGHUP (unless ignored, as under nohup) stops it cleanly\n"
+            "(a leader or primary first hands its role to a peer); after a crash it\n"
+            "recovers from its data directory alone.\n"
             "\n"
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
@@ -115,8 +116,11 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     /* a closed terminal or SSH session: stop as cleanly as for SIGTERM
-     * (the default action killed the node mid-write, without a word) */
-    sigaction(SIGHUP, &sa, NULL);
+     * (the default action killed the node mid-write, without a word) --
+     * unless SIGHUP is ignored (nohup, a supervisor's choice): keep that */
+    struct sigaction old_hup;
+    if (sigaction(SIGHUP, NULL, &old_hup) == 0 && old_hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     bool net_left_behind = false;
     o.net_left_behind = &net_left_behind;

@@ -204,7 +204,7 @@ static void parse_args(int argc, char **argv, args *a)
 static void opt_check(const args *a, const char *cmd)
 {
     static const struct { const char *opt, *cmds, *say; } owner[] = {
-        {"--stale", " get scan ", "get and scan"}, {"--json", " status ", "status"},
+        {"--stale", " get scan bench ", "get, scan and bench"}, {"--json", " status ", "status"},
         {"--absent", " cas ", "cas"}, {"--stdin", " put cas ", "put and cas"},
         {"--limit", " scan ", "scan"}, {"--to", " transfer ", "transfer"},
         {"--clients", " bench ", "bench"}, {"--requests", " bench ", "bench"},
@@ -260,7 +260,11 @@ static uint64_t clock_ms(void)
  * it until its deadline. Returns the milliseconds waited. */
 static uint64_t lock_key_or_die(const args *a, const char *key, uint64_t deadline_ms)
 {
-    int fd = open(key, O_RDONLY | O_CLOEXEC);
+    /* read-write where we may: NFS emulates flock with POSIX locks, and an
+     * exclusive one needs a file open for writing */
+    int fd = open(key, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(key, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;   /* sy_client_open says what is wrong with the file */
     uint64_t t0 = clock_ms(), now = t0;
@@ -269,7 +273,10 @@ static uint64_t lock_key_or_die(const args *a, const char *key, uint64_t deadlin
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             return now - t0;   /* fd stays open: the lock lasts until exit */
         if (errno != EWOULDBLOCK && errno != EINTR) {
-            close(fd);   /* a file system without locks: go on without */
+            fprintf(stderr, "synodctl: cannot lock client key %s (%s): going on without; "
+                    "another synodctl using this key at the same time would fail or be "
+                    "confused with this one\n", key, strerror(errno));
+            close(fd);
             return now - t0;
         }
         if (now >= deadline_ms) {

@@ -12,8 +12,9 @@
  *
  * Every request is an Ed25519-signed envelope from this client's identity
  * (its key must be listed in the manifest; SY_EUNAUTH otherwise), numbered
- * with a strictly increasing req_no that starts at the wall clock in
- * microseconds, so a restarted client never reuses a number. A retry of the
+ * with a strictly increasing req_no taken from the wall clock (microseconds
+ * times 1,024 plus 10 random bits), so a restarted client never reuses a
+ * number. A retry of the
  * same call reuses its req_no: the cluster executes it at most once.
  *
  * Every reply is verified before it is believed: the signature, that its

@@ -130,6 +130,8 @@ static void send_state_req_to(pbft *p, uint32_t to, uint32_t chunk)
 /* Asks the next peer (rotating) for state past executed. */
 static void send_state_req(pbft *p)
 {
+    if (p->n == 1)
+        return;
     do
         p->xfer_peer = (p->xfer_peer + 1) % p->n;
     while (p->xfer_peer == p->self);
@@ -173,6 +175,8 @@ static void xin_top_up(pbft *p)
  * everything outstanding. */
 static void xin_rotate(pbft *p)
 {
+    if (p->n == 1)
+        return;
     uint32_t next = p->xin.peer;
     for (uint32_t k = 0; k < p->n; k++) {
         next = (next + 1) % p->n;
@@ -234,6 +238,8 @@ static int xin_install(pbft *p);
 
 void pbft_maybe_fetch_state(pbft *p)
 {
+    if (p->n == 1)
+        return;   /* nobody to fetch from (the peer rotations below would spin) */
     if (!p->in_vc && p->n_waiting && !p->probed && p->vc_deadline &&
         p->now + p->cfg.request_timeout_ms / 2 >= p->vc_deadline) {
         /* halfway to accusing the primary: first make sure we are not the

@@ -1415,7 +1415,7 @@ static void count_reject(rt *r, int rc, const char *why, const char *from)
         r->m.rejected[rc]++;
     r->drops_since_report++;
     r->last_drop_rc = rc;
-    snprintf(r->last_drop_why, sizeof r->last_drop_why, "%s", why ? why : sy_strerror(rc));
+    snprintf(r->last_drop_why, sizeof r->last_drop_why, "%s", why ? why : "");
     SY_DEBUG(&r->log, "rejected %s frame: %s", from, why ? why : sy_strerror(rc));
 }
 
@@ -1646,8 +1646,11 @@ static int handle_event(rt *r, sy_net_event *ev)
         return SY_OK;
     /* Another protocol's message: the nodes' manifests disagree. The
      * engine would drop it (counted only); say what is wrong instead. */
-    int fam = e->type >= 40 ? SY_PROTO_PBFT : e->type >= 30 ? SY_PROTO_PAXOS : SY_PROTO_RAFT;
-    if (fam != (int)r->cluster.protocol) {
+    int fam = e->type >= SY_MSG_PBFT_FIRST && e->type <= SY_MSG_PBFT_LAST     ? SY_PROTO_PBFT
+              : e->type >= SY_MSG_PAXOS_FIRST && e->type <= SY_MSG_PAXOS_LAST ? SY_PROTO_PAXOS
+              : e->type >= SY_MSG_RAFT_VOTE && e->type <= SY_MSG_RAFT_TIMEOUT_NOW ? SY_PROTO_RAFT
+                                                                                : -1;
+    if (fam >= 0 && fam != (int)r->cluster.protocol) {
         char why[160];
         snprintf(why, sizeof why, "a %s message from node %u, but this node runs %s: do the nodes' "
                  "manifests (cluster.ini) differ?", sy_protocol_name(fam), e->sender,
@@ -1728,9 +1731,9 @@ static void log_changes(rt *r, uint64_t t)
         r->last_peer_up[i] = ns.peer_up[i];
     }
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
-        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s: %s)",
+        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s%s%s)",
                 r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc),
-                r->last_drop_why);
+                r->last_drop_why[0] ? ": " : "", r->last_drop_why);
         r->drops_since_report = 0;
         r->last_drop_report = t;
     }

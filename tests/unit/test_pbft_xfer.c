@@ -744,6 +744,20 @@ static void test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on(v
     h_free(h);
 }
 
+/* One replica (n = 1, f = 0, which the configuration allows) left idle:
+ * its idle probe has no peer to ask (the rotation over peers used to spin
+ * for good here: a hung node at 100% CPU), and it goes on serving. */
+static void test_a_single_replica_cluster_idles_and_serves(void **state)
+{
+    (void)state;
+    harness *h = h_new(1, 0, false, 16, tweak_one_per_batch);
+    assert_true(op_until_executed(h, 0, 0x1, 5000));
+    h_run_for(h, 10000, 50);   /* many heartbeats with nothing to do */
+    assert_true(op_until_executed(h, 1, 0x1, 5000));
+    assert_int_equal(h->applied[0], 2);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
         cmocka_unit_test(test_restarted_old_primary_does_not_propose_over_transferred_entries),
         cmocka_unit_test(test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on),
+        cmocka_unit_test(test_a_single_replica_cluster_idles_and_serves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
