@@ -433,13 +433,6 @@ err_free_cfg:
  * meanwhile). */
 #define SY_CLIENT_CLOSE_MS 2000u
 
-typedef struct {
-    sy_client *c;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, abandoned;
-} cl_closer;
-
 static void client_free(sy_client *c)
 {
     for (uint32_t i = 0; c->links && i < c->n; i++)
@@ -460,25 +453,17 @@ static void client_free(sy_client *c)
     free(c);
 }
 
-static void *closer_main(void *arg)
+static void client_free_cb(void *arg)
 {
-    cl_closer *k = arg;
-    sy_client *c = k->c;
+    client_free(arg);
+}
+
+static void client_close_sockets(void *arg)
+{
+    sy_client *c = arg;
     for (uint32_t i = 0; c->links && i < c->n; i++)
         if (c->links[i].open)
             nng_close(c->links[i].sock);
-    pthread_mutex_lock(&k->mu);
-    k->done = true;
-    bool mine = k->abandoned;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-    if (mine) {   /* the caller gave up on us: the cleanup is ours */
-        client_free(c);
-        pthread_mutex_destroy(&k->mu);
-        pthread_cond_destroy(&k->cv);
-        free(k);
-    }
-    return NULL;
 }
 
 void sy_client_close(sy_client *c)
@@ -503,37 +488,9 @@ void sy_client_close(sy_client *c)
     for (uint32_t i = 0; c->links && i < c->n; i++)
         if (c->links[i].aio)
             nng_aio_stop(c->links[i].aio);
-    cl_closer *k = calloc(1, sizeof *k);
-    pthread_t th;
-    if (!k || pthread_mutex_init(&k->mu, NULL)) {
-        free(k);
-        k = NULL;
-    } else {
-        cond_init_mono(&k->cv);
-        k->c = c;
-    }
-    if (!k || pthread_create(&th, NULL, closer_main, k) != 0) {
-        /* no helper: close here, unbounded, as before */
-        if (k) {
-            pthread_mutex_destroy(&k->mu);
-            pthread_cond_destroy(&k->cv);
-            free(k);
-        }
-        for (uint32_t i = 0; c->links && i < c->n; i++)
-            if (c->links[i].open)
-                nng_close(c->links[i].sock);
-        client_free(c);
-        return;
-    }
-    if (!sy_wait_done(&k->mu, &k->cv, &k->done, &k->abandoned, SY_CLIENT_CLOSE_MS)) {
-        pthread_detach(th);
-        return;
-    }
-    pthread_join(th, NULL);
-    pthread_mutex_destroy(&k->mu);
-    pthread_cond_destroy(&k->cv);
-    free(k);
-    client_free(c);
+    /* closed on a helper thread, waited for at most SY_CLIENT_CLOSE_MS
+     * (NNG 1.5.2 can hang in nng_close; net/bounded.h) */
+    (void)sy_run_bounded(client_close_sockets, client_free_cb, c, SY_CLIENT_CLOSE_MS);
 }
 
 void sy_client_set_opts(sy_client *c, const sy_client_opts *o)

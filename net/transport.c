@@ -1439,29 +1439,14 @@ static void net_free(sy_net *net)
     free(net);
 }
 
-typedef struct {
-    sy_net *net;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, abandoned;
-} net_closer;
-
-static void *net_closer_main(void *arg)
+static void net_close_nng_cb(void *arg)
 {
-    net_closer *k = arg;
-    net_close_nng(k->net);
-    pthread_mutex_lock(&k->mu);
-    k->done = true;
-    bool mine = k->abandoned;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-    if (mine) {   /* the caller gave up on us: the cleanup is ours */
-        net_free(k->net);
-        pthread_mutex_destroy(&k->mu);
-        pthread_cond_destroy(&k->cv);
-        free(k);
-    }
-    return NULL;
+    net_close_nng(arg);
+}
+
+static void net_free_cb(void *arg)
+{
+    net_free(arg);
 }
 
 int sy_net_close(sy_net *net)
@@ -1473,33 +1458,6 @@ int sy_net_close(sy_net *net)
     pthread_rwlock_wrlock(&net->cbl);
     net->callouts_off = true;
     pthread_rwlock_unlock(&net->cbl);
-    net_closer *k = calloc(1, sizeof *k);
-    pthread_t th;
-    if (!k || pthread_mutex_init(&k->mu, NULL)) {
-        free(k);
-        k = NULL;
-    } else {
-        cond_init_mono(&k->cv);
-        k->net = net;
-    }
-    if (!k || pthread_create(&th, NULL, net_closer_main, k) != 0) {
-        if (k) {   /* no helper: close here, unbounded */
-            pthread_mutex_destroy(&k->mu);
-            pthread_cond_destroy(&k->cv);
-            free(k);
-        }
-        net_close_nng(net);
-        net_free(net);
-        return SY_OK;
-    }
-    if (!sy_wait_done(&k->mu, &k->cv, &k->done, &k->abandoned, SY_NET_CLOSE_MS)) {
-        pthread_detach(th);
-        return SY_ETIMEOUT;
-    }
-    pthread_join(th, NULL);
-    pthread_mutex_destroy(&k->mu);
-    pthread_cond_destroy(&k->cv);
-    free(k);
-    net_free(net);
-    return SY_OK;
+    return sy_run_bounded(net_close_nng_cb, net_free_cb, net, SY_NET_CLOSE_MS) ? SY_OK
+                                                                              : SY_ETIMEOUT;
 }
