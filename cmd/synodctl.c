@@ -75,7 +75,8 @@ static const char usage_text[] =
 
 typedef struct args {
     const char *cluster, *key;
-    int timeout_ms;
+    int timeout_ms;             /* what is left of the deadline for the call */
+    int timeout_given;          /* --timeout as given, for messages */
     bool stale, json, absent, stdin_value;
     uint32_t limit;
     uint32_t clients;
@@ -258,7 +259,7 @@ static uint64_t clock_ms(void)
  * applied. Each process therefore holds an exclusive lock on the key file
  * while it uses the identity (until it exits), and another one waits for
  * it until its deadline. Returns the milliseconds waited. */
-static uint64_t lock_key_or_die(const args *a, const char *key, uint64_t deadline_ms)
+static uint64_t lock_key_or_die(const char *key, uint64_t deadline_ms)
 {
     /* read-write where we may: NFS emulates flock with POSIX locks, and an
      * exclusive one needs a file open for writing */
@@ -309,7 +310,7 @@ static sy_client *open_or_die(const args *a, const char *key, bool exclusive,
         client_key_path(a->cluster, 0, def, sizeof def);
         key = def;
     }
-    uint64_t w = exclusive ? lock_key_or_die(a, key, clock_ms() + (uint64_t)a->timeout_ms) : 0;
+    uint64_t w = exclusive ? lock_key_or_die(key, clock_ms() + (uint64_t)a->timeout_ms) : 0;
     if (waited)
         *waited = w;
     int rc = sy_client_open(a->cluster, key, &c, why, sizeof why);
@@ -337,7 +338,7 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                     what, cfg->n, cfg->nodes[0].client);
         else
             fprintf(stderr, "synodctl: %s: no leader/quorum answered within %d ms (%u of %u "
-                    "nodes connected; see synodctl status).%s\n", what, a->timeout_ms, up,
+                    "nodes connected; see synodctl status).%s\n", what, a->timeout_given, up,
                     cfg->n, strcmp(what, "get") && strcmp(what, "scan")
                                 ? " The operation may or may not have taken effect." : "");
         return EXIT_RUNTIME;
@@ -863,6 +864,7 @@ int main(int argc, char **argv)
     int ret = 0, rc;
 
     parse_args(argc, argv, &a);
+    a.timeout_given = a.timeout_ms;
     if (a.npos == 0) {
         fprintf(stderr, "synodctl: missing command (put, get, del, cas, scan, status, transfer, "
                 "bench, ledger verify; see synodctl --help)\n");
