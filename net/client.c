@@ -433,8 +433,10 @@ err_free_cfg:
  * meanwhile). */
 #define SY_CLIENT_CLOSE_MS 2000u
 
-static void client_free(sy_client *c)
+/* sy_run_bounded's cleanup (arg: the sy_client) */
+static void client_free(void *arg)
 {
+    sy_client *c = arg;
     for (uint32_t i = 0; c->links && i < c->n; i++)
         if (c->links[i].aio)
             nng_aio_free(c->links[i].aio);
@@ -451,11 +453,6 @@ static void client_free(sy_client *c)
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->idle_cv);
     free(c);
-}
-
-static void client_free_cb(void *arg)
-{
-    client_free(arg);
 }
 
 static void client_close_sockets(void *arg)
@@ -490,7 +487,7 @@ void sy_client_close(sy_client *c)
             nng_aio_stop(c->links[i].aio);
     /* closed on a helper thread, waited for at most SY_CLIENT_CLOSE_MS
      * (NNG 1.5.2 can hang in nng_close; net/bounded.h) */
-    (void)sy_run_bounded(client_close_sockets, client_free_cb, c, SY_CLIENT_CLOSE_MS);
+    (void)sy_run_bounded(client_close_sockets, client_free, c, SY_CLIENT_CLOSE_MS);
 }
 
 void sy_client_set_opts(sy_client *c, const sy_client_opts *o)

@@ -1341,9 +1341,11 @@ err_close:
  * net and frees it if it ever finishes, and sy_net_close's SY_ETIMEOUT
  * tells the process not to call nng_fini under it. */
 
-/* The NNG part of closing: after it no NNG thread touches net. */
-static void net_close_nng(sy_net *net)
+/* The NNG part of closing (sy_run_bounded's work; arg: the sy_net): after
+ * it no NNG thread touches net. */
+static void net_close_nng(void *arg)
 {
+    sy_net *net = arg;
     if (net->http) {
         nng_http_server_stop(net->http);
         nng_http_server_release(net->http);
@@ -1393,9 +1395,10 @@ static void net_close_nng(sy_net *net)
         pthread_join(net->workers[i], NULL);
 }
 
-/* Everything after the NNG part: plain memory. */
-static void net_free(sy_net *net)
+/* Everything after the NNG part, plain memory (sy_run_bounded's cleanup). */
+static void net_free(void *arg)
 {
+    sy_net *net = arg;
     /* workers drained the work queue into the event queue; free the rest */
     while (net->wq && net->wq_count) {
         nng_msg_free(net->wq[net->wq_head].msg);
@@ -1439,16 +1442,6 @@ static void net_free(sy_net *net)
     free(net);
 }
 
-static void net_close_nng_cb(void *arg)
-{
-    net_close_nng(arg);
-}
-
-static void net_free_cb(void *arg)
-{
-    net_free(arg);
-}
-
 int sy_net_close(sy_net *net)
 {
     if (!net)
@@ -1458,6 +1451,6 @@ int sy_net_close(sy_net *net)
     pthread_rwlock_wrlock(&net->cbl);
     net->callouts_off = true;
     pthread_rwlock_unlock(&net->cbl);
-    return sy_run_bounded(net_close_nng_cb, net_free_cb, net, SY_NET_CLOSE_MS) ? SY_OK
+    return sy_run_bounded(net_close_nng, net_free, net, SY_NET_CLOSE_MS) ? SY_OK
                                                                               : SY_ETIMEOUT;
 }
