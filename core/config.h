@@ -58,11 +58,16 @@ enum sy_protocol {
 #define SY_DEF_COMMIT_INTERVAL_MS 250u
 /* PBFT: sequence numbers the primary runs at once beyond the next one to
  * execute (Castro & Liskov's sliding window over batches). Each one costs
- * every replica ~10 signature checks and 4 signatures whatever its size,
- * so when replicas are CPU-bound a small window makes batches larger: n=4
- * on 2 cores, 64 clients: 1,084 ops/s at 64, 1,275 at 2, 1,334 at 1
- * (docs/benchmarks.md). 2 keeps one batch in flight while another forms. */
-#define SY_DEF_PBFT_MAX_INFLIGHT 2u
+ * every replica ~10 signature checks, 4 signatures and ~1.5 synced writes
+ * whatever its size, so when replicas share few cores a small window makes
+ * batches larger: n=4 on 2 cores, 64 clients: 1,084 ops/s at 64, 1,275 at
+ * 2, 1,334 at 1 (session 3); session 14, interleaved, 1 against 2: 64
+ * clients +3% to +15% in five pairs of six, 16 clients +14% to +17% in
+ * three of three, one client within the noise (docs/benchmarks.md). 1
+ * still runs two numbers at once: one ordered while the one before it is
+ * executed; a batch holds up to batch_max requests, so a long link is
+ * not starved by it. */
+#define SY_DEF_PBFT_MAX_INFLIGHT 1u
 #define SY_DEF_MAX_PENDING 10000u
 #define SY_DEF_SNAPSHOT_THRESHOLD 10000u
 #define SY_DEF_CHECKPOINT_INTERVAL 128u
