@@ -503,6 +503,27 @@ static bool hs_keeps_batch(const pbft *p, const pbft_slot *s, uint64_t seq)
            seq > p->executed && s->have_batch && s->batch_len;
 }
 
+/* Its own statements at an unexecuted number (hs_sections). The flags
+ * say which; the record is written in the ready whose messages carry
+ * them, before they go out. A non-null digest needs its batch beside it
+ * (logged by hs_keeps_batch), or a restart could not use it. */
+static uint8_t own_flags(const pbft *p, const pbft_slot *s, uint64_t seq)
+{
+    static const sy_digest zero;
+    if (s->seq != seq || !s->have_pp || s->executed || seq <= p->executed)
+        return 0;
+    if (!sy_digest_eq(&s->d, &zero) && !(s->have_batch && s->batch_len))
+        return 0;
+    uint8_t f = 0;
+    if (s->sent_prepare && s->prep[p->self].have && s->prep[p->self].view == s->pp_view)
+        f |= PBFT_OWN_PREPARE;
+    if (s->sent_commit && s->com[p->self].have && s->com[p->self].view == s->pp_view)
+        f |= PBFT_OWN_COMMIT;
+    if (pbft_primary(p, s->pp_view) == p->self)
+        f |= PBFT_OWN_PRE_PREPARE;
+    return f;
+}
+
 static bool hs_keeps_cbatch(const pbft *p, const pbft_slot *s, uint64_t seq)
 {
     return s->seq == seq && s->cbatch && s->cbatch_len && s->have_cert && !s->executed &&
@@ -588,6 +609,30 @@ static void hs_sections(pbft *p, sy_buf *b, uint64_t lo, uint64_t hi)
             hs_put32(b, len);
             hs_put(b, pass == 0 ? s->batch : s->cbatch, len);
         }
+    /* Version 3: this replica's own statements at unexecuted numbers --
+     * the view and digest of the pre-prepare it accepted or made, that
+     * pre-prepare's signature, and which of PRE-PREPARE, PREPARE and
+     * COMMIT it sent for them. Castro & Liskov log every message a replica
+     * sends; with this a restarted replica knows what it signed at each
+     * number, resends it (Ed25519 signs the same bytes the same way) and
+     * goes on voting there, where it used to stay silent at every number
+     * up to vote_hi in that view (pbft_normal.c, guarded) and a restarted
+     * primary handed its view on. */
+    uint16_t no = 0;
+    for (uint64_t seq = lo; seq <= hi; seq++)
+        no += own_flags(p, &p->slots[seq % p->L], seq) != 0;
+    hs_put16(b, no);
+    for (uint64_t seq = lo; seq <= hi; seq++) {
+        const pbft_slot *s = &p->slots[seq % p->L];
+        uint8_t f = own_flags(p, s, seq);
+        if (!f)
+            continue;
+        hs_put64(b, seq);
+        hs_put64(b, s->pp_view);
+        hs_put(b, s->d.b, SY_DIGEST_LEN);
+        hs_put(b, s->pp_sig.b, SY_SIG_LEN);
+        hs_put8(b, f);
+    }
 }
 
 static int hs_encode(pbft *p)
@@ -621,7 +666,7 @@ static int hs_encode(pbft *p)
     return b->err;
 }
 
-static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_seq);
+static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_seq, int version);
 
 static void rec_fp(const pbft *p, uint64_t seq, pbft_recfp *fp)
 {
@@ -652,6 +697,13 @@ static void rec_fp(const pbft *p, uint64_t seq, pbft_recfp *fp)
     }
     if (fp->what & 6)
         fp->d = s->d;   /* the commit certificate's digest, the batch's */
+    uint8_t of = own_flags(p, s, seq);
+    if (of) {
+        fp->what |= 16;
+        fp->own_flags = of;
+        fp->own_view = s->pp_view;
+        fp->own_d = s->d;
+    }
 }
 
 static bool rec_fp_eq(const pbft_recfp *a, const pbft_recfp *b)
@@ -660,7 +712,8 @@ static bool rec_fp_eq(const pbft_recfp *a, const pbft_recfp *b)
            a->ccert_view == b->ccert_view && sy_digest_eq(&a->cert_d, &b->cert_d) &&
            sy_digest_eq(&a->d, &b->d) && a->cert_n == b->cert_n && a->ccert_n == b->ccert_n &&
            a->batch_len == b->batch_len && a->cbatch_len == b->cbatch_len &&
-           a->batch == b->batch && a->cbatch == b->cbatch;
+           a->batch == b->batch && a->cbatch == b->cbatch && a->own_flags == b->own_flags &&
+           a->own_view == b->own_view && sy_digest_eq(&a->own_d, &b->own_d);
 }
 
 /* The engine records that changed since the last ready: each number of
@@ -671,7 +724,7 @@ static bool rec_fp_eq(const pbft_recfp *a, const pbft_recfp *b)
  * in p->rec_buf until the next ready. */
 static int pbft_records(pbft *p)
 {
-    static const uint8_t empty[6];
+    static const uint8_t empty[8];   /* four empty sections */
     sy_buf_reset(&p->rec_buf);
     p->n_rec_out = 0;
     p->rec_drop = 0;
@@ -732,7 +785,7 @@ static int boot_record(pbft *p, const sy_record *r)
     if (r->key > p->h + p->L || !r->val.len)
         return SY_ECORRUPT;   /* never written: records live in the window */
     size_t o = 0;
-    int rc = hs_decode_sections(p, r->val, &o, r->key);
+    int rc = hs_decode_sections(p, r->val, &o, r->key, PBFT_HS_VERSION);
     if (rc)
         return rc;
     if (o != r->val.len)
@@ -744,11 +797,13 @@ static int boot_record(pbft *p, const sy_record *r)
     return SY_OK;
 }
 
-/* The three per-sequence-number sections (prepared certificates, commit
- * certificates, batches) from hs.p + *op on; the last two may be absent
- * (hardstates written before they existed). only_seq != 0: an engine
- * record, whose items must all be for that sequence number. */
-static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_seq)
+/* The per-sequence-number sections (prepared certificates, commit
+ * certificates, batches, own statements) from hs.p + *op on; all but the
+ * first may be absent (written before they existed; own statements only
+ * from version 3 on, where a hard state ends in its NEW-VIEW instead).
+ * only_seq != 0: an engine record, whose items must all be for that
+ * sequence number. */
+static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_seq, int version)
 {
     const uint8_t *b = hs.p;
     size_t o = *op;
@@ -852,6 +907,33 @@ static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_se
             o += len;
         }
     }
+    /* optional (version 3): own statements, restored by boot_own once the
+     * boot knows what was executed */
+    if (version >= 3 && o < hs.len) {
+        if (hs.len - o < 2)
+            return SY_ECORRUPT;
+        uint32_t no = get16(b + o);
+        o += 2;
+        for (uint32_t c = 0; c < no; c++) {
+            size_t rec = 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+            if (hs.len - o < rec)
+                return SY_ECORRUPT;
+            uint64_t seq = get64(b + o), view = get64(b + o + 8);
+            uint8_t f = b[o + rec - 1];
+            if ((only_seq && seq != only_seq) || view > SY_INDEX_MAX || !f ||
+                (f & ~(PBFT_OWN_PREPARE | PBFT_OWN_COMMIT | PBFT_OWN_PRE_PREPARE)))
+                return SY_ECORRUPT;
+            pbft_slot *s = pbft_slot_get(p, seq);
+            if (s) {
+                s->own_logged = true;
+                s->own_flags = f;
+                s->own_view = view;
+                memcpy(s->own_d.b, b + o + 16, SY_DIGEST_LEN);
+                memcpy(s->own_pp_sig.b, b + o + 16 + SY_DIGEST_LEN, SY_SIG_LEN);
+            }
+            o += rec;
+        }
+    }
     *op = o;
     return SY_OK;
 }
@@ -863,8 +945,9 @@ static int hs_decode(pbft *p, sy_bytes hs)
     if (hs.len == 0)
         return SY_OK;
     /* version 1 kept the per-sequence sections here; version 2 keeps them
-     * in engine records and leaves them empty here */
-    if (hs.len < fixed + 2 || (b[0] != 1 && b[0] != PBFT_HS_VERSION))
+     * in engine records and leaves them empty here; version 3 adds a
+     * fourth (own statements), empty here too */
+    if (hs.len < fixed + 2 || b[0] < 1 || b[0] > PBFT_HS_VERSION)
         return SY_ECORRUPT;
     o = 1;
     p->view = get64(b + o); o += 8;
@@ -888,7 +971,7 @@ static int hs_decode(pbft *p, sy_bytes hs)
         o += SY_SIG_LEN;
     }
     p->h_nsigs = ns;
-    int rc = hs_decode_sections(p, hs, &o, 0);
+    int rc = hs_decode_sections(p, hs, &o, 0, b[0]);
     if (rc)
         return rc;
     /* optional too: this primary's NEW-VIEW for the view it runs */
@@ -991,6 +1074,86 @@ static int boot_restore_slot(pbft *p, const sy_entry *e)
     s->pp_view = s->ccert_view;
     s->prepared = s->committed = s->executed = true;
     return SY_OK;
+}
+
+/* After the boot's records and entries: each unexecuted number whose
+ * record logged this replica's own statements in the view it boots into
+ * gets them back -- the pre-prepare it accepted or made (with its batch,
+ * which the same record holds), and its PREPARE and COMMIT, signed again
+ * (the same bytes: Ed25519 is deterministic). The restart guard then
+ * stands aside at those numbers (pbft_normal.c, guarded): the replica
+ * knows the one digest it may vote for there, and a pre-prepare for
+ * another is equivocation, refused as always. Numbers at or below
+ * vote_hi without a log entry stay guarded (a record written before
+ * version 3, or one that could not be restored). */
+static void boot_own(pbft *p)
+{
+    static const sy_digest zero;
+    for (uint64_t i = 0; i < p->L; i++) {
+        pbft_slot *s = &p->slots[i];
+        if (!s->own_logged)
+            continue;
+        s->own_logged = false;
+        if (!s->seq || s->executed || s->seq <= p->executed || p->in_vc ||
+            s->own_view != p->view)
+            continue;
+        bool null_req = sy_digest_eq(&s->own_d, &zero);
+        if (null_req && s->have_batch && s->batch_len && s->have_cert && !s->cbatch &&
+            sy_digest_eq(&s->d, &s->cert_d)) {
+            /* the certificate's batch, logged set aside behind the null
+             * request that took its place: set aside again */
+            s->cbatch = s->batch;
+            s->cbatch_len = s->batch_len;
+            s->batch = NULL;
+            s->batch_len = 0;
+            s->have_batch = false;
+        }
+        if (null_req ? (s->have_batch && s->batch_len)
+                     : (!s->have_batch || !sy_digest_eq(&s->d, &s->own_d)))
+            continue;   /* its batch is not the one it signed for: stay guarded */
+        if ((s->own_flags & PBFT_OWN_PRE_PREPARE) && pbft_primary(p, s->own_view) != p->self)
+            continue;
+        s->have_pp = true;
+        s->pp_view = s->own_view;
+        s->d = s->own_d;
+        s->pp_sig = s->own_pp_sig;
+        s->have_batch = true;
+        s->boot_batch = false;   /* its pre-prepare vouches for it again */
+        s->prepared = s->have_cert && s->cert_view == s->pp_view &&
+                      sy_digest_eq(&s->cert_d, &s->d);
+        s->committed = false;
+        if (s->own_flags & PBFT_OWN_PREPARE) {
+            pbft_vote *v = &s->prep[p->self];
+            *v = (pbft_vote){ true, s->pp_view, s->d, { { 0 } } };
+            pbft_sign_stmt(p, SY_MSG_PBFT_PREPARE, s->pp_view, s->seq, &s->d, &v->sig);
+            s->sent_prepare = true;
+        }
+        if (s->own_flags & PBFT_OWN_COMMIT) {
+            pbft_vote *v = &s->com[p->self];
+            *v = (pbft_vote){ true, s->pp_view, s->d, { { 0 } } };
+            pbft_sign_stmt(p, SY_MSG_PBFT_COMMIT, s->pp_view, s->seq, &s->d, &v->sig);
+            s->sent_commit = true;
+        }
+        s->restored = true;
+        if (s->seq > p->last_pp)
+            p->last_pp = s->seq;
+    }
+}
+
+/* A restarted primary's numbers above what it executed, up to the
+ * highest it signed at in its view, that its log did not give back: it
+ * cannot resend their pre-prepares, and nothing else fills them in its
+ * view (the step for SY_IN_TICK hands the view on). */
+static bool boot_hole(pbft *p)
+{
+    if (p->guard_view != p->view || p->guard_hi <= p->executed)
+        return false;
+    for (uint64_t seq = p->executed + 1; seq <= p->guard_hi; seq++) {
+        pbft_slot *s = pbft_slot_get(p, seq);
+        if (!s || !s->restored || !s->have_pp || s->pp_view != p->view)
+            return true;
+    }
+    return false;
 }
 
 static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
@@ -1161,6 +1324,8 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
         }
     }
     p->last_pp = p->executed;
+    if (boot)
+        boot_own(p);
     p->next_seq = p->executed + 1;
     if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
         p->next_seq = p->vote_hi + 1;
@@ -1385,21 +1550,19 @@ static int pbft_step(void *e, const sy_input *in)
     switch (in->kind) {
     case SY_IN_TICK:
         if (p->boot_check) {
-            /* Deviation (Castro & Liskov log every message a replica sent;
-             * we keep only the highest number we voted at, vote_hi, and
-             * never re-sign at or below it in that view: pbft_guarded).
-             * A primary that pre-prepared numbers it has not executed
-             * before it crashed goes on above vote_hi, and nothing in its
-             * view can fill the numbers below (it cannot resend a
-             * PRE-PREPARE it does not have): execution, strictly in order,
-             * stops there until a view change. Seen after a crash of every
-             * replica: an idle cluster looked healthy and its first write
-             * waited out a request timeout, two with the next primary down.
-             * So such a primary hands its view on at once, as on SIGTERM;
-             * the NEW-VIEW fills the numbers (re-proposing what prepared). */
+            /* A primary that pre-prepared numbers it has not executed
+             * before it crashed resends them from its log (boot_own) and
+             * goes on above vote_hi. Where its log cannot give one back (a
+             * record written before version 3, a batch it never had),
+             * nothing in its view can fill that number and execution,
+             * strictly in order, stops there until a view change. Seen
+             * after a crash of every replica: an idle cluster looked
+             * healthy and its first write waited out a request timeout,
+             * two with the next primary down. So such a primary hands its
+             * view on at once, as on SIGTERM; the NEW-VIEW fills the
+             * numbers (re-proposing what prepared). */
             p->boot_check = false;
-            if (!p->in_vc && pbft_primary(p, p->view) == p->self &&
-                p->guard_view == p->view && p->guard_hi > p->executed)
+            if (!p->in_vc && pbft_primary(p, p->view) == p->self && boot_hole(p))
                 (void)pbft_abdicate(p, SY_NO_NODE);
         }
         pbft_arm_vc_timer(p);

@@ -86,19 +86,23 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
 #define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
 #define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
-#define PBFT_HS_VERSION 2u           /* 2: sections in engine records */
+#define PBFT_HS_VERSION 3u           /* 2: sections in engine records; 3: own statements */
 
 /* What a sequence number's engine record encodes (pbft_records): equal
  * fingerprints, equal records -- up to which of several valid
  * certificates for the same (view, seq, digest) it holds, any of which
  * proves the same thing after a restart. */
 typedef struct {
-    uint8_t what;                 /* bits: cert, commit cert, batch, set-aside batch */
+    uint8_t what;                 /* bits: cert, commit cert, batch, set-aside batch,
+                                     own statements */
     uint64_t cert_view, ccert_view;
     sy_digest cert_d, d;
     uint32_t cert_n, ccert_n;
     size_t batch_len, cbatch_len;
     const void *batch, *cbatch;
+    uint64_t own_view;
+    sy_digest own_d;
+    uint8_t own_flags;
 } pbft_recfp;
 
 /* Storage's engine record for a window slot's sequence number. */
@@ -162,7 +166,22 @@ typedef struct {
     sy_pbft_sig *ccert;           /* [n] */
     bool executed;
     uint64_t fetch_ms;            /* last FETCH sent for a missing batch */
+    /* This replica's own statements at this number, as its engine record
+     * logged them (decoded at boot, restored once the boot knows what was
+     * executed; PBFT_OWN_* flags): the Castro-Liskov message log, so a
+     * restarted replica knows what it signed and may sign it again. */
+    bool own_logged;
+    uint8_t own_flags;
+    uint64_t own_view;
+    sy_digest own_d;
+    sy_sig own_pp_sig;
+    /* restored from own_*: the restart guard does not apply here */
+    bool restored;
 } pbft_slot;
+
+#define PBFT_OWN_PREPARE 1u           /* it sent PREPARE (view, seq, d) */
+#define PBFT_OWN_COMMIT 2u            /* it sent COMMIT (view, seq, d) */
+#define PBFT_OWN_PRE_PREPARE 4u       /* it pre-prepared (view, seq, d): the primary */
 
 /* CHECKPOINT votes and this replica's own snapshot for one seq. */
 typedef struct {

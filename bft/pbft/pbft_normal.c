@@ -381,8 +381,13 @@ bool pbft_batch_valid(pbft *p, const uint8_t *batch, size_t len)
 
 static bool guarded(const pbft *p, uint64_t view, uint64_t seq)
 {
-    /* after a restart: never vote again where a lost vote may exist */
-    return view == p->guard_view && seq <= p->guard_hi && p->guard_hi;
+    /* after a restart: never vote again where a lost vote may exist --
+     * unless the log gave back what it signed there (pbft.c, boot_own):
+     * then its votes at seq are for that pre-prepare's digest only */
+    if (!(view == p->guard_view && seq <= p->guard_hi && p->guard_hi))
+        return false;
+    const pbft_slot *s = &p->slots[seq % p->L];
+    return !(s->seq == seq && s->restored && s->have_pp && s->pp_view == view);
 }
 
 static void wrong(pbft *p, sy_digest *d)
@@ -563,6 +568,9 @@ void pbft_progress(pbft *p, pbft_slot *s)
         s->com[p->self] = (pbft_vote){ true, s->pp_view, d, st->sig };
         s->sent_commit = true;
         pbft_note_vote(p, s->seq);
+        /* its record logs the COMMIT before it goes out (own statements,
+         * pbft.c); mostly dirty already: the certificate formed just now */
+        p->hs_dirty = true;
         pbft_send(p, SY_NO_NODE, &m);
     }
     if (!s->committed) {

@@ -712,26 +712,101 @@ static void test_restarted_old_primary_does_not_propose_over_transferred_entries
     h_free(h);
 }
 
-/* A primary pre-prepared a number, made it durable (its batch and vote_hi)
- * and crashed before the PRE-PREPARE left; so did every other replica.
- * After the restart nothing in that view can fill the number, and in-order
- * execution would stop at it until some request's timer forced a view
- * change. The restarted primary hands its view on at once instead: the
- * cluster changes view while idle, and the first request afterwards
- * executes within one request timeout (it waited one before, more with
- * the next primary down). */
-static void test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on(void **state)
+/* Makes node's records above `above` look as written before version 3
+ * (no own-statement section, the last in a record), as after an upgrade;
+ * returns how many records lost one. */
+static uint32_t strip_own_sections(harness *h, uint32_t node, uint64_t above)
+{
+    const size_t one = 2 + 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+    h_disk *d = &h->disk[node];
+    uint32_t stripped = 0;
+    for (size_t i = 0; i < d->n_recs; i++) {
+        sy_record *r = &d->recs[i];
+        if (r->key <= above || r->val.len < one)
+            continue;
+        const uint8_t *o = r->val.p + r->val.len - one;
+        uint64_t seq = 0;
+        for (int k = 0; k < 8; k++)
+            seq |= (uint64_t)o[2 + k] << (8 * k);
+        if (o[0] == 1 && o[1] == 0 && seq == r->key) {
+            r->val.len -= (uint32_t)one;
+            stripped++;
+        }
+    }
+    return stripped;
+}
+
+/* Makes node's hard state a version-2 one (no own-statement section: two
+ * bytes after the three other empty sections), as a 0.13 node wrote it. */
+static void hardstate_as_version_2(harness *h, uint32_t node)
+{
+    h_disk *d = &h->disk[node];
+    assert_true(d->hs_len > 67);
+    assert_int_equal(d->hs[0], 3);
+    size_t at = 67 + (size_t)d->hs[66] * (1 + SY_SIG_LEN) + 6;
+    assert_true(d->hs_len >= at + 2);
+    assert_int_equal(d->hs[at], 0);
+    assert_int_equal(d->hs[at + 1], 0);
+    memmove(d->hs + at, d->hs + at + 2, d->hs_len - at - 2);
+    d->hs_len -= 2;
+    d->hs[0] = 2;
+}
+
+/* A primary pre-prepared a number, made it durable (its batch and its own
+ * statement, in the number's engine record) and crashed before the
+ * PRE-PREPARE left; so did every other replica. Its log gives the
+ * pre-prepare back: it resends it, and the request it had ordered is
+ * executed everywhere in the same view, with no view change and no
+ * retransmission by the client (Castro & Liskov's message log). */
+static void test_a_restarted_primary_resends_its_logged_pre_prepare_and_keeps_its_view(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    for (uint32_t k = 0; k < 5; k++)
+        assert_true(op_until_executed(h, k % H_CLIENTS, 0xf, 5000));
+    uint64_t before[4];
+    for (uint32_t i = 0; i < 4; i++)
+        before[i] = h->applied[i];
+    h_submit(h, 1, 0x1u);   /* to the primary alone */
+    h_process(h, 0);        /* durable, PRE-PREPARE queued ... */
+    for (size_t i = 0; i < h->nq; i++)
+        free(h->q[i].buf);
+    h->nq = 0;              /* ... and lost in the crash of everyone */
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_restart(h, i), SY_OK);
+    h_run_for(h, 300, 50);  /* idle, under request_timeout_ms (500) */
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(h_status(h, i).term, 0);
+        assert_int_equal(h->applied[i], before[i] + 1);
+    }
+    assert_true(op_until_executed(h, 2, 0xf, 500));
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(h_status(h, i).term, 0);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+/* The same crash with a log that cannot give the pre-prepare back (written
+ * by 0.13, before own statements were logged: the store of a node upgraded
+ * after the crash, hard state version 2 included): nothing in
+ * that view can fill the number, and in-order execution would stop at it
+ * until some request's timer forced a view change. The restarted primary
+ * hands its view on at once instead: the cluster changes view while idle,
+ * and the first request afterwards executes within one request timeout. */
+static void test_a_restarted_primary_without_its_log_entry_hands_its_view_on(void **state)
 {
     (void)state;
     harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
     for (uint32_t k = 0; k < 5; k++)
         assert_true(op_until_executed(h, k % H_CLIENTS, 0xf, 5000));
     uint64_t before = h->applied[0];
-    h_submit(h, 1, 0x1u);   /* to the primary alone */
-    h_process(h, 0);        /* durable, PRE-PREPARE queued ... */
+    h_submit(h, 1, 0x1u);
+    h_process(h, 0);
     for (size_t i = 0; i < h->nq; i++)
         free(h->q[i].buf);
-    h->nq = 0;              /* ... and lost in the crash of everyone */
+    h->nq = 0;
+    assert_int_equal(strip_own_sections(h, 0, before), 1);
+    hardstate_as_version_2(h, 0);
     for (uint32_t i = 0; i < 4; i++)
         assert_int_equal(h_restart(h, i), SY_OK);
     h_run_for(h, 200, 50);  /* idle, well under request_timeout_ms (500) */
@@ -740,6 +815,56 @@ static void test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on(v
     assert_true(op_until_executed(h, 2, 0xf, 500));
     for (uint32_t i = 0; i < 4; i++)
         assert_true(h->applied[i] > before);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+/* Node 3 is down for good, so every commit needs the other three. Backup 2
+ * sends its PREPARE for a new number and crashes before it sees the
+ * others' (so before its COMMIT). Without its log it could not vote at
+ * that number again in this view (it might have voted for another digest
+ * there) and the number waited for a view change; with its PREPARE logged
+ * it knows what it signed, takes the others' retransmitted votes, commits,
+ * and the request executes in the same view. */
+static void test_a_restarted_backup_commits_what_it_prepared_before_the_crash(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    h->down[3] = true;
+    for (uint32_t k = 0; k < 3; k++)
+        assert_true(op_until_executed(h, k % H_CLIENTS, 0x7, 5000));
+    uint64_t before[3];
+    for (uint32_t i = 0; i < 3; i++)
+        before[i] = h->applied[i];
+    h_submit(h, 1, 0x1u);
+    h_process(h, 0);               /* the PRE-PREPARE */
+    h_msg *q = h->q;
+    size_t nq = h->nq;
+    h->q = NULL;
+    h->nq = h->capq = 0;
+    for (size_t i = 0; i < nq; i++) {
+        h_deliver(h, &q[i]);
+        free(q[i].buf);
+    }
+    free(q);
+    h_process(h, 1);
+    h_process(h, 2);               /* both PREPAREs durable and queued */
+    q = h->q;
+    nq = h->nq;
+    h->q = NULL;
+    h->nq = h->capq = 0;
+    for (size_t i = 0; i < nq; i++) {
+        if (q[i].to != 2)          /* node 2 crashes before any arrives */
+            h_deliver(h, &q[i]);
+        free(q[i].buf);
+    }
+    free(q);
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    h_run_for(h, 300, 50);         /* under request_timeout_ms (500) */
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(h_status(h, i).term, 0);
+        assert_int_equal(h->applied[i], before[i] + 1);
+    }
     assert_int_equal(h->violations, 0);
     h_free(h);
 }
@@ -774,7 +899,9 @@ int main(void)
         cmocka_unit_test(test_restarted_replica_keeps_commit_certificates_of_executed_entries),
         cmocka_unit_test(test_prepared_batch_survives_a_restart_of_every_replica),
         cmocka_unit_test(test_restarted_old_primary_does_not_propose_over_transferred_entries),
-        cmocka_unit_test(test_a_restarted_primary_with_a_lost_pre_prepare_hands_its_view_on),
+        cmocka_unit_test(test_a_restarted_primary_resends_its_logged_pre_prepare_and_keeps_its_view),
+        cmocka_unit_test(test_a_restarted_primary_without_its_log_entry_hands_its_view_on),
+        cmocka_unit_test(test_a_restarted_backup_commits_what_it_prepared_before_the_crash),
         cmocka_unit_test(test_a_single_replica_cluster_idles_and_serves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
