@@ -26,9 +26,9 @@ static const char usage[] =
     "\n"
     "Runs seeded simulations of a cluster of N nodes (default 3) under faults and\n"
     "checks agreement, validity, exactly-once, convergence, durability,\n"
-    "linearizability and liveness. --seeds K runs seeds S..S+K-1 (default 1) and\n"
-    "prints a summary; the first failing seed stops the sweep and prints the\n"
-    "command line that replays it.\n"
+    "linearizability and liveness (PBFT: no-equivocation too). --seeds K runs\n"
+    "seeds S..S+K-1 (default 1) and prints a summary; the first failing seed\n"
+    "stops the sweep and prints the command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
     "             leader-churn, handoff, or all (every fault but leader-churn and\n"
@@ -166,7 +166,7 @@ typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
         churns, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
-        agreement, validity, exactly_once, convergence, durability, linz_ok, linz_unknown,
+        agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
         ledger_blocks;
 } totals;
@@ -205,6 +205,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->exactly_once += s->chk_exactly_once;
     t->convergence += s->chk_convergence;
     t->durability += s->chk_durability;
+    t->said += s->chk_said;
     t->linz_ok += !s->failed && s->linz_verdict == SY_LINZ_OK;
     t->linz_unknown += !s->failed && s->linz_verdict == SY_LINZ_UNKNOWN;
     t->live_ok += s->liveness_ok;
@@ -257,6 +258,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "exactly-once", t->exactly_once);
     printf("  %-22s %12" PRIu64 "\n", "convergence", t->convergence);
     printf("  %-22s %12" PRIu64 "\n", "durability", t->durability);
+    if (t->said)
+        printf("  %-22s %12" PRIu64 "\n", "no-equivocation", t->said);
     /* each corruption ends detected (at restart, on a read while running,
      * on the read at the end) or overwritten unread */
     printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " corruptions (%" PRIu64 " at restart, %" PRIu64

@@ -514,10 +514,20 @@ static uint8_t own_flags(const pbft *p, const pbft_slot *s, uint64_t seq)
         return 0;
     if (!sy_digest_eq(&s->d, &zero) && !(s->have_batch && s->batch_len))
         return 0;
+    /* Only what it signed for the slot's (pp_view, d), and only while
+     * pp_sig is that pre-prepare's: state transfer (pbft_on_state) puts
+     * certified entries into slots whose votes it leaves as they were -- a
+     * PREPARE for another digest the equivocating primary sent it, say.
+     * Logging that vote under the slot's digest would have it sign the
+     * certified digest too after a restart (a review found it); unlogged,
+     * the number stays guarded. */
+    const pbft_vote *vp = &s->prep[p->self], *vc = &s->com[p->self];
     uint8_t f = 0;
-    if (s->sent_prepare && s->prep[p->self].have && s->prep[p->self].view == s->pp_view)
+    if (!s->pp_signed)
+        return 0;
+    if (s->sent_prepare && vp->have && vp->view == s->pp_view && sy_digest_eq(&vp->d, &s->d))
         f |= PBFT_OWN_PREPARE;
-    if (s->sent_commit && s->com[p->self].have && s->com[p->self].view == s->pp_view)
+    if (s->sent_commit && vc->have && vc->view == s->pp_view && sy_digest_eq(&vc->d, &s->d))
         f |= PBFT_OWN_COMMIT;
     if (pbft_primary(p, s->pp_view) == p->self)
         f |= PBFT_OWN_PRE_PREPARE;
@@ -1117,6 +1127,7 @@ static void boot_own(pbft *p)
         s->pp_view = s->own_view;
         s->d = s->own_d;
         s->pp_sig = s->own_pp_sig;
+        s->pp_signed = true;
         s->have_batch = true;
         s->boot_batch = false;   /* its pre-prepare vouches for it again */
         s->prepared = s->have_cert && s->cert_view == s->pp_view &&

@@ -139,6 +139,9 @@ typedef struct {
     uint64_t pp_view;
     sy_digest d;
     sy_sig pp_sig;
+    /* pp_sig is the primary's signature of (pp_view, seq, d): false after
+     * state transfer filled the slot with another view or digest */
+    bool pp_signed;
     bool have_batch;
     /* the batch came back at boot from durable state without a
      * pre-prepare or certificate of this run: it stays durable

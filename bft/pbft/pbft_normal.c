@@ -280,6 +280,7 @@ static void propose(pbft *p, uint8_t *batch, size_t blen, uint32_t n_reqs)
     s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
     s->d = d;
     pbft_sign_stmt(p, SY_MSG_PBFT_PRE_PREPARE, p->view, seq, &s->d, &s->pp_sig);
+    s->pp_signed = true;
     if (seq > p->last_pp)
         p->last_pp = seq;
     pbft_note_vote(p, seq);
@@ -460,6 +461,7 @@ int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *st)
     s->pp_view = st->view;
     s->d = st->digest;
     s->pp_sig = st->sig;
+    s->pp_signed = true;
     s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
     if (st->seq > p->last_pp)
         p->last_pp = st->seq;

@@ -212,6 +212,7 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
         s->pp_view = view;
         s->d = e->digest;
         s->pp_sig = e->sig;
+        s->pp_signed = true;
         s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
         s->fetch_ms = 0;
     }

@@ -643,6 +643,8 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         s->batch = copy;
         s->batch_len = e->batch.len;
         s->have_batch = true;
+        if (!s->have_pp || s->pp_view != e->view || !sy_digest_eq(&s->d, &e->digest))
+            s->pp_signed = false;   /* no pre-prepare of ours for this (view, digest) */
         s->have_pp = true;
         s->pp_view = e->view;
         s->d = e->digest;

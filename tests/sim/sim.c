@@ -914,9 +914,63 @@ err_abort:
 
 static void free_frames(sim_node *nd)
 {
-    for (size_t i = 0; i < nd->n_frames; i++)
+    for (size_t i = 0; i < nd->n_frames; i++) {
         free(nd->frames[i].data);
+        free(nd->frames[i].said);
+    }
     nd->n_frames = 0;
+}
+
+/* The PBFT statements a message carries in its sender's name: a
+ * PRE-PREPARE, PREPARE or COMMIT, or the pre-prepares of a NEW-VIEW.
+ * *out owned by the caller (NULL when none). */
+static uint32_t statements_of(const sy_msg *m, sim_said **out)
+{
+    *out = NULL;
+    if (m->type >= SY_MSG_PBFT_PRE_PREPARE && m->type <= SY_MSG_PBFT_COMMIT) {
+        const sy_pbft_stmt *st = &m->u.pbft.stmt;
+        if (!(*out = malloc(sizeof **out)))
+            return 0;
+        (*out)[0] = (sim_said){ m->type, st->view, st->seq, st->digest };
+        return 1;
+    }
+    if (m->type == SY_MSG_PBFT_NEW_VIEW && m->u.pbft.nv.n_o) {
+        const sy_pbft_new_view *nv = &m->u.pbft.nv;
+        if (!(*out = calloc(nv->n_o, sizeof **out)))
+            return 0;
+        for (uint32_t k = 0; k < nv->n_o; k++)
+            (*out)[k] = (sim_said){ SY_MSG_PBFT_PRE_PREPARE, nv->view, nv->o[k].seq,
+                                    nv->o[k].digest };
+        return nv->n_o;
+    }
+    return 0;
+}
+
+/* no-equivocation: a correct replica never sends statements for two
+ * digests at one (phase, view, seq) -- across its crashes too (PBFT's
+ * restart guard and its log of own statements, docs/pbft.md). The table
+ * is direct-mapped: a pair pushed out of it is no longer compared. */
+static void check_said(sim_world *w, sim_node *nd, const sim_said *s, uint32_t n)
+{
+    if (nd->byz || !nd->said)
+        return;
+    for (uint32_t i = 0; i < n && !w->stop; i++) {
+        uint64_t hsh = (s[i].view * 0x9e3779b97f4a7c15ull) ^ (s[i].seq * 0xc2b2ae3d27d4eb4full) ^
+                       s[i].type;
+        sim_said *e = &nd->said[(hsh ^ hsh >> 29) % SIM_SAID_SLOTS];
+        if (e->type == s[i].type && e->view == s[i].view && e->seq == s[i].seq &&
+            !sy_digest_eq(&e->d, &s[i].d)) {
+            char a[17], b[17];
+            sy_digest_hex(&e->d, 8, a);
+            sy_digest_hex(&s[i].d, 8, b);
+            sim_fail(w, "no-equivocation", "n%u sent %s (view %" PRIu64 ", seq %" PRIu64
+                     ") for digest %s and for %s", nd->id, sy_msg_type_name(s[i].type),
+                     s[i].view, s[i].seq, a, b);
+            return;
+        }
+        *e = s[i];
+        w->st->chk_said++;
+    }
 }
 
 static void send_frame(sim_world *w, sim_node *nd, uint32_t to, uint8_t type,
@@ -933,6 +987,8 @@ static void take_msgs(sim_world *w, sim_node *nd, const sy_ready *rd)
 {
     for (size_t i = 0; i < rd->n_msgs && !w->stop; i++) {
         const sy_outmsg *om = &rd->msgs[i];
+        sim_said *said = NULL;
+        uint32_t n_said = nd->said ? statements_of(&om->msg, &said) : 0;
         if (om->to >= w->n || om->to == nd->id) {
             sim_fail(w, "engine", "n%u sent a message to invalid node %u", nd->id, om->to);
             break;
@@ -945,6 +1001,8 @@ static void take_msgs(sim_world *w, sim_node *nd, const sy_ready *rd)
             break;
         }
         if (om->early) {
+            check_said(w, nd, said, n_said);
+            free(said);
             send_frame(w, nd, om->to, om->msg.type, w->scratch.p, w->scratch.len);
             continue;
         }
@@ -953,6 +1011,7 @@ static void take_msgs(sim_world *w, sim_node *nd, const sy_ready *rd)
             sim_frame *nf = realloc(nd->frames, nc * sizeof *nf);
             if (!nf) {
                 sim_fail(w, "memory", "n%u: out of memory keeping frames", nd->id);
+                free(said);
                 break;
             }
             nd->frames = nf;
@@ -961,10 +1020,12 @@ static void take_msgs(sim_world *w, sim_node *nd, const sy_ready *rd)
         uint8_t *copy = malloc(w->scratch.len);
         if (!copy) {
             sim_fail(w, "memory", "n%u: out of memory keeping frames", nd->id);
+            free(said);
             break;
         }
         memcpy(copy, w->scratch.p, w->scratch.len);
-        nd->frames[nd->n_frames++] = (sim_frame){ om->to, om->msg.type, copy, w->scratch.len };
+        nd->frames[nd->n_frames++] = (sim_frame){ om->to, om->msg.type, copy, w->scratch.len,
+                                                  said, n_said };
     }
 }
 
@@ -1006,9 +1067,11 @@ static void finish(sim_world *w, sim_node *nd)
         }
     }
     /* durable: now the messages that depend on it may leave */
-    for (size_t i = 0; i < nd->n_frames && !w->stop; i++)
+    for (size_t i = 0; i < nd->n_frames && !w->stop; i++) {
+        check_said(w, nd, nd->frames[i].said, nd->frames[i].n_said);
         send_frame(w, nd, nd->frames[i].to, nd->frames[i].type, nd->frames[i].data,
                    nd->frames[i].len);
+    }
     free_frames(nd);
     uint64_t before = nd->applied;
     for (size_t i = 0; i < rd->n_committed && !w->stop; i++) {
@@ -1470,6 +1533,7 @@ static void world_free(sim_world *w)
         sy_ready_owned_free(&nd->own);
         free_frames(nd);
         free(nd->frames);
+        free(nd->said);
         free(nd->corrupt_val);
         free(nd->snap_blob);   /* a snapshot still being taken at the end */
         if (nd->st)
@@ -1554,6 +1618,9 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         rc = SY_ENOMEM;
         nd->inbox = calloc(SIM_INBOX_MAX, sizeof *nd->inbox);
         if (!nd->inbox)
+            goto out_free;
+        if (strcmp(o->ops->name, "pbft") == 0 && !nd->byz &&
+            !(nd->said = calloc(SIM_SAID_SLOTS, sizeof *nd->said)))
             goto out_free;
         sy_storage_mem_opts mo = { .manual_sync = true };
         if ((rc = sy_storage_mem_new(&mo, &nd->st)))

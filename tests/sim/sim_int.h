@@ -101,17 +101,31 @@ typedef struct {
     sy_digest content;
 } sim_ledger_head;
 
+/* A PBFT statement a node signed: (type, view, seq) -> digest. */
+typedef struct {
+    uint8_t type;             /* 0 = free */
+    uint64_t view, seq;
+    sy_digest d;
+} sim_said;
+
+#define SIM_SAID_SLOTS 4096u  /* per node, direct-mapped */
+
 typedef struct {
     uint32_t to;
     uint8_t type;
     uint8_t *data;            /* owned signed envelope */
     size_t len;
+    sim_said *said;           /* owned: the statements it carries (PBFT) */
+    uint32_t n_said;
 } sim_frame;
 
 typedef struct sim_node {
     uint32_t id;              /* node id on the wire (a twin shares its sibling's) */
     uint32_t host;            /* index in sim_world.nodes: event routing */
     bool byz;                 /* runs a Byzantine behaviour: checks skip it */
+    /* the statements it sent, for `no-equivocation` (kept across restarts:
+     * what the others have seen it sign) */
+    sim_said *said;
     bool up, paused, busy, pump_queued;
     bool stepped_busy;        /* took input while its write was in flight */
     uint64_t incarnation;

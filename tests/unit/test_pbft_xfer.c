@@ -819,23 +819,45 @@ static void test_a_restarted_primary_without_its_log_entry_hands_its_view_on(voi
     h_free(h);
 }
 
+/* Queued PREPAREs from `from` at (view, seq) for digest d. */
+static uint32_t queued_prepares(harness *h, uint32_t from, uint64_t view, uint64_t seq,
+                                const sy_digest *d)
+{
+    uint32_t n = 0;
+    sy_env_opts o = { .cluster_id = H_CLUSTER, .dir = &h->nodes_dir, .verifier = &h->ver };
+    for (size_t i = 0; i < h->nq; i++) {
+        sy_env env;
+        if (h->q[i].from != from || sy_env_decode(&o, h->q[i].buf, h->q[i].len, &env, NULL))
+            continue;
+        const sy_pbft_stmt *st = &env.msg.u.pbft.stmt;
+        if (env.msg.type == SY_MSG_PBFT_PREPARE && st->view == view && st->seq == seq &&
+            sy_digest_eq(&st->digest, d))
+            n++;
+        sy_env_free(&env);
+    }
+    return n;
+}
+
 /* Node 3 is down for good, so every commit needs the other three. Backup 2
  * sends its PREPARE for a new number and crashes before it sees the
  * others' (so before its COMMIT). Without its log it could not vote at
  * that number again in this view (it might have voted for another digest
  * there) and the number waited for a view change; with its PREPARE logged
  * it knows what it signed, takes the others' retransmitted votes, commits,
- * and the request executes in the same view. */
-static void test_a_restarted_backup_commits_what_it_prepared_before_the_crash(void **state)
+ * and the request executes in the same view. A second pre-prepare from the
+ * primary for that number, with another batch, is what it always was:
+ * evidence, and no vote. */
+/* Node 3 down for good; backups 1 and 2 send their PREPAREs for the next
+ * number, and node 2 crashes before any other vote reaches it. Returns the
+ * applied index of nodes 0-2 before that number. */
+static uint64_t backup_prepares_then_crashes(harness *h)
 {
-    (void)state;
-    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
     h->down[3] = true;
     for (uint32_t k = 0; k < 3; k++)
         assert_true(op_until_executed(h, k % H_CLIENTS, 0x7, 5000));
-    uint64_t before[3];
-    for (uint32_t i = 0; i < 3; i++)
-        before[i] = h->applied[i];
+    uint64_t before = h->applied[0];
+    for (uint32_t i = 1; i < 3; i++)
+        assert_int_equal(h->applied[i], before);
     h_submit(h, 1, 0x1u);
     h_process(h, 0);               /* the PRE-PREPARE */
     h_msg *q = h->q;
@@ -859,13 +881,184 @@ static void test_a_restarted_backup_commits_what_it_prepared_before_the_crash(vo
         free(q[i].buf);
     }
     free(q);
+    return before;
+}
+
+static void test_a_restarted_backup_commits_what_it_prepared_before_the_crash(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    uint64_t b0 = backup_prepares_then_crashes(h);
+    uint64_t before[3] = { b0, b0, b0 };
     assert_int_equal(h_restart(h, 2), SY_OK);
+    /* the primary equivocates at that number, to node 2 alone */
+    static const uint8_t other[1] = { 0x90 };   /* an empty batch */
+    uint64_t seq = before[0] + 1;
+    sy_msg m = { .type = SY_MSG_PBFT_PRE_PREPARE };
+    sy_pbft_stmt *st = &m.u.pbft.stmt;
+    st->view = 0;
+    st->seq = seq;
+    st->replica = 0;
+    st->batch = (sy_bytes){ other, sizeof other };
+    sy_hash(other, sizeof other, &st->digest);
+    uint8_t sb[SY_PBFT_STMT_MAX];
+    size_t sl = sy_pbft_stmt_bytes(H_CLUSTER, SY_MSG_PBFT_PRE_PREPARE, 0, seq, &st->digest, 0, sb);
+    sy_sign(&h->sg[0], sb, sl, &st->sig);
+    sy_buf eb;
+    sy_buf_init(&eb);
+    assert_int_equal(sy_env_encode(H_CLUSTER, 0, &m, &h->sg[0], &eb), SY_OK);
+    h_msg forged = { 0, 2, eb.p, eb.len };
+    h_deliver(h, &forged);
+    sy_buf_free(&eb);
+    h_process(h, 2);
+    assert_int_equal(queued_prepares(h, 2, 0, seq, &st->digest), 0);
+    assert_true(h_status(h, 2).evidence >= 1);
     h_run_for(h, 300, 50);         /* under request_timeout_ms (500) */
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(h_status(h, i).term, 0);
         assert_int_equal(h->applied[i], before[i] + 1);
     }
     assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+/* Votes node 2 sends at (view 0, vt_seq) for a digest other than vt_d. */
+static uint64_t vt_seq;
+static sy_digest vt_d;
+static uint32_t vt_other;
+static bool filter_count_other_votes(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)to;
+    if (from == 2 && (m->type == SY_MSG_PBFT_PREPARE || m->type == SY_MSG_PBFT_COMMIT) &&
+        m->u.pbft.stmt.view == 0 && m->u.pbft.stmt.seq == vt_seq &&
+        !sy_digest_eq(&m->u.pbft.stmt.digest, &vt_d))
+        vt_other++;
+    return true;
+}
+
+/* The same crash, but node 2's log names a digest its batch does not have
+ * (a damaged record): it cannot know what it signed, so it restores
+ * nothing there and signs nothing for that digest: it stays silent at that
+ * number in that view, which waits (here, for the view change a client's
+ * timer would force). */
+static void test_a_logged_statement_whose_batch_does_not_match_is_not_restored(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
+    uint64_t before = backup_prepares_then_crashes(h);
+    const size_t one = 2 + 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+    bool damaged = false;
+    h_disk *d = &h->disk[2];
+    for (size_t i = 0; i < d->n_recs; i++) {
+        sy_record *r = &d->recs[i];
+        if (r->key == before + 1 && r->val.len >= one) {
+            uint8_t *o = (uint8_t *)(uintptr_t)r->val.p + r->val.len - one;
+            assert_int_equal(o[0], 1);
+            memcpy(vt_d.b, o + 2 + 8 + 8, SY_DIGEST_LEN);
+            o[2 + 8 + 8] ^= 0x01;   /* the first byte of the logged digest */
+            damaged = true;
+        }
+    }
+    assert_true(damaged);
+    vt_seq = before + 1;
+    vt_other = 0;
+    h->filter = filter_count_other_votes;
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    h_run_for(h, 300, 50);
+    assert_int_equal(vt_other, 0);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(h->applied[i], before);
+    assert_int_equal(h->violations, 0);
+    h->filter = NULL;
+    h_free(h);
+}
+
+/* The digests node 2 signed PREPAREs for at (view 0, seq 5), as sent. */
+static sy_digest st_prep5[8];
+static uint32_t st_nprep5;
+static bool st_isolate;   /* node 2 hears only PRE-PREPAREs and says nothing */
+static bool st_no_state;  /* after the restart: no state transfer to node 2 */
+static bool filter_prepare_then_transfer(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    if (m->type == SY_MSG_PBFT_CHECKPOINT)
+        return false;   /* checkpoint 4 never goes stable */
+    if (from == 2 && m->type == SY_MSG_PBFT_PREPARE && m->u.pbft.stmt.view == 0 &&
+        m->u.pbft.stmt.seq == 5) {
+        bool seen = false;
+        for (uint32_t i = 0; i < st_nprep5; i++)
+            seen |= sy_digest_eq(&st_prep5[i], &m->u.pbft.stmt.digest);
+        if (!seen && st_nprep5 < 8)
+            st_prep5[st_nprep5++] = m->u.pbft.stmt.digest;
+    }
+    if (st_isolate && (from == 2 || (to == 2 && m->type != SY_MSG_PBFT_PRE_PREPARE)))
+        return false;
+    if (st_no_state && to == 2 && m->type == SY_MSG_PBFT_STATE)
+        return false;
+    return true;
+}
+
+static void tweak_equivocating_primary_k4(uint32_t node, sy_engine_cfg *c)
+{
+    c->batch_max = 1;
+    c->checkpoint_interval = 4;
+    if (node == 0)
+        c->test_behaviour = SY_PBFT_EQUIVOCATE;
+}
+
+/* An equivocating primary gives backup 2 another batch than the rest at
+ * every number, and 2 votes PREPARE for it. The others commit theirs; 2
+ * catches up by state transfer, which puts their certified entries into
+ * its slots, and stops executing at checkpoint 4 (not stable), holding
+ * entry 5 unexecuted with the others' digest -- beside its own PREPARE for
+ * the other one. It crashes there. Its log must not name the slot's new
+ * digest as one it prepared: after the restart it would sign a PREPARE for
+ * it, the second digest it signed at (0, 5), evidence against a correct
+ * replica (a review found this). */
+static void test_state_transfer_does_not_make_a_restarted_replica_equivocate(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_equivocating_primary_k4);
+    h->filter = filter_prepare_then_transfer;
+    st_nprep5 = 0;
+    st_isolate = true;
+    for (uint32_t k = 0; k < 5; k++)
+        assert_true(op_until_executed(h, k % H_CLIENTS, 0xb, 5000));
+    st_isolate = false;
+    bool crashed = false;
+    for (int round = 0; round < 4000 && !crashed; round++) {
+        if (round % 10 == 0) {
+            h->now += 50;
+            for (uint32_t i = 0; i < h->n; i++) {
+                sy_input in = { .kind = SY_IN_TICK, .now_ms = h->now };
+                h_step(h, i, &in);
+            }
+        }
+        for (uint32_t i = 0; i < h->n && !crashed; i++) {
+            h_process(h, i);
+            if (i == 2 && h->applied[2] == 4)
+                crashed = true;   /* entry 5 is in its slot, unexecuted */
+        }
+        h_msg *q = h->q;
+        size_t nq = h->nq;
+        h->q = NULL;
+        h->nq = h->capq = 0;
+        for (size_t i = 0; i < nq; i++) {
+            if (!crashed)
+                h_deliver(h, &q[i]);
+            free(q[i].buf);
+        }
+        free(q);
+    }
+    assert_true(crashed);
+    assert_int_equal(st_nprep5, 1);   /* the other batch's digest, before the crash */
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    st_no_state = true;
+    h_run_for(h, 1000, 50);
+    st_no_state = false;
+    assert_int_equal(st_nprep5, 1);
+    h->filter = NULL;
     h_free(h);
 }
 
@@ -902,6 +1095,8 @@ int main(void)
         cmocka_unit_test(test_a_restarted_primary_resends_its_logged_pre_prepare_and_keeps_its_view),
         cmocka_unit_test(test_a_restarted_primary_without_its_log_entry_hands_its_view_on),
         cmocka_unit_test(test_a_restarted_backup_commits_what_it_prepared_before_the_crash),
+        cmocka_unit_test(test_a_logged_statement_whose_batch_does_not_match_is_not_restored),
+        cmocka_unit_test(test_state_transfer_does_not_make_a_restarted_replica_equivocate),
         cmocka_unit_test(test_a_single_replica_cluster_idles_and_serves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
