@@ -302,15 +302,7 @@ static void test_commit_evidence_is_a_quorum_of_verifiable_commit_signatures(voi
         for (uint32_t i = 0; i < 4; i++)
             if (i != 2)
                 h_process(h, i);
-        h_msg *q = h->q;
-        size_t nq = h->nq;
-        h->q = NULL;
-        h->nq = h->capq = 0;
-        for (size_t i = 0; i < nq; i++) {
-            h_deliver(h, &q[i]);
-            free(q[i].buf);
-        }
-        free(q);
+        h_deliver_queued(h, UINT32_MAX);
     }
     assert_true(seen);
     h_free(h);

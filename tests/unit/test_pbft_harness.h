@@ -430,6 +430,23 @@ H_FN void h_deliver(harness *h, const h_msg *m)
     sy_env_free(&env);
 }
 
+/* Delivers the messages queued so far, once each; those addressed to
+ * lost_to (UINT32_MAX: none) are dropped, as in that node's crash. What
+ * the deliveries queue waits for the next call. */
+H_FN void h_deliver_queued(harness *h, uint32_t lost_to)
+{
+    h_msg *batch = h->q;
+    size_t nb = h->nq;
+    h->q = NULL;
+    h->nq = h->capq = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (batch[i].to != lost_to)
+            h_deliver(h, &batch[i]);
+        free(batch[i].buf);
+    }
+    free(batch);
+}
+
 /* Runs until no node has anything to do (bounded). */
 H_FN void h_run(harness *h)
 {
@@ -440,15 +457,7 @@ H_FN void h_run(harness *h)
                 any |= h_process(h, i);
         if (!h->nq && !any)
             return;
-        h_msg *batch = h->q;
-        size_t nb = h->nq;
-        h->q = NULL;
-        h->nq = h->capq = 0;
-        for (size_t i = 0; i < nb; i++) {
-            h_deliver(h, &batch[i]);
-            free(batch[i].buf);
-        }
-        free(batch);
+        h_deliver_queued(h, UINT32_MAX);
     }
 }
 

@@ -860,27 +860,10 @@ static uint64_t backup_prepares_then_crashes(harness *h)
         assert_int_equal(h->applied[i], before);
     h_submit(h, 1, 0x1u);
     h_process(h, 0);               /* the PRE-PREPARE */
-    h_msg *q = h->q;
-    size_t nq = h->nq;
-    h->q = NULL;
-    h->nq = h->capq = 0;
-    for (size_t i = 0; i < nq; i++) {
-        h_deliver(h, &q[i]);
-        free(q[i].buf);
-    }
-    free(q);
+    h_deliver_queued(h, UINT32_MAX);
     h_process(h, 1);
     h_process(h, 2);               /* both PREPAREs durable and queued */
-    q = h->q;
-    nq = h->nq;
-    h->q = NULL;
-    h->nq = h->capq = 0;
-    for (size_t i = 0; i < nq; i++) {
-        if (q[i].to != 2)          /* node 2 crashes before any arrives */
-            h_deliver(h, &q[i]);
-        free(q[i].buf);
-    }
-    free(q);
+    h_deliver_queued(h, 2);        /* node 2 crashes before any arrives */
     return before;
 }
 
@@ -1040,16 +1023,12 @@ static void test_state_transfer_does_not_make_a_restarted_replica_equivocate(voi
             if (i == 2 && h->applied[2] == 4)
                 crashed = true;   /* entry 5 is in its slot, unexecuted */
         }
-        h_msg *q = h->q;
-        size_t nq = h->nq;
-        h->q = NULL;
-        h->nq = h->capq = 0;
-        for (size_t i = 0; i < nq; i++) {
-            if (!crashed)
-                h_deliver(h, &q[i]);
-            free(q[i].buf);
+        if (crashed) {
+            for (size_t i = 0; i < h->nq; i++)
+                free(h->q[i].buf);
+            h->nq = 0;   /* the round node 2 crashes in: nothing more is delivered */
         }
-        free(q);
+        h_deliver_queued(h, UINT32_MAX);
     }
     assert_true(crashed);
     assert_int_equal(st_nprep5, 1);   /* the other batch's digest, before the crash */
