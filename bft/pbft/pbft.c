@@ -1252,6 +1252,11 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
             goto err_destroy;
     }
     if (boot) {
+        if (boot->hardstate.len && boot->hardstate.p[0] > PBFT_HS_VERSION) {
+            /* written by a newer synod: not damage, the wrong binary */
+            pbft_destroy(p);
+            return SY_EVERSION;
+        }
         if (hs_decode(p, boot->hardstate) || boot->snap_index > SY_INDEX_MAX ||
             boot->applied > SY_INDEX_MAX)
             goto err_destroy;

@@ -2036,6 +2036,14 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_storage;
     }
+    if (rc == SY_EVERSION && r->cluster.protocol == SY_PROTO_PBFT) {
+        fprintf(stderr, "synod: %s holds PBFT state written by a newer synod (its hard state "
+                "format is above %u, the newest this %s binary reads): run that newer binary; "
+                "downgrades are not supported (docs/operations.md, Upgrades)\n",
+                r->ncfg.data_dir, PBFT_HS_VERSION, SYNOD_VERSION);
+        code = 2;
+        goto out_storage;
+    }
     if (rc) {
         fprintf(stderr, "synod: %s engine could not start from %s: %s\n", proto, r->ncfg.data_dir,
                 sy_strerror(rc));
