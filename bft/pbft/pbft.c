@@ -951,7 +951,7 @@ static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_se
 static int hs_decode(pbft *p, sy_bytes hs)
 {
     const uint8_t *b = hs.p;
-    size_t o = 0, fixed = 1 + 8 + 1 + 24 + SY_DIGEST_LEN + 1;
+    size_t o = 0, fixed = PBFT_HS_FIXED;
     if (hs.len == 0)
         return SY_OK;
     /* version 1 kept the per-sequence sections here; version 2 keeps them
@@ -1252,8 +1252,12 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
             goto err_destroy;
     }
     if (boot) {
-        if (boot->hardstate.len && boot->hardstate.p[0] > PBFT_HS_VERSION) {
-            /* written by a newer synod: not damage, the wrong binary */
+        if (boot->hardstate.len >= PBFT_HS_FIXED + 2 && boot->hardstate.p[0] > PBFT_HS_VERSION &&
+            boot->hardstate.p[0] <= PBFT_HS_VERSION_PLAUSIBLE) {
+            /* Written by a newer synod: the wrong binary, not damage (the
+             * host's store checksums the hard state; bytes shorter than
+             * any version's header, or a version byte far past ours, are
+             * damage all the same). */
             pbft_destroy(p);
             return SY_EVERSION;
         }

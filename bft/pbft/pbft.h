@@ -87,6 +87,12 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
 #define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
 #define PBFT_HS_VERSION 3u           /* 2: sections in engine records; 3: own statements */
+/* A hard state's fixed header (version, view, in_vc, vote_view, vote_hi,
+ * h, h_digest, nsigs), the same in every version so far. */
+#define PBFT_HS_FIXED (1u + 8u + 1u + 24u + SY_DIGEST_LEN + 1u)
+/* A version byte above ours but at most this is read as "a newer synod
+ * wrote it" (SY_EVERSION) rather than as damage. */
+#define PBFT_HS_VERSION_PLAUSIBLE 32u
 
 /* What a sequence number's engine record encodes (pbft_records): equal
  * fingerprints, equal records -- up to which of several valid

@@ -1043,7 +1043,8 @@ static void test_state_transfer_does_not_make_a_restarted_replica_equivocate(voi
 
 /* A hard state from a newer synod (a format above this build's) is named
  * as such, SY_EVERSION, which the daemon reports as "run the newer
- * binary" (exit 2); a version byte no synod writes is damage. */
+ * binary" (exit 2); a version byte no synod writes (0, or far past ours)
+ * is damage, as are bytes too short for a header. */
 static void test_a_hard_state_from_a_newer_synod_is_refused_by_version(void **state)
 {
     (void)state;
@@ -1055,6 +1056,8 @@ static void test_a_hard_state_from_a_newer_synod_is_refused_by_version(void **st
     d->hs[0] = (uint8_t)(v + 1);
     assert_int_equal(h_restart(h, 1), SY_EVERSION);
     d->hs[0] = 0;
+    assert_int_equal(h_restart(h, 1), SY_ECORRUPT);
+    d->hs[0] = 200;
     assert_int_equal(h_restart(h, 1), SY_ECORRUPT);
     d->hs[0] = v;
     assert_int_equal(h_restart(h, 1), SY_OK);
