@@ -509,10 +509,9 @@ static bool hs_keeps_batch(const pbft *p, const pbft_slot *s, uint64_t seq)
  * (logged by hs_keeps_batch), or a restart could not use it. */
 static uint8_t own_flags(const pbft *p, const pbft_slot *s, uint64_t seq)
 {
-    static const sy_digest zero;
     if (s->seq != seq || !s->have_pp || s->executed || seq <= p->executed)
         return 0;
-    if (!sy_digest_eq(&s->d, &zero) && !(s->have_batch && s->batch_len))
+    if (!pbft_digest_is_null(&s->d) && !(s->have_batch && s->batch_len))
         return 0;
     /* Only what it signed for the slot's (pp_view, d), and only while
      * pp_sig is that pre-prepare's: state transfer (pbft_on_state) puts
@@ -925,7 +924,7 @@ static int hs_decode_sections(pbft *p, sy_bytes hs, size_t *op, uint64_t only_se
         uint32_t no = get16(b + o);
         o += 2;
         for (uint32_t c = 0; c < no; c++) {
-            size_t rec = 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+            size_t rec = PBFT_OWN_ITEM_LEN;
             if (hs.len - o < rec)
                 return SY_ECORRUPT;
             uint64_t seq = get64(b + o), view = get64(b + o + 8);
@@ -1098,7 +1097,6 @@ static int boot_restore_slot(pbft *p, const sy_entry *e)
  * version 3, or one that could not be restored). */
 static void boot_own(pbft *p)
 {
-    static const sy_digest zero;
     for (uint64_t i = 0; i < p->L; i++) {
         pbft_slot *s = &p->slots[i];
         if (!s->own_logged)
@@ -1107,7 +1105,7 @@ static void boot_own(pbft *p)
         if (!s->seq || s->executed || s->seq <= p->executed || p->in_vc ||
             s->own_view != p->view)
             continue;
-        bool null_req = sy_digest_eq(&s->own_d, &zero);
+        bool null_req = pbft_digest_is_null(&s->own_d);
         if (null_req && s->have_batch && s->batch_len && s->have_cert && !s->cbatch &&
             sy_digest_eq(&s->d, &s->cert_d)) {
             /* the certificate's batch, logged set aside behind the null

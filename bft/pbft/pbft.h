@@ -191,6 +191,9 @@ typedef struct {
 #define PBFT_OWN_PREPARE 1u           /* it sent PREPARE (view, seq, d) */
 #define PBFT_OWN_COMMIT 2u            /* it sent COMMIT (view, seq, d) */
 #define PBFT_OWN_PRE_PREPARE 4u       /* it pre-prepared (view, seq, d): the primary */
+/* One own-statement item in a record: seq u64 | view u64 | digest |
+ * pp_sig | flags u8 (pbft.c, hs_sections). */
+#define PBFT_OWN_ITEM_LEN (8u + 8u + SY_DIGEST_LEN + SY_SIG_LEN + 1u)
 
 /* CHECKPOINT votes and this replica's own snapshot for one seq. */
 typedef struct {
@@ -377,6 +380,12 @@ struct pbft {
 };
 
 /* pbft.c: helpers shared by the protocol files */
+/* The digest of a null request (Castro & Liskov 4.4): all zero. */
+static inline bool pbft_digest_is_null(const sy_digest *d)
+{
+    static const sy_digest zero;
+    return sy_digest_eq(d, &zero);
+}
 static inline uint32_t pbft_primary(const pbft *p, uint64_t view) { return (uint32_t)(view % p->n); }
 static inline bool pbft_is_primary(const pbft *p) { return pbft_primary(p, p->view) == p->self; }
 bool pbft_behaves(const pbft *p, uint32_t b);

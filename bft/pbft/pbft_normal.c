@@ -20,9 +20,6 @@
 #include "core/envelope.h"
 #include "crypto/sy_err.h"
 
-static const sy_digest zero_digest;
-
-static bool digest_is_null(const sy_digest *d) { return sy_digest_eq(d, &zero_digest); }
 
 /* ------------------------------------------------------------ requests */
 
@@ -442,7 +439,7 @@ int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *st)
     }
     if (s->executed)
         return SY_OK;
-    bool null_req = digest_is_null(&st->digest) && st->batch.len == 0;
+    bool null_req = pbft_digest_is_null(&st->digest) && st->batch.len == 0;
     if (!null_req) {
         sy_digest d;
         sy_hash(st->batch.p, st->batch.len, &d);

@@ -14,7 +14,6 @@
 #include "bft/pbft/pbft.h"
 #include "crypto/sy_err.h"
 
-static const sy_digest zero_digest;
 
 static void free_stored(pbft_stored *s)
 {
@@ -206,7 +205,7 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
             continue;
         bool keep = s->have_batch && sy_digest_eq(&s->d, &e->digest);
         if (!keep)   /* in hand only for a null request (or our certificate's) */
-            pbft_slot_set_batch(s, NULL, 0, sy_digest_eq(&e->digest, &zero_digest),
+            pbft_slot_set_batch(s, NULL, 0, pbft_digest_is_null(&e->digest),
                                 &e->digest);
         s->have_pp = true;
         s->pp_view = view;
@@ -401,7 +400,7 @@ static void try_new_view(pbft *p)
          * has. Without one, a fake digest, or an invented extra seq. */
         bool dropped = false;
         for (uint32_t k = 0; k < n_o; k++)
-            if (!sy_digest_eq(&o[k].digest, &zero_digest)) {
+            if (!pbft_digest_is_null(&o[k].digest)) {
                 memset(&o[k].digest, 0, sizeof o[k].digest);
                 dropped = true;
             }

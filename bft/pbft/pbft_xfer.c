@@ -16,7 +16,6 @@
 #include "core/chunks.h"
 #include "crypto/sy_err.h"
 
-static const sy_digest zero_digest;
 
 /* A STATE reply's payload; with the envelope's own fields it stays well
  * under SY_MAX_ENVELOPE (16 MiB). */
@@ -80,7 +79,7 @@ void pbft_fetch_batches(pbft *p)
     for (uint64_t seq = p->executed + 1;
          seq <= p->last_pp && seq <= p->h + p->L && sent < PBFT_MAX_FETCH; seq++) {
         pbft_slot *s = pbft_slot_get(p, seq);
-        if (!s || !s->have_pp || s->have_batch || sy_digest_eq(&s->d, &zero_digest))
+        if (!s || !s->have_pp || s->have_batch || pbft_digest_is_null(&s->d))
             continue;
         if (s->fetch_ms && p->now < s->fetch_ms + p->cfg.heartbeat_ms)
             continue;
@@ -396,7 +395,7 @@ static bool centry_valid(pbft *p, const sy_pbft_centry *e)
 {
     sy_digest d;
     if (e->batch.len == 0) {
-        if (!sy_digest_eq(&e->digest, &zero_digest))
+        if (!pbft_digest_is_null(&e->digest))
             return false;
     } else {
         sy_hash(e->batch.p, e->batch.len, &d);

@@ -717,7 +717,7 @@ static void test_restarted_old_primary_does_not_propose_over_transferred_entries
  * returns how many records lost one. */
 static uint32_t strip_own_sections(harness *h, uint32_t node, uint64_t above)
 {
-    const size_t one = 2 + 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+    const size_t one = 2 + PBFT_OWN_ITEM_LEN;   /* a one-item own section */
     h_disk *d = &h->disk[node];
     uint32_t stripped = 0;
     for (size_t i = 0; i < d->n_recs; i++) {
@@ -741,9 +741,9 @@ static uint32_t strip_own_sections(harness *h, uint32_t node, uint64_t above)
 static void hardstate_as_version_2(harness *h, uint32_t node)
 {
     h_disk *d = &h->disk[node];
-    assert_true(d->hs_len > 67);
+    assert_true(d->hs_len > PBFT_HS_FIXED);
     assert_int_equal(d->hs[0], 3);
-    size_t at = 67 + (size_t)d->hs[66] * (1 + SY_SIG_LEN) + 6;
+    size_t at = PBFT_HS_FIXED + (size_t)d->hs[PBFT_HS_FIXED - 1] * (1 + SY_SIG_LEN) + 6;
     assert_true(d->hs_len >= at + 2);
     assert_int_equal(d->hs[at], 0);
     assert_int_equal(d->hs[at + 1], 0);
@@ -930,7 +930,7 @@ static void test_a_logged_statement_whose_batch_does_not_match_is_not_restored(v
     (void)state;
     harness *h = h_new(4, 1, false, 16, tweak_one_per_batch);
     uint64_t before = backup_prepares_then_crashes(h);
-    const size_t one = 2 + 8 + 8 + SY_DIGEST_LEN + SY_SIG_LEN + 1;
+    const size_t one = 2 + PBFT_OWN_ITEM_LEN;   /* a one-item own section */
     bool damaged = false;
     h_disk *d = &h->disk[2];
     for (size_t i = 0; i < d->n_recs; i++) {
