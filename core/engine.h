@@ -131,6 +131,8 @@ typedef struct sy_engine_boot {
     const sy_entry *entries;     /* persisted log above snap_index, in order */
     size_t n_entries;
     uint64_t applied;            /* host's applied index (>= snap_index) */
+    uint64_t ckpt_index;         /* PBFT: snapshot taken at a checkpoint that was */
+    sy_bytes ckpt_data;          /* not yet stable (0: none); its blob */
     const sy_record *records;    /* every stored engine record, keys ascending */
     size_t n_records;
 } sy_engine_boot;

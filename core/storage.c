@@ -473,11 +473,15 @@ int sy_txn_append(sy_txn *t, const sy_entry *e, size_t n)
     return SY_OK;
 }
 
+static int settle_ckpt(sy_txn *t, uint64_t upto);
+
 int sy_txn_compact(sy_txn *t, uint64_t upto)
 {
     uint64_t base = 0;
     int rc = log_base(t, &base);
     if (rc)
+        return rc;
+    if ((rc = settle_ckpt(t, upto)))
         return rc;
     if (upto <= base)
         return SY_OK;
@@ -488,7 +492,8 @@ int sy_txn_compact(sy_txn *t, uint64_t upto)
 }
 
 /* Snapshot meta: index, term, n_voters, voters..., n_learners, learners... */
-static int put_snap_meta(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m)
+static int put_meta_of(sy_txn *t, const char *key, uint64_t index, uint64_t term,
+                       const sy_members *m)
 {
     uint8_t b[16 + 8 + 8 * SY_MAX_NODES];
     size_t o = 0;
@@ -500,15 +505,16 @@ static int put_snap_meta(sy_txn *t, uint64_t index, uint64_t term, const sy_memb
     for (uint32_t i = 0; i < m->n_voters; i++) { sy_put_u32be(b + o, m->voters[i]); o += 4; }
     sy_put_u32be(b + o, m->n_learners); o += 4;
     for (uint32_t i = 0; i < m->n_learners; i++) { sy_put_u32be(b + o, m->learners[i]); o += 4; }
-    return sy_txn_meta_put(t, "snap", b, o);
+    return sy_txn_meta_put(t, key, b, o);
 }
 
-static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members *m)
+static int get_meta_of(sy_txn *t, const char *key, uint64_t *index, uint64_t *term,
+                       sy_members *m)
 {
     sy_bytes v = {0};
     memset(m, 0, sizeof *m);
     *index = *term = 0;
-    int rc = sy_txn_meta_get(t, "snap", &v);
+    int rc = sy_txn_meta_get(t, key, &v);
     if (rc == SY_ENOTFOUND)
         return SY_OK;
     if (rc)
@@ -528,7 +534,124 @@ static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members 
     for (uint32_t i = 0; i < m->n_learners; i++) { m->learners[i] = sy_get_u32be(v.p + o); o += 4; }
     return SY_OK;
 bad:
-    return sy_storage_fail(t->s, SY_ECORRUPT, "snapshot metadata is malformed");
+    return sy_storage_fail(t->s, SY_ECORRUPT, "%s metadata is malformed",
+                           strcmp(key, "snap") ? "checkpoint snapshot" : "snapshot");
+}
+
+static int put_snap_meta(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m)
+{
+    return put_meta_of(t, "snap", index, term, m);
+}
+
+static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members *m)
+{
+    return get_meta_of(t, "snap", index, term, m);
+}
+
+/* Snapshot blobs live in one of two slots, "snapdata" and "snapdata1",
+ * so that PBFT's pending checkpoint snapshot (sy_txn_checkpoint_snapshot),
+ * stored in the slot the stored snapshot does not use, becomes the
+ * snapshot by a flip of small metadata when its checkpoint goes stable --
+ * not by writing the blob a second time, on the storage thread, in the
+ * write that clients wait for. "snapslot" (index u64 | slot u8) names
+ * slot 1 for the snapshot at that index only: any other snapshot (one an
+ * older synod wrote since, which knows only "snapdata") is in slot 0.
+ * "ckpt" (as "snap") describes the pending one; it counts only above the
+ * stored snapshot. Raft and Paxos never leave slot 0. */
+static const char *const snap_slot_key[2] = { "snapdata", "snapdata1" };
+
+static int snap_active_slot(sy_txn *t, uint64_t snap_index, int *slot)
+{
+    sy_bytes v = {0};
+    *slot = 0;
+    int rc = sy_txn_meta_get(t, "snapslot", &v);
+    if (rc == SY_ENOTFOUND)
+        return SY_OK;
+    if (rc)
+        return rc;
+    if (v.len != 9 || v.p[8] > 1)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "snapshot slot metadata is malformed");
+    if (sy_get_u64be(v.p) == snap_index)
+        *slot = v.p[8];
+    return SY_OK;
+}
+
+static int meta_del(sy_txn *t, const char *name)
+{
+    int rc = sy_txn_del(t, SY_TBL_META, name, strlen(name));
+    return rc == SY_ENOTFOUND ? SY_OK : rc;
+}
+
+static int put_snap_slot(sy_txn *t, uint64_t index, int slot)
+{
+    if (!slot)
+        return meta_del(t, "snapslot");
+    uint8_t b[9];
+    sy_put_u64be(b, index);
+    b[8] = 1;
+    return sy_txn_meta_put(t, "snapslot", b, sizeof b);
+}
+
+/* What the store holds: the snapshot's index and slot, the pending
+ * checkpoint snapshot's index (0: none) and metadata. */
+typedef struct {
+    uint64_t snap, snap_term;
+    sy_members snap_m;
+    int slot;
+    uint64_t ck, ck_term;
+    sy_members ck_m;
+} snap_state;
+
+static int snap_state_get(sy_txn *t, snap_state *ss)
+{
+    int rc = get_snap_meta(t, &ss->snap, &ss->snap_term, &ss->snap_m);
+    if (!rc)
+        rc = snap_active_slot(t, ss->snap, &ss->slot);
+    if (!rc)
+        rc = get_meta_of(t, "ckpt", &ss->ck, &ss->ck_term, &ss->ck_m);
+    if (!rc && ss->ck <= ss->snap)
+        ss->ck = 0;   /* left behind (by an older synod): moot */
+    return rc;
+}
+
+static int drop_ckpt(sy_txn *t, const snap_state *ss)
+{
+    int rc = meta_del(t, "ckpt");
+    return rc ? rc : meta_del(t, snap_slot_key[1 - ss->slot]);
+}
+
+/* Stores the snapshot (metadata and blob) in the slot in use; a pending
+ * checkpoint snapshot at or below it goes. */
+static int put_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
+                        sy_bytes data)
+{
+    snap_state ss;
+    int rc = snap_state_get(t, &ss);
+    if (rc)
+        return rc;
+    if (ss.ck && ss.ck <= index && (rc = drop_ckpt(t, &ss)))
+        return rc;
+    if ((rc = put_snap_meta(t, index, term, m)) || (rc = put_snap_slot(t, index, ss.slot)))
+        return rc;
+    return sy_txn_meta_put(t, snap_slot_key[ss.slot], data.p, data.len);
+}
+
+/* The pending checkpoint snapshot at or below upto leaves: the one at
+ * exactly upto becomes the snapshot (its slot the one in use), an older
+ * one is dropped (its checkpoint will never be stable: one past it is). */
+static int settle_ckpt(sy_txn *t, uint64_t upto)
+{
+    snap_state ss;
+    int rc = snap_state_get(t, &ss);
+    if (rc || !ss.ck || ss.ck > upto)
+        return rc;
+    if (ss.ck < upto)
+        return drop_ckpt(t, &ss);
+    int now = 1 - ss.slot;
+    if ((rc = put_snap_meta(t, ss.ck, ss.ck_term, &ss.ck_m)) ||
+        (rc = put_snap_slot(t, ss.ck, now)) || (rc = meta_del(t, "ckpt")))
+        return rc;
+    return meta_del(t, snap_slot_key[ss.slot]);   /* the old stable state */
 }
 
 int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
@@ -561,9 +684,7 @@ int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
         if (rc)
             return rc;
     }
-    if ((rc = put_snap_meta(t, index, term, m)))
-        return rc;
-    return sy_txn_meta_put(t, "snapdata", data.p, data.len);
+    return put_snapshot(t, index, term, m, data);
 }
 
 int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
@@ -589,9 +710,32 @@ int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_mem
      * on). Entries up to index are covered by the snapshot. */
     if (index >= first && (rc = sy_txn_compact(t, index)))
         return rc;
-    if ((rc = put_snap_meta(t, index, term, m)))
+    return put_snapshot(t, index, term, m, data);
+}
+
+int sy_txn_checkpoint_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
+                               sy_bytes data)
+{
+    uint64_t first, last;
+    snap_state ss;
+    int rc = snap_state_get(t, &ss);
+    if (rc)
         return rc;
-    return sy_txn_meta_put(t, "snapdata", data.p, data.len);
+    if (ss.snap >= index || ss.ck >= index)
+        return SY_ESTALE;   /* one as new was stored meanwhile (an install) */
+    if ((rc = sy_txn_log_bounds(t, &first, &last)))
+        return rc;
+    if (index < first - 1)
+        return SY_ESTALE;   /* a later checkpoint went stable meanwhile */
+    if (index > last)
+        return sy_storage_fail(t->s, SY_EINVAL,
+                               "checkpoint snapshot at %llu is past the last log index %llu",
+                               (unsigned long long)index, (unsigned long long)last);
+    if (index == first - 1)   /* its checkpoint went stable before it was stored */
+        return put_snapshot(t, index, term, m, data);
+    if ((rc = put_meta_of(t, "ckpt", index, term, m)))
+        return rc;
+    return sy_txn_meta_put(t, snap_slot_key[1 - ss.slot], data.p, data.len);
 }
 
 int sy_txn_set_applied(sy_txn *t, uint64_t applied)
@@ -730,9 +874,13 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
     } else if (rc != SY_ENOTFOUND) {
         goto err_free;
     }
-    if ((rc = get_snap_meta(&t, &b->snap_index, &b->snap_term, &b->snap_members)))
+    snap_state ss;
+    if ((rc = snap_state_get(&t, &ss)))
         goto err_free;
-    rc = sy_txn_meta_get(&t, "snapdata", &v);
+    b->snap_index = ss.snap;
+    b->snap_term = ss.snap_term;
+    b->snap_members = ss.snap_m;
+    rc = sy_txn_meta_get(&t, snap_slot_key[ss.slot], &v);
     if (rc == SY_OK) {
         if ((rc = dup_bytes(v, &out->snap_data)))
             goto err_free;
@@ -740,6 +888,19 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
         b->snap_data.len = v.len;
     } else if (rc != SY_ENOTFOUND) {
         goto err_free;
+    }
+    if (ss.ck) {
+        if ((rc = sy_txn_meta_get(&t, snap_slot_key[1 - ss.slot], &v))) {
+            if (rc == SY_ENOTFOUND)
+                rc = sy_storage_fail(s, SY_ECORRUPT, "checkpoint snapshot %llu has no data",
+                                     (unsigned long long)ss.ck);
+            goto err_free;
+        }
+        if ((rc = dup_bytes(v, &out->ckpt_data)))
+            goto err_free;
+        b->ckpt_index = ss.ck;
+        b->ckpt_data.p = out->ckpt_data;
+        b->ckpt_data.len = v.len;
     }
     uint64_t first, last;
     if ((rc = sy_txn_log_bounds(&t, &first, &last)))
@@ -763,6 +924,7 @@ void sy_storage_boot_free(sy_storage_boot *b)
 {
     free(b->hardstate);
     free(b->snap_data);
+    free(b->ckpt_data);
     free(b->entries);
     free(b->records);
     memset(b, 0, sizeof *b);

@@ -1165,6 +1165,31 @@ static bool boot_hole(pbft *p)
     return false;
 }
 
+/* The snapshot the host took at a checkpoint that was not yet stable when
+ * the replica stopped (storage keeps it beside the stable one until then,
+ * sy_txn_checkpoint_snapshot): the replica signs that checkpoint again --
+ * the same digest, so the same statement -- as when the host first took
+ * it. Without this, a cluster whose replicas all restarted with their
+ * window full of executed but unstable checkpoints would never move h
+ * again: nobody would vote for one. A store written before 0.15 kept such
+ * a snapshot as its only one (snap_index above h): the same applies. */
+static int boot_checkpoint(pbft *p, const sy_engine_boot *boot)
+{
+    uint64_t at = 0;
+    sy_bytes blob = { NULL, 0 };
+    if (boot->ckpt_index > p->h) {
+        at = boot->ckpt_index;
+        blob = boot->ckpt_data;
+    } else if (boot->snap_index > p->h) {
+        at = boot->snap_index;
+        blob = boot->snap_data;
+    }
+    if (!at || at > p->executed || at % p->K || !blob.len)
+        return SY_OK;
+    int rc = pbft_on_snapshot(p, at, blob.p, blob.len, NULL);
+    return rc == SY_ENOMEM ? rc : SY_OK;   /* a blob it cannot digest: no vote, as before */
+}
+
 static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
 {
     if (!cfg || cfg->n == 0 || cfg->n > SY_MAX_NODES || cfg->self >= cfg->n ||
@@ -1344,6 +1369,8 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->last_pp = p->executed;
     if (boot)
         boot_own(p);
+    if (boot && boot_checkpoint(p, boot))
+        goto err_destroy;
     p->next_seq = p->executed + 1;
     if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
         p->next_seq = p->vote_hi + 1;

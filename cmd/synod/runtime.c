@@ -487,7 +487,13 @@ static int snap_make(rt *r, sy_txn *t, uint64_t index, uint64_t term, uint8_t **
     snap_members(r, &mem);
     sy_txn w;
     if ((rc = sy_txn_begin(r->st, true, &w)) == SY_OK) {
-        rc = sy_txn_local_snapshot(&w, index, term, &mem, (sy_bytes){*blob, (uint32_t)*len});
+        /* PBFT: kept beside the stable checkpoint's snapshot, the log whole,
+         * until this checkpoint is stable (a lagging replica may still
+         * fetch the stable state and the entries above it from us) */
+        rc = r->cluster.protocol == SY_PROTO_PBFT
+                 ? sy_txn_checkpoint_snapshot(&w, index, term, &mem,
+                                              (sy_bytes){*blob, (uint32_t)*len})
+                 : sy_txn_local_snapshot(&w, index, term, &mem, (sy_bytes){*blob, (uint32_t)*len});
         rc = rc ? (sy_txn_abort(&w), rc) : sy_txn_commit(&w);
     }
     return rc;
@@ -511,8 +517,12 @@ static int snap_finish(rt *r, uint64_t index, uint64_t term, uint8_t *blob, size
     r->m.snapshot_last = secs;
     r->m.snapshot_bytes = len;
     pthread_mutex_unlock(&r->m.mu);
-    SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted below it",
-            index, len, secs * 1e3);
+    if (r->cluster.protocol == SY_PROTO_PBFT)
+        SY_INFO(&r->log, "snapshot at checkpoint %" PRIu64 " (%zu bytes, %.0f ms); the log is "
+                "compacted below it once it is stable", index, len, secs * 1e3);
+    else
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " (%zu bytes, %.0f ms); log compacted "
+                "below it", index, len, secs * 1e3);
     uint64_t t = now_ms();
     if (secs >= RT_SNAPSHOT_SLOW_S && t - r->sn_warn_ms < RT_DROP_REPORT_MS) {
         r->sn_warn_skipped++;
@@ -640,10 +650,15 @@ static int snap_collect(rt *r, bool wait)
     r->sn_busy = false;
     if (r->sn_rc == SY_ESTALE) {
         /* superseded: a snapshot installed from a peer committed while
-         * this one was taken (sy_txn_local_snapshot). Nothing stored, the
-         * engine not told; the next one is taken as usual. */
-        SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: an installed snapshot "
-                "superseded it meanwhile", r->sn_index);
+         * this one was taken (sy_txn_local_snapshot), or, PBFT, a later
+         * checkpoint went stable (sy_txn_checkpoint_snapshot). Nothing
+         * stored, the engine not told; the next one is taken as usual. */
+        if (r->cluster.protocol == SY_PROTO_PBFT)
+            SY_INFO(&r->log, "snapshot at checkpoint %" PRIu64 " not stored: a later "
+                    "checkpoint went stable, or a snapshot was installed, meanwhile", r->sn_index);
+        else
+            SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: an installed snapshot "
+                    "superseded it meanwhile", r->sn_index);
         if (r->sn_index > r->snap_index)
             r->snap_index = r->sn_index;   /* the store holds one at least as new */
         free(r->sn_blob);

@@ -104,6 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         boot.snap_members.n_voters = c.n;
         for (uint32_t i = 0; i < c.n; i++)
             boot.snap_members.voters[i] = i;
+        if (pbft && (flags & 0x40u)) {
+            /* a pending checkpoint snapshot (sy_txn_checkpoint_snapshot) one
+             * or two checkpoints up, the same bytes: signed again at boot
+             * when the log reaches it (wraps near 2^64 on purpose) */
+            boot.ckpt_index = (boot.snap_index / 4u + 1u + ((flags >> 5) & 1u)) * 4u;
+            boot.ckpt_data = boot.snap_data;
+        }
     }
     /* engine records (PBFT keeps one per sequence number of its window),
      * keys ascending as storage hands them out */

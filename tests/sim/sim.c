@@ -728,11 +728,14 @@ static void snapshot_done(sim_world *w, sim_node *nd)
     sy_txn t;
     int rc;
     if ((rc = sy_txn_begin(nd->st, true, &t)) == SY_OK) {
-        rc = sy_txn_local_snapshot(&t, at, term, &m, (sy_bytes){ blob, (uint32_t)len });
+        rc = strcmp(w->o.ops->name, "pbft") == 0
+                 ? sy_txn_checkpoint_snapshot(&t, at, term, &m, (sy_bytes){ blob, (uint32_t)len })
+                 : sy_txn_local_snapshot(&t, at, term, &m, (sy_bytes){ blob, (uint32_t)len });
         rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
     }
     if (rc == SY_ESTALE) {
-        /* an install committed meanwhile: the daemon drops it too */
+        /* an install (PBFT: or a later stable checkpoint) committed
+         * meanwhile: the daemon drops it too */
         free(blob);
         if (at > nd->last_snap)
             nd->last_snap = at;

@@ -45,6 +45,12 @@ typedef struct {
     uint8_t snap[41];
     size_t snap_len;
     bool have_snap;
+    /* the storage layer's pending checkpoint snapshot
+     * (sy_txn_checkpoint_snapshot): taken, its checkpoint not yet stable */
+    uint64_t ckpt_index;          /* 0: none */
+    uint8_t ckpt[41];
+    size_t ckpt_len;
+    uint64_t base;                /* compacted through */
 } h_disk;
 
 struct harness {
@@ -266,6 +272,10 @@ static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
         d->snap_index = rd->snap_index;
         d->have_snap = true;
         h_disk_drop_upto(d, rd->snap_index);
+        if (rd->snap_index > d->base)
+            d->base = rd->snap_index;
+        if (d->ckpt_index <= rd->snap_index)
+            d->ckpt_index = 0;
     }
     for (size_t i = 0; i < rd->n_entries; i++) {
         if (d->n == d->cap) {
@@ -283,8 +293,44 @@ static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
         d->ents[d->n].data.p = copy;
         d->n++;
     }
-    if (rd->compact_to && d->have_snap && d->snap_index >= rd->compact_to)
+    if (rd->compact_to && d->ckpt_index && d->ckpt_index <= rd->compact_to) {
+        /* sy_txn_compact: the pending one at compact_to becomes the
+         * snapshot, an older one goes */
+        if (d->ckpt_index == rd->compact_to && (!d->have_snap || d->snap_index < d->ckpt_index)) {
+            memcpy(d->snap, d->ckpt, d->ckpt_len);
+            d->snap_len = d->ckpt_len;
+            d->snap_index = d->ckpt_index;
+            d->have_snap = true;
+        }
+        d->ckpt_index = 0;
+    }
+    /* The store compacts to compact_to whatever it holds; the toy state
+     * machine here is restored from the snapshot and the entries above
+     * it, so the harness keeps entries no snapshot covers yet. */
+    if (rd->compact_to && d->have_snap && d->snap_index >= rd->compact_to) {
         h_disk_drop_upto(d, rd->compact_to);
+        if (rd->compact_to > d->base)
+            d->base = rd->compact_to;
+    }
+}
+
+/* sy_txn_checkpoint_snapshot: false when it is stale (nothing stored). */
+static bool h_disk_checkpoint(h_disk *d, uint64_t ck, const uint8_t *blob, size_t bl)
+{
+    if ((d->have_snap && d->snap_index >= ck) || d->ckpt_index >= ck || ck < d->base)
+        return false;
+    if (ck == d->base) {
+        memcpy(d->snap, blob, bl);
+        d->snap_len = bl;
+        d->snap_index = ck;
+        d->have_snap = true;
+        d->ckpt_index = 0;
+        return true;
+    }
+    memcpy(d->ckpt, blob, bl);
+    d->ckpt_len = bl;
+    d->ckpt_index = ck;
+    return true;
 }
 
 static void h_push(harness *h, uint32_t from, uint32_t to, uint8_t *buf, size_t len)
@@ -397,14 +443,13 @@ H_FN bool h_process(harness *h, uint32_t node)
             h->violations++;
         uint8_t blob[41];
         size_t bl = h_snapshot_blob(h, node, blob);
-        memcpy(h->disk[node].snap, blob, bl);
-        h->disk[node].snap_len = bl;
-        h->disk[node].snap_index = ck;
-        h->disk[node].have_snap = true;
-        sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
-        in.u.snapshot.index = ck;
-        in.u.snapshot.data = (sy_bytes){ blob, (uint32_t)bl };
-        h_step(h, node, &in);
+        if (h_disk_checkpoint(&h->disk[node], ck, blob, bl)) {
+            /* as the daemon: stored first, then the engine is told */
+            sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
+            in.u.snapshot.index = ck;
+            in.u.snapshot.data = (sy_bytes){ blob, (uint32_t)bl };
+            h_step(h, node, &in);
+        }
         any = true;
     }
     return any;
@@ -526,7 +571,8 @@ H_FN void h_submit(harness *h, uint32_t c, uint32_t mask)
 }
 
 /* Crash and restart node from its disk: the state machine comes back from
- * the snapshot and the engine re-emits the durable entries above it. */
+ * the newest snapshot and the engine re-emits the durable entries above
+ * it. */
 H_FN int h_restart(harness *h, uint32_t node)
 {
     h_disk *d = &h->disk[node];
@@ -534,7 +580,13 @@ H_FN int h_restart(harness *h, uint32_t node)
     h->e[node] = NULL;
     h->applied[node] = 0;
     memset(&h->state[node], 0, sizeof h->state[node]);
-    if (d->have_snap) {
+    /* the state machine: the newest state stored (the daemon's KV is
+     * durable at its applied index; a pending checkpoint snapshot is a
+     * state it applied) */
+    if (d->ckpt_index) {
+        memcpy(&h->applied[node], d->ckpt, 8);
+        memcpy(h->state[node].b, d->ckpt + 8, SY_DIGEST_LEN);
+    } else if (d->have_snap) {
         memcpy(&h->applied[node], d->snap, 8);
         memcpy(h->state[node].b, d->snap + 8, SY_DIGEST_LEN);
     }
@@ -544,6 +596,9 @@ H_FN int h_restart(harness *h, uint32_t node)
                                            d->have_snap ? (uint32_t)d->snap_len : 0u },
                             .entries = d->ents, .n_entries = d->n,
                             .applied = h->applied[node],
+                            .ckpt_index = d->ckpt_index,
+                            .ckpt_data = { d->ckpt_index ? d->ckpt : NULL,
+                                           d->ckpt_index ? (uint32_t)d->ckpt_len : 0u },
                             .records = d->recs, .n_records = d->n_recs };
     return h->ops->create(&h->cfg[node], &boot, &h->e[node]);
 }

@@ -1079,6 +1079,91 @@ static void test_a_single_replica_cluster_idles_and_serves(void **state)
     h_free(h);
 }
 
+/* CHECKPOINTs for one sequence number are lost. */
+static uint64_t lost_ckpt_seq;
+static bool lose_one_checkpoint(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)h;
+    (void)from;
+    (void)to;
+    return m->type != SY_MSG_PBFT_CHECKPOINT || m->u.pbft.stmt.seq != lost_ckpt_seq;
+}
+
+/* Replicas 1 and 2 restart after executing checkpoint 8 but before it is
+ * stable (its votes lost); the primary is gone for good, replica 3 lags
+ * behind the stable checkpoint 4. Replica 3 can only catch up from the
+ * two restarted replicas: they must still serve checkpoint 4's state and
+ * the certified entries 5..8 above it -- which their stores keep until 8
+ * is stable, the snapshot taken at 8 kept beside 4's (a review of the
+ * daemon found it compacting, and overwriting 4's snapshot, at 8) -- and
+ * sign checkpoint 8 again, so it goes stable and the cluster goes on. */
+static void test_restarted_replicas_still_serve_the_stable_checkpoint_and_the_log_above_it(
+    void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->down[3] = true;
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    h_run(h);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(h_status(h, i).snap_index, 4);
+    lost_ckpt_seq = 8;
+    h->filter = lose_one_checkpoint;
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    h_run(h);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(h->applied[i], 8);
+        assert_int_equal(h_status(h, i).snap_index, 4);
+        assert_int_equal(h->disk[i].ckpt_index, 8);   /* taken, pending */
+        assert_int_equal(h->disk[i].snap_index, 4);
+    }
+    h->filter = NULL;
+    h->down[0] = true;   /* for good */
+    assert_int_equal(h_restart(h, 1), SY_OK);
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    h->down[3] = false;
+    assert_true(op_until_executed_via(h, 0, 0xe, 0xe, 60000));
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(h->applied[i], 9);
+        assert_true(sy_digest_eq(&h->state[i], &h->state[1]));
+        assert_true(h_status(h, i).snap_index >= 8);
+    }
+    assert_int_equal(h->installs[3], 1);   /* checkpoint 4's state, then entries */
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
+/* Every replica executes to the top of its window (h + L = 8) while no
+ * checkpoint vote gets through, then all restart. Nothing can execute
+ * above 8 until a checkpoint is stable: each must sign its checkpoint
+ * again from the snapshot its store kept, or the cluster stops for good. */
+static void test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_every_replica(
+    void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->filter = no_checkpoints;
+    for (uint32_t r = 0; r < 8; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run(h);
+    assert_false(op_until_executed(h, 0, 0xf, 3000));   /* the window is full */
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(h->applied[i], 8);
+        assert_int_equal(h_status(h, i).snap_index, 0);
+        assert_int_equal(h_restart(h, i), SY_OK);
+    }
+    h->filter = NULL;
+    assert_true(op_until_executed(h, 1, 0xf, 30000));
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_true(h_status(h, i).snap_index >= 8);
+        assert_true(sy_digest_eq(&h->state[i], &h->state[0]));
+    }
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1187,8 @@ int main(void)
         cmocka_unit_test(test_state_transfer_does_not_make_a_restarted_replica_equivocate),
         cmocka_unit_test(test_a_hard_state_from_a_newer_synod_is_refused_by_version),
         cmocka_unit_test(test_a_single_replica_cluster_idles_and_serves),
+        cmocka_unit_test(test_restarted_replicas_still_serve_the_stable_checkpoint_and_the_log_above_it),
+        cmocka_unit_test(test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_every_replica),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
