@@ -122,6 +122,11 @@ typedef struct sy_record {
     sy_bytes val;                /* in a ready: empty deletes the record */
 } sy_record;
 
+typedef struct sy_ckpt_snap {
+    uint64_t index;
+    sy_bytes data;
+} sy_ckpt_snap;
+
 /* Durable state handed back at restart, read from storage by the host. */
 typedef struct sy_engine_boot {
     sy_bytes hardstate;          /* last persisted rd.hardstate (empty: fresh) */
@@ -131,8 +136,8 @@ typedef struct sy_engine_boot {
     const sy_entry *entries;     /* persisted log above snap_index, in order */
     size_t n_entries;
     uint64_t applied;            /* host's applied index (>= snap_index) */
-    uint64_t ckpt_index;         /* PBFT: snapshot taken at a checkpoint that was */
-    sy_bytes ckpt_data;          /* not yet stable (0: none); its blob */
+    const sy_ckpt_snap *ckpts;   /* PBFT: snapshots taken at checkpoints that */
+    size_t n_ckpts;              /* were not yet stable, ascending index */
     const sy_record *records;    /* every stored engine record, keys ascending */
     size_t n_records;
 } sy_engine_boot;

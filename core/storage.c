@@ -548,32 +548,21 @@ static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members 
     return get_meta_of(t, "snap", index, term, m);
 }
 
-/* Snapshot blobs live in one of two slots, "snapdata" and "snapdata1",
- * so that PBFT's pending checkpoint snapshot (sy_txn_checkpoint_snapshot),
- * stored in the slot the stored snapshot does not use, becomes the
- * snapshot by a flip of small metadata when its checkpoint goes stable --
- * not by writing the blob a second time, on the storage thread, in the
- * write that clients wait for. "snapslot" (index u64 | slot u8) names
- * slot 1 for the snapshot at that index only: any other snapshot (one an
- * older synod wrote since, which knows only "snapdata") is in slot 0.
- * "ckpt" (as "snap") describes the pending one; it counts only above the
- * stored snapshot. Raft and Paxos never leave slot 0. */
-static const char *const snap_slot_key[2] = { "snapdata", "snapdata1" };
+/* PBFT's pending checkpoint snapshots (sy_txn_checkpoint_snapshot): one
+ * per checkpoint executed above the stable one, "ckpt.<index>" (laid out
+ * as "snap") and its blob "ckptdata.<index>", the index in 20 decimal
+ * digits so that the keys sort by it. When its checkpoint goes stable the
+ * pending one becomes the snapshot by a change of metadata -- "snap"
+ * rewritten, "snapslot" (u64) naming the index whose blob is in
+ * "ckptdata.<index>" -- not by writing the blob a second time, on the
+ * storage thread, in the write clients wait for. Any other snapshot (an
+ * install, Raft's and Paxos's own, one an older synod wrote, which knows
+ * only "snapdata") has its blob in "snapdata". */
+#define CKPT_KEY_CAP 32
 
-static int snap_active_slot(sy_txn *t, uint64_t snap_index, int *slot)
+static void ckpt_key(char out[CKPT_KEY_CAP], const char *what, uint64_t index)
 {
-    sy_bytes v = {0};
-    *slot = 0;
-    int rc = sy_txn_meta_get(t, "snapslot", &v);
-    if (rc == SY_ENOTFOUND)
-        return SY_OK;
-    if (rc)
-        return rc;
-    if (v.len != 9 || v.p[8] > 1)
-        return sy_storage_fail(t->s, SY_ECORRUPT, "snapshot slot metadata is malformed");
-    if (sy_get_u64be(v.p) == snap_index)
-        *slot = v.p[8];
-    return SY_OK;
+    snprintf(out, CKPT_KEY_CAP, "%s.%020llu", what, (unsigned long long)index);
 }
 
 static int meta_del(sy_txn *t, const char *name)
@@ -582,76 +571,136 @@ static int meta_del(sy_txn *t, const char *name)
     return rc == SY_ENOTFOUND ? SY_OK : rc;
 }
 
-static int put_snap_slot(sy_txn *t, uint64_t index, int slot)
+/* The meta key holding the blob of the stored snapshot at snap_index. */
+static int snap_blob_key(sy_txn *t, uint64_t snap_index, char out[CKPT_KEY_CAP])
 {
-    if (!slot)
-        return meta_del(t, "snapslot");
-    uint8_t b[9];
-    sy_put_u64be(b, index);
-    b[8] = 1;
-    return sy_txn_meta_put(t, "snapslot", b, sizeof b);
+    uint64_t at = 0;
+    int rc = sy_txn_meta_get_u64(t, "snapslot", &at);
+    if (rc)
+        return rc;
+    if (at && at == snap_index)
+        ckpt_key(out, "ckptdata", at);
+    else
+        strcpy(out, "snapdata");
+    return SY_OK;
 }
 
-/* What the store holds: the snapshot's index and slot, the pending
- * checkpoint snapshot's index (0: none) and metadata. */
 typedef struct {
-    uint64_t snap, snap_term;
-    sy_members snap_m;
-    int slot;
-    uint64_t ck, ck_term;
-    sy_members ck_m;
-} snap_state;
+    uint64_t *at;
+    size_t n, cap;
+} ckpt_list;
 
-static int snap_state_get(sy_txn *t, snap_state *ss)
+#define CKPT_PREFIX "ckpt."
+#define CKPT_KEY_LEN (sizeof CKPT_PREFIX - 1 + 20)
+
+static int ckpt_row(void *ctx, sy_bytes key, sy_bytes val)
 {
-    int rc = get_snap_meta(t, &ss->snap, &ss->snap_term, &ss->snap_m);
-    if (!rc)
-        rc = snap_active_slot(t, ss->snap, &ss->slot);
-    if (!rc)
-        rc = get_meta_of(t, "ckpt", &ss->ck, &ss->ck_term, &ss->ck_m);
-    if (!rc && ss->ck <= ss->snap)
-        ss->ck = 0;   /* left behind (by an older synod): moot */
+    (void)val;
+    ckpt_list *l = ctx;
+    if (key.len < sizeof CKPT_PREFIX - 1 || memcmp(key.p, CKPT_PREFIX, sizeof CKPT_PREFIX - 1))
+        return 1;   /* past the pending ones */
+    uint64_t at = 0;
+    if (key.len != CKPT_KEY_LEN)
+        return SY_ECORRUPT;
+    for (size_t i = sizeof CKPT_PREFIX - 1; i < key.len; i++) {
+        if (key.p[i] < '0' || key.p[i] > '9' || at > (UINT64_MAX - 9) / 10)
+            return SY_ECORRUPT;
+        at = at * 10 + (uint64_t)(key.p[i] - '0');
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 4;
+        uint64_t *p = realloc(l->at, cap * sizeof *p);
+        if (!p)
+            return SY_ENOMEM;
+        l->at = p;
+        l->cap = cap;
+    }
+    l->at[l->n++] = at;
+    return 0;
+}
+
+/* The pending checkpoint snapshots' indexes, ascending; free(l->at). */
+static int ckpt_list_get(sy_txn *t, ckpt_list *l)
+{
+    memset(l, 0, sizeof *l);
+    int rc = sy_txn_scan(t, SY_TBL_META, CKPT_PREFIX, sizeof CKPT_PREFIX - 1, ckpt_row, l);
+    if (rc == SY_ECORRUPT)
+        rc = sy_storage_fail(t->s, SY_ECORRUPT, "a checkpoint snapshot key is malformed");
+    if (rc < 0) {
+        free(l->at);
+        memset(l, 0, sizeof *l);
+        return rc;
+    }
+    return SY_OK;
+}
+
+static int drop_ckpt(sy_txn *t, uint64_t at)
+{
+    char k[CKPT_KEY_CAP];
+    ckpt_key(k, "ckpt", at);
+    int rc = meta_del(t, k);
+    ckpt_key(k, "ckptdata", at);
+    return rc ? rc : meta_del(t, k);
+}
+
+/* Drops the pending ones at or below upto, except the one at keep (0:
+ * none). */
+static int drop_ckpts_upto(sy_txn *t, uint64_t upto, uint64_t keep)
+{
+    ckpt_list l;
+    int rc = ckpt_list_get(t, &l);
+    for (size_t i = 0; !rc && i < l.n && l.at[i] <= upto; i++)
+        if (l.at[i] != keep)
+            rc = drop_ckpt(t, l.at[i]);
+    free(l.at);
     return rc;
 }
 
-static int drop_ckpt(sy_txn *t, const snap_state *ss)
-{
-    int rc = meta_del(t, "ckpt");
-    return rc ? rc : meta_del(t, snap_slot_key[1 - ss->slot]);
-}
-
-/* Stores the snapshot (metadata and blob) in the slot in use; a pending
- * checkpoint snapshot at or below it goes. */
+/* Stores the snapshot (metadata, blob in "snapdata"); the previous one's
+ * blob and the pending ones at or below it go. */
 static int put_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                         sy_bytes data)
 {
-    snap_state ss;
-    int rc = snap_state_get(t, &ss);
-    if (rc)
-        return rc;
-    if (ss.ck && ss.ck <= index && (rc = drop_ckpt(t, &ss)))
-        return rc;
-    if ((rc = put_snap_meta(t, index, term, m)) || (rc = put_snap_slot(t, index, ss.slot)))
-        return rc;
-    return sy_txn_meta_put(t, snap_slot_key[ss.slot], data.p, data.len);
+    uint64_t have, have_term;
+    sy_members have_m;
+    char old[CKPT_KEY_CAP];
+    int rc = get_snap_meta(t, &have, &have_term, &have_m);
+    if (!rc)
+        rc = snap_blob_key(t, have, old);
+    if (!rc)
+        rc = drop_ckpts_upto(t, index, 0);
+    if (!rc && strcmp(old, "snapdata"))
+        rc = meta_del(t, old);
+    if (!rc)
+        rc = meta_del(t, "snapslot");
+    if (!rc)
+        rc = put_snap_meta(t, index, term, m);
+    return rc ? rc : sy_txn_meta_put(t, "snapdata", data.p, data.len);
 }
 
-/* The pending checkpoint snapshot at or below upto leaves: the one at
- * exactly upto becomes the snapshot (its slot the one in use), an older
- * one is dropped (its checkpoint will never be stable: one past it is). */
+/* Compaction through upto (the checkpoint at upto is stable): the pending
+ * snapshot at upto becomes the snapshot, the pending ones below it go
+ * (their checkpoints will never be stable: a later one is). */
 static int settle_ckpt(sy_txn *t, uint64_t upto)
 {
-    snap_state ss;
-    int rc = snap_state_get(t, &ss);
-    if (rc || !ss.ck || ss.ck > upto)
+    uint64_t have, have_term, ck, ck_term;
+    sy_members have_m, ck_m;
+    char k[CKPT_KEY_CAP], old[CKPT_KEY_CAP];
+    ckpt_key(k, "ckpt", upto);
+    int rc = get_meta_of(t, k, &ck, &ck_term, &ck_m);
+    if (rc || !ck)
+        return rc ? rc : drop_ckpts_upto(t, upto, 0);
+    if (ck != upto)
+        return sy_storage_fail(t->s, SY_ECORRUPT, "checkpoint snapshot %llu names index %llu",
+                               (unsigned long long)upto, (unsigned long long)ck);
+    if ((rc = get_snap_meta(t, &have, &have_term, &have_m)) ||
+        (rc = drop_ckpts_upto(t, upto, have < upto ? upto : 0)) || have >= upto)
         return rc;
-    if (ss.ck < upto)
-        return drop_ckpt(t, &ss);
-    int now = 1 - ss.slot;
-    if ((rc = put_snap_meta(t, ss.ck, ss.ck_term, &ss.ck_m)) ||
-        (rc = put_snap_slot(t, ss.ck, now)) || (rc = meta_del(t, "ckpt")))
+    if ((rc = snap_blob_key(t, have, old)) || (rc = meta_del(t, old)) ||
+        (rc = put_snap_meta(t, upto, ck_term, &ck_m)) ||
+        (rc = sy_txn_meta_put_u64(t, "snapslot", upto)))
         return rc;
-    return meta_del(t, snap_slot_key[ss.slot]);   /* the old stable state */
+    return meta_del(t, k);   /* its blob stays, the snapshot's now */
 }
 
 int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
@@ -716,13 +765,19 @@ int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_mem
 int sy_txn_checkpoint_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                                sy_bytes data)
 {
-    uint64_t first, last;
-    snap_state ss;
-    int rc = snap_state_get(t, &ss);
+    uint64_t first, last, have, have_term, ck, ck_term;
+    sy_members have_m, ck_m;
+    char k[CKPT_KEY_CAP];
+    int rc = get_snap_meta(t, &have, &have_term, &have_m);
     if (rc)
         return rc;
-    if (ss.snap >= index || ss.ck >= index)
+    if (have >= index)
         return SY_ESTALE;   /* one as new was stored meanwhile (an install) */
+    ckpt_key(k, "ckpt", index);
+    if ((rc = get_meta_of(t, k, &ck, &ck_term, &ck_m)))
+        return rc;
+    if (ck)
+        return SY_ESTALE;   /* stored already */
     if ((rc = sy_txn_log_bounds(t, &first, &last)))
         return rc;
     if (index < first - 1)
@@ -733,9 +788,10 @@ int sy_txn_checkpoint_snapshot(sy_txn *t, uint64_t index, uint64_t term, const s
                                (unsigned long long)index, (unsigned long long)last);
     if (index == first - 1)   /* its checkpoint went stable before it was stored */
         return put_snapshot(t, index, term, m, data);
-    if ((rc = put_meta_of(t, "ckpt", index, term, m)))
+    if ((rc = put_meta_of(t, k, index, term, m)))
         return rc;
-    return sy_txn_meta_put(t, snap_slot_key[1 - ss.slot], data.p, data.len);
+    ckpt_key(k, "ckptdata", index);
+    return sy_txn_meta_put(t, k, data.p, data.len);
 }
 
 int sy_txn_set_applied(sy_txn *t, uint64_t applied)
@@ -856,6 +912,54 @@ static int copy_records(sy_txn *t, sy_storage_boot *out)
     return SY_OK;
 }
 
+/* The pending checkpoint snapshots above the snapshot, ascending. */
+static int load_ckpts(sy_txn *t, uint64_t snap_index, sy_storage_boot *out)
+{
+    ckpt_list l;
+    int rc = ckpt_list_get(t, &l);
+    if (rc || !l.n) {
+        free(l.at);
+        return rc;
+    }
+    out->ckpts = calloc(l.n, sizeof *out->ckpts);
+    if (!out->ckpts) {
+        free(l.at);
+        return SY_ENOMEM;
+    }
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        if (l.at[i] <= snap_index)
+            continue;   /* left behind by an older synod's compaction: moot */
+        char k[CKPT_KEY_CAP];
+        uint64_t at, term;
+        sy_members m;
+        sy_bytes v = {0};
+        ckpt_key(k, "ckpt", l.at[i]);
+        if ((rc = get_meta_of(t, k, &at, &term, &m)))
+            break;
+        if (at != l.at[i]) {
+            rc = sy_storage_fail(t->s, SY_ECORRUPT, "checkpoint snapshot %llu names index %llu",
+                                 (unsigned long long)l.at[i], (unsigned long long)at);
+            break;
+        }
+        ckpt_key(k, "ckptdata", at);
+        if ((rc = sy_txn_meta_get(t, k, &v))) {
+            if (rc == SY_ENOTFOUND)
+                rc = sy_storage_fail(t->s, SY_ECORRUPT, "checkpoint snapshot %llu has no data",
+                                     (unsigned long long)at);
+            break;
+        }
+        uint8_t *copy;
+        if ((rc = dup_bytes(v, &copy)))
+            break;
+        out->ckpts[out->boot.n_ckpts].index = at;
+        out->ckpts[out->boot.n_ckpts].data = (sy_bytes){ copy, v.len };
+        out->boot.n_ckpts++;
+    }
+    out->boot.ckpts = out->ckpts;
+    free(l.at);
+    return rc;
+}
+
 int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
 {
     memset(out, 0, sizeof *out);
@@ -874,13 +978,12 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
     } else if (rc != SY_ENOTFOUND) {
         goto err_free;
     }
-    snap_state ss;
-    if ((rc = snap_state_get(&t, &ss)))
+    if ((rc = get_snap_meta(&t, &b->snap_index, &b->snap_term, &b->snap_members)))
         goto err_free;
-    b->snap_index = ss.snap;
-    b->snap_term = ss.snap_term;
-    b->snap_members = ss.snap_m;
-    rc = sy_txn_meta_get(&t, snap_slot_key[ss.slot], &v);
+    char key[CKPT_KEY_CAP];
+    if ((rc = snap_blob_key(&t, b->snap_index, key)))
+        goto err_free;
+    rc = sy_txn_meta_get(&t, key, &v);
     if (rc == SY_OK) {
         if ((rc = dup_bytes(v, &out->snap_data)))
             goto err_free;
@@ -889,19 +992,8 @@ int sy_storage_load_boot(sy_storage *s, sy_storage_boot *out)
     } else if (rc != SY_ENOTFOUND) {
         goto err_free;
     }
-    if (ss.ck) {
-        if ((rc = sy_txn_meta_get(&t, snap_slot_key[1 - ss.slot], &v))) {
-            if (rc == SY_ENOTFOUND)
-                rc = sy_storage_fail(s, SY_ECORRUPT, "checkpoint snapshot %llu has no data",
-                                     (unsigned long long)ss.ck);
-            goto err_free;
-        }
-        if ((rc = dup_bytes(v, &out->ckpt_data)))
-            goto err_free;
-        b->ckpt_index = ss.ck;
-        b->ckpt_data.p = out->ckpt_data;
-        b->ckpt_data.len = v.len;
-    }
+    if ((rc = load_ckpts(&t, b->snap_index, out)))
+        goto err_free;
     uint64_t first, last;
     if ((rc = sy_txn_log_bounds(&t, &first, &last)))
         goto err_free;
@@ -924,7 +1016,9 @@ void sy_storage_boot_free(sy_storage_boot *b)
 {
     free(b->hardstate);
     free(b->snap_data);
-    free(b->ckpt_data);
+    for (size_t i = 0; b->ckpts && i < b->boot.n_ckpts; i++)
+        free((void *)b->ckpts[i].data.p);
+    free(b->ckpts);
     free(b->entries);
     free(b->records);
     memset(b, 0, sizeof *b);

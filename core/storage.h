@@ -168,13 +168,13 @@ int sy_txn_truncate(sy_txn *t, uint64_t from);
 int sy_txn_append(sy_txn *t, const sy_entry *e, size_t n);
 /* Drops entries with index <= upto (log compaction). The first index becomes
  * upto + 1 even if the log held nothing past upto. A pending checkpoint
- * snapshot (sy_txn_checkpoint_snapshot) at upto becomes the snapshot; one
- * below upto is dropped. */
+ * snapshot (sy_txn_checkpoint_snapshot) at upto becomes the snapshot; those
+ * below upto are dropped. */
 int sy_txn_compact(sy_txn *t, uint64_t upto);
 /* Records snapshot metadata and blob (the state machine's own restore is the
  * caller's business, in the same txn: sy_kv_restore). Drops log entries
  * <= index unless they match (index, term) — like Raft, a matching suffix is
- * kept — and a pending checkpoint snapshot at or below index. */
+ * kept — and the pending checkpoint snapshots at or below index. */
 int sy_txn_set_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                         sy_bytes data);
 /* Records a snapshot this node took of its own state machine at `index`
@@ -189,14 +189,15 @@ int sy_txn_local_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_mem
 /* PBFT: records the snapshot this replica took at its checkpoint `index`
  * before that checkpoint is stable. It is kept beside the stored snapshot
  * -- the last stable checkpoint's, which a lagging replica may still need
- * to fetch -- and the log is left whole: the engine's rd.compact_to when
- * the checkpoint goes stable (sy_txn_compact) makes it the snapshot. One
- * is kept; a newer one replaces it. When the log is already compacted
- * through index (the checkpoint went stable on the others' votes first),
- * it is stored as the snapshot at once. SY_ESTALE, writing nothing, when
- * the store holds a snapshot or pending one at index or later, or the log
- * is compacted past index. Boot hands it back (sy_engine_boot.ckpt_*) so
- * the replica can sign that checkpoint again. */
+ * to fetch -- with every other pending one, and the log is left whole:
+ * the engine's rd.compact_to when the checkpoint goes stable
+ * (sy_txn_compact) makes it the snapshot and drops the pending ones below.
+ * When the log is already compacted through index (the checkpoint went
+ * stable on the others' votes first), it is stored as the snapshot at
+ * once. SY_ESTALE, writing nothing, when the store holds a snapshot at
+ * index or later, or this one, or the log is compacted past index. Boot
+ * hands the pending ones back (sy_engine_boot.ckpts) so the replica can
+ * sign those checkpoints again and serve them once they are stable. */
 int sy_txn_checkpoint_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_members *m,
                                sy_bytes data);
 int sy_txn_set_applied(sy_txn *t, uint64_t applied);
@@ -220,7 +221,7 @@ typedef struct sy_storage_boot {
     sy_engine_boot boot;
     uint8_t *hardstate;
     uint8_t *snap_data;
-    uint8_t *ckpt_data;
+    sy_ckpt_snap *ckpts;  /* each data.p its own allocation */
     sy_entry *entries;
     sy_record *records;   /* one allocation, values inside it */
 } sy_storage_boot;

@@ -1165,29 +1165,32 @@ static bool boot_hole(pbft *p)
     return false;
 }
 
-/* The snapshot the host took at a checkpoint that was not yet stable when
- * the replica stopped (storage keeps it beside the stable one until then,
- * sy_txn_checkpoint_snapshot): the replica signs that checkpoint again --
- * the same digest, so the same statement -- as when the host first took
- * it. Without this, a cluster whose replicas all restarted with their
- * window full of executed but unstable checkpoints would never move h
- * again: nobody would vote for one. A store written before 0.15 kept such
- * a snapshot as its only one (snap_index above h): the same applies. */
-static int boot_checkpoint(pbft *p, const sy_engine_boot *boot)
+/* The snapshots the host took at checkpoints that were not yet stable
+ * when the replica stopped (storage keeps them beside the stable one
+ * until then, sy_txn_checkpoint_snapshot): the replica signs each of
+ * those checkpoints again -- the same blob, so the same digest and the
+ * same statement -- and keeps the blob, as when the host first took it,
+ * so that it can serve the state once the checkpoint is stable. Without
+ * this, a cluster whose replicas all restarted with their window full of
+ * executed but unstable checkpoints would never move h again: nobody
+ * would vote for one. A store written before 0.15 kept such a snapshot as
+ * its only one (snap_index above h): the same applies. (The digest is
+ * over chunks of state_chunk_bytes: a replica restarted with another
+ * chunk size signs another digest for the same number -- docs/pbft.md.) */
+static int boot_one_checkpoint(pbft *p, uint64_t at, sy_bytes blob)
 {
-    uint64_t at = 0;
-    sy_bytes blob = { NULL, 0 };
-    if (boot->ckpt_index > p->h) {
-        at = boot->ckpt_index;
-        blob = boot->ckpt_data;
-    } else if (boot->snap_index > p->h) {
-        at = boot->snap_index;
-        blob = boot->snap_data;
-    }
-    if (!at || at > p->executed || at % p->K || !blob.len)
+    if (at <= p->h || at > p->executed || at % p->K || !blob.len)
         return SY_OK;
     int rc = pbft_on_snapshot(p, at, blob.p, blob.len, NULL);
     return rc == SY_ENOMEM ? rc : SY_OK;   /* a blob it cannot digest: no vote, as before */
+}
+
+static int boot_checkpoint(pbft *p, const sy_engine_boot *boot)
+{
+    int rc = boot_one_checkpoint(p, boot->snap_index, boot->snap_data);
+    for (size_t i = 0; !rc && i < boot->n_ckpts; i++)
+        rc = boot_one_checkpoint(p, boot->ckpts[i].index, boot->ckpts[i].data);
+    return rc;
 }
 
 static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)

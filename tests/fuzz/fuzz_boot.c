@@ -95,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.rng_seed = 1;
 
     sy_engine_boot boot;
+    sy_ckpt_snap ckpts[2];
     memset(&boot, 0, sizeof boot);
     boot.hardstate = take_bytes(&in, take16(&in));
     boot.snap_data = take_bytes(&in, take16(&in));
@@ -105,11 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < c.n; i++)
             boot.snap_members.voters[i] = i;
         if (pbft && (flags & 0x40u)) {
-            /* a pending checkpoint snapshot (sy_txn_checkpoint_snapshot) one
-             * or two checkpoints up, the same bytes: signed again at boot
-             * when the log reaches it (wraps near 2^64 on purpose) */
-            boot.ckpt_index = (boot.snap_index / 4u + 1u + ((flags >> 5) & 1u)) * 4u;
-            boot.ckpt_data = boot.snap_data;
+            /* pending checkpoint snapshots (sy_txn_checkpoint_snapshot) one
+             * and two checkpoints up, the same bytes: signed again at boot
+             * when the log reaches them (wraps near 2^64 on purpose) */
+            for (uint32_t i = 0; i < 2; i++) {
+                ckpts[i].index = (boot.snap_index / 4u + 1u + i) * 4u;
+                ckpts[i].data = boot.snap_data;
+            }
+            boot.ckpts = ckpts;
+            boot.n_ckpts = 1u + ((flags >> 5) & 1u);
         }
     }
     /* engine records (PBFT keeps one per sequence number of its window),

@@ -20,6 +20,7 @@
 #define H_CLIENTS 4u
 #define H_LOG 8192u
 #define H_CLUSTER "pbft-test"
+#define H_CKPTS 8u
 
 typedef struct harness harness;
 /* Return false to drop the message. m is the decoded body. */
@@ -45,12 +46,19 @@ typedef struct {
     uint8_t snap[41];
     size_t snap_len;
     bool have_snap;
-    /* the storage layer's pending checkpoint snapshot
-     * (sy_txn_checkpoint_snapshot): taken, its checkpoint not yet stable */
-    uint64_t ckpt_index;          /* 0: none */
-    uint8_t ckpt[41];
-    size_t ckpt_len;
-    uint64_t base;                /* compacted through */
+    /* the storage layer's pending checkpoint snapshots
+     * (sy_txn_checkpoint_snapshot): taken, their checkpoints not yet
+     * stable; ascending */
+    uint64_t ckpt_index[H_CKPTS];
+    uint8_t ckpt[H_CKPTS][41];
+    size_t ckpt_len[H_CKPTS];
+    size_t n_ckpts;
+    /* The store's log starts above base (sy_txn_compact). ents also keeps
+     * the entries in (newest snapshot, base] -- never handed to the
+     * engine -- because the toy state machine here is restored from the
+     * newest snapshot and those entries, where the daemon's KV is simply
+     * durable at its applied index. */
+    uint64_t base;
 } h_disk;
 
 struct harness {
@@ -204,6 +212,31 @@ static void h_disk_drop_upto(h_disk *d, uint64_t index)
     d->n = k;
 }
 
+/* Pending checkpoint snapshots at or below index go. */
+static void h_disk_drop_ckpts(h_disk *d, uint64_t index)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_ckpts; i++) {
+        if (d->ckpt_index[i] <= index)
+            continue;
+        if (k != i) {
+            d->ckpt_index[k] = d->ckpt_index[i];
+            memcpy(d->ckpt[k], d->ckpt[i], sizeof d->ckpt[k]);
+            d->ckpt_len[k] = d->ckpt_len[i];
+        }
+        k++;
+    }
+    d->n_ckpts = k;
+}
+
+/* The newest state stored: the last pending snapshot's or the snapshot's. */
+static uint64_t h_disk_newest(const h_disk *d)
+{
+    if (d->n_ckpts)
+        return d->ckpt_index[d->n_ckpts - 1];
+    return d->have_snap ? d->snap_index : 0;
+}
+
 /* The storage layer's rule (sy_txn_records): drop keys below drop_below,
  * then put each record in order, an empty value deleting. */
 static void h_disk_records(h_disk *d, const sy_ready *rd)
@@ -274,8 +307,7 @@ static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
         h_disk_drop_upto(d, rd->snap_index);
         if (rd->snap_index > d->base)
             d->base = rd->snap_index;
-        if (d->ckpt_index <= rd->snap_index)
-            d->ckpt_index = 0;
+        h_disk_drop_ckpts(d, rd->snap_index);
     }
     for (size_t i = 0; i < rd->n_entries; i++) {
         if (d->n == d->cap) {
@@ -293,43 +325,56 @@ static void h_persist(harness *h, uint32_t node, const sy_ready *rd)
         d->ents[d->n].data.p = copy;
         d->n++;
     }
-    if (rd->compact_to && d->ckpt_index && d->ckpt_index <= rd->compact_to) {
+    if (rd->compact_to) {
         /* sy_txn_compact: the pending one at compact_to becomes the
-         * snapshot, an older one goes */
-        if (d->ckpt_index == rd->compact_to && (!d->have_snap || d->snap_index < d->ckpt_index)) {
-            memcpy(d->snap, d->ckpt, d->ckpt_len);
-            d->snap_len = d->ckpt_len;
-            d->snap_index = d->ckpt_index;
-            d->have_snap = true;
-        }
-        d->ckpt_index = 0;
-    }
-    /* The store compacts to compact_to whatever it holds; the toy state
-     * machine here is restored from the snapshot and the entries above
-     * it, so the harness keeps entries no snapshot covers yet. */
-    if (rd->compact_to && d->have_snap && d->snap_index >= rd->compact_to) {
-        h_disk_drop_upto(d, rd->compact_to);
+         * snapshot, those below it go; the log goes through compact_to */
+        for (size_t i = 0; i < d->n_ckpts; i++)
+            if (d->ckpt_index[i] == rd->compact_to &&
+                (!d->have_snap || d->snap_index < rd->compact_to)) {
+                memcpy(d->snap, d->ckpt[i], d->ckpt_len[i]);
+                d->snap_len = d->ckpt_len[i];
+                d->snap_index = d->ckpt_index[i];
+                d->have_snap = true;
+            }
+        h_disk_drop_ckpts(d, rd->compact_to);
         if (rd->compact_to > d->base)
             d->base = rd->compact_to;
+        h_disk_drop_upto(d, h_disk_newest(d) < d->base ? h_disk_newest(d) : d->base);
     }
 }
 
 /* sy_txn_checkpoint_snapshot: false when it is stale (nothing stored). */
 static bool h_disk_checkpoint(h_disk *d, uint64_t ck, const uint8_t *blob, size_t bl)
 {
-    if ((d->have_snap && d->snap_index >= ck) || d->ckpt_index >= ck || ck < d->base)
+    if ((d->have_snap && d->snap_index >= ck) || ck < d->base)
         return false;
+    for (size_t i = 0; i < d->n_ckpts; i++)
+        if (d->ckpt_index[i] == ck)
+            return false;
     if (ck == d->base) {
         memcpy(d->snap, blob, bl);
         d->snap_len = bl;
         d->snap_index = ck;
         d->have_snap = true;
-        d->ckpt_index = 0;
+        h_disk_drop_ckpts(d, ck);
         return true;
     }
-    memcpy(d->ckpt, blob, bl);
-    d->ckpt_len = bl;
-    d->ckpt_index = ck;
+    if (d->n_ckpts == H_CKPTS) {
+        fprintf(stderr, "harness: more than %u pending checkpoint snapshots\n", H_CKPTS);
+        abort();
+    }
+    size_t at = d->n_ckpts;
+    while (at && d->ckpt_index[at - 1] > ck)
+        at--;
+    for (size_t i = d->n_ckpts; i > at; i--) {
+        d->ckpt_index[i] = d->ckpt_index[i - 1];
+        memcpy(d->ckpt[i], d->ckpt[i - 1], sizeof d->ckpt[i]);
+        d->ckpt_len[i] = d->ckpt_len[i - 1];
+    }
+    d->ckpt_index[at] = ck;
+    memcpy(d->ckpt[at], blob, bl);
+    d->ckpt_len[at] = bl;
+    d->n_ckpts++;
     return true;
 }
 
@@ -353,6 +398,26 @@ H_FN void h_step(harness *h, uint32_t node, const sy_input *in)
         fprintf(stderr, "node %u: fatal\n", node);
         h->violations++;
     }
+}
+
+/* The toy state machine: its state is a hash chain of the digests of the
+ * entries applied (a NOOP's digest is zero). */
+static void h_sm_chain(sy_digest *state, const sy_digest *d)
+{
+    sy_hasher hh;
+    sy_hash_init(&hh);
+    sy_hash_update(&hh, state->b, SY_DIGEST_LEN);
+    sy_hash_update(&hh, d->b, SY_DIGEST_LEN);
+    sy_hash_final(&hh, state);
+}
+
+static void h_sm_apply(sy_digest *state, const sy_entry *e)
+{
+    sy_digest d;
+    memset(&d, 0, sizeof d);
+    if (e->type == SY_ENTRY_NORMAL)
+        sy_hash(e->data.p, e->data.len, &d);
+    h_sm_chain(state, &d);
 }
 
 /* Blob: applied u64 | state 32 [| node id, when noisy]. Returns length. */
@@ -425,11 +490,7 @@ H_FN bool h_process(harness *h, uint32_t node)
             h->log[e->index] = d;
             h->log_have[e->index] = true;
         }
-        sy_hasher hh;
-        sy_hash_init(&hh);
-        sy_hash_update(&hh, h->state[node].b, SY_DIGEST_LEN);
-        sy_hash_update(&hh, d.b, SY_DIGEST_LEN);
-        sy_hash_final(&hh, &h->state[node]);
+        h_sm_chain(&h->state[node], &d);
         h->applied[node] = e->index;
         any = true;
     }
@@ -580,25 +641,36 @@ H_FN int h_restart(harness *h, uint32_t node)
     h->e[node] = NULL;
     h->applied[node] = 0;
     memset(&h->state[node], 0, sizeof h->state[node]);
-    /* the state machine: the newest state stored (the daemon's KV is
-     * durable at its applied index; a pending checkpoint snapshot is a
-     * state it applied) */
-    if (d->ckpt_index) {
-        memcpy(&h->applied[node], d->ckpt, 8);
-        memcpy(h->state[node].b, d->ckpt + 8, SY_DIGEST_LEN);
-    } else if (d->have_snap) {
-        memcpy(&h->applied[node], d->snap, 8);
-        memcpy(h->state[node].b, d->snap + 8, SY_DIGEST_LEN);
+    /* the state machine: the newest state stored, and the entries above
+     * it that the store compacted (the daemon's KV is durable at its
+     * applied index, which is never below the compaction point) */
+    const uint8_t *blob = d->n_ckpts ? d->ckpt[d->n_ckpts - 1] : d->have_snap ? d->snap : NULL;
+    if (blob) {
+        memcpy(&h->applied[node], blob, 8);
+        memcpy(h->state[node].b, blob + 8, SY_DIGEST_LEN);
     }
+    size_t above = 0;   /* the first entry the store still holds */
+    while (above < d->n && d->ents[above].index <= d->base) {
+        const sy_entry *e = &d->ents[above++];
+        if (e->index <= h->applied[node])
+            continue;
+        if (e->index != h->applied[node] + 1)
+            h->violations++;   /* a hole: the harness lost what the daemon keeps */
+        h_sm_apply(&h->state[node], e);
+        h->applied[node] = e->index;
+    }
+    if (h->applied[node] < d->base)
+        h->violations++;
+    sy_ckpt_snap ck[H_CKPTS];
+    for (size_t i = 0; i < d->n_ckpts; i++)
+        ck[i] = (sy_ckpt_snap){ d->ckpt_index[i], { d->ckpt[i], (uint32_t)d->ckpt_len[i] } };
     sy_engine_boot boot = { .hardstate = { d->hs, (uint32_t)d->hs_len },
                             .snap_index = d->have_snap ? d->snap_index : 0,
                             .snap_data = { d->have_snap ? d->snap : NULL,
                                            d->have_snap ? (uint32_t)d->snap_len : 0u },
-                            .entries = d->ents, .n_entries = d->n,
+                            .entries = d->ents + above, .n_entries = d->n - above,
                             .applied = h->applied[node],
-                            .ckpt_index = d->ckpt_index,
-                            .ckpt_data = { d->ckpt_index ? d->ckpt : NULL,
-                                           d->ckpt_index ? (uint32_t)d->ckpt_len : 0u },
+                            .ckpts = ck, .n_ckpts = d->n_ckpts,
                             .records = d->recs, .n_records = d->n_recs };
     return h->ops->create(&h->cfg[node], &boot, &h->e[node]);
 }

@@ -287,8 +287,10 @@ static void compact_to(fixture *f, uint64_t upto)
     assert_int_equal(sy_txn_commit(&t), SY_OK);
 }
 
-static void expect_boot(fixture *f, uint64_t snap, const char *snap_blob, uint64_t ckpt,
-                        const char *ckpt_blob, uint64_t first, uint64_t last)
+/* What a boot finds: the snapshot (index, blob), the pending checkpoint
+ * snapshots as "index:blob index:blob" (ascending), the log's bounds. */
+static void expect_boot(fixture *f, uint64_t snap, const char *snap_blob, const char *pending,
+                        uint64_t first, uint64_t last)
 {
     reopen(f);
     sy_storage_boot b;
@@ -297,10 +299,13 @@ static void expect_boot(fixture *f, uint64_t snap, const char *snap_blob, uint64
     assert_int_equal(b.boot.snap_data.len, snap_blob ? strlen(snap_blob) : 0);
     if (snap_blob)
         assert_memory_equal(b.boot.snap_data.p, snap_blob, strlen(snap_blob));
-    assert_int_equal(b.boot.ckpt_index, ckpt);
-    assert_int_equal(b.boot.ckpt_data.len, ckpt_blob ? strlen(ckpt_blob) : 0);
-    if (ckpt_blob)
-        assert_memory_equal(b.boot.ckpt_data.p, ckpt_blob, strlen(ckpt_blob));
+    char got[256] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < b.boot.n_ckpts; i++)
+        o += (size_t)snprintf(got + o, sizeof got - o, "%s%llu:%.*s", i ? " " : "",
+                              (unsigned long long)b.boot.ckpts[i].index,
+                              (int)b.boot.ckpts[i].data.len, (const char *)b.boot.ckpts[i].data.p);
+    assert_string_equal(got, pending);
     assert_int_equal(b.boot.n_entries, last + 1 - first);
     if (b.boot.n_entries) {
         assert_int_equal(b.boot.entries[0].index, first);
@@ -309,95 +314,106 @@ static void expect_boot(fixture *f, uint64_t snap, const char *snap_blob, uint64
     sy_storage_boot_free(&b);
 }
 
-/* PBFT's checkpoint snapshots: the one taken at a checkpoint that is not
- * yet stable is kept beside the stable one -- which a lagging replica may
+/* PBFT's checkpoint snapshots: those taken at checkpoints that are not
+ * yet stable are kept beside the stable one -- which a lagging replica may
  * still fetch -- and the log stays whole, across a restart; the engine's
- * compaction at the checkpoint going stable makes it the snapshot. */
+ * compaction at a checkpoint going stable makes its snapshot the
+ * snapshot. */
 static void test_checkpoint_snapshot_waits_beside_the_stable_one_until_compaction(void **state)
 {
     fixture *f = *state;
     append_range(f->s, 1, 30, 1);
     assert_int_equal(ckpt_snap(f, 10, "S10"), SY_OK);
-    expect_boot(f, 0, NULL, 10, "S10", 1, 30);
+    expect_boot(f, 0, NULL, "10:S10", 1, 30);
     compact_to(f, 10);   /* checkpoint 10 stable */
-    expect_boot(f, 10, "S10", 0, NULL, 11, 30);
+    expect_boot(f, 10, "S10", "", 11, 30);
     assert_int_equal(ckpt_snap(f, 20, "S20"), SY_OK);
     /* 20 is not stable: 10's state and entries 11.. are all still there */
-    expect_boot(f, 10, "S10", 20, "S20", 11, 30);
-    /* a newer pending one replaces it; an older one is stale */
-    assert_int_equal(ckpt_snap(f, 20, "S20b"), SY_ESTALE);
+    expect_boot(f, 10, "S10", "20:S20", 11, 30);
+    assert_int_equal(ckpt_snap(f, 20, "S20b"), SY_ESTALE);   /* stored already */
+    /* two executed checkpoints above the stable one (the window is two
+     * intervals): both kept */
     append_range(f->s, 31, 40, 1);
     assert_int_equal(ckpt_snap(f, 30, "S30"), SY_OK);
-    expect_boot(f, 10, "S10", 30, "S30", 11, 40);
-    /* stable at 20 (on others' votes): 30 stays pending, 10 stays the snapshot */
+    expect_boot(f, 10, "S10", "20:S20 30:S30", 11, 40);
     compact_to(f, 20);
-    expect_boot(f, 10, "S10", 30, "S30", 21, 40);
+    expect_boot(f, 20, "S20", "30:S30", 21, 40);
     compact_to(f, 30);
-    expect_boot(f, 30, "S30", 0, NULL, 31, 40);
-    /* round again: the blobs change slots at every promotion */
-    append_range(f->s, 41, 50, 1);
+    expect_boot(f, 30, "S30", "", 31, 40);
+    /* round again: a promoted blob stays where it was written */
+    append_range(f->s, 41, 60, 1);
     assert_int_equal(ckpt_snap(f, 40, "S40"), SY_OK);
-    expect_boot(f, 30, "S30", 40, "S40", 31, 50);
-    compact_to(f, 40);
-    expect_boot(f, 40, "S40", 0, NULL, 41, 50);
     assert_int_equal(ckpt_snap(f, 50, "S50"), SY_OK);
-    expect_boot(f, 40, "S40", 50, "S50", 41, 50);
-}
-
-/* A synod older than the two slots writes its snapshots to "snapdata"
- * with the usual metadata and leaves the rest alone: whatever slot the
- * newer one was using, the older one's snapshot is what boot reads, and
- * a pending checkpoint snapshot it left behind (at or below that
- * snapshot) is moot. */
-static void test_a_snapshot_an_older_synod_wrote_over_the_slots_wins(void **state)
-{
-    fixture *f = *state;
-    append_range(f->s, 1, 30, 1);
-    assert_int_equal(ckpt_snap(f, 10, "S10"), SY_OK);
-    compact_to(f, 10);   /* S10 now in slot 1 */
-    assert_int_equal(ckpt_snap(f, 20, "S20"), SY_OK);   /* pending, slot 0 */
-    /* the older synod: metadata "snap" and blob "snapdata", as it knows them */
-    sy_txn t;
-    sy_members m = { .n_voters = 4, .voters = { 0, 1, 2, 3 } };
-    uint8_t meta[16 + 4 + 16 + 4];
-    size_t o = 0;
-    sy_put_u64be(meta + o, 24); o += 8;
-    sy_put_u64be(meta + o, 1); o += 8;
-    sy_put_u32be(meta + o, m.n_voters); o += 4;
-    for (uint32_t i = 0; i < m.n_voters; i++) { sy_put_u32be(meta + o, i); o += 4; }
-    sy_put_u32be(meta + o, 0); o += 4;
-    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
-    assert_int_equal(sy_txn_meta_put(&t, "snap", meta, o), SY_OK);
-    assert_int_equal(sy_txn_meta_put(&t, "snapdata", "OLD24", 5), SY_OK);
-    assert_int_equal(sy_txn_commit(&t), SY_OK);
-    expect_boot(f, 24, "OLD24", 0, NULL, 11, 30);
-    assert_int_equal(ckpt_snap(f, 28, "S28"), SY_OK);
-    expect_boot(f, 24, "OLD24", 28, "S28", 11, 30);
-    compact_to(f, 28);
-    expect_boot(f, 28, "S28", 0, NULL, 29, 30);
+    assert_int_equal(ckpt_snap(f, 60, "S60"), SY_OK);
+    expect_boot(f, 30, "S30", "40:S40 50:S50 60:S60", 31, 60);
+    /* stable at 50 on the others' votes: 40 is moot */
+    compact_to(f, 50);
+    expect_boot(f, 50, "S50", "60:S60", 51, 60);
 }
 
 /* The checkpoint went stable before the host stored its snapshot: it is
  * stored as the snapshot at once; one the log has moved past is stale;
- * an installed snapshot at or past a pending one drops it. */
+ * an installed snapshot drops the pending ones at or below it. */
 static void test_checkpoint_snapshot_after_its_compaction_or_an_install(void **state)
 {
     fixture *f = *state;
-    append_range(f->s, 1, 30, 1);
+    append_range(f->s, 1, 40, 1);
     compact_to(f, 10);
     assert_int_equal(ckpt_snap(f, 10, "S10"), SY_OK);
-    expect_boot(f, 10, "S10", 0, NULL, 11, 30);
+    expect_boot(f, 10, "S10", "", 11, 40);
     compact_to(f, 20);
     assert_int_equal(ckpt_snap(f, 15, "S15"), SY_ESTALE);
     assert_int_equal(ckpt_snap(f, 25, "S25"), SY_OK);
+    assert_int_equal(ckpt_snap(f, 30, "S30"), SY_OK);
+    expect_boot(f, 10, "S10", "25:S25 30:S30", 21, 40);
     sy_txn t;
     sy_members m = { .n_voters = 4, .voters = { 0, 1, 2, 3 } };
     assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
     assert_int_equal(sy_txn_set_snapshot(&t, 28, 9, &m, (sy_bytes){ (const uint8_t *)"I28", 3 }),
                      SY_OK);
     assert_int_equal(sy_txn_commit(&t), SY_OK);
-    expect_boot(f, 28, "I28", 0, NULL, 29, 28);
+    expect_boot(f, 28, "I28", "30:S30", 29, 28);
     assert_int_equal(ckpt_snap(f, 28, "S28"), SY_ESTALE);
+    /* an install over a promoted snapshot */
+    append_range(f->s, 29, 40, 9);
+    compact_to(f, 30);
+    expect_boot(f, 30, "S30", "", 31, 40);
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_set_snapshot(&t, 35, 9, &m, (sy_bytes){ (const uint8_t *)"I35", 3 }),
+                     SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    expect_boot(f, 35, "I35", "", 36, 40);
+}
+
+/* A synod older than the pending snapshots writes its snapshots to
+ * "snapdata" with the usual metadata and leaves the rest alone: whichever
+ * blob the newer one was using, the older one's snapshot is what boot
+ * reads, and pending ones it left behind at or below it are moot. */
+static void test_a_snapshot_an_older_synod_wrote_wins(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 30, 1);
+    assert_int_equal(ckpt_snap(f, 10, "S10"), SY_OK);
+    compact_to(f, 10);   /* S10's blob stays under its pending name */
+    assert_int_equal(ckpt_snap(f, 20, "S20"), SY_OK);
+    /* the older synod: metadata "snap" and blob "snapdata", as it knows them */
+    sy_txn t;
+    uint8_t meta[16 + 4 + 16 + 4];
+    size_t o = 0;
+    sy_put_u64be(meta + o, 24); o += 8;
+    sy_put_u64be(meta + o, 1); o += 8;
+    sy_put_u32be(meta + o, 4); o += 4;
+    for (uint32_t i = 0; i < 4; i++) { sy_put_u32be(meta + o, i); o += 4; }
+    sy_put_u32be(meta + o, 0); o += 4;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_meta_put(&t, "snap", meta, o), SY_OK);
+    assert_int_equal(sy_txn_meta_put(&t, "snapdata", "OLD24", 5), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    expect_boot(f, 24, "OLD24", "", 11, 30);
+    assert_int_equal(ckpt_snap(f, 28, "S28"), SY_OK);
+    expect_boot(f, 24, "OLD24", "28:S28", 11, 30);
+    compact_to(f, 28);
+    expect_boot(f, 28, "S28", "", 29, 30);
 }
 
 static void test_fresh_storage_boots_empty(void **state)
@@ -850,7 +866,7 @@ int main(void)
         BOTH(test_local_snapshot_older_than_the_stored_one_is_refused),
         BOTH(test_checkpoint_snapshot_waits_beside_the_stable_one_until_compaction),
         BOTH(test_checkpoint_snapshot_after_its_compaction_or_an_install),
-        BOTH(test_a_snapshot_an_older_synod_wrote_over_the_slots_wins),
+        BOTH(test_a_snapshot_an_older_synod_wrote_wins),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
         cmocka_unit_test(test_mem_deferred_applies_wait_for_a_full_sync),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
