@@ -586,23 +586,25 @@ static int snap_blob_key(sy_txn *t, uint64_t snap_index, char out[CKPT_KEY_CAP])
 }
 
 typedef struct {
+    const char *prefix;   /* "ckpt." or "ckptdata." */
     uint64_t *at;
     size_t n, cap;
 } ckpt_list;
 
 #define CKPT_PREFIX "ckpt."
-#define CKPT_KEY_LEN (sizeof CKPT_PREFIX - 1 + 20)
+#define CKPT_ROW_END (-1)   /* past the prefix: not an sy_err */
 
 static int ckpt_row(void *ctx, sy_bytes key, sy_bytes val)
 {
     (void)val;
     ckpt_list *l = ctx;
-    if (key.len < sizeof CKPT_PREFIX - 1 || memcmp(key.p, CKPT_PREFIX, sizeof CKPT_PREFIX - 1))
-        return 1;   /* past the pending ones */
+    size_t pl = strlen(l->prefix);
+    if (key.len < pl || memcmp(key.p, l->prefix, pl))
+        return CKPT_ROW_END;
     uint64_t at = 0;
-    if (key.len != CKPT_KEY_LEN)
+    if (key.len != pl + 20)
         return SY_ECORRUPT;
-    for (size_t i = sizeof CKPT_PREFIX - 1; i < key.len; i++) {
+    for (size_t i = pl; i < key.len; i++) {
         if (key.p[i] < '0' || key.p[i] > '9' || at > (UINT64_MAX - 9) / 10)
             return SY_ECORRUPT;
         at = at * 10 + (uint64_t)(key.p[i] - '0');
@@ -619,19 +621,28 @@ static int ckpt_row(void *ctx, sy_bytes key, sy_bytes val)
     return 0;
 }
 
-/* The pending checkpoint snapshots' indexes, ascending; free(l->at). */
-static int ckpt_list_get(sy_txn *t, ckpt_list *l)
+/* The indexes of the keys under prefix, ascending; free(l->at). */
+static int ckpt_list_of(sy_txn *t, const char *prefix, ckpt_list *l)
 {
     memset(l, 0, sizeof *l);
-    int rc = sy_txn_scan(t, SY_TBL_META, CKPT_PREFIX, sizeof CKPT_PREFIX - 1, ckpt_row, l);
-    if (rc == SY_ECORRUPT)
+    l->prefix = prefix;
+    int rc = sy_txn_scan(t, SY_TBL_META, prefix, strlen(prefix), ckpt_row, l);
+    if (rc == CKPT_ROW_END)
+        rc = SY_OK;
+    else if (rc == SY_ECORRUPT)
         rc = sy_storage_fail(t->s, SY_ECORRUPT, "a checkpoint snapshot key is malformed");
-    if (rc < 0) {
+    if (rc) {
         free(l->at);
-        memset(l, 0, sizeof *l);
-        return rc;
+        l->at = NULL;
+        l->n = 0;
     }
-    return SY_OK;
+    return rc;
+}
+
+/* The pending checkpoint snapshots' indexes, ascending. */
+static int ckpt_list_get(sy_txn *t, ckpt_list *l)
+{
+    return ckpt_list_of(t, CKPT_PREFIX, l);
 }
 
 static int drop_ckpt(sy_txn *t, uint64_t at)
@@ -678,6 +689,35 @@ static int put_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
     return rc ? rc : sy_txn_meta_put(t, "snapdata", data.p, data.len);
 }
 
+/* Blobs under ckptdata.<i>, i < upto, that are neither pending nor the
+ * snapshot's: left behind where an older synod replaced a promoted
+ * snapshot (it knows only "snapdata"). Few keys; one scan per compaction. */
+static int drop_orphan_blobs(sy_txn *t, uint64_t upto)
+{
+    uint64_t have, have_term, at = 0;
+    sy_members have_m;
+    ckpt_list l;
+    int rc = get_snap_meta(t, &have, &have_term, &have_m);
+    if (!rc)
+        rc = sy_txn_meta_get_u64(t, "snapslot", &at);
+    if (rc || (rc = ckpt_list_of(t, "ckptdata.", &l)))
+        return rc;
+    for (size_t i = 0; !rc && i < l.n && l.at[i] < upto; i++) {
+        char k[CKPT_KEY_CAP];
+        uint64_t ck, ck_term;
+        sy_members ck_m;
+        if (l.at[i] == at && at == have)
+            continue;   /* the snapshot's */
+        ckpt_key(k, "ckpt", l.at[i]);
+        if ((rc = get_meta_of(t, k, &ck, &ck_term, &ck_m)) || ck)
+            continue;   /* pending (or an error) */
+        ckpt_key(k, "ckptdata", l.at[i]);
+        rc = meta_del(t, k);
+    }
+    free(l.at);
+    return rc;
+}
+
 /* Compaction through upto (the checkpoint at upto is stable): the pending
  * snapshot at upto becomes the snapshot, the pending ones below it go
  * (their checkpoints will never be stable: a later one is). */
@@ -686,8 +726,10 @@ static int settle_ckpt(sy_txn *t, uint64_t upto)
     uint64_t have, have_term, ck, ck_term;
     sy_members have_m, ck_m;
     char k[CKPT_KEY_CAP], old[CKPT_KEY_CAP];
+    int rc = drop_orphan_blobs(t, upto);
     ckpt_key(k, "ckpt", upto);
-    int rc = get_meta_of(t, k, &ck, &ck_term, &ck_m);
+    if (!rc)
+        rc = get_meta_of(t, k, &ck, &ck_term, &ck_m);
     if (rc || !ck)
         return rc ? rc : drop_ckpts_upto(t, upto, 0);
     if (ck != upto)

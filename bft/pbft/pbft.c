@@ -1372,8 +1372,10 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     p->last_pp = p->executed;
     if (boot)
         boot_own(p);
-    if (boot && boot_checkpoint(p, boot))
-        goto err_destroy;
+    if (boot && boot_checkpoint(p, boot)) {
+        pbft_destroy(p);
+        return SY_ENOMEM;   /* its only failure: not a damaged store */
+    }
     p->next_seq = p->executed + 1;
     if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
         p->next_seq = p->vote_hi + 1;

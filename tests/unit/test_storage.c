@@ -414,6 +414,31 @@ static void test_a_snapshot_an_older_synod_wrote_wins(void **state)
     expect_boot(f, 24, "OLD24", "28:S28", 11, 30);
     compact_to(f, 28);
     expect_boot(f, 28, "S28", "", 29, 30);
+    /* and the blob the older synod's snapshot replaced is gone, not kept
+     * for ever under a name nothing lists */
+    sy_bytes v;
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    assert_int_equal(sy_txn_meta_get(&t, "ckptdata.00000000000000000010", &v), SY_ENOTFOUND);
+    assert_int_equal(sy_txn_meta_get(&t, "ckptdata.00000000000000000020", &v), SY_ENOTFOUND);
+    assert_int_equal(sy_txn_meta_get(&t, "ckptdata.00000000000000000028", &v), SY_OK);
+    sy_txn_abort(&t);
+}
+
+/* A damaged pending-snapshot key is reported, not skipped: a boot that
+ * left a pending checkpoint out would not sign it again. */
+static void test_a_malformed_checkpoint_snapshot_key_is_corrupt(void **state)
+{
+    fixture *f = *state;
+    append_range(f->s, 1, 30, 1);
+    assert_int_equal(ckpt_snap(f, 10, "S10"), SY_OK);
+    sy_txn t;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_txn_meta_put(&t, "ckpt.junk", "x", 1), SY_OK);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    reopen(f);
+    sy_storage_boot b;
+    assert_int_equal(sy_storage_load_boot(f->s, &b), SY_ECORRUPT);
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "checkpoint snapshot key is malformed"));
 }
 
 static void test_fresh_storage_boots_empty(void **state)
@@ -867,6 +892,7 @@ int main(void)
         BOTH(test_checkpoint_snapshot_waits_beside_the_stable_one_until_compaction),
         BOTH(test_checkpoint_snapshot_after_its_compaction_or_an_install),
         BOTH(test_a_snapshot_an_older_synod_wrote_wins),
+        BOTH(test_a_malformed_checkpoint_snapshot_key_is_corrupt),
         cmocka_unit_test(test_mem_crash_loses_exactly_the_unsynced_batches),
         cmocka_unit_test(test_mem_deferred_applies_wait_for_a_full_sync),
         cmocka_unit_test(test_mem_corrupted_entry_is_reported_with_its_index),
