@@ -674,7 +674,7 @@ static int put_snapshot(sy_txn *t, uint64_t index, uint64_t term, const sy_membe
 {
     uint64_t have, have_term;
     sy_members have_m;
-    char old[CKPT_KEY_CAP];
+    char old[CKPT_KEY_CAP] = "snapdata";
     int rc = get_snap_meta(t, &have, &have_term, &have_m);
     if (!rc)
         rc = snap_blob_key(t, have, old);
@@ -723,7 +723,7 @@ static int drop_orphan_blobs(sy_txn *t, uint64_t upto)
  * (their checkpoints will never be stable: a later one is). */
 static int settle_ckpt(sy_txn *t, uint64_t upto)
 {
-    uint64_t have, have_term, ck, ck_term;
+    uint64_t have, have_term, ck = 0, ck_term;
     sy_members have_m, ck_m;
     char k[CKPT_KEY_CAP], old[CKPT_KEY_CAP];
     int rc = drop_orphan_blobs(t, upto);
