@@ -31,8 +31,8 @@ static const char usage[] =
     "stops the sweep and prints the command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
-    "             leader-churn, handoff, or all (every fault but leader-churn and\n"
-    "             handoff), or none\n"
+    "             leader-churn, handoff, lose, or all (every fault but leader-churn,\n"
+    "             handoff and lose), or none\n"
     "             (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
     "             fake-prepared bad-new-view flood twins bad-state; or a planted-bug\n"
@@ -164,7 +164,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, lost_nodes, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -184,6 +184,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->partitions += s->partitions;
     t->crashes += s->crashes;
     t->churns += s->churns;
+    t->lost_nodes += s->lost_nodes;
     t->handoffs += s->handoffs;
     t->handoffs_done += s->handoffs_done;
     t->handoff_ms += s->handoff_ms;
@@ -232,6 +233,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "crashes", t->crashes);
     if (t->churns)
         printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
+    if (t->lost_nodes)
+        printf("  %-22s %12" PRIu64 "\n", "nodes lost for good", t->lost_nodes);
     if (t->handoffs)
         printf("  %-22s %12" PRIu64 "   (%" PRIu64 " then followed the next, after %" PRIu64
                " ms on average)\n", "leaders handed off", t->handoffs, t->handoffs_done,
@@ -354,7 +357,7 @@ int main(int argc, char **argv)
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
                 fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
-                        "partition, crash, pause, skew, disk, leader-churn, handoff, all or none)\n", bad);
+                        "partition, crash, pause, skew, disk, leader-churn, handoff, lose, all or none)\n", bad);
                 return 2;
             }
         } else if (strcmp(a, "--byzantine") == 0) {

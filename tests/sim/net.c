@@ -206,10 +206,44 @@ bool sim_crash_after_fsync(sim_world *w, sim_node *nd)
     return true;
 }
 
+static bool lose_candidate(const sim_node *nd)
+{
+    return !nd->byz && !nd->dead && !nd->corrupt && !nd->lost;
+}
+
+/* The lose fault: the nodes lost for good, the leader or primary first. */
+static void lose_nodes(sim_world *w)
+{
+    uint32_t gone = sim_disk_lost_nodes(w);
+    while (gone < w->budget) {
+        uint32_t v = UINT32_MAX;
+        for (uint32_t i = 0; i < w->n && v == UINT32_MAX; i++) {
+            sim_node *nd = &w->nodes[i];
+            if (!lose_candidate(nd) || !nd->up || !nd->eng)
+                continue;
+            sy_engine_status es;
+            w->o.ops->status(nd->eng, &es);
+            if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
+                v = i;
+        }
+        if (v == UINT32_MAX)
+            v = pick(w, lose_candidate);
+        if (v == UINT32_MAX)
+            return;
+        sim_node *nd = &w->nodes[v];
+        nd->lost = true;
+        sim_node_halt(w, nd);
+        w->st->lost_nodes++;
+        gone++;
+    }
+}
+
 void sim_net_calm(sim_world *w)
 {
     w->calm = true;
     w->calm_at = w->now;
+    if (w->o.faults & SY_FAULT_LOSE)
+        lose_nodes(w);
     sim_net_heal(w, w->part_gen);
     for (uint32_t i = 0; i < w->n_hosts && !w->stop; i++) {
         sim_node *nd = &w->nodes[i];

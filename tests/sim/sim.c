@@ -20,7 +20,7 @@
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
-    "handoff",
+    "handoff", "lose",
 };
 
 const char *sy_sim_fault_name(uint32_t bit)
@@ -355,7 +355,8 @@ static void report_failure(sim_world *w)
             w->o.ops->status(nd->eng, &es);
         fprintf(out, "  n%u%s: %s%s%s role %s term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
                      "\n", nd->id, i >= w->n ? " (twin)" : "", nd->up ? "up" : "down", nd->paused ? " paused" : "",
-                nd->dead ? " (corrupt disk)" : nd->corrupt ? " (corrupt disk, undetected)" : "",
+                nd->dead ? " (corrupt disk)" : nd->corrupt ? " (corrupt disk, undetected)"
+                : nd->lost ? " (lost for good)" : "",
                 sy_role_name(es.role), es.term, es.commit_index, nd->applied);
     }
 }
@@ -1310,7 +1311,7 @@ void sim_node_halt(sim_world *w, sim_node *nd)
 
 void sim_node_restart(sim_world *w, sim_node *nd)
 {
-    if (nd->up || nd->dead)
+    if (nd->up || nd->dead || nd->lost)
         return;
     sy_storage_boot sb;
     int rc = sy_storage_load_boot(nd->st, &sb);

@@ -44,9 +44,15 @@ enum sy_sim_fault {
      * does on SIGTERM: SY_IN_TRANSFER), under whatever else is going on.
      * Opt-in: not part of "all". */
     SY_FAULT_HANDOFF = 1u << 9,
+    /* lose: as the calm phase begins, as many correct nodes as the fault
+     * budget leaves room for -- the leader or primary first -- stop for
+     * good instead of coming back; the others, some of them just
+     * restarted, others lagging, must catch up from each other, converge
+     * and serve. Opt-in: not part of "all". */
+    SY_FAULT_LOSE = 1u << 10,
     SY_FAULT_ALL = 0xffu,
 };
-#define SY_SIM_N_FAULTS 10
+#define SY_SIM_N_FAULTS 11
 
 /* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
  * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
@@ -120,6 +126,7 @@ typedef struct sy_sim_stats {
     uint64_t msgs_rejected;       /* envelopes the decoder refused */
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
+    uint64_t lost_nodes;          /* lose: nodes stopped for good at the calm */
     uint64_t handoffs;            /* handoff: transfers a leader accepted */
     uint64_t handoffs_done;       /* ... after which it followed another leader */
     uint64_t handoff_ms;          /* ... simulated ms from transfer to that, summed */

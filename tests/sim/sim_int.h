@@ -173,6 +173,7 @@ typedef struct sim_node {
      * and the stored value as corrupted (to tell an overwrite apart) */
     bool corrupt;
     bool dead;                /* detected it: down for the rest of the run */
+    bool lost;                /* the lose fault: down for the rest of the run */
     int corrupt_tbl;
     uint8_t corrupt_key[64];
     uint32_t corrupt_kl;
@@ -182,8 +183,12 @@ typedef struct sim_node {
 } sim_node;
 
 /* Left out of the end-of-run checks: Byzantine, or down for good after a
- * detected disk corruption (it counts toward f, like a crashed node). */
-static inline bool sim_node_excluded(const sim_node *nd) { return nd->byz || nd->dead; }
+ * detected disk corruption or the lose fault (it counts toward f, like a
+ * crashed node). */
+static inline bool sim_node_excluded(const sim_node *nd)
+{
+    return nd->byz || nd->dead || nd->lost;
+}
 
 typedef struct sim_client {
     uint32_t id;              /* SY_CLIENT_ID_BASE + index */

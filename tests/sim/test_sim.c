@@ -679,6 +679,41 @@ static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void 
     }
 }
 
+/* lose: as the faults end, f correct nodes -- the leader or primary
+ * first -- stop for good; the others must converge and serve without
+ * them (the end-of-run checks leave the lost ones out). */
+static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
+{
+    (void)s;
+    uint32_t m;
+    char bad[32], line[512];
+    assert_int_equal(sy_sim_parse_faults("crash,lose", &m, bad, sizeof bad), SY_OK);
+    assert_int_equal(m, SY_FAULT_CRASH | SY_FAULT_LOSE);
+    assert_int_equal(SY_FAULT_ALL & SY_FAULT_LOSE, 0);
+    assert_string_equal(sy_sim_fault_name(SY_FAULT_LOSE), "lose");
+    const char *const protos[] = { "raft", "paxos", "pbft" };
+    const uint32_t nodes[] = { 5, 3, 4 }, f[] = { 2, 1, 1 };
+    for (size_t k = 0; k < 3; k++) {
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            sy_sim_opts o;
+            sy_sim_stats st;
+            engine_opts(&o, protos[k], seed);
+            o.nodes = nodes[k];
+            o.faults = SY_FAULT_CRASH | SY_FAULT_PARTITION | SY_FAULT_LOSE;
+            if (seed == 1) {
+                sy_sim_replay_line(&o, line, sizeof line);
+                assert_non_null(strstr(line, "lose"));
+            }
+            assert_int_equal(sy_sim_run(&o, &st), SY_OK);
+            if (st.failed)
+                fail_msg("%s seed %llu: %s: %s", protos[k], (unsigned long long)seed, st.check,
+                         st.why);
+            assert_int_equal(st.lost_nodes, f[k]);
+            assert_true(st.liveness_ok);
+        }
+    }
+}
+
 static void test_corrupted_log_entry_is_detected_on_restart(void **s)
 {
     (void)s;
@@ -776,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_fault_lists_parse_and_reject_unknown_names),
         cmocka_unit_test(test_replay_line_reproduces_options),
         cmocka_unit_test(test_handoff_fault_hands_leadership_on_quickly_in_every_engine),
+        cmocka_unit_test(test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on),
         cmocka_unit_test(test_corrupted_log_entry_is_detected_on_restart),
         cmocka_unit_test(test_runs_with_disk_corruption_pass_every_check),
         cmocka_unit_test(test_corruption_stays_within_the_fault_budget),
