@@ -668,7 +668,8 @@ H_FN int h_restart(harness *h, uint32_t node)
                             .snap_index = d->have_snap ? d->snap_index : 0,
                             .snap_data = { d->have_snap ? d->snap : NULL,
                                            d->have_snap ? (uint32_t)d->snap_len : 0u },
-                            .entries = d->ents + above, .n_entries = d->n - above,
+                            .entries = above < d->n ? d->ents + above : NULL,
+                            .n_entries = d->n - above,
                             .applied = h->applied[node],
                             .ckpts = ck, .n_ckpts = d->n_ckpts,
                             .records = d->recs, .n_records = d->n_recs };
