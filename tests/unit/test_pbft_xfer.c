@@ -1209,6 +1209,41 @@ static void test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_eve
     h_free(h);
 }
 
+/* A store written by 0.14 held the snapshot of a checkpoint not yet
+ * stable as its only one, the log compacted through it: the same full
+ * window, each disk rewritten that way before the restart. The engine
+ * signs that checkpoint again from it, as from a pending one. */
+static void test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    h->filter = no_checkpoints;
+    for (uint32_t r = 0; r < 8; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run(h);
+    for (uint32_t i = 0; i < 4; i++) {
+        h_disk *d = &h->disk[i];
+        assert_int_equal(d->n_ckpts, 2);
+        assert_int_equal(d->ckpt_index[1], 8);
+        memcpy(d->snap, d->ckpt[1], d->ckpt_len[1]);
+        d->snap_len = d->ckpt_len[1];
+        d->snap_index = 8;
+        d->have_snap = true;
+        d->n_ckpts = 0;
+        h_disk_drop_upto(d, 8);
+        d->base = 8;
+        assert_int_equal(h_restart(h, i), SY_OK);
+    }
+    h->filter = NULL;
+    assert_true(op_until_executed(h, 1, 0xf, 30000));
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_true(h_status(h, i).snap_index >= 8);
+        assert_true(sy_digest_eq(&h->state[i], &h->state[0]));
+    }
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1235,6 +1270,7 @@ int main(void)
         cmocka_unit_test(test_restarted_replicas_still_serve_the_stable_checkpoint_and_the_log_above_it),
         cmocka_unit_test(test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_every_replica),
         cmocka_unit_test(test_restarted_replicas_serve_a_checkpoint_that_went_stable_below_a_newer_one),
+        cmocka_unit_test(test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
