@@ -570,7 +570,10 @@ static void *snapshot_main(void *arg)
         bool have_dg = false;
         int rc;
         if (quit) {
-            sy_txn_abort(&t);   /* stopping: the next start takes it again */
+            /* stopping: Raft and Paxos take it again after the next start;
+             * PBFT's checkpoint is left to the others' votes (docs/pbft.md,
+             * "What remains") */
+            sy_txn_abort(&t);
             rc = SY_ECLOSED;
         } else {
             if (r->sn_delay_ms) {   /* test builds only (--slow-snapshot) */
@@ -594,6 +597,8 @@ static void *snapshot_main(void *arg)
     pthread_mutex_unlock(&r->sn_mu);
     return NULL;
 }
+
+static void snap_superseded(rt *r, uint64_t index);
 
 static int take_snapshot(rt *r, uint64_t index)
 {
@@ -624,6 +629,11 @@ static int take_snapshot(rt *r, uint64_t index)
     sy_digest dg;
     bool have_dg;
     rc = snap_make(r, &t, index, r->applied_term, &blob, &len, &dg, &have_dg);
+    if (rc == SY_ESTALE) {
+        snap_superseded(r, index);
+        free(blob);
+        return SY_OK;
+    }
     if (rc) {
         SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", index, sy_strerror(rc),
                  sy_storage_errmsg(r->st));
@@ -631,6 +641,22 @@ static int take_snapshot(rt *r, uint64_t index)
         return rc;
     }
     return snap_finish(r, index, r->applied_term, blob, len, have_dg ? &dg : NULL, now_s() - t0);
+}
+
+/* A snapshot the store refused as superseded (SY_ESTALE): an install
+ * committed while it was taken (sy_txn_local_snapshot), or, PBFT, a later
+ * checkpoint went stable (sy_txn_checkpoint_snapshot). Nothing stored,
+ * the engine not told; the next one is taken as usual. */
+static void snap_superseded(rt *r, uint64_t index)
+{
+    if (r->cluster.protocol == SY_PROTO_PBFT)
+        SY_INFO(&r->log, "snapshot at checkpoint %" PRIu64 " not stored: a later "
+                "checkpoint went stable, or a snapshot was installed, meanwhile", index);
+    else
+        SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: an installed snapshot "
+                "superseded it meanwhile", index);
+    if (index > r->snap_index)
+        r->snap_index = index;   /* Raft, Paxos: the store holds one at least as new */
 }
 
 /* The loop: the snapshot the thread finished, if it has (wait: once it
@@ -649,25 +675,17 @@ static int snap_collect(rt *r, bool wait)
         return SY_OK;
     r->sn_busy = false;
     if (r->sn_rc == SY_ESTALE) {
-        /* superseded: a snapshot installed from a peer committed while
-         * this one was taken (sy_txn_local_snapshot), or, PBFT, a later
-         * checkpoint went stable (sy_txn_checkpoint_snapshot). Nothing
-         * stored, the engine not told; the next one is taken as usual. */
-        if (r->cluster.protocol == SY_PROTO_PBFT)
-            SY_INFO(&r->log, "snapshot at checkpoint %" PRIu64 " not stored: a later "
-                    "checkpoint went stable, or a snapshot was installed, meanwhile", r->sn_index);
-        else
-            SY_INFO(&r->log, "snapshot at index %" PRIu64 " dropped: an installed snapshot "
-                    "superseded it meanwhile", r->sn_index);
-        if (r->sn_index > r->snap_index)
-            r->snap_index = r->sn_index;   /* the store holds one at least as new */
+        snap_superseded(r, r->sn_index);
         free(r->sn_blob);
         r->sn_blob = NULL;
         return SY_OK;
     }
     if (r->sn_rc == SY_EINVAL) {
-        SY_ERROR(&r->log, "snapshot at index %" PRIu64 ": the store was not at that index "
-                 "(a bug, please report); stopping rather than mislabel state", r->sn_index);
+        SY_ERROR(&r->log, "snapshot at index %" PRIu64 ": the store was not at that index, "
+                 "or its log ends below it (%s; a bug, please report); stopping rather than "
+                 "mislabel state", r->sn_index, sy_storage_errmsg(r->st));
+        free(r->sn_blob);
+        r->sn_blob = NULL;
         return r->sn_rc;
     }
     if (r->sn_rc) {

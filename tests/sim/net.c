@@ -206,9 +206,10 @@ bool sim_crash_after_fsync(sim_world *w, sim_node *nd)
     return true;
 }
 
+/* Not a mutant: losing it would take the planted bug out of the checks. */
 static bool lose_candidate(const sim_node *nd)
 {
-    return !nd->byz && !nd->dead && !nd->corrupt && !nd->lost;
+    return !nd->byz && !nd->mutant && !nd->dead && !nd->corrupt && !nd->lost;
 }
 
 /* The lose fault: the nodes lost for good, the leader or primary first. */

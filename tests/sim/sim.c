@@ -1617,6 +1617,8 @@ int sy_sim_run(const sy_sim_opts *o, sy_sim_stats *st)
         for (uint32_t k = 0; k < o->n_byz; k++)
             nd->byz |= o->byz[k].node == i && o->byz[k].behaviour != 0 &&
                        o->byz[k].behaviour < SY_SIM_MUTANT_BASE;
+        for (uint32_t k = 0; k < o->n_byz; k++)
+            nd->mutant |= o->byz[k].node == i && o->byz[k].behaviour >= SY_SIM_MUTANT_BASE;
         if ((rc = make_identity(w, i, &nd->signer, &nd->sk, &w->node_keys[i])))
             goto out_free;
         rc = SY_ENOMEM;

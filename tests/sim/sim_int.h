@@ -123,6 +123,7 @@ typedef struct sim_node {
     uint32_t id;              /* node id on the wire (a twin shares its sibling's) */
     uint32_t host;            /* index in sim_world.nodes: event routing */
     bool byz;                 /* runs a Byzantine behaviour: checks skip it */
+    bool mutant;              /* runs a planted bug: checked like the rest */
     /* the statements it sent, for `no-equivocation` (kept across restarts:
      * what the others have seen it sign) */
     sim_said *said;
