@@ -1089,6 +1089,29 @@ static bool lose_one_checkpoint(harness *h, uint32_t from, uint32_t to, const sy
     return m->type != SY_MSG_PBFT_CHECKPOINT || m->u.pbft.stmt.seq != lost_ckpt_seq;
 }
 
+/* The end of the next two scenarios: the primary is lost for good,
+ * replicas 1 and 2 restart, replica 3 (behind the stable checkpoint 4)
+ * comes back and must install 4's state and take entries 5..8 from the
+ * restarted two; then a new request executes and checkpoint 8 is stable
+ * everywhere (1 and 2 signed it again at boot). */
+static void restart_1_2_and_catch_3_up(harness *h)
+{
+    h->filter = NULL;
+    h->down[0] = true;   /* for good */
+    assert_int_equal(h_restart(h, 1), SY_OK);
+    assert_int_equal(h_restart(h, 2), SY_OK);
+    h->down[3] = false;
+    assert_true(op_until_executed_via(h, 0, 0xe, 0xe, 60000));
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(h->applied[i], 9);
+        assert_true(sy_digest_eq(&h->state[i], &h->state[1]));
+        assert_true(h_status(h, i).snap_index >= 8);
+    }
+    assert_int_equal(h->installs[3], 1);   /* checkpoint 4's state, then entries */
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 /* Replicas 1 and 2 restart after executing checkpoint 8 but before it is
  * stable (its votes lost); the primary is gone for good, replica 3 lags
  * behind the stable checkpoint 4. Replica 3 can only catch up from the
@@ -1120,20 +1143,7 @@ static void test_restarted_replicas_still_serve_the_stable_checkpoint_and_the_lo
         assert_int_equal(h->disk[i].ckpt_index[0], 8);
         assert_int_equal(h->disk[i].snap_index, 4);
     }
-    h->filter = NULL;
-    h->down[0] = true;   /* for good */
-    assert_int_equal(h_restart(h, 1), SY_OK);
-    assert_int_equal(h_restart(h, 2), SY_OK);
-    h->down[3] = false;
-    assert_true(op_until_executed_via(h, 0, 0xe, 0xe, 60000));
-    for (uint32_t i = 1; i < 4; i++) {
-        assert_int_equal(h->applied[i], 9);
-        assert_true(sy_digest_eq(&h->state[i], &h->state[1]));
-        assert_true(h_status(h, i).snap_index >= 8);
-    }
-    assert_int_equal(h->installs[3], 1);   /* checkpoint 4's state, then entries */
-    assert_int_equal(h->violations, 0);
-    h_free(h);
+    restart_1_2_and_catch_3_up(h);
 }
 
 /* The same with two checkpoints executed above the stable one before
@@ -1164,20 +1174,7 @@ static void test_restarted_replicas_serve_a_checkpoint_that_went_stable_below_a_
         assert_int_equal(h->disk[i].n_ckpts, 1);
         assert_int_equal(h->disk[i].base, 4);
     }
-    h->filter = NULL;
-    h->down[0] = true;   /* for good */
-    assert_int_equal(h_restart(h, 1), SY_OK);
-    assert_int_equal(h_restart(h, 2), SY_OK);
-    h->down[3] = false;
-    assert_true(op_until_executed_via(h, 0, 0xe, 0xe, 60000));
-    for (uint32_t i = 1; i < 4; i++) {
-        assert_int_equal(h->applied[i], 9);
-        assert_true(sy_digest_eq(&h->state[i], &h->state[1]));
-        assert_true(h_status(h, i).snap_index >= 8);
-    }
-    assert_int_equal(h->installs[3], 1);
-    assert_int_equal(h->violations, 0);
-    h_free(h);
+    restart_1_2_and_catch_3_up(h);
 }
 
 /* Every replica executes to the top of its window (h + L = 8) while no
