@@ -1193,6 +1193,68 @@ static int boot_checkpoint(pbft *p, const sy_engine_boot *boot)
     return rc;
 }
 
+/* Data of the entries a restart hands the host again: kept apart from
+ * p->blobs (freed after every ready) until the last of them went out. */
+static void *boot_keep(pbft *p, void *blob)
+{
+    if (!blob)
+        return NULL;
+    if (grow((void **)&p->boot_blobs, &p->cap_boot_blobs, p->n_boot_blobs + 1,
+             sizeof *p->boot_blobs)) {
+        free(blob);
+        return NULL;
+    }
+    p->boot_blobs[p->n_boot_blobs++] = blob;
+    return blob;
+}
+
+static void boot_blobs_free(pbft *p)
+{
+    for (size_t i = 0; i < p->n_boot_blobs; i++)
+        free(p->boot_blobs[i]);
+    free(p->boot_blobs);
+    p->boot_blobs = NULL;
+    p->n_boot_blobs = p->cap_boot_blobs = 0;
+}
+
+/* A snapshot of checkpoint c is stored (handed back at boot, or taken
+ * since): at h, or pending. */
+static bool boot_has_snapshot(const pbft *p, uint64_t c)
+{
+    if (c == p->boot_snap_at)
+        return true;
+    for (size_t i = 0; i < p->n_boot_ck; i++)
+        if (p->boot_ck[i] == c)
+            return true;
+    return false;
+}
+
+/* The next point where a ready of the restart's entries must stop so the
+ * host snapshots a checkpoint that has none: the host's applied index
+ * itself (from) when it is one, else the first such checkpoint among the
+ * boot's entries still to go out. The engine asks for a checkpoint's
+ * snapshot when it executes it; a replica that crashed between executing
+ * one and its host storing the snapshot would otherwise never take it,
+ * never vote for it, and serve no state until the next one. Sets
+ * ckpt_index (which also holds execution back, as always). */
+static void boot_next_cut(pbft *p, uint64_t from)
+{
+    p->boot_cut = false;
+    uint64_t c = 0;
+    if (from && from % p->K == 0 && from > p->h && from <= p->executed &&
+        !boot_has_snapshot(p, from))
+        c = from;
+    for (size_t i = 0; !c && i < p->boot_left && i < p->n_comm; i++) {
+        uint64_t at = p->comm[i].entry.index;
+        if (at % p->K == 0 && at > p->h && !boot_has_snapshot(p, at))
+            c = at;
+    }
+    if (c) {
+        p->ckpt_index = c;
+        p->boot_cut = true;
+    }
+}
+
 static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void **out)
 {
     if (!cfg || cfg->n == 0 || cfg->n > SY_MAX_NODES || cfg->self >= cfg->n ||
@@ -1335,7 +1397,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                  * ledger block's evidence, as at execution */
                 if (grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
                     goto err_destroy;
-                uint8_t *copy = e->data.len ? pbft_keep(p, malloc(e->data.len)) : NULL;
+                uint8_t *copy = e->data.len ? boot_keep(p, malloc(e->data.len)) : NULL;
                 if (e->data.len && !copy)
                     goto err_destroy;
                 if (copy)
@@ -1348,7 +1410,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                     sy_buf_init(&ev);
                     int erc = sy_pbft_evidence_encode(s->ccert_view, s->seq, &s->d, s->ccert,
                                                       s->ccert_n, &ev);
-                    evb.p = erc ? NULL : pbft_keep(p, sy_buf_take(&ev, &evlen));
+                    evb.p = erc ? NULL : boot_keep(p, sy_buf_take(&ev, &evlen));
                     sy_buf_free(&ev);
                     if (!evb.p)
                         goto err_destroy;   /* as pbft_execute: no block without it */
@@ -1358,6 +1420,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                 p->comm[p->n_comm].entry.data.p = copy;
                 p->comm[p->n_comm].evidence = evb;
                 p->n_comm++;
+                p->boot_left++;
             }
         }
     }
@@ -1375,6 +1438,18 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     if (boot && boot_checkpoint(p, boot)) {
         pbft_destroy(p);
         return SY_ENOMEM;   /* its only failure: not a damaged store */
+    }
+    if (boot) {
+        p->boot_snap_at = boot->snap_data.len ? boot->snap_index : 0;
+        p->boot_ck = calloc(boot->n_ckpts + 1, sizeof *p->boot_ck);
+        if (!p->boot_ck) {
+            pbft_destroy(p);
+            return SY_ENOMEM;
+        }
+        for (size_t i = 0; i < boot->n_ckpts; i++)
+            if (boot->ckpts[i].data.len)
+                p->boot_ck[p->n_boot_ck++] = boot->ckpts[i].index;
+        boot_next_cut(p, boot->applied);
     }
     p->next_seq = p->executed + 1;
     if (p->vote_view == p->view && p->vote_hi >= p->next_seq)
@@ -1489,6 +1564,8 @@ static void pbft_destroy(void *e)
     free(p->ents);
     free(p->comm);
     free(p->blobs);
+    boot_blobs_free(p);
+    free(p->boot_ck);
     free(p->reads);
     free(p->rejects);
     free(p);
@@ -1712,6 +1789,12 @@ static void pbft_ready(void *e, sy_ready *rd)
     rd->n_msgs = p->broken ? 0 : p->n_out;
     rd->committed = p->comm;
     rd->n_committed = p->n_comm;
+    if (p->boot_cut) {
+        size_t k = 0;
+        while (k < p->n_comm && p->comm[k].entry.index <= p->ckpt_index)
+            k++;
+        rd->n_committed = k;
+    }
     rd->reads = p->reads;
     rd->n_reads = p->n_reads;
     rd->rejects = p->rejects;
@@ -1722,7 +1805,7 @@ static void pbft_ready(void *e, sy_ready *rd)
     p->h_out = p->n_out;
     p->h_owned = p->n_owned;
     p->h_ents = p->n_ents;
-    p->h_comm = p->n_comm;
+    p->h_comm = rd->n_committed;
     p->h_blobs = p->n_blobs;
     p->h_reads = p->n_reads;
     p->h_rejects = p->n_rejects;
@@ -1733,7 +1816,14 @@ static void pbft_advance(void *e, uint64_t now_ms)
     pbft *p = e;
     if (now_ms > p->now)
         p->now = now_ms;
+    size_t gone = p->h_comm < p->boot_left ? p->h_comm : p->boot_left;
+    bool was_cut = p->boot_cut && p->h_ckpt && p->h_ckpt == p->ckpt_index;
     clear_ready(p, false);
+    p->boot_left -= gone;
+    if (was_cut)
+        boot_next_cut(p, 0);
+    if (!p->boot_left && !p->boot_cut && p->n_boot_blobs)
+        boot_blobs_free(p);   /* the restart's entries are all out */
     /* a ready stops at a checkpoint so the host can snapshot exactly there */
     pbft_execute(p);
     /* an execution may have opened the window (pbft_batch_deadline sets no

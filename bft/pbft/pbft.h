@@ -376,6 +376,18 @@ struct pbft {
      * steps added since goes to the next ready (pipelining, core/engine.h) */
     size_t h_out, h_owned, h_ents, h_comm, h_blobs, h_reads, h_rejects;
     uint64_t h_ckpt;              /* checkpoint index handed out (0 none) */
+    /* Boot: entries the restart hands the host again (above its applied
+     * index) sit at the front of comm, their data in boot_blobs; a ready
+     * exposes them only up to ckpt_index while boot_cut is set -- a
+     * checkpoint among them, or the host's applied index itself, that has
+     * no stored snapshot gets one (pbft.c, boot_next_cut). */
+    bool boot_cut;
+    size_t boot_left;             /* of comm's front entries, the boot's */
+    void **boot_blobs;
+    size_t n_boot_blobs, cap_boot_blobs;
+    uint64_t boot_snap_at;        /* the stored snapshot's index (0: none) */
+    uint64_t *boot_ck;            /* pending checkpoint snapshots handed back */
+    size_t n_boot_ck;
     bool h_install;               /* the install was handed out */
 };
 

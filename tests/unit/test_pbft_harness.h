@@ -94,6 +94,12 @@ struct harness {
     bool noisy_snap;              /* blobs end in a per-replica byte */
     h_disk disk[H_MAX];
     uint64_t noops[H_MAX];
+    /* crash models: the node's next checkpoint snapshot is never stored
+     * (it crashes first); at h_restart, its state machine stays where it
+     * was (durable, as the daemon's KV) instead of coming back from the
+     * newest snapshot */
+    bool lose_next_snapshot[H_MAX];
+    bool durable_sm[H_MAX];
 };
 
 static const sy_pubkey *h_node_key(void *ctx, uint32_t id)
@@ -504,7 +510,9 @@ H_FN bool h_process(harness *h, uint32_t node)
             h->violations++;
         uint8_t blob[41];
         size_t bl = h_snapshot_blob(h, node, blob);
-        if (h_disk_checkpoint(&h->disk[node], ck, blob, bl)) {
+        if (h->lose_next_snapshot[node]) {
+            h->lose_next_snapshot[node] = false;   /* the test restarts it next */
+        } else if (h_disk_checkpoint(&h->disk[node], ck, blob, bl)) {
             /* as the daemon: stored first, then the engine is told */
             sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = h->now };
             in.u.snapshot.index = ck;
@@ -639,6 +647,8 @@ H_FN int h_restart(harness *h, uint32_t node)
     h_disk *d = &h->disk[node];
     h->ops->destroy(h->e[node]);
     h->e[node] = NULL;
+    uint64_t kept_applied = h->applied[node];
+    sy_digest kept_state = h->state[node];
     h->applied[node] = 0;
     memset(&h->state[node], 0, sizeof h->state[node]);
     /* the state machine: the newest state stored, and the entries above
@@ -661,6 +671,10 @@ H_FN int h_restart(harness *h, uint32_t node)
     }
     if (h->applied[node] < d->base)
         h->violations++;
+    if (h->durable_sm[node] && kept_applied >= h->applied[node]) {
+        h->applied[node] = kept_applied;
+        h->state[node] = kept_state;
+    }
     sy_ckpt_snap ck[H_CKPTS];
     for (size_t i = 0; i < d->n_ckpts; i++)
         ck[i] = (sy_ckpt_snap){ d->ckpt_index[i], { d->ckpt[i], (uint32_t)d->ckpt_len[i] } };

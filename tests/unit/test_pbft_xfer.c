@@ -1241,6 +1241,48 @@ static void test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again(void **s
     h_free(h);
 }
 
+/* Replica 1 crashes after executing checkpoint 8 but before its host
+ * stored the snapshot of it; replica 3 is down, so 8 goes stable only
+ * with replica 1's vote. The restarted replica must take that snapshot
+ * and sign 8 -- whether the restart hands entries 5..8 to its host again
+ * (its state machine came back from checkpoint 4's snapshot: the ready
+ * that carries them stops at 8 for the snapshot) or its state machine was
+ * durable at 8 (the daemon's KV: the first ready asks for the snapshot at
+ * once). Before, the engine asked for a checkpoint's snapshot only when
+ * it executed it, and no restarted replica ever voted for that one. */
+static void test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_takes_it(
+    void **state)
+{
+    (void)state;
+    for (int durable = 0; durable < 2; durable++) {
+        harness *h = h_new(4, 1, false, 4, tweak_k4);
+        h->down[3] = true;
+        for (uint32_t r = 0; r < 4; r++)
+            assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+        h_run(h);
+        assert_int_equal(h_status(h, 1).snap_index, 4);
+        h->lose_next_snapshot[1] = true;
+        for (uint32_t r = 0; r < 4; r++)
+            assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+        h_run_for(h, 1000, 50);
+        assert_int_equal(h->applied[1], 8);
+        for (uint32_t i = 0; i < 3; i++)
+            assert_int_equal(h_status(h, i).snap_index, 4);   /* 1's vote is missing */
+        h->durable_sm[1] = durable;
+        assert_int_equal(h_restart(h, 1), SY_OK);
+        assert_int_equal(h->applied[1], durable ? 8 : 4);
+        h_run_for(h, 2000, 50);
+        for (uint32_t i = 0; i < 3; i++) {
+            assert_int_equal(h->applied[i], 8);
+            assert_int_equal(h_status(h, i).snap_index, 8);
+            assert_true(sy_digest_eq(&h->state[i], &h->state[0]));
+        }
+        assert_int_equal(h->disk[1].snap_index, 8);   /* stored, and promoted */
+        assert_int_equal(h->violations, 0);
+        h_free(h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1268,6 +1310,7 @@ int main(void)
         cmocka_unit_test(test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_every_replica),
         cmocka_unit_test(test_restarted_replicas_serve_a_checkpoint_that_went_stable_below_a_newer_one),
         cmocka_unit_test(test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again),
+        cmocka_unit_test(test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_takes_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
