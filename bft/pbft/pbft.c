@@ -1229,6 +1229,17 @@ static bool boot_has_snapshot(const pbft *p, uint64_t c)
     return false;
 }
 
+/* A checkpoint above h without a stored snapshot (for its vote), or h
+ * itself when the replica holds no snapshot of it (it went stable on the
+ * others' votes before the host stored this replica's: taken now, it can
+ * be served). */
+static bool boot_wants_snapshot(const pbft *p, uint64_t c)
+{
+    if (!c || c % p->K || c < p->h || boot_has_snapshot(p, c))
+        return false;
+    return c > p->h || !p->h_snap;
+}
+
 /* The next point where a ready of the restart's entries must stop so the
  * host snapshots a checkpoint that has none: the host's applied index
  * itself (from) when it is one, else the first such checkpoint among the
@@ -1241,12 +1252,11 @@ static void boot_next_cut(pbft *p, uint64_t from)
 {
     p->boot_cut = false;
     uint64_t c = 0;
-    if (from && from % p->K == 0 && from > p->h && from <= p->executed &&
-        !boot_has_snapshot(p, from))
+    if (from && boot_wants_snapshot(p, from) && from <= p->executed)
         c = from;
     for (size_t i = 0; !c && i < p->boot_left && i < p->n_comm; i++) {
         uint64_t at = p->comm[i].entry.index;
-        if (at % p->K == 0 && at > p->h && !boot_has_snapshot(p, at))
+        if (boot_wants_snapshot(p, at))
             c = at;
     }
     if (c) {

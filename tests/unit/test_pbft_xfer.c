@@ -1283,6 +1283,33 @@ static void test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_t
     }
 }
 
+/* The same crash, but checkpoint 8 went stable on the others' votes
+ * (replica 3 up) before replica 1's host stored its snapshot: the store
+ * compacted through 8 with no state of 8 in it. At the restart replica
+ * 1 takes it -- its state machine durable at 8 -- and can serve it. */
+static void test_a_checkpoint_stable_before_its_snapshot_was_stored_is_taken_at_restart(
+    void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run(h);
+    h->lose_next_snapshot[1] = true;
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run_for(h, 1000, 50);
+    assert_int_equal(h_status(h, 1).snap_index, 8);   /* stable on 0, 2, 3 */
+    assert_int_equal(h->disk[1].snap_index, 4);       /* but no state of 8 */
+    h->durable_sm[1] = true;
+    assert_int_equal(h_restart(h, 1), SY_OK);
+    h_run_for(h, 1000, 50);
+    assert_int_equal(h->disk[1].snap_index, 8);
+    assert_int_equal(h_status(h, 1).snap_index, 8);
+    assert_int_equal(h->violations, 0);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1311,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_restarted_replicas_serve_a_checkpoint_that_went_stable_below_a_newer_one),
         cmocka_unit_test(test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again),
         cmocka_unit_test(test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_takes_it),
+        cmocka_unit_test(test_a_checkpoint_stable_before_its_snapshot_was_stored_is_taken_at_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
