@@ -1799,6 +1799,14 @@ static void pbft_ready(void *e, sy_ready *rd)
     rd->n_msgs = p->broken ? 0 : p->n_out;
     rd->committed = p->comm;
     rd->n_committed = p->n_comm;
+    if (p->boot_cut && p->ckpt_index < p->h) {
+        /* a checkpoint past the cut went stable since it was set (the
+         * entries up to it were executed before the restart): cut again
+         * from there, or this ready's compact_to would drop entries the
+         * host has not applied yet (a review found it) */
+        p->ckpt_index = 0;
+        boot_next_cut(p, 0);
+    }
     if (p->boot_cut) {
         size_t k = 0;
         while (k < p->n_comm && p->comm[k].entry.index <= p->ckpt_index)

@@ -438,8 +438,10 @@ static int bad_state(pbft *p, uint32_t from)
  * again (pbft_maybe_fetch_state). */
 static int xin_install(pbft *p)
 {
-    if (p->n_comm || p->install)
-        return SY_EFULL;   /* applies pending in this ready: install later */
+    if (p->n_comm || p->install || p->ckpt_index)
+        return SY_EFULL;   /* applies, or a checkpoint's snapshot (one a
+                              restart asks for has no applies with it),
+                              pending in this ready: install later */
     size_t len = (size_t)p->xin.len;
     uint8_t *keep = malloc(len ? len : 1);
     if (!keep)

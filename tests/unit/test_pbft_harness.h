@@ -500,6 +500,13 @@ H_FN bool h_process(harness *h, uint32_t node)
         h->applied[node] = e->index;
         any = true;
     }
+    if (rd.compact_to > h->applied[node]) {
+        /* the daemon compacts in the write that applies: its state machine
+         * would be behind entries it no longer has */
+        fprintf(stderr, "node %u: compacted to %llu with %llu applied\n", node,
+                (unsigned long long)rd.compact_to, (unsigned long long)h->applied[node]);
+        h->violations++;
+    }
     h->reads[node] += rd.n_reads;
     uint64_t ck = rd.checkpoint_index;
     if (rd.hardstate_dirty || rd.n_records || rd.n_entries || rd.n_reads || rd.n_rejects)

@@ -1310,6 +1310,63 @@ static void test_a_checkpoint_stable_before_its_snapshot_was_stored_is_taken_at_
     h_free(h);
 }
 
+/* Replica 1 executes 5..12 without storing snapshots of 8 and 12
+ * (its CHECKPOINT inputs are held back, so nothing goes stable at it).
+ * It restarts with its state machine at 4: boot cut at 8. Before its
+ * first ready, the others' CHECKPOINT(12) votes arrive: 12 goes stable
+ * (executed is 12). The first ready then compacts the log through 12
+ * while handing the host only 5..8: the daemon (sy_txn_compact in the
+ * same txn as the applies) would delete 9..12 with its KV at 8 (a
+ * review found it). The ready must cut again from the new h. */
+static held_q ck_q;
+static bool hold_ck_to_1(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    if (m->type != SY_MSG_PBFT_CHECKPOINT || to != 1 || ck_q.releasing)
+        return true;
+    if (m->u.pbft.stmt.seq == 12)
+        hq_hold(h, &ck_q, from, to, m);
+    return false;
+}
+
+static void test_a_checkpoint_stable_past_the_boot_cut_moves_the_cut(void **state)
+{
+    (void)state;
+    harness *h = h_new(4, 1, false, 4, tweak_k4);
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run(h);
+    assert_int_equal(h_status(h, 1).snap_index, 4);
+    h->filter = hold_ck_to_1;
+    h->lose_next_snapshot[1] = true;
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    assert_int_equal(h->applied[1], 8);
+    assert_false(h->lose_next_snapshot[1]);
+    h->lose_next_snapshot[1] = true;
+    for (uint32_t r = 0; r < 4; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    h_run_for(h, 500, 50);
+    assert_int_equal(h->applied[1], 12);
+    assert_int_equal(h_status(h, 1).snap_index, 4);
+    assert_int_equal(h->disk[1].n_ckpts, 0);
+    assert_true(ck_q.n >= 3);
+    assert_int_equal(h_status(h, 0).snap_index, 12);
+    assert_int_equal(h_restart(h, 1), SY_OK);
+    assert_int_equal(h->applied[1], 4);
+    while (ck_q.head < ck_q.n)
+        hq_release(h, &ck_q, 0);
+    assert_int_equal(h_status(h, 1).snap_index, 12);
+    h_process(h, 1);
+    assert_true(h->compacted[1] <= h->applied[1]);
+    h->filter = NULL;
+    h_run_for(h, 1000, 50);
+    assert_int_equal(h->applied[1], 12);
+    assert_true(sy_digest_eq(&h->state[1], &h->state[0]));
+    assert_int_equal(h->violations, 0);
+    hq_reset(&ck_q);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1339,6 +1396,7 @@ int main(void)
         cmocka_unit_test(test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again),
         cmocka_unit_test(test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_takes_it),
         cmocka_unit_test(test_a_checkpoint_stable_before_its_snapshot_was_stored_is_taken_at_restart),
+        cmocka_unit_test(test_a_checkpoint_stable_past_the_boot_cut_moves_the_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
