@@ -184,16 +184,23 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
     return SY_OK;
 }
 
-void *pbft_keep(pbft *p, void *blob)
+/* Appends blob to a list of owned allocations; frees it when the list
+ * cannot grow. */
+static void *keep_in(void ***list, size_t *n, size_t *cap, void *blob)
 {
     if (!blob)
         return NULL;
-    if (grow((void **)&p->blobs, &p->cap_blobs, p->n_blobs + 1, sizeof *p->blobs)) {
+    if (grow((void **)list, cap, *n + 1, sizeof **list)) {
         free(blob);
         return NULL;
     }
-    p->blobs[p->n_blobs++] = blob;
+    (*list)[(*n)++] = blob;
     return blob;
+}
+
+void *pbft_keep(pbft *p, void *blob)
+{
+    return keep_in(&p->blobs, &p->n_blobs, &p->cap_blobs, blob);
 }
 
 int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
@@ -1197,15 +1204,7 @@ static int boot_checkpoint(pbft *p, const sy_engine_boot *boot)
  * p->blobs (freed after every ready) until the last of them went out. */
 static void *boot_keep(pbft *p, void *blob)
 {
-    if (!blob)
-        return NULL;
-    if (grow((void **)&p->boot_blobs, &p->cap_boot_blobs, p->n_boot_blobs + 1,
-             sizeof *p->boot_blobs)) {
-        free(blob);
-        return NULL;
-    }
-    p->boot_blobs[p->n_boot_blobs++] = blob;
-    return blob;
+    return keep_in(&p->boot_blobs, &p->n_boot_blobs, &p->cap_boot_blobs, blob);
 }
 
 static void boot_blobs_free(pbft *p)

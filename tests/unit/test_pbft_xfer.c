@@ -1079,6 +1079,14 @@ static void test_a_single_replica_cluster_idles_and_serves(void **state)
     h_free(h);
 }
 
+/* n requests, one after another from the clients in turn, each until
+ * the replicas in `nodes` executed it. */
+static void ops_until_executed(harness *h, uint32_t n, uint32_t nodes)
+{
+    for (uint32_t r = 0; r < n; r++)
+        assert_true(op_until_executed(h, r % H_CLIENTS, nodes, 5000));
+}
+
 /* CHECKPOINTs for one sequence number are lost. */
 static uint64_t lost_ckpt_seq;
 static bool lose_one_checkpoint(harness *h, uint32_t from, uint32_t to, const sy_msg *m)
@@ -1126,15 +1134,13 @@ static void test_restarted_replicas_still_serve_the_stable_checkpoint_and_the_lo
     (void)state;
     harness *h = h_new(4, 1, false, 4, tweak_k4);
     h->down[3] = true;
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    ops_until_executed(h, 4, 0x7);
     h_run(h);
     for (uint32_t i = 0; i < 3; i++)
         assert_int_equal(h_status(h, i).snap_index, 4);
     lost_ckpt_seq = 8;
     h->filter = lose_one_checkpoint;
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    ops_until_executed(h, 4, 0x7);
     h_run(h);
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(h->applied[i], 8);
@@ -1159,8 +1165,7 @@ static void test_restarted_replicas_serve_a_checkpoint_that_went_stable_below_a_
     harness *h = h_new(4, 1, false, 4, tweak_k4);
     h->down[3] = true;
     h->filter = no_checkpoints;
-    for (uint32_t r = 0; r < 8; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+    ops_until_executed(h, 8, 0x7);
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(h_status(h, i).snap_index, 0);
         assert_int_equal(h->disk[i].n_ckpts, 2);   /* 4's and 8's */
@@ -1187,8 +1192,7 @@ static void test_a_full_window_of_unstable_checkpoints_survives_a_restart_of_eve
     (void)state;
     harness *h = h_new(4, 1, false, 4, tweak_k4);
     h->filter = no_checkpoints;
-    for (uint32_t r = 0; r < 8; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 8, 0xf);
     h_run(h);
     assert_false(op_until_executed(h, 0, 0xf, 3000));   /* the window is full */
     for (uint32_t i = 0; i < 4; i++) {
@@ -1215,8 +1219,7 @@ static void test_a_0_14_store_whose_snapshot_is_above_h_is_signed_again(void **s
     (void)state;
     harness *h = h_new(4, 1, false, 4, tweak_k4);
     h->filter = no_checkpoints;
-    for (uint32_t r = 0; r < 8; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 8, 0xf);
     h_run(h);
     for (uint32_t i = 0; i < 4; i++) {
         h_disk *d = &h->disk[i];
@@ -1257,13 +1260,11 @@ static void test_a_replica_that_crashed_before_storing_its_checkpoint_snapshot_t
     for (int durable = 0; durable < 2; durable++) {
         harness *h = h_new(4, 1, false, 4, tweak_k4);
         h->down[3] = true;
-        for (uint32_t r = 0; r < 4; r++)
-            assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+        ops_until_executed(h, 4, 0x7);
         h_run(h);
         assert_int_equal(h_status(h, 1).snap_index, 4);
         h->lose_next_snapshot[1] = true;
-        for (uint32_t r = 0; r < 4; r++)
-            assert_true(op_until_executed(h, r % H_CLIENTS, 0x7, 5000));
+        ops_until_executed(h, 4, 0x7);
         h_run_for(h, 1000, 50);
         assert_int_equal(h->applied[1], 8);
         for (uint32_t i = 0; i < 3; i++)
@@ -1292,12 +1293,10 @@ static void test_a_checkpoint_stable_before_its_snapshot_was_stored_is_taken_at_
 {
     (void)state;
     harness *h = h_new(4, 1, false, 4, tweak_k4);
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 4, 0xf);
     h_run(h);
     h->lose_next_snapshot[1] = true;
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 4, 0xf);
     h_run_for(h, 1000, 50);
     assert_int_equal(h_status(h, 1).snap_index, 8);   /* stable on 0, 2, 3 */
     assert_int_equal(h->disk[1].snap_index, 4);       /* but no state of 8 */
@@ -1332,19 +1331,16 @@ static void test_a_checkpoint_stable_past_the_boot_cut_moves_the_cut(void **stat
 {
     (void)state;
     harness *h = h_new(4, 1, false, 4, tweak_k4);
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 4, 0xf);
     h_run(h);
     assert_int_equal(h_status(h, 1).snap_index, 4);
     h->filter = hold_ck_to_1;
     h->lose_next_snapshot[1] = true;
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 4, 0xf);
     assert_int_equal(h->applied[1], 8);
     assert_false(h->lose_next_snapshot[1]);
     h->lose_next_snapshot[1] = true;
-    for (uint32_t r = 0; r < 4; r++)
-        assert_true(op_until_executed(h, r % H_CLIENTS, 0xf, 5000));
+    ops_until_executed(h, 4, 0xf);
     h_run_for(h, 500, 50);
     assert_int_equal(h->applied[1], 12);
     assert_int_equal(h_status(h, 1).snap_index, 4);
