@@ -360,7 +360,7 @@ echo "batch: client requests per log entry (raft/paxos) or per PBFT sequence num
 echo "ver/rq, sig/rq, fs/rq: at the leader per request: envelopes verified (net), envelopes signed"
 echo "(messages sent + reply signatures, one per batch of replies; not counting commit evidence or PBFT"
 echo "statements), synced writes (write-ahead log records on raft/paxos, LMDB commits);"
-echo "fs%: share of the leader's wall time its storage thread spends in synced writes (100 = always syncing);"
+echo "fs%: share of the leader's wall time spent in synced writes (100 = always syncing);"
 echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = one core; $NCPU cores);"
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
 echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."

@@ -125,7 +125,7 @@ typedef struct sy_node_cfg {
      * resolved against the node file's dir; "" = no TLS. Required exactly
      * when the manifest has tls_ca. */
     char tls_cert[SY_CFG_MAX_PATH];
-    /* How long the storage thread may keep applied writes in one LMDB
+    /* How long the daemon may keep applied writes in one LMDB
      * transaction before committing it (held apply, cmd/synod/runtime.c). */
     uint32_t commit_interval_ms;
     sy_seckey *seckey;                /* loaded and checked; owned (sy_node_free) */

@@ -25,8 +25,9 @@
  *
  * Pipelining (ops->pipelined): an engine that sets it also lets the host
  * step() between ready() and advance(), so the host can keep taking input
- * while the durable write of the last ready is in flight (the daemon does
- * that write on a storage thread). Then:
+ * while the durable write of the last ready is in flight (the simulator
+ * does; the daemon did until session 16 and now writes in line, which
+ * measured faster on two cores: cmd/synod/runtime.c, job_write). Then:
  *   - rd is valid only until the next step() or advance(), whichever comes
  *     first: the host copies what it still needs (core/ready.h) and encodes
  *     the messages before stepping again;

@@ -554,8 +554,8 @@ static int get_snap_meta(sy_txn *t, uint64_t *index, uint64_t *term, sy_members 
  * digits so that the keys sort by it. When its checkpoint goes stable the
  * pending one becomes the snapshot by a change of metadata -- "snap"
  * rewritten, "snapslot" (u64) naming the index whose blob is in
- * "ckptdata.<index>" -- not by writing the blob a second time, on the
- * storage thread, in the write clients wait for. Any other snapshot (an
+ * "ckptdata.<index>" -- not by writing the blob a second time, in a
+ * write clients wait for. Any other snapshot (an
  * install, Raft's and Paxos's own, one an older synod wrote, which knows
  * only "snapdata") has its blob in "snapdata". */
 #define CKPT_KEY_CAP 32

@@ -37,7 +37,7 @@
  * (A node of a version without engine records refuses a record with bit 1
  * as corrupt rather than dropping what it cannot read.)
  *
- * One thread uses a sy_wal (the daemon's storage thread, or boot). */
+ * One thread uses a sy_wal (the daemon's event loop, or boot). */
 #ifndef SY_WAL_H
 #define SY_WAL_H
 
@@ -90,7 +90,7 @@ uint64_t sy_wal_used(const sy_wal *w);
 bool sy_wal_missing(const sy_wal *w);
 
 /* A clean stop: puts the mark "everything logged is in LMDB" into t, the
- * storage thread's last transaction (the caller commits it; a snapshot
+ * daemon's last transaction (the caller commits it; a snapshot
  * being stored may still commit after it: it writes no log record). The
  * next recovery clears it durably before any record is written. */
 int sy_wal_mark_clean(sy_wal *w, sy_txn *t);

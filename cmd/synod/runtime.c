@@ -155,22 +155,15 @@ typedef struct {
     int last_drop_rc;
     char last_drop_why[192];
     uint64_t last_changes_ms;
-    /* the write in flight (see "the write" below) */
+    /* the ready being written (see "the write" below) */
     rt_job job;
     rt_lazy *lazy;            /* follower: committed, not yet applied */
     size_t n_lazy, cap_lazy, lazy_entries, lazy_bytes;
     uint64_t lazy_since;
-    bool inflight;            /* job handed to the storage thread */
-    pthread_t st_thread;
-    bool st_thread_up;
-    pthread_mutex_t st_mu;
-    pthread_cond_t st_cv;     /* queued / done / quit changed */
-    bool st_queued, st_done, st_quit;
-    bool st_applied;          /* the job's results exist; sync under way */
-    /* Held apply (see job_write). The transaction, storage thread only: */
+    /* Held apply (see job_write): the open write transaction */
     sy_txn held_txn;
     bool held_txn_open;
-    sy_wal *wal;              /* storage thread + boot */
+    sy_wal *wal;
     int lock_fd;              /* the data directory's lock (core/datadir.h); -1: none */
     /* The snapshot thread (see take_snapshot); sn_* under sn_mu: */
     pthread_t sn_thread;
@@ -446,9 +439,9 @@ static void serve_reads(rt *r)
  * loop (maybe_snapshot): its view must be opened before the next write
  * moves the state past it. The blob is stored before the engine hears of
  * it, as before, so a CHECKPOINT it signs is backed by a durable blob.
- * The store is a write transaction of its own: it waits for the storage
- * thread's, which commits at once while a snapshot is pending
- * (flush_due), and the storage thread's next one waits for it. */
+ * The store is a write transaction of its own: it waits for the loop's,
+ * which commits at once while a snapshot is pending (flush_due), and the
+ * loop's next one waits for it. */
 
 static int maybe_snapshot(rt *r);
 
@@ -727,15 +720,14 @@ static void snap_stop(rt *r)
 
 /* ------------------------------------------------------------ the write
  *
- * One ready at a time is written: its persistence and the application of
- * its committed entries in one LMDB transaction, synced. With a pipelined
- * engine (core/engine.h) the write runs on the storage thread while this
- * thread keeps stepping the engine with new input, so the next ready's
- * batch forms during the sync (group commit across loop iterations); with
- * any other engine it runs here, in line, as before. While a write is in
- * flight this thread reads the storage only through read transactions
- * (LMDB MVCC): stale reads, status; it takes no snapshot and serves no
- * linearizable read until the write is done and applied has moved. */
+ * One ready at a time is written, on this thread: its persistence and the
+ * application of its committed entries in one LMDB transaction, made
+ * durable by one synced write (see "Held apply"). Input that arrives
+ * during the sync waits in the network's event queue and goes into the
+ * engine together, so the next ready's batch forms during the sync (group
+ * commit across loop iterations). Status and stale reads read the storage
+ * through read transactions (LMDB MVCC, MDB_NOTLS: beside the open write
+ * transaction of this thread), which see committed transactions only. */
 
 static void results_free(sy_kv_results *res, size_t n)
 {
@@ -772,8 +764,6 @@ static void job_clear(rt_job *j)
     j->sync_secs = 0;
 }
 
-/* The write itself: touches only the storage and the state machine (both
- * through the transaction), so it may run on the storage thread. */
 static void early_replies(rt *r, rt_job *j);
 
 /* Work in a ready that must be durable before its effects: everything but
@@ -800,8 +790,8 @@ static bool durable_work(const sy_ready *rd)
  * linearizable read is served from the state (reads see committed
  * transactions only: applied_visible), before a snapshot, and at shutdown,
  * or sooner once RT_HOLD_MAX_BYTES of entries went into it.
- * With the storage thread only. A PBFT checkpoint is never held: the
- * snapshot it certifies is read from committed state.
+ * A PBFT checkpoint is never held: the snapshot it certifies is read from
+ * committed state.
  *
  * The interval. With the write-ahead log every durable write is a log
  * record, so the LMDB commit only moves data and bounds what a restart
@@ -825,8 +815,15 @@ static bool durable_work(const sy_ready *rd)
  * RT_HOLD_MAX_BYTES of entries can touch. */
 #define RT_HOLD_MAX_BYTES (1u << 20)
 
-/* on_loop: called on the event loop (not the storage thread). */
-static int job_write(rt *r, rt_job *j, bool on_loop)
+/* The write, on the event loop. Until session 16 a storage thread did it
+ * while the loop kept stepping input (the engines allow that:
+ * ops->pipelined); the loop took no new ready before the write was done
+ * either way, and the two hand-offs per write cost more than the stepping
+ * it overlapped: writing here measured +7-11% at one client (Raft, Paxos),
+ * +4% at 64 (Raft) and the same at 16, PBFT within the noise
+ * (docs/benchmarks.md, "Session 16"). Messages marked early still leave
+ * before the write (take_msgs). */
+static int job_write(rt *r, rt_job *j)
 {
     const sy_ready *rd = &j->own.rd;
     sy_txn t;
@@ -854,27 +851,21 @@ static int job_write(rt *r, rt_job *j, bool on_loop)
         if ((rc = sy_kv_apply(&r->kv, &t, &rd->committed[i], &j->res[i])))
             goto err_abort;
     }
-    if (j->reply_early_upto && !on_loop) {
-        /* the results are final: the event loop may answer from them
-         * while we sync (it does not touch them again after this) */
-        pthread_mutex_lock(&r->st_mu);
-        r->st_applied = true;
-        pthread_mutex_unlock(&r->st_mu);
-        sy_net_wake(r->net);
-    } else if (j->reply_early_upto) {
+    if (j->reply_early_upto)
         early_replies(r, j);
-    }
-    if (j->may_hold && !on_loop && !durable_work(rd)) {
+    if (j->may_hold && !durable_work(rd)) {
         r->held_txn = t;
         r->held_txn_open = true;
         j->held = true;
         return SY_OK;
     }
+    /* the replies made so far leave before the sync (see early_replies) */
+    flush_replies(r);
     double t0 = now_s();
     /* Durable work: the WAL record makes it durable with one small synced
      * write, and the transaction stays open (core/wal.h). A full log, a
      * snapshot, compaction, or a flush that is due: an LMDB commit. */
-    if (j->may_hold && !on_loop && r->wal && sy_wal_loggable(rd)) {
+    if (j->may_hold && r->wal && sy_wal_loggable(rd)) {
         bool full = false;
         rc = sy_wal_log(r->wal, &t, rd, &full);
         if (rc == SY_OK && !full) {
@@ -899,46 +890,26 @@ err_abort:
     return rc;
 }
 
-static void *storage_main(void *arg)
+/* Shutdown: what was held becomes durable before LMDB closes, marked
+ * clean (core/wal.h). */
+static void commit_at_shutdown(rt *r)
 {
-    rt *r = arg;
-    pthread_mutex_lock(&r->st_mu);
-    for (;;) {
-        while (!r->st_queued && !r->st_quit)
-            pthread_cond_wait(&r->st_cv, &r->st_mu);
-        if (!r->st_queued) {
-            /* shutdown: what was held becomes durable before LMDB closes,
-             * marked clean (core/wal.h). Not under st_mu: LMDB's writer
-             * lock is taken after ours nowhere else (ThreadSanitizer) */
-            pthread_mutex_unlock(&r->st_mu);
-            sy_txn t;
-            int rc = SY_OK;
-            if (r->held_txn_open) {
-                t = r->held_txn;
-                r->held_txn_open = false;
-            } else if (r->wal) {
-                rc = sy_txn_begin(r->st, true, &t);
-            } else {
-                return NULL;
-            }
-            if (rc == SY_OK && r->wal && (rc = sy_wal_mark_clean(r->wal, &t)))
-                sy_txn_abort(&t);
-            else if (rc == SY_OK)
-                rc = sy_txn_commit(&t);
-            if (rc)
-                SY_ERROR(&r->log, "the last commit at shutdown failed: %s",
-                         sy_storage_errmsg(r->st));
-            return NULL;
-        }
-        pthread_mutex_unlock(&r->st_mu);
-        int rc = job_write(r, &r->job, false);
-        pthread_mutex_lock(&r->st_mu);
-        r->job.rc = rc;
-        r->st_queued = false;
-        r->st_done = true;
-        pthread_cond_broadcast(&r->st_cv);
-        sy_net_wake(r->net);
+    sy_txn t;
+    int rc = SY_OK;
+    if (r->held_txn_open) {
+        t = r->held_txn;
+        r->held_txn_open = false;
+    } else if (r->wal) {
+        rc = sy_txn_begin(r->st, true, &t);
+    } else {
+        return;
     }
+    if (rc == SY_OK && r->wal && (rc = sy_wal_mark_clean(r->wal, &t)))
+        sy_txn_abort(&t);
+    else if (rc == SY_OK)
+        rc = sy_txn_commit(&t);
+    if (rc)
+        SY_ERROR(&r->log, "the last commit at shutdown failed: %s", sy_storage_errmsg(r->st));
 }
 
 /* Encodes the ready's messages: early ones leave now (core/engine.h), the
@@ -1155,9 +1126,8 @@ static int finish_job(rt *r, rt_job *j)
 static int maybe_snapshot(rt *r)
 {
     /* The read view must be the state at r->applied exactly: nothing held
-     * (flushed first: flush_due) and no write in flight (it may commit
-     * applies the loop has not counted yet). */
-    if (r->held_open || r->inflight)
+     * (flushed first: flush_due). */
+    if (r->held_open)
         return SY_OK;
     /* PBFT checkpoints want a snapshot of exactly the checkpointed
      * state; our apply loop stops at nothing, so we snapshot when the
@@ -1221,22 +1191,6 @@ static void early_replies(rt *r, rt_job *j)
             }
         }
     }
-}
-
-/* Collects a write that finished on the storage thread, if any, and
- * answers early from one whose results are ready. */
-static int collect_job(rt *r)
-{
-    pthread_mutex_lock(&r->st_mu);
-    bool done = r->st_done, applied = r->st_applied;
-    r->st_done = r->st_applied = false;
-    pthread_mutex_unlock(&r->st_mu);
-    if (applied)
-        early_replies(r, &r->job);
-    if (!done)
-        return SY_OK;
-    r->inflight = false;
-    return finish_job(r, &r->job);
 }
 
 /* Lazy apply. A crash-fault follower answers no client from its state
@@ -1307,23 +1261,15 @@ static void lazy_take(rt *r, rt_job *j)
     r->n_lazy = r->cap_lazy = r->lazy_entries = r->lazy_bytes = 0;
 }
 
-/* Takes readies from the engine while no write is in flight: a ready
- * without durable work is finished at once; one with it is handed to the
- * storage thread (pipelined engine: then we return to take input) or
- * written here. */
-static bool hold_eligible(const rt *r)
-{
-    /* PBFT too: its boot path re-applies logged, unapplied entries with
-     * their commit evidence (the simulator's disk model loses held applies
-     * at crashes, for PBFT as for the others). A checkpoint is never held
-     * (durable_work, and a write of its own: process_ready), so the
-     * snapshot it wants is taken from committed state. With LMDB commits
-     * every 20 ms this measured within the noise (968/1,021 vs 925/982
-     * ops/s at 64 clients): its hard state holds every certificate in the
-     * window (tens of KB) and is rewritten each ready; see
-     * docs/benchmarks.md for the measurement at 250 ms. */
-    return r->st_thread_up && r->ops->pipelined;
-}
+/* Held apply for all three engines. PBFT too: its boot path re-applies
+ * logged, unapplied entries with their commit evidence (the simulator's
+ * disk model loses held applies at crashes, for PBFT as for the others).
+ * A checkpoint is never held (durable_work, and a write of its own:
+ * process_ready), so the snapshot it wants is taken from committed state.
+ * With LMDB commits every 20 ms this measured within the noise (968/1,021
+ * vs 925/982 ops/s at 64 clients): its hard state holds every certificate
+ * in the window (tens of KB) and is rewritten each ready; see
+ * docs/benchmarks.md for the measurement at 250 ms. */
 
 /* A held transaction must be committed now (see "Held apply"). */
 static bool flush_due(const rt *r, uint64_t t)
@@ -1352,7 +1298,7 @@ static bool reads_waiting(const rt *r)
 
 static int process_ready(rt *r)
 {
-    for (int round = 0; round < 8 && !r->inflight; round++) {
+    for (int round = 0; round < 8; round++) {
         sy_ready rd;
         memset(&rd, 0, sizeof rd);
         r->ops->ready(r->eng, &rd);
@@ -1379,7 +1325,7 @@ static int process_ready(rt *r)
         /* a checkpoint commits what is held: its snapshot reads committed state */
         j->need_txn = sy_ready_persists(&rd) || j->own.rd.n_committed || j->n_lazy ||
                       rd.checkpoint_index || flush;
-        j->may_hold = hold_eligible(r) && !flush && !reads_waiting(r) && !r->sn_busy;
+        j->may_hold = !flush && !reads_waiting(r) && !r->sn_busy;
         j->reply_early_upto = 0;
         if (j->own.rd.n_committed && !rd.snapshot_install) {
             uint64_t upto = UINT64_MAX;
@@ -1389,48 +1335,24 @@ static int process_ready(rt *r)
                 upto = rd.truncate_from - 1;
             j->reply_early_upto = upto;
         }
-        /* A pipelined write starts first: the messages that wait for it
-         * are encoded and signed (take_msgs) while it syncs, off the
-         * critical path. The storage thread never touches the job's
-         * frames; the engine's rd stays valid until the next step. */
-        bool handed = j->need_txn && r->ops->pipelined && r->st_thread_up;
-        if (handed) {
-            pthread_mutex_lock(&r->st_mu);
-            r->st_queued = true;
-            pthread_cond_broadcast(&r->st_cv);
-            pthread_mutex_unlock(&r->st_mu);
-            r->inflight = true;
-        }
+        /* early messages leave before the write (core/engine.h) */
         if ((rc = take_msgs(r, &rd, j))) {
             SY_ERROR(&r->log, "out of memory taking the engine's effects; stopping");
-            if (!handed)
-                job_clear(j);   /* else drain_job waits for the write, then clears */
+            job_clear(j);
             return rc;
         }
-        if (handed)
-            return SY_OK;
-        j->rc = j->need_txn ? job_write(r, j, true) : SY_OK;
+        j->rc = j->need_txn ? job_write(r, j) : SY_OK;
         if ((rc = finish_job(r, j)))
             return rc;
     }
     return SY_OK;
 }
 
-/* Shutdown: the write in flight, if any, completes (it is already being
- * synced); its effects are not sent. */
+/* Shutdown: what was held is committed; what was left to apply lazily is
+ * dropped (the entries are durable in the log: boot applies them). */
 static void drain_job(rt *r)
 {
-    if (!r->st_thread_up)
-        goto out_free;
-    pthread_mutex_lock(&r->st_mu);
-    while (r->st_queued)
-        pthread_cond_wait(&r->st_cv, &r->st_mu);
-    r->st_quit = true;
-    pthread_cond_broadcast(&r->st_cv);
-    pthread_mutex_unlock(&r->st_mu);
-    pthread_join(r->st_thread, NULL);
-    r->st_thread_up = false;
-out_free:
+    commit_at_shutdown(r);
     job_clear(&r->job);
     lazy_free(r->lazy, r->n_lazy);
     free(r->lazy);
@@ -1575,8 +1497,7 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->evidence = st.evidence;
     s->leader_changes = st.leader_changes;
     /* applied index, state digest and ledger head from one snapshot of the
-     * store: the committed state they describe (a write in flight or held
-     * is not in it) */
+     * store: the committed state they describe (what is held is not in it) */
     sy_txn t;
     if (sy_txn_begin(r->st, false, &t) == SY_OK) {
         uint64_t h, applied;
@@ -1906,8 +1827,6 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
      * mapping, returned whole on free. */
     mallopt(M_MMAP_THRESHOLD, RT_MMAP_THRESHOLD);
     pthread_mutex_init(&r->m.mu, NULL);
-    pthread_mutex_init(&r->st_mu, NULL);
-    pthread_cond_init(&r->st_cv, NULL);
     pthread_mutex_init(&r->sn_mu, NULL);
     pthread_cond_init(&r->sn_cv, NULL);
     sy_buf_init(&r->out);
@@ -2120,12 +2039,6 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             me->metrics[0] ? me->metrics : "(none)", r->applied);
     r->last_st.role = 0xff;
     r->last_drop_report = now_ms();
-    if (r->ops->pipelined) {
-        if (pthread_create(&r->st_thread, NULL, storage_main, r) == 0)
-            r->st_thread_up = true;
-        else
-            SY_WARN(&r->log, "no storage thread (%s); writing on the event loop", strerror(errno));
-    }
     if (pthread_create(&r->sn_thread, NULL, snapshot_main, r) == 0)
         r->sn_thread_up = true;
     else
@@ -2163,7 +2076,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             timeout = 0;
         else if (dl && dl - t < (uint64_t)timeout)
             timeout = (int)(dl - t);
-        if (r->held_open && !r->inflight) {
+        if (r->held_open) {
             uint64_t due = r->held_since + r->ncfg.commit_interval_ms;
             timeout = due <= t ? 0 : (due - t < (uint64_t)timeout ? (int)(due - t) : timeout);
         }
@@ -2187,7 +2100,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         }
         t = now_ms();
         sy_input tick = {.kind = SY_IN_TICK, .now_ms = t};
-        if (step(r, &tick) == SY_EFATAL || collect_job(r) || collect_snapshot(r) ||
+        if (step(r, &tick) == SY_EFATAL || collect_snapshot(r) ||
             process_ready(r)) {
             code = 1;
             break;
@@ -2203,7 +2116,7 @@ out_loop:
     flush_replies(r);
     free(evs);
     if (code == 0)   /* the phases below wait on other threads: say where we are */
-        SY_INFO(&r->log, "stopping: finishing the write in flight, then closing storage and "
+        SY_INFO(&r->log, "stopping: committing what is held, then closing storage and "
                 "the network");
 out_net:
     drain_job(r);
@@ -2238,8 +2151,6 @@ out_free:
     sy_env_batch_free(&r->rbatch);
     free(r->rhandles);
     pthread_mutex_destroy(&r->m.mu);
-    pthread_mutex_destroy(&r->st_mu);
-    pthread_cond_destroy(&r->st_cv);
     pthread_mutex_destroy(&r->sn_mu);
     pthread_cond_destroy(&r->sn_cv);
     free(r);
