@@ -323,14 +323,14 @@ if [ -n "$MEMORY" ]; then
     CTL_PID=$!
     t=0
     while :; do
-      row="$t"
+      mem=""
       for ((i = 0; i < MEMN; i++)); do
-        row+=" $(awk '/^RssAnon/{print $2}' "/proc/${NODE_PIDS[$i]}/status" 2>/dev/null || echo -)"
+        mem+=" $(awk '/^RssAnon/{print $2}' "/proc/${NODE_PIDS[$i]}/status" 2>/dev/null || echo -)"
       done
       st=$(ctl "$dir" status --json --timeout 3000 2>/dev/null)
-      row+=" $(grep "\"node\": $leader," <<<"$st" | sed -E 's/.*"applied_index": ([0-9]+).*"snapshot_index": ([0-9]+).*/\1 \2/')"
-      MEMSER+=("$row")
-      printf '  t=%4ss  RssAnon kB: %s\n' "$t" "$row"
+      idx=$(grep "\"node\": $leader," <<<"$st" | sed -E 's/.*"applied_index": ([0-9]+).*"snapshot_index": ([0-9]+).*/\1 \2/')
+      MEMSER+=("$t$mem $idx")
+      printf '  t=%4ss  RssAnon kB:%s  (leader: applied, snapshot index %s)\n' "$t" "$mem" "$idx"
       kill -0 "$CTL_PID" 2>/dev/null || break
       [ "$t" -ge $((MEMORY * 60)) ] && break
       sleep 30; t=$((t + 30))
