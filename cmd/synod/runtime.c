@@ -819,8 +819,8 @@ static bool durable_work(const sy_ready *rd)
  * while the loop kept stepping input (the engines allow that:
  * ops->pipelined); the loop took no new ready before the write was done
  * either way, and the two hand-offs per write cost more than the stepping
- * it overlapped: writing here measured +7-11% at one client (Raft, Paxos),
- * +4% at 64 (Raft) and the same at 16, PBFT within the noise
+ * it overlapped: writing here measured +6-12% at one client (Raft, Paxos),
+ * +1-8% at 16 (Raft, Paxos), within the noise at 64 and for PBFT
  * (docs/benchmarks.md, "Session 16"). Messages marked early still leave
  * before the write (take_msgs). */
 static int job_write(rt *r, rt_job *j)
