@@ -580,15 +580,24 @@ static void test_fault_lists_parse_and_reject_unknown_names(void **s)
     assert_string_equal(bad, "meteor");
 }
 
+/* An opt-in fault: spec parses to expect, the fault's bit is not in
+ * "all", and it prints under its name. */
+static void assert_opt_in_fault(const char *spec, uint32_t expect, uint32_t bit, const char *name)
+{
+    uint32_t m;
+    char bad[32];
+    assert_int_equal(sy_sim_parse_faults(spec, &m, bad, sizeof bad), SY_OK);
+    assert_int_equal(m, expect);
+    assert_int_equal(SY_FAULT_ALL & bit, 0);
+    assert_string_equal(sy_sim_fault_name(bit), name);
+}
+
 static void test_leader_churn_is_opt_in_and_kept_in_the_replay_line(void **s)
 {
     (void)s;
-    uint32_t m;
-    char bad[32], line[512];
-    assert_int_equal(sy_sim_parse_faults("all,leader-churn", &m, bad, sizeof bad), SY_OK);
-    assert_int_equal(m, SY_FAULT_ALL | SY_FAULT_CHURN);
-    assert_int_equal(SY_FAULT_ALL & SY_FAULT_CHURN, 0);
-    assert_string_equal(sy_sim_fault_name(SY_FAULT_CHURN), "leader-churn");
+    uint32_t m = SY_FAULT_ALL | SY_FAULT_CHURN;
+    char line[512];
+    assert_opt_in_fault("all,leader-churn", m, SY_FAULT_CHURN, "leader-churn");
     sy_sim_opts o;
     sy_sim_opts_default(&o);
     o.faults = m;
@@ -622,6 +631,15 @@ static void test_replay_line_reproduces_options(void **s)
 
 /* ---------------- disk corruption, with the real engines ---------------- */
 
+/* Runs o; a run whose checks failed fails the test, naming the run. */
+static void run_passing(const sy_sim_opts *o, sy_sim_stats *st)
+{
+    assert_int_equal(sy_sim_run(o, st), SY_OK);
+    if (st->failed)
+        fail_msg("%s seed %llu: %s: %s", o->protocol, (unsigned long long)o->seed, st->check,
+                 st->why);
+}
+
 static void engine_opts(sy_sim_opts *o, const char *protocol, uint64_t seed)
 {
     sy_sim_opts_default(o);
@@ -642,12 +660,9 @@ static void engine_opts(sy_sim_opts *o, const char *protocol, uint64_t seed)
 static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void **s)
 {
     (void)s;
-    uint32_t m;
-    char bad[32], line[512];
-    assert_int_equal(sy_sim_parse_faults("all,handoff", &m, bad, sizeof bad), SY_OK);
-    assert_int_equal(m, SY_FAULT_ALL | SY_FAULT_HANDOFF);
-    assert_int_equal(SY_FAULT_ALL & SY_FAULT_HANDOFF, 0);
-    assert_string_equal(sy_sim_fault_name(SY_FAULT_HANDOFF), "handoff");
+    char line[512];
+    assert_opt_in_fault("all,handoff", SY_FAULT_ALL | SY_FAULT_HANDOFF, SY_FAULT_HANDOFF,
+                        "handoff");
     const char *const protos[] = { "raft", "paxos", "pbft" };
     const uint64_t limit_ms[] = { 300, 300, 1000 };
     for (size_t k = 0; k < 3; k++) {
@@ -663,10 +678,7 @@ static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void 
                 sy_sim_replay_line(&o, line, sizeof line);
                 assert_non_null(strstr(line, "--faults handoff"));
             }
-            assert_int_equal(sy_sim_run(&o, &st), SY_OK);
-            if (st.failed)
-                fail_msg("%s seed %llu: %s: %s", protos[k], (unsigned long long)seed, st.check,
-                         st.why);
+            run_passing(&o, &st);
             assert_true(st.liveness_ok);
             handoffs += st.handoffs;
             done += st.handoffs_done;
@@ -685,12 +697,8 @@ static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void 
 static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
 {
     (void)s;
-    uint32_t m;
-    char bad[32], line[512];
-    assert_int_equal(sy_sim_parse_faults("crash,lose", &m, bad, sizeof bad), SY_OK);
-    assert_int_equal(m, SY_FAULT_CRASH | SY_FAULT_LOSE);
-    assert_int_equal(SY_FAULT_ALL & SY_FAULT_LOSE, 0);
-    assert_string_equal(sy_sim_fault_name(SY_FAULT_LOSE), "lose");
+    char line[512];
+    assert_opt_in_fault("crash,lose", SY_FAULT_CRASH | SY_FAULT_LOSE, SY_FAULT_LOSE, "lose");
     const char *const protos[] = { "raft", "paxos", "pbft" };
     const uint32_t nodes[] = { 5, 3, 4 }, f[] = { 2, 1, 1 };
     for (size_t k = 0; k < 3; k++) {
@@ -704,10 +712,7 @@ static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
                 sy_sim_replay_line(&o, line, sizeof line);
                 assert_non_null(strstr(line, "lose"));
             }
-            assert_int_equal(sy_sim_run(&o, &st), SY_OK);
-            if (st.failed)
-                fail_msg("%s seed %llu: %s: %s", protos[k], (unsigned long long)seed, st.check,
-                         st.why);
+            run_passing(&o, &st);
             assert_int_equal(st.lost_nodes, f[k]);
             assert_true(st.liveness_ok);
         }
@@ -728,9 +733,7 @@ static void test_corrupted_log_entry_is_detected_on_restart(void **s)
         o.faults = SY_FAULT_CRASH | SY_FAULT_DISK;
         o.corrupt_pct = 100;
         o.corrupt_what = SY_CORRUPT_LOG;
-        assert_int_equal(sy_sim_run(&o, &st), SY_OK);
-        if (st.failed)
-            fail_msg("seed %llu: %s: %s", (unsigned long long)seed, st.check, st.why);
+        run_passing(&o, &st);
         assert_true(st.liveness_ok);
         assert_int_equal(st.corrupt_at_boot, st.corruptions);
         if (!st.corruptions)
@@ -762,10 +765,7 @@ static void test_runs_with_disk_corruption_pass_every_check(void **s)
                 fail_msg("engine %s is not built", protocols[p]);
             o.faults = SY_FAULT_ALL;
             o.corrupt_pct = 100;
-            assert_int_equal(sy_sim_run(&o, &st), SY_OK);
-            if (st.failed)
-                fail_msg("%s seed %llu: %s: %s", protocols[p], (unsigned long long)seed,
-                         st.check, st.why);
+            run_passing(&o, &st);
             assert_true(st.liveness_ok);
             injected += st.corruptions;
             detected += st.corrupt_at_boot + st.corrupt_at_run + st.corrupt_at_end;
