@@ -355,8 +355,7 @@ int px_recv_snapshot(paxos *p, uint32_t from, const sy_paxos_snapshot *m)
 int px_recv_snapshot_ack(paxos *p, uint32_t from, const sy_paxos_snapshot_ack *m)
 {
     px_peer *pr = &p->peers[from];
-    if (m->commit > pr->commit)
-        pr->commit = m->commit;
+    pr->commit = m->commit;   /* the latest report wins: px_recv_accepted */
     if (!m->done) {
         if (pr->snap_index == m->index && m->index == p->snap_index)
             return px_send_snap_chunk(p, from, m->next_offset);

@@ -394,8 +394,14 @@ int px_recv_accepted(paxos *p, uint32_t from, const sy_paxos_accepted *m)
         }
         return SY_OK;
     }
-    if (m->commit > pr->commit)
-        pr->commit = m->commit;
+    /* The latest report wins, a lower one too: an acceptor restarted on an
+     * empty disk (docs/operations.md, section 7) reports a shorter chosen
+     * prefix than it once did, and only this lets the catch-up (below and
+     * in px_leader_tick) start again from what it holds; kept as a maximum,
+     * the leader would wait forever for it to learn values it never will.
+     * A report that arrives out of order costs at most one catch-up that
+     * was not needed. */
+    pr->commit = m->commit;
     bool catching_up = pr->chosen_sent && m->commit >= pr->chosen_sent;
     if (catching_up)
         pr->chosen_sent = 0;

@@ -296,8 +296,25 @@ int raft_recv_append_resp(raft *r, uint32_t from, const sy_raft_append_resp *m)
     }
     /* reject: match_index echoes the prev_index that failed */
     uint64_t rej = m->match_index;
-    if (rej <= p->match || p->state == RAFT_PR_SNAPSHOT)
+    if (p->state == RAFT_PR_SNAPSHOT)
         return SY_OK;
+    if (rej == p->match && rej > 0) {
+        /* It lacks the very entry it acknowledged in this term (heartbeats
+         * and probes name prev_index = match). Raft assumes stable storage
+         * (thesis 3.1) and would leave such a follower stuck: match never
+         * falls, so every probe asks again below nothing it still has.
+         * It happens when a node's disk died and it was restarted on an
+         * empty one (docs/operations.md, section 7): its hint says what it
+         * holds now, so match falls to that and it is caught up again from
+         * the log or a snapshot. Lowering match is always safe -- the
+         * commit index never falls, and a quorum is only counted stricter
+         * -- so a stale reject that lands here (reordered after the ack of
+         * the same index) costs one more probe round, not correctness. */
+        uint64_t has = m->conflict_index ? m->conflict_index - 1 : 0;
+        p->match = has < rej ? has : rej - 1;
+    } else if (rej <= p->match) {
+        return SY_OK;   /* answers an append below what it acknowledged since */
+    }
     if (p->state == RAFT_PR_PROBE && rej + 1 != p->next)
         return SY_OK;   /* answer to an older probe */
     uint64_t nx = m->conflict_index;

@@ -231,6 +231,19 @@ static inline void h_crash(h_cluster *c, uint32_t i)
     c->alive[i] = false;
 }
 
+/* Node i's disk is replaced by an empty one (a dead disk restored as in
+ * docs/operations.md, section 7): it is crashed, and everything it had
+ * persisted or applied is gone. h_boot starts it on the empty disk. */
+static inline void h_wipe(h_cluster *c, uint32_t i)
+{
+    h_crash(c, i);
+    h_node *nd = &c->node[i];
+    h_ents_free(&nd->log);
+    h_ents_free(&nd->applied);
+    free(nd->snap_data);
+    memset(nd, 0, sizeof *nd);
+}
+
 static inline void h_free(h_cluster *c)
 {
     for (uint32_t i = 0; i < c->n; i++) {
@@ -305,8 +318,10 @@ static inline void h_ready(h_cluster *c, uint32_t i)
             k++;
         for (size_t j = 0; j < k; j++)
             free(nd->log.v[j].data);
-        memmove(nd->log.v, nd->log.v + k, (nd->log.n - k) * sizeof(h_ent));
-        nd->log.n -= k;
+        if (k) {
+            memmove(nd->log.v, nd->log.v + k, (nd->log.n - k) * sizeof(h_ent));
+            nd->log.n -= k;
+        }
     }
     /* 2. send */
     for (size_t k = 0; k < rd.n_msgs; k++) {

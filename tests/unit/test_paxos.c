@@ -1037,6 +1037,67 @@ static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **
     cl_free(c);
 }
 
+/* A replica whose disk died comes back on an empty one (docs/operations.md,
+ * section 7). The leader had it on record as holding the whole chosen
+ * prefix; its acknowledgements now say it holds nothing, and the leader
+ * pushes the chosen values again (from the log, or a snapshot once
+ * compacted) -- with no new writes to prompt it. Then it is a full
+ * acceptor again: with the third node gone, the two choose new values. */
+static void replaced_disk_catches_up(bool compact)
+{
+    cluster *c = cl_new(3, 13);
+    elect(c, 0);
+    char body[32];
+    for (int k = 1; k <= 80; k++) {
+        snprintf(body, sizeof body, "put %d", k);
+        cl_request(c, 0, (uint64_t)k, body);
+        cl_run(c);
+    }
+    cl_time(c, 100);
+    assert_int_equal(st(c, 2).commit_index, 80);
+    if (compact) {
+        sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
+        in.u.snapshot.index = 78;
+        in.u.snapshot.term = st(c, 0).term;
+        in.u.snapshot.data = (sy_bytes){ (const uint8_t *)"STATE@78", 8 };
+        cl_step_in(c, 0, &in);
+        cl_ready(c, 0);
+        assert_true(c->disk[0].log[0].index > 1);
+    }
+    cl_crash(c, 2);
+    disk_free(&c->disk[2]);
+    for (size_t k = 0; k < c->n_com[2]; k++)
+        free(c->com[2][k].data);
+    c->n_com[2] = 0;
+    node_start(c, 2);
+    assert_int_equal(st(c, 2).commit_index, 0);
+    cl_time(c, 300);
+    assert_int_equal(st(c, 0).role, SY_ROLE_LEADER);
+    assert_int_equal(st(c, 2).commit_index, 80);
+    assert_int_equal(c->installed[2], compact);
+    cl_crash(c, 1);
+    cl_request(c, 0, 81, "put 81");
+    cl_run(c);
+    cl_time(c, 100);
+    assert_int_equal(st(c, 0).commit_index, 81);
+    assert_int_equal(st(c, 2).commit_index, 81);
+    assert_non_null(com_at(c, 2, 81));
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_replica_on_replaced_empty_disk_caught_up_from_log(void **state)
+{
+    (void)state;
+    replaced_disk_catches_up(false);
+}
+
+static void test_replica_on_replaced_empty_disk_caught_up_by_snapshot(void **state)
+{
+    (void)state;
+    replaced_disk_catches_up(true);
+}
+
 static void test_replica_slightly_behind_catches_up_from_log_after_compaction(void **state)
 {
     (void)state;
@@ -1195,6 +1256,8 @@ int main(void)
         cmocka_unit_test(test_lagging_replica_catches_up_from_leader),
         cmocka_unit_test(test_long_promise_comes_in_pages_and_the_new_leader_keeps_every_value),
         cmocka_unit_test(test_lagging_replica_catches_up_by_snapshot_after_compaction),
+        cmocka_unit_test(test_replica_on_replaced_empty_disk_caught_up_from_log),
+        cmocka_unit_test(test_replica_on_replaced_empty_disk_caught_up_by_snapshot),
         cmocka_unit_test(test_replica_slightly_behind_catches_up_from_log_after_compaction),
         cmocka_unit_test(test_leader_crash_and_restart_cycles_keep_agreement),
         cmocka_unit_test(test_single_node_commits_and_reads_alone),

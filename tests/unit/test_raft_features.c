@@ -179,6 +179,72 @@ static void test_lagging_follower_gets_snapshot_after_compaction(void **state)
     h_free(&c);
 }
 
+/* A follower whose disk died comes back on an empty one (docs/operations.md,
+ * section 7) while the leader still counts it as holding everything it
+ * acknowledged: the leader must notice that it rejects entries it had, and
+ * send them again (from the log, or a snapshot once compacted) -- with
+ * writes going on, and with none (heartbeats only). */
+static void replaced_disk_catches_up(bool compact, bool writes)
+{
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    /* one entry per request, past what compaction keeps (RAFT_COMPACT_KEEP) */
+    for (uint64_t k = 1; k <= RAFT_COMPACT_KEEP + 30; k++) {
+        submit(&c, l, SY_CLIENT_ID_BASE, k, 1);
+        h_run(&c, 1);
+    }
+    h_run(&c, 20);
+    assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
+    if (compact) {
+        assert_int_equal(h_snapshot(&c, l, 700), SY_OK);
+        h_ready(&c, l);
+        assert_true(c.node[l].log.n == 0 || c.node[l].log.v[0].index > 1);
+    }
+    h_wipe(&c, f);
+    assert_int_equal(h_boot(&c, f), SY_OK);
+    assert_int_equal(h_status(&c, f).last_index, 0);
+    if (writes)
+        submit(&c, l, SY_CLIENT_ID_BASE, RAFT_COMPACT_KEEP + 31, 5);
+    h_run(&c, 500);
+    assert_int_equal(h_status(&c, l).role, SY_ROLE_LEADER);   /* no election needed */
+    sy_engine_status sl = h_status(&c, l), sf = h_status(&c, f);
+    assert_int_equal(sf.commit_index, sl.commit_index);
+    assert_int_equal(sf.last_index, sl.last_index);
+    assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
+    if (compact)
+        assert_int_equal(c.node[f].snap_index, c.node[l].snap_index);
+    /* and it is a full member again: with the third node gone, the two
+     * commit new writes */
+    h_crash(&c, (l + 2) % 3);
+    submit(&c, l, SY_CLIENT_ID_BASE, 100, 3);
+    h_run(&c, 50);
+    assert_int_equal(h_status(&c, l).commit_index, h_status(&c, l).last_index);
+    assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
+    assert_true(h_logs_agree(&c));
+    h_free(&c);
+}
+
+static void test_follower_on_replaced_empty_disk_caught_up_while_idle(void **state)
+{
+    (void)state;
+    replaced_disk_catches_up(false, false);
+}
+
+static void test_follower_on_replaced_empty_disk_caught_up_under_writes(void **state)
+{
+    (void)state;
+    replaced_disk_catches_up(false, true);
+}
+
+static void test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction(void **state)
+{
+    (void)state;
+    replaced_disk_catches_up(true, false);
+    replaced_disk_catches_up(true, true);
+}
+
 static void test_snapshot_beyond_commit_is_refused(void **state)
 {
     (void)state;
@@ -593,6 +659,9 @@ int main(void)
         cmocka_unit_test(test_follower_answers_appends_of_one_write_with_one_ack),
         cmocka_unit_test(test_snapshot_of_a_prefix_of_the_log_keeps_the_entries_after_it),
         cmocka_unit_test(test_lagging_follower_gets_snapshot_after_compaction),
+        cmocka_unit_test(test_follower_on_replaced_empty_disk_caught_up_while_idle),
+        cmocka_unit_test(test_follower_on_replaced_empty_disk_caught_up_under_writes),
+        cmocka_unit_test(test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
         cmocka_unit_test(test_read_at_follower_fails_not_leader),
