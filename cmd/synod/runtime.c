@@ -892,7 +892,7 @@ err_abort:
 
 /* Shutdown: what was held becomes durable before LMDB closes, marked
  * clean (core/wal.h). */
-static void commit_at_shutdown(rt *r)
+static int commit_at_shutdown(rt *r)
 {
     sy_txn t;
     int rc = SY_OK;
@@ -902,14 +902,16 @@ static void commit_at_shutdown(rt *r)
     } else if (r->wal) {
         rc = sy_txn_begin(r->st, true, &t);
     } else {
-        return;
+        return SY_OK;
     }
     if (rc == SY_OK && r->wal && (rc = sy_wal_mark_clean(r->wal, &t)))
         sy_txn_abort(&t);
     else if (rc == SY_OK)
         rc = sy_txn_commit(&t);
     if (rc)
-        SY_ERROR(&r->log, "the last commit at shutdown failed: %s", sy_storage_errmsg(r->st));
+        SY_ERROR(&r->log, "the last commit at shutdown failed: %s (nothing is lost: the "
+                 "write-ahead log replays at the next start)", sy_storage_errmsg(r->st));
+    return rc;
 }
 
 /* Encodes the ready's messages: early ones leave now (core/engine.h), the
@@ -1296,9 +1298,15 @@ static bool reads_waiting(const rt *r)
     return false;
 }
 
-static int process_ready(rt *r)
+/* At most RT_READY_ROUNDS readies per loop iteration, so input is taken
+ * between them; *more says the engine may have another one waiting, and
+ * the loop then polls without sleeping (nothing else would wake it). */
+#define RT_READY_ROUNDS 8
+
+static int process_ready(rt *r, bool *more)
 {
-    for (int round = 0; round < 8; round++) {
+    *more = false;
+    for (int round = 0; round < RT_READY_ROUNDS; round++) {
         sy_ready rd;
         memset(&rd, 0, sizeof rd);
         r->ops->ready(r->eng, &rd);
@@ -1345,14 +1353,15 @@ static int process_ready(rt *r)
         if ((rc = finish_job(r, j)))
             return rc;
     }
+    *more = true;
     return SY_OK;
 }
 
 /* Shutdown: what was held is committed; what was left to apply lazily is
  * dropped (the entries are durable in the log: boot applies them). */
-static void drain_job(rt *r)
+static int drain_job(rt *r)
 {
-    commit_at_shutdown(r);
+    int rc = commit_at_shutdown(r);
     job_clear(&r->job);
     lazy_free(r->lazy, r->n_lazy);
     free(r->lazy);
@@ -1360,6 +1369,7 @@ static void drain_job(rt *r)
     r->n_lazy = 0;
     free(r->job.frames);
     r->job.frames = NULL;
+    return rc;
 }
 
 /* ------------------------------------------------------------ inbound */
@@ -2080,7 +2090,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             uint64_t due = r->held_since + r->ncfg.commit_interval_ms;
             timeout = due <= t ? 0 : (due - t < (uint64_t)timeout ? (int)(due - t) : timeout);
         }
-        if (kick) {   /* the transfer's messages leave now, not after a wait */
+        if (kick) {   /* a transfer's messages, or readies left over: now, not after a wait */
             timeout = 0;
             kick = false;
         }
@@ -2100,11 +2110,14 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         }
         t = now_ms();
         sy_input tick = {.kind = SY_IN_TICK, .now_ms = t};
+        bool more = false;
         if (step(r, &tick) == SY_EFATAL || collect_snapshot(r) ||
-            process_ready(r)) {
+            process_ready(r, &more)) {
             code = 1;
             break;
         }
+        if (more)
+            kick = true;   /* the next wait polls: the engine has more to give */
         if (t - last_expire >= 1000) {
             expire_waiters(r, t);
             last_expire = t;
@@ -2119,7 +2132,8 @@ out_loop:
         SY_INFO(&r->log, "stopping: committing what is held, then closing storage and "
                 "the network");
 out_net:
-    drain_job(r);
+    if (drain_job(r) != SY_OK && code == 0)
+        code = 1;   /* not a clean stop: the log is not marked clean */
     snap_stop(r);
     flush_replies(r);
     if (sy_net_close(r->net) == SY_ETIMEOUT) {
