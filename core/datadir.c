@@ -132,6 +132,11 @@ int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_
         snprintf(why, whylen, "the data directory belongs to node %u of cluster '%s' (%s) with "
                  "another public key: were the keys regenerated? A node with a new key starts "
                  "from an empty data directory", node, cluster, proto);
+    else if (node == id->node && !strcmp(cluster, id->cluster_id) &&
+             memcmp(&key, id->key, sizeof key) == 0)
+        snprintf(why, whylen, "the data directory holds node %u's %s state, and its manifest "
+                 "now says %s: a cluster switches protocol only on empty data directories "
+                 "(docs/operations.md, section 1)", node, proto, id->protocol);
     else
         snprintf(why, whylen, "the data directory belongs to node %u of cluster '%s' (%s), not "
                  "to node %u of cluster '%s' (%s): give every node its own data_dir",

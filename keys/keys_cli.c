@@ -1,6 +1,9 @@
 /* synod-keys command line: parses arguments, runs a subcommand, maps the
  * result to the exit codes of the product brief, and prints at most one
- * line on stderr naming what is wrong and the fix. */
+ * line on stderr naming what is wrong and the fix (on success, a line per
+ * warning: a cluster that tolerates no failure, new keys over a data
+ * directory a node ran on). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +184,26 @@ static int cmd_pub(int argc, char **argv)
     return fflush(stdout) == 0 ? SY_EXIT_OK : SY_EXIT_FAIL;
 }
 
+/* Whether any of DIR/data/node-<i> (i < n) holds files: a node ran there. */
+static bool data_in_use(const char *dir, uint32_t n)
+{
+    char p[4200];
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/data/node-%u", dir, i);
+        DIR *d = opendir(p);
+        if (!d)
+            continue;
+        struct dirent *e;
+        bool any = false;
+        while (!any && (e = readdir(d)) != NULL)
+            any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        closedir(d);
+        if (any)
+            return true;
+    }
+    return false;
+}
+
 static int cmd_cluster(int argc, char **argv)
 {
     sy_keys_cluster_opts o = {
@@ -246,11 +269,21 @@ static int cmd_cluster(int argc, char **argv)
         fprintf(stderr, "synod-keys: %s; see 'synod-keys cluster --help'\n", why);
         return SY_EXIT_USAGE;
     }
+    /* --force over a cluster that ran: its nodes' directories still hold
+     * state signed with the old keys, and every node would refuse them */
+    bool stale_data = o.force && o.out_dir && data_in_use(o.out_dir, o.nodes);
     rc = sy_keys_cluster(&o, why, sizeof why);
     if (rc) {
         fprintf(stderr, "synod-keys: %s\n", why);
         return rc == SY_ECONFIG ? SY_EXIT_USAGE : SY_EXIT_FAIL;
     }
+    if (o.f == 0 && o.nodes > 1)
+        fprintf(stderr, "synod-keys: warning: %u %s nodes tolerate no failure (f=0); %s needs "
+                "%u nodes for f=1\n", o.nodes, sy_protocol_name(o.protocol),
+                sy_protocol_name(o.protocol), sy_protocol_min_n(o.protocol, 1));
+    if (stale_data)
+        fprintf(stderr, "synod-keys: warning: %s/data still holds the old nodes' state, which "
+                "the new keys cannot use: empty it before starting the nodes\n", o.out_dir);
     printf("wrote %s cluster of %u nodes (f=%u) and %u client key%s to %s\n"
            "start node i with: synod --config %s/node-<i>.ini\n",
            sy_protocol_name(o.protocol), o.nodes, o.f, o.clients, o.clients == 1 ? "" : "s",
@@ -261,7 +294,8 @@ static int cmd_cluster(int argc, char **argv)
 int sy_keys_main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage_top, stderr);
+        fputs("synod-keys: missing command; commands are gen, pub and cluster; see "
+              "'synod-keys --help'\n", stderr);
         return SY_EXIT_USAGE;
     }
     const char *cmd = argv[1];

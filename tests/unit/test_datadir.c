@@ -79,6 +79,11 @@ static void test_a_data_directory_keeps_the_identity_it_first_served(void **stat
     sy_datadir_id rekeyed = { "demo", "pbft", 0, &k1 };
     assert_int_equal(sy_datadir_identity(s, &rekeyed, why, sizeof why), SY_ECONFIG);
     assert_non_null(strstr(why, "another public key"));
+    /* this node, its manifest switched to another protocol: the fix is named */
+    sy_datadir_id switched = { "demo", "raft", 0, &k0 };
+    assert_int_equal(sy_datadir_identity(s, &switched, why, sizeof why), SY_ECONFIG);
+    assert_non_null(strstr(why, "holds node 0's pbft state, and its manifest now says raft"));
+    assert_non_null(strstr(why, "switches protocol only on empty data directories"));
     /* refusals change nothing: the first identity still passes */
     assert_int_equal(sy_datadir_identity(s, &me, why, sizeof why), SY_OK);
     sy_storage_close(s);

@@ -123,7 +123,7 @@ static void test_bad_usage_exits_two_with_one_line(void **state)
 {
     fixture *fx = *state;
     assert_int_equal(run(fx, ""), 2);
-    assert_non_null(strstr(fx->err, "usage"));
+    assert_one_line_error(fx, "missing command; commands are gen, pub and cluster");
     assert_int_equal(run(fx, "frobnicate"), 2);
     assert_one_line_error(fx, "unknown command 'frobnicate'");
     assert_int_equal(run(fx, "gen"), 2);
@@ -252,6 +252,15 @@ static void test_cluster_f_defaults_to_the_most_n_allows(void **state)
     assert_int_equal(cfg.f, 2);
     assert_int_equal(cfg.n_clients, 0);
     sy_cluster_free(&cfg);
+    assert_string_equal(fx->err, "");
+    /* sizes that tolerate nothing are allowed, with a warning */
+    assert_int_equal(run(fx, "cluster --protocol pbft --nodes 3 --out z3"), 0);
+    assert_one_line_error(fx, "warning: 3 pbft nodes tolerate no failure (f=0); pbft needs 4 "
+                              "nodes for f=1");
+    assert_int_equal(run(fx, "cluster --protocol raft --nodes 2 --out z2"), 0);
+    assert_one_line_error(fx, "raft needs 3 nodes for f=1");
+    assert_int_equal(run(fx, "cluster --protocol raft --nodes 1 --out z1"), 0);
+    assert_string_equal(fx->err, "");   /* one node: plainly meant */
     assert_int_equal(run(fx, "cluster --protocol paxos --nodes 5 --f 1 --out b"), 0);
     assert_int_equal(sy_cluster_load(at(fx, "b/cluster.ini"), &cfg, fx->why, sizeof fx->why),
                      SY_OK);
@@ -274,8 +283,15 @@ static void test_cluster_refuses_to_overwrite_keys_without_force(void **state)
     assert_string_equal(fx->out, first);
 
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --out c --force"), 0);
+    assert_string_equal(fx->err, "");   /* no node ran: nothing to warn of */
     assert_int_equal(run(fx, "pub c/keys/node-0.key"), 0);
     assert_string_not_equal(fx->out, first);
+    /* a node ran on data/node-1: new keys over it are written, with a warning */
+    FILE *ran = fopen(at(fx, "c/data/node-1/data.mdb"), "w");
+    assert_non_null(ran);
+    fclose(ran);
+    assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --out c --force"), 0);
+    assert_one_line_error(fx, "c/data still holds the old nodes' state");
     sy_cluster_cfg cfg;
     sy_node_cfg ncfg;
     assert_int_equal(sy_node_load(at(fx, "c/node-0.ini"), &ncfg, &cfg, fx->why, sizeof fx->why),
