@@ -354,7 +354,8 @@ int sy_env_decode(const sy_env_opts *o, const uint8_t *buf, size_t len, sy_env *
         return reject(why, "envelope is for another cluster id", SY_ECLUSTER);
     const sy_pubkey *pk = o->dir ? o->dir->key_of(o->dir->ctx, out->sender) : NULL;
     if (!pk)
-        return reject(why, "sender is not a member of the cluster", SY_ESENDER);
+        return reject(why, "no key in the manifest for the sender id (a client not "
+                           "listed, or a node id out of range)", SY_ESENDER);
     if (!sy_msg_type_name(out->type) || strcmp(sy_msg_type_name(out->type), "unknown") == 0)
         return reject(why, "unknown message type", SY_EMSGTYPE);
     memcpy(out->sig.b, sigp, SY_SIG_LEN);

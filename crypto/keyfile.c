@@ -232,10 +232,18 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     char *save = NULL;
     char *nl = strchr(text, '\n');
     if (!nl) {
-        rc = fail(why, whylen, SY_ECORRUPT,
-                  len ? "key file %s is truncated: no key line after the header"
-                      : "key file %s is empty; regenerate it with synod-keys gen",
-                  path);
+        chomp_cr(text);
+        bool header_only = strcmp(text, SY_KEYFILE_SECRET_HEADER) == 0 ||
+                           strcmp(text, SY_KEYFILE_PUBLIC_HEADER) == 0;
+        if (len && !header_only)
+            rc = fail(why, whylen, SY_ECORRUPT,
+                      "key file %s has the wrong header (first line must be '%s' or '%s')",
+                      path, SY_KEYFILE_SECRET_HEADER, SY_KEYFILE_PUBLIC_HEADER);
+        else
+            rc = fail(why, whylen, SY_ECORRUPT,
+                      len ? "key file %s is truncated: no key line after the header"
+                          : "key file %s is empty; regenerate it with synod-keys gen",
+                      path);
         goto out_clear;
     }
     *nl = 0;

@@ -153,10 +153,17 @@ struct sy_net {
     uint64_t verify_ok, verify_fail, verify_cached;
 };
 
-static void set_why(char *why, size_t whylen, const char *fmt, const char *a, const char *b)
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
 {
-    if (why && whylen)
-        snprintf(why, whylen, fmt, a, b);
+    if (!why || !whylen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
 }
 
 static int map_nng(int rv)
@@ -754,6 +761,18 @@ static void http_health(nng_aio *aio)
 }
 
 
+/* What an operator should check when a listen fails. */
+static const char *listen_hint(int rv)
+{
+    switch (rv) {
+    case NNG_EADDRINUSE: return " (another process, or another node of this machine, has it)";
+    case NNG_EADDRINVAL:
+        return " (not an address of this host, or a host name that does not resolve)";
+    case NNG_EPERM: return " (a port below 1024 needs privileges)";
+    default: return "";
+    }
+}
+
 static int http_start(sy_net *net, char *why, size_t whylen)
 {
     nng_url *url;
@@ -785,7 +804,8 @@ static int http_start(sy_net *net, char *why, size_t whylen)
         goto err;
     return SY_OK;
 err:
-    set_why(why, whylen, "metrics address %s: %s", net->metrics_addr, nng_strerror(rv));
+    set_why(why, whylen, "cannot listen on the metrics address %s: %s%s", net->metrics_addr,
+            nng_strerror(rv), listen_hint(rv));
     nng_http_server_release(net->http);
     net->http = NULL;
     return rv == NNG_EADDRINUSE ? SY_EIO : map_nng(rv);
@@ -963,8 +983,8 @@ err_free:
 /* Listens on addr; with tc (a TLS server config, borrowed: the listener
  * takes its own hold) through an explicit listener so the config can be
  * set before it starts. */
-static int listen_on(nng_socket s, const char *addr, nng_tls_config *tc, nng_listener *out,
-                     char *why, size_t whylen)
+static int listen_on(nng_socket s, const char *what, const char *addr, nng_tls_config *tc,
+                     nng_listener *out, char *why, size_t whylen)
 {
     int rv;
     if (!tc) {
@@ -981,7 +1001,8 @@ static int listen_on(nng_socket s, const char *addr, nng_tls_config *tc, nng_lis
         }
     }
     if (rv) {
-        set_why(why, whylen, "cannot listen on %s: %s", addr, nng_strerror(rv));
+        set_why(why, whylen, "cannot listen on the %s address %s: %s%s", what, addr,
+                nng_strerror(rv), listen_hint(rv));
         return rv == NNG_EADDRINUSE ? SY_EIO : map_nng(rv);
     }
     return SY_OK;
@@ -1099,7 +1120,7 @@ static void watch_step(lst_watch *w, uint64_t now)
         return;
     if (!w->lst_ok) {
         /* recreate a listener found dead (retried until it binds) */
-        w->lst_ok = listen_on(w->sock, w->addr, w->srv, &w->lst, NULL, 0) == SY_OK;
+        w->lst_ok = listen_on(w->sock, w->what, w->addr, w->srv, &w->lst, NULL, 0) == SY_OK;
         if (w->lst_ok)
             __atomic_fetch_add(&w->restarts, 1, __ATOMIC_RELAXED);
         w->next_ms = now + (w->lst_ok ? SY_NET_LST_ACCEPT_WAIT_MS : SY_NET_RECONN_MAX_MS);
@@ -1197,8 +1218,8 @@ static int open_client(sy_net *net, char *why, size_t whylen)
         }
         net->n_slots = i + 1;
     }
-    if ((rc = listen_on(net->rep, net->client_addr, net->tls_client_srv, &net->watch[1].lst,
-                        why, whylen)) != SY_OK)
+    if ((rc = listen_on(net->rep, "client", net->client_addr, net->tls_client_srv,
+                        &net->watch[1].lst, why, whylen)) != SY_OK)
         return rc;
     if ((rc = watch_init(net, &net->watch[1], "client", net->rep, net->client_addr,
                          net->tls_client_srv, true, false)) != SY_OK) {
@@ -1307,7 +1328,7 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
         rc = map_nng(rv);
         goto err_close;
     }
-    if ((rc = listen_on(net->pull, net->addrs[cfg->self], net->tls_peer_srv,
+    if ((rc = listen_on(net->pull, "peer", net->addrs[cfg->self], net->tls_peer_srv,
                         &net->watch[0].lst, why, whylen)) != SY_OK)
         goto err_close;
     if ((rc = watch_init(net, &net->watch[0], "peer", net->pull, net->addrs[cfg->self],

@@ -219,6 +219,8 @@ static void test_wrong_header_is_rejected(void **state)
     expect_corrupt(*state, "ssh-ed25519-secret\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
                    "wrong header");
     expect_corrupt(*state, "", "empty");
+    /* random text with no newline at all is a wrong header, not a truncated key */
+    expect_corrupt(*state, "qwertyuiopasdfghjkl", "wrong header");
 }
 
 static void test_bad_base64_is_rejected(void **state)

@@ -524,6 +524,8 @@ static void test_open_fails_clearly_on_busy_address(void **state)
     assert_int_not_equal(sy_net_open(&c, &second, why, sizeof why), SY_OK);
     assert_null(second);
     assert_non_null(strstr(why, p.addr[0]));
+    /* it names which of the node's addresses (peer, client, metrics) */
+    assert_non_null(strstr(why, "cannot listen on the peer address"));
     sy_net_close(p.net[0]);
 }
 
