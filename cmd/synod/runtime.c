@@ -37,6 +37,11 @@
 #define RT_PENDING_RECHECK_MS 1000 /* a request waiting longer: ask the sessions */
 #define RT_HANDOFF_MAX_MS 10000    /* longest a stopping leader waits for a hand-off */
 #define RT_DROP_REPORT_MS 10000    /* rejected frames are summarised this often */
+/* A node with fewer peers connected than a quorum needs says so after this
+ * long, and again this often while it lasts (peers down, or unreachable: a
+ * firewall, a wrong address -- otherwise its log would be silent). */
+#define RT_FEW_PEERS_WARN_MS 10000u
+#define RT_FEW_PEERS_REPEAT_MS 60000u
 #define RT_FSYNC_BUCKETS 12
 #define RT_SNAPSHOT_SLOW_S 0.5     /* a snapshot this long is WARNed about */
 #define RT_MMAP_THRESHOLD (256 * 1024)   /* bytes; see synod_run */
@@ -151,6 +156,8 @@ typedef struct {
     rt_metrics m;
     sy_engine_status last_st;
     bool last_peer_up[SY_MAX_NODES];
+    uint64_t few_peers_since;  /* ms: fewer than a quorum connected since; 0: enough */
+    uint64_t few_peers_warned; /* ms of the last warning; 0: none in this spell */
     uint64_t drops_since_report, last_drop_report;
     int last_drop_rc;
     char last_drop_why[192];
@@ -1665,6 +1672,39 @@ static void expire_waiters(rt *r, uint64_t t)
     }
 }
 
+/* Peers this node must reach for a quorum: n/2 for crash faults (with
+ * itself, a majority), 2f for PBFT (with itself, 2f+1). */
+static uint32_t quorum_peers(const rt *r)
+{
+    return r->cluster.protocol == SY_PROTO_PBFT ? 2 * r->cluster.f : r->cluster.n / 2;
+}
+
+static void few_peers_check(rt *r, const sy_net_stats *ns, uint64_t t)
+{
+    uint32_t need = quorum_peers(r), down = SY_NO_NODE;
+    for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES && down == SY_NO_NODE; i++)
+        if (i != r->ncfg.id && !ns->peer_up[i])
+            down = i;
+    if (ns->peers_connected >= need) {
+        if (r->few_peers_warned)
+            SY_INFO(&r->log, "%u of %u peers connected again", ns->peers_connected,
+                    r->cluster.n - 1);
+        r->few_peers_since = r->few_peers_warned = 0;
+        return;
+    }
+    if (!r->few_peers_since)
+        r->few_peers_since = t;
+    if (t - r->few_peers_since < RT_FEW_PEERS_WARN_MS ||
+        (r->few_peers_warned && t - r->few_peers_warned < RT_FEW_PEERS_REPEAT_MS))
+        return;
+    r->few_peers_warned = t;
+    SY_WARN(&r->log, "only %u of %u peers connected for %" PRIu64 " s, and a quorum needs %u: "
+            "check that the others run and that their peer addresses are reachable from here "
+            "(node %u: %s)", ns->peers_connected, r->cluster.n - 1,
+            (t - r->few_peers_since) / 1000, need, down,
+            down < r->cluster.n ? r->cluster.nodes[down].peer : "?");
+}
+
 static void log_changes(rt *r, uint64_t t)
 {
     /* a busy loop turns many times per millisecond; this needs no more */
@@ -1694,6 +1734,7 @@ static void log_changes(rt *r, uint64_t t)
             SY_INFO(&r->log, "peer %u %s", i, ns.peer_up[i] ? "connected" : "disconnected");
         r->last_peer_up[i] = ns.peer_up[i];
     }
+    few_peers_check(r, &ns, t);
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
         SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s%s%s)",
                 r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc),

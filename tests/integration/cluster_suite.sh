@@ -133,6 +133,14 @@ down2=$(( (L + 2) % N ))
 kill_node "$down2" KILL
 out=$(ctl --timeout 3000 put f1-down nope 2>&1); rc=$?
 [ $rc -eq 1 ] && pass "with f+1 nodes down a write fails at its deadline (exit 1): $out" || fail "f+1 down: rc=$rc out=$out"
+seen=
+for _ in $(seq 1 30); do
+  grep -q "only [0-9]* of $((N - 1)) peers connected for [0-9]* s, and a quorum needs" \
+    "$T_DIR/logs/node-$L.log" && { seen=1; break; }
+  sleep 0.5
+done
+[ -n "$seen" ] && pass "node $L, cut off from a quorum, says so in its log" \
+  || fail "node $L logged nothing about its missing peers"
 start_node "$down2"
 ctl --timeout 20000 put f1-back yes >/dev/null && pass "writes succeed again once a node returns" || fail "no recovery after node returned"
 start_node "$down1"
