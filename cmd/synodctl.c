@@ -59,10 +59,12 @@ static const char usage_text[] =
     "  --key FILE       client secret key (default: keys/client-0.key next to\n"
     "                   the manifest)\n"
     "  --timeout MS     deadline for each operation, retries included (default 5000)\n"
-    "  --stale          allow get/scan to be served from possibly stale state\n"
+    "  --stale          allow get, scan and bench's reads to be served from\n"
+    "                   possibly stale state\n"
     "  --stdin          put/cas: read the new VALUE from standard input (any bytes,\n"
     "                   up to the value limit) instead of the last argument\n"
     "  --help           this text\n"
+    "  An option that takes a value takes it as --name VALUE or --name=VALUE.\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -139,11 +141,30 @@ static void parse_args(int argc, char **argv, args *a)
     bool opts_done = false;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-#define VAL() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
+        /* --name=value is --name value: s is the name alone, inl the value */
+        char name[32];
+        const char *inl = NULL;
+        if (!opts_done && s[0] == '-' && s[1] == '-' && strchr(s, '=') > s + 2) {
+            size_t nl = (size_t)(strchr(s, '=') - s);
+            if (nl >= sizeof name)
+                nl = sizeof name - 1;   /* no option is that long: unknown */
+            memcpy(name, s, nl);
+            name[nl] = '\0';
+            inl = strchr(s, '=') + 1;
+            s = name;
+        }
+#define VAL() (inl ? (inl[0] ? inl : (die_usage("%s needs a value after '='", s), ""))      \
+                   : i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", s), ""))
         if (!opts_done && s[0] == '-' && s[1] == '-' && s[2] && strcmp(s, "--cluster") &&
             strcmp(s, "--key") && strcmp(s, "--timeout") && strcmp(s, "--help") &&
             strcmp(s, "--version") && a->n_only < (int)(sizeof a->only / sizeof a->only[0]))
-            a->only[a->n_only++] = s;
+            a->only[a->n_only++] = argv[i];   /* the name is what comes before any '=' */
+        /* a flag given a value is a mistake, not a flag */
+        static const char *const flags[] = { "--help", "--version", "--stale", "--json",
+                                             "--absent", "--stdin" };
+        for (size_t f = 0; inl && f < sizeof flags / sizeof flags[0]; f++)
+            if (!strcmp(s, flags[f]))
+                die_usage("%s takes no value", s);
         if (opts_done || !strcmp(s, "--")) {
             /* after "--" everything is an argument: keys may start with "--" */
             if (opts_done) {
@@ -189,7 +210,7 @@ static void parse_args(int argc, char **argv, args *a)
         } else if (!strcmp(s, "--to")) {
             a->to = (uint32_t)parse_u64(s, VAL(), 0, SY_MAX_NODES - 1);
         } else if (s[0] == '-' && s[1] == '-' && s[2]) {
-            die_usage("unknown option %s", s);
+            die_usage("unknown option %s", argv[i]);
         } else {
             if (a->npos == (int)(sizeof a->pos / sizeof a->pos[0]))
                 die_usage("too many arguments (at '%s')", s);
@@ -215,11 +236,13 @@ static void opt_check(const args *a, const char *cmd)
     char word[32];
     snprintf(word, sizeof word, " %s ", cmd);
     for (int i = 0; i < a->n_only; i++) {
+        int nl = (int)strcspn(a->only[i], "=");   /* --name=value names --name */
         for (size_t j = 0; j < sizeof owner / sizeof owner[0]; j++) {
-            if (strcmp(a->only[i], owner[j].opt) || strstr(owner[j].cmds, word))
+            if (strncmp(a->only[i], owner[j].opt, (size_t)nl) || owner[j].opt[nl] ||
+                strstr(owner[j].cmds, word))
                 continue;
-            fprintf(stderr, "synodctl: %s does not apply to %s, only to %s (see synodctl "
-                    "--help)\n", a->only[i], cmd, owner[j].say);
+            fprintf(stderr, "synodctl: %.*s does not apply to %s, only to %s (see synodctl "
+                    "--help)\n", nl, a->only[i], cmd, owner[j].say);
             exit(EXIT_USAGE);
         }
     }
@@ -394,6 +417,8 @@ static int cmd_status(sy_client *c, const args *a)
             const sy_client_node_status *s = &st[i];
             printf("%s\n  {\"node\": %u, \"address\": ", i ? "," : "", i);
             json_str(cfg->nodes[i].client);
+            /* every node has reachable and connected (a node that answered
+             * did so over a connection); the rest only nodes that answered */
             if (s->rc != SY_OK) {
                 printf(", \"reachable\": false, \"connected\": %s}",
                        sy_client_node_connected(c, i) ? "true" : "false");
@@ -402,7 +427,7 @@ static int cmd_status(sy_client *c, const args *a)
             char sd[65], lh[65];
             sy_digest_hex(&s->state_digest, 32, sd);
             sy_digest_hex(&s->ledger_head, 32, lh);
-            printf(", \"reachable\": true, \"protocol\": ");
+            printf(", \"reachable\": true, \"connected\": true, \"protocol\": ");
             json_str(s->protocol);
             printf(", \"role\": \"%s\", \"term\": %" PRIu64 ", \"leader\": ",
                    sy_role_name(s->role), s->term);
@@ -463,7 +488,8 @@ static int cmd_status(sy_client *c, const args *a)
 /* ----------------------------------------------------------------- bench */
 
 typedef struct bench {
-    const args *a;
+    const args *a;            /* opts */
+    args opts;                /* the options with bench's defaults filled in */
     sy_client **clients;
     pthread_mutex_t mu;
     uint64_t issued;          /* requests handed out (count mode) */
@@ -477,6 +503,10 @@ typedef struct bench_thread {
     bench *b;
     uint32_t idx;
     pthread_t thr;
+    /* guards the rest against the main thread, which may take the
+     * results while this one still waits in a call (cmd_bench) */
+    pthread_mutex_t mu;
+    bool abandoned;           /* results taken: record nothing more */
     uint64_t *lat_us;
     size_t n_lat, cap_lat;
     int last_err;
@@ -543,21 +573,30 @@ static void *bench_main(void *arg)
                 rc = r.status;
             sy_client_result_free(&r);
         }
+        pthread_mutex_lock(&t->mu);
+        if (t->abandoned) {
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
         if (rc != SY_OK) {
             t->last_err = rc;
             __atomic_fetch_add(&b->errors, 1, __ATOMIC_RELAXED);
+            pthread_mutex_unlock(&t->mu);
             continue;
         }
         if (t->n_lat == t->cap_lat) {
             size_t nc = t->cap_lat ? t->cap_lat * 2 : 4096;
             uint64_t *nl = realloc(t->lat_us, nc * sizeof *nl);
-            if (!nl)
+            if (!nl) {
+                pthread_mutex_unlock(&t->mu);
                 break;
+            }
             t->lat_us = nl;
             t->cap_lat = nc;
         }
         t->lat_us[t->n_lat++] = dt;
         __atomic_fetch_add(&b->done, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&t->mu);
     }
     free(val);
     __atomic_fetch_sub(&b->running, 1, __ATOMIC_RELEASE);
@@ -572,23 +611,46 @@ static int cmp_u64(const void *x, const void *y)
 
 static int cmd_bench(const args *a)
 {
-    bench b;
+    bench *b;
     bench_thread *ts;
     int ret = 0;
+    bool abandoned = false;   /* threads left in their calls at a stop */
 
     if (a->requests && a->duration_s > 0)
         die_usage("%s", "bench takes --requests N or --duration S, not both");
-    memset(&b, 0, sizeof b);
-    b.a = a;
-    args local = *a;
-    if (!local.requests && local.duration_s <= 0)
-        local.requests = 1000;
-    b.a = &local;
-    pthread_mutex_init(&b.mu, NULL);
-    b.clients = calloc(a->clients, sizeof *b.clients);
-    ts = calloc(a->clients, sizeof *ts);
-    if (!b.clients || !ts)
+    /* on the heap: threads left waiting in a call at a stop (below) go on
+     * reading it until the process exits */
+    b = calloc(1, sizeof *b);
+    if (!b)
         return EXIT_RUNTIME;
+    b->opts = *a;
+    if (!b->opts.requests && b->opts.duration_s <= 0)
+        b->opts.requests = 1000;
+    b->a = &b->opts;
+    pthread_mutex_init(&b->mu, NULL);
+    b->clients = calloc(a->clients, sizeof *b->clients);
+    ts = calloc(a->clients, sizeof *ts);
+    if (!b->clients || !ts) {
+        free(b->clients);
+        free(ts);
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+        return EXIT_RUNTIME;
+    }
+    for (uint32_t i = 0; i < a->clients; i++)
+        pthread_mutex_init(&ts[i].mu, NULL);
+    /* the manifest first: the keys are looked for next to it, and a
+     * missing key is no help when the manifest itself is what is wrong */
+    sy_cluster_cfg cfg;
+    char why[512] = "";
+    memset(&cfg, 0, sizeof cfg);
+    int rc = sy_cluster_load(a->cluster, &cfg, why, sizeof why);
+    sy_cluster_free(&cfg);
+    if (rc != SY_OK) {
+        fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
+        ret = exit_for_open(rc);
+        goto out;
+    }
     for (uint32_t i = 0; i < a->clients; i++) {
         char path[PATH_MAX];
         /* each thread is its own client identity: one identity's requests
@@ -604,62 +666,77 @@ static int cmd_bench(const args *a)
             ret = EXIT_USAGE;
             goto out;
         }
-        b.clients[i] = open_or_die(a, path, true, NULL);
+        b->clients[i] = open_or_die(a, path, true, NULL);
     }
     uint64_t start = mono_us();
-    b.start_ms = start / 1000;
-    b.end_ms = b.start_ms + (uint64_t)(local.duration_s * 1000.0);
-    b.running = a->clients;
+    b->start_ms = start / 1000;
+    b->end_ms = b->start_ms + (uint64_t)(b->opts.duration_s * 1000.0);
+    b->running = a->clients;
     for (uint32_t i = 0; i < a->clients; i++) {
-        ts[i].b = &b;
+        ts[i].b = b;
         ts[i].idx = i;
         if (pthread_create(&ts[i].thr, NULL, bench_main, &ts[i]) != 0) {
             fprintf(stderr, "synodctl: bench: cannot start thread %u\n", i);
-            b.stop = 1;
-            __atomic_fetch_sub(&b.running, a->clients - i, __ATOMIC_RELEASE);
+            b->stop = 1;
+            __atomic_fetch_sub(&b->running, a->clients - i, __ATOMIC_RELEASE);
             for (uint32_t j = 0; j < i; j++)
                 pthread_join(ts[j].thr, NULL);
             ret = EXIT_RUNTIME;
             goto out;
         }
     }
-    /* progress once a second until every thread is done */
+    /* progress at the end of each whole second the run lasts (none for a
+     * run shorter than one), until every thread is done */
     uint64_t last_done = 0, last_us = start;
     for (uint32_t sec = 1;; sec++) {
-        bool finished = false;
-        for (int tick = 0; tick < 50 && !finished; tick++) {
-            usleep(20000);
-            finished = __atomic_load_n(&b.running, __ATOMIC_ACQUIRE) == 0;
+        uint64_t due = start + (uint64_t)sec * 1000000u, now_us;
+        bool finished;
+        for (;;) {
+            finished = __atomic_load_n(&b->running, __ATOMIC_ACQUIRE) == 0;
+            now_us = mono_us();
+            if (finished || now_us >= due)
+                break;
+            usleep(due - now_us < 20000 ? (useconds_t)(due - now_us) : 20000);
         }
-        uint64_t d = __atomic_load_n(&b.done, __ATOMIC_RELAXED);
-        uint64_t now_us = mono_us();
-        /* the rate over the time this line covers (the last one is
-         * usually less than a second) */
+        if (finished)
+            break;
+        uint64_t d = __atomic_load_n(&b->done, __ATOMIC_RELAXED);
         double span = (double)(now_us - last_us) / 1e6;
         fprintf(stderr, "[%3us] %" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors\n", sec, d,
                 span > 0 ? (double)(d - last_done) / span : 0.0,
-                __atomic_load_n(&b.errors, __ATOMIC_RELAXED));
+                __atomic_load_n(&b->errors, __ATOMIC_RELAXED));
         last_done = d;
         last_us = now_us;
-        if (finished)
-            break;
         /* nothing done and no node connected one deadline in: the cluster
          * is not there, and every further request would only wait out its
          * own deadline (1,000 requests x 5 s by default) */
         uint32_t up = 0;
         for (uint32_t i = 0; i < a->clients; i++)
-            up += sy_client_connected(b.clients[i]);
-        if (!b.stop && d == 0 && up == 0 &&
-            mono_us() / 1000 >= b.start_ms + (uint64_t)a->timeout_ms + 1000) {
+            up += sy_client_connected(b->clients[i]);
+        if (d == 0 && up == 0 &&
+            mono_us() / 1000 >= b->start_ms + (uint64_t)a->timeout_ms + 1000) {
             fprintf(stderr, "synodctl: bench: cluster unreachable: no node connected and no "
                     "operation done in %us; stopping (is synod running? node 0 client address "
-                    "%s)\n", sec, sy_client_cluster(b.clients[0])->nodes[0].client);
-            b.stop = 1;
+                    "%s)\n", sec, sy_client_cluster(b->clients[0])->nodes[0].client);
+            /* Stop now, not when the calls in flight reach their deadline
+             * (up to --timeout later; there is no cancelling one): take
+             * what each thread has recorded, tell it to record nothing
+             * more, and leave it in its call until the process exits. */
+            b->stop = 1;
+            for (uint32_t i = 0; i < a->clients; i++) {
+                pthread_mutex_lock(&ts[i].mu);
+                ts[i].abandoned = true;
+                pthread_mutex_unlock(&ts[i].mu);
+            }
+            abandoned = true;
+            break;
         }
     }
-    for (uint32_t i = 0; i < a->clients; i++)
-        pthread_join(ts[i].thr, NULL);
+    if (!abandoned)
+        for (uint32_t i = 0; i < a->clients; i++)
+            pthread_join(ts[i].thr, NULL);
     double secs = (double)(mono_us() - start) / 1e6;
+    uint64_t errors = __atomic_load_n(&b->errors, __ATOMIC_RELAXED);
 
     size_t total = 0;
     for (uint32_t i = 0; i < a->clients; i++)
@@ -681,27 +758,33 @@ static int cmd_bench(const args *a)
     qsort(all, total, sizeof *all, cmp_u64);
 #define PCT(p) (total ? all[(size_t)((double)(total - 1) * (p))] : 0)
     printf("clients %u, value size %zu, read ratio %.2f, keys %u\n", a->clients,
-           local.value_size, local.read_ratio, local.keys);
+           b->opts.value_size, b->opts.read_ratio, b->opts.keys);
     printf("ops %zu in %.2f s: %.0f ops/s, errors %" PRIu64 "\n", total, secs,
-           secs > 0 ? (double)total / secs : 0.0, b.errors);
+           secs > 0 ? (double)total / secs : 0.0, errors);
     printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", (double)PCT(0.50) / 1000.0,
            (double)PCT(0.90) / 1000.0, (double)PCT(0.99) / 1000.0,
            (double)(total ? all[total - 1] : 0) / 1000.0);
 #undef PCT
     free(all);
-    if (b.errors)
-        fprintf(stderr, "synodctl: bench: %" PRIu64 " operations failed (last: %s)\n", b.errors,
-                sy_strerror(last_err));
+    /* after a stop its own line said what went wrong */
+    if (errors && !abandoned)
+        fprintf(stderr, "synodctl: bench: %" PRIu64 " operation%s failed (last: %s)\n", errors,
+                errors == 1 ? "" : "s", sy_strerror(last_err));
     if (total == 0)
         ret = EXIT_RUNTIME;
+    if (abandoned)
+        return ret;   /* the threads still use b, ts and the clients */
 out:
     /* clients are not closed: the process exits right after (see the end
      * of main for why) */
-    for (uint32_t i = 0; i < a->clients; i++)
+    for (uint32_t i = 0; i < a->clients; i++) {
         free(ts[i].lat_us);
-    free(b.clients);
+        pthread_mutex_destroy(&ts[i].mu);
+    }
+    free(b->clients);
     free(ts);
-    pthread_mutex_destroy(&b.mu);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
     return ret;
 }
 
@@ -846,6 +929,8 @@ static int cmd_transfer(sy_client *c, const args *a)
                 "to hand over to\n");
         return EXIT_RUNTIME;
     case SY_ETIMEOUT:
+        if (sy_client_connected(c) == 0)   /* the message and code every command gives */
+            return fail_call(c, a, "transfer", rc);
         fprintf(stderr, "synodctl: transfer: no leader found, or no other node took over, "
                 "within %d ms (see synodctl status)\n", a->timeout_ms);
         return EXIT_RUNTIME;
@@ -1021,7 +1106,10 @@ int main(int argc, char **argv)
             if (cur && cl) {
                 print_bytes(stdout, cur, cl);
                 putchar('\n');
-                fprintf(stderr, "synodctl: cas: key '%s' holds another value (printed above)\n", k);
+                fflush(stdout);
+                /* stdout may be a file or a pipe: say where the value went */
+                fprintf(stderr, "synodctl: cas: key '%s' holds another value (%zu bytes, "
+                        "printed on stdout)\n", k, cl);
             } else if (a.absent) {
                 fprintf(stderr, "synodctl: cas: key '%s' exists (its value is empty)\n", k);
             } else {

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,6 +480,21 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
         return SY_ECONFIG;
     }
     struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* `--cluster DIR` for DIR/cluster.ini is an easy slip: name the file */
+        char inside[PATH_MAX];
+        struct stat ist;
+        int dl = (int)strlen(path);
+        while (dl > 1 && path[dl - 1] == '/')
+            dl--;
+        snprintf(inside, sizeof inside, "%.*s/cluster.ini", dl, path);
+        if (!strcmp(what, "manifest") && stat(inside, &ist) == 0 && S_ISREG(ist.st_mode))
+            put_why(why, whylen, "%s %s is a directory; did you mean %s?", what, path, inside);
+        else
+            put_why(why, whylen, "%s %s is a directory, not a file", what, path);
+        close(fd);
+        return SY_ECONFIG;
+    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         put_why(why, whylen, "%s %s is not a regular file", what, path);
         close(fd);

@@ -45,6 +45,49 @@ usage_err() {  # usage_err WHAT EXPECTED-TEXT ARGS...
 usage_err "an empty key" "empty" put "" v
 usage_err "a scan whose FROM sorts after TO" "after" scan b a
 usage_err "an option of another command" "--json does not apply to get, only to status" get greeting --json
+usage_err "an option of another command given as --name=value" "--limit does not apply to get, only to scan" \
+  get greeting --limit=5
+usage_err "a value for an option that takes none" "--stale takes no value" get greeting --stale=1
+# --name=value is --name value, for every option that takes a value
+v=$("$BIN/synodctl" --cluster="$C_DIR/cluster.ini" --timeout=5000 --key="$C_DIR/keys/client-1.key" get greeting) \
+  && [ "$v" = world ] && s=$(ctl scan a b --limit=1 | cut -f1) && [ "$s" = a1 ] \
+  && pass "--cluster=, --timeout=, --key= and --limit= work as --name value" \
+  || fail "--name=value: get gave '$v', scan --limit=1 gave '${s:-}'"
+# the manifest's directory for the manifest: one line naming the file
+out=$("$BIN/synodctl" --cluster "$C_DIR" get greeting 2>&1); rc=$?
+[ $rc -eq 2 ] && [ "$out" = "synodctl: manifest $C_DIR is a directory; did you mean $C_DIR/cluster.ini?" ] \
+  && pass "--cluster DIR names DIR/cluster.ini (exit 2)" || fail "--cluster DIR: rc=$rc '$out'"
+# a stale cas says where the current value went, whatever stdout is
+out=$(ctl cas greeting hello again 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] && [ "$out" = "synodctl: cas: key 'greeting' holds another value (5 bytes, printed on stdout)" ] \
+  && pass "a failed cas with stdout elsewhere says the value went to stdout" || fail "cas message: rc=$rc '$out'"
+# status --json: every node object has reachable and connected
+s=$(status_json)
+[ "$(grep -c '"node": ' <<<"$s")" -eq "$N" ] && [ "$(grep -c '"reachable": true, "connected": true' <<<"$s")" -eq "$N" ] \
+  && pass "status --json: each of the $N nodes says reachable and connected" || fail "status --json: $s"
+# a run shorter than a second prints no progress line
+out=$(ctl bench --requests 10 2>&1); rc=$?
+secs=$(sed -n 's/^ops [0-9]* in \([0-9.]*\) s.*/\1/p' <<<"$out")
+if [ $rc -eq 0 ] && awk -v s="${secs:-9}" 'BEGIN { exit !(s < 1) }'; then
+  ! grep -q '^\[ *[0-9]*s\]' <<<"$out" && pass "a ${secs} s bench prints no progress line" \
+    || fail "a ${secs} s bench printed a progress line: $out"
+elif [ $rc -ne 0 ]; then
+  fail "bench --requests 10: rc=$rc $out"
+fi
+# a manifest whose client addresses nobody listens on: bench stops when it
+# says it stops (one deadline and a second in), transfer says unreachable
+awk '/^client = tcp:\/\/127\.0\.0\.1:[0-9]+$/ { split($3, p, ":"); print "client = tcp://127.0.0.1:" p[3] + 150; next } { print }' \
+  "$C_DIR/cluster.ini" > "$C_DIR/cluster-down.ini"
+t0=$SECONDS
+out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-down.ini" --timeout 1000 bench --requests 10 2>&1); rc=$?
+took=$((SECONDS - t0))
+[ $rc -eq 1 ] && [ "$took" -le 4 ] && grep -q "bench: cluster unreachable: .* stopping" <<<"$out" \
+  && ! sed -n '/stopping/,$p' <<<"$out" | grep -q '^\[' && ! grep -q "operations\? failed" <<<"$out" \
+  && pass "bench on an unreachable cluster stops when it says so (${took} s, exit 1)" \
+  || fail "bench, unreachable: rc=$rc in ${took} s: $out"
+out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-down.ini" --timeout 1000 transfer 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "^synodctl: transfer: cluster unreachable: none of the $N nodes answered" <<<"$out" \
+  && pass "transfer on an unreachable cluster says so (exit 1)" || fail "transfer, unreachable: rc=$rc $out"
 ctl put -- --dashed v >/dev/null && [ "$(ctl get -- --dashed)" = v ] \
   && pass "after -- a key may start with --" || fail "a key starting with -- after --"
 ctl del a1 >/dev/null && ! ctl get a1 >/dev/null 2>&1 && pass "deleted key is gone" || fail "del"
