@@ -73,7 +73,8 @@ static const char usage_text[] =
     "     quorum before the deadline, request refused by the cluster\n"
     "  2  usage or configuration error: bad arguments, unreadable manifest or\n"
     "     key file, key not listed in the manifest (or, for transfer, not marked\n"
-    "     admin), key or value too large\n";
+    "     admin), a manifest whose cluster id the nodes do not have, key or value\n"
+    "     too large\n";
 
 typedef struct args {
     const char *cluster, *key;
@@ -348,8 +349,24 @@ static sy_client *open_or_die(const args *a, const char *key, bool exclusive,
 
 /* Turns a call's failure into one line that tells unreachable from no
  * quorum by asking every node for its status. */
+/* The nodes refused us for another cluster id than the manifest's: the
+ * manifest is the wrong one (a configuration error). true: said so. */
+static bool foreign_cluster(sy_client *c, const char *what)
+{
+    char their[SY_MAX_CLUSTER_ID + 1];
+    if (!sy_client_their_cluster(c, their))
+        return false;
+    const sy_cluster_cfg *cfg = sy_client_cluster(c);
+    fprintf(stderr, "synodctl: %s: the nodes belong to cluster '%s', but %s says '%s': use "
+            "the cluster's own manifest\n", what, their, cfg->path[0] ? cfg->path : "the manifest",
+            cfg->id);
+    return true;
+}
+
 static int fail_call(sy_client *c, const args *a, const char *what, int rc)
 {
+    if ((rc == SY_ECLUSTER || rc == SY_ETIMEOUT) && foreign_cluster(c, what))
+        return EXIT_USAGE;
     if (rc == SY_ETIMEOUT) {
         /* the connections say which it is; a status round here cost up to
          * 2 s past the deadline the user gave */
@@ -452,7 +469,8 @@ static int cmd_status(sy_client *c, const args *a)
             const sy_client_node_status *s = &st[i];
             if (s->rc != SY_OK) {
                 printf("%-4u %s (%s)\n", i,
-                       sy_client_node_connected(c, i) ? "connected, no answer" : "unreachable",
+                       s->rc == SY_ECLUSTER ? "answers for another cluster id"
+                       : sy_client_node_connected(c, i) ? "connected, no answer" : "unreachable",
                        cfg->nodes[i].client);
                 continue;
             }
@@ -469,6 +487,8 @@ static int cmd_status(sy_client *c, const args *a)
         }
     }
     free(st);
+    if (up == 0 && foreign_cluster(c, "status"))
+        return EXIT_USAGE;
     if (up == 0) {
         /* nodes drop requests signed by a key their manifest does not list
          * (counted, never answered): connected and silent says that */
@@ -928,12 +948,14 @@ static int cmd_transfer(sy_client *c, const args *a)
         fprintf(stderr, "synodctl: transfer: the leader has no peer that answered it recently "
                 "to hand over to\n");
         return EXIT_RUNTIME;
-    case SY_ETIMEOUT:
-        if (sy_client_connected(c) == 0)   /* the message and code every command gives */
-            return fail_call(c, a, "transfer", rc);
+    case SY_ETIMEOUT: {
+        char their[SY_MAX_CLUSTER_ID + 1];
+        if (sy_client_connected(c) == 0 || sy_client_their_cluster(c, their))
+            return fail_call(c, a, "transfer", rc);   /* the line every command gives */
         fprintf(stderr, "synodctl: transfer: no leader found, or no other node took over, "
                 "within %d ms (see synodctl status)\n", a->timeout_ms);
         return EXIT_RUNTIME;
+    }
     default:
         fprintf(stderr, "synodctl: transfer: %s\n", sy_strerror(rc));
         return EXIT_RUNTIME;

@@ -75,6 +75,7 @@ struct sy_client {
     uint64_t last_req;
     uint32_t leader;        /* believed leader / primary */
     uint32_t narrow_rtt;    /* pbft: mean round trip of narrow sends, ms */
+    char their_id[SY_MAX_CLUSTER_ID + 1];  /* a node's cluster id, when not ours */
     cl_link *links;
     uint32_t n;
 
@@ -652,6 +653,45 @@ static bool verify_reply(sy_client *c, const sy_pubkey *pk, const sy_env *env)
 
 /* Decodes and checks one inbound reply for request req_no. SY_OK: *env is
  * valid (caller frees) and answers this request. */
+/* A node whose cluster id is not our manifest's refuses every frame we
+ * send (SY_ECLUSTER) in a reply enveloped for its own id, which a decode
+ * with ours drops: the caller would learn nothing until its deadline.
+ * Accepted as exactly that refusal (ids 0, status SY_ECLUSTER), from the
+ * node whose link it came over, signed by the key our manifest lists for
+ * it; the node's id is kept for sy_client_their_cluster. SY_OK: *env holds
+ * the refusal (free with sy_env_free). */
+static int decode_foreign_refusal(sy_client *c, const inmsg *im, sy_env *env)
+{
+    const uint8_t *body = nng_msg_body(im->msg);
+    size_t len = nng_msg_len(im->msg);
+    sy_env_opts o = c->vopts;
+    o.verifier = NULL;
+    if (sy_env_decode(&o, body, len, env, NULL) != SY_ECLUSTER)
+        return SY_EFIELD;   /* nothing to free: a failed decode owns nothing */
+    char id[SY_MAX_CLUSTER_ID + 1];
+    snprintf(id, sizeof id, "%s", env->cluster_id);
+    o = c->vopts;
+    o.cluster_id = id;
+    if (sy_env_decode(&o, body, len, env, NULL) != SY_OK)
+        return SY_ESIG;
+    const sy_client_reply *r = &env->msg.u.reply;
+    if (env->sender != im->node || env->type != SY_MSG_CLIENT_REPLY || r->client_id != 0 ||
+        r->req_no != 0 || r->status != SY_ECLUSTER) {
+        sy_env_free(env);
+        return SY_EFIELD;
+    }
+    memcpy(c->their_id, id, sizeof id);
+    return SY_OK;
+}
+
+bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1])
+{
+    if (!c->their_id[0])
+        return false;
+    memcpy(id, c->their_id, SY_MAX_CLUSTER_ID + 1);
+    return true;
+}
+
 static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *env)
 {
     /* Parse first, verify last: late answers to an earlier request (a BFT
@@ -661,6 +701,8 @@ static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *e
     sy_env_opts parse = c->vopts;
     parse.verifier = NULL;
     int rc = sy_env_decode(&parse, nng_msg_body(im->msg), nng_msg_len(im->msg), env, NULL);
+    if (rc == SY_ECLUSTER)
+        return decode_foreign_refusal(c, im, env);
     if (rc)
         return rc;
     /* A node speaks for itself only: a frame signed by another member but
@@ -1276,11 +1318,18 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
         if (!inbox_wait(c, deadline, &im))
             break;
         rc = sy_env_decode(&c->vopts, nng_msg_body(im.msg), nng_msg_len(im.msg), &env, NULL);
+        if (rc == SY_ECLUSTER && decode_foreign_refusal(c, &im, &env) == SY_OK) {
+            if (out[im.node].rc == SY_EUNREACH) {
+                out[im.node].rc = SY_ECLUSTER;   /* it answered: not ours */
+                answered++;
+            }
+            sy_env_free(&env);
+        }
         if (rc == SY_OK) {
             const sy_status_reply *s = &env.msg.u.status;
             if (env.type == SY_MSG_STATUS_REPLY && env.sender == im.node &&
                 s->node == im.node && s->nonce == m.u.status_req.nonce &&
-                out[im.node].rc != SY_OK) {
+                out[im.node].rc == SY_EUNREACH) {
                 sy_client_node_status *o = &out[im.node];
                 o->rc = SY_OK;
                 size_t pl = s->protocol.len < sizeof o->protocol - 1 ? s->protocol.len

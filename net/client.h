@@ -80,7 +80,8 @@ typedef struct sy_client_result {
 
 /* One node's status (synodctl status). */
 typedef struct sy_client_node_status {
-    int rc;               /* SY_OK, or SY_EUNREACH: no valid answer in time */
+    int rc;               /* SY_OK; SY_EUNREACH: no valid answer in time; SY_ECLUSTER:
+                             it answers for another cluster id (sy_client_their_cluster) */
     uint32_t node;
     char protocol[16];
     uint8_t role;         /* enum sy_role */
@@ -115,6 +116,11 @@ const sy_cluster_cfg *sy_client_cluster(const sy_client *c);
 uint32_t sy_client_connected(const sy_client *c);
 /* The same for node `node`. */
 bool sy_client_node_connected(const sy_client *c, uint32_t node);
+/* Whether a node (with the key the manifest lists for it) refused a call
+ * because it belongs to another cluster id than the manifest's; id gets
+ * that id. Calls it refused end with status SY_ECLUSTER. Read it on the
+ * thread that makes the calls. */
+bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1]);
 
 /* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in
  * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided

@@ -247,6 +247,16 @@ fi
 out=$(ctl --key "$T_DIR/stranger.key" put x y 2>&1); rc=$?
 [ $rc -eq 2 ] && echo "$out" | grep -qi "not" && pass "a client key not in the manifest is refused (exit 2): $out" \
   || fail "stranger key: rc=$rc out=$out"
+# a client manifest with another cluster id: the nodes refuse its frames in
+# replies signed for their own id, and the client names both ids at once
+sed 's/^id *=.*/id = not-this-one/' "$C_DIR/cluster.ini" > "$C_DIR/cluster-otherid.ini"
+for cmd in "put x y" "status"; do
+  out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-otherid.ini" --key "$C_DIR/keys/client-0.key" \
+        --timeout 20000 $cmd 2>&1 >/dev/null); rc=$?
+  [ $rc -eq 2 ] && grep -q "the nodes belong to cluster '$(sed -n 's/^id *= *//p' "$C_DIR/cluster.ini")', but .*cluster-otherid.ini says 'not-this-one'" <<<"$out" \
+    && pass "a manifest with another cluster id: '$cmd' says so, exit 2: $out" \
+    || fail "another cluster id, $cmd: rc=$rc out=$out"
+done
 ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
   && pass "cluster keeps serving after garbage frames" || fail "cluster broken after garbage"
 if command -v curl >/dev/null; then
