@@ -89,6 +89,14 @@ typedef struct {
     bool storage_failed;
 } rt_metrics;
 
+/* The counters above that only the event loop writes are written without
+ * mu (it would cost a lock per increment) but as relaxed atomics, read the
+ * same way by the HTTP thread, so neither side races (on x86-64 a plain
+ * load and store). The rest are read and written under mu. */
+#define M_ADD(field, v) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define M_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 /* A message that waits for the write, encoded when the ready was taken. */
 typedef struct {
     uint32_t to;
@@ -227,19 +235,19 @@ static int metrics_cb(void *ctx, sy_buf *b)
     } while (0)
     pthread_mutex_lock(&r->m.mu);
     rt_metrics *m = &r->m;
-    EMIT("# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n", m->requests);
+    EMIT("# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n", M_GET(m->requests));
     EMIT("# TYPE synod_session_replies_total counter\nsynod_session_replies_total %" PRIu64 "\n",
-         m->session_replies);
-    EMIT("# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n", m->commits);
-    EMIT("# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n", m->replies);
+         M_GET(m->session_replies));
+    EMIT("# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n", M_GET(m->commits));
+    EMIT("# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n", M_GET(m->replies));
     EMIT("# HELP synod_reply_signatures_total signatures made for client replies (one per batch)\n"
          "# TYPE synod_reply_signatures_total counter\nsynod_reply_signatures_total %" PRIu64 "\n",
-         m->reply_sigs);
+         M_GET(m->reply_sigs));
     EMIT("# HELP synod_wal_syncs_total durable writes made by a synced write-ahead log record "
          "(the rest are synced LMDB commits)\n"
          "# TYPE synod_wal_syncs_total counter\nsynod_wal_syncs_total %" PRIu64 "\n",
          m->wal_syncs);
-    EMIT("# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", m->reads);
+    EMIT("# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", M_GET(m->reads));
     EMIT("# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
     EMIT("# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
     EMIT("# TYPE synod_last_index gauge\nsynod_last_index %" PRIu64 "\n", m->st.last_index);
@@ -266,16 +274,19 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
     EMIT("# TYPE synod_messages_in_total counter\n");
     for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
-        if (m->msg_in[t])
-            EMIT("synod_messages_in_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t), m->msg_in[t]);
+        if (M_GET(m->msg_in[t]))
+            EMIT("synod_messages_in_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t),
+                 M_GET(m->msg_in[t]));
     EMIT("# TYPE synod_messages_out_total counter\n");
     for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
-        if (m->msg_out[t])
-            EMIT("synod_messages_out_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t), m->msg_out[t]);
+        if (M_GET(m->msg_out[t]))
+            EMIT("synod_messages_out_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t),
+                 M_GET(m->msg_out[t]));
     EMIT("# TYPE synod_rejected_total counter\n");
     for (int e = 0; e < SY_ERR_COUNT; e++)
-        if (m->rejected[e])
-            EMIT("synod_rejected_total{reason=\"%s\"} %" PRIu64 "\n", sy_errname(e), m->rejected[e]);
+        if (M_GET(m->rejected[e]))
+            EMIT("synod_rejected_total{reason=\"%s\"} %" PRIu64 "\n", sy_errname(e),
+                 M_GET(m->rejected[e]));
     EMIT("# TYPE synod_fsync_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < RT_FSYNC_BUCKETS; i++) {
@@ -359,7 +370,7 @@ static void emit_reply(void *ctx, size_t i, const uint8_t *frame, size_t len)
 {
     rt *r = ctx;
     sy_net_reply(r->net, r->rhandles[i], frame, len);
-    r->m.replies++;
+    M_ADD(r->m.replies, 1);
 }
 
 static void flush_replies(rt *r)
@@ -368,7 +379,7 @@ static void flush_replies(rt *r)
         return;
     size_t sigs = 0;
     sy_env_batch_seal(&r->rbatch, &r->signer, emit_reply, r, &sigs);
-    r->m.reply_sigs += sigs;
+    M_ADD(r->m.reply_sigs, sigs);
 }
 
 static void reply_error(rt *r, uint64_t handle, uint32_t client, uint64_t req_no, int status)
@@ -420,7 +431,7 @@ static void serve_reads(rt *r)
         if (sy_kv_read(&r->kv, &pr->req, &res) == SY_OK && res.n == 1) {
             res.replies[0].leader = r->last_st.leader;
             reply_frame(r, pr->handle, &res.replies[0]);
-            r->m.reads++;
+            M_ADD(r->m.reads, 1);
         } else {
             reply_error(r, pr->handle, pr->req.client_id, pr->req.req_no, SY_EIO);
         }
@@ -948,7 +959,7 @@ static int take_msgs(rt *r, const sy_ready *rd, rt_job *j)
         if (om->early) {
             sy_net_send(r->net, om->to, r->out.p, r->out.len);
             if (om->msg.type < SY_MSG_TYPE_MAX)
-                r->m.msg_out[om->msg.type]++;
+                M_ADD(r->m.msg_out[om->msg.type], 1);
             continue;
         }
         if (j->n_frames == j->cap_frames) {
@@ -983,10 +994,10 @@ static void applied_part(rt *r, const sy_ready *rd, sy_kv_results *results)
             r->applied = rd->committed[i].entry.index;
             r->applied_term = rd->committed[i].entry.term;
         }
-        r->m.entries_applied++;
+        M_ADD(r->m.entries_applied, 1);
         for (size_t k = 0; k < res->n; k++) {
             sy_client_reply *rep = &res->replies[k];
-            r->m.commits++;
+            M_ADD(r->m.commits, 1);
             pending_req *p = find_pending(r, rep->client_id, rep->req_no);
             if (p) {
                 rep->leader = reply_leader(r);
@@ -1078,7 +1089,7 @@ static int finish_job(rt *r, rt_job *j)
     for (size_t i = 0; i < j->n_frames; i++) {
         sy_net_send(r->net, j->frames[i].to, j->frames[i].data, j->frames[i].len);
         if (j->frames[i].type < SY_MSG_TYPE_MAX)
-            r->m.msg_out[j->frames[i].type]++;
+            M_ADD(r->m.msg_out[j->frames[i].type], 1);
     }
     for (size_t k = 0; k < j->n_lazy; k++)
         applied_part(r, &j->lazy[k].own.rd, j->lazy[k].res);
@@ -1384,7 +1395,7 @@ static int drain_job(rt *r)
 static void count_reject(rt *r, int rc, const char *why, const char *from)
 {
     if (rc >= 0 && rc < SY_ERR_COUNT)
-        r->m.rejected[rc]++;
+        M_ADD(r->m.rejected[rc], 1);
     r->drops_since_report++;
     r->last_drop_rc = rc;
     snprintf(r->last_drop_why, sizeof r->last_drop_why, "%s", why ? why : "");
@@ -1409,7 +1420,7 @@ static bool answer_from_session(rt *r, uint64_t handle, uint32_t client, uint64_
     }
     sy_kv_results_free(&cached);
     if (done)
-        r->m.session_replies++;
+        M_ADD(r->m.session_replies, 1);
     return done;
 }
 
@@ -1418,7 +1429,7 @@ static void handle_client_req(rt *r, sy_net_event *ev)
     const sy_env *e = &ev->env;
     const sy_client_req *q = &e->msg.u.req;
     uint64_t t = now_ms();
-    r->m.requests++;
+    M_ADD(r->m.requests, 1);
     if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN) && !(q->flags & SY_REQ_ORDERED)) {
         if (q->flags & SY_REQ_STALE_OK) {
             sy_kv_results res;
@@ -1591,7 +1602,7 @@ static int handle_event(rt *r, sy_net_event *ev)
     }
     const sy_env *e = &ev->env;
     if (e->type < SY_MSG_TYPE_MAX)
-        r->m.msg_in[e->type]++;
+        M_ADD(r->m.msg_in[e->type], 1);
     if (ev->kind == SY_NET_EV_CLIENT) {
         if (e->type == SY_MSG_CLIENT_REQ && e->sender >= SY_CLIENT_ID_BASE)
             handle_client_req(r, ev);
