@@ -1030,19 +1030,42 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
 
 #undef BFT_POST
 
-/* One request, numbered already: encoded, signed and run to a decision or
- * the deadline (PBFT reads: the quorum read first, then ordered). */
-static int run_req(sy_client *c, sy_msg *m, uint64_t deadline, sy_client_result *res)
+int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
+                   const void *val, size_t val_len, const void *old, size_t old_len,
+                   uint32_t limit, int timeout_ms, sy_client_result *res)
 {
-    sy_client_req *q = &m->u.req;
+    sy_msg m;
     sy_buf frame;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    if (key_len > SY_MAX_KEY || val_len > SY_MAX_VALUE || old_len > SY_MAX_VALUE)
+        return SY_ETOOBIG;
+    if (timeout_ms <= 0 || op > SY_OP_SCAN)
+        return SY_EINVAL;
+    memset(&m, 0, sizeof m);
+    m.type = SY_MSG_CLIENT_REQ;
+    sy_client_req *q = &m.u.req;
+    q->client_id = c->client_id;
+    /* strictly increasing even if the wall clock steps back */
+    c->last_req = next_req_no(c->last_req);
+    q->req_no = c->last_req;
+    q->op = op;
+    q->flags = flags;
+    if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
+        q->flags |= SY_REQ_STALE_OK;
+    q->limit = limit;
+    q->key = (sy_bytes){ key, (uint32_t)key_len };
+    q->val = (sy_bytes){ val, (uint32_t)val_len };
+    q->old = (sy_bytes){ old, (uint32_t)old_len };
     sy_buf_init(&frame);
-    int rc = sy_env_encode(c->cfg->id, c->client_id, m, &c->signer, &frame);
+    rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
     if (rc)
         goto err_free_frame;
     inbox_clear(c);
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
     if (c->cfg->protocol == SY_PROTO_PBFT) {
-        bool read = (q->op == SY_OP_GET || q->op == SY_OP_SCAN) && !(q->flags & SY_REQ_STALE_OK);
+        bool read = (op == SY_OP_GET || op == SY_OP_SCAN) && !(q->flags & SY_REQ_STALE_OK);
         if (!read) {
             /* ordered: f+1 matching replies include a correct replica's */
             rc = run_bft(c, &frame, q->req_no, deadline, c->cfg->f + 1, res);
@@ -1062,7 +1085,7 @@ static int run_req(sy_client *c, sy_msg *m, uint64_t deadline, sy_client_result 
                 q->flags |= SY_REQ_ORDERED;
                 q->req_no = ++c->last_req;
                 sy_buf_reset(&frame);
-                rc = sy_env_encode(c->cfg->id, c->client_id, m, &c->signer, &frame);
+                rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
                 if (rc)
                     goto err_free_frame;
                 inbox_clear(c);
@@ -1074,58 +1097,6 @@ static int run_req(sy_client *c, sy_msg *m, uint64_t deadline, sy_client_result 
 err_free_frame:
     sy_buf_free(&frame);
     return rc;
-}
-
-/* The first step of the search for a request number above the session's
- * (sy_client_exec): about a second of wall clock in next_req_no's units. */
-#define SY_CLIENT_STALE_STEP (1000000ull << 10)
-
-int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
-                   const void *val, size_t val_len, const void *old, size_t old_len,
-                   uint32_t limit, int timeout_ms, sy_client_result *res)
-{
-    sy_msg m;
-
-    memset(res, 0, sizeof *res);
-    if (key_len > SY_MAX_KEY || val_len > SY_MAX_VALUE || old_len > SY_MAX_VALUE)
-        return SY_ETOOBIG;
-    if (timeout_ms <= 0 || op > SY_OP_SCAN)
-        return SY_EINVAL;
-    memset(&m, 0, sizeof m);
-    m.type = SY_MSG_CLIENT_REQ;
-    sy_client_req *q = &m.u.req;
-    q->client_id = c->client_id;
-    q->op = op;
-    q->flags = flags;
-    if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
-        q->flags |= SY_REQ_STALE_OK;
-    q->limit = limit;
-    q->key = (sy_bytes){ key, (uint32_t)key_len };
-    q->val = (sy_bytes){ val, (uint32_t)val_len };
-    q->old = (sy_bytes){ old, (uint32_t)old_len };
-    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
-    /* SY_ESTALE for a number this client never used before: it is below the
-     * last one the cluster applied for this identity, so the wall clock
-     * stepped back since that one was drawn (a restart after an NTP step,
-     * a VM restored from a snapshot; or two processes sharing the key,
-     * unsupported). Such a request was not executed and never will be (the
-     * session only moves up), so it is sent again under a larger number,
-     * the step doubling from about a second until it passes the session's:
-     * ~17 rounds for a clock a day behind. */
-    uint64_t step = SY_CLIENT_STALE_STEP;
-    for (;;) {
-        /* strictly increasing even if the wall clock steps back */
-        c->last_req = next_req_no(c->last_req);
-        q->req_no = c->last_req;
-        int rc = run_req(c, &m, deadline, res);
-        if (rc != SY_OK || res->status != SY_ESTALE || mono_ms() >= deadline ||
-            step > UINT64_MAX / 4 || c->last_req > UINT64_MAX / 2)
-            return rc;
-        sy_client_result_free(res);
-        memset(res, 0, sizeof *res);
-        c->last_req += step;
-        step *= 2;
-    }
 }
 
 /* ----------------------------------------------------------- convenience */

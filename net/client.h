@@ -126,9 +126,7 @@ bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1])
  * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided
  * (res->status says how), SY_ETIMEOUT, SY_ETOOBIG / SY_EINVAL for a request
  * that can never be valid, SY_ENOMEM. res must be freed with
- * sy_client_result_free after SY_OK. A request refused as numbered below
- * this identity's session (SY_ESTALE: the wall clock stepped back since a
- * restart) is renumbered and sent again within the deadline. */
+ * sy_client_result_free after SY_OK. */
 int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
                    const void *val, size_t val_len, const void *old, size_t old_len,
                    uint32_t limit, int timeout_ms, sy_client_result *res);

@@ -35,7 +35,6 @@ enum mode {
     M_BATCH,       /* honest, batch-signed with two other clients' replies */
     M_BATCH_FORGED,/* batch-signed by another key */
     M_SELF_PRIMARY,/* honest, but names itself primary in every reply */
-    M_SESSION,     /* honest, with the world's session: SY_ESTALE below it */
 };
 
 typedef struct fake {
@@ -68,7 +67,6 @@ typedef struct world {
     uint64_t term;
     int transfer_status;    /* what the fakes answer a transfer request */
     int transfers;          /* transfer requests received */
-    uint64_t session;       /* M_SESSION: the client's last applied req_no */
     sy_transfer_req last_transfer;
     pthread_mutex_t mu;
     volatile int stop;
@@ -156,18 +154,6 @@ static void reply(world *w, fake *f, const sy_client_req *q)
         return;
     case M_SELF_PRIMARY:
         m.u.reply.leader = f->id;
-        break;
-    case M_SESSION:
-        /* as core/kv.c: a number below the session's is refused, not run */
-        pthread_mutex_lock(&w->mu);
-        m.u.reply.val = (sy_bytes){ (const uint8_t *)"done", 4 };   /* the same everywhere */
-        if (q->req_no < w->session) {
-            m.u.reply.status = SY_ESTALE;
-            m.u.reply.val.len = 0;
-        } else {
-            w->session = q->req_no;
-        }
-        pthread_mutex_unlock(&w->mu);
         break;
     default:
         break;
@@ -681,52 +667,6 @@ static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(voi
     world_stop(&w);
 }
 
-/* A client whose wall clock is behind the numbers its identity already
- * used (restarted after the clock stepped back) is refused SY_ESTALE; the
- * request was not run, so the library renumbers it upward until it passes
- * the session, and the caller sees its write done, not an error. */
-static void stale_session_is_overtaken(int protocol, uint32_t n, uint32_t f)
-{
-    world w;
-    world_start(&w, protocol, n, f, 30 + (int)n);
-    for (uint32_t i = 0; i < n; i++)
-        set_mode(&w, i, M_SESSION, 0);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = ((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u) << 10;
-    uint64_t ahead = now + (3600ull * 1000000u << 10);   /* an hour ahead of this clock */
-    pthread_mutex_lock(&w.mu);
-    w.session = ahead;
-    pthread_mutex_unlock(&w.mu);
-    sy_client *c = open_client(&w, 200);
-    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 10000), SY_OK);
-    int before = 0;
-    uint64_t last = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t l = 0;
-        before += requests_of(&w, i, &l);
-        if (l > last)
-            last = l;
-    }
-    assert_true(last > ahead);          /* it went past the session */
-    assert_true(before <= 20 * (int)n); /* by doubling steps: a dozen rounds for an hour */
-    /* and from there on its numbers are above it: one round */
-    assert_int_equal(sy_client_put(c, "k", 1, "w", 1, 10000), SY_OK);
-    int after = 0;
-    for (uint32_t i = 0; i < n; i++)
-        after += requests_of(&w, i, NULL);
-    assert_true(after - before <= (int)n);
-    sy_client_close(c);
-    world_stop(&w);
-}
-
-static void test_request_below_the_session_is_renumbered_until_it_passes(void **state)
-{
-    (void)state;
-    stale_session_is_overtaken(SY_PROTO_RAFT, 1, 0);
-    stale_session_is_overtaken(SY_PROTO_PBFT, 4, 1);
-}
-
 static void test_key_not_in_manifest_is_unauthorised(void **state)
 {
     world w;
@@ -910,7 +850,6 @@ int main(void)
         cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
         cmocka_unit_test(test_bft_single_replica_cluster),
         cmocka_unit_test(test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next),
-        cmocka_unit_test(test_request_below_the_session_is_renumbered_until_it_passes),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
