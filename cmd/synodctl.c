@@ -383,6 +383,19 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                                 ? " The operation may or may not have taken effect." : "");
         return EXIT_RUNTIME;
     }
+    if (rc == SY_ESTALE) {
+        /* No automatic renumbering: a node answers this from its session,
+         * which does not prove the request was never executed (it may have
+         * been, just before a newer number of another process or an earlier
+         * run of this key was applied) -- retrying under a new number could
+         * apply it twice. */
+        fprintf(stderr, "synodctl: %s: refused as an old request: the cluster holds a newer "
+                "request number for this client key than this machine's clock gives (the "
+                "clock stepped back, or another process uses the key). The operation may or "
+                "may not have taken effect; calls succeed again once the clock has passed "
+                "that number\n", what);
+        return EXIT_RUNTIME;
+    }
     if (rc == SY_ETOOBIG) {
         fprintf(stderr, "synodctl: %s: key or value too large (limits: key %u bytes, value %u "
                 "bytes)\n", what, SY_MAX_KEY, SY_MAX_VALUE);
@@ -763,6 +776,9 @@ static int cmd_bench(const args *a)
         total += ts[i].n_lat;
     uint64_t *all = malloc((total ? total : 1) * sizeof *all);
     if (!all) {
+        fprintf(stderr, "synodctl: bench: out of memory for the results\n");
+        if (abandoned)
+            return EXIT_RUNTIME;   /* the threads still use b, ts and the clients */
         ret = EXIT_RUNTIME;
         goto out;
     }

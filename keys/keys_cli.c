@@ -277,7 +277,10 @@ static int cmd_cluster(int argc, char **argv)
         fprintf(stderr, "synod-keys: %s\n", why);
         return rc == SY_ECONFIG ? SY_EXIT_USAGE : SY_EXIT_FAIL;
     }
-    if (o.f == 0 && o.nodes > 1)
+    /* what the size tolerates: PBFT's quorums follow the configured f;
+     * Raft's and Paxos' are majorities whatever f says */
+    bool none = o.protocol == SY_PROTO_PBFT ? o.f == 0 && o.nodes > 1 : o.nodes == 2;
+    if (none)
         fprintf(stderr, "synod-keys: warning: %u %s nodes tolerate no failure (f=0); %s needs "
                 "%u nodes for f=1\n", o.nodes, sy_protocol_name(o.protocol),
                 sy_protocol_name(o.protocol), sy_protocol_min_n(o.protocol, 1));

@@ -76,6 +76,7 @@ struct sy_client {
     uint32_t leader;        /* believed leader / primary */
     uint32_t narrow_rtt;    /* pbft: mean round trip of narrow sends, ms */
     char their_id[SY_MAX_CLUSTER_ID + 1];  /* a node's cluster id, when not ours */
+    uint64_t foreign;       /* nodes whose last word was such a refusal (bits) */
     cl_link *links;
     uint32_t n;
 
@@ -681,12 +682,22 @@ static int decode_foreign_refusal(sy_client *c, const inmsg *im, sy_env *env)
         return SY_EFIELD;
     }
     memcpy(c->their_id, id, sizeof id);
+    c->foreign |= 1ull << im->node;
     return SY_OK;
+}
+
+/* f+1 nodes refused us for another cluster id: so at least one correct
+ * node did (PBFT), and no quorum will answer (crash faults). One node
+ * saying so is a misconfigured node, not a wrong manifest. */
+static bool foreign_quorum(const sy_client *c)
+{
+    uint32_t need = c->cfg->f + 1 < c->n ? c->cfg->f + 1 : c->n;
+    return (uint32_t)__builtin_popcountll(c->foreign) >= need;
 }
 
 bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1])
 {
-    if (!c->their_id[0])
+    if (!foreign_quorum(c))
         return false;
     memcpy(id, c->their_id, SY_MAX_CLUSTER_ID + 1);
     return true;
@@ -721,6 +732,7 @@ static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *e
         sy_env_free(env);
         return SY_ESIG;
     }
+    c->foreign &= ~(1ull << im->node);   /* it speaks our cluster id now */
     return SY_OK;
 err_free:
     sy_env_free(env);
@@ -804,6 +816,17 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             continue;
         }
         const sy_client_reply *r = &env.msg.u.reply;
+        /* One node of another cluster id (misconfigured) is no verdict: ask
+         * the next, as for a silent one; f+1 of them are (foreign_quorum). */
+        if (r->status == SY_ECLUSTER && r->client_id == 0 && !foreign_quorum(c)) {
+            sy_env_free(&env);
+            nng_msg_free(im.msg);
+            if (im.node == target) {
+                target = (target + 1) % c->n;
+                CFT_POST();
+            }
+            continue;
+        }
         /* A node we gave up on may still answer: its verdict on this very
          * request is as good as the current target's. Its redirects are
          * not: we have moved on already. */

@@ -116,10 +116,11 @@ const sy_cluster_cfg *sy_client_cluster(const sy_client *c);
 uint32_t sy_client_connected(const sy_client *c);
 /* The same for node `node`. */
 bool sy_client_node_connected(const sy_client *c, uint32_t node);
-/* Whether a node (with the key the manifest lists for it) refused a call
- * because it belongs to another cluster id than the manifest's; id gets
- * that id. Calls it refused end with status SY_ECLUSTER. Read it on the
- * thread that makes the calls. */
+/* Whether f+1 nodes (each with the key the manifest lists for it) refused
+ * calls because they belong to another cluster id than the manifest's: the
+ * manifest is the wrong one. id gets that id. Calls end with status
+ * SY_ECLUSTER then; a single such node is skipped like a silent one. Read it
+ * on the thread that makes the calls. */
 bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1]);
 
 /* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in

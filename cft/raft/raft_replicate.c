@@ -304,14 +304,16 @@ int raft_recv_append_resp(raft *r, uint32_t from, const sy_raft_append_resp *m)
          * (thesis 3.1) and would leave such a follower stuck: match never
          * falls, so every probe asks again below nothing it still has.
          * It happens when a node's disk died and it was restarted on an
-         * empty one (docs/operations.md, section 7): its hint says what it
-         * holds now, so match falls to that and it is caught up again from
-         * the log or a snapshot. Lowering match is always safe -- the
+         * empty one (docs/operations.md, section 7): match falls to 0 and
+         * the probe below (from its hint) finds where it stands, and it is
+         * caught up again from the log or a snapshot. Not to the hint: a
+         * length is no proof that the entries are ours (an empty node
+         * takes appends of any term, a deposed leader's too); only a
+         * success raises match again. Lowering match is always safe -- the
          * commit index never falls, and a quorum is only counted stricter
          * -- so a stale reject that lands here (reordered after the ack of
          * the same index) costs one more probe round, not correctness. */
-        uint64_t has = m->conflict_index ? m->conflict_index - 1 : 0;
-        p->match = has < rej ? has : rej - 1;
+        p->match = 0;
     } else if (rej <= p->match) {
         return SY_OK;   /* answers an append below what it acknowledged since */
     }

@@ -1684,10 +1684,11 @@ static void expire_waiters(rt *r, uint64_t t)
 }
 
 /* Peers this node must reach for a quorum: n/2 for crash faults (with
- * itself, a majority), 2f for PBFT (with itself, 2f+1). */
+ * itself, a majority), PBFT's quorum less itself (2f with n = 3f+1). */
 static uint32_t quorum_peers(const rt *r)
 {
-    return r->cluster.protocol == SY_PROTO_PBFT ? 2 * r->cluster.f : r->cluster.n / 2;
+    return r->cluster.protocol == SY_PROTO_PBFT ? sy_pbft_quorum(r->cluster.n, r->cluster.f) - 1
+                                                : r->cluster.n / 2;
 }
 
 static void few_peers_check(rt *r, const sy_net_stats *ns, uint64_t t)

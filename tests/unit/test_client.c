@@ -35,6 +35,8 @@ enum mode {
     M_BATCH,       /* honest, batch-signed with two other clients' replies */
     M_BATCH_FORGED,/* batch-signed by another key */
     M_SELF_PRIMARY,/* honest, but names itself primary in every reply */
+    M_FOREIGN,     /* of another cluster id: refuses every frame (SY_ECLUSTER),
+                      signed for its own id with its manifest key */
 };
 
 typedef struct fake {
@@ -155,6 +157,18 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     case M_SELF_PRIMARY:
         m.u.reply.leader = f->id;
         break;
+    case M_FOREIGN:
+        /* what a node's transport answers a frame for another cluster id */
+        m.u.reply.client_id = 0;
+        m.u.reply.req_no = 0;
+        m.u.reply.status = SY_ECLUSTER;
+        m.u.reply.index = 0;
+        m.u.reply.val.len = 0;
+        sy_buf_init(&b);
+        assert_int_equal(sy_env_encode("their-cluster", f->id, &m, s, &b), SY_OK);
+        nng_send(f->sock, b.p, b.len, 0);
+        sy_buf_free(&b);
+        return;
     default:
         break;
     }
@@ -667,6 +681,44 @@ static void test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next(voi
     world_stop(&w);
 }
 
+/* A node of another cluster id refuses us in a reply signed for its own
+ * id. One such node (misconfigured) is skipped like a silent one and the
+ * others serve; f+1 of them mean the manifest is the wrong one, and the
+ * call ends at once with SY_ECLUSTER and their id. */
+static void test_nodes_of_another_cluster_id_are_named_only_at_f_plus_one(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 41);
+    char id[SY_MAX_CLUSTER_ID + 1];
+    set_mode(&w, 0, M_FOREIGN, 0);
+    sy_client *c = open_client(&w, 300);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 10000), SY_OK);
+    assert_false(sy_client_their_cluster(c, id));
+    assert_true(requests_of(&w, 1, NULL) + requests_of(&w, 2, NULL) > 0);
+    set_mode(&w, 1, M_FOREIGN, 0);
+    set_mode(&w, 2, M_FOREIGN, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 10000), SY_ECLUSTER);
+    assert_true(sy_client_their_cluster(c, id));
+    assert_string_equal(id, "their-cluster");
+    sy_client_close(c);
+    world_stop(&w);
+
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 42);
+    for (uint32_t i = 0; i < 4; i++)
+        snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
+    set_mode(&w, 2, M_FOREIGN, 0);
+    c = open_client(&w, 300);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 10000), SY_OK);
+    assert_false(sy_client_their_cluster(c, id));
+    for (uint32_t i = 0; i < 4; i++)   /* the manifest is the wrong one */
+        set_mode(&w, i, M_FOREIGN, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 10000), SY_ECLUSTER);
+    assert_true(sy_client_their_cluster(c, id));
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_key_not_in_manifest_is_unauthorised(void **state)
 {
     world w;
@@ -850,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
         cmocka_unit_test(test_bft_single_replica_cluster),
         cmocka_unit_test(test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next),
+        cmocka_unit_test(test_nodes_of_another_cluster_id_are_named_only_at_f_plus_one),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),

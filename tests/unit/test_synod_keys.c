@@ -261,6 +261,9 @@ static void test_cluster_f_defaults_to_the_most_n_allows(void **state)
     assert_one_line_error(fx, "raft needs 3 nodes for f=1");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 1 --out z1"), 0);
     assert_string_equal(fx->err, "");   /* one node: plainly meant */
+    /* Raft's quorum is a majority whatever f says: 3 nodes tolerate one */
+    assert_int_equal(run(fx, "cluster --protocol raft --nodes 3 --f 0 --out zf"), 0);
+    assert_string_equal(fx->err, "");
     assert_int_equal(run(fx, "cluster --protocol paxos --nodes 5 --f 1 --out b"), 0);
     assert_int_equal(sy_cluster_load(at(fx, "b/cluster.ini"), &cfg, fx->why, sizeof fx->why),
                      SY_OK);
