@@ -529,7 +529,7 @@ typedef struct bench {
     uint64_t done, errors;    /* atomic */
     uint32_t running;         /* atomic: threads not yet finished */
     uint64_t start_ms, end_ms;
-    volatile int stop;
+    int stop;                 /* __atomic: set by the main thread */
 } bench;
 
 typedef struct bench_thread {
@@ -563,7 +563,7 @@ static uint64_t xorshift(uint64_t *s)
 
 static bool bench_take(bench *b)
 {
-    if (b->stop)
+    if (__atomic_load_n(&b->stop, __ATOMIC_RELAXED))
         return false;
     if (b->a->requests) {
         bool ok;
@@ -710,7 +710,7 @@ static int cmd_bench(const args *a)
         ts[i].idx = i;
         if (pthread_create(&ts[i].thr, NULL, bench_main, &ts[i]) != 0) {
             fprintf(stderr, "synodctl: bench: cannot start thread %u\n", i);
-            b->stop = 1;
+            __atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
             __atomic_fetch_sub(&b->running, a->clients - i, __ATOMIC_RELEASE);
             for (uint32_t j = 0; j < i; j++)
                 pthread_join(ts[j].thr, NULL);
@@ -755,7 +755,7 @@ static int cmd_bench(const args *a)
              * (up to --timeout later; there is no cancelling one): take
              * what each thread has recorded, tell it to record nothing
              * more, and leave it in its call until the process exits. */
-            b->stop = 1;
+            __atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
             for (uint32_t i = 0; i < a->clients; i++) {
                 pthread_mutex_lock(&ts[i].mu);
                 ts[i].abandoned = true;

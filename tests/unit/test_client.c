@@ -71,7 +71,7 @@ typedef struct world {
     int transfers;          /* transfer requests received */
     sy_transfer_req last_transfer;
     pthread_mutex_t mu;
-    volatile int stop;
+    int stop;               /* __atomic: set by the test's thread */
 } world;
 
 static sy_seckey *key_from(uint8_t b)
@@ -231,7 +231,7 @@ static void *fake_main(void *arg)
 {
     fake *f = arg;
     world *w = f->w;
-    while (!w->stop) {
+    while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
         char *buf = NULL;
         size_t len = 0;
         if (nng_recv(f->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
@@ -312,7 +312,7 @@ static void world_start(world *w, int protocol, uint32_t n, uint32_t f, int test
 
 static void world_stop(world *w)
 {
-    w->stop = 1;
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < w->n; i++) {
         pthread_join(w->nodes[i].thr, NULL);
         nng_close(w->nodes[i].sock);
@@ -768,7 +768,7 @@ typedef struct kvsrv {
     world *w;
     sy_net *net;
     pthread_t thr;
-    volatile int stop;
+    int stop;               /* __atomic: set by the test's thread */
     char keys[8][16], vals[8][64];
     size_t vlen[8];
     int n;
@@ -810,7 +810,7 @@ static void kv_answer(kvsrv *s, const sy_net_event *ev)
 static void *kv_main(void *arg)
 {
     kvsrv *s = arg;
-    while (!s->stop) {
+    while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
         sy_net_event ev;
         if (sy_net_wait(s->net, 50, &ev) != SY_OK)
             continue;
@@ -832,7 +832,7 @@ static void test_client_and_transport_endpoint_round_trip(void **state)
     char why[256] = "";
     world_start(&w, SY_PROTO_RAFT, 1, 0, 8);
     /* the fake REP node steps aside for the real endpoint */
-    w.stop = 1;
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
     pthread_join(w.nodes[0].thr, NULL);
     nng_close(w.nodes[0].sock);
     w.n = 0;
@@ -865,7 +865,7 @@ static void test_client_and_transport_endpoint_round_trip(void **state)
     assert_int_equal(s.bad_frames, 0);
 
     sy_client_close(c);
-    s.stop = 1;
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
     pthread_join(s.thr, NULL);
     sy_net_close(s.net);
     sy_seckey_free(w.node_sk[0]);
