@@ -442,6 +442,28 @@ static const dent *com_at(cluster *c, uint32_t i, uint64_t slot)
     return NULL;
 }
 
+/* Requests "put K" for K in [from, to] at node i, one after the other. */
+static void puts_at(cluster *c, uint32_t i, int from, int to)
+{
+    char body[32];
+    for (int k = from; k <= to; k++) {
+        snprintf(body, sizeof body, "put %d", k);
+        cl_request(c, i, (uint64_t)k, body);
+        cl_run(c);
+    }
+}
+
+/* Node i takes a snapshot at index (data: its bytes) and compacts. */
+static void compact_at(cluster *c, uint32_t i, uint64_t index, const char *data)
+{
+    sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
+    in.u.snapshot.index = index;
+    in.u.snapshot.term = st(c, i).term;
+    in.u.snapshot.data = (sy_bytes){ (const uint8_t *)data, (uint32_t)strlen(data) };
+    cl_step_in(c, i, &in);
+    cl_ready(c, i);
+}
+
 /* ------------------------------------------------------------ tests */
 
 /* Runs until exactly one node leads; returns it. */
@@ -906,12 +928,7 @@ static void test_lagging_replica_catches_up_from_leader(void **state)
     cluster *c = cl_new(3, 10);
     elect(c, 0);
     cl_cut(c, 2, true);
-    char body[32];
-    for (int k = 1; k <= 40; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
+    puts_at(c, 0, 1, 40);
     assert_int_equal(st(c, 0).commit_index, 40);
     assert_int_equal(st(c, 2).commit_index, 0);
     cl_cut(c, 2, false);
@@ -961,12 +978,7 @@ static void test_long_promise_comes_in_pages_and_the_new_leader_keeps_every_valu
     }
     elect(c, 0);
     cl_cut(c, 2, true);
-    char body[32];
-    for (int k = 1; k <= 5; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
+    puts_at(c, 0, 1, 5);
     assert_int_equal(st(c, 0).commit_index, 5);
     assert_int_equal(st(c, 2).commit_index, 0);
     /* the leader dies; node 2, which saw nothing, runs phase 1 with 1 */
@@ -1006,19 +1018,9 @@ static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **
     cluster *c = cl_new(3, 11);
     elect(c, 0);
     cl_cut(c, 2, true);
-    char body[32];
-    for (int k = 1; k <= 80; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
+    puts_at(c, 0, 1, 80);
     assert_int_equal(st(c, 0).commit_index, 80);
-    sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
-    in.u.snapshot.index = 78;
-    in.u.snapshot.term = st(c, 0).term;
-    in.u.snapshot.data = (sy_bytes){ (const uint8_t *)"STATE@78", 8 };
-    cl_step_in(c, 0, &in);
-    cl_ready(c, 0);
+    compact_at(c, 0, 78, "STATE@78");
     assert_int_equal(st(c, 0).snap_index, 78);
     /* slots up to 78 - PX_COMPACT_KEEP are gone from the leader's disk */
     assert_int_equal(c->disk[0].n_log, 80 - (78 - PX_COMPACT_KEEP));
@@ -1043,25 +1045,15 @@ static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **
  * pushes the chosen values again (from the log, or a snapshot once
  * compacted) -- with no new writes to prompt it. Then it is a full
  * acceptor again: with the third node gone, the two choose new values. */
-static void replaced_disk_catches_up(bool compact)
+static void assert_replaced_disk_catches_up(bool compact)
 {
     cluster *c = cl_new(3, 13);
     elect(c, 0);
-    char body[32];
-    for (int k = 1; k <= 80; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
+    puts_at(c, 0, 1, 80);
     cl_time(c, 100);
     assert_int_equal(st(c, 2).commit_index, 80);
     if (compact) {
-        sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
-        in.u.snapshot.index = 78;
-        in.u.snapshot.term = st(c, 0).term;
-        in.u.snapshot.data = (sy_bytes){ (const uint8_t *)"STATE@78", 8 };
-        cl_step_in(c, 0, &in);
-        cl_ready(c, 0);
+        compact_at(c, 0, 78, "STATE@78");
         assert_true(c->disk[0].log[0].index > 1);
     }
     cl_crash(c, 2);
@@ -1089,13 +1081,13 @@ static void replaced_disk_catches_up(bool compact)
 static void test_replica_on_replaced_empty_disk_caught_up_from_log(void **state)
 {
     (void)state;
-    replaced_disk_catches_up(false);
+    assert_replaced_disk_catches_up(false);
 }
 
 static void test_replica_on_replaced_empty_disk_caught_up_by_snapshot(void **state)
 {
     (void)state;
-    replaced_disk_catches_up(true);
+    assert_replaced_disk_catches_up(true);
 }
 
 static void test_replica_slightly_behind_catches_up_from_log_after_compaction(void **state)
@@ -1103,25 +1095,11 @@ static void test_replica_slightly_behind_catches_up_from_log_after_compaction(vo
     (void)state;
     cluster *c = cl_new(3, 14);
     elect(c, 0);
-    char body[32];
-    for (int k = 1; k <= 70; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
+    puts_at(c, 0, 1, 70);
     cl_time(c, 100);
     cl_cut(c, 2, true);
-    for (int k = 71; k <= 75; k++) {
-        snprintf(body, sizeof body, "put %d", k);
-        cl_request(c, 0, (uint64_t)k, body);
-        cl_run(c);
-    }
-    sy_input in = { .kind = SY_IN_SNAPSHOT, .now_ms = c->now };
-    in.u.snapshot.index = 75;
-    in.u.snapshot.term = st(c, 0).term;
-    in.u.snapshot.data = (sy_bytes){ (const uint8_t *)"S", 1 };
-    cl_step_in(c, 0, &in);
-    cl_ready(c, 0);
+    puts_at(c, 0, 71, 75);
+    compact_at(c, 0, 75, "S");
     cl_cut(c, 2, false);
     cl_time(c, 300);
     assert_false(c->installed[2]);                  /* no snapshot needed */

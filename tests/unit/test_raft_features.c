@@ -184,7 +184,7 @@ static void test_lagging_follower_gets_snapshot_after_compaction(void **state)
  * acknowledged: the leader must notice that it rejects entries it had, and
  * send them again (from the log, or a snapshot once compacted) -- with
  * writes going on, and with none (heartbeats only). */
-static void replaced_disk_catches_up(bool compact, bool writes)
+static void assert_replaced_disk_catches_up(bool compact, bool writes)
 {
     h_cluster c;
     h_init(&c, 3);
@@ -229,20 +229,20 @@ static void replaced_disk_catches_up(bool compact, bool writes)
 static void test_follower_on_replaced_empty_disk_caught_up_while_idle(void **state)
 {
     (void)state;
-    replaced_disk_catches_up(false, false);
+    assert_replaced_disk_catches_up(false, false);
 }
 
 static void test_follower_on_replaced_empty_disk_caught_up_under_writes(void **state)
 {
     (void)state;
-    replaced_disk_catches_up(false, true);
+    assert_replaced_disk_catches_up(false, true);
 }
 
 static void test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction(void **state)
 {
     (void)state;
-    replaced_disk_catches_up(true, false);
-    replaced_disk_catches_up(true, true);
+    assert_replaced_disk_catches_up(true, false);
+    assert_replaced_disk_catches_up(true, true);
 }
 
 static void test_snapshot_beyond_commit_is_refused(void **state)
