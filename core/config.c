@@ -27,19 +27,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void put_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void put_why(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || !whylen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
-
 const char *sy_protocol_name(int protocol)
 {
     switch (protocol) {
@@ -174,34 +161,34 @@ static int check_hostport(const char *hp, const char *addr, char *why, size_t wh
     if (hp[0] == '[') {
         const char *rb = strchr(hp, ']');
         if (!rb || rb == hp + 1 || rb[1] != ':') {
-            put_why(why, whylen, "address '%s' has a malformed [IPv6] host; write "
+            sy_whyf(why, whylen, 0, "address '%s' has a malformed [IPv6] host; write "
                     "tcp://[::1]:7000", addr);
             return SY_ECONFIG;
         }
         for (const char *p = hp + 1; p < rb; p++)
             if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.') {
-                put_why(why, whylen, "address '%s' has a malformed IPv6 host", addr);
+                sy_whyf(why, whylen, 0, "address '%s' has a malformed IPv6 host", addr);
                 return SY_ECONFIG;
             }
         colon = rb + 1;
     } else {
         colon = strrchr(hp, ':');
         if (!colon) {
-            put_why(why, whylen, "address '%s' has no port; write it as host:port", addr);
+            sy_whyf(why, whylen, 0, "address '%s' has no port; write it as host:port", addr);
             return SY_ECONFIG;
         }
         if (colon == hp) {
-            put_why(why, whylen, "address '%s' has no host; write it as host:port", addr);
+            sy_whyf(why, whylen, 0, "address '%s' has no host; write it as host:port", addr);
             return SY_ECONFIG;
         }
         for (const char *p = hp; p < colon; p++) {
             if (*p == ':') {
-                put_why(why, whylen, "address '%s': put IPv6 hosts in brackets, like "
+                sy_whyf(why, whylen, 0, "address '%s': put IPv6 hosts in brackets, like "
                         "[::1]:7000", addr);
                 return SY_ECONFIG;
             }
             if (!name_char_ok(*p)) {
-                put_why(why, whylen, "address '%s' has an invalid character '%c' in the host",
+                sy_whyf(why, whylen, 0, "address '%s' has an invalid character '%c' in the host",
                         addr, *p);
                 return SY_ECONFIG;
             }
@@ -209,7 +196,7 @@ static int check_hostport(const char *hp, const char *addr, char *why, size_t wh
     }
     uint64_t port;
     if (!parse_u64(colon + 1, &port) || port < 1 || port > 65535) {
-        put_why(why, whylen, "address '%s' has an invalid port '%s'; use 1..65535", addr,
+        sy_whyf(why, whylen, 0, "address '%s' has an invalid port '%s'; use 1..65535", addr,
                 colon + 1);
         return SY_ECONFIG;
     }
@@ -219,13 +206,13 @@ static int check_hostport(const char *hp, const char *addr, char *why, size_t wh
 int sy_addr_check(const char *addr, bool want_http, char *why, size_t whylen)
 {
     if (strlen(addr) >= SY_MAX_ADDR) {
-        put_why(why, whylen, "address '%.40s...' is longer than %d characters", addr,
+        sy_whyf(why, whylen, 0, "address '%.40s...' is longer than %d characters", addr,
                 SY_MAX_ADDR - 1);
         return SY_ECONFIG;
     }
     if (want_http) {
         if (strncmp(addr, "http://", 7) != 0) {
-            put_why(why, whylen, "address '%s' must look like http://host:port", addr);
+            sy_whyf(why, whylen, 0, "address '%s' must look like http://host:port", addr);
             return SY_ECONFIG;
         }
         return check_hostport(addr + 7, addr, why, whylen);
@@ -237,17 +224,17 @@ int sy_addr_check(const char *addr, bool want_http, char *why, size_t whylen)
     if (strncmp(addr, "ipc://", 6) == 0) {
         const char *p = addr + 6;
         if (!*p) {
-            put_why(why, whylen, "address '%s' has an empty ipc path", addr);
+            sy_whyf(why, whylen, 0, "address '%s' has an empty ipc path", addr);
             return SY_ECONFIG;
         }
         for (; *p; p++)
             if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-                put_why(why, whylen, "address '%s' has whitespace in its ipc path", addr);
+                sy_whyf(why, whylen, 0, "address '%s' has whitespace in its ipc path", addr);
                 return SY_ECONFIG;
             }
         return SY_OK;
     }
-    put_why(why, whylen, "address '%s' must be tcp://host:port, tls+tcp://host:port or "
+    sy_whyf(why, whylen, 0, "address '%s' must be tcp://host:port, tls+tcp://host:port or "
             "ipc://path", addr);
     return SY_ECONFIG;
 }
@@ -315,10 +302,10 @@ static int check_pem_file(const char *ctx, const char *key, const char *path, bo
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
-            put_why(why, whylen, "%s: %s file %s does not exist; check the path (relative "
+            sy_whyf(why, whylen, 0, "%s: %s file %s does not exist; check the path (relative "
                     "paths are relative to %s's directory)", ctx, key, path, ctx);
         else
-            put_why(why, whylen, "%s: cannot open %s file %s: %s", ctx, key, path,
+            sy_whyf(why, whylen, 0, "%s: cannot open %s file %s: %s", ctx, key, path,
                     strerror(e));
         return SY_ECONFIG;
     }
@@ -326,17 +313,17 @@ static int check_pem_file(const char *ctx, const char *key, const char *path, bo
     char *buf = NULL;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        put_why(why, whylen, "%s: %s file %s is not a regular file", ctx, key, path);
+        sy_whyf(why, whylen, 0, "%s: %s file %s is not a regular file", ctx, key, path);
         goto out_close;
     }
     if ((uint64_t)st.st_size > SY_CFG_MAX_PEM) {
-        put_why(why, whylen, "%s: %s file %s is larger than %u bytes; is it a PEM file?", ctx,
+        sy_whyf(why, whylen, 0, "%s: %s file %s is larger than %u bytes; is it a PEM file?", ctx,
                 key, path, SY_CFG_MAX_PEM);
         goto out_close;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
-        put_why(why, whylen, "out of memory reading %s", path);
+        sy_whyf(why, whylen, 0, "out of memory reading %s", path);
         rc = SY_ENOMEM;
         goto out_close;
     }
@@ -346,7 +333,7 @@ static int check_pem_file(const char *ctx, const char *key, const char *path, bo
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            put_why(why, whylen, "%s: cannot read %s file %s: %s", ctx, key, path,
+            sy_whyf(why, whylen, 0, "%s: cannot read %s file %s: %s", ctx, key, path,
                     strerror(errno));
             goto out_free;
         }
@@ -356,26 +343,26 @@ static int check_pem_file(const char *ctx, const char *key, const char *path, bo
     }
     buf[n] = 0;
     if (!strstr(buf, "-----BEGIN CERTIFICATE-----")) {
-        put_why(why, whylen, "%s: %s file %s holds no PEM certificate (-----BEGIN "
+        sy_whyf(why, whylen, 0, "%s: %s file %s holds no PEM certificate (-----BEGIN "
                 "CERTIFICATE-----); see docs/operations.md for making one with openssl", ctx,
                 key, path);
         goto out_free;
     }
     if (want_key) {
         if (strstr(buf, "ENCRYPTED PRIVATE KEY-----") || strstr(buf, "Proc-Type: 4,ENCRYPTED")) {
-            put_why(why, whylen, "%s: %s file %s holds an encrypted private key; synod cannot "
+            sy_whyf(why, whylen, 0, "%s: %s file %s holds an encrypted private key; synod cannot "
                     "ask for a passphrase: decrypt it with openssl pkey -in KEY -out KEY", ctx,
                     key, path);
             goto out_free;
         }
         if (!strstr(buf, "PRIVATE KEY-----")) {
-            put_why(why, whylen, "%s: %s file %s holds no PEM private key; put the node's "
+            sy_whyf(why, whylen, 0, "%s: %s file %s holds no PEM private key; put the node's "
                     "certificate and its key in one file (cat node.crt node.key > node.pem)",
                     ctx, key, path);
             goto out_free;
         }
         if (st.st_mode & 077) {
-            put_why(why, whylen, "%s: %s file %s holds a private key and is readable by others "
+            sy_whyf(why, whylen, 0, "%s: %s file %s holds a private key and is readable by others "
                     "(mode 0%o); run chmod 600 %s", ctx, key, path,
                     (unsigned)(st.st_mode & 0777), path);
             goto out_free;
@@ -473,10 +460,10 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
-            put_why(why, whylen, "%s %s does not exist; check the path (synod-keys cluster "
+            sy_whyf(why, whylen, 0, "%s %s does not exist; check the path (synod-keys cluster "
                     "writes one)", what, path);
         else
-            put_why(why, whylen, "cannot open %s %s: %s", what, path, strerror(e));
+            sy_whyf(why, whylen, 0, "cannot open %s %s: %s", what, path, strerror(e));
         return SY_ECONFIG;
     }
     struct stat st;
@@ -489,26 +476,26 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
             dl--;
         snprintf(inside, sizeof inside, "%.*s/cluster.ini", dl, path);
         if (!strcmp(what, "manifest") && stat(inside, &ist) == 0 && S_ISREG(ist.st_mode))
-            put_why(why, whylen, "%s %s is a directory; did you mean %s?", what, path, inside);
+            sy_whyf(why, whylen, 0, "%s %s is a directory; did you mean %s?", what, path, inside);
         else
-            put_why(why, whylen, "%s %s is a directory, not a file", what, path);
+            sy_whyf(why, whylen, 0, "%s %s is a directory, not a file", what, path);
         close(fd);
         return SY_ECONFIG;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        put_why(why, whylen, "%s %s is not a regular file", what, path);
+        sy_whyf(why, whylen, 0, "%s %s is not a regular file", what, path);
         close(fd);
         return SY_ECONFIG;
     }
     if ((uint64_t)st.st_size > SY_CFG_MAX_FILE) {
-        put_why(why, whylen, "%s %s is larger than %u bytes", what, path, SY_CFG_MAX_FILE);
+        sy_whyf(why, whylen, 0, "%s %s is larger than %u bytes", what, path, SY_CFG_MAX_FILE);
         close(fd);
         return SY_ECONFIG;
     }
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         close(fd);
-        put_why(why, whylen, "out of memory reading %s", path);
+        sy_whyf(why, whylen, 0, "out of memory reading %s", path);
         return SY_ENOMEM;
     }
     size_t n = 0;
@@ -517,7 +504,7 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            put_why(why, whylen, "cannot read %s %s: %s", what, path, strerror(errno));
+            sy_whyf(why, whylen, 0, "cannot read %s %s: %s", what, path, strerror(errno));
             free(buf);
             close(fd);
             return SY_ECONFIG;
@@ -529,7 +516,7 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
     close(fd);
     buf[n] = 0;
     if (memchr(buf, 0, n)) {
-        put_why(why, whylen, "%s %s contains NUL bytes; it is not a text INI file", what,
+        sy_whyf(why, whylen, 0, "%s %s contains NUL bytes; it is not a text INI file", what,
                 path);
         free(buf);
         return SY_ECONFIG;
@@ -550,7 +537,7 @@ static int check_sections(const char *path, const char *text, size_t len, char *
     typedef struct { char name[SECTION_MAX]; int line; } sec;
     sec *secs = calloc(MAXS, sizeof *secs);
     if (!secs) {
-        put_why(why, whylen, "out of memory parsing %s", path);
+        sy_whyf(why, whylen, 0, "out of memory parsing %s", path);
         return SY_ENOMEM;
     }
     int ns = 0, cur = -1, line = 0, rc = SY_OK;
@@ -569,7 +556,7 @@ static int check_sections(const char *path, const char *text, size_t len, char *
                 c++;
             size_t nl = c - b - 1 < SECTION_MAX - 1 ? c - b - 1 : SECTION_MAX - 1;
             if (cur >= 0 && !has_key) {
-                put_why(why, whylen, "%s:%d: [%s] has no keys; fill it in or remove it", path,
+                sy_whyf(why, whylen, 0, "%s:%d: [%s] has no keys; fill it in or remove it", path,
                         secs[cur].line, secs[cur].name);
                 rc = SY_ECONFIG;
                 break;
@@ -577,7 +564,7 @@ static int check_sections(const char *path, const char *text, size_t len, char *
             for (int k = 0; k < ns; k++)
                 if (strlen(secs[k].name) == nl && !memcmp(secs[k].name, text + b + 1, nl)) {
                     bool node = !strncmp(secs[k].name, "node \"", 6);
-                    put_why(why, whylen, "%s:%d: %s%.*s%s[%s] appears twice (first at line %d); "
+                    sy_whyf(why, whylen, 0, "%s:%d: %s%.*s%s[%s] appears twice (first at line %d); "
                             "%s", path, line, node ? "duplicate node id " : "",
                             node ? (int)strcspn(secs[k].name + 6, "\"") : 0,
                             node ? secs[k].name + 6 : "", node ? ": " : "", secs[k].name,
@@ -598,7 +585,7 @@ static int check_sections(const char *path, const char *text, size_t len, char *
         i = e + 1;
     }
     if (rc == SY_OK && cur >= 0 && !has_key) {
-        put_why(why, whylen, "%s:%d: [%s] has no keys; fill it in or remove it", path,
+        sy_whyf(why, whylen, 0, "%s:%d: [%s] has no keys; fill it in or remove it", path,
                 secs[cur].line, secs[cur].name);
         rc = SY_ECONFIG;
     }
@@ -623,7 +610,7 @@ static int parse_ini(const char *path, const char *what, ini_handler handler, in
     for (size_t i = 0; i <= s->len; i++) {
         if (i == s->len || s->text[i] == '\n') {
             if ((int)(i - start) > maxline) {
-                put_why(why, whylen, "%s:%d: line is longer than %d characters; shorten it "
+                sy_whyf(why, whylen, 0, "%s:%d: line is longer than %d characters; shorten it "
                         "(use a relative path?)", path, line, maxline);
                 return SY_ECONFIG;
             }
@@ -635,20 +622,20 @@ static int parse_ini(const char *path, const char *what, ini_handler handler, in
         return rc;
     int r = ini_parse_stream(src_reader, s, handler, user);
     if (r == -2) {
-        put_why(why, whylen, "out of memory parsing %s", path);
+        sy_whyf(why, whylen, 0, "out of memory parsing %s", path);
         return SY_ENOMEM;
     }
     if (r > 0 && (!s->err || r < s->err_line)) {
-        put_why(why, whylen, "%s:%d: syntax error; expected '[section]', 'key = value' or a "
+        sy_whyf(why, whylen, 0, "%s:%d: syntax error; expected '[section]', 'key = value' or a "
                 "'; comment'", path, r);
         return SY_ECONFIG;
     }
     if (s->err) {
-        put_why(why, whylen, "%s", s->why);
+        sy_whyf(why, whylen, 0, "%s", s->why);
         return s->err;
     }
     if (r != 0) {
-        put_why(why, whylen, "cannot parse %s %s", what, path);
+        sy_whyf(why, whylen, 0, "cannot parse %s %s", what, path);
         return SY_ECONFIG;
     }
     return SY_OK;
@@ -1076,19 +1063,19 @@ static int validate_tls(man_ctx *m, uint32_t n, char *why, size_t whylen)
     }
     if (tls_node >= 0 && plain_node >= 0) {
         const sy_node_entry *pe = &m->tmp_nodes[plain_node];
-        put_why(why, whylen, "%s: [node \"%d\"] %s is %s but [node \"%d\"] %s is tls+tcp://; "
+        sy_whyf(why, whylen, 0, "%s: [node \"%d\"] %s is %s but [node \"%d\"] %s is tls+tcp://; "
                 "TLS is all or nothing: use tls+tcp:// for every peer and client address, or "
                 "for none", file, plain_node, lab[plain_k], plain_k ? pe->client : pe->peer,
                 tls_node, lab[tls_k]);
         return SY_ECONFIG;
     }
     if (tls_node >= 0 && !c->tls_ca[0]) {
-        put_why(why, whylen, "%s: the addresses are tls+tcp:// but [cluster] has no tls_ca; add "
+        sy_whyf(why, whylen, 0, "%s: the addresses are tls+tcp:// but [cluster] has no tls_ca; add "
                 "tls_ca = PATH (PEM file of the CA that signed every node's certificate)", file);
         return SY_ECONFIG;
     }
     if (tls_node < 0 && c->tls_ca[0]) {
-        put_why(why, whylen, "%s: [cluster] tls_ca is set but no address is tls+tcp://; write "
+        sy_whyf(why, whylen, 0, "%s: [cluster] tls_ca is set but no address is tls+tcp://; write "
                 "every peer and client address as tls+tcp://host:port, or remove tls_ca", file);
         return SY_ECONFIG;
     }
@@ -1103,17 +1090,17 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     sy_cluster_cfg *c = m->cfg;
     const char *file = c->path;
     if (!m->cluster_seen) {
-        put_why(why, whylen, "%s: missing [cluster] section; add one with at least id and "
+        sy_whyf(why, whylen, 0, "%s: missing [cluster] section; add one with at least id and "
                 "protocol", file);
         return SY_ECONFIG;
     }
     if (!cluster_key_seen(m, "id")) {
-        put_why(why, whylen, "%s: [cluster] is missing required key 'id' (a name like "
+        sy_whyf(why, whylen, 0, "%s: [cluster] is missing required key 'id' (a name like "
                 "'demo')", file);
         return SY_ECONFIG;
     }
     if (!cluster_key_seen(m, "protocol")) {
-        put_why(why, whylen, "%s: [cluster] is missing required key 'protocol' (raft, paxos "
+        sy_whyf(why, whylen, 0, "%s: [cluster] is missing required key 'protocol' (raft, paxos "
                 "or pbft)", file);
         return SY_ECONFIG;
     }
@@ -1121,7 +1108,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         n += m->nodes[i].present;
     if (n == 0) {
-        put_why(why, whylen, "%s: no [node \"ID\"] sections; a cluster needs at least one node",
+        sy_whyf(why, whylen, 0, "%s: no [node \"ID\"] sections; a cluster needs at least one node",
                 file);
         return SY_ECONFIG;
     }
@@ -1131,7 +1118,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
             for (uint32_t j = 0; j < SY_MAX_NODES; j++)
                 if (m->nodes[j].present)
                     hi = j;
-            put_why(why, whylen, "%s: node ids must be contiguous 0..n-1: the manifest has %u "
+            sy_whyf(why, whylen, 0, "%s: node ids must be contiguous 0..n-1: the manifest has %u "
                     "nodes (highest id %u) but no [node \"%u\"]; renumber the nodes", file, n,
                     hi, i);
             return SY_ECONFIG;
@@ -1142,14 +1129,14 @@ static int validate(man_ctx *m, char *why, size_t whylen)
             "like tcp://127.0.0.1:7100"};
         for (int k = 0; k < 3; k++)
             if (!(m->nodes[i].seen & (1u << k))) {
-                put_why(why, whylen, "%s:%d: [node \"%u\"] is missing required key '%s' (%s)",
+                sy_whyf(why, whylen, 0, "%s:%d: [node \"%u\"] is missing required key '%s' (%s)",
                         file, m->nodes[i].line, i, node_keys[k], hint[k]);
                 return SY_ECONFIG;
             }
     }
     for (size_t i = 0; i < c->n_clients; i++)
         if (!(m->client_seen[i] & 1u)) {
-            put_why(why, whylen, "%s:%d: [client \"%s\"] is missing required key 'public_key'",
+            sy_whyf(why, whylen, 0, "%s:%d: [client \"%s\"] is missing required key 'public_key'",
                     file, m->client_line[i], c->clients[i].name);
             return SY_ECONFIG;
         }
@@ -1159,7 +1146,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     if (!cluster_key_seen(m, "f")) {
         c->f = sy_protocol_max_f(c->protocol, n);
     } else if (n < min_n) {
-        put_why(why, whylen, "%s: protocol %s with f=%u needs n >= %s = %u nodes, manifest has "
+        sy_whyf(why, whylen, 0, "%s: protocol %s with f=%u needs n >= %s = %u nodes, manifest has "
                 "%u; add nodes or lower f", file, sy_protocol_name(c->protocol), c->f,
                 protocol_is_bft(c->protocol) ? "3f+1" : "2f+1", min_n, n);
         return SY_ECONFIG;
@@ -1167,18 +1154,18 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     if (c->protocol == SY_PROTO_PBFT && !cluster_key_seen(m, "max_inflight"))
         c->max_inflight = SY_DEF_PBFT_MAX_INFLIGHT;
     if (c->election_min_ms >= c->election_max_ms) {
-        put_why(why, whylen, "%s: [cluster] election_min_ms (%u) must be below "
+        sy_whyf(why, whylen, 0, "%s: [cluster] election_min_ms (%u) must be below "
                 "election_max_ms (%u)", file, c->election_min_ms, c->election_max_ms);
         return SY_ECONFIG;
     }
     if (c->heartbeat_ms >= c->election_min_ms) {
-        put_why(why, whylen, "%s: [cluster] heartbeat_ms (%u) must be below election_min_ms "
+        sy_whyf(why, whylen, 0, "%s: [cluster] heartbeat_ms (%u) must be below election_min_ms "
                 "(%u), or followers time out between heartbeats", file, c->heartbeat_ms,
                 c->election_min_ms);
         return SY_ECONFIG;
     }
     if (c->watermark_window < 2 * c->checkpoint_interval) {
-        put_why(why, whylen, "%s: [cluster] watermark_window (%u) must be at least twice "
+        sy_whyf(why, whylen, 0, "%s: [cluster] watermark_window (%u) must be at least twice "
                 "checkpoint_interval (%u) so the window can move at each checkpoint", file,
                 c->watermark_window, c->checkpoint_interval);
         return SY_ECONFIG;
@@ -1201,7 +1188,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
                     snprintf(sb, sizeof sb, "node \"%zu\"", j);
                 else
                     snprintf(sb, sizeof sb, "client \"%s\"", c->clients[j - n].name);
-                put_why(why, whylen, "%s: duplicate public key: [%s] and [%s] have the same "
+                sy_whyf(why, whylen, 0, "%s: duplicate public key: [%s] and [%s] have the same "
                         "public_key; every member needs its own key (synod-keys gen)", file,
                         sa, sb);
                 return SY_ECONFIG;
@@ -1229,7 +1216,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     for (size_t i = 0; i < na; i++)
         for (size_t j = i + 1; j < na; j++)
             if (strcmp(addr_endpoint(addrs[i]), addr_endpoint(addrs[j])) == 0) {
-                put_why(why, whylen, "%s: duplicate address %s: %s of [node \"%u\"] and %s of "
+                sy_whyf(why, whylen, 0, "%s: duplicate address %s: %s of [node \"%u\"] and %s of "
                         "[node \"%u\"]; give each endpoint its own port", file,
                         addr_endpoint(addrs[j]), labels[i], owner[i], labels[j], owner[j]);
                 return SY_ECONFIG;
@@ -1242,7 +1229,7 @@ static int validate(man_ctx *m, char *why, size_t whylen)
     c->nodes = calloc(n, sizeof *c->nodes);
     c->node_keys = calloc(n, sizeof *c->node_keys);
     if (!c->nodes || !c->node_keys) {
-        put_why(why, whylen, "out of memory loading %s", file);
+        sy_whyf(why, whylen, 0, "out of memory loading %s", file);
         return SY_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -1256,21 +1243,21 @@ int sy_cluster_load(const char *path, sy_cluster_cfg *cfg, char *why, size_t why
 {
     memset(cfg, 0, sizeof *cfg);
     if (strlen(path) >= sizeof cfg->path) {
-        put_why(why, whylen, "manifest path is longer than %d bytes", SY_CFG_MAX_PATH - 1);
+        sy_whyf(why, whylen, 0, "manifest path is longer than %d bytes", SY_CFG_MAX_PATH - 1);
         return SY_ECONFIG;
     }
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
     set_defaults(cfg);
     man_ctx *m = calloc(1, sizeof *m);
     if (!m) {
-        put_why(why, whylen, "out of memory loading %s", path);
+        sy_whyf(why, whylen, 0, "out of memory loading %s", path);
         return SY_ENOMEM;
     }
     int rc = SY_ENOMEM;
     m->cfg = cfg;
     m->tmp_nodes = calloc(SY_MAX_NODES, sizeof *m->tmp_nodes);
     if (!m->tmp_nodes) {
-        put_why(why, whylen, "out of memory loading %s", path);
+        sy_whyf(why, whylen, 0, "out of memory loading %s", path);
         goto out_free_ctx;
     }
     rc = parse_ini(path, "manifest", manifest_handler, &m->src, m, why, whylen);
@@ -1408,7 +1395,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
     memset(ncfg, 0, sizeof *ncfg);
     memset(cluster, 0, sizeof *cluster);
     if (strlen(path) >= sizeof ncfg->path) {
-        put_why(why, whylen, "node file path is longer than %d bytes", SY_CFG_MAX_PATH - 1);
+        sy_whyf(why, whylen, 0, "node file path is longer than %d bytes", SY_CFG_MAX_PATH - 1);
         return SY_ECONFIG;
     }
     snprintf(ncfg->path, sizeof ncfg->path, "%s", path);
@@ -1417,7 +1404,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
 
     nf_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        put_why(why, whylen, "out of memory loading %s", path);
+        sy_whyf(why, whylen, 0, "out of memory loading %s", path);
         return SY_ENOMEM;
     }
     c->ncfg = ncfg;
@@ -1431,7 +1418,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
                                        "like cluster.ini"};
     for (int k = 0; k < NF_LOG; k++)
         if (!(c->seen & (1u << k))) {
-            put_why(why, whylen, "%s: [node] is missing required key '%s' (%s)", path,
+            sy_whyf(why, whylen, 0, "%s: [node] is missing required key '%s' (%s)", path,
                     nodefile_keys[k], hint[k]);
             rc = SY_ECONFIG;
             goto out_free_ctx;
@@ -1440,21 +1427,21 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
     if (rc)
         goto out_free_ctx;
     if (ncfg->id >= cluster->n) {
-        put_why(why, whylen, "%s: node id %u is not in the manifest %s (it has nodes 0..%u); "
+        sy_whyf(why, whylen, 0, "%s: node id %u is not in the manifest %s (it has nodes 0..%u); "
                 "fix id or add [node \"%u\"] to the manifest", path, ncfg->id, ncfg->cluster,
                 cluster->n - 1, ncfg->id);
         rc = SY_ECONFIG;
         goto out_free_ctx;
     }
     if (cluster->tls_ca[0] && !ncfg->tls_cert[0]) {
-        put_why(why, whylen, "%s: the manifest %s uses TLS (tls_ca) but [node] has no tls_cert; "
+        sy_whyf(why, whylen, 0, "%s: the manifest %s uses TLS (tls_ca) but [node] has no tls_cert; "
                 "add tls_cert = PATH (PEM file with this node's certificate and private key)",
                 path, ncfg->cluster);
         rc = SY_ECONFIG;
         goto out_free_ctx;
     }
     if (!cluster->tls_ca[0] && ncfg->tls_cert[0]) {
-        put_why(why, whylen, "%s: tls_cert is set but the manifest %s does not use TLS (no "
+        sy_whyf(why, whylen, 0, "%s: tls_cert is set but the manifest %s does not use TLS (no "
                 "tls_ca, tcp:// addresses); remove tls_cert or configure TLS in the manifest",
                 path, ncfg->cluster);
         rc = SY_ECONFIG;
@@ -1466,7 +1453,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
     char kwhy[WHY_MAX];
     rc = sy_keyfile_load_secret(ncfg->secret_key, &ncfg->seckey, kwhy, sizeof kwhy);
     if (rc) {
-        put_why(why, whylen, "%s: secret_key: %s", path, kwhy);
+        sy_whyf(why, whylen, 0, "%s: secret_key: %s", path, kwhy);
         /* Any key-file problem is the operator's configuration to fix. */
         if (rc != SY_ENOMEM)
             rc = SY_ECONFIG;
@@ -1478,7 +1465,7 @@ int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, c
         char have[SY_KEY_B64_LEN], want[SY_KEY_B64_LEN];
         sy_pubkey_to_b64(&pk, have);
         sy_pubkey_to_b64(&cluster->nodes[ncfg->id].pubkey, want);
-        put_why(why, whylen, "%s: secret key %s belongs to public key %s but the manifest %s "
+        sy_whyf(why, whylen, 0, "%s: secret key %s belongs to public key %s but the manifest %s "
                 "lists %s for [node \"%u\"]; use node %u's key file or fix the manifest",
                 path, ncfg->secret_key, have, ncfg->cluster, want, ncfg->id, ncfg->id);
         rc = SY_ECONFIG;

@@ -13,20 +13,6 @@
 
 enum key_kind { KIND_SECRET, KIND_PUBLIC };
 
-static int fail(char *why, size_t whylen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    if (why && whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int errno_code(int e)
 {
     switch (e) {
@@ -69,7 +55,7 @@ static int write_key(const char *path, const char *header, const uint8_t *bytes,
     if ((flags & SY_KEYFILE_FORCE) && unlink(path) != 0 && errno != ENOENT) {
         int e = errno;
         sodium_memzero(text, sizeof text);
-        return fail(why, whylen, errno_code(e), "cannot replace key file %s: %s", path,
+        return sy_whyf(why, whylen, errno_code(e), "cannot replace key file %s: %s", path,
                     strerror(e));
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -77,32 +63,32 @@ static int write_key(const char *path, const char *header, const uint8_t *bytes,
         int e = errno;
         sodium_memzero(text, sizeof text);
         if (e == EEXIST)
-            return fail(why, whylen, SY_EEXIST,
+            return sy_whyf(why, whylen, SY_EEXIST,
                         "key file %s already exists; remove it or pass --force to overwrite",
                         path);
-        return fail(why, whylen, errno_code(e), "cannot create key file %s: %s", path,
+        return sy_whyf(why, whylen, errno_code(e), "cannot create key file %s: %s", path,
                     strerror(e));
     }
     int rc = SY_OK;
     /* The umask may have narrowed the mode; set it exactly. */
     if (fchmod(fd, mode) != 0) {
-        rc = fail(why, whylen, SY_EIO, "cannot set mode of key file %s: %s", path,
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot set mode of key file %s: %s", path,
                   strerror(errno));
         goto err_unlink;
     }
     ssize_t w = write(fd, text, (size_t)len);
     if (w != len) {
-        rc = fail(why, whylen, SY_EIO, "cannot write key file %s: %s", path,
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot write key file %s: %s", path,
                   w < 0 ? strerror(errno) : "short write");
         goto err_unlink;
     }
     if (fsync(fd) != 0) {
-        rc = fail(why, whylen, SY_EIO, "cannot sync key file %s: %s", path, strerror(errno));
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot sync key file %s: %s", path, strerror(errno));
         goto err_unlink;
     }
     if (close(fd) != 0) {
         fd = -1;
-        rc = fail(why, whylen, SY_EIO, "cannot close key file %s: %s", path, strerror(errno));
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot close key file %s: %s", path, strerror(errno));
         goto err_unlink;
     }
     sodium_memzero(text, sizeof text);
@@ -119,7 +105,7 @@ err_unlink:
 static int pub_path(const char *path, char *out, size_t cap, char *why, size_t whylen)
 {
     if ((size_t)snprintf(out, cap, "%s%s", path, SY_KEYFILE_PUB_SUFFIX) >= cap)
-        return fail(why, whylen, SY_EINVAL, "key file path %s is too long", path);
+        return sy_whyf(why, whylen, SY_EINVAL, "key file path %s is too long", path);
     return SY_OK;
 }
 
@@ -142,7 +128,7 @@ int sy_keyfile_save(const char *path, const sy_seckey *sk, unsigned flags, char 
         for (int i = 0; i < 2; i++) {
             struct stat st;
             if (lstat(paths[i], &st) == 0)
-                return fail(why, whylen, SY_EEXIST,
+                return sy_whyf(why, whylen, SY_EEXIST,
                             "key file %s already exists; remove it or pass --force to "
                             "overwrite",
                             paths[i]);
@@ -180,25 +166,25 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
-            return fail(why, whylen, SY_ENOTFOUND,
+            return sy_whyf(why, whylen, SY_ENOTFOUND,
                         "key file %s does not exist (synod-keys gen --out %s makes one; its "
                         "public key, synod-keys pub, must then be in the cluster manifest)",
                         path, path);
         if (e == EACCES || e == EPERM)
-            return fail(why, whylen, SY_EPERM,
+            return sy_whyf(why, whylen, SY_EPERM,
                         "key file %s is not readable by this user (%s); check its owner and "
                         "mode",
                         path, strerror(e));
-        return fail(why, whylen, SY_EIO, "cannot open key file %s: %s", path, strerror(e));
+        return sy_whyf(why, whylen, SY_EIO, "cannot open key file %s: %s", path, strerror(e));
     }
     int rc = SY_OK;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = fail(why, whylen, SY_EIO, "cannot stat key file %s: %s", path, strerror(errno));
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot stat key file %s: %s", path, strerror(errno));
         goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(why, whylen, SY_ECORRUPT, "key file %s is not a regular file", path);
+        rc = sy_whyf(why, whylen, SY_ECORRUPT, "key file %s is not a regular file", path);
         goto out_close;
     }
     size_t len = 0;
@@ -207,7 +193,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = fail(why, whylen, errno == EISDIR ? SY_ECORRUPT : SY_EIO,
+            rc = sy_whyf(why, whylen, errno == EISDIR ? SY_ECORRUPT : SY_EIO,
                       "cannot read key file %s: %s", path, strerror(errno));
             goto out_close;
         }
@@ -215,7 +201,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
             break;
         len += (size_t)r;
         if (len == sizeof text - 1) {
-            rc = fail(why, whylen, SY_ECORRUPT,
+            rc = sy_whyf(why, whylen, SY_ECORRUPT,
                       "key file %s is too long to be a synod key file (over %d bytes)", path,
                       SY_KEYFILE_MAX_BYTES);
             goto out_close;
@@ -223,7 +209,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     }
     text[len] = 0;
     if (memchr(text, 0, len)) {
-        rc = fail(why, whylen, SY_ECORRUPT, "key file %s contains binary data; expected a '%s' "
+        rc = sy_whyf(why, whylen, SY_ECORRUPT, "key file %s contains binary data; expected a '%s' "
                   "or '%s' header line", path, SY_KEYFILE_SECRET_HEADER,
                   SY_KEYFILE_PUBLIC_HEADER);
         goto out_clear;
@@ -236,11 +222,11 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
         bool header_only = strcmp(text, SY_KEYFILE_SECRET_HEADER) == 0 ||
                            strcmp(text, SY_KEYFILE_PUBLIC_HEADER) == 0;
         if (len && !header_only)
-            rc = fail(why, whylen, SY_ECORRUPT,
+            rc = sy_whyf(why, whylen, SY_ECORRUPT,
                       "key file %s has the wrong header (first line must be '%s' or '%s')",
                       path, SY_KEYFILE_SECRET_HEADER, SY_KEYFILE_PUBLIC_HEADER);
         else
-            rc = fail(why, whylen, SY_ECORRUPT,
+            rc = sy_whyf(why, whylen, SY_ECORRUPT,
                       len ? "key file %s is truncated: no key line after the header"
                           : "key file %s is empty; regenerate it with synod-keys gen",
                       path);
@@ -256,13 +242,13 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     else if (strcmp(header, SY_KEYFILE_PUBLIC_HEADER) == 0)
         kind = KIND_PUBLIC;
     else {
-        rc = fail(why, whylen, SY_ECORRUPT,
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
                   "key file %s has the wrong header (first line must be '%s' or '%s')", path,
                   SY_KEYFILE_SECRET_HEADER, SY_KEYFILE_PUBLIC_HEADER);
         goto out_clear;
     }
     if (want >= 0 && kind != want) {
-        rc = fail(why, whylen, SY_ECORRUPT,
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
                   want == KIND_SECRET
                       ? "key file %s is a public key; a secret key file is needed here"
                       : "key file %s is a secret key; a public key file is needed here",
@@ -270,7 +256,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
         goto out_clear;
     }
     if (kind == KIND_SECRET && (st.st_mode & 077)) {
-        rc = fail(why, whylen, SY_EPERM,
+        rc = sy_whyf(why, whylen, SY_EPERM,
                   "key file %s is %s by others (mode %04o); run chmod 600 %s", path,
                   (st.st_mode & 044) ? "readable" : "accessible",
                   (unsigned)(st.st_mode & 07777), path);
@@ -278,7 +264,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     }
     char *key = strtok_r(line, "\n", &save);
     if (!key) {
-        rc = fail(why, whylen, SY_ECORRUPT,
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
                   "key file %s is truncated: no key line after the header", path);
         goto out_clear;
     }
@@ -286,7 +272,7 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     for (char *rest = strtok_r(NULL, "\n", &save); rest; rest = strtok_r(NULL, "\n", &save)) {
         chomp_cr(rest);
         if (rest[strspn(rest, " \t")]) {
-            rc = fail(why, whylen, SY_ECORRUPT,
+            rc = sy_whyf(why, whylen, SY_ECORRUPT,
                       "key file %s has extra text after the key line", path);
             goto out_clear;
         }
@@ -294,14 +280,14 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     uint8_t tmp[64];
     size_t n = 0;
     if (sy_b64_decode(key, tmp, sizeof tmp, &n) != SY_OK) {
-        rc = fail(why, whylen, SY_ECORRUPT,
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
                   "key file %s: key line is not valid base64 (standard alphabet, padded)",
                   path);
         goto out_clear;
     }
     if (n != 32) {
         sodium_memzero(tmp, sizeof tmp);
-        rc = fail(why, whylen, SY_ECORRUPT,
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
                   "key file %s: key has the wrong length (%zu bytes, expected 32)", path, n);
         goto out_clear;
     }
@@ -326,7 +312,7 @@ int sy_keyfile_load_secret(const char *path, sy_seckey **out, char *why, size_t 
     rc = sy_seckey_from_seed(seed, out);
     sodium_memzero(seed, sizeof seed);
     if (rc)
-        return fail(why, whylen, rc, "cannot load key file %s: %s", path, sy_strerror(rc));
+        return sy_whyf(why, whylen, rc, "cannot load key file %s: %s", path, sy_strerror(rc));
     return SY_OK;
 }
 
@@ -351,7 +337,7 @@ int sy_keyfile_load_any_public(const char *path, sy_pubkey *out, char *why, size
     rc = sy_seckey_from_seed(bytes, &sk);
     sodium_memzero(bytes, sizeof bytes);
     if (rc)
-        return fail(why, whylen, rc, "cannot load key file %s: %s", path, sy_strerror(rc));
+        return sy_whyf(why, whylen, rc, "cannot load key file %s: %s", path, sy_strerror(rc));
     sy_seckey_public(sk, out);
     sy_seckey_free(sk);
     return SY_OK;

@@ -1,3 +1,5 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include "crypto/sy_err.h"
 
 static const struct {
@@ -48,4 +50,15 @@ const char *sy_errname(int err)
     if (err < 0 || err >= SY_ERR_COUNT || !table[err].name)
         return "unknown";
     return table[err].name;
+}
+
+int sy_whyf(char *why, size_t whylen, int code, const char *fmt, ...)
+{
+    if (why && whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -4,6 +4,8 @@
 #ifndef SY_ERR_H
 #define SY_ERR_H
 
+#include <stddef.h>
+
 enum sy_err {
     SY_OK = 0,
     SY_ENOMEM,      /* allocation failed */
@@ -40,6 +42,10 @@ enum sy_err {
 
 /* Text for a code; never NULL, static storage. */
 const char *sy_strerror(int err);
+/* Writes a one-line reason into why (when why is non-NULL and whylen > 0)
+ * and returns code: how every function that fails with a reason says it. */
+int sy_whyf(char *why, size_t whylen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Short stable token ("bad-sig", "too-big") for metrics labels. */
 const char *sy_errname(int err);
 

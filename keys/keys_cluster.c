@@ -17,45 +17,33 @@
 
 #define PATH_CAP 4096
 
-static int failf(char *why, size_t whylen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int failf(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 int sy_keys_cluster_check(sy_keys_cluster_opts *o, char *why, size_t whylen)
 {
     if (!o->out_dir || !o->out_dir[0])
-        return failf(why, whylen, SY_ECONFIG, "missing --out DIR (where to write the cluster)");
+        return sy_whyf(why, whylen, SY_ECONFIG, "missing --out DIR (where to write the cluster)");
     if (o->protocol == SY_PROTO_NONE)
-        return failf(why, whylen, SY_ECONFIG,
+        return sy_whyf(why, whylen, SY_ECONFIG,
                      "missing --protocol; choose raft, paxos or pbft");
     if (o->nodes < 1 || o->nodes > SY_MAX_NODES)
-        return failf(why, whylen, SY_ECONFIG, "--nodes must be 1..%u", SY_MAX_NODES);
+        return sy_whyf(why, whylen, SY_ECONFIG, "--nodes must be 1..%u", SY_MAX_NODES);
     uint32_t maxf = sy_protocol_max_f(o->protocol, o->nodes);
     if (!o->f_set) {
         o->f = maxf;
     } else if (o->f > maxf) {
         uint32_t need = sy_protocol_min_n(o->protocol, o->f);
-        return failf(why, whylen, SY_ECONFIG,
+        return sy_whyf(why, whylen, SY_ECONFIG,
                      "protocol %s with f=%u needs n >= %s = %u nodes, --nodes is %u; raise "
                      "--nodes or lower --f",
                      sy_protocol_name(o->protocol), o->f,
                      o->protocol == SY_PROTO_PBFT ? "3f+1" : "2f+1", need, o->nodes);
     }
     if (o->clients > SY_KEYS_MAX_CLIENTS)
-        return failf(why, whylen, SY_ECONFIG, "--clients must be 0..%u", SY_KEYS_MAX_CLIENTS);
+        return sy_whyf(why, whylen, SY_ECONFIG, "--clients must be 0..%u", SY_KEYS_MAX_CLIENTS);
     if (o->base_port < 1)
-        return failf(why, whylen, SY_ECONFIG, "--base-port must be 1..%u for %u nodes",
+        return sy_whyf(why, whylen, SY_ECONFIG, "--base-port must be 1..%u for %u nodes",
                      65535 - SY_KEYS_METRICS_PORT_OFFSET - (o->nodes - 1), o->nodes);
     if (o->base_port + SY_KEYS_METRICS_PORT_OFFSET + o->nodes - 1 > 65535)
-        return failf(why, whylen, SY_ECONFIG,
+        return sy_whyf(why, whylen, SY_ECONFIG,
                      "--base-port %u leaves no room for %u nodes (ports up to base+%u+n-1 must "
                      "be <= 65535); use a lower base port",
                      o->base_port, o->nodes, SY_KEYS_METRICS_PORT_OFFSET);
@@ -63,7 +51,7 @@ int sy_keys_cluster_check(sy_keys_cluster_opts *o, char *why, size_t whylen)
     bool v6 = strchr(o->host, ':') != NULL;
     snprintf(addr, sizeof addr, v6 ? "tcp://[%s]:%u" : "tcp://%s:%u", o->host, o->base_port);
     if (sy_addr_check(addr, false, awhy, sizeof awhy) != SY_OK)
-        return failf(why, whylen, SY_ECONFIG, "--host '%s' is not a valid host: %s", o->host,
+        return sy_whyf(why, whylen, SY_ECONFIG, "--host '%s' is not a valid host: %s", o->host,
                      awhy);
     if (o->cluster_id) {
         size_t l = strlen(o->cluster_id);
@@ -74,7 +62,7 @@ int sy_keys_cluster_check(sy_keys_cluster_opts *o, char *why, size_t whylen)
                  c == '.' || c == '_' || c == '-';
         }
         if (!ok)
-            return failf(why, whylen, SY_ECONFIG,
+            return sy_whyf(why, whylen, SY_ECONFIG,
                          "--id '%s' is invalid; use 1..%u characters from A-Z a-z 0-9 . _ -",
                          o->cluster_id, SY_MAX_CLUSTER_ID);
     }
@@ -100,11 +88,11 @@ static int make_dir(const char *path, mode_t mode, char *why, size_t whylen)
     if (mkdir(path, mode) == 0 || errno == EEXIST) {
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return failf(why, whylen, SY_EIO, "%s exists and is not a directory; remove it or "
+            return sy_whyf(why, whylen, SY_EIO, "%s exists and is not a directory; remove it or "
                          "choose another --out", path);
         return SY_OK;
     }
-    return failf(why, whylen, SY_EIO, "cannot create directory %s: %s", path, strerror(errno));
+    return sy_whyf(why, whylen, SY_EIO, "cannot create directory %s: %s", path, strerror(errno));
 }
 
 /* mkdir -p for the output directory: parents 0755. */
@@ -128,15 +116,15 @@ static int write_text(const char *path, const char *text, char *why, size_t whyl
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return failf(why, whylen, SY_EIO, "cannot create %s: %s", path, strerror(errno));
+        return sy_whyf(why, whylen, SY_EIO, "cannot create %s: %s", path, strerror(errno));
     size_t len = strlen(text);
     ssize_t w = write(fd, text, len);
     int rc = SY_OK;
     if (w < 0 || (size_t)w != len || fsync(fd) != 0)
-        rc = failf(why, whylen, SY_EIO, "cannot write %s: %s", path,
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot write %s: %s", path,
                    w < 0 ? strerror(errno) : "short write or sync failure");
     if (close(fd) != 0 && rc == SY_OK)
-        rc = failf(why, whylen, SY_EIO, "cannot write %s: %s", path, strerror(errno));
+        rc = sy_whyf(why, whylen, SY_EIO, "cannot write %s: %s", path, strerror(errno));
     return rc;
 }
 
@@ -188,26 +176,26 @@ static int check_existing(const sy_keys_cluster_opts *o, char *why, size_t whyle
         for (int pub = 0; pub < 2; pub++) {
             if (join(p, o->out_dir, "keys/%s-%u.key%s", node ? "node" : "client", k,
                      pub ? ".pub" : ""))
-                return failf(why, whylen, SY_EINVAL, "--out path is too long");
+                return sy_whyf(why, whylen, SY_EINVAL, "--out path is too long");
             if (lstat(p, &st) == 0)
-                return failf(why, whylen, SY_EEXIST,
+                return sy_whyf(why, whylen, SY_EEXIST,
                              "key file %s already exists; pass --force to replace the "
                              "cluster's keys, or choose another --out",
                              p);
         }
     }
     if (join(p, o->out_dir, "cluster.ini"))
-        return failf(why, whylen, SY_EINVAL, "--out path is too long");
+        return sy_whyf(why, whylen, SY_EINVAL, "--out path is too long");
     if (lstat(p, &st) == 0)
-        return failf(why, whylen, SY_EEXIST,
+        return sy_whyf(why, whylen, SY_EEXIST,
                      "manifest %s already exists; pass --force to replace the cluster, or "
                      "choose another --out",
                      p);
     for (uint32_t i = 0; i < o->nodes; i++) {
         if (join(p, o->out_dir, "node-%u.ini", i))
-            return failf(why, whylen, SY_EINVAL, "--out path is too long");
+            return sy_whyf(why, whylen, SY_EINVAL, "--out path is too long");
         if (lstat(p, &st) == 0)
-            return failf(why, whylen, SY_EEXIST,
+            return sy_whyf(why, whylen, SY_EEXIST,
                          "node file %s already exists; pass --force to replace the cluster, "
                          "or choose another --out",
                          p);
@@ -220,7 +208,7 @@ static int gen_key(const char *path, bool force, sy_pubkey *pub, char *why, size
     sy_seckey *sk = NULL;
     int rc = sy_seckey_generate(&sk);
     if (rc)
-        return failf(why, whylen, rc, "cannot generate a key: %s", sy_strerror(rc));
+        return sy_whyf(why, whylen, rc, "cannot generate a key: %s", sy_strerror(rc));
     rc = sy_keyfile_save(path, sk, force ? SY_KEYFILE_FORCE : 0, why, whylen);
     sy_seckey_public(sk, pub);
     sy_seckey_free(sk);
@@ -253,7 +241,7 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
 {
     int rc;
     if (strlen(o->out_dir) > PATH_CAP - 300)
-        return failf(why, whylen, SY_ECONFIG, "--out path is too long");
+        return sy_whyf(why, whylen, SY_ECONFIG, "--out path is too long");
     if (!o->force && (rc = check_existing(o, why, whylen)) != SY_OK)
         return rc;
     char p[PATH_CAP];
@@ -302,7 +290,7 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
                 k == 0 ? "admin = true\n" : "");
     }
     if (man.oom) {
-        rc = failf(why, whylen, SY_ENOMEM, "out of memory writing the manifest");
+        rc = sy_whyf(why, whylen, SY_ENOMEM, "out of memory writing the manifest");
         goto out_free_text;
     }
     if ((rc = join(p, o->out_dir, "cluster.ini")) || (rc = write_text(p, man.p, why, whylen)))
@@ -332,7 +320,7 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
     rc = sy_cluster_load(p, &cfg, lwhy, sizeof lwhy);
     sy_cluster_free(&cfg);
     if (rc) {
-        failf(why, whylen, rc, "generated manifest does not load (a bug): %s", lwhy);
+        sy_whyf(why, whylen, rc, "generated manifest does not load (a bug): %s", lwhy);
         goto out_free_text;
     }
     for (uint32_t i = 0; i < o->nodes; i++) {
@@ -343,7 +331,7 @@ int sy_keys_cluster(const sy_keys_cluster_opts *o, char *why, size_t whylen)
         sy_node_free(&ncfg);
         sy_cluster_free(&cfg);
         if (rc) {
-            failf(why, whylen, rc, "generated node file does not load: %s", lwhy);
+            sy_whyf(why, whylen, rc, "generated node file does not load: %s", lwhy);
             goto out_free_text;
         }
     }

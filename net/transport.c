@@ -153,19 +153,6 @@ struct sy_net {
     uint64_t verify_ok, verify_fail, verify_cached;
 };
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || !whylen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
-
 static int map_nng(int rv)
 {
     switch (rv) {
@@ -782,13 +769,13 @@ static int http_start(sy_net *net, char *why, size_t whylen)
     void (*cbs[2])(nng_aio *) = { http_metrics, http_health };
 
     if ((rv = nng_url_parse(&url, net->metrics_addr)) != 0) {
-        set_why(why, whylen, "metrics address %s: %s", net->metrics_addr, nng_strerror(rv));
+        sy_whyf(why, whylen, 0, "metrics address %s: %s", net->metrics_addr, nng_strerror(rv));
         return SY_ECONFIG;
     }
     rv = nng_http_server_hold(&net->http, url);
     nng_url_free(url);
     if (rv) {
-        set_why(why, whylen, "metrics address %s: %s", net->metrics_addr, nng_strerror(rv));
+        sy_whyf(why, whylen, 0, "metrics address %s: %s", net->metrics_addr, nng_strerror(rv));
         return map_nng(rv);
     }
     for (int i = 0; i < 2; i++) {
@@ -804,7 +791,7 @@ static int http_start(sy_net *net, char *why, size_t whylen)
         goto err;
     return SY_OK;
 err:
-    set_why(why, whylen, "cannot listen on the metrics address %s: %s%s", net->metrics_addr,
+    sy_whyf(why, whylen, 0, "cannot listen on the metrics address %s: %s%s", net->metrics_addr,
             nng_strerror(rv), listen_hint(rv));
     nng_http_server_release(net->http);
     net->http = NULL;
@@ -949,19 +936,19 @@ static int tls_make(const sy_net *net, bool server, bool require_peer, const cha
     int rv;
     *out = NULL;
     if ((rv = nng_tls_config_alloc(&tc, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT))) {
-        set_why(why, whylen, "cannot use TLS: %s%s", nng_strerror(rv),
+        sy_whyf(why, whylen, 0, "cannot use TLS: %s%s", nng_strerror(rv),
                 rv == NNG_ENOTSUP ? " (this NNG build has no TLS engine)" : "");
         return rv == NNG_ENOMEM ? SY_ENOMEM : SY_ECONFIG;
     }
     if (net->tls_cert && (server || require_peer) &&
         (rv = nng_tls_config_cert_key_file(tc, net->tls_cert, NULL)) != 0) {
-        set_why(why, whylen, "tls_cert %s: cannot load the certificate and private key: %s",
+        sy_whyf(why, whylen, 0, "tls_cert %s: cannot load the certificate and private key: %s",
                 net->tls_cert, nng_strerror(rv));
         goto err_free;
     }
     if (!server || require_peer) {
         if ((rv = nng_tls_config_ca_file(tc, net->tls_ca)) != 0) {
-            set_why(why, whylen, "tls_ca %s: cannot load the CA certificates: %s",
+            sy_whyf(why, whylen, 0, "tls_ca %s: cannot load the CA certificates: %s",
                     net->tls_ca, nng_strerror(rv));
             goto err_free;
         }
@@ -970,7 +957,7 @@ static int tls_make(const sy_net *net, bool server, bool require_peer, const cha
         nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_NONE);
     }
     if (server_name && (rv = nng_tls_config_server_name(tc, server_name)) != 0) {
-        set_why(why, whylen, "TLS server name %s: %s", server_name, nng_strerror(rv));
+        sy_whyf(why, whylen, 0, "TLS server name %s: %s", server_name, nng_strerror(rv));
         goto err_free;
     }
     *out = tc;
@@ -1001,7 +988,7 @@ static int listen_on(nng_socket s, const char *what, const char *addr, nng_tls_c
         }
     }
     if (rv) {
-        set_why(why, whylen, "cannot listen on the %s address %s: %s%s", what, addr,
+        sy_whyf(why, whylen, 0, "cannot listen on the %s address %s: %s%s", what, addr,
                 nng_strerror(rv), listen_hint(rv));
         return rv == NNG_EADDRINUSE ? SY_EIO : map_nng(rv);
     }
@@ -1037,7 +1024,7 @@ static int dial_peer(sy_net *net, nng_socket s, const char *addr, char *why, siz
     nng_tls_config_free(tc); /* the dialer holds its own reference */
 out:
     if (rv) {
-        set_why(why, whylen, "cannot dial peer %s: %s", addr, nng_strerror(rv));
+        sy_whyf(why, whylen, 0, "cannot dial peer %s: %s", addr, nng_strerror(rv));
         return map_nng(rv);
     }
     return SY_OK;
@@ -1191,7 +1178,7 @@ static int open_peer(sy_net *net, uint32_t i, char *why, size_t whylen)
     /* Sends queue (boundedly) while the link is down. */
     return dial_peer(net, pe->sock, net->addrs[i], why, whylen);
 err:
-    set_why(why, whylen, "cannot dial peer %s: %s", net->addrs[i], nng_strerror(rv));
+    sy_whyf(why, whylen, 0, "cannot dial peer %s: %s", net->addrs[i], nng_strerror(rv));
     return map_nng(rv);
 }
 
@@ -1199,7 +1186,7 @@ static int open_client(sy_net *net, char *why, size_t whylen)
 {
     int rv, rc;
     if ((rv = nng_rep0_open(&net->rep)) != 0) {
-        set_why(why, whylen, "client endpoint %s: %s", net->client_addr, nng_strerror(rv));
+        sy_whyf(why, whylen, 0, "client endpoint %s: %s", net->client_addr, nng_strerror(rv));
         return map_nng(rv);
     }
     net->rep_open = true;
@@ -1213,7 +1200,7 @@ static int open_client(sy_net *net, char *why, size_t whylen)
         s->idx = i;
         if ((rv = nng_ctx_open(&s->ctx, net->rep)) != 0 ||
             (rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
-            set_why(why, whylen, "client endpoint %s: %s", net->client_addr, nng_strerror(rv));
+            sy_whyf(why, whylen, 0, "client endpoint %s: %s", net->client_addr, nng_strerror(rv));
             return map_nng(rv);
         }
         net->n_slots = i + 1;
@@ -1223,7 +1210,7 @@ static int open_client(sy_net *net, char *why, size_t whylen)
         return rc;
     if ((rc = watch_init(net, &net->watch[1], "client", net->rep, net->client_addr,
                          net->tls_client_srv, true, false)) != SY_OK) {
-        set_why(why, whylen, "client endpoint %s: %s", net->client_addr, sy_strerror(rc));
+        sy_whyf(why, whylen, 0, "client endpoint %s: %s", net->client_addr, sy_strerror(rc));
         return rc;
     }
     for (uint32_t i = 0; i < net->n_slots; i++) {
@@ -1298,7 +1285,7 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
             (rc = tls_make(net, true, false, NULL, &net->tls_client_srv, why, whylen)) != SY_OK)
             goto err_close;
     } else if ((cfg->tls_cert && *cfg->tls_cert) || (cfg->tls_ca && *cfg->tls_ca)) {
-        set_why(why, whylen, "TLS needs both %s and %s", "tls_cert", "tls_ca");
+        sy_whyf(why, whylen, 0, "TLS needs both %s and %s", "tls_cert", "tls_ca");
         rc = SY_ECONFIG;
         goto err_close;
     }
@@ -1333,7 +1320,7 @@ int sy_net_open(const sy_net_cfg *cfg, sy_net **out, char *why, size_t whylen)
         goto err_close;
     if ((rc = watch_init(net, &net->watch[0], "peer", net->pull, net->addrs[cfg->self],
                          net->tls_peer_srv, false, true)) != SY_OK) {
-        set_why(why, whylen, "peer endpoint %s: %s", net->addrs[cfg->self], sy_strerror(rc));
+        sy_whyf(why, whylen, 0, "peer endpoint %s: %s", net->addrs[cfg->self], sy_strerror(rc));
         goto err_close;
     }
     nng_recv_aio(net->pull, net->pull_aio);
