@@ -216,25 +216,18 @@ static int read_key(const char *path, int want, int *kind_out, uint8_t bytes[32]
     }
 
     char *save = NULL;
-    char *nl = strchr(text, '\n');
-    if (!nl) {
-        chomp_cr(text);
-        bool header_only = strcmp(text, SY_KEYFILE_SECRET_HEADER) == 0 ||
-                           strcmp(text, SY_KEYFILE_PUBLIC_HEADER) == 0;
-        if (len && !header_only)
-            rc = sy_whyf(why, whylen, SY_ECORRUPT,
-                      "key file %s has the wrong header (first line must be '%s' or '%s')",
-                      path, SY_KEYFILE_SECRET_HEADER, SY_KEYFILE_PUBLIC_HEADER);
-        else
-            rc = sy_whyf(why, whylen, SY_ECORRUPT,
-                      len ? "key file %s is truncated: no key line after the header"
-                          : "key file %s is empty; regenerate it with synod-keys gen",
-                      path);
+    if (len == 0) {
+        rc = sy_whyf(why, whylen, SY_ECORRUPT,
+                     "key file %s is empty; regenerate it with synod-keys gen", path);
         goto out_clear;
     }
-    *nl = 0;
+    /* the first line is the header (a file of one line: all of it, and no
+     * key line follows: truncated, below) */
+    char *nl = strchr(text, '\n');
+    if (nl)
+        *nl = 0;
     char *header = text;
-    char *line = nl + 1;
+    char *line = nl ? nl + 1 : text + len;
     chomp_cr(header);
     int kind;
     if (strcmp(header, SY_KEYFILE_SECRET_HEADER) == 0)

@@ -1694,9 +1694,6 @@ static uint32_t quorum_peers(const rt *r)
 static void few_peers_check(rt *r, const sy_net_stats *ns, uint64_t t)
 {
     uint32_t need = quorum_peers(r), down = SY_NO_NODE;
-    for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES && down == SY_NO_NODE; i++)
-        if (i != r->ncfg.id && !ns->peer_up[i])
-            down = i;
     if (ns->peers_connected >= need) {
         if (r->few_peers_warned)
             SY_INFO(&r->log, "%u of %u peers connected again", ns->peers_connected,
@@ -1710,6 +1707,9 @@ static void few_peers_check(rt *r, const sy_net_stats *ns, uint64_t t)
         (r->few_peers_warned && t - r->few_peers_warned < RT_FEW_PEERS_REPEAT_MS))
         return;
     r->few_peers_warned = t;
+    for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES && down == SY_NO_NODE; i++)
+        if (i != r->ncfg.id && !ns->peer_up[i])
+            down = i;
     SY_WARN(&r->log, "only %u of %u peers connected for %" PRIu64 " s, and a quorum needs %u: "
             "check that the others run and that their peer addresses are reachable from here "
             "(node %u: %s)", ns->peers_connected, r->cluster.n - 1,
