@@ -45,6 +45,13 @@ void sy_storage_close(sy_storage *s)
 
 const char *sy_storage_errmsg(const sy_storage *s) { return s->err; }
 
+void sy_storage_view(const sy_storage *s, sy_storage *view)
+{
+    view->ops = s->ops;
+    view->impl = s->impl;
+    view->err[0] = '\0';
+}
+
 /* ---- transactions ---- */
 int sy_txn_begin(sy_storage *s, bool write, sy_txn *t)
 {

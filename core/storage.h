@@ -128,6 +128,12 @@ uint64_t sy_storage_mem_syncs(const sy_storage *s);
 
 void sy_storage_close(sy_storage *s);
 const char *sy_storage_errmsg(const sy_storage *s);
+/* Fills *view with a second handle on the open store s, with an error
+ * buffer of its own: a thread that runs its transactions through the view
+ * (the node's snapshot thread) writes its failures there, never into the
+ * buffer the owner's thread is writing or reading. The view borrows s:
+ * never close it, and stop using it before s is closed. */
+void sy_storage_view(const sy_storage *s, sy_storage *view);
 
 /* ---- transactions ---- */
 int sy_txn_begin(sy_storage *s, bool write, sy_txn *t);

@@ -188,6 +188,9 @@ typedef struct {
     bool sn_queued, sn_done, sn_quit;
     uint64_t sn_index, sn_term;
     sy_txn sn_txn;            /* read view at sn_index, opened by the loop */
+    sy_storage sn_st;         /* the store, as the thread's transactions see it:
+                                 its failures land in sn_st.err, not in st's
+                                 buffer the loop writes (sy_storage_view) */
     uint8_t *sn_blob;         /* results, for the loop */
     size_t sn_len;
     sy_digest sn_digest;
@@ -472,9 +475,10 @@ static void snap_members(const rt *r, sy_members *mem)
 }
 
 /* Serialises the view t, computes PBFT's checkpoint digest of it, stores
- * it. Any thread; t is ended here. */
-static int snap_make(rt *r, sy_txn *t, uint64_t index, uint64_t term, uint8_t **blob,
-                     size_t *len, sy_digest *dg, bool *have_dg)
+ * it through st (r->st on the loop, r->sn_st on the snapshot thread). Any
+ * thread; t is ended here. */
+static int snap_make(rt *r, sy_storage *st, sy_txn *t, uint64_t index, uint64_t term,
+                     uint8_t **blob, size_t *len, sy_digest *dg, bool *have_dg)
 {
     *blob = NULL;
     *len = 0;
@@ -497,7 +501,7 @@ static int snap_make(rt *r, sy_txn *t, uint64_t index, uint64_t term, uint8_t **
     sy_members mem;
     snap_members(r, &mem);
     sy_txn w;
-    if ((rc = sy_txn_begin(r->st, true, &w)) == SY_OK) {
+    if ((rc = sy_txn_begin(st, true, &w)) == SY_OK) {
         /* PBFT: kept beside the stable checkpoint's snapshot, the log whole,
          * until this checkpoint is stable (a lagging replica may still
          * fetch the stable state and the entries above it from us) */
@@ -591,7 +595,7 @@ static void *snapshot_main(void *arg)
                 struct timespec d = {r->sn_delay_ms / 1000, (long)(r->sn_delay_ms % 1000) * 1000000L};
                 nanosleep(&d, NULL);
             }
-            rc = snap_make(r, &t, index, term, &blob, &len, &dg, &have_dg);
+            rc = snap_make(r, &r->sn_st, &t, index, term, &blob, &len, &dg, &have_dg);
         }
         pthread_mutex_lock(&r->sn_mu);
         r->sn_blob = blob;
@@ -615,11 +619,14 @@ static int take_snapshot(rt *r, uint64_t index)
 {
     /* answered clients do not wait for the snapshot */
     flush_replies(r);
+    /* the thread is idle (no snapshot is busy), so the loop may use its
+     * handle to open the view the thread will read */
+    sy_storage *st = r->sn_thread_up ? &r->sn_st : r->st;
     sy_txn t;
-    int rc = sy_txn_begin(r->st, false, &t);
+    int rc = sy_txn_begin(st, false, &t);
     if (rc) {
         SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", index, sy_strerror(rc),
-                 sy_storage_errmsg(r->st));
+                 sy_storage_errmsg(st));
         return rc;
     }
     if (r->sn_thread_up) {
@@ -639,7 +646,7 @@ static int take_snapshot(rt *r, uint64_t index)
     size_t len;
     sy_digest dg;
     bool have_dg;
-    rc = snap_make(r, &t, index, r->applied_term, &blob, &len, &dg, &have_dg);
+    rc = snap_make(r, r->st, &t, index, r->applied_term, &blob, &len, &dg, &have_dg);
     if (rc == SY_ESTALE) {
         snap_superseded(r, index);
         free(blob);
@@ -694,14 +701,14 @@ static int snap_collect(rt *r, bool wait)
     if (r->sn_rc == SY_EINVAL) {
         SY_ERROR(&r->log, "snapshot at index %" PRIu64 ": the store was not at that index, "
                  "or its log ends below it (%s; a bug, please report); stopping rather than "
-                 "mislabel state", r->sn_index, sy_storage_errmsg(r->st));
+                 "mislabel state", r->sn_index, sy_storage_errmsg(&r->sn_st));
         free(r->sn_blob);
         r->sn_blob = NULL;
         return r->sn_rc;
     }
     if (r->sn_rc) {
         SY_ERROR(&r->log, "snapshot at index %" PRIu64 " failed: %s (%s)", r->sn_index,
-                 sy_strerror(r->sn_rc), sy_storage_errmsg(r->st));
+                 sy_strerror(r->sn_rc), sy_storage_errmsg(&r->sn_st));
         free(r->sn_blob);
         r->sn_blob = NULL;
         return r->sn_rc;
@@ -2102,6 +2109,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             me->metrics[0] ? me->metrics : "(none)", r->applied);
     r->last_st.role = 0xff;
     r->last_drop_report = now_ms();
+    sy_storage_view(r->st, &r->sn_st);
     if (pthread_create(&r->sn_thread, NULL, snapshot_main, r) == 0)
         r->sn_thread_up = true;
     else

@@ -781,6 +781,42 @@ static void test_lmdb_map_full_is_an_error_not_a_crash(void **state)
     rm_lmdb_dir(dir);
 }
 
+/* The node's snapshot thread works through a view of the store: what it
+ * commits is in the one store, and its failures are reported in its own
+ * buffer, leaving the owner's (which the event loop writes) alone. */
+static void test_lmdb_view_shares_the_store_but_not_the_error_line(void **state)
+{
+    (void)state;
+    char dir[512];
+    make_tmpdir(dir, sizeof dir, "view");
+    sy_storage_lmdb_opts o = { .map_size = 1u << 20 };
+    sy_storage *s;
+    char err[SY_STORAGE_ERRMSG];
+    assert_int_equal(sy_storage_lmdb_open(dir, &o, &s, err), SY_OK);
+    sy_storage view;
+    sy_storage_view(s, &view);
+    static uint8_t big[64 * 1024];
+    int rc = SY_OK;
+    uint64_t i;
+    for (i = 1; i < 100 && rc == SY_OK; i++) {
+        sy_txn t;
+        assert_int_equal(sy_txn_begin(&view, true, &t), SY_OK);
+        sy_entry e = { .index = i, .term = 1, .data = { big, sizeof big } };
+        rc = sy_txn_append(&t, &e, 1);
+        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    }
+    assert_int_equal(rc, SY_EFULL);
+    assert_non_null(strstr(sy_storage_errmsg(&view), "map full"));
+    assert_string_equal(sy_storage_errmsg(s), "");
+    /* the owner reads what the view committed */
+    uint64_t first, last;
+    bounds(s, &first, &last);
+    assert_int_equal(first, 1);
+    assert_true(last >= 1 && last < i);
+    sy_storage_close(s);
+    rm_lmdb_dir(dir);
+}
+
 static void test_lmdb_open_read_only_missing_dir_fails_cleanly(void **state)
 {
     (void)state;
@@ -902,6 +938,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lmdb_flipped_ledger_byte_returns_corrupt_naming_height,
                                         setup_lmdb, teardown),
         cmocka_unit_test(test_lmdb_map_full_is_an_error_not_a_crash),
+        cmocka_unit_test(test_lmdb_view_shares_the_store_but_not_the_error_line),
         cmocka_unit_test(test_lmdb_open_read_only_missing_dir_fails_cleanly),
         cmocka_unit_test(test_lmdb_read_only_open_of_a_dir_without_the_engine_table),
     };
