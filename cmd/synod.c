@@ -27,6 +27,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: synod --config DIR/node-<i>.ini [--log-level debug|info|warn|error|off]\n"
+            "             [--rejoin]\n"
             "       synod --version\n"
             "\n"
             "Runs one replica in the foreground. The node file names the node id,\n"
@@ -35,6 +36,9 @@ static void usage(FILE *f)
             "(a leader or primary first hands its role to a peer); after a crash it\n"
             "recovers from its data directory alone.\n"
             "\n"
+            "  --rejoin               (raft) this node's disk was replaced: start it on an\n"
+            "                         empty data directory, and it votes in no election\n"
+            "                         until it has caught up (docs/operations.md, section 7)\n"
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
             "                         fake-prepared bad-new-view flood\n"
@@ -80,6 +84,8 @@ int main(int argc, char **argv)
                         "off)\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--rejoin")) {
+            o.rejoin = true;
         } else if (!strcmp(argv[i], "--byzantine") && i + 1 < argc) {
             o.byzantine = argv[++i];
         } else if (!strcmp(argv[i], "--slow-snapshot") && i + 1 < argc) {

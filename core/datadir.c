@@ -164,3 +164,56 @@ int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], u
     sy_txn_abort(&t);
     return rc;
 }
+
+static int sync_dir(const char *dir, char *why, size_t whylen)
+{
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0 || fsync(d) != 0) {
+        snprintf(why, whylen, "cannot sync directory %s: %s", dir, strerror(errno));
+        if (d >= 0)
+            close(d);
+        return SY_EIO;
+    }
+    close(d);
+    return SY_OK;
+}
+
+int sy_datadir_rejoin_mark(const char *dir, char *why, size_t whylen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, SY_DATADIR_REJOIN);
+    int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (f < 0) {
+        snprintf(why, whylen, "cannot create %s: %s", path, strerror(errno));
+        return SY_EIO;
+    }
+    static const char text[] = "this node was started with --rejoin on an empty data "
+                               "directory and has not caught up yet; it votes in no "
+                               "election until it has (docs/operations.md, section 7)\n";
+    bool ok = write(f, text, sizeof text - 1) == (ssize_t)(sizeof text - 1) && fsync(f) == 0;
+    int e = errno;
+    close(f);
+    if (!ok) {
+        snprintf(why, whylen, "cannot write %s: %s", path, strerror(e));
+        return SY_EIO;
+    }
+    return sync_dir(dir, why, whylen);
+}
+
+int sy_datadir_rejoin_clear(const char *dir, char *why, size_t whylen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, SY_DATADIR_REJOIN);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(why, whylen, "cannot remove %s: %s", path, strerror(errno));
+        return SY_EIO;
+    }
+    return sync_dir(dir, why, whylen);
+}
+
+bool sy_datadir_rejoin_marked(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, SY_DATADIR_REJOIN);
+    return access(path, F_OK) == 0;
+}

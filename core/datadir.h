@@ -12,6 +12,11 @@
  * node of this one, or this node after its keys were regenerated would
  * otherwise boot on a state, a log and votes that are not its own.
  *
+ * A rejoin mark for a replaced disk: the file DIR/rejoin, made when a node
+ * is started with --rejoin on a directory that holds no identity yet, and
+ * removed once the engine has caught up (sy_engine_cfg.rejoin). A crash in
+ * between leaves it, so the node rejoins again: the careful side.
+ *
  * No global state; used by the daemon before anything reads the store. */
 #ifndef SY_DATADIR_H
 #define SY_DATADIR_H
@@ -22,6 +27,7 @@
 #include "crypto/crypto.h"
 
 #define SY_DATADIR_LOCK "synod.lock"
+#define SY_DATADIR_REJOIN "rejoin"
 
 /* Takes the directory's lock. SY_OK: *fd holds it (close(*fd) releases).
  * SY_EEXIST: another process holds it (why names its pid when known);
@@ -48,5 +54,12 @@ int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_
  * directory from before 0.12). */
 int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], uint32_t *node,
                             sy_pubkey *key);
+
+
+/* The rejoin mark. Each returns SY_OK or SY_EIO (why says why); made and
+ * removed durably (the file and the directory synced). */
+int sy_datadir_rejoin_mark(const char *dir, char *why, size_t whylen);
+int sy_datadir_rejoin_clear(const char *dir, char *why, size_t whylen);
+bool sy_datadir_rejoin_marked(const char *dir);
 
 #endif

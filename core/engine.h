@@ -87,6 +87,14 @@ typedef struct sy_engine_cfg {
     uint32_t watermark_window;   /* PBFT L */
     bool prevote;                /* Raft thesis 9.6 */
     bool check_quorum;           /* Raft thesis 6.2 */
+    /* Raft: this node's disk was replaced (docs/operations.md, section 7).
+     * It starts on an empty log, but before the disk died it may have voted
+     * and acknowledged entries that it no longer holds, so a vote from it
+     * could elect a leader missing a committed entry. Until it has caught
+     * up (sy_engine_status.rejoining) it grants no vote or pre-vote, runs
+     * no election and ignores TimeoutNow; its acknowledgements still count.
+     * The other engines ignore it. */
+    bool rejoin;
     const sy_pubkey *node_keys;  /* n entries, borrowed for the engine's life */
     const sy_signer *signer;     /* this node's identity (borrowed) */
     const sy_verifier *verifier; /* (borrowed) */
@@ -301,6 +309,9 @@ typedef struct sy_engine_status {
                                     view change (each view, a new primary) */
     uint64_t evidence;           /* misbehaviour evidence held (PBFT) */
     uint64_t dropped;            /* inputs dropped by limits (counted) */
+    bool rejoining;              /* cfg.rejoin and not caught up yet: once
+                                    false it stays false, and what it caught
+                                    up to is durable (Raft) */
 } sy_engine_status;
 
 typedef struct sy_engine_ops {

@@ -257,6 +257,8 @@ static int raft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     r->hs_commit = r->commit;
     r->reported = boot->applied > r->snap_index ? boot->applied : r->snap_index;
     r->role = SY_ROLE_FOLLOWER;
+    /* a lone voter has nobody to catch up from, nor anyone to mislead */
+    r->rejoining = cfg->rejoin && r->conf.n_voters > 1;
     *out = r;
     return SY_OK;
 
@@ -338,6 +340,7 @@ static int raft_step(void *e, const sy_input *in)
     if (!r->armed) {
         r->armed = true;
         raft_reset_election(r);
+        r->rejoin_after = r->now + 2 * (uint64_t)r->cfg.election_max_ms;
     }
     int rc;
     switch (in->kind) {
@@ -488,6 +491,39 @@ static void raft_advance(void *e, uint64_t now_ms)
     r->h_msgs = r->h_rstates = r->h_rejects = r->h_scratch = 0;
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         r->prs[i].sent_this_ready = false;
+    raft_rejoin_check(r);
+}
+
+/* Rejoining after a replaced disk (cfg.rejoin). Thesis 3.8 says a server
+ * that lost its persistent state must rejoin under a new identity through
+ * a membership change; synod's daemon has no membership change yet, so a
+ * node keeps its identity and, instead, abstains from elections until its
+ * log provably holds every entry that may have been committed with its
+ * forgotten acknowledgements -- the rule Paxos Made Live (Chandra et al.,
+ * 2007, 5.1) uses for a replica with a corrupted disk: take part without
+ * voting until one decision made without you has been observed. Here:
+ *  - it follows a leader of its current term, whose commit index is an
+ *    entry of that term: the leader committed an entry of its own term,
+ *    which it appended after every entry of earlier terms in its log, and
+ *    by Leader Completeness its log holds every entry committed before;
+ *    so the prefix up to that commit index holds them all;
+ *  - that prefix is durable here (handed out in a ready already advanced,
+ *    no snapshot install pending), so a vote it grants later can never
+ *    come from a log shorter than that prefix, even after a crash;
+ *  - at least two election timeouts have passed since it started: any
+ *    election its old self voted in has ended (a candidate gives up after
+ *    one timeout) and a leader it helped elect that cannot reach a quorum
+ *    any more has stepped down (check-quorum, 6.2), so no vote it gave
+ *    before the disk died can still make a leader.
+ * Its acknowledgements count meanwhile: every entry it acknowledges is in
+ * its durable log. */
+void raft_rejoin_check(raft *r)
+{
+    uint64_t t;
+    if (r->rejoining && r->role == SY_ROLE_FOLLOWER && r->leader != SY_NO_NODE &&
+        r->now >= r->rejoin_after && r->commit > 0 && r->commit < r->unstable_from &&
+        !r->snap_install && raft_term_of(r, r->commit, &t) && t == r->term)
+        r->rejoining = false;
 }
 
 static void raft_status(void *e, sy_engine_status *st)
@@ -505,6 +541,7 @@ static void raft_status(void *e, sy_engine_status *st)
     st->snap_index = r->snap_index;
     st->leader_changes = r->leader_changes;
     st->dropped = r->dropped;
+    st->rejoining = r->rejoining;
 }
 
 static uint64_t raft_next_deadline(void *e)

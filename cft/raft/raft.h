@@ -170,6 +170,11 @@ typedef struct raft {
      * those; what steps added since goes to the next ready (pipelining) */
     size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
+    /* cfg.rejoin (raft_rejoin_check): no votes until caught up, and not
+     * before rejoin_after (2 election timeouts after the first input) */
+    bool rejoining;
+    uint64_t rejoin_after;
+
     /* leaders learned: one per term whose leader this node came to know
      * (itself included); leader_term is the last such term */
     uint64_t leader_changes, leader_term, dropped;
@@ -214,6 +219,8 @@ int raft_read_state(raft *r, uint64_t read_id, uint64_t index, int status);
 void raft_become_follower(raft *r, uint64_t term, uint32_t leader);
 int raft_become_leader(raft *r);
 int raft_campaign(raft *r, bool transfer);
+/* Ends rejoining (cfg.rejoin) once it is safe; see raft.c. */
+void raft_rejoin_check(raft *r);
 bool raft_in_lease(const raft *r);
 int raft_recv_vote(raft *r, uint32_t from, const sy_raft_vote *m);
 int raft_recv_vote_resp(raft *r, uint32_t from, const sy_raft_vote_resp *m);

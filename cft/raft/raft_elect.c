@@ -136,6 +136,10 @@ int raft_campaign(raft *r, bool transfer)
 {
     if (r->role == SY_ROLE_LEADER || !raft_is_voter(r, r->cfg.self))
         return SY_OK;
+    if (r->rejoining) {   /* raft_rejoin_check: no elections until caught up */
+        raft_reset_election(r);
+        return SY_OK;
+    }
     if (!r->cfg.prevote || transfer)
         return become_candidate(r, transfer);
     r->role = SY_ROLE_PRECANDIDATE;
@@ -157,11 +161,11 @@ int raft_recv_vote(raft *r, uint32_t from, const sy_raft_vote *m)
     uint64_t rterm = r->term;
     if (m->prevote) {
         /* 9.6: would we vote in the next term? Nothing changes here. */
-        grant = m->term > r->term && up_to_date;
+        grant = m->term > r->term && up_to_date && !r->rejoining;
         if (grant)
             rterm = m->term;
     } else {
-        grant = m->term == r->term && up_to_date &&
+        grant = m->term == r->term && up_to_date && !r->rejoining &&
                 (r->vote == SY_NO_NODE || r->vote == from);
         if (grant) {
             r->vote = from;
@@ -207,7 +211,7 @@ int raft_recv_timeout_now(raft *r, uint32_t from, const sy_raft_timeout_now *m)
         return SY_OK;
     if (r->role != SY_ROLE_FOLLOWER)
         return SY_OK;
-    if (!raft_is_voter(r, r->cfg.self))
+    if (!raft_is_voter(r, r->cfg.self) || r->rejoining)
         return SY_OK;
     return become_candidate(r, true);
 }

@@ -204,6 +204,7 @@ typedef struct {
     uint64_t sn_warn_ms, sn_warn_skipped, sn_wait_ms, sn_wait_skipped;
     /* what the event loop knows of it (from the jobs it finished): */
     bool held_open;
+    bool rejoin_marked;       /* DATA_DIR/rejoin is there (core/datadir.h) */
     uint64_t held_since;      /* ms: first left open */
     uint64_t held_bytes;      /* entry bytes written into it */
     uint64_t applied_visible; /* applied index of committed transactions:
@@ -259,6 +260,9 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("# TYPE synod_role gauge\nsynod_role{role=\"%s\"} 1\n", sy_role_name(m->st.role));
     EMIT("# TYPE synod_is_leader gauge\nsynod_is_leader %d\n",
          m->st.role == SY_ROLE_LEADER || m->st.role == SY_ROLE_PRIMARY);
+    EMIT("# HELP synod_rejoining 1 while a node started with --rejoin has not caught up "
+         "(it takes no part in elections)\n"
+         "# TYPE synod_rejoining gauge\nsynod_rejoining %d\n", m->st.rejoining);
     EMIT("# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
          m->st.leader_changes);
     EMIT("# TYPE synod_evidence_total counter\nsynod_evidence_total %" PRIu64 "\n", m->st.evidence);
@@ -1062,6 +1066,24 @@ static int step_sessions(rt *r, uint64_t index)
     return rc == SY_EFATAL ? rc : SY_OK;
 }
 
+/* After advance(): an engine that has caught up from a replaced disk says
+ * so, and what it caught up to is durable by then (sy_engine_status): the
+ * mark goes, and a later start is an ordinary one. */
+static void rejoin_check(rt *r)
+{
+    sy_engine_status st;
+    r->ops->status(r->eng, &st);
+    if (st.rejoining)
+        return;
+    r->rejoin_marked = false;
+    char why[4400];
+    if (sy_datadir_rejoin_clear(r->ncfg.data_dir, why, sizeof why))
+        SY_WARN(&r->log, "caught up, but %s: the next start rejoins again", why);
+    else
+        SY_INFO(&r->log, "rejoined: caught up with the leader to index %" PRIu64 "; this node "
+                "votes in elections again", st.commit_index);
+}
+
 /* Everything after the write is durable: bookkeeping, the waiting
  * messages, replies, read indexes, rejects, advance(), then reads and
  * snapshots that wanted the new applied index. */
@@ -1143,6 +1165,8 @@ static int finish_job(rt *r, rt_job *j)
     uint64_t installed_at = rd->snap_index;
     job_clear(j);
     r->ops->advance(r->eng, now_ms());
+    if (r->rejoin_marked)
+        rejoin_check(r);
     if (installed && (rc = step_sessions(r, installed_at)))
         return rc;
     serve_reads(r);
@@ -1924,6 +1948,12 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_cfg;
     }
+    if (o->rejoin && r->cluster.protocol == SY_PROTO_PAXOS) {
+        fprintf(stderr, "synod: --rejoin is not implemented for paxos yet: see docs/operations.md, "
+                "section 7, for what a paxos node on a replaced disk risks\n");
+        code = 2;
+        goto out_cfg;
+    }
     if (o->slow_snapshot) {
 #ifdef SYNOD_TESTING
         r->sn_delay_ms = o->slow_snapshot_ms;
@@ -2008,6 +2038,35 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             SY_INFO(&r->log, "the write-ahead log %s was missing; the node had stopped "
                     "cleanly, so nothing is lost: created anew", walpath);
     }
+    r->rejoin_marked = sy_datadir_rejoin_marked(r->ncfg.data_dir);
+    if (o->rejoin && r->cluster.protocol == SY_PROTO_PBFT) {
+        SY_INFO(&r->log, "--rejoin changes nothing for PBFT: a replica on an empty disk fetches "
+                "the last stable checkpoint from the others and counts as one of the f faults "
+                "until it has");
+    } else if (o->rejoin && !r->rejoin_marked) {
+        /* marked before the identity is recorded: a crash in between
+         * leaves a mark and no identity, and --rejoin again continues */
+        char icl[256], ipr[256];
+        uint32_t inode = 0;
+        rc = sy_datadir_identity_get(r->st, icl, ipr, &inode, NULL);
+        if (rc == SY_OK) {
+            fprintf(stderr, "synod: --rejoin is for a node whose data directory was lost: %s "
+                    "already holds node %u's %s state; start it without --rejoin\n",
+                    r->ncfg.data_dir, inode, ipr);
+            code = 2;
+            goto out_storage;
+        }
+        if (rc != SY_ENOTFOUND) {
+            fprintf(stderr, "synod: reading the identity in %s failed: %s\n", r->ncfg.data_dir,
+                    sy_storage_errmsg(r->st));
+            goto out_storage;
+        }
+        if ((rc = sy_datadir_rejoin_mark(r->ncfg.data_dir, why, sizeof why))) {
+            fprintf(stderr, "synod: %s\n", why);
+            goto out_storage;
+        }
+        r->rejoin_marked = true;
+    }
     sy_datadir_id ident = { .cluster_id = r->cluster.id, .protocol = proto, .node = r->ncfg.id,
                          .key = &r->cluster.nodes[r->ncfg.id].pubkey };
     if ((rc = sy_datadir_identity(r->st, &ident, why, sizeof why))) {
@@ -2044,6 +2103,12 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     r->ecfg.signer = &r->signer;
     r->ecfg.verifier = &r->verifier;
     r->ecfg.test_behaviour = behaviour;
+    r->rejoin_marked = r->rejoin_marked && r->cluster.protocol == SY_PROTO_RAFT;
+    r->ecfg.rejoin = r->rejoin_marked;
+    if (r->rejoin_marked)
+        SY_WARN(&r->log, "rejoining on a replaced disk: this node takes no part in elections "
+                "until it has caught up with the leader (%s/%s; docs/operations.md, section 7)",
+                r->ncfg.data_dir, SY_DATADIR_REJOIN);
     if (behaviour)
         SY_WARN(&r->log, "TEST BUILD: running as a Byzantine replica (%s)", o->byzantine);
     randombytes_buf(&r->ecfg.rng_seed, sizeof r->ecfg.rng_seed);

@@ -26,6 +26,8 @@ typedef struct synod_opts {
     bool *net_left_behind;        /* out (optional): set when closing the network was
                                      left behind in NNG; then do not call nng_fini */
     int log_level;                /* -1: from the node file */
+    bool rejoin;                  /* --rejoin: the node's disk was replaced
+                                     (docs/operations.md, section 7) */
 } synod_opts;
 
 /* Runs until *stop becomes non-zero. Returns the process exit code: 0 after

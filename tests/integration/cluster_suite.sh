@@ -196,9 +196,25 @@ wait_converged 60 && pass "all nodes converged after the outage" || fail "no con
 L=$(wait_leader 20)
 X=$(( (L + 1) % N ))
 kill_node "$X" TERM
-sleep 1   # the procedure: one election timeout, so the votes it forgot are stale
+if [ "$PROTO" = raft ]; then
+  # --rejoin belongs to a replaced disk only
+  "$BIN/synod" --config "$C_DIR/node-$X.ini" --rejoin >"$T_DIR/rejoin-refused.out" 2>&1
+  rc=$?
+  [ "$rc" = 2 ] && grep -q "already holds node $X's raft state; start it without --rejoin" "$T_DIR/rejoin-refused.out" \
+    && pass "--rejoin on a data directory with state refused (exit 2)" \
+    || fail "--rejoin on a used data directory: exit $rc, $(head -c 300 "$T_DIR/rejoin-refused.out")"
+  NODE_ARGS[$X]=--rejoin
+elif [ "$PROTO" = paxos ]; then
+  "$BIN/synod" --config "$C_DIR/node-$X.ini" --rejoin >"$T_DIR/rejoin-refused.out" 2>&1
+  rc=$?
+  [ "$rc" = 2 ] && grep -q "not implemented for paxos" "$T_DIR/rejoin-refused.out" \
+    && pass "paxos refuses --rejoin, naming why (exit 2)" \
+    || fail "paxos --rejoin: exit $rc, $(head -c 300 "$T_DIR/rejoin-refused.out")"
+  sleep 1   # the procedure without --rejoin: one election timeout first
+fi
 mv "$C_DIR/data/node-$X" "$C_DIR/data/node-$X.dead"
 start_node "$X"
+NODE_ARGS[$X]=
 # with no writes at all: the leader's heartbeats (PBFT: the others' stable
 # checkpoint) alone must bring it back
 wait_converged 30 && pass "node $X on an empty disk caught up with no writes going on" \
@@ -206,6 +222,11 @@ wait_converged 30 && pass "node $X on an empty disk caught up with no writes goi
 for k in 1 2 3; do ctl put "new-disk-$k" "v$k" >/dev/null || fail "write $k after the disk replacement failed"; done
 wait_converged 60 && pass "node $X on an empty disk caught up: same applied index, digest and ledger head" \
   || fail "node $X on an empty disk did not catch up"
+if [ "$PROTO" = raft ]; then
+  wait_log "$X" "rejoined: caught up with the leader" 30 && [ ! -e "$C_DIR/data/node-$X/rejoin" ] \
+    && pass "node $X rejoined: said so and removed its rejoin mark" \
+    || fail "node $X did not finish rejoining (log or $C_DIR/data/node-$X/rejoin)"
+fi
 rm -rf "$C_DIR/data/node-$X.dead"
 
 # ---- 5b. a paused node (SIGSTOP: its connections stay up, it answers

@@ -125,6 +125,16 @@ kill_node() {  # kill_node I [SIGNAL]: signals node I and reaps it; a node
 
 ctl() { "$BIN/synodctl" --cluster "$C_DIR/cluster.ini" "$@"; }
 
+# wait_log I TEXT SECS: node I's log says TEXT within SECS seconds
+wait_log() {
+  local i=$1 text=$2 secs=$3 t
+  for ((t = 0; t < secs * 10; t++)); do
+    grep -qF -- "$text" "$T_DIR/logs/node-$i.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 status_json() { ctl status --json --timeout 1000 2>/dev/null; }
 
 # leader: prints the id of a node that says it leads (role leader/primary)

@@ -53,6 +53,22 @@ static void test_a_second_process_on_a_data_directory_is_refused(void **state)
     close(b);
 }
 
+/* The rejoin mark survives until cleared, and clearing twice is fine (a
+ * crash after the unlink and before the directory sync repeats it). */
+static void test_rejoin_mark_lasts_until_cleared(void **state)
+{
+    fx *f = *state;
+    char why[512] = "";
+    assert_false(sy_datadir_rejoin_marked(f->dir));
+    assert_int_equal(sy_datadir_rejoin_mark(f->dir, why, sizeof why), SY_OK);
+    assert_true(sy_datadir_rejoin_marked(f->dir));
+    assert_int_equal(sy_datadir_rejoin_clear(f->dir, why, sizeof why), SY_OK);
+    assert_false(sy_datadir_rejoin_marked(f->dir));
+    assert_int_equal(sy_datadir_rejoin_clear(f->dir, why, sizeof why), SY_OK);
+    assert_int_equal(sy_datadir_rejoin_mark("/nonexistent/synod-dir", why, sizeof why), SY_EIO);
+    assert_non_null(strstr(why, "/nonexistent/synod-dir/rejoin"));
+}
+
 static void test_a_data_directory_keeps_the_identity_it_first_served(void **state)
 {
     fx *f = *state;
@@ -94,6 +110,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_second_process_on_a_data_directory_is_refused,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin_mark_lasts_until_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_keeps_the_identity_it_first_served,
                                         setup, teardown),
     };

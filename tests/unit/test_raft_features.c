@@ -245,6 +245,128 @@ static void test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction(
     assert_replaced_disk_catches_up(true, true);
 }
 
+/* ---- rejoining after a replaced disk (cfg.rejoin) ---- */
+
+/* Writes commit on the leader l and f while o is cut off and falls
+ * behind; then f's disk dies and f restarts on an empty one (rejoin as
+ * given), and the leader becomes unreachable (paused, partitioned). If
+ * the empty f votes, o -- whose log lacks the committed writes -- can be
+ * elected by {o, f}, and the writes are lost: thesis 3.8's warning about
+ * forgotten state. Returns whether o was elected; *l_out, *f_out, *o_out
+ * name the nodes, and the cluster is left in *c. */
+static bool lagging_node_elected_by_a_wiped_voter(h_cluster *c, bool rejoin, uint32_t *l_out,
+                                                  uint32_t *f_out, uint32_t *o_out)
+{
+    h_init(c, 3);
+    uint32_t l = h_elect(c, 2000);
+    uint32_t f = (l + 1) % 3, o = (l + 2) % 3;
+    c->cut[l][o] = c->cut[o][l] = true;
+    submit(c, l, SY_CLIENT_ID_BASE, 1, 20);
+    h_run(c, 30);
+    assert_int_equal(h_status(c, l).commit_index, h_status(c, l).last_index);
+    assert_int_equal(h_status(c, f).last_index, h_status(c, l).last_index);
+    assert_true(h_status(c, o).last_index < h_status(c, l).commit_index);
+    h_wipe(c, f);
+    c->cfg[f].rejoin = rejoin;
+    assert_int_equal(h_boot(c, f), SY_OK);
+    assert_int_equal(h_status(c, f).rejoining, rejoin);
+    h_isolate(c, l, true);
+    c->cut[l][o] = c->cut[o][l] = true;
+    h_run(c, 3000);
+    *l_out = l;
+    *f_out = f;
+    *o_out = o;
+    return h_status(c, o).role == SY_ROLE_LEADER;
+}
+
+static void test_wiped_voter_without_rejoin_elects_a_leader_missing_committed_writes(void **state)
+{
+    (void)state;
+    /* the hazard the rejoin rule exists for: it does happen without it */
+    h_cluster c;
+    uint32_t l, f, o;
+    assert_true(lagging_node_elected_by_a_wiped_voter(&c, false, &l, &f, &o));
+    assert_int_equal(h_applied_requests(&c, l), 20);
+    /* the old leader comes back and follows o: the 20 writes it committed
+     * and applied are in no other log, and two replicas applied different
+     * entries at one index */
+    h_isolate(&c, l, false);
+    h_run(&c, 1000);
+    assert_int_equal(h_applied_requests(&c, o), 0);
+    assert_false(h_logs_agree(&c));
+    h_free(&c);
+}
+
+static void test_rejoining_node_votes_for_no_one_until_caught_up(void **state)
+{
+    (void)state;
+    h_cluster c;
+    uint32_t l, f, o;
+    assert_false(lagging_node_elected_by_a_wiped_voter(&c, true, &l, &f, &o));
+    assert_int_equal(h_count_leaders(&c), 0);   /* the old one stepped down (6.2) */
+    assert_int_equal(h_status(&c, f).role, SY_ROLE_FOLLOWER);   /* ran no election */
+    assert_true(h_status(&c, f).rejoining);
+    uint64_t committed = h_status(&c, l).commit_index;
+    /* the leader comes back: whoever leads now holds the writes, f catches
+     * up from it and, once an entry of the leader's term is committed and
+     * two election timeouts have passed, votes again */
+    h_isolate(&c, l, false);
+    h_run(&c, 3000);
+    uint32_t nl = h_leader(&c);
+    assert_true(nl != SY_NO_NODE && nl != f);
+    assert_true(h_status(&c, nl).commit_index >= committed);
+    assert_false(h_status(&c, f).rejoining);
+    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, nl).commit_index);
+    assert_true(h_logs_agree(&c));
+    /* a full voter again: with the leader gone, f and the other elect one */
+    h_crash(&c, nl);
+    uint32_t other = 3 - nl - f;
+    h_run(&c, 3000);
+    uint32_t l2 = h_leader(&c);
+    assert_true(l2 == f || l2 == other);
+    submit(&c, l2, SY_CLIENT_ID_BASE, 100, 3);
+    h_run(&c, 50);
+    assert_int_equal(h_status(&c, l2).commit_index, h_status(&c, l2).last_index);
+    assert_true(h_status(&c, l2).commit_index >= committed);
+    h_free(&c);
+}
+
+static void test_rejoining_node_waits_two_election_timeouts_even_when_caught_up(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    h_wipe(&c, f);
+    c.cfg[f].rejoin = true;
+    assert_int_equal(h_boot(&c, f), SY_OK);
+    h_run(&c, 50);   /* caught up long before 2 x election_max_ms (400 ms) */
+    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, l).commit_index);
+    assert_true(h_status(&c, f).rejoining);
+    /* asked to take over meanwhile, it does not run */
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = f;
+    h_step(&c, l, &in);
+    h_run(&c, 100);
+    assert_true(h_status(&c, f).role != SY_ROLE_LEADER && h_status(&c, f).role != SY_ROLE_CANDIDATE);
+    h_run(&c, 400);
+    assert_false(h_status(&c, f).rejoining);
+    /* a lone node has no one to rejoin from */
+    h_cluster one;
+    h_init_cfg(&one, 1, true, true);
+    one.cfg[0].rejoin = true;
+    h_start(&one);
+    assert_false(h_status(&one, 0).rejoining);
+    assert_int_equal(h_elect(&one, 1000), 0);
+    h_free(&one);
+    h_free(&c);
+}
+
 static void test_snapshot_beyond_commit_is_refused(void **state)
 {
     (void)state;
@@ -662,6 +784,9 @@ int main(void)
         cmocka_unit_test(test_follower_on_replaced_empty_disk_caught_up_while_idle),
         cmocka_unit_test(test_follower_on_replaced_empty_disk_caught_up_under_writes),
         cmocka_unit_test(test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction),
+        cmocka_unit_test(test_wiped_voter_without_rejoin_elects_a_leader_missing_committed_writes),
+        cmocka_unit_test(test_rejoining_node_votes_for_no_one_until_caught_up),
+        cmocka_unit_test(test_rejoining_node_waits_two_election_timeouts_even_when_caught_up),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
         cmocka_unit_test(test_read_at_follower_fails_not_leader),
