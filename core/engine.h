@@ -113,6 +113,16 @@ typedef struct sy_engine_cfg {
     uint32_t state_chunk_bytes;
 } sy_engine_cfg;
 
+/* cfg.rejoin: how long a rejoining node answers nobody after its first
+ * input -- until an election its old self voted in has ended (a candidate
+ * gives up within two election timeouts, backoff included) and a leader
+ * its old self kept in office has stepped down for want of a quorum
+ * (check-quorum: within an election timeout and a heartbeat). */
+static inline uint64_t sy_rejoin_wait_ms(const sy_engine_cfg *c)
+{
+    return 3 * (uint64_t)c->election_max_ms + c->heartbeat_ms;
+}
+
 /* Log indices, terms, ballots, views and sequence numbers in durable state
  * above this are corrupt: no run gets anywhere near it, and every engine's
  * arithmetic (index + 1, h + L, term + 1) stays clear of UINT64_MAX. An

@@ -340,8 +340,11 @@ static int raft_step(void *e, const sy_input *in)
     if (!r->armed) {
         r->armed = true;
         raft_reset_election(r);
-        r->rejoin_after = r->now + 2 * (uint64_t)r->cfg.election_max_ms;
+        r->rejoin_after = r->now + sy_rejoin_wait_ms(&r->cfg);
     }
+    /* rejoining: deaf at first (raft_rejoin_check) */
+    if (r->rejoining && in->kind == SY_IN_MSG && r->now < r->rejoin_after)
+        return SY_OK;
     int rc;
     switch (in->kind) {
     case SY_IN_TICK: rc = step_tick(r); break;
@@ -496,33 +499,38 @@ static void raft_advance(void *e, uint64_t now_ms)
 
 /* Rejoining after a replaced disk (cfg.rejoin). Thesis 3.8 says a server
  * that lost its persistent state must rejoin under a new identity through
- * a membership change; synod's daemon has no membership change yet, so a
- * node keeps its identity and, instead, abstains from elections until its
- * log provably holds every entry that may have been committed with its
- * forgotten acknowledgements -- the rule Paxos Made Live (Chandra et al.,
- * 2007, 5.1) uses for a replica with a corrupted disk: take part without
- * voting until one decision made without you has been observed. Here:
- *  - it follows a leader of its current term, whose commit index is an
- *    entry of that term: the leader committed an entry of its own term,
- *    which it appended after every entry of earlier terms in its log, and
- *    by Leader Completeness its log holds every entry committed before;
- *    so the prefix up to that commit index holds them all;
- *  - that prefix is durable here (handed out in a ready already advanced,
- *    no snapshot install pending), so a vote it grants later can never
- *    come from a log shorter than that prefix, even after a crash;
- *  - at least two election timeouts have passed since it started: any
- *    election its old self voted in has ended (a candidate gives up after
- *    one timeout) and a leader it helped elect that cannot reach a quorum
- *    any more has stepped down (check-quorum, 6.2), so no vote it gave
- *    before the disk died can still make a leader.
- * Its acknowledgements count meanwhile: every entry it acknowledges is in
- * its durable log. */
+ * a membership change; synod's daemon has no membership change yet, so the
+ * node keeps its identity and follows instead the rule Paxos Made Live
+ * (Chandra et al., 2007, 5.1) gives for a replica with a corrupted disk:
+ * take part without voting until a decision made without you has been
+ * seen. What its old self did is unknown, so:
+ *  - it is deaf (drops every message) until rejoin_after, three election
+ *    timeouts and a heartbeat after its first input: by then an election
+ *    its old self voted in has ended (a candidate gives up within two
+ *    timeouts), and a leader its old self kept in office -- with a vote or
+ *    with acknowledgements it no longer holds -- has lost its quorum and
+ *    stepped down (check-quorum, 6.2; the host refuses --rejoin without
+ *    it). Acknowledging a stale leader's entries before that could let it
+ *    commit beside a newer leader its old self had voted for;
+ *  - then it grants no vote or pre-vote, runs no election and ignores
+ *    TimeoutNow, but acknowledges: it acknowledges only what it holds;
+ *  - it votes again once it durably holds (handed out in a ready already
+ *    advanced, no install pending) the log up to rejoin_commit, the
+ *    highest commit index a leader sent it in an append with entries (an
+ *    append's commit is the leader's own; a heartbeat's is capped at what
+ *    the follower holds), and that entry is of its current term: a leader
+ *    that committed an entry of its own term appended it after all its
+ *    earlier entries, and by Leader Completeness those include every entry
+ *    ever committed; and as it was sent after this node started, every
+ *    entry committed before then -- with the forgotten acknowledgements --
+ *    is at or below it. */
 void raft_rejoin_check(raft *r)
 {
     uint64_t t;
     if (r->rejoining && r->role == SY_ROLE_FOLLOWER && r->leader != SY_NO_NODE &&
-        r->now >= r->rejoin_after && r->commit > 0 && r->commit < r->unstable_from &&
-        !r->snap_install && raft_term_of(r, r->commit, &t) && t == r->term)
+        r->now >= r->rejoin_after && r->rejoin_commit > 0 && r->commit >= r->rejoin_commit &&
+        r->commit < r->unstable_from && !r->snap_install &&
+        raft_term_of(r, r->rejoin_commit, &t) && t == r->term)
         r->rejoining = false;
 }
 

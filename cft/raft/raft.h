@@ -170,10 +170,11 @@ typedef struct raft {
      * those; what steps added since goes to the next ready (pipelining) */
     size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
-    /* cfg.rejoin (raft_rejoin_check): no votes until caught up, and not
-     * before rejoin_after (2 election timeouts after the first input) */
+    /* cfg.rejoin (raft_rejoin_check): deaf until rejoin_after, then no
+     * votes until it holds rejoin_commit, the highest commit index a
+     * leader of its term sent it uncapped (an append with entries) */
     bool rejoining;
-    uint64_t rejoin_after;
+    uint64_t rejoin_after, rejoin_commit;
 
     /* leaders learned: one per term whose leader this node came to know
      * (itself included); leader_term is the last such term */

@@ -67,6 +67,11 @@ int raft_recv_append(raft *r, uint32_t from, const sy_raft_append *m)
     for (uint32_t i = 0; i < n; i++)
         if (ents[i].index != prev + 1 + i)
             return SY_EINVAL;
+    /* an append with entries carries the leader's own commit index (a
+     * heartbeat's is capped at what we hold): what a rejoining node must
+     * hold before it votes (raft_rejoin_check) */
+    if (r->rejoining && n && m->commit > r->rejoin_commit)
+        r->rejoin_commit = m->commit;
     /* Entries at or below commit already match the leader's (they are
      * committed): skip them and check consistency at commit instead. */
     if (prev < r->commit) {

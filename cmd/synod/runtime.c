@@ -1948,6 +1948,13 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_cfg;
     }
+    if (o->rejoin && r->cluster.protocol == SY_PROTO_RAFT && !r->cluster.check_quorum) {
+        fprintf(stderr, "synod: --rejoin needs check_quorum = true in %s: a rejoining node "
+                "waits for any leader its old self kept in office to step down, and without "
+                "check_quorum a leader cut off from its quorum never does\n", r->cluster.path);
+        code = 2;
+        goto out_cfg;
+    }
     if (o->rejoin && r->cluster.protocol == SY_PROTO_PAXOS) {
         fprintf(stderr, "synod: --rejoin is not implemented for paxos yet: see docs/operations.md, "
                 "section 7, for what a paxos node on a replaced disk risks\n");
@@ -2106,9 +2113,11 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     r->rejoin_marked = r->rejoin_marked && r->cluster.protocol == SY_PROTO_RAFT;
     r->ecfg.rejoin = r->rejoin_marked;
     if (r->rejoin_marked)
-        SY_WARN(&r->log, "rejoining on a replaced disk: this node takes no part in elections "
-                "until it has caught up with the leader (%s/%s; docs/operations.md, section 7)",
-                r->ncfg.data_dir, SY_DATADIR_REJOIN);
+        SY_WARN(&r->log, "rejoining on a replaced disk: this node answers nobody for %" PRIu64
+                " ms, then takes no part in elections until it holds everything the leader has "
+                "committed (in an idle cluster: until the next write) (%s/%s; "
+                "docs/operations.md, section 7)", sy_rejoin_wait_ms(&r->ecfg), r->ncfg.data_dir,
+                SY_DATADIR_REJOIN);
     if (behaviour)
         SY_WARN(&r->log, "TEST BUILD: running as a Byzantine replica (%s)", o->byzantine);
     randombytes_buf(&r->ecfg.rng_seed, sizeof r->ecfg.rng_seed);

@@ -307,14 +307,18 @@ static void test_rejoining_node_votes_for_no_one_until_caught_up(void **state)
     assert_int_equal(h_status(&c, f).role, SY_ROLE_FOLLOWER);   /* ran no election */
     assert_true(h_status(&c, f).rejoining);
     uint64_t committed = h_status(&c, l).commit_index;
-    /* the leader comes back: whoever leads now holds the writes, f catches
-     * up from it and, once an entry of the leader's term is committed and
-     * two election timeouts have passed, votes again */
+    /* the leader comes back: whoever leads now holds the writes, and f
+     * catches up from it; it votes again once an append with entries has
+     * carried a commit index of the leader's term that it holds -- here,
+     * after the next write (an idle leader sends only heartbeats, whose
+     * commit index is capped at what the follower holds) */
     h_isolate(&c, l, false);
     h_run(&c, 3000);
     uint32_t nl = h_leader(&c);
     assert_true(nl != SY_NO_NODE && nl != f);
     assert_true(h_status(&c, nl).commit_index >= committed);
+    submit(&c, nl, SY_CLIENT_ID_BASE, 50, 1);
+    h_run(&c, 100);
     assert_false(h_status(&c, f).rejoining);
     assert_int_equal(h_status(&c, f).commit_index, h_status(&c, nl).commit_index);
     assert_true(h_logs_agree(&c));
@@ -331,7 +335,15 @@ static void test_rejoining_node_votes_for_no_one_until_caught_up(void **state)
     h_free(&c);
 }
 
-static void test_rejoining_node_waits_two_election_timeouts_even_when_caught_up(void **state)
+/* Only heartbeats reach node *ctx (raft_harness filter): it follows the
+ * leader but never gets an append with entries. */
+static bool only_heartbeats_to(void *ctx, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)from;
+    return to != *(uint32_t *)ctx || m->type != SY_MSG_RAFT_APPEND || m->u.append.n_entries == 0;
+}
+
+static void test_rejoining_node_is_deaf_at_first_then_catches_up_and_votes(void **state)
 {
     (void)state;
     h_cluster c;
@@ -343,19 +355,56 @@ static void test_rejoining_node_waits_two_election_timeouts_even_when_caught_up(
     h_wipe(&c, f);
     c.cfg[f].rejoin = true;
     assert_int_equal(h_boot(&c, f), SY_OK);
-    h_run(&c, 50);   /* caught up long before 2 x election_max_ms (400 ms) */
-    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, l).commit_index);
+    uint64_t wait = sy_rejoin_wait_ms(&c.cfg[f]);
+    /* deaf: an old leader it kept in office, or an election it voted in,
+     * must be over before it answers anyone */
+    h_run(&c, wait - 50);
+    assert_int_equal(h_status(&c, f).last_index, 0);
+    assert_int_equal(h_status(&c, f).term, 0);
     assert_true(h_status(&c, f).rejoining);
-    /* asked to take over meanwhile, it does not run */
+    h_run(&c, 200);
+    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, l).commit_index);
+    assert_false(h_status(&c, f).rejoining);
+    h_free(&c);
+}
+
+static void test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    h_wipe(&c, f);
+    c.cfg[f].rejoin = true;
+    assert_int_equal(h_boot(&c, f), SY_OK);
+    c.filter_ctx = &f;
+    c.filter = only_heartbeats_to;
+    h_run(&c, sy_rejoin_wait_ms(&c.cfg[f]) + 500);
+    sy_engine_status st = h_status(&c, f);
+    assert_int_equal(st.leader, l);
+    assert_true(st.rejoining);   /* a heartbeat's commit is capped: no proof */
+    /* told to take over, it does not run */
+    sy_msg tn;
+    memset(&tn, 0, sizeof tn);
+    tn.type = SY_MSG_RAFT_TIMEOUT_NOW;
+    tn.u.timeout_now.term = st.term;
     sy_input in;
     memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = f;
-    h_step(&c, l, &in);
-    h_run(&c, 100);
-    assert_true(h_status(&c, f).role != SY_ROLE_LEADER && h_status(&c, f).role != SY_ROLE_CANDIDATE);
-    h_run(&c, 400);
+    in.kind = SY_IN_MSG;
+    in.u.msg.from = l;
+    in.u.msg.msg = &tn;
+    assert_int_equal(h_step(&c, f, &in), SY_OK);
+    h_run(&c, 50);
+    assert_int_equal(h_status(&c, f).role, SY_ROLE_FOLLOWER);
+    assert_int_equal(h_status(&c, f).term, st.term);
+    /* entries flow again: it catches up and votes again */
+    c.filter = NULL;
+    h_run(&c, 300);
     assert_false(h_status(&c, f).rejoining);
+    assert_int_equal(h_status(&c, f).commit_index, h_status(&c, l).commit_index);
     /* a lone node has no one to rejoin from */
     h_cluster one;
     h_init_cfg(&one, 1, true, true);
@@ -786,7 +835,8 @@ int main(void)
         cmocka_unit_test(test_follower_on_replaced_empty_disk_gets_snapshot_after_compaction),
         cmocka_unit_test(test_wiped_voter_without_rejoin_elects_a_leader_missing_committed_writes),
         cmocka_unit_test(test_rejoining_node_votes_for_no_one_until_caught_up),
-        cmocka_unit_test(test_rejoining_node_waits_two_election_timeouts_even_when_caught_up),
+        cmocka_unit_test(test_rejoining_node_is_deaf_at_first_then_catches_up_and_votes),
+        cmocka_unit_test(test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
         cmocka_unit_test(test_read_at_follower_fails_not_leader),
