@@ -87,13 +87,14 @@ typedef struct sy_engine_cfg {
     uint32_t watermark_window;   /* PBFT L */
     bool prevote;                /* Raft thesis 9.6 */
     bool check_quorum;           /* Raft thesis 6.2 */
-    /* Raft: this node's disk was replaced (docs/operations.md, section 7).
-     * It starts on an empty log, but before the disk died it may have voted
-     * and acknowledged entries that it no longer holds, so a vote from it
-     * could elect a leader missing a committed entry. Until it has caught
-     * up (sy_engine_status.rejoining) it grants no vote or pre-vote, runs
-     * no election and ignores TimeoutNow; its acknowledgements still count.
-     * The other engines ignore it. */
+    /* Raft, Multi-Paxos: this node's disk was replaced (docs/operations.md,
+     * section 7). It starts on an empty log, but before the disk died it
+     * may have voted (promised) and acknowledged entries (accepted values)
+     * that it no longer holds, so its vote could elect a leader missing a
+     * committed entry. It answers nobody for sy_rejoin_wait_ms, then, until
+     * it has caught up (sy_engine_status.rejoining), grants no vote,
+     * pre-vote or promise, runs no election and ignores hand-offs; its
+     * acknowledgements count. Needs check_quorum. PBFT ignores it. */
     bool rejoin;
     const sy_pubkey *node_keys;  /* n entries, borrowed for the engine's life */
     const sy_signer *signer;     /* this node's identity (borrowed) */

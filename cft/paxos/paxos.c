@@ -148,6 +148,7 @@ void px_promise(paxos *p, uint64_t b)
         p->promised = b;
         p->hs_dirty = true;
         p->known_chosen = 0;   /* the old leader's chosen prefix says nothing in b */
+        p->rejoin_commit = 0;
     }
     px_see_ballot(p, b);
 }
@@ -390,6 +391,7 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
     p->hs_commit = c;
     p->reported = boot->applied > p->snap_index ? boot->applied : p->snap_index;
     p->next_slot = px_last(p) + 1;
+    p->rejoining = cfg->rejoin && cfg->n > 1;
     *out = p;
     return SY_OK;
 
@@ -441,7 +443,11 @@ static int px_step(void *e, const sy_input *in)
     if (!p->armed) {
         p->armed = true;
         px_reset_election(p, false);
+        p->rejoin_after = p->now + sy_rejoin_wait_ms(&p->cfg);
     }
+    /* rejoining: deaf at first (px_rejoin_check) */
+    if (p->rejoining && in->kind == SY_IN_MSG && p->now < p->rejoin_after)
+        return SY_OK;
     int rc;
     switch (in->kind) {
     case SY_IN_TICK: rc = step_tick(p); break;
@@ -614,6 +620,57 @@ static void px_advance(void *e, uint64_t now_ms)
         px_leader_self_ack(p, p->self_lo, p->self_hi);
     p->self_lo = 1;
     p->self_hi = 0;
+    px_rejoin_check(p);
+}
+
+/* Rejoining after a replaced disk (cfg.rejoin): the acceptor has forgotten
+ * its promises and the values it accepted, so a phase 1 answered by it and
+ * by nodes that lack a chosen value would not learn that value, and the
+ * slot could be chosen again with another. Paxos Made Live (Chandra et
+ * al., 2007, 5.1) has the rule for this: take part without promising until
+ * a decision made without you has been seen. As the Raft engine does
+ * (raft_rejoin_check, which gives the reasons at length):
+ *  - deaf (drops every message) until rejoin_after: a phase 1 its old self
+ *    promised in has ended, and a leader its old self kept in office has
+ *    lost its quorum and stepped down (check-quorum, required by the host);
+ *  - then it accepts and learns but promises nothing (probes included),
+ *    runs no phase 1 and ignores TAKEOVER;
+ *  - it promises again once it durably holds the chosen prefix up to
+ *    rejoin_commit, the chosen prefix the leader of its promised ballot b
+ *    announced in an ACCEPT (the leader's own, uncapped), and the value in
+ *    that slot was first proposed in b (its origin, paxos.h). A leader's
+ *    value of its own ballot lies above every slot chosen before it: its
+ *    takeover re-proposes, with their old origins, every value a promise
+ *    majority reported -- which includes every chosen one, and every slot
+ *    of a chosen prefix -- and fills only the gaps, which therefore lie
+ *    above any executed slot, with no-ops of b; fresh values come after
+ *    both. And as the ACCEPT left after this node started, everything
+ *    executed before then is at or below it. */
+static bool origin_at(const paxos *p, uint64_t slot, uint64_t *origin)
+{
+    if (slot >= p->log_start && slot <= px_last(p)) {
+        const sy_entry *e = &p->ents[slot - p->log_start];
+        if (e->term == 0 || e->data.len < PX_VAL_HDR)
+            return false;
+        *origin = px_val_origin(e);
+        return true;
+    }
+    if (slot == p->snap_index && slot > 0) {
+        *origin = p->snap_term;   /* a snapshot's term is its last slot's origin */
+        return true;
+    }
+    return false;
+}
+
+void px_rejoin_check(paxos *p)
+{
+    uint64_t origin;
+    if (p->rejoining && p->role == PX_FOLLOWER && p->leader != SY_NO_NODE &&
+        p->leader == px_ballot_node(p->promised) && p->now >= p->rejoin_after &&
+        p->rejoin_commit > 0 && p->commit >= p->rejoin_commit &&
+        p->commit < p->unstable_from && !p->snap_install &&
+        origin_at(p, p->rejoin_commit, &origin) && origin == p->promised)
+        p->rejoining = false;
 }
 
 static void px_status(void *e, sy_engine_status *st)
@@ -631,6 +688,7 @@ static void px_status(void *e, sy_engine_status *st)
     st->snap_index = p->snap_index;
     st->leader_changes = p->leader_changes;
     st->dropped = p->dropped;
+    st->rejoining = p->rejoining;
 }
 
 static uint64_t px_next_deadline(void *e)

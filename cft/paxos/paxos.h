@@ -235,6 +235,12 @@ typedef struct paxos {
      * those; what steps added since goes to the next ready (pipelining) */
     size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
+    /* cfg.rejoin (px_rejoin_check): deaf until rejoin_after, then no
+     * promises until it holds rejoin_commit, the highest chosen prefix the
+     * leader of its promised ballot announced to it */
+    bool rejoining;
+    uint64_t rejoin_after, rejoin_commit;
+
     uint64_t leader_changes, dropped;
 } paxos;
 
@@ -253,6 +259,8 @@ sy_msg *px_send(paxos *p, uint32_t to, uint8_t type);
 int px_reject(paxos *p, uint32_t client_id, uint64_t req_no, int status, uint32_t hint);
 int px_read_state(paxos *p, uint64_t read_id, uint64_t index, int status);
 void px_reset_election(paxos *p, bool backoff);
+/* Ends rejoining (cfg.rejoin) once it is safe; see paxos.c. */
+void px_rejoin_check(paxos *p);
 void px_see_ballot(paxos *p, uint64_t b);
 void px_promise(paxos *p, uint64_t b);
 /* Entries [lo, hi] of the log copied as a scratch array (freed at

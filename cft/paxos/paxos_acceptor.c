@@ -35,7 +35,7 @@ static int answer_probe(paxos *p, uint32_t from, const sy_paxos_prepare *m)
     sy_paxos_promise *pr = &r->u.paxos.promise;
     pr->ballot = m->ballot;
     pr->probe = true;
-    pr->ok = m->ballot > p->promised && !leader_alive;
+    pr->ok = m->ballot > p->promised && !leader_alive && !p->rejoining;
     pr->promised = p->promised;
     pr->commit = p->commit;
     pr->snap_index = p->log_start - 1;
@@ -54,7 +54,9 @@ int px_recv_prepare(paxos *p, uint32_t from, const sy_paxos_prepare *m)
     sy_paxos_promise *pr = &r->u.paxos.promise;
     pr->ballot = m->ballot;
     pr->from_slot = m->from_slot;
-    if (m->ballot < p->promised) {
+    /* rejoining (px_rejoin_check): no promise, and none of its placeholder
+     * state reported as if it were what it accepted */
+    if (m->ballot < p->promised || p->rejoining) {
         pr->ok = false;
         pr->promised = p->promised;
         pr->commit = p->commit;
@@ -170,6 +172,8 @@ int px_recv_accept(paxos *p, uint32_t from, const sy_paxos_accept *m)
     }
     if (m->chosen > p->known_chosen)
         p->known_chosen = m->chosen;
+    if (p->rejoining && m->chosen > p->rejoin_commit)
+        p->rejoin_commit = m->chosen;   /* the leader's own chosen prefix */
     px_advance_commit_follower(p, m->ballot);
     uint64_t first = m->n_entries ? m->entries[0].index : 0;
     return reply_accepted(p, from, m->ballot, true, first, m->n_entries, m->read_ctx);

@@ -311,6 +311,10 @@ static int probe(paxos *p)
 
 int px_campaign(paxos *p)
 {
+    if (p->rejoining) {   /* px_rejoin_check: no phase 1 until caught up */
+        px_reset_election(p, false);
+        return SY_OK;
+    }
     return p->cfg.prevote ? probe(p) : campaign_now(p);
 }
 
@@ -322,7 +326,7 @@ int px_recv_takeover(paxos *p, uint32_t from, const sy_paxos_takeover *m)
 {
     if (px_ballot_node(m->ballot) != from)
         return SY_ESENDER;
-    if (m->ballot < p->promised || p->role != PX_FOLLOWER)
+    if (m->ballot < p->promised || p->role != PX_FOLLOWER || p->rejoining)
         return SY_OK;
     return campaign_now(p);
 }

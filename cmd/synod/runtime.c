@@ -1081,7 +1081,7 @@ static void rejoin_check(rt *r)
         SY_WARN(&r->log, "caught up, but %s: the next start rejoins again", why);
     else
         SY_INFO(&r->log, "rejoined: caught up with the leader to index %" PRIu64 "; this node "
-                "votes in elections again", st.commit_index);
+                "takes part in electing leaders again", st.commit_index);
 }
 
 /* Everything after the write is durable: bookkeeping, the waiting
@@ -1948,16 +1948,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         code = 2;
         goto out_cfg;
     }
-    if (o->rejoin && r->cluster.protocol == SY_PROTO_RAFT && !r->cluster.check_quorum) {
+    if (o->rejoin && r->cluster.protocol != SY_PROTO_PBFT && !r->cluster.check_quorum) {
         fprintf(stderr, "synod: --rejoin needs check_quorum = true in %s: a rejoining node "
                 "waits for any leader its old self kept in office to step down, and without "
                 "check_quorum a leader cut off from its quorum never does\n", r->cluster.path);
-        code = 2;
-        goto out_cfg;
-    }
-    if (o->rejoin && r->cluster.protocol == SY_PROTO_PAXOS) {
-        fprintf(stderr, "synod: --rejoin is not implemented for paxos yet: see docs/operations.md, "
-                "section 7, for what a paxos node on a replaced disk risks\n");
         code = 2;
         goto out_cfg;
     }
@@ -2110,12 +2104,12 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     r->ecfg.signer = &r->signer;
     r->ecfg.verifier = &r->verifier;
     r->ecfg.test_behaviour = behaviour;
-    r->rejoin_marked = r->rejoin_marked && r->cluster.protocol == SY_PROTO_RAFT;
+    r->rejoin_marked = r->rejoin_marked && r->cluster.protocol != SY_PROTO_PBFT;
     r->ecfg.rejoin = r->rejoin_marked;
     if (r->rejoin_marked)
         SY_WARN(&r->log, "rejoining on a replaced disk: this node answers nobody for %" PRIu64
-                " ms, then takes no part in elections until it holds everything the leader has "
-                "committed (in an idle cluster: until the next write) (%s/%s; "
+                " ms, then takes no part in electing a leader until it holds everything the "
+                "leader has committed (in an idle cluster: until the next write) (%s/%s; "
                 "docs/operations.md, section 7)", sy_rejoin_wait_ms(&r->ecfg), r->ncfg.data_dir,
                 SY_DATADIR_REJOIN);
     if (behaviour)

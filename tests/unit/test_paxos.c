@@ -1090,6 +1090,129 @@ static void test_replica_on_replaced_empty_disk_caught_up_by_snapshot(void **sta
     assert_replaced_disk_catches_up(true);
 }
 
+/* ---- rejoining after a replaced disk (cfg.rejoin) ---- */
+
+/* Node i's disk is replaced by an empty one; it starts with rejoin as
+ * given (what it applied is forgotten with it). */
+static void wipe_and_start(cluster *c, uint32_t i, bool rejoin)
+{
+    cl_crash(c, i);
+    disk_free(&c->disk[i]);
+    memset(&c->disk[i], 0, sizeof c->disk[i]);
+    for (size_t k = 0; k < c->n_com[i]; k++)
+        free(c->com[i][k].data);
+    c->n_com[i] = 0;
+    c->cfg[i].rejoin = rejoin;
+    node_start(c, i);
+}
+
+/* Three nodes with check-quorum (a rejoining node relies on it). Node 0
+ * leads; puts 1..5 are chosen by 0 and 1 while 2 is cut off from 0. Then
+ * 1's disk dies and it starts on an empty one (rejoin as given), and 0
+ * becomes unreachable. Node 2 knows nothing of the five puts. */
+static cluster *chosen_by_a_wiped_acceptor(bool rejoin)
+{
+    cluster *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->n = 3;
+    c->now = 1000;
+    for (uint32_t i = 0; i < 3; i++) {
+        sy_engine_cfg *g = &c->cfg[i];
+        g->self = i;
+        g->n = 3;
+        g->f = 1;
+        strcpy(g->cluster_id, "test");
+        g->heartbeat_ms = 50;
+        g->election_min_ms = 300;
+        g->election_max_ms = 600;
+        g->batch_max = 64;
+        g->max_inflight = 16;
+        g->rng_seed = 77 + i;
+        g->check_quorum = true;
+        node_start(c, i);
+    }
+    elect(c, 0);
+    c->cut[0][2] = c->cut[2][0] = true;
+    puts_at(c, 0, 1, 5);
+    cl_time(c, 100);
+    assert_int_equal(st(c, 0).commit_index, 5);
+    assert_int_equal(st(c, 2).commit_index, 0);
+    wipe_and_start(c, 1, rejoin);
+    assert_int_equal(st(c, 1).rejoining, rejoin);
+    cl_cut(c, 0, true);
+    cl_time(c, 4000);
+    return c;
+}
+
+static void test_wiped_acceptor_without_rejoin_lets_a_chosen_slot_be_chosen_again(void **state)
+{
+    (void)state;
+    /* the hazard the rejoin rule exists for: without it, node 2 wins phase
+     * 1 with the empty node's promise, hears of no value, and slot 1 --
+     * chosen and applied at node 0 -- is chosen again with another value */
+    cluster *c = chosen_by_a_wiped_acceptor(false);
+    assert_int_equal(st(c, 2).role, SY_ROLE_LEADER);
+    cl_request(c, 2, 100, "put other");
+    cl_run(c);
+    cl_time(c, 100);
+    const dent *a = com_at(c, 0, 1), *b = com_at(c, 2, 1);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_false(a->len == b->len && memcmp(a->data, b->data, a->len) == 0);
+    cl_free(c);
+}
+
+static void test_rejoining_acceptor_promises_nothing_until_caught_up(void **state)
+{
+    (void)state;
+    cluster *c = chosen_by_a_wiped_acceptor(true);
+    assert_true(st(c, 2).role != SY_ROLE_LEADER);
+    assert_true(st(c, 1).role != SY_ROLE_LEADER && st(c, 1).role != SY_ROLE_CANDIDATE);
+    assert_true(st(c, 1).rejoining);
+    /* node 0 comes back: whoever leads holds the five puts; node 1 catches
+     * up, and promises again once the leader has announced a chosen slot
+     * holding a value of its own ballot -- after the next write */
+    cl_cut(c, 0, false);
+    cl_time(c, 4000);
+    uint32_t l = st(c, 0).role == SY_ROLE_LEADER ? 0 : 2;
+    assert_int_equal(st(c, l).role, SY_ROLE_LEADER);
+    assert_true(st(c, 1).rejoining);
+    cl_request(c, l, 6, "put 6");
+    cl_run(c);
+    cl_time(c, 200);
+    assert_false(st(c, 1).rejoining);
+    assert_int_equal(st(c, 1).commit_index, st(c, l).commit_index);
+    assert_non_null(com_at(c, 1, 1));
+    assert_agreement(c);
+    /* a full acceptor again: with the leader gone, 1 and the other elect */
+    cl_crash(c, l);
+    uint32_t o = 3 - l - 1;
+    cl_time(c, 4000);
+    assert_true(st(c, 1).role == SY_ROLE_LEADER || st(c, o).role == SY_ROLE_LEADER);
+    assert_agreement(c);
+    cl_free(c);
+}
+
+static void test_rejoining_acceptor_is_deaf_at_first(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 21);
+    elect(c, 0);
+    puts_at(c, 0, 1, 5);
+    cl_time(c, 100);
+    wipe_and_start(c, 2, true);
+    cl_time(c, sy_rejoin_wait_ms(&c->cfg[2]) - 50);
+    assert_int_equal(st(c, 2).commit_index, 0);
+    assert_int_equal(st(c, 2).term, 0);
+    cl_time(c, 300);
+    /* caught up; slot 5 holds a value the leader first proposed in its
+     * ballot, announced after node 2 started: it promises again */
+    assert_int_equal(st(c, 2).commit_index, 5);
+    assert_false(st(c, 2).rejoining);
+    assert_agreement(c);
+    cl_free(c);
+}
+
 static void test_replica_slightly_behind_catches_up_from_log_after_compaction(void **state)
 {
     (void)state;
@@ -1236,6 +1359,9 @@ int main(void)
         cmocka_unit_test(test_lagging_replica_catches_up_by_snapshot_after_compaction),
         cmocka_unit_test(test_replica_on_replaced_empty_disk_caught_up_from_log),
         cmocka_unit_test(test_replica_on_replaced_empty_disk_caught_up_by_snapshot),
+        cmocka_unit_test(test_wiped_acceptor_without_rejoin_lets_a_chosen_slot_be_chosen_again),
+        cmocka_unit_test(test_rejoining_acceptor_promises_nothing_until_caught_up),
+        cmocka_unit_test(test_rejoining_acceptor_is_deaf_at_first),
         cmocka_unit_test(test_replica_slightly_behind_catches_up_from_log_after_compaction),
         cmocka_unit_test(test_leader_crash_and_restart_cycles_keep_agreement),
         cmocka_unit_test(test_single_node_commits_and_reads_alone),
