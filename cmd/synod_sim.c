@@ -31,8 +31,8 @@ static const char usage[] =
     "stops the sweep and prints the command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
-    "             leader-churn, handoff, lose, or all (every fault but leader-churn,\n"
-    "             handoff and lose), or none\n"
+    "             leader-churn, handoff, lose, replace (raft, paxos), or all (every\n"
+    "             fault but leader-churn, handoff, lose and replace), or none\n"
     "             (default none)\n"
     "  BEHAVIOUR  (pbft only) silent equivocate skip-seq bad-sig replay wrong-digest\n"
     "             fake-prepared bad-new-view flood twins bad-state; or a planted-bug\n"
@@ -41,7 +41,8 @@ static const char usage[] =
     "             nodes are left out of them)\n"
     "  MUTANT     (test builds) a planted bug, in node ID or, without ID:, in every\n"
     "             node not named by --byzantine; the checks must catch it:\n"
-    "             raft old-term-commit; paxos ignore-promises;\n"
+    "             raft old-term-commit, forget-rejoin (with the replace fault);\n"
+    "             paxos ignore-promises, forget-rejoin (with the replace fault);\n"
     "             pbft accept-wrong-digest, nv-no-recompute\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
     "  --snapshot-every  a host snapshot every N applied entries (default 64)\n"
@@ -67,7 +68,9 @@ static const struct {
     uint32_t code;
 } mutants[] = {
     { "raft", "old-term-commit", SY_RAFT_MUTANT_OLD_TERM_COMMIT },
+    { "raft", "forget-rejoin", SY_RAFT_MUTANT_FORGET_REJOIN },
     { "paxos", "ignore-promises", SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES },
+    { "paxos", "forget-rejoin", SY_PAXOS_MUTANT_FORGET_REJOIN },
     { "pbft", "accept-wrong-digest", SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST },
     { "pbft", "nv-no-recompute", SY_PBFT_MUTANT_NV_NO_RECOMPUTE },
 };
@@ -128,12 +131,12 @@ static int add_mutant(sy_sim_opts *o, const char *spec)
     if (!code) {
         if (other)
             fprintf(stderr, "synod-sim: --mutant '%s' is a %s mutant, not one of %s (raft: "
-                    "old-term-commit; paxos: ignore-promises; pbft: accept-wrong-digest, "
-                    "nv-no-recompute)\n", spec, other, o->protocol);
+                    "old-term-commit, forget-rejoin; paxos: ignore-promises, forget-rejoin; pbft: "
+                    "accept-wrong-digest, nv-no-recompute)\n", spec, other, o->protocol);
         else
             fprintf(stderr, "synod-sim: --mutant: unknown mutant in '%s' (raft: "
-                    "old-term-commit; paxos: ignore-promises; pbft: accept-wrong-digest, "
-                    "nv-no-recompute)\n", spec);
+                    "old-term-commit, forget-rejoin; paxos: ignore-promises, forget-rejoin; pbft: "
+                    "accept-wrong-digest, nv-no-recompute)\n", spec);
         return 2;
     }
     for (uint32_t i = 0; i < o->nodes; i++) {
@@ -164,7 +167,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, lost_nodes, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, lost_nodes, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -185,6 +188,8 @@ static void add(totals *t, const sy_sim_stats *s)
     t->crashes += s->crashes;
     t->churns += s->churns;
     t->lost_nodes += s->lost_nodes;
+    t->replaced += s->replaced;
+    t->rejoined += s->rejoined;
     t->handoffs += s->handoffs;
     t->handoffs_done += s->handoffs_done;
     t->handoff_ms += s->handoff_ms;
@@ -235,6 +240,9 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
         printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
     if (t->lost_nodes)
         printf("  %-22s %12" PRIu64 "\n", "nodes lost for good", t->lost_nodes);
+    if (t->replaced)
+        printf("  %-22s %12" PRIu64 " (%" PRIu64 " rejoined and caught up)\n", "disks replaced",
+               t->replaced, t->rejoined);
     if (t->handoffs)
         printf("  %-22s %12" PRIu64 "   (%" PRIu64 " then followed the next, after %" PRIu64
                " ms on average)\n", "leaders handed off", t->handoffs, t->handoffs_done,
@@ -357,7 +365,8 @@ int main(int argc, char **argv)
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
                 fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
-                        "partition, crash, pause, skew, disk, leader-churn, handoff, lose, all or none)\n", bad);
+                        "partition, crash, pause, skew, disk, leader-churn, handoff, lose, replace, all "
+                        "or none)\n", bad);
                 return 2;
             }
         } else if (strcmp(a, "--byzantine") == 0) {
@@ -408,6 +417,9 @@ int main(int argc, char **argv)
         return 2;
     }
     bool bft = strcmp(o.protocol, "pbft") == 0;
+    if (bft && (o.faults & SY_FAULT_REPLACE))
+        return usage_error("%s", "the replace fault is for raft and paxos: a PBFT replica on an "
+                           "empty disk is one of the f faulty ones, and needs no rejoin");
 #ifndef SYNOD_TESTING
     if (o.n_byz) {
         fprintf(stderr, "synod-sim: --byzantine needs a test build: Byzantine behaviours are "

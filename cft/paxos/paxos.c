@@ -392,6 +392,10 @@ static int px_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, void 
     p->reported = boot->applied > p->snap_index ? boot->applied : p->snap_index;
     p->next_slot = px_last(p) + 1;
     p->rejoining = cfg->rejoin && cfg->n > 1;
+#ifdef SYNOD_TESTING
+    if (cfg->test_behaviour == SY_PAXOS_MUTANT_FORGET_REJOIN)
+        p->rejoining = false;   /* planted bug (paxos.h) */
+#endif
     *out = p;
     return SY_OK;
 

@@ -94,6 +94,9 @@ int px_hs_decode(sy_bytes b, px_hardstate *out);
  *    the highest-ballot value (breaks PMMC "pmax"; Paxos Made Simple 2.2
  *    P2c), so a value already chosen can be replaced. */
 #define SY_PAXOS_MUTANT_IGNORE_PROMISED_VALUES 100u
+/*  SY_PAXOS_MUTANT_FORGET_REJOIN: cfg.rejoin is ignored, so an acceptor on
+ *    a replaced disk promises at once (operations.md section 7's hazard). */
+#define SY_PAXOS_MUTANT_FORGET_REJOIN 101u
 
 /* Evidence: u32 BE node id | 64-byte signature (docs/paxos.md). */
 #define PX_EVIDENCE_LEN SY_ATTEST_LEN   /* the shared commit record */

@@ -259,6 +259,10 @@ static int raft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
     r->role = SY_ROLE_FOLLOWER;
     /* a lone voter has nobody to catch up from, nor anyone to mislead */
     r->rejoining = cfg->rejoin && r->conf.n_voters > 1;
+#ifdef SYNOD_TESTING
+    if (cfg->test_behaviour == SY_RAFT_MUTANT_FORGET_REJOIN)
+        r->rejoining = false;   /* planted bug (raft.h) */
+#endif
     *out = r;
     return SY_OK;
 

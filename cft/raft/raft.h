@@ -50,6 +50,9 @@ int raft_hs_decode(sy_bytes b, raft_hardstate *out);
  *    writes no no-op when it wins (as in the thesis figure), only when a
  *    ReadIndex needs an entry of its term (6.4), so reads still finish. */
 #define SY_RAFT_MUTANT_OLD_TERM_COMMIT 100u
+/*  SY_RAFT_MUTANT_FORGET_REJOIN: cfg.rejoin is ignored, so a node on a
+ *    replaced disk votes at once (operations.md section 7's hazard). */
+#define SY_RAFT_MUTANT_FORGET_REJOIN 101u
 
 /* ===================== internal (cft/raft/ *.c only) ===================== */
 

@@ -30,7 +30,7 @@ uint32_t sim_disk_lost_nodes(const sim_world *w)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < w->n; i++)
-        k += w->nodes[i].dead || w->nodes[i].corrupt || w->nodes[i].lost;
+        k += w->nodes[i].dead || w->nodes[i].corrupt || w->nodes[i].lost || w->nodes[i].replaced;
     return k;
 }
 

@@ -68,7 +68,20 @@ static uint32_t faulty_nodes(const sim_world *w)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < w->n; i++)
-        k += !w->nodes[i].up || w->nodes[i].paused;
+        k += !w->nodes[i].up || w->nodes[i].paused || w->nodes[i].replaced;
+    return k;
+}
+
+/* Faulty now or bound to be: also a running node with a corruption it has
+ * not found yet (it stops when it reads it). A replaced disk takes a node
+ * out until it has rejoined, so it needs room beside all of these. */
+static uint32_t faulty_or_doomed(const sim_world *w)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const sim_node *nd = &w->nodes[i];
+        k += !nd->up || nd->paused || nd->replaced || nd->corrupt || nd->dead || nd->lost;
+    }
     return k;
 }
 
@@ -84,6 +97,9 @@ static uint32_t pick(sim_world *w, bool (*pred)(const sim_node *))
 
 static bool is_healthy(const sim_node *nd) { return nd->up && !nd->paused; }
 static bool is_writing(const sim_node *nd) { return nd->up && nd->busy; }
+static bool is_dead(const sim_node *nd) { return nd->dead && !nd->byz; }
+/* Byzantine nodes keep their disks; a mutant's is replaced like any */
+static bool is_replaceable(const sim_node *nd) { return is_healthy(nd) && !nd->byz; }
 
 static void start_partition(sim_world *w)
 {
@@ -147,7 +163,7 @@ void sim_net_fault(sim_world *w)
 {
     if (w->calm)
         return;
-    uint32_t kinds[4], nk = 0;
+    uint32_t kinds[5], nk = 0;
     if (w->o.faults & SY_FAULT_PARTITION)
         kinds[nk++] = SY_FAULT_PARTITION;
     if (w->o.faults & SY_FAULT_CRASH)
@@ -156,6 +172,8 @@ void sim_net_fault(sim_world *w)
         kinds[nk++] = SY_FAULT_PAUSE;
     if (w->o.faults & SY_FAULT_DISK)
         kinds[nk++] = SY_FAULT_DISK;
+    if ((w->o.faults & SY_FAULT_REPLACE) && !w->bft)   /* synod-sim refuses it for pbft */
+        kinds[nk++] = SY_FAULT_REPLACE;
     if (!nk)
         return;
     uint32_t kind = kinds[sy_rng_below(&w->rng, nk)];
@@ -178,6 +196,17 @@ void sim_net_fault(sim_world *w)
         sim_schedule(w, w->now + (sy_rng_below(&w->rng, 2) ? sy_rng_range(&w->rng, 5, 300)
                                                              : sy_rng_range(&w->rng, 300, 3000)),
                      EV_RESTART, v, UINT32_MAX, w->nodes[v].incarnation, NULL, 0);
+        break;
+    case SY_FAULT_REPLACE:
+        /* a node that found its disk corrupt first: that is what the
+         * procedure is for; it counts toward the budget already */
+        v = pick(w, is_dead);
+        if (v == UINT32_MAX &&
+            (faulty_or_doomed(w) >= w->budget || (v = pick(w, is_replaceable)) == UINT32_MAX))
+            break;
+        sim_node_replace(w, &w->nodes[v]);
+        sim_schedule(w, w->now + sy_rng_range(&w->rng, 5, 3000), EV_RESTART, v, UINT32_MAX,
+                     w->nodes[v].incarnation, NULL, 0);
         break;
     case SY_FAULT_PAUSE:
         if (!room || (v = pick(w, is_healthy)) == UINT32_MAX)

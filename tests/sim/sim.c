@@ -20,7 +20,7 @@
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
-    "handoff", "lose",
+    "handoff", "lose", "replace",
 };
 
 const char *sy_sim_fault_name(uint32_t bit)
@@ -222,6 +222,8 @@ static const char *kind_name(uint8_t k)
     case TR_LOG_CUT: return "log-cut";
     case TR_CORRUPT: return "disk-corrupted";
     case TR_CORRUPT_FOUND: return "corruption-found";
+    case TR_REPLACE: return "disk-replaced";
+    case TR_REJOINED: return "rejoined";
     default: return "?";
     }
 }
@@ -276,7 +278,12 @@ static void trace_fmt(const sim_trace_rec *r, char *buf, size_t cap)
         break;
     case TR_CRASH:
     case TR_RESTART:
+    case TR_REJOINED:
         snprintf(eb, sizeof eb, " applied %" PRIu64, r->x);
+        extra = eb;
+        break;
+    case TR_REPLACE:
+        snprintf(eb, sizeof eb, " (rejoins; the others had applied %" PRIu64 ")", r->x);
         extra = eb;
         break;
     case TR_LOG_CUT:
@@ -1137,6 +1144,15 @@ static void finish(sim_world *w, sim_node *nd)
 
     sy_engine_status es;
     ops->status(nd->eng, &es);
+    /* as the daemon: the mark goes once the engine says it caught up
+     * (after advance, so what it caught up to is durable) */
+    if (nd->rejoin_mark && !es.rejoining)
+        nd->rejoin_mark = false;
+    if (nd->replaced && !nd->rejoin_mark && nd->applied >= nd->replace_target) {
+        nd->replaced = false;
+        w->st->rejoined++;
+        sim_trace(w, TR_REJOINED, nd->id, UINT32_MAX, nd->applied, 0, 0);
+    }
     if (nd->handoff_at && es.leader != SY_NO_NODE && es.leader != nd->id &&
         (es.role == SY_ROLE_FOLLOWER || es.role == SY_ROLE_BACKUP)) {
         /* what synod waits for before it stops (runtime.c handoff_done) */
@@ -1303,6 +1319,35 @@ void sim_node_crash(sim_world *w, sim_node *nd)
     sim_disk_maybe_corrupt(w, nd);
 }
 
+void sim_node_replace(sim_world *w, sim_node *nd)
+{
+    if (nd->up) {
+        node_down(w, nd);
+        w->st->crashes++;
+        sim_trace(w, TR_CRASH, nd->id, UINT32_MAX, nd->applied, 0, 0);
+    }
+    /* the old disk goes, an undetected corruption on it too */
+    sy_storage_close(nd->st);
+    nd->st = NULL;
+    free(nd->corrupt_val);
+    nd->corrupt_val = NULL;
+    nd->corrupt = nd->dead = false;
+    sy_storage_mem_opts mo = { .manual_sync = true };
+    if (sy_storage_mem_new(&mo, &nd->st) || sy_kv_init(&nd->kvm, nd->st, &w->envo, 0)) {
+        sim_fail(w, "simulator", "out of memory for n%u's new disk", nd->id);
+        return;
+    }
+    nd->applied = nd->applied_term = nd->last_snap = 0;
+    uint64_t target = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (&w->nodes[i] != nd && w->nodes[i].applied > target)
+            target = w->nodes[i].applied;
+    nd->rejoin_mark = nd->replaced = true;
+    nd->replace_target = target;
+    w->st->replaced++;
+    sim_trace(w, TR_REPLACE, nd->id, UINT32_MAX, target, 0, 0);
+}
+
 void sim_node_halt(sim_world *w, sim_node *nd)
 {
     if (nd->up)
@@ -1337,7 +1382,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         .max_pending = 1000, .snapshot_threshold = SIM_SNAPSHOT_EVERY,
         .compact_keep = w->o.compact_keep,
         .checkpoint_interval = 16, .watermark_window = 64,
-        .prevote = true, .check_quorum = true,
+        .prevote = true, .check_quorum = true, .rejoin = nd->rejoin_mark,
         .node_keys = w->node_keys, .signer = &nd->signer, .verifier = &w->verifier,
         .clients = &w->dir,
     };

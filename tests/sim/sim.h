@@ -50,9 +50,15 @@ enum sy_sim_fault {
      * restarted, others lagging, must catch up from each other, converge
      * and serve. Opt-in: not part of "all". */
     SY_FAULT_LOSE = 1u << 10,
+    /* replace (Raft, Paxos): a node's disk dies -- crashed, or found
+     * corrupt by the disk fault -- and it restarts on an empty one with
+     * cfg.rejoin, as synod --rejoin does (docs/operations.md, section 7);
+     * it counts toward the fault budget until it has finished rejoining
+     * and caught up. Opt-in: not part of "all". */
+    SY_FAULT_REPLACE = 1u << 11,
     SY_FAULT_ALL = 0xffu,
 };
-#define SY_SIM_N_FAULTS 11
+#define SY_SIM_N_FAULTS 12
 
 /* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
  * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
@@ -127,6 +133,8 @@ typedef struct sy_sim_stats {
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
     uint64_t lost_nodes;          /* lose: nodes stopped for good at the calm */
+    uint64_t replaced;            /* replace: disks replaced by empty ones */
+    uint64_t rejoined;            /* ... whose node then finished rejoining */
     uint64_t handoffs;            /* handoff: transfers a leader accepted */
     uint64_t handoffs_done;       /* ... after which it followed another leader */
     uint64_t handoff_ms;          /* ... simulated ms from transfer to that, summed */

@@ -68,7 +68,7 @@ enum sim_trace_kind {
     TR_SEND = 100, TR_DROP, TR_DUP, TR_COMMIT, TR_APPLY, TR_REPLY, TR_REQ, TR_CRASH,
     TR_RESTART, TR_PAUSE, TR_PARTITION, TR_HEAL, TR_LOST_WRITE, TR_REJECT_ENV,
     TR_CLIENT_DONE, TR_CLIENT_RETRY, TR_ROLE, TR_GIVE_UP, TR_SNAPSHOT, TR_FAIL, TR_LOG_CUT,
-    TR_CORRUPT, TR_CORRUPT_FOUND,
+    TR_CORRUPT, TR_CORRUPT_FOUND, TR_REPLACE, TR_REJOINED,
 };
 
 typedef struct {
@@ -175,6 +175,11 @@ typedef struct sim_node {
     bool corrupt;
     bool dead;                /* detected it: down for the rest of the run */
     bool lost;                /* the lose fault: down for the rest of the run */
+    /* the replace fault: on an empty disk; rejoin_mark is DATA_DIR/rejoin
+     * (the engine gets cfg.rejoin while it is set), replaced counts the
+     * node as faulty until it has rejoined and applied replace_target */
+    bool rejoin_mark, replaced;
+    uint64_t replace_target;
     int corrupt_tbl;
     uint8_t corrupt_key[64];
     uint32_t corrupt_kl;
@@ -298,6 +303,9 @@ void sim_node_pump(sim_world *w, sim_node *nd);
 /* Stops a running node for good (a detected corruption): volatile state
  * and the engine go, as in a crash, but it is not restarted. */
 void sim_node_halt(sim_world *w, sim_node *nd);
+/* The replace fault: nd (down, or crashed here) gets an empty disk, and
+ * restarts with cfg.rejoin when its EV_RESTART comes. */
+void sim_node_replace(sim_world *w, sim_node *nd);
 
 /* net.c: the network and the fault scheduler */
 /* type only labels the trace */

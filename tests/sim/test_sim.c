@@ -719,6 +719,32 @@ static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
     }
 }
 
+/* replace: disks die and nodes come back on empty ones with cfg.rejoin
+ * (synod --rejoin); they must rejoin and catch up, and every check holds.
+ * PBFT has no rejoin: the simulator refuses the fault there. */
+static void test_replace_fault_rejoins_replaced_nodes(void **s)
+{
+    (void)s;
+    assert_opt_in_fault("crash,replace", SY_FAULT_CRASH | SY_FAULT_REPLACE, SY_FAULT_REPLACE,
+                        "replace");
+    const char *const protos[] = { "raft", "paxos" };
+    for (size_t k = 0; k < 2; k++) {
+        uint64_t replaced = 0, rejoined = 0;
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            sy_sim_opts o;
+            sy_sim_stats st;
+            engine_opts(&o, protos[k], seed);
+            o.faults = SY_FAULT_ALL | SY_FAULT_REPLACE;
+            run_passing(&o, &st);
+            assert_true(st.liveness_ok);
+            replaced += st.replaced;
+            rejoined += st.rejoined;
+        }
+        assert_true(replaced > 0);
+        assert_true(rejoined > 0);
+    }
+}
+
 static void test_corrupted_log_entry_is_detected_on_restart(void **s)
 {
     (void)s;
@@ -812,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_replay_line_reproduces_options),
         cmocka_unit_test(test_handoff_fault_hands_leadership_on_quickly_in_every_engine),
         cmocka_unit_test(test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on),
+        cmocka_unit_test(test_replace_fault_rejoins_replaced_nodes),
         cmocka_unit_test(test_corrupted_log_entry_is_detected_on_restart),
         cmocka_unit_test(test_runs_with_disk_corruption_pass_every_check),
         cmocka_unit_test(test_corruption_stays_within_the_fault_budget),
