@@ -416,6 +416,87 @@ static void test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone(void 
     h_free(&c);
 }
 
+/* The deaf period. Node 0 leads with slow timers (it steps down only
+ * seconds after losing its quorum); it is cut off from node Y, which is
+ * elected in the next term with B's vote. B's disk dies right then and B
+ * comes back at once, empty, reaching node 0 first. If B answered at once,
+ * node 0 -- still leader of the old term -- would commit a write with B's
+ * acknowledgement, and then Y, leader of the newer term B's old self had
+ * voted for, would overwrite it through B: a write acknowledged, then gone.
+ * b_election_ms sets how long B stays deaf (sy_rejoin_wait_ms of its
+ * timing). *committed: node 0 applied the write B acknowledged;
+ * *diverged: two replicas applied different entries at one index. */
+static void stale_leader_through_a_rejoining_node(uint32_t b_election_ms, bool *committed,
+                                                  bool *diverged)
+{
+    h_cluster c;
+    h_init_cfg(&c, 3, true, true);
+    c.cfg[0].election_min_ms = 1000;
+    c.cfg[0].election_max_ms = 1001;
+    h_start(&c);
+    uint32_t l = h_elect(&c, 3000);
+    if (l != 0) {   /* hand leadership to node 0 */
+        sy_input in;
+        memset(&in, 0, sizeof in);
+        in.kind = SY_IN_TRANSFER;
+        in.u.transfer.target = 0;
+        assert_int_equal(h_step(&c, l, &in), SY_OK);
+        h_run(&c, 50);
+    }
+    assert_int_equal(h_leader(&c), 0);
+    submit(&c, 0, SY_CLIENT_ID_BASE, 1, 3);
+    h_run(&c, 20);
+    h_isolate(&c, 0, true);
+    /* nodes 1 and 2 elect one of them; node 0 still leads its old term */
+    uint32_t y = SY_NO_NODE;
+    for (int t = 0; t < 3000 && y == SY_NO_NODE; t++) {
+        h_run(&c, 1);
+        for (uint32_t i = 1; i < 3; i++)
+            if (h_status(&c, i).role == SY_ROLE_LEADER)
+                y = i;
+    }
+    assert_true(y != SY_NO_NODE);
+    assert_int_equal(h_status(&c, 0).role, SY_ROLE_LEADER);
+    uint32_t b = 3 - y;
+    /* B's disk dies; it is back at once on an empty one, rejoining, and
+     * hears node 0 before Y */
+    h_wipe(&c, b);
+    c.cfg[b].rejoin = true;
+    c.cfg[b].election_min_ms = b_election_ms;
+    c.cfg[b].election_max_ms = b_election_ms + 1;
+    assert_int_equal(h_boot(&c, b), SY_OK);
+    c.cut[0][b] = c.cut[b][0] = false;
+    c.cut[y][b] = c.cut[b][y] = true;
+    h_run(&c, 20);
+    submit(&c, 0, SY_CLIENT_ID_BASE, 10, 1);
+    h_run(&c, 30);
+    *committed = h_applied_requests(&c, 0) == 4;
+    /* now Y reaches B, and writes */
+    c.cut[y][b] = c.cut[b][y] = false;
+    h_run(&c, 3000);
+    uint32_t nl = h_leader(&c);
+    if (nl != SY_NO_NODE)
+        submit(&c, nl, SY_CLIENT_ID_BASE + 1, 1, 1);
+    h_run(&c, 3000);
+    *diverged = !h_logs_agree(&c);
+    h_free(&c);
+}
+
+static void test_rejoining_node_deaf_until_stale_leaders_stepped_down(void **state)
+{
+    (void)state;
+    bool committed, diverged;
+    /* deaf for only 3 x 2 ms + 10: the hazard happens */
+    stale_leader_through_a_rejoining_node(1, &committed, &diverged);
+    assert_true(committed);
+    assert_true(diverged);
+    /* the cluster's timing (3 x 1001 ms + 10): node 0 has stepped down by
+     * the time B answers anyone, so nothing commits through B */
+    stale_leader_through_a_rejoining_node(1000, &committed, &diverged);
+    assert_false(committed);
+    assert_false(diverged);
+}
+
 static void test_snapshot_beyond_commit_is_refused(void **state)
 {
     (void)state;
@@ -837,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_rejoining_node_votes_for_no_one_until_caught_up),
         cmocka_unit_test(test_rejoining_node_is_deaf_at_first_then_catches_up_and_votes),
         cmocka_unit_test(test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone),
+        cmocka_unit_test(test_rejoining_node_deaf_until_stale_leaders_stepped_down),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
         cmocka_unit_test(test_read_at_follower_fails_not_leader),
