@@ -15,8 +15,11 @@ int sy_datadir_lock(const char *dir, int *fd, char *why, size_t whylen)
     snprintf(path, sizeof path, "%s/%s", dir, SY_DATADIR_LOCK);
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (f < 0) {
-        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
-        return SY_EIO;
+        int e = errno;
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(e));
+        /* a directory owned by another user is a deployment error that
+         * no restart cures: the caller exits as for configuration */
+        return e == EACCES || e == EPERM ? SY_EPERM : SY_EIO;
     }
     if (flock(f, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;

@@ -31,7 +31,9 @@
 
 /* Takes the directory's lock. SY_OK: *fd holds it (close(*fd) releases).
  * SY_EEXIST: another process holds it (why names its pid when known);
- * SY_EIO: the lock file cannot be opened or locked (why says why). */
+ * SY_EPERM: this user may not open the lock file (the directory or the
+ * file belongs to another user); SY_EIO: the lock file cannot be opened
+ * or locked for another reason. why says which. */
 int sy_datadir_lock(const char *dir, int *fd, char *why, size_t whylen);
 
 /* The identity a node claims for a data directory. */

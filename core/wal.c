@@ -41,8 +41,9 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(errmsg, "cannot create %.160s: %s", tmp, errno);
-        return SY_EIO;
+        int e = errno;
+        set_err(errmsg, "cannot create %.160s: %s", tmp, e);
+        return e == EACCES || e == EPERM ? SY_EPERM : SY_EIO;
     }
     static const uint8_t zero[65536];
     for (uint64_t done = 0; done < size;) {
@@ -107,8 +108,9 @@ int sy_wal_open(const char *dir, uint64_t size, sy_wal **out, char *errmsg)
         created = true;
     }
     if (fd < 0) {
-        set_err(errmsg, "cannot open %.160s: %s", path, errno);
-        return SY_EIO;
+        int e = errno;
+        set_err(errmsg, "cannot open %.160s: %s", path, e);
+        return e == EACCES || e == EPERM ? SY_EPERM : SY_EIO;
     }
     struct stat stt;
     if (fstat(fd, &stt) != 0 || stt.st_size < (off_t)(WAL_HDR + 64)) {

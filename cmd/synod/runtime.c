@@ -1812,6 +1812,17 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* For a data directory this user may not use: what to change. Empty for
+ * any other code. */
+static const char *owner_hint(int rc, char *buf, size_t cap)
+{
+    if (rc != SY_EPERM)
+        return "";
+    snprintf(buf, cap, "; the data directory and its files must belong to the user synod runs "
+             "as (uid %u)", (unsigned)geteuid());
+    return buf;
+}
+
 /* How long a stopping leader waits for its hand-off: election_max_ms (the
  * engine gives the transfer up after that anyway), at most RT_HANDOFF_MAX_MS. */
 static uint32_t handoff_ms(const rt *r)
@@ -2000,25 +2011,39 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     r->dec = (sy_env_opts){.cluster_id = r->cluster.id, .dir = &r->dir, .verifier = &r->verifier};
 
     struct stat dst;
+    char hint[128];
     if (mkdir_p(r->ncfg.data_dir)) {
         fprintf(stderr, "synod: cannot create data dir %s: %s (node file %s)\n", r->ncfg.data_dir,
                 strerror(errno), r->ncfg.path);
         code = 2;
         goto out_cfg;
     }
-    if (stat(r->ncfg.data_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+    if (stat(r->ncfg.data_dir, &dst) != 0) {
+        int e = errno;
+        fprintf(stderr, "synod: cannot use data_dir %s: %s%s (node file %s)\n", r->ncfg.data_dir,
+                strerror(e), owner_hint(e == EACCES ? SY_EPERM : SY_EIO, hint, sizeof hint),
+                r->ncfg.path);
+        code = 2;
+        goto out_cfg;
+    }
+    if (!S_ISDIR(dst.st_mode)) {
         fprintf(stderr, "synod: data_dir %s is not a directory (node file %s)\n",
                 r->ncfg.data_dir, r->ncfg.path);
         code = 2;
         goto out_cfg;
     }
     if ((rc = sy_datadir_lock(r->ncfg.data_dir, &r->lock_fd, why, sizeof why))) {
-        fprintf(stderr, "synod: %s (node file %s)\n", why, r->ncfg.path);
+        fprintf(stderr, "synod: %s%s (node file %s)\n", why, owner_hint(rc, hint, sizeof hint),
+                r->ncfg.path);
+        /* a directory of another user stays so: no restart loop (exit 2) */
+        code = rc == SY_EPERM ? 2 : 1;
         goto out_cfg;
     }
     char serr[SY_STORAGE_ERRMSG] = "";
     if ((rc = sy_storage_lmdb_open(r->ncfg.data_dir, NULL, &r->st, serr))) {
-        fprintf(stderr, "synod: cannot open storage in %s: %s\n", r->ncfg.data_dir, serr);
+        fprintf(stderr, "synod: cannot open storage in %s: %s%s\n", r->ncfg.data_dir, serr,
+                owner_hint(rc, hint, sizeof hint));
+        code = rc == SY_EPERM ? 2 : 1;
         goto out_cfg;
     }
     /* Every engine writes through the WAL (core/wal.h); its records since
@@ -2029,8 +2054,10 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         size_t replayed = 0;
         if ((rc = sy_wal_open(r->ncfg.data_dir, 0, &r->wal, serr)) ||
             (rc = sy_wal_recover(r->wal, r->st, &replayed))) {
-            fprintf(stderr, "synod: write-ahead log in %s: %s (%s)\n", r->ncfg.data_dir,
-                    r->wal ? sy_storage_errmsg(r->st) : serr, sy_strerror(rc));
+            fprintf(stderr, "synod: write-ahead log in %s: %s (%s)%s\n", r->ncfg.data_dir,
+                    r->wal ? sy_storage_errmsg(r->st) : serr, sy_strerror(rc),
+                    owner_hint(rc, hint, sizeof hint));
+            code = rc == SY_EPERM ? 2 : 1;
             goto out_storage;
         }
         if (replayed)

@@ -358,6 +358,29 @@ out=$(timeout 20 "$BIN/synod" --config "$C_DIR/node-1-on-0.ini" 2>&1); rc=$?
   && pass "a second process on node 0's data directory is refused (exit 1): $out" \
   || fail "second process on node 0's data directory: rc=$rc out=$out"
 alive 0 && pass "node 0 keeps running" || fail "node 0 died when a second process tried its data directory"
+# a data directory the node's user may not use (root's, mode 0700, the node
+# run as nobody) is a deployment error: exit 2, like one that cannot be
+# made, so Restart=on-failure does not retry it for ever
+# (under /tmp: $TMPROOT may be closed to other users)
+P_DIR=$(mktemp -d "${TMPDIR:-/tmp}/synod-perm.XXXXXX")
+chmod 755 "$P_DIR"
+if [ "$(id -u)" -ne 0 ] || ! id nobody >/dev/null 2>&1 || ! command -v runuser >/dev/null; then
+  log "SKIP: the data directory permission check needs root, a user nobody and runuser"
+elif ! runuser -u nobody -- test -x "$BIN/synod" -a -r "$P_DIR"; then
+  log "SKIP: user nobody cannot run $BIN/synod or read $P_DIR"
+else
+  cp "$C_DIR/cluster.ini" "$P_DIR/" && cp "$C_DIR/keys/node-1.key" "$P_DIR/node.key"
+  chown nobody "$P_DIR/node.key" && chmod 600 "$P_DIR/node.key"
+  mkdir -m 700 "$P_DIR/data"
+  printf '[node]\nid = 1\nsecret_key = node.key\ndata_dir = data\ncluster = cluster.ini\n' \
+    > "$P_DIR/node.ini"
+  out=$(runuser -u nobody -- timeout 20 "$BIN/synod" --config "$P_DIR/node.ini" 2>&1); rc=$?
+  [ $rc -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] \
+    && grep -q "cannot open .*/data/synod.lock: Permission denied; the data directory and its files must belong to the user synod runs as (uid $(id -u nobody))" <<<"$out" \
+    && pass "a data directory owned by root, node run as nobody: one line, exit 2: $out" \
+    || fail "data directory of another user: rc=$rc out=$out"
+fi
+rm -rf "$P_DIR"
 
 # ---- 7b. nodes whose manifests disagree on the protocol: each side logs
 # what it rejects and why (once per 10 s), instead of dropping in silence

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "core/datadir.h"
 #include "crypto/sy_err.h"
@@ -51,6 +52,35 @@ static void test_a_second_process_on_a_data_directory_is_refused(void **state)
     close(a);
     assert_int_equal(sy_datadir_lock(f->dir, &b, why, sizeof why), SY_OK);
     close(b);
+}
+
+/* A directory the node's user may not write is a deployment error
+ * (SY_EPERM: the daemon exits 2, so a service manager does not retry in a
+ * loop), not an I/O failure. Root writes anywhere, so as root the lock is
+ * tried in a child that became nobody. */
+static void test_a_data_directory_of_another_user_is_a_permission_error(void **state)
+{
+    fx *f = *state;
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/theirs", f->dir);
+    assert_int_equal(mkdir(sub, 0500), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(100);
+        int fd = -1;
+        char why[512] = "";
+        int rc = sy_datadir_lock(sub, &fd, why, sizeof why);
+        _exit(rc == SY_EPERM && strstr(why, "synod.lock: Permission denied") ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    rmdir(sub);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 100)
+        skip();   /* root that cannot become nobody (a restricted container) */
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* The rejoin mark survives until cleared, and clearing twice is fine (a
@@ -109,6 +139,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_second_process_on_a_data_directory_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_data_directory_of_another_user_is_a_permission_error,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejoin_mark_lasts_until_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_keeps_the_identity_it_first_served,
