@@ -855,24 +855,32 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
     bprintf(b, "# HELP synod_net_peers_connected Outbound peer links currently up.\n"
                "# TYPE synod_net_peers_connected gauge\n"
                "synod_net_peers_connected %u\n", st.peers_connected);
-    bprintf(b, "# TYPE synod_net_peer_up gauge\n");
+    bprintf(b, "# HELP synod_net_peer_up 1 while the outbound link to the peer is up\n"
+               "# TYPE synod_net_peer_up gauge\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
         if (i != net->cfg.self)
             bprintf(b, "synod_net_peer_up{peer=\"%u\"} %d\n", i, st.peer_up[i] ? 1 : 0);
-    bprintf(b, "# TYPE synod_net_peer_sent_total counter\n");
+    bprintf(b, "# HELP synod_net_peer_sent_total Frames handed to the peer's send buffer.\n"
+               "# TYPE synod_net_peer_sent_total counter\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
-        bprintf(b, "synod_net_peer_sent_total{peer=\"%u\"} %llu\n", i,
-                (unsigned long long)st.peer_tx[i]);
+        /* the engines send nothing to themselves: no series for self
+         * unless something did */
+        if (i != net->cfg.self || st.peer_tx[i])
+            bprintf(b, "synod_net_peer_sent_total{peer=\"%u\"} %llu\n", i,
+                    (unsigned long long)st.peer_tx[i]);
     bprintf(b, "# HELP synod_net_peer_dropped_total Frames dropped because the peer's send buffer was full.\n"
                "# TYPE synod_net_peer_dropped_total counter\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
-        bprintf(b, "synod_net_peer_dropped_total{peer=\"%u\"} %llu\n", i,
-                (unsigned long long)st.peer_tx_drop[i]);
-    bprintf(b, "# TYPE synod_net_received_total counter\n"
+        if (i != net->cfg.self || st.peer_tx_drop[i])
+            bprintf(b, "synod_net_peer_dropped_total{peer=\"%u\"} %llu\n", i,
+                    (unsigned long long)st.peer_tx_drop[i]);
+    bprintf(b, "# HELP synod_net_received_total Frames received, before verification.\n"
+               "# TYPE synod_net_received_total counter\n"
                "synod_net_received_total{from=\"peer\"} %llu\n"
                "synod_net_received_total{from=\"client\"} %llu\n",
             (unsigned long long)st.peer_rx, (unsigned long long)st.client_rx);
-    bprintf(b, "# TYPE synod_net_queue_depth gauge\nsynod_net_queue_depth %u\n", depth);
+    bprintf(b, "# HELP synod_net_queue_depth Frames waiting for the event loop.\n"
+               "# TYPE synod_net_queue_depth gauge\nsynod_net_queue_depth %u\n", depth);
     /* client slots (REP contexts): waiting for a request, holding one the
      * node has not answered yet, or sending an answer. All of them held or
      * sending means new requests wait in NNG: the node is saturated, or
@@ -891,11 +899,16 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
     bprintf(b, "# HELP synod_net_queue_dropped_total Inbound peer frames dropped: event queue full.\n"
                "# TYPE synod_net_queue_dropped_total counter\n"
                "synod_net_queue_dropped_total %llu\n", (unsigned long long)st.queue_drop);
-    bprintf(b, "# TYPE synod_net_client_busy_total counter\nsynod_net_client_busy_total %llu\n",
+    bprintf(b, "# HELP synod_net_client_busy_total Client requests answered busy: event queue full.\n"
+               "# TYPE synod_net_client_busy_total counter\nsynod_net_client_busy_total %llu\n",
             (unsigned long long)st.client_busy);
-    bprintf(b, "# TYPE synod_net_client_expired_total counter\nsynod_net_client_expired_total %llu\n",
+    bprintf(b, "# HELP synod_net_client_expired_total Client slots freed unanswered after the "
+               "request deadline.\n"
+               "# TYPE synod_net_client_expired_total counter\nsynod_net_client_expired_total %llu\n",
             (unsigned long long)st.client_expired);
-    bprintf(b, "# TYPE synod_net_reply_stale_total counter\nsynod_net_reply_stale_total %llu\n",
+    bprintf(b, "# HELP synod_net_reply_stale_total Replies dropped: their client slot had "
+               "expired or moved on.\n"
+               "# TYPE synod_net_reply_stale_total counter\nsynod_net_reply_stale_total %llu\n",
             (unsigned long long)st.reply_stale);
     if (net->watch[0].on || net->watch[1].on) {
         bprintf(b, "# HELP synod_net_listener_restarts_total ipc and TLS listeners recreated "
@@ -907,7 +920,9 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
                         net->watch[i].what,
                         (unsigned long long)CNT_GET(net->watch[i].restarts));
     }
-    bprintf(b, "# TYPE synod_net_verify_total counter\n"
+    bprintf(b, "# HELP synod_net_verify_total Envelope checks: signature verified, known frame "
+               "(cached), refused.\n"
+               "# TYPE synod_net_verify_total counter\n"
                "synod_net_verify_total{result=\"ok\"} %llu\n"
                "synod_net_verify_total{result=\"cached\"} %llu\n"
                "synod_net_verify_total{result=\"rejected\"} %llu\n",

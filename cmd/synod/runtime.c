@@ -227,6 +227,13 @@ static double now_s(void)
 
 /* ------------------------------------------------------------ metrics */
 
+/* The reasons count_reject can see: what the envelope check refuses
+ * (core/envelope.c) and what the runtime refuses after it. */
+static const int rt_reject_reasons[] = {
+    SY_ESIG, SY_ESENDER, SY_ECLUSTER, SY_EVERSION, SY_EMSGTYPE, SY_EUNAUTH, SY_ETOOBIG,
+    SY_ETRUNC, SY_ETYPE, SY_EFIELD, SY_ETRAILING, SY_ESTALE, SY_EREPLAY,
+};
+
 static int metrics_cb(void *ctx, sy_buf *b)
 {
     rt *r = ctx;
@@ -239,11 +246,25 @@ static int metrics_cb(void *ctx, sy_buf *b)
     } while (0)
     pthread_mutex_lock(&r->m.mu);
     rt_metrics *m = &r->m;
-    EMIT("# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n", M_GET(m->requests));
-    EMIT("# TYPE synod_session_replies_total counter\nsynod_session_replies_total %" PRIu64 "\n",
+    /* what a running node runs: `synod --version` only tells the binary on
+     * disk, which an upgrade may have replaced under a node not restarted */
+    EMIT("# HELP synod_build_info the version this process runs and its protocol\n"
+         "# TYPE synod_build_info gauge\nsynod_build_info{version=\"%s\",protocol=\"%s\"} 1\n",
+         SYNOD_VERSION, m->protocol);
+    EMIT("# HELP synod_requests_total client requests received (writes and reads)\n"
+         "# TYPE synod_requests_total counter\nsynod_requests_total %" PRIu64 "\n",
+         M_GET(m->requests));
+    EMIT("# HELP synod_session_replies_total requests answered from the session table (applied "
+         "already: a retry)\n"
+         "# TYPE synod_session_replies_total counter\nsynod_session_replies_total %" PRIu64 "\n",
          M_GET(m->session_replies));
-    EMIT("# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n", M_GET(m->commits));
-    EMIT("# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n", M_GET(m->replies));
+    EMIT("# HELP synod_commits_total client requests this node executed from the log (writes, "
+         "and reads ordered through it); not log entries: one entry carries a batch\n"
+         "# TYPE synod_commits_total counter\nsynod_commits_total %" PRIu64 "\n",
+         M_GET(m->commits));
+    EMIT("# HELP synod_replies_total replies sent to clients\n"
+         "# TYPE synod_replies_total counter\nsynod_replies_total %" PRIu64 "\n",
+         M_GET(m->replies));
     EMIT("# HELP synod_reply_signatures_total signatures made for client replies (one per batch)\n"
          "# TYPE synod_reply_signatures_total counter\nsynod_reply_signatures_total %" PRIu64 "\n",
          M_GET(m->reply_sigs));
@@ -251,49 +272,77 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "(the rest are synced LMDB commits)\n"
          "# TYPE synod_wal_syncs_total counter\nsynod_wal_syncs_total %" PRIu64 "\n",
          m->wal_syncs);
-    EMIT("# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", M_GET(m->reads));
-    EMIT("# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
+    EMIT("# HELP synod_reads_total reads answered at a read index (not stale reads, not reads "
+         "ordered through the log)\n"
+         "# TYPE synod_reads_total counter\nsynod_reads_total %" PRIu64 "\n", M_GET(m->reads));
+    EMIT("# HELP synod_applied_index last index in committed storage (what the state digest "
+         "and ledger head belong to)\n"
+         "# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
     EMIT("# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
     EMIT("# TYPE synod_last_index gauge\nsynod_last_index %" PRIu64 "\n", m->st.last_index);
     EMIT("# TYPE synod_snapshot_index gauge\nsynod_snapshot_index %" PRIu64 "\n", m->st.snap_index);
-    EMIT("# TYPE synod_term gauge\nsynod_term{protocol=\"%s\"} %" PRIu64 "\n", m->protocol, m->st.term);
-    EMIT("# TYPE synod_role gauge\nsynod_role{role=\"%s\"} 1\n", sy_role_name(m->st.role));
+    EMIT("# HELP synod_term Raft term, Multi-Paxos ballot round or PBFT view\n"
+         "# TYPE synod_term gauge\nsynod_term{protocol=\"%s\"} %" PRIu64 "\n", m->protocol,
+         m->st.term);
+    EMIT("# HELP synod_role this node's role (one series, value 1)\n"
+         "# TYPE synod_role gauge\nsynod_role{role=\"%s\"} 1\n", sy_role_name(m->st.role));
     EMIT("# TYPE synod_is_leader gauge\nsynod_is_leader %d\n",
          m->st.role == SY_ROLE_LEADER || m->st.role == SY_ROLE_PRIMARY);
     EMIT("# HELP synod_rejoining 1 while a node started with --rejoin has not caught up "
          "(it takes no part in elections)\n"
          "# TYPE synod_rejoining gauge\nsynod_rejoining %d\n", m->st.rejoining);
-    EMIT("# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
+    EMIT("# HELP synod_leader_changes_total leaders (PBFT: views) this node came to know since "
+         "it started, itself included\n"
+         "# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
          m->st.leader_changes);
-    EMIT("# TYPE synod_evidence_total counter\nsynod_evidence_total %" PRIu64 "\n", m->st.evidence);
-    EMIT("# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
+    EMIT("# HELP synod_evidence_total PBFT: proofs that a replica signed conflicting messages\n"
+         "# TYPE synod_evidence_total counter\nsynod_evidence_total %" PRIu64 "\n",
+         m->st.evidence);
+    EMIT("# HELP synod_engine_dropped_total inputs the protocol engine refused (messages of an "
+         "old term or view or outside its window, requests over max_pending)\n"
+         "# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
          m->st.dropped);
     EMIT("# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
-    EMIT("# TYPE synod_snapshot_seconds_total counter\nsynod_snapshot_seconds_total %.6f\n",
+    EMIT("# HELP synod_snapshot_seconds_total time spent taking snapshots\n"
+         "# TYPE synod_snapshot_seconds_total counter\nsynod_snapshot_seconds_total %.6f\n",
          m->snapshot_sum);
     EMIT("# TYPE synod_snapshot_last_seconds gauge\nsynod_snapshot_last_seconds %.6f\n",
          m->snapshot_last);
-    EMIT("# TYPE synod_snapshot_last_bytes gauge\nsynod_snapshot_last_bytes %" PRIu64 "\n",
+    EMIT("# HELP synod_snapshot_last_bytes size of the last snapshot's serialised state\n"
+         "# TYPE synod_snapshot_last_bytes gauge\nsynod_snapshot_last_bytes %" PRIu64 "\n",
          m->snapshot_bytes);
-    EMIT("# TYPE synod_snapshot_waits_total counter\nsynod_snapshot_waits_total %" PRIu64 "\n",
+    EMIT("# HELP synod_snapshot_waits_total PBFT checkpoints that waited for the snapshot "
+         "before them\n"
+         "# TYPE synod_snapshot_waits_total counter\nsynod_snapshot_waits_total %" PRIu64 "\n",
          m->snapshot_waits);
-    EMIT("# TYPE synod_pending_requests gauge\nsynod_pending_requests %" PRIu64 "\n", m->pending);
-    EMIT("# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
-    EMIT("# TYPE synod_messages_in_total counter\n");
+    EMIT("# HELP synod_pending_requests write requests waiting for their commit\n"
+         "# TYPE synod_pending_requests gauge\nsynod_pending_requests %" PRIu64 "\n", m->pending);
+    EMIT("# HELP synod_pending_reads reads waiting for their read index\n"
+         "# TYPE synod_pending_reads gauge\nsynod_pending_reads %" PRIu64 "\n", m->pending_reads);
+    EMIT("# HELP synod_messages_in_total verified messages received, by type\n"
+         "# TYPE synod_messages_in_total counter\n");
     for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
         if (M_GET(m->msg_in[t]))
             EMIT("synod_messages_in_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t),
                  M_GET(m->msg_in[t]));
-    EMIT("# TYPE synod_messages_out_total counter\n");
+    EMIT("# HELP synod_messages_out_total protocol messages sent to peers, by type\n"
+         "# TYPE synod_messages_out_total counter\n");
     for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
         if (M_GET(m->msg_out[t]))
             EMIT("synod_messages_out_total{type=\"%s\"} %" PRIu64 "\n", sy_msg_type_name(t),
                  M_GET(m->msg_out[t]));
-    EMIT("# TYPE synod_rejected_total counter\n");
+    EMIT("# HELP synod_rejected_total frames refused before the engine saw them, by reason\n"
+         "# TYPE synod_rejected_total counter\n");
+    /* every reason a frame can be refused for is there from the start, so
+     * an alert on one finds a series at 0 rather than none */
+    bool listed[SY_ERR_COUNT] = {false};
+    for (size_t i = 0; i < sizeof rt_reject_reasons / sizeof rt_reject_reasons[0]; i++)
+        listed[rt_reject_reasons[i]] = true;
     for (int e = 0; e < SY_ERR_COUNT; e++)
-        if (M_GET(m->rejected[e]))
+        if (listed[e] || M_GET(m->rejected[e]))
             EMIT("synod_rejected_total{reason=\"%s\"} %" PRIu64 "\n", sy_errname(e),
                  M_GET(m->rejected[e]));
+    EMIT("# HELP synod_fsync_seconds synced writes: write-ahead log records and LMDB commits\n");
     EMIT("# TYPE synod_fsync_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < RT_FSYNC_BUCKETS; i++) {

@@ -274,6 +274,15 @@ ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
 if command -v curl >/dev/null; then
   m=$(curl -s "http://127.0.0.1:$metrics_port/metrics")
   echo "$m" | grep -q '^synod_applied_index ' && pass "metrics endpoint serves Prometheus text" || fail "no metrics"
+  # what the node runs; alerts on a rejection reason find a series even at 0;
+  # no series for the node itself among its peers
+  ver=$("$BIN/synod" --version | cut -d' ' -f2)
+  grep -qx "synod_build_info{version=\"$ver\",protocol=\"$PROTO\"} 1" <<<"$m" \
+    && grep -q '^synod_rejected_total{reason="bad-sig"} [0-9]*$' <<<"$m" \
+    && grep -q '^synod_rejected_total{reason="unknown-sender"} [0-9]*$' <<<"$m" \
+    && ! grep -q '^synod_net_peer_\(sent\|dropped\)_total{peer="0"}' <<<"$m" \
+    && pass "metrics: synod_build_info names $ver and $PROTO, rejection reasons are exported, no self series" \
+    || fail "metrics: $(grep -E 'build_info|rejected_total|peer_(sent|dropped)_total' <<<"$m" | tr '\n' ' ')"
   h=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/health")
   [ "$h" = 200 ] && pass "health endpoint says 200" || fail "health said $h"
   # every node with a snapshot of its own says how large and how long
