@@ -718,39 +718,46 @@ static int cmd_bench(const args *a)
             goto out;
         }
     }
+    /* When to conclude, with nothing done and no node connected, that the
+     * cluster is not there: one deadline and a second in (every further
+     * request would only wait out its own deadline: 1,000 requests x 5 s
+     * by default), or at the end of a --duration shorter than that -- a
+     * 2 s run otherwise lasted the first request's 5 s deadline and ended
+     * with "1 operation failed". Not before one second: connecting takes
+     * a moment, and a healthy cluster must not look unreachable. */
+    uint64_t unreach_ms = b->start_ms + (uint64_t)a->timeout_ms + 1000;
+    if (!b->opts.requests) {
+        uint64_t at = b->end_ms > b->start_ms + 1000 ? b->end_ms : b->start_ms + 1000;
+        if (at < unreach_ms)
+            unreach_ms = at;
+    }
     /* progress at the end of each whole second the run lasts (none for a
      * run shorter than one), until every thread is done */
     uint64_t last_done = 0, last_us = start;
+    bool woke_for_check = false;   /* once, at unreach_ms; then at each second */
     for (uint32_t sec = 1;; sec++) {
         uint64_t due = start + (uint64_t)sec * 1000000u, now_us;
+        uint64_t wake = woke_for_check || due < unreach_ms * 1000 ? due : unreach_ms * 1000;
         bool finished;
         for (;;) {
             finished = __atomic_load_n(&b->running, __ATOMIC_ACQUIRE) == 0;
             now_us = mono_us();
-            if (finished || now_us >= due)
+            if (finished || now_us >= wake)
                 break;
-            usleep(due - now_us < 20000 ? (useconds_t)(due - now_us) : 20000);
+            uint64_t until = wake;
+            usleep(until - now_us < 20000 ? (useconds_t)(until - now_us) : 20000);
         }
         if (finished)
             break;
         uint64_t d = __atomic_load_n(&b->done, __ATOMIC_RELAXED);
-        double span = (double)(now_us - last_us) / 1e6;
-        fprintf(stderr, "[%3us] %" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors\n", sec, d,
-                span > 0 ? (double)(d - last_done) / span : 0.0,
-                __atomic_load_n(&b->errors, __ATOMIC_RELAXED));
-        last_done = d;
-        last_us = now_us;
-        /* nothing done and no node connected one deadline in: the cluster
-         * is not there, and every further request would only wait out its
-         * own deadline (1,000 requests x 5 s by default) */
         uint32_t up = 0;
         for (uint32_t i = 0; i < a->clients; i++)
             up += sy_client_connected(b->clients[i]);
-        if (d == 0 && up == 0 &&
-            mono_us() / 1000 >= b->start_ms + (uint64_t)a->timeout_ms + 1000) {
+        if (d == 0 && up == 0 && now_us / 1000 >= unreach_ms) {
             fprintf(stderr, "synodctl: bench: cluster unreachable: no node connected and no "
-                    "operation done in %us; stopping (is synod running? node 0 client address "
-                    "%s)\n", sec, sy_client_cluster(b->clients[0])->nodes[0].client);
+                    "operation done in %.1fs; stopping (is synod running? node 0 client "
+                    "address %s)\n", (double)(now_us - start) / 1e6,
+                    sy_client_cluster(b->clients[0])->nodes[0].client);
             /* Stop now, not when the calls in flight reach their deadline
              * (up to --timeout later; there is no cancelling one): take
              * what each thread has recorded, tell it to record nothing
@@ -764,6 +771,17 @@ static int cmd_bench(const args *a)
             abandoned = true;
             break;
         }
+        if (now_us < due) {   /* woken for the check alone: no progress line yet */
+            woke_for_check = true;
+            sec--;
+            continue;
+        }
+        double span = (double)(now_us - last_us) / 1e6;
+        fprintf(stderr, "[%3us] %" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors\n", sec, d,
+                span > 0 ? (double)(d - last_done) / span : 0.0,
+                __atomic_load_n(&b->errors, __ATOMIC_RELAXED));
+        last_done = d;
+        last_us = now_us;
     }
     if (!abandoned)
         for (uint32_t i = 0; i < a->clients; i++)

@@ -85,6 +85,15 @@ took=$((SECONDS - t0))
   && ! sed -n '/stopping/,$p' <<<"$out" | grep -q '^\[' && ! grep -q "operations\? failed" <<<"$out" \
   && pass "bench on an unreachable cluster stops when it says so (${took} s, exit 1)" \
   || fail "bench, unreachable: rc=$rc in ${took} s: $out"
+# a --duration shorter than the request deadline (5 s by default) ends at
+# its duration with the same line, not at the first request's deadline
+t0=$(date +%s%N)
+out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-down.ini" bench --clients 1 --duration 2 2>&1); rc=$?
+took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $rc -eq 1 ] && [ "$took_ms" -lt 3500 ] && grep -q "bench: cluster unreachable: .* stopping" <<<"$out" \
+  && ! grep -q "operations\? failed" <<<"$out" \
+  && pass "bench --duration 2 on an unreachable cluster stops at 2 s and says so (${took_ms} ms, exit 1)" \
+  || fail "bench --duration 2, unreachable: rc=$rc in ${took_ms} ms: $out"
 out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-down.ini" --timeout 1000 transfer 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -q "^synodctl: transfer: cluster unreachable: none of the $N nodes answered" <<<"$out" \
   && pass "transfer on an unreachable cluster says so (exit 1)" || fail "transfer, unreachable: rc=$rc $out"
