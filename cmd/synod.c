@@ -62,6 +62,12 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--version")) {
+            if (argc != 2) {
+                /* "synod --version --config f" printed and exited 0: whoever
+                 * meant to start a node learnt nothing went wrong */
+                fprintf(stderr, "synod: --version takes no other argument (see synod --help)\n");
+                return 2;
+            }
             /* what a rolling upgrade must match (docs/operations.md, Upgrades) */
             printf("synod %s (envelope format %d, PBFT hard state %u)\n", SYNOD_VERSION,
                    SY_ENV_VERSION, PBFT_HS_VERSION);

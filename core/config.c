@@ -95,6 +95,17 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* Digits only: a whole number, though perhaps one too large for parse_u64. */
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 static bool parse_bool(const char *s, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
@@ -401,6 +412,7 @@ typedef struct ini_src {
     int err;             /* first error (code), its line and text */
     int err_line;
     char why[2 * WHY_MAX];
+    const char *value;   /* the value being handled, for src_error's hint */
 } ini_src;
 
 static void src_error(ini_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -414,7 +426,12 @@ static void src_error(ini_src *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(s->why, sizeof s->why, "%s:%d: %s", s->file, s->lineno, msg);
+    /* libinih ends a value only at " ;": "raft # comment" is the value */
+    const char *hash = s->value ? strchr(s->value, '#') : NULL;
+    bool comment = hash && hash > s->value && (hash[-1] == ' ' || hash[-1] == '\t');
+    snprintf(s->why, sizeof s->why, "%s:%d: %s%s", s->file, s->lineno, msg,
+             comment ? "; a comment after a value starts with ' ;' ('#' only at the start of "
+                       "a line)" : "");
     s->err = SY_ECONFIG;
     s->err_line = s->lineno;
 }
@@ -555,12 +572,8 @@ static int check_sections(const char *path, const char *text, size_t len, char *
             while (c < e && text[c] != ']')
                 c++;
             size_t nl = c - b - 1 < SECTION_MAX - 1 ? c - b - 1 : SECTION_MAX - 1;
-            if (cur >= 0 && !has_key) {
-                sy_whyf(why, whylen, 0, "%s:%d: [%s] has no keys; fill it in or remove it", path,
-                        secs[cur].line, secs[cur].name);
-                rc = SY_ECONFIG;
-                break;
-            }
+            /* a repeat first: "[cluster]" on two lines in a row is a section
+             * written twice, not an empty one */
             for (int k = 0; k < ns; k++)
                 if (strlen(secs[k].name) == nl && !memcmp(secs[k].name, text + b + 1, nl)) {
                     bool node = !strncmp(secs[k].name, "node \"", 6);
@@ -572,6 +585,12 @@ static int check_sections(const char *path, const char *text, size_t len, char *
                     rc = SY_ECONFIG;
                     break;
                 }
+            if (rc == SY_OK && cur >= 0 && !has_key) {
+                sy_whyf(why, whylen, 0, "%s:%d: [%s] has no keys; fill it in or remove it", path,
+                        secs[cur].line, secs[cur].name);
+                rc = SY_ECONFIG;
+                break;
+            }
             if (rc == SY_OK && ns < MAXS) {
                 memcpy(secs[ns].name, text + b + 1, nl);
                 secs[ns].name[nl] = 0;
@@ -898,9 +917,9 @@ static int cluster_key(man_ctx *m, const char *name, const char *value)
     default: {
         uint64_t v;
         if (!parse_u64(value, &v)) {
-            src_error(&m->src, "%s = '%s' in [cluster] is not a whole number; expected "
-                      "%llu..%llu", name, value, (unsigned long long)ck->min,
-                      (unsigned long long)ck->max);
+            src_error(&m->src, "%s = '%s' in [cluster] is %s; expected %llu..%llu", name, value,
+                      all_digits(value) ? "out of range" : "not a whole number",
+                      (unsigned long long)ck->min, (unsigned long long)ck->max);
             return SY_ECONFIG;
         }
         if (v < ck->min || v > ck->max) {
@@ -991,6 +1010,7 @@ static int manifest_handler(void *user, const char *section, const char *name,
     man_ctx *m = user;
     if (m->src.err)
         return 1; /* only the first problem is reported */
+    m->src.value = value;
     int rc = SY_OK;
     if (m->cur_kind == SEC_NONE || strcmp(section, m->prev_section) != 0)
         rc = enter_section(m, section);
@@ -1002,6 +1022,7 @@ static int manifest_handler(void *user, const char *section, const char *name,
         default: rc = SY_ECONFIG; break;
         }
     }
+    m->src.value = NULL;   /* libinih's buffer: gone after this call */
     if (rc == SY_ENOMEM && !m->src.err) {
         m->src.err = SY_ENOMEM;
         m->src.err_line = m->src.lineno;
@@ -1312,12 +1333,8 @@ static int resolve(const nf_ctx *c, const char *value, char *out, size_t cap)
     return resolve_against(c->dir, value, out, cap);
 }
 
-static int nodefile_handler(void *user, const char *section, const char *name,
-                            const char *value)
+static int nodefile_key(nf_ctx *c, const char *section, const char *name, const char *value)
 {
-    nf_ctx *c = user;
-    if (c->src.err)
-        return 1;
     if (strcmp(section, "node") != 0) {
         if (section[0] == 0)
             src_error(&c->src, "key '%s' outside any section; put it under [node]", name);
@@ -1387,6 +1404,18 @@ static int nodefile_handler(void *user, const char *section, const char *name,
         return 1;
     }
     }
+}
+
+static int nodefile_handler(void *user, const char *section, const char *name,
+                            const char *value)
+{
+    nf_ctx *c = user;
+    if (c->src.err)
+        return 1;
+    c->src.value = value;
+    int ok = nodefile_key(c, section, name, value);
+    c->src.value = NULL;   /* libinih's buffer: gone after this call */
+    return ok;
 }
 
 int sy_node_load(const char *path, sy_node_cfg *ncfg, sy_cluster_cfg *cluster, char *why,

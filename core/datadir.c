@@ -135,6 +135,14 @@ int sy_datadir_identity(sy_storage *s, const sy_datadir_id *id, char *why, size_
         snprintf(why, whylen, "the data directory belongs to node %u of cluster '%s' (%s) with "
                  "another public key: were the keys regenerated? A node with a new key starts "
                  "from an empty data directory", node, cluster, proto);
+    else if (node == id->node && !strcmp(proto, id->protocol) && strcmp(cluster, id->cluster_id) &&
+             memcmp(&key, id->key, sizeof key) == 0)
+        /* the same node and key under a renamed [cluster] id: "give every
+         * node its own data_dir" would send the operator the wrong way */
+        snprintf(why, whylen, "the data directory belongs to cluster '%s'; the manifest now "
+                 "says '%s': a node's data stays with its cluster (put id = %s back in "
+                 "[cluster] on every node, or start every node on an empty data directory)",
+                 cluster, id->cluster_id, cluster);
     else if (node == id->node && !strcmp(cluster, id->cluster_id) &&
              memcmp(&key, id->key, sizeof key) == 0)
         snprintf(why, whylen, "the data directory holds node %u's %s state, and its manifest "

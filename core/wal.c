@@ -452,7 +452,8 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
         unlink(w->path);
         rc = sy_storage_fail(s, SY_ECORRUPT,
                              "write-ahead log file missing after an unclean stop: writes "
-                             "acknowledged after record %llu may be lost",
+                             "acknowledged after record %llu may be lost; treat the disk as "
+                             "failed (docs/operations.md, section 7)",
                              (unsigned long long)base);
         goto err_abort;
     }
@@ -513,8 +514,14 @@ int sy_wal_recover(sy_wal *w, sy_storage *s, size_t *replayed)
         goto err_abort;
     }
     if (dirty) {
-        if ((rc = sy_txn_commit(&t)))
-            return rc;
+        if ((rc = sy_txn_commit(&t))) {
+            /* the log was read in full: what failed is the store (a full
+             * disk at restart lands here), and the line must say so */
+            char was[SY_STORAGE_ERRMSG];
+            snprintf(was, sizeof was, "%s", sy_storage_errmsg(s));
+            return sy_storage_fail(s, rc, "storing the %zu replayed write-ahead log record%s "
+                                   "in LMDB: %s", n, n == 1 ? "" : "s", was);
+        }
     } else {
         sy_txn_abort(&t);
     }

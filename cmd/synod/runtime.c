@@ -1828,8 +1828,9 @@ static void log_changes(rt *r, uint64_t t)
     }
     few_peers_check(r, &ns, t);
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
-        SY_WARN(&r->log, "rejected %" PRIu64 " frames in the last %ds (last: %s%s%s)",
-                r->drops_since_report, RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc),
+        SY_WARN(&r->log, "rejected %" PRIu64 " frame%s in the last %ds (last: %s%s%s)",
+                r->drops_since_report, r->drops_since_report == 1 ? "" : "s",
+                RT_DROP_REPORT_MS / 1000, sy_strerror(r->last_drop_rc),
                 r->last_drop_why[0] ? ": " : "", r->last_drop_why);
         r->drops_since_report = 0;
         r->last_drop_report = t;
@@ -2101,12 +2102,16 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     snprintf(walpath, sizeof walpath, "%s/%s", r->ncfg.data_dir, SY_WAL_FILE);
     {
         size_t replayed = 0;
-        if ((rc = sy_wal_open(r->ncfg.data_dir, 0, &r->wal, serr)) ||
-            (rc = sy_wal_recover(r->wal, r->st, &replayed))) {
-            fprintf(stderr, "synod: write-ahead log in %s: %s (%s)%s\n", r->ncfg.data_dir,
-                    r->wal ? sy_storage_errmsg(r->st) : serr, sy_strerror(rc),
-                    owner_hint(rc, hint, sizeof hint));
+        if ((rc = sy_wal_open(r->ncfg.data_dir, 0, &r->wal, serr))) {
+            fprintf(stderr, "synod: cannot open the write-ahead log in %s: %s (%s)%s\n",
+                    r->ncfg.data_dir, serr, sy_strerror(rc), owner_hint(rc, hint, sizeof hint));
             code = rc == SY_EPERM ? 2 : 1;
+            goto out_storage;
+        }
+        /* the reason names the log or the store, whichever failed */
+        if ((rc = sy_wal_recover(r->wal, r->st, &replayed))) {
+            fprintf(stderr, "synod: recovering %s: %s (%s)\n", r->ncfg.data_dir,
+                    sy_storage_errmsg(r->st), sy_strerror(rc));
             goto out_storage;
         }
         if (replayed)

@@ -412,7 +412,7 @@ if [ "$PROTO" = raft ]; then
   start_node "$X"
   seen=
   for _ in $(seq 1 60); do
-    grep -q "rejected .* frames .*a raft message from node [0-9]*, but this node runs paxos: do the nodes' manifests" \
+    grep -q "rejected [0-9]* frames\? in .*a raft message from node [0-9]*, but this node runs paxos: do the nodes' manifests" \
       "$T_DIR/logs/node-$X.log" && grep -hq "a paxos message from node $X, but this node runs raft" \
       "$T_DIR"/logs/node-[0-9].log && { seen=1; break; }
     sleep 0.5

@@ -288,6 +288,16 @@ static void test_unknown_protocol_lists_the_valid_ones(void **state)
     build_manifest(fx, (mopts){.protocol = "hotstuff"});
     expect_error(fx, "unknown protocol 'hotstuff'");
     expect_error(fx, "raft, paxos, pbft");
+    /* libinih takes "# ..." after a value as part of it: say how to comment */
+    build_manifest(fx, (mopts){.protocol = "raft # the default"});
+    expect_error(fx, "unknown protocol 'raft # the default' in [cluster]; valid protocols: raft, "
+                     "paxos, pbft; a comment after a value starts with ' ;' ('#' only at the "
+                     "start of a line)");
+    /* no such hint where the value has no '#' */
+    build_manifest(fx, (mopts){.protocol = "hotstuff"});
+    int rc = sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why);
+    assert_int_equal(rc, SY_ECONFIG);
+    assert_null(strstr(fx->why, "comment"));
 }
 
 static void test_pbft_needs_3f_plus_1_nodes(void **state)
@@ -402,6 +412,10 @@ static void test_bad_integer_is_rejected(void **state)
     expect_error(fx, "batch_max = '-5' in [cluster] is not a whole number");
     build_manifest(fx, (mopts){.cluster_extra = "batch_max = 0"});
     expect_error(fx, "batch_max = 0 in [cluster] is out of range");
+    /* a whole number, only too large for 64 bits: out of range too */
+    build_manifest(fx, (mopts){.cluster_extra = "batch_max = 99999999999999999999999"});
+    expect_error(fx, "batch_max = '99999999999999999999999' in [cluster] is out of range; "
+                     "expected 1..");
     build_manifest(fx, (mopts){.cluster_extra = "prevote = maybe"});
     expect_error(fx, "is not a boolean");
     /* a chunk must fit a message beside the entries that ride with it */
@@ -561,6 +575,9 @@ static void test_empty_and_repeated_sections_are_rejected(void **state)
     expect_error(fx, "[cluster] appears twice (first at line 1); merge them");
     write_file(fx->manifest, "[cluster]\nid = demo\n[cluster]\nprotocol = raft\n");
     expect_error(fx, "cluster.ini:3: [cluster] appears twice (first at line 1)");
+    /* twice in a row, the first one empty: written twice, not "no keys" */
+    write_file(fx->manifest, "[cluster]\n[cluster]\nid = demo\nprotocol = raft\n");
+    expect_error(fx, "cluster.ini:2: [cluster] appears twice (first at line 1); merge them");
 }
 
 static void test_indented_line_is_explained(void **state)
@@ -671,6 +688,10 @@ static void test_node_file_errors_are_named(void **state)
     build_manifest(fx, (mopts){0});
     build_node(fx, 0, "node-0.key", "log_level = loud\n");
     expect_node_error(fx, 0, "log_level = 'loud' in [node] is not a level");
+    build_node(fx, 0, "node-0.key", "log_level = debug # for now\n");
+    expect_node_error(fx, 0, "log_level = 'debug # for now' in [node] is not a level; use "
+                             "debug, info, warn, error or off; a comment after a value starts "
+                             "with ' ;'");
     build_node(fx, 0, "node-0.key", "commit_interval_ms = 0\n");
     expect_node_error(fx, 0, "commit_interval_ms = '0' in [node] is not a number of "
                              "milliseconds from 1 to 10000");

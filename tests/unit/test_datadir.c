@@ -121,6 +121,13 @@ static void test_a_data_directory_keeps_the_identity_it_first_served(void **stat
     sy_datadir_id alien = { "prod", "raft", 0, &k0 };
     assert_int_equal(sy_datadir_identity(s, &alien, why, sizeof why), SY_ECONFIG);
     assert_non_null(strstr(why, "not to node 0 of cluster 'prod' (raft)"));
+    /* this node and key, the [cluster] id renamed: said as such */
+    sy_datadir_id renamed = { "demo2", "pbft", 0, &k0 };
+    assert_int_equal(sy_datadir_identity(s, &renamed, why, sizeof why), SY_ECONFIG);
+    assert_string_equal(why, "the data directory belongs to cluster 'demo'; the manifest now "
+                        "says 'demo2': a node's data stays with its cluster (put id = demo back "
+                        "in [cluster] on every node, or start every node on an empty data "
+                        "directory)");
     /* this node with regenerated keys */
     sy_datadir_id rekeyed = { "demo", "pbft", 0, &k1 };
     assert_int_equal(sy_datadir_identity(s, &rekeyed, why, sizeof why), SY_ECONFIG);

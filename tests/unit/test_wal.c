@@ -194,6 +194,9 @@ static void test_a_missing_log_is_refused_unless_the_node_stopped_cleanly(void *
     fx_open(f, 0);
     assert_int_equal(sy_wal_recover(f->w, f->s, NULL), SY_ECORRUPT);
     assert_non_null(strstr(sy_storage_errmsg(f->s), "unclean stop"));
+    /* and the line says where the way out is documented */
+    assert_non_null(strstr(sy_storage_errmsg(f->s), "treat the disk as failed "
+                                                    "(docs/operations.md, section 7)"));
     fx_close(f);
     /* and refused again at the next start: the refusal does not leave the
      * file it made behind for that start to find */
