@@ -34,6 +34,11 @@ typedef struct cl_link {
     int state;              /* guarded by c->mu */
     int pipes;              /* connected pipes (atomic; NNG pipe callbacks) */
     uint64_t suspect_until; /* pbft: left out of narrow sends until then (ms) */
+    /* The last post (caller's thread only): which request (0: status or
+     * transfer), and until when it is left to work (link_working). */
+    uint64_t req_no;
+    uint64_t repost_at;     /* monotonic ms */
+    uint64_t patience;      /* ms; doubles with each re-post of req_no */
 } cl_link;
 
 /* A node we hold no connection to gets this long before we try the next
@@ -49,6 +54,19 @@ typedef struct cl_link {
  * connecting. It costs a closing client this much only while a node is
  * down. */
 #define SY_CLIENT_TLS_CLOSE_GRACE_MS 300u
+
+/* A node that holds our request unanswered is not sent it again before
+ * this long (or four attempts, if longer), then twice as long after each
+ * re-post of the same request. A REQ socket has one request in flight, so
+ * a re-post cancels the first: its answer, however close, is thrown away,
+ * and a read starts over (reads are executed again, writes answered from
+ * the session). Re-posting every attempt_ms kept a healthy leader serving
+ * 1 MiB scans that took longer than that from ever being heard (hundreds
+ * of re-executions, then SY_ETIMEOUT). The re-post is still needed, late:
+ * a node re-proposes a write it lost with its leadership, and a PBFT
+ * backup forwards a retransmission to the primary, only when sent it
+ * again. */
+#define SY_CLIENT_REPOST_MS 1000u
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -168,13 +186,16 @@ static void link_cb(void *arg)
 /* How long a post waits for its link to give up the previous request. */
 #define SY_CLIENT_POST_WAIT_MS 250u
 
-/* Sends frame to node i, abandoning whatever that cl_link was doing (a REQ
- * socket only ever has one request outstanding; a newer one replaces it).
+/* Sends frame, request req_no (0 for status and transfer requests), to
+ * node i, abandoning whatever that cl_link was doing (a REQ socket only
+ * ever has one request outstanding; a newer one replaces it, and the
+ * older one's answer is dropped: see link_working).
  * SY_ETIMEOUT, sending nothing: the link's last operation did not give way
  * before `until` (monotonic ms) -- the caller treats the node as silent
  * rather than wait past its deadline (an unbounded wait here is how a
  * call could outlive it). */
-static int link_post(sy_client *c, uint32_t i, const sy_buf *frame, uint64_t until)
+static int link_post(sy_client *c, uint32_t i, const sy_buf *frame, uint64_t req_no,
+                     uint64_t until)
 {
     cl_link *l = &c->links[i];
     nng_msg *m;
@@ -212,12 +233,34 @@ static int link_post(sy_client *c, uint32_t i, const sy_buf *frame, uint64_t unt
         nng_msg_free(m);
         return SY_ENOMEM;
     }
+    if (req_no && l->req_no == req_no)
+        l->patience *= 2;
+    else
+        l->patience = SY_CLIENT_REPOST_MS > 4u * (uint64_t)c->opts.attempt_ms
+                          ? SY_CLIENT_REPOST_MS
+                          : 4u * (uint64_t)c->opts.attempt_ms;
+    l->req_no = req_no;
+    l->repost_at = mono_ms() + l->patience;
     pthread_mutex_lock(&c->mu);
     l->state = L_SEND;
     pthread_mutex_unlock(&c->mu);
     nng_aio_set_msg(l->aio, m);
     nng_send_aio(l->sock, l->aio);
     return SY_OK;
+}
+
+/* Whether node i still holds request req_no unanswered (a link goes idle
+ * once its answer is in the inbox, or its send or receive failed) and is
+ * left to work on it: posting it again now would only throw away the
+ * answer it is preparing (SY_CLIENT_REPOST_MS). The caller waits on it
+ * instead; its answer counts whenever it comes. */
+static bool link_working(sy_client *c, uint32_t i, uint64_t req_no)
+{
+    cl_link *l = &c->links[i];
+    pthread_mutex_lock(&c->mu);
+    bool busy = l->state != L_IDLE;
+    pthread_mutex_unlock(&c->mu);
+    return busy && req_no && l->req_no == req_no && mono_ms() < l->repost_at;
 }
 
 /* Waits for the next inbox message until deadline (monotonic ms). */
@@ -497,6 +540,10 @@ void sy_client_set_opts(sy_client *c, const sy_client_opts *o)
     c->opts = *o;
     if (!c->opts.attempt_ms)
         c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
+    /* below a round trip on a LAN every healthy call would end its first
+     * attempt and ask a second node too */
+    if (c->opts.attempt_ms < SY_CLIENT_ATTEMPT_MS_MIN)
+        c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_MIN;
 }
 
 uint32_t sy_client_id(const sy_client *c)
@@ -765,33 +812,55 @@ static uint32_t pick_connected(sy_client *c)
     return 0;
 }
 
-/* How long to wait on node i before trying another. */
-static uint64_t attempt_len(sy_client *c, uint32_t i)
+/* How long to wait on node i before trying another, in an attempt of
+ * length att. */
+static uint64_t attempt_len(sy_client *c, uint32_t i, uint64_t att)
 {
     int up = __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST);
-    return up > 0 ? c->opts.attempt_ms
-                  : (c->opts.attempt_ms < SY_CLIENT_DOWN_GRACE_MS ? c->opts.attempt_ms
-                                                                 : SY_CLIENT_DOWN_GRACE_MS);
+    return up > 0 ? att : (att < SY_CLIENT_DOWN_GRACE_MS ? att : SY_CLIENT_DOWN_GRACE_MS);
+}
+
+/* The attempt after one that ended in silence: twice as long, up to the
+ * default attempt (or attempt_ms if longer). A short attempt_ms buys a
+ * quick first move to another node; a request that keeps the cluster busy
+ * longer than that (a large scan) then costs a few more round trips, not
+ * one every attempt_ms until the deadline. */
+static uint64_t attempt_next(const sy_client *c, uint64_t att)
+{
+    uint64_t cap = c->opts.attempt_ms > SY_CLIENT_ATTEMPT_MS_DEFAULT ? c->opts.attempt_ms
+                                                                     : SY_CLIENT_ATTEMPT_MS_DEFAULT;
+    return 2 * att < cap ? 2 * att : cap;
+}
+
+/* Asks node `target` for request req_no -- unless it is still working on
+ * it (link_working), when we only wait on it again -- and sets
+ * *attempt_end. A link that does not give way (link_post) counts as a
+ * silent node: its attempt ends at once and the next node is tried. */
+static int cft_ask(sy_client *c, uint32_t target, const sy_buf *frame, uint64_t req_no,
+                   uint64_t deadline, uint64_t att, uint64_t *attempt_end)
+{
+    int rc = SY_OK;
+    if (!link_working(c, target, req_no)) {
+        rc = link_post(c, target, frame, req_no,
+                       min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
+        if (rc != SY_OK && rc != SY_ETIMEOUT)
+            return rc;
+    }
+    *attempt_end = mono_ms() + (rc == SY_OK ? attempt_len(c, target, att) : 0);
+    return SY_OK;
 }
 
 static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
                    sy_client_result *res)
 {
     uint32_t target = c->leader < c->n ? c->leader : pick_connected(c);
+    uint64_t att = c->opts.attempt_ms;
     uint64_t attempt_end;
     uint64_t resend_at = 0;      /* backoff before re-posting (0 = none) */
     int rc;
 
-    /* a link that does not give way (link_post) counts as a silent node:
-     * its attempt ends at once and the next node is tried */
-#define CFT_POST()                                                                   \
-    do {                                                                             \
-        rc = link_post(c, target, frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS)); \
-        if (rc != SY_OK && rc != SY_ETIMEOUT)                                        \
-            return rc;                                                               \
-        attempt_end = mono_ms() + (rc == SY_OK ? attempt_len(c, target) : 0);        \
-    } while (0)
-    CFT_POST();
+    if ((rc = cft_ask(c, target, frame, req_no, deadline, att, &attempt_end)) != SY_OK)
+        return rc;
     for (;;) {
         inmsg im;
         uint64_t now = mono_ms();
@@ -799,14 +868,18 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             return SY_ETIMEOUT;
         if (resend_at && now >= resend_at) {
             resend_at = 0;
-            CFT_POST();
+            if ((rc = cft_ask(c, target, frame, req_no, deadline, att, &attempt_end)) != SY_OK)
+                return rc;
         }
         uint64_t until = min_u64(deadline, resend_at ? resend_at : attempt_end);
         if (!inbox_wait(c, until, &im)) {
             if (!resend_at && mono_ms() >= attempt_end) {
-                /* silent node: try the next one with the same req_no */
+                /* silent node: try the next one with the same req_no; the
+                 * silent one's answer still counts if it comes */
                 target = (target + 1) % c->n;
-                CFT_POST();
+                att = attempt_next(c, att);
+                if ((rc = cft_ask(c, target, frame, req_no, deadline, att, &attempt_end)) != SY_OK)
+                    return rc;
             }
             continue;
         }
@@ -823,7 +896,8 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             nng_msg_free(im.msg);
             if (im.node == target) {
                 target = (target + 1) % c->n;
-                CFT_POST();
+                if ((rc = cft_ask(c, target, frame, req_no, deadline, att, &attempt_end)) != SY_OK)
+                    return rc;
             }
             continue;
         }
@@ -837,6 +911,8 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
         }
         if (retryable(r->status)) {
             if (r->status == SY_ENOTLEADER && r->leader < c->n && r->leader != target) {
+                /* a leader we gave up on and that still works on the
+                 * request is waited on, not asked again (cft_ask) */
                 target = r->leader;
                 resend_at = mono_ms();
             } else {
@@ -950,8 +1026,6 @@ static void bft_learn(sy_client *c, uint32_t need, const bool *have, const bool 
     }
 }
 
-#undef CFT_POST
-
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
                    uint32_t need, sy_client_result *res)
 {
@@ -959,6 +1033,7 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     bool have[SY_MAX_NODES], asked[SY_MAX_NODES], first[SY_MAX_NODES];
     uint32_t hint[SY_MAX_NODES];
     uint64_t attempt_end, start = mono_ms();
+    uint64_t att = c->opts.attempt_ms;
     int rc;
 
     memset(have, 0, sizeof have);
@@ -968,7 +1043,8 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
      * reached this time, as if the frame were lost */
 #define BFT_POST(i)                                                                  \
     do {                                                                             \
-        rc = link_post(c, (i), frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS)); \
+        rc = link_post(c, (i), frame, req_no,                                        \
+                       min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));       \
         if (rc != SY_OK && rc != SY_ETIMEOUT)                                        \
             return rc;                                                               \
     } while (0)
@@ -983,8 +1059,10 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
         if (!inbox_wait(c, min_u64(deadline, attempt_end), &im)) {
             uint64_t now = mono_ms();
             if (now >= attempt_end) {
-                /* retransmit to every replica that has not answered; those
-                 * we asked a full attempt ago and that stayed silent are
+                /* retransmit to every replica that has not answered, but
+                 * for those still working on it (link_working: a re-post
+                 * would discard the answer they are preparing); those we
+                 * asked a full attempt ago and that stayed silent are
                  * suspect for a while */
                 for (uint32_t i = 0; i < c->n; i++) {
                     if (have[i])
@@ -992,9 +1070,11 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
                     if (asked[i] && !narrow)
                         c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
                     asked[i] = true;
-                    BFT_POST(i);
+                    if (!link_working(c, i, req_no))
+                        BFT_POST(i);
                 }
-                attempt_end = now + c->opts.attempt_ms;
+                attempt_end = now + att;
+                att = attempt_next(c, att);
                 narrow = false;
             }
             continue;
@@ -1330,7 +1410,7 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
     uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
     for (uint32_t i = 0; i < c->n; i++) {
         /* a node whose link does not give way goes unasked (unreachable) */
-        rc = link_post(c, i, &frame, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
+        rc = link_post(c, i, &frame, 0, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
         if (rc != SY_OK && rc != SY_ETIMEOUT)
             goto err_free_frame;
     }
@@ -1424,7 +1504,7 @@ static int ask_transfer(sy_client *c, uint32_t l, uint64_t term, uint32_t target
     int rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame);
     if (rc == SY_OK) {
         inbox_clear(c);
-        rc = link_post(c, l, &frame, deadline);
+        rc = link_post(c, l, &frame, 0, deadline);
     }
     sy_buf_free(&frame);
     if (rc)

@@ -23,14 +23,21 @@
  *
  * Crash-fault clusters (raft, paxos): the request goes to the believed
  * leader; a "not leader" reply's hint is followed; a node that stays silent
- * for attempt_ms is replaced by the next one; until the deadline.
+ * for attempt_ms is replaced by the next one, each further silent attempt
+ * at the same request twice as long (up to 1 s, or attempt_ms if longer);
+ * until the deadline. A node that has the request and has not answered
+ * yet is waited on, not sent it again (which would throw its answer away),
+ * until it has held it for max(1 s, 4 attempt_ms), then twice as long
+ * each time; its answer counts whenever it comes.
  * Byzantine clusters (pbft): a write goes to the primary and f backups (a
  * replica can only answer a request it received on its own endpoint), to
  * every replica when the primary is unknown or too few replicas look
  * healthy; a result is accepted once f+1 replicas sent matching signed
  * replies (same status, value, results and log index); after attempt_ms
  * without that, every replica that has not answered gets the request (the
- * paper's broadcast) and the silent ones are avoided for a few seconds.
+ * paper's broadcast; those still holding it, as above, are waited on), and
+ * again after each further attempt, growing as above; the silent ones are
+ * avoided for a few seconds.
  * Reads go to every replica (the read-only optimisation needs a quorum).
  *
  * Timeouts: every call takes timeout_ms, a deadline for the whole call
@@ -50,12 +57,16 @@
 #include "crypto/crypto.h"
 
 #define SY_CLIENT_ATTEMPT_MS_DEFAULT 1000u
+#define SY_CLIENT_ATTEMPT_MS_MIN 10u      /* a shorter attempt_ms is taken as this */
 #define SY_CLIENT_BACKOFF_MS 50u          /* pause when no leader is known */
 
 typedef struct sy_client sy_client;
 
 typedef struct sy_client_opts {
-    uint32_t attempt_ms;  /* silence before trying another node (0 = default) */
+    uint32_t attempt_ms;  /* silence before trying another node (0 = default;
+                             at least SY_CLIENT_ATTEMPT_MS_MIN); a node still
+                             working on the request is not sent it again
+                             for at least 1 s, and its answer counts */
     bool stale_reads;     /* allow gets/scans to be answered from possibly
                              stale state (flag SY_REQ_STALE_OK) */
 } sy_client_opts;
