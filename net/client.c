@@ -1142,9 +1142,13 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
     int rc;
 
     memset(res, 0, sizeof *res);
-    if (key_len > SY_MAX_KEY || val_len > SY_MAX_VALUE || old_len > SY_MAX_VALUE)
+    /* what the state machine would refuse (core/kv.c, exec_req) is refused
+     * here, before it is signed, sent and logged */
+    if (key_len > SY_MAX_KEY || val_len > SY_MAX_VALUE || old_len > SY_MAX_VALUE ||
+        (op == SY_OP_SCAN && val_len > SY_MAX_KEY))
         return SY_ETOOBIG;
-    if (timeout_ms <= 0 || op > SY_OP_SCAN)
+    bool needs_key = op == SY_OP_PUT || op == SY_OP_GET || op == SY_OP_DEL || op == SY_OP_CAS;
+    if (timeout_ms <= 0 || op > SY_OP_SCAN || (needs_key && key_len == 0))
         return SY_EINVAL;
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_CLIENT_REQ;

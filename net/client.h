@@ -136,9 +136,12 @@ bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1])
 
 /* Generic call: op is enum sy_op_type; key/val/old/limit/flags as in
  * sy_client_req (core/msg.h). Returns SY_OK once the cluster decided
- * (res->status says how), SY_ETIMEOUT, SY_ETOOBIG / SY_EINVAL for a request
- * that can never be valid, SY_ENOMEM. res must be freed with
- * sy_client_result_free after SY_OK. */
+ * (res->status says how), SY_ETIMEOUT, SY_ENOMEM, or, without sending
+ * anything, for a request that can never be valid: SY_ETOOBIG (a key or
+ * a scan's `to` bound over SY_MAX_KEY, a value over SY_MAX_VALUE),
+ * SY_EINVAL (an empty key for put / get / del / cas -- a scan's `from`
+ * may be empty --, timeout_ms <= 0, an unknown op). res must be freed
+ * with sy_client_result_free after SY_OK. */
 int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, size_t key_len,
                    const void *val, size_t val_len, const void *old, size_t old_len,
                    uint32_t limit, int timeout_ms, sy_client_result *res);
@@ -146,7 +149,8 @@ void sy_client_result_free(sy_client_result *res);
 void sy_client_kvs_free(sy_client_kv *kvs, size_t n);
 
 /* Convenience forms: return the cluster's status directly (SY_OK,
- * SY_ENOTFOUND, SY_ECASFAIL, ...) or the call's failure (SY_ETIMEOUT...). */
+ * SY_ENOTFOUND, SY_ECASFAIL, ...) or the call's failure (SY_ETIMEOUT...;
+ * SY_EINVAL / SY_ETOOBIG as sy_client_exec, e.g. for an empty key). */
 int sy_client_put(sy_client *c, const void *key, size_t key_len, const void *val,
                   size_t val_len, int timeout_ms);
 /* *val (malloc'ed, caller frees) on SY_OK. */

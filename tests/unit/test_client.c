@@ -826,6 +826,43 @@ static void test_oversized_value_rejected_before_sending(void **state)
     world_stop(&w);
 }
 
+/* What the state machine would refuse is refused by the library, before
+ * anything is signed and sent (and logged by the cluster): an empty key
+ * for put / get / del / cas, a scan's `to` bound over SY_MAX_KEY. The
+ * limits themselves are requests like any other. */
+static void test_requests_the_cluster_would_refuse_are_not_sent(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 1, 0, 16);
+    sy_client *c = open_client(&w, 500);
+    uint8_t *v, *cur;
+    size_t vl, cl;
+    sy_client_kv *kvs;
+    size_t n;
+    bool more;
+    uint8_t to[SY_MAX_KEY + 1];
+    memset(to, 'z', sizeof to);
+    assert_int_equal(sy_client_put(c, "", 0, "v", 1, 5000), SY_EINVAL);
+    assert_int_equal(sy_client_get(c, "", 0, &v, &vl, 5000), SY_EINVAL);
+    assert_null(v);
+    assert_int_equal(sy_client_del(c, "", 0, 5000), SY_EINVAL);
+    assert_int_equal(sy_client_cas(c, "", 0, NULL, 0, "v", 1, 5000, &cur, &cl), SY_EINVAL);
+    assert_null(cur);
+    assert_int_equal(sy_client_scan_page(c, "a", 1, to, sizeof to, 10, &kvs, &n, &more, 5000),
+                     SY_ETOOBIG);
+    assert_int_equal(sy_client_scan(c, "a", 1, to, sizeof to, 10, &kvs, &n, 5000), SY_ETOOBIG);
+    assert_null(kvs);
+    assert_int_equal(requests_of(&w, 0, NULL), 0);
+    /* from the first key (empty `from`) to a bound of SY_MAX_KEY bytes */
+    assert_int_equal(sy_client_scan_page(c, "", 0, to, SY_MAX_KEY, 10, &kvs, &n, &more, 5000),
+                     SY_OK);
+    sy_client_kvs_free(kvs, n);
+    assert_int_equal(requests_of(&w, 0, NULL), 1);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 /* ------------------------------------ client against the real endpoint */
 
 typedef struct kvsrv {
@@ -972,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
+        cmocka_unit_test(test_requests_the_cluster_would_refuse_are_not_sent),
         cmocka_unit_test(test_client_and_transport_endpoint_round_trip),
         cmocka_unit_test(test_key_after_is_the_next_key),
     };
