@@ -6,11 +6,13 @@
  * before sy_env_decode has verified it against the manifest, and a reply
  * only counts for the request it names (client id and req_no). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
@@ -364,13 +366,19 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     int rc, rv;
 
     *out = NULL;
-    if (!cfg || !sk || cfg->n == 0 || cfg->n > SY_MAX_NODES)
-        return SY_EINVAL;
+    if (!cfg || !sk)
+        return sy_whyf(why, whylen, SY_EINVAL, "sy_client_open_with needs a loaded manifest "
+                       "and a client secret key: %s is NULL", !cfg ? "the manifest" : "the key");
+    if (cfg->n == 0 || cfg->n > SY_MAX_NODES)
+        return sy_whyf(why, whylen, SY_EINVAL, "manifest %s lists %u nodes: a cluster has 1 "
+                       "to %u (load it with sy_cluster_load, or use sy_client_open)",
+                       cfg->path[0] ? cfg->path : "(not from a file)", cfg->n, SY_MAX_NODES);
     if ((rc = sy_crypto_init()) != SY_OK)
-        return rc;
+        return sy_whyf(why, whylen, rc, "cannot initialise the crypto library (libsodium): %s",
+                       sy_strerror(rc));
     c = calloc(1, sizeof *c);
     if (!c)
-        return SY_ENOMEM;
+        return sy_whyf(why, whylen, SY_ENOMEM, "out of memory opening a client");
     c->cfg = cfg;
     c->n = cfg->n;
     pthread_mutex_init(&c->mu, NULL);
@@ -401,12 +409,13 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
      * the primary (bft_targets) */
     c->leader = cfg->protocol == SY_PROTO_PBFT ? SY_NO_NODE : 0;
 
-    rc = SY_ENOMEM;
     c->in_cap = 4 * c->n + 4;
     c->inbox = calloc(c->in_cap, sizeof *c->inbox);
     c->links = calloc(c->n, sizeof *c->links);
-    if (!c->inbox || !c->links)
+    if (!c->inbox || !c->links) {
+        rc = sy_whyf(why, whylen, SY_ENOMEM, "out of memory opening a client");
         goto err_free;
+    }
     for (uint32_t i = 0; i < c->n; i++) {
         cl_link *l = &c->links[i];
         l->c = c;
@@ -435,6 +444,24 @@ err_free:
     return rc;
 }
 
+/* The manifest loader says SY_ECONFIG for every file it could not use;
+ * the key loader tells a missing file (SY_ENOTFOUND) and an unreadable one
+ * (SY_EPERM) apart. The same for the manifest here, so that a caller can
+ * treat the two files alike; anything else stays rc. */
+static int manifest_open_code(const char *path, int rc)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return rc;
+    }
+    if (errno == ENOENT || errno == ENOTDIR)
+        return SY_ENOTFOUND;
+    if (errno == EACCES || errno == EPERM)
+        return SY_EPERM;
+    return rc;
+}
+
 int sy_client_open(const char *cluster_path, const char *key_path, sy_client **out,
                    char *why, size_t whylen)
 {
@@ -448,6 +475,8 @@ int sy_client_open(const char *cluster_path, const char *key_path, sy_client **o
     if (!cfg)
         return SY_ENOMEM;
     rc = sy_cluster_load(cluster_path, cfg, why, whylen);
+    if (rc == SY_ECONFIG)
+        rc = manifest_open_code(cluster_path, rc);
     if (rc)
         goto err_free_cfg;
     rc = sy_keyfile_load_secret(key_path, &sk, why, whylen);

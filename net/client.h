@@ -105,14 +105,18 @@ typedef struct sy_client_node_status {
 } sy_client_node_status;
 
 /* Loads the manifest and the client's secret key file and finds the
- * client's id by its public key. On failure *out is NULL and why has one
- * line naming the file and the problem: the loaders' codes (SY_ECONFIG,
- * SY_ENOTFOUND, SY_EPERM, SY_ECORRUPT...) or SY_EUNAUTH if the key is not
- * in the manifest. */
+ * client's id by its public key. On failure *out is NULL and why (when
+ * non-NULL) has one line naming the file and the problem. Either file:
+ * SY_ENOTFOUND missing, SY_EPERM not readable; the manifest SY_ECONFIG
+ * otherwise (malformed or invalid, including a tls_ca that cannot be
+ * loaded); the key SY_ECORRUPT otherwise (malformed) or SY_EPERM
+ * (readable by others); SY_EUNAUTH if the key is not in the manifest;
+ * SY_ENOMEM, SY_EIO. */
 int sy_client_open(const char *cluster_path, const char *key_path, sy_client **out,
                    char *why, size_t whylen);
 /* Same with already-loaded structs; both are borrowed and must outlive the
- * client. */
+ * client. Failures as above, with why; SY_EINVAL for a NULL cfg or sk or a
+ * manifest without nodes. */
 int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_client **out,
                         char *why, size_t whylen);
 /* Closes the client and frees it. Returns within about 2 s even when NNG

@@ -795,6 +795,33 @@ static void test_key_not_in_manifest_is_unauthorised(void **state)
     world_stop(&w);
 }
 
+/* Every failed open says why in one line, also for structs the caller
+ * loaded; a missing manifest is SY_ENOTFOUND like a missing key file. */
+static void test_open_failures_say_why(void **state)
+{
+    (void)state;
+    assert_int_equal(sy_crypto_init(), SY_OK);
+    sy_seckey *sk = key_from(0x77);
+    sy_cluster_cfg empty;
+    memset(&empty, 0, sizeof empty);
+    sy_client *c = (sy_client *)&empty;   /* any non-NULL: open must clear it */
+    char why[256] = "";
+    assert_int_equal(sy_client_open_with(&empty, sk, &c, why, sizeof why), SY_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(why, "lists 0 nodes"));
+    why[0] = 0;
+    assert_int_equal(sy_client_open_with(NULL, sk, &c, why, sizeof why), SY_EINVAL);
+    assert_non_null(strstr(why, "the manifest is NULL"));
+    assert_int_equal(sy_client_open_with(&empty, sk, &c, NULL, 0), SY_EINVAL);
+    why[0] = 0;
+    assert_int_equal(sy_client_open("/nonexistent-synod/cluster.ini", "/nonexistent-synod/k.key",
+                                    &c, why, sizeof why),
+                     SY_ENOTFOUND);
+    assert_null(c);
+    assert_non_null(strstr(why, "/nonexistent-synod/cluster.ini does not exist"));
+    sy_seckey_free(sk);
+}
+
 static void test_status_marks_silent_node_unreachable(void **state)
 {
     world w;
@@ -1007,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_transfer_asks_the_leader_in_its_term_and_waits_for_the_next),
         cmocka_unit_test(test_nodes_of_another_cluster_id_are_named_only_at_f_plus_one),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
+        cmocka_unit_test(test_open_failures_say_why),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_requests_the_cluster_would_refuse_are_not_sent),
