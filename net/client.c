@@ -1285,18 +1285,19 @@ int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old
                   uint8_t **cur, size_t *cur_len)
 {
     sy_client_result r;
-    if (cur) {
+    if (cur)
         *cur = NULL;
+    if (cur_len)
         *cur_len = 0;
-    }
     int rc = sy_client_exec(c, SY_OP_CAS, old ? 0 : SY_CAS_EXPECT_ABSENT, key, key_len,
                             new_val, new_len, old, old ? old_len : 0, 0, timeout_ms, &r);
     if (rc)
         return rc;
     rc = r.status;
+    if (rc == SY_ECASFAIL && cur_len)
+        *cur_len = r.val_len;
     if (rc == SY_ECASFAIL && cur) {
         *cur = r.val;
-        *cur_len = r.val_len;
         r.val = NULL;
     }
     sy_client_result_free(&r);
@@ -1433,6 +1434,8 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
         out[i].node = i;
         out[i].leader = SY_NO_NODE;
     }
+    if (timeout_ms <= 0)
+        return SY_EINVAL;
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_STATUS_REQ;
     m.u.status_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
@@ -1440,7 +1443,7 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
     if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame)) != SY_OK)
         goto err_free_frame;
     inbox_clear(c);
-    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
     for (uint32_t i = 0; i < c->n; i++) {
         /* a node whose link does not give way goes unasked (unreachable) */
         rc = link_post(c, i, &frame, 0, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
@@ -1576,12 +1579,12 @@ int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *
     const sy_client_entry *me = sy_cluster_client(c->cfg, c->client_id);
     if (!me || !me->admin)
         return SY_EUNAUTH;
-    if (target != SY_NO_NODE && target >= c->n)
+    if ((target != SY_NO_NODE && target >= c->n) || timeout_ms <= 0)
         return SY_EINVAL;
     sy_client_node_status *st = calloc(c->n, sizeof *st);
     if (!st)
         return SY_ENOMEM;
-    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
     uint32_t old = SY_NO_NODE;
     uint64_t old_term = 0;
     int rc = SY_ETIMEOUT;

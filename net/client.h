@@ -163,9 +163,9 @@ int sy_client_get(sy_client *c, const void *key, size_t key_len, uint8_t **val,
 int sy_client_del(sy_client *c, const void *key, size_t key_len, int timeout_ms);
 /* Sets key to new_val if its value is old (old == NULL: if the key is
  * absent). On SY_ECASFAIL *cur (if cur non-NULL; malloc'ed, free it) holds
- * the current value, *cur_len 0 when the key is absent or its value is
- * empty: the reply does not tell those two apart (a get does). With
- * old == NULL a failure means the key exists. */
+ * the current value and *cur_len (if non-NULL) its length, 0 when the key
+ * is absent or its value is empty: the reply does not tell those two apart
+ * (a get does). With old == NULL a failure means the key exists. */
 int sy_client_cas(sy_client *c, const void *key, size_t key_len, const void *old,
                   size_t old_len, const void *new_val, size_t new_len, int timeout_ms,
                   uint8_t **cur, size_t *cur_len);
@@ -194,7 +194,9 @@ size_t sy_client_key_after(const void *key, size_t key_len, uint8_t *out);
 
 /* Asks every node for its status at once; out has cfg->n entries. Nodes
  * that do not answer with a valid signed status in time get
- * rc = SY_EUNREACH. Returns SY_OK (even if every node is unreachable). */
+ * rc = SY_EUNREACH. Returns SY_OK (even if every node is unreachable);
+ * SY_EINVAL, asking nothing (every entry SY_EUNREACH), for timeout_ms <= 0,
+ * as every call does. */
 int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *out);
 
 /* Moves leadership: asks the node that leads (Raft, Multi-Paxos) or is
@@ -213,7 +215,8 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
  * leader has no peer to hand over to (none answered it recently);
  * SY_EMSGTYPE: the leader does not know transfer requests (older synod);
  * SY_ETIMEOUT: no leader found, or no other node took over before
- * timeout_ms. from and to may be NULL. */
+ * timeout_ms. SY_EINVAL also for timeout_ms <= 0 (nothing is sent). from
+ * and to may be NULL. */
 int sy_client_transfer(sy_client *c, uint32_t target, int timeout_ms, uint32_t *from,
                        uint32_t *to);
 

@@ -839,6 +839,54 @@ static void test_status_marks_silent_node_unreachable(void **state)
     world_stop(&w);
 }
 
+/* timeout_ms is a deadline and must be positive for every call: status
+ * and transfer refuse 0 like the others instead of taking it as 1 ms. */
+static void test_calls_refuse_a_timeout_of_zero(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 17);
+    w.cfg.clients[0].admin = true;
+    sy_client *c = open_client(&w, 500);
+    sy_client_node_status st[3];
+    uint32_t from = 99, to = 99;
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 0), SY_EINVAL);
+    assert_int_equal(sy_client_status_all(c, 0, st), SY_EINVAL);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(st[i].rc, SY_EUNREACH);
+    assert_int_equal(sy_client_transfer(c, SY_NO_NODE, -5, &from, &to), SY_EINVAL);
+    assert_int_equal(from, 99);
+    pthread_mutex_lock(&w.mu);
+    assert_int_equal(w.transfers, 0);
+    pthread_mutex_unlock(&w.mu);
+    /* the same client answers a positive deadline */
+    assert_int_equal(sy_client_status_all(c, 5000, st), SY_OK);
+    assert_int_equal(st[0].rc, SY_OK);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+/* A failed cas hands back the current value; its length is optional
+ * (cur_len NULL used to crash the caller). */
+static void test_cas_current_value_without_its_length(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 1, 0, 18);
+    set_mode(&w, 0, M_CASFAIL, 0);
+    sy_client *c = open_client(&w, 500);
+    uint8_t *cur = NULL;
+    size_t cl = 99;
+    assert_int_equal(sy_client_cas(c, "k", 1, "a", 1, "b", 1, 10000, &cur, NULL), SY_ECASFAIL);
+    assert_non_null(cur);
+    assert_memory_equal(cur, "value-from-0", strlen("value-from-0"));
+    free(cur);
+    assert_int_equal(sy_client_cas(c, "k", 1, "a", 1, "b", 1, 10000, NULL, &cl), SY_ECASFAIL);
+    assert_int_equal(cl, strlen("value-from-0"));
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_oversized_value_rejected_before_sending(void **state)
 {
     world w;
@@ -1037,6 +1085,8 @@ int main(void)
         cmocka_unit_test(test_open_failures_say_why),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
+        cmocka_unit_test(test_calls_refuse_a_timeout_of_zero),
+        cmocka_unit_test(test_cas_current_value_without_its_length),
         cmocka_unit_test(test_requests_the_cluster_would_refuse_are_not_sent),
         cmocka_unit_test(test_client_and_transport_endpoint_round_trip),
         cmocka_unit_test(test_key_after_is_the_next_key),
