@@ -401,9 +401,18 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                 "bytes)\n", what, SY_MAX_KEY, SY_MAX_VALUE);
         return EXIT_USAGE;
     }
-    if (rc == SY_EUNAUTH) {
+    /* Only a node's signed refusal ends a call with these: our own
+     * manifest lists the key (sy_client_open checked), the nodes' copy
+     * does not (SY_EUNAUTH) or lists another key under its client id
+     * (SY_ESIG, the request's signature failing against that key). */
+    if (rc == SY_EUNAUTH || rc == SY_ESIG) {
+        const sy_cluster_cfg *cfg = sy_client_cluster(c);
+        const sy_client_entry *me = sy_cluster_client(cfg, sy_client_id(c));
         fprintf(stderr, "synodctl: %s: refused: this client key is not authorised by the "
-                "cluster\n", what);
+                "cluster (the nodes' manifest %s client '%s' that %s lists: give every node "
+                "the same manifest, then restart them)\n", what,
+                rc == SY_EUNAUTH ? "has no" : "has another public key for the",
+                me ? me->name : "?", cfg->path[0] ? cfg->path : "synodctl's manifest");
         return EXIT_RUNTIME;
     }
     fprintf(stderr, "synodctl: %s failed: %s\n", what, sy_strerror(rc));

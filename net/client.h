@@ -11,7 +11,11 @@
  *     sy_client_close(c);
  *
  * Every request is an Ed25519-signed envelope from this client's identity
- * (its key must be listed in the manifest; SY_EUNAUTH otherwise), numbered
+ * (its key must be listed in the manifest: SY_EUNAUTH from sy_client_open
+ * otherwise; and in the nodes' copy of it: a node refuses a request from a
+ * client id it does not list with a signed SY_EUNAUTH, one whose signature
+ * fails against the key it lists for that id with SY_ESIG, and a call ends
+ * with that status), numbered
  * with a strictly increasing req_no taken from the wall clock (microseconds
  * times 1,024 plus 10 random bits), so a restarted client never reuses a
  * number. A retry of the

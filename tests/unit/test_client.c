@@ -37,6 +37,8 @@ enum mode {
     M_SELF_PRIMARY,/* honest, but names itself primary in every reply */
     M_FOREIGN,     /* of another cluster id: refuses every frame (SY_ECLUSTER),
                       signed for its own id with its manifest key */
+    M_REFUSE_KEY,  /* its manifest lacks our client: refuses every frame
+                      (SY_EUNAUTH, ids 0), as a node's runtime does */
 };
 
 typedef struct fake {
@@ -158,6 +160,13 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     case M_SELF_PRIMARY:
         m.u.reply.leader = f->id;
         break;
+    case M_REFUSE_KEY:
+        m.u.reply.client_id = 0;
+        m.u.reply.req_no = 0;
+        m.u.reply.status = SY_EUNAUTH;
+        m.u.reply.index = 0;
+        m.u.reply.val.len = 0;
+        break;
     case M_FOREIGN:
         /* what a node's transport answers a frame for another cluster id */
         m.u.reply.client_id = 0;
@@ -250,7 +259,11 @@ static void *fake_main(void *arg)
              * what the client sends meanwhile waits in the socket */
             if (slow && env.type == SY_MSG_CLIENT_REQ)
                 usleep((useconds_t)slow * 1000u);
-            if (mode != M_SILENT) {
+            if (mode == M_REFUSE_KEY) {
+                sy_client_req none;
+                memset(&none, 0, sizeof none);
+                reply(w, f, &none);
+            } else if (mode != M_SILENT) {
                 if (env.type == SY_MSG_CLIENT_REQ)
                     reply(w, f, &env.msg.u.req);
                 else if (env.type == SY_MSG_STATUS_REQ)
@@ -822,6 +835,30 @@ static void test_open_failures_say_why(void **state)
     sy_seckey_free(sk);
 }
 
+/* A key our manifest lists but the nodes' does not: every node refuses
+ * it with a signed SY_EUNAUTH (ids 0), which ends a call at once with that
+ * status; a status request gets the same refusal, which is no status. */
+static void test_key_the_nodes_do_not_list_is_refused_by_them(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 19);
+    for (uint32_t i = 0; i < 3; i++)
+        set_mode(&w, i, M_REFUSE_KEY, 0);
+    sy_client *c = open_client(&w, 500);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 20000), SY_EUNAUTH);
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 20000), SY_EUNAUTH);
+    assert_null(v);
+    sy_client_node_status st[3];
+    assert_int_equal(sy_client_status_all(c, 1000, st), SY_OK);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(st[i].rc, SY_EUNREACH);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_status_marks_silent_node_unreachable(void **state)
 {
     world w;
@@ -1083,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_nodes_of_another_cluster_id_are_named_only_at_f_plus_one),
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_open_failures_say_why),
+        cmocka_unit_test(test_key_the_nodes_do_not_list_is_refused_by_them),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_calls_refuse_a_timeout_of_zero),
