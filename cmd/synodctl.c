@@ -401,6 +401,18 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                 "bytes)\n", what, SY_MAX_KEY, SY_MAX_VALUE);
         return EXIT_USAGE;
     }
+    /* Nodes of the other kind refuse a client whose manifest names a
+     * crash-fault protocol for a PBFT cluster, or the reverse (core/msg.h):
+     * it would trust their replies the wrong way. */
+    if (rc == SY_ECONFIG) {
+        const sy_cluster_cfg *cfg = sy_client_cluster(c);
+        bool bft = cfg->protocol == SY_PROTO_PBFT;
+        fprintf(stderr, "synodctl: %s: refused: the nodes run %s, but %s says %s: use the "
+                "cluster's own manifest\n", what, bft ? "a crash-fault protocol (raft or paxos)"
+                : "pbft", cfg->path[0] ? cfg->path : "synodctl's manifest",
+                sy_protocol_name(cfg->protocol));
+        return EXIT_USAGE;
+    }
     /* Only a node's signed refusal ends a call with these: our own
      * manifest lists the key (sy_client_open checked), the nodes' copy
      * does not (SY_EUNAUTH) or lists another key under its client id

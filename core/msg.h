@@ -67,6 +67,12 @@ enum sy_op_type {
 #define SY_REQ_STALE_OK 0x1u    /* client accepts a possibly stale read */
 #define SY_CAS_EXPECT_ABSENT 0x2u
 #define SY_REQ_ORDERED 0x4u     /* read: order it through the log (PBFT fallback) */
+/* The kind of cluster the client's manifest describes, so a node can refuse
+ * a client that trusts it the wrong way (one reply from a PBFT replica, or
+ * f+1 matching replies from a crash-fault cluster): SY_ECONFIG. Clients
+ * before 0.16 set neither; nodes before 0.16 ignore both. */
+#define SY_REQ_CLIENT_CFT 0x8u  /* raft or paxos: believes one node's reply */
+#define SY_REQ_CLIENT_BFT 0x10u /* pbft: waits for f+1 matching replies */
 
 typedef struct {
     uint32_t client_id;   /* == envelope sender */

@@ -1187,7 +1187,10 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
     c->last_req = next_req_no(c->last_req);
     q->req_no = c->last_req;
     q->op = op;
-    q->flags = flags;
+    /* which kind of cluster our manifest describes, so a node of the other
+     * kind refuses us (SY_ECONFIG) before we trust its reply the wrong way */
+    q->flags = (uint8_t)(flags & ~(SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT));
+    q->flags |= c->cfg->protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
     if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
         q->flags |= SY_REQ_STALE_OK;
     q->limit = limit;

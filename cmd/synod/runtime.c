@@ -1510,6 +1510,14 @@ static void handle_client_req(rt *r, sy_net_event *ev)
     const sy_client_req *q = &e->msg.u.req;
     uint64_t t = now_ms();
     M_ADD(r->m.requests, 1);
+    /* A client whose manifest names the other kind of cluster would trust
+     * our reply the wrong way (core/msg.h): told so, in a signed reply. */
+    bool bft = r->cluster.protocol == SY_PROTO_PBFT;
+    if (q->flags & (bft ? SY_REQ_CLIENT_CFT : SY_REQ_CLIENT_BFT)) {
+        M_ADD(r->m.rejected[SY_ECONFIG], 1);
+        reply_error(r, ev->handle, q->client_id, q->req_no, SY_ECONFIG);
+        return;
+    }
     if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN) && !(q->flags & SY_REQ_ORDERED)) {
         if (q->flags & SY_REQ_STALE_OK) {
             sy_kv_results res;

@@ -278,6 +278,20 @@ for cmd in "put x y" "status"; do
     && pass "a manifest with another cluster id: '$cmd' says so, exit 2: $out" \
     || fail "another cluster id, $cmd: rc=$rc out=$out"
 done
+# a client manifest naming the other kind of cluster (a crash-fault client
+# would trust one PBFT replica's reply): the nodes refuse it, exit 2
+if [ "$PROTO" = pbft ]; then
+  sed 's/^protocol *=.*/protocol = raft/' "$C_DIR/cluster.ini" > "$C_DIR/cluster-otherkind.ini"
+  want="the nodes run pbft, but .*cluster-otherkind.ini says raft"
+else
+  sed 's/^protocol *=.*/protocol = pbft/; s/^f *=.*/f = 0/' "$C_DIR/cluster.ini" > "$C_DIR/cluster-otherkind.ini"
+  want="the nodes run a crash-fault protocol (raft or paxos), but .*cluster-otherkind.ini says pbft"
+fi
+out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-otherkind.ini" --key "$C_DIR/keys/client-0.key" \
+      --timeout 20000 put x y 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && grep -q "$want" <<<"$out" \
+  && pass "a manifest naming the other kind of cluster is refused by the nodes, exit 2: $out" \
+  || fail "manifest of the other kind: rc=$rc out=$out"
 ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
   && pass "cluster keeps serving after garbage frames" || fail "cluster broken after garbage"
 if command -v curl >/dev/null; then

@@ -37,6 +37,10 @@ enum mode {
     M_SELF_PRIMARY,/* honest, but names itself primary in every reply */
     M_FOREIGN,     /* of another cluster id: refuses every frame (SY_ECLUSTER),
                       signed for its own id with its manifest key */
+    M_OTHER_KIND,  /* a node of the other kind of cluster than the
+                      manifest's (PBFT for a crash-fault client, or the
+                      reverse): refuses a request flagged for the kind it is
+                      not (SY_ECONFIG), as a node's runtime does */
     M_REFUSE_KEY,  /* its manifest lacks our client: refuses every frame
                       (SY_EUNAUTH, ids 0), as a node's runtime does */
 };
@@ -50,6 +54,7 @@ typedef struct fake {
     char value[32];
     int requests;           /* client requests received */
     uint64_t last_req_no;
+    uint8_t last_flags;
     int slow_ms;            /* works this long on a client request first */
     struct world *w;
 } fake;
@@ -160,6 +165,13 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     case M_SELF_PRIMARY:
         m.u.reply.leader = f->id;
         break;
+    case M_OTHER_KIND:
+        if (q->flags & (w->cfg.protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT)) {
+            m.u.reply.status = SY_ECONFIG;
+            m.u.reply.index = 0;
+            m.u.reply.val.len = 0;
+        }
+        break;
     case M_REFUSE_KEY:
         m.u.reply.client_id = 0;
         m.u.reply.req_no = 0;
@@ -253,6 +265,7 @@ static void *fake_main(void *arg)
             if (env.type == SY_MSG_CLIENT_REQ) {
                 f->requests++;
                 f->last_req_no = env.msg.u.req.req_no;
+                f->last_flags = env.msg.u.req.flags;
             }
             pthread_mutex_unlock(&w->mu);
             /* one request at a time, like a node busy executing a scan:
@@ -859,6 +872,35 @@ static void test_key_the_nodes_do_not_list_is_refused_by_them(void **state)
     world_stop(&w);
 }
 
+/* The client says which kind of cluster its manifest describes; nodes of
+ * the other kind refuse it (a crash-fault client would trust one PBFT
+ * replica's reply; a PBFT client would wait for f+1 matching replies that
+ * a crash-fault cluster never sends). */
+static void test_nodes_of_the_other_kind_refuse_the_client(void **state)
+{
+    (void)state;
+    const int protos[] = { SY_PROTO_RAFT, SY_PROTO_PBFT };
+    for (int k = 0; k < 2; k++) {
+        world w;
+        uint32_t n = protos[k] == SY_PROTO_PBFT ? 4 : 3;
+        world_start(&w, protos[k], n, 1, 23);
+        for (uint32_t i = 0; i < n; i++)   /* honest PBFT replicas agree */
+            snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
+        sy_client *c = open_client(&w, 300);
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_OK);
+        pthread_mutex_lock(&w.mu);
+        uint8_t fl = w.nodes[0].last_flags;
+        pthread_mutex_unlock(&w.mu);
+        assert_int_equal(fl & (SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT),
+                         protos[k] == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT);
+        for (uint32_t i = 0; i < n; i++)
+            set_mode(&w, i, M_OTHER_KIND, 0);
+        assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_ECONFIG);
+        sy_client_close(c);
+        world_stop(&w);
+    }
+}
+
 static void test_status_marks_silent_node_unreachable(void **state)
 {
     world w;
@@ -1121,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_key_not_in_manifest_is_unauthorised),
         cmocka_unit_test(test_open_failures_say_why),
         cmocka_unit_test(test_key_the_nodes_do_not_list_is_refused_by_them),
+        cmocka_unit_test(test_nodes_of_the_other_kind_refuse_the_client),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_calls_refuse_a_timeout_of_zero),
