@@ -8,7 +8,9 @@
 # term or view), stops the leader with SIGTERM (it hands leadership over
 # first), moves leadership with synodctl transfer, or kills every node but
 # the leader and then the leader
-# (what only it held must never have been acknowledged), and for
+# (what only it held must never have been acknowledged), replaces a node's
+# disk by an empty one and starts it with --rejoin (without a Byzantine
+# replica), and for
 # the crash-fault protocols now and then takes a majority down so calls
 # time out and stay undecided. Snapshots and PBFT
 # checkpoints come every few dozen entries, so restarted nodes catch up by
@@ -139,6 +141,27 @@ while kill -0 "$chaos" 2>/dev/null && [ $SECONDS -lt $t_end ]; do
       crash "$PICK" "$PROTO: "
       for ((k = 0; k < N; k++)); do [ "$k" != "$PICK" ] && start_node "$k"; done
       log "nemesis: SIGKILLed every node but the leader $PICK, then it, restarted the others"
+    fi
+  elif [ $r -lt 93 ] && [ -z "${BYZ:-}" ]; then
+    # a node's disk dies (docs/operations.md, section 7): killed, its data
+    # directory emptied, started at once with --rejoin; it counts as the
+    # one fault until it has rejoined (Raft/Paxos: after a write it saw
+    # committed), so the nemesis waits for that before striking again
+    pick_up any
+    if [ -n "$PICK" ]; then
+      crash "$PICK" "$PROTO: "
+      rm -rf "$C_DIR/data/node-$PICK"
+      from=$(wc -l <"$T_DIR/logs/node-$PICK.log")
+      NODE_ARGS[$PICK]=--rejoin
+      start_node "$PICK"
+      NODE_ARGS[$PICK]=
+      if [ "$PROTO" = pbft ]; then
+        log "nemesis: node $PICK's disk replaced by an empty one"
+      elif wait_log "$PICK" "rejoined: caught up" 30 "$from"; then
+        log "nemesis: node $PICK's disk replaced by an empty one; it rejoined"
+      else
+        fail "$PROTO: node $PICK did not finish rejoining within 30 s of its disk's replacement"
+      fi
     fi
   elif [ "$PROTO" != pbft ]; then
     # a majority down: no quorum; calls time out undecided until it returns

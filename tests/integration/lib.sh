@@ -125,11 +125,12 @@ kill_node() {  # kill_node I [SIGNAL]: signals node I and reaps it; a node
 
 ctl() { "$BIN/synodctl" --cluster "$C_DIR/cluster.ini" "$@"; }
 
-# wait_log I TEXT SECS: node I's log says TEXT within SECS seconds
+# wait_log I TEXT SECS [FROM]: node I's log says TEXT within SECS seconds
+# (in its lines after line FROM, default 0: the whole log)
 wait_log() {
-  local i=$1 text=$2 secs=$3 t
+  local i=$1 text=$2 secs=$3 from=${4:-0} t
   for ((t = 0; t < secs * 10; t++)); do
-    grep -qF -- "$text" "$T_DIR/logs/node-$i.log" 2>/dev/null && return 0
+    tail -n +"$((from + 1))" "$T_DIR/logs/node-$i.log" 2>/dev/null | grep -qF -- "$text" && return 0
     sleep 0.1
   done
   return 1
