@@ -19,3 +19,10 @@ const sy_engine_ops *sy_engine_lookup(const char *protocol)
             return all[i];
     return NULL;
 }
+
+uint64_t sy_engine_committed_term(const sy_engine_ops *ops, const sy_entry *stored)
+{
+    if (ops == &sy_paxos_ops)
+        return stored->term && px_val_ok(stored) ? px_val_origin(stored) : 0;
+    return stored->term;
+}

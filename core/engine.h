@@ -118,10 +118,15 @@ typedef struct sy_engine_cfg {
  * input -- until an election its old self voted in has ended (a candidate
  * gives up within two election timeouts, backoff included) and a leader
  * its old self kept in office has stepped down for want of a quorum
- * (check-quorum: within an election timeout and a heartbeat). */
+ * (check-quorum: within an election timeout and a heartbeat). At least
+ * SY_REJOIN_WAIT_MIN_MS whatever the timing: a transport may queue frames
+ * for a peer while its link is down and deliver them once it is back (the
+ * daemon's redials it within 500 ms), and those are better dropped too. */
+#define SY_REJOIN_WAIT_MIN_MS 1000u
 static inline uint64_t sy_rejoin_wait_ms(const sy_engine_cfg *c)
 {
-    return 3 * (uint64_t)c->election_max_ms + c->heartbeat_ms;
+    uint64_t w = 3 * (uint64_t)c->election_max_ms + c->heartbeat_ms;
+    return w > SY_REJOIN_WAIT_MIN_MS ? w : SY_REJOIN_WAIT_MIN_MS;
 }
 
 /* Log indices, terms, ballots, views and sequence numbers in durable state
@@ -344,6 +349,13 @@ typedef struct sy_engine_ops {
     /* true: step() is allowed between ready() and advance() (see top). */
     bool pipelined;
 } sy_engine_ops;
+
+/* The term a committed entry is reported with (sy_committed), from the
+ * entry as stored: Raft's and PBFT's stored term; Multi-Paxos stores the
+ * ballot it accepted the slot in and reports the value's origin ballot,
+ * carried in the first 8 bytes of its data (cft/paxos/paxos.h). A host
+ * that labels snapshots from what it boots with needs the reported one. */
+uint64_t sy_engine_committed_term(const sy_engine_ops *ops, const sy_entry *stored);
 
 /* Registry (cmd/engines.c): NULL if unknown. */
 const sy_engine_ops *sy_engine_lookup(const char *protocol);

@@ -526,6 +526,7 @@ static void px_ready(void *e, sy_ready *rd)
         }
     }
     p->unstable_from = UINT64_MAX;
+    px_rejoin_at_ready(p);
     /* The leader's ACCEPTs leave before this ready's durable write, in
      * parallel with it, as Raft's AppendEntries do (thesis 10.2.1): the
      * leader counts its own acceptance of these slots only after advance()
@@ -642,14 +643,21 @@ static void px_advance(void *e, uint64_t now_ms)
  *  - it promises again once it durably holds the chosen prefix up to
  *    rejoin_commit, the chosen prefix the leader of its promised ballot b
  *    announced in an ACCEPT (the leader's own, uncapped), and the value in
- *    that slot was first proposed in b (its origin, paxos.h). A leader's
- *    value of its own ballot lies above every slot chosen before it: its
- *    takeover re-proposes, with their old origins, every value a promise
- *    majority reported -- which includes every chosen one, and every slot
- *    of a chosen prefix -- and fills only the gaps, which therefore lie
- *    above any executed slot, with no-ops of b; fresh values come after
- *    both. And as the ACCEPT left after this node started, everything
- *    executed before then is at or below it. */
+ *    that slot was first proposed in b (its origin, paxos.h). Such a slot
+ *    lies above every slot of a chosen prefix of before the leader took
+ *    over -- every slot any node had executed, every write a client was
+ *    told of: a promise majority reports each of those (the promisers
+ *    exclude this node, which promises nothing), the takeover re-proposes
+ *    them with their old origins and fills only the gaps, which therefore
+ *    lie above them, with no-ops of b, and fresh values come after both.
+ *    And as the ACCEPT left after this node started, everything executed
+ *    before then is at or below it. (Not every slot *chosen* before: a
+ *    value chosen above a gap that no node could execute yet may be lost
+ *    with the forgotten acceptance, and its client retries it; found in
+ *    review.) "Durably" is decided at ready() and applied at advance(), as
+ *    in raft_rejoin_at_ready and for the same reason.
+ * The deaf period assumes bounded message delays and pauses (see the Raft
+ * engine and docs/operations.md). */
 static bool origin_at(const paxos *p, uint64_t slot, uint64_t *origin)
 {
     if (slot >= p->log_start && slot <= px_last(p)) {
@@ -666,15 +674,20 @@ static bool origin_at(const paxos *p, uint64_t slot, uint64_t *origin)
     return false;
 }
 
-void px_rejoin_check(paxos *p)
+void px_rejoin_at_ready(paxos *p)
 {
     uint64_t origin;
-    if (p->rejoining && p->role == PX_FOLLOWER && p->leader != SY_NO_NODE &&
-        p->leader == px_ballot_node(p->promised) && p->now >= p->rejoin_after &&
-        p->rejoin_commit > 0 && p->commit >= p->rejoin_commit &&
-        p->commit < p->unstable_from && !p->snap_install &&
-        origin_at(p, p->rejoin_commit, &origin) && origin == p->promised)
+    p->rejoin_ready = p->rejoining && p->role == PX_FOLLOWER && p->leader != SY_NO_NODE &&
+                      p->leader == px_ballot_node(p->promised) && p->rejoin_commit > 0 &&
+                      p->commit >= p->rejoin_commit && !p->snap_install &&
+                      origin_at(p, p->rejoin_commit, &origin) && origin == p->promised;
+}
+
+void px_rejoin_check(paxos *p)
+{
+    if (p->rejoin_ready && p->now >= p->rejoin_after)
         p->rejoining = false;
+    p->rejoin_ready = false;
 }
 
 static void px_status(void *e, sy_engine_status *st)

@@ -242,6 +242,7 @@ typedef struct paxos {
      * promises until it holds rejoin_commit, the highest chosen prefix the
      * leader of its promised ballot announced to it */
     bool rejoining;
+    bool rejoin_ready;    /* the last ready held everything rejoin needs */
     uint64_t rejoin_after, rejoin_commit;
 
     uint64_t leader_changes, dropped;
@@ -262,7 +263,9 @@ sy_msg *px_send(paxos *p, uint32_t to, uint8_t type);
 int px_reject(paxos *p, uint32_t client_id, uint64_t req_no, int status, uint32_t hint);
 int px_read_state(paxos *p, uint64_t read_id, uint64_t index, int status);
 void px_reset_election(paxos *p, bool backoff);
-/* Ends rejoining (cfg.rejoin) once it is safe; see paxos.c. */
+/* Rejoining (cfg.rejoin; see paxos.c): at ready(), whether what was
+ * handed out so far holds what it must; at advance(), ends it if it did. */
+void px_rejoin_at_ready(paxos *p);
 void px_rejoin_check(paxos *p);
 void px_see_ballot(paxos *p, uint64_t b);
 void px_promise(paxos *p, uint64_t b);

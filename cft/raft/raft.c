@@ -407,6 +407,7 @@ static void raft_ready(void *e, sy_ready *rd)
     }
     r->unstable_from = last + 1;
     r->trunc_from = 0;
+    raft_rejoin_at_ready(r);
     if (r->role == SY_ROLE_LEADER)
         raft_maybe_commit(r);
     if (r->role == SY_ROLE_LEADER)   /* maybe_commit may have stepped down (4.2.2) */
@@ -518,24 +519,39 @@ static void raft_advance(void *e, uint64_t now_ms)
  *    commit beside a newer leader its old self had voted for;
  *  - then it grants no vote or pre-vote, runs no election and ignores
  *    TimeoutNow, but acknowledges: it acknowledges only what it holds;
- *  - it votes again once it durably holds (handed out in a ready already
- *    advanced, no install pending) the log up to rejoin_commit, the
- *    highest commit index a leader sent it in an append with entries (an
- *    append's commit is the leader's own; a heartbeat's is capped at what
- *    the follower holds), and that entry is of its current term: a leader
- *    that committed an entry of its own term appended it after all its
- *    earlier entries, and by Leader Completeness those include every entry
- *    ever committed; and as it was sent after this node started, every
- *    entry committed before then -- with the forgotten acknowledgements --
- *    is at or below it. */
-void raft_rejoin_check(raft *r)
+ *  - it votes again once it durably holds the log up to rejoin_commit,
+ *    the highest commit index a leader sent it in an append with entries
+ *    (an append's commit is the leader's own; a heartbeat's is capped at
+ *    what the follower holds), and that entry is of its current term: a
+ *    leader that committed an entry of its own term appended it after all
+ *    its earlier entries, and by Leader Completeness those include every
+ *    entry committed before it; and as it was sent after this node started,
+ *    every entry any node had applied by then -- every write a client was
+ *    told of, with the forgotten acknowledgements -- is at or below it. (An
+ *    entry stored on a majority that no leader had yet counted may be lost
+ *    with the forgotten acknowledgement; nobody applied it, and its client
+ *    retries it.) "Durably" is decided at ready(): if the log handed out by
+ *    then holds it (commit at or above it, following the leader of its
+ *    term, no install pending), the advance() of that ready ends rejoining.
+ *    Deciding it at advance() against the commit of that moment would keep
+ *    a node under steady load from ever finishing: appends stepped in
+ *    during the write move its commit past what the write made durable.
+ * The timing (the deaf period) assumes messages are not delayed and nodes
+ * not paused for longer than it lasts, as Raft's own timeouts do for
+ * liveness; here it is for safety, which docs/operations.md says. */
+void raft_rejoin_at_ready(raft *r)
 {
     uint64_t t;
-    if (r->rejoining && r->role == SY_ROLE_FOLLOWER && r->leader != SY_NO_NODE &&
-        r->now >= r->rejoin_after && r->rejoin_commit > 0 && r->commit >= r->rejoin_commit &&
-        r->commit < r->unstable_from && !r->snap_install &&
-        raft_term_of(r, r->rejoin_commit, &t) && t == r->term)
+    r->rejoin_ready = r->rejoining && r->role == SY_ROLE_FOLLOWER && r->leader != SY_NO_NODE &&
+                      r->rejoin_commit > 0 && r->commit >= r->rejoin_commit && !r->snap_install &&
+                      raft_term_of(r, r->rejoin_commit, &t) && t == r->term;
+}
+
+void raft_rejoin_check(raft *r)
+{
+    if (r->rejoin_ready && r->now >= r->rejoin_after)
         r->rejoining = false;
+    r->rejoin_ready = false;
 }
 
 static void raft_status(void *e, sy_engine_status *st)

@@ -177,6 +177,7 @@ typedef struct raft {
      * votes until it holds rejoin_commit, the highest commit index a
      * leader of its term sent it uncapped (an append with entries) */
     bool rejoining;
+    bool rejoin_ready;    /* the last ready held everything rejoin needs */
     uint64_t rejoin_after, rejoin_commit;
 
     /* leaders learned: one per term whose leader this node came to know
@@ -223,7 +224,9 @@ int raft_read_state(raft *r, uint64_t read_id, uint64_t index, int status);
 void raft_become_follower(raft *r, uint64_t term, uint32_t leader);
 int raft_become_leader(raft *r);
 int raft_campaign(raft *r, bool transfer);
-/* Ends rejoining (cfg.rejoin) once it is safe; see raft.c. */
+/* Rejoining (cfg.rejoin; see raft.c): at ready(), whether the log handed
+ * out so far holds what it must; at advance(), ends rejoining if it did. */
+void raft_rejoin_at_ready(raft *r);
 void raft_rejoin_check(raft *r);
 bool raft_in_lease(const raft *r);
 int raft_recv_vote(raft *r, uint32_t from, const sy_raft_vote *m);

@@ -2187,13 +2187,20 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     r->applied_term = boot.boot.snap_term;
     for (size_t i = 0; i < boot.boot.n_entries; i++)
         if (boot.boot.entries[i].index == r->applied)
-            r->applied_term = boot.boot.entries[i].term;
+            r->applied_term = sy_engine_committed_term(r->ops, &boot.boot.entries[i]);
 
     sy_cluster_engine_cfg(&r->cluster, r->ncfg.id, &r->ecfg);
     r->ecfg.signer = &r->signer;
     r->ecfg.verifier = &r->verifier;
     r->ecfg.test_behaviour = behaviour;
     r->rejoin_marked = r->rejoin_marked && r->cluster.protocol != SY_PROTO_PBFT;
+    if (r->rejoin_marked && !r->cluster.check_quorum) {   /* marked by an earlier --rejoin */
+        fprintf(stderr, "synod: %s is still rejoining (%s), which needs check_quorum = true in "
+                "%s\n", r->ncfg.data_dir, SY_DATADIR_REJOIN, r->cluster.path);
+        sy_storage_boot_free(&boot);
+        code = 2;
+        goto out_storage;
+    }
     r->ecfg.rejoin = r->rejoin_marked;
     if (r->rejoin_marked)
         SY_WARN(&r->log, "rejoining on a replaced disk: this node answers nobody for %" PRIu64

@@ -1372,7 +1372,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     nd->applied_term = boot->snap_term;
     for (size_t i = 0; i < boot->n_entries; i++)
         if (boot->entries[i].index == nd->applied)
-            nd->applied_term = boot->entries[i].term;
+            nd->applied_term = sy_engine_committed_term(w->o.ops, &boot->entries[i]);
     nd->last_snap = boot->snap_index;
     sy_engine_cfg cfg = {
         .self = nd->id, .n = w->n, .f = w->f,

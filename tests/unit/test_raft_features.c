@@ -419,7 +419,7 @@ static void test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone(void 
 /* The deaf period. Node 0 leads with slow timers (it steps down only
  * seconds after losing its quorum); it is cut off from node Y, which is
  * elected in the next term with B's vote. B's disk dies right then and B
- * comes back at once, empty, reaching node 0 first. If B answered at once,
+ * comes back at once, empty, reaching node 0 first. If B answered too soon,
  * node 0 -- still leader of the old term -- would commit a write with B's
  * acknowledgement, and then Y, leader of the newer term B's old self had
  * voted for, would overwrite it through B: a write acknowledged, then gone.
@@ -431,8 +431,8 @@ static void stale_leader_through_a_rejoining_node(uint32_t b_election_ms, bool *
 {
     h_cluster c;
     h_init_cfg(&c, 3, true, true);
-    c.cfg[0].election_min_ms = 1000;
-    c.cfg[0].election_max_ms = 1001;
+    c.cfg[0].election_min_ms = 5000;
+    c.cfg[0].election_max_ms = 5001;
     h_start(&c);
     uint32_t l = h_elect(&c, 3000);
     if (l != 0) {   /* hand leadership to node 0 */
@@ -467,7 +467,7 @@ static void stale_leader_through_a_rejoining_node(uint32_t b_election_ms, bool *
     assert_int_equal(h_boot(&c, b), SY_OK);
     c.cut[0][b] = c.cut[b][0] = false;
     c.cut[y][b] = c.cut[b][y] = true;
-    h_run(&c, 20);
+    h_run(&c, sy_rejoin_wait_ms(&c.cfg[b]) + 20);
     submit(&c, 0, SY_CLIENT_ID_BASE, 10, 1);
     h_run(&c, 30);
     *committed = h_applied_requests(&c, 0) == 4;
@@ -486,13 +486,13 @@ static void test_rejoining_node_deaf_until_stale_leaders_stepped_down(void **sta
 {
     (void)state;
     bool committed, diverged;
-    /* deaf for only 3 x 2 ms + 10: the hazard happens */
+    /* deaf for only SY_REJOIN_WAIT_MIN_MS: the hazard happens */
     stale_leader_through_a_rejoining_node(1, &committed, &diverged);
     assert_true(committed);
     assert_true(diverged);
-    /* the cluster's timing (3 x 1001 ms + 10): node 0 has stepped down by
+    /* the cluster's timing (3 x 5001 ms + 10): node 0 has stepped down by
      * the time B answers anyone, so nothing commits through B */
-    stale_leader_through_a_rejoining_node(1000, &committed, &diverged);
+    stale_leader_through_a_rejoining_node(5000, &committed, &diverged);
     assert_false(committed);
     assert_false(diverged);
 }
