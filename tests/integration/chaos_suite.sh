@@ -149,6 +149,8 @@ while kill -0 "$chaos" 2>/dev/null && [ $SECONDS -lt $t_end ]; do
     # committed), so the nemesis waits for that before striking again
     pick_up any
     if [ -n "$PICK" ]; then
+      o=$(( (PICK + 1) % N ))
+      target=$(field "$o" applied_index)
       crash "$PICK" "$PROTO: "
       rm -rf "$C_DIR/data/node-$PICK"
       from=$(wc -l <"$T_DIR/logs/node-$PICK.log")
@@ -156,7 +158,16 @@ while kill -0 "$chaos" 2>/dev/null && [ $SECONDS -lt $t_end ]; do
       start_node "$PICK"
       NODE_ARGS[$PICK]=
       if [ "$PROTO" = pbft ]; then
-        log "nemesis: node $PICK's disk replaced by an empty one"
+        # a replica on an empty disk is one of the f faulty ones until it
+        # holds what the others had: no other strike meanwhile
+        caught=
+        for _ in $(seq 1 300); do
+          a=$(field "$PICK" applied_index)
+          [[ "$a" =~ ^[0-9]+$ ]] && [[ "$target" =~ ^[0-9]+$ ]] && [ "$a" -ge "$target" ] && { caught=1; break; }
+          sleep 0.1
+        done
+        [ -n "$caught" ] && log "nemesis: node $PICK's disk replaced by an empty one; it caught up" \
+          || fail "$PROTO: node $PICK did not catch up within 30 s of its disk's replacement"
       elif wait_log "$PICK" "rejoined: caught up" 30 "$from"; then
         log "nemesis: node $PICK's disk replaced by an empty one; it rejoined"
       else
