@@ -343,18 +343,26 @@ static bool only_heartbeats_to(void *ctx, uint32_t from, uint32_t to, const sy_m
     return to != *(uint32_t *)ctx || m->type != SY_MSG_RAFT_APPEND || m->u.append.n_entries == 0;
 }
 
+/* Three nodes, five writes committed; then a follower's disk dies and it
+ * starts on an empty one with cfg.rejoin. Returns it; *l is the leader. */
+static uint32_t follower_rejoins_after_writes(h_cluster *c, uint32_t *l)
+{
+    h_init(c, 3);
+    *l = h_elect(c, 2000);
+    uint32_t f = (*l + 1) % 3;
+    submit(c, *l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(c, 20);
+    h_wipe(c, f);
+    c->cfg[f].rejoin = true;
+    assert_int_equal(h_boot(c, f), SY_OK);
+    return f;
+}
+
 static void test_rejoining_node_is_deaf_at_first_then_catches_up_and_votes(void **state)
 {
     (void)state;
     h_cluster c;
-    h_init(&c, 3);
-    uint32_t l = h_elect(&c, 2000);
-    uint32_t f = (l + 1) % 3;
-    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
-    h_run(&c, 20);
-    h_wipe(&c, f);
-    c.cfg[f].rejoin = true;
-    assert_int_equal(h_boot(&c, f), SY_OK);
+    uint32_t l, f = follower_rejoins_after_writes(&c, &l);
     uint64_t wait = sy_rejoin_wait_ms(&c.cfg[f]);
     /* deaf: an old leader it kept in office, or an election it voted in,
      * must be over before it answers anyone */
@@ -372,14 +380,7 @@ static void test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone(void 
 {
     (void)state;
     h_cluster c;
-    h_init(&c, 3);
-    uint32_t l = h_elect(&c, 2000);
-    uint32_t f = (l + 1) % 3;
-    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
-    h_run(&c, 20);
-    h_wipe(&c, f);
-    c.cfg[f].rejoin = true;
-    assert_int_equal(h_boot(&c, f), SY_OK);
+    uint32_t l, f = follower_rejoins_after_writes(&c, &l);
     c.filter_ctx = &f;
     c.filter = only_heartbeats_to;
     h_run(&c, sy_rejoin_wait_ms(&c.cfg[f]) + 500);
