@@ -1045,6 +1045,20 @@ static void test_lagging_replica_catches_up_by_snapshot_after_compaction(void **
  * pushes the chosen values again (from the log, or a snapshot once
  * compacted) -- with no new writes to prompt it. Then it is a full
  * acceptor again: with the third node gone, the two choose new values. */
+/* Node i's disk is replaced by an empty one; it starts with rejoin as
+ * given (what it applied is forgotten with it). */
+static void wipe_and_start(cluster *c, uint32_t i, bool rejoin)
+{
+    cl_crash(c, i);
+    disk_free(&c->disk[i]);
+    memset(&c->disk[i], 0, sizeof c->disk[i]);
+    for (size_t k = 0; k < c->n_com[i]; k++)
+        free(c->com[i][k].data);
+    c->n_com[i] = 0;
+    c->cfg[i].rejoin = rejoin;
+    node_start(c, i);
+}
+
 static void assert_replaced_disk_catches_up(bool compact)
 {
     cluster *c = cl_new(3, 13);
@@ -1056,12 +1070,7 @@ static void assert_replaced_disk_catches_up(bool compact)
         compact_at(c, 0, 78, "STATE@78");
         assert_true(c->disk[0].log[0].index > 1);
     }
-    cl_crash(c, 2);
-    disk_free(&c->disk[2]);
-    for (size_t k = 0; k < c->n_com[2]; k++)
-        free(c->com[2][k].data);
-    c->n_com[2] = 0;
-    node_start(c, 2);
+    wipe_and_start(c, 2, false);
     assert_int_equal(st(c, 2).commit_index, 0);
     cl_time(c, 300);
     assert_int_equal(st(c, 0).role, SY_ROLE_LEADER);
@@ -1092,19 +1101,6 @@ static void test_replica_on_replaced_empty_disk_caught_up_by_snapshot(void **sta
 
 /* ---- rejoining after a replaced disk (cfg.rejoin) ---- */
 
-/* Node i's disk is replaced by an empty one; it starts with rejoin as
- * given (what it applied is forgotten with it). */
-static void wipe_and_start(cluster *c, uint32_t i, bool rejoin)
-{
-    cl_crash(c, i);
-    disk_free(&c->disk[i]);
-    memset(&c->disk[i], 0, sizeof c->disk[i]);
-    for (size_t k = 0; k < c->n_com[i]; k++)
-        free(c->com[i][k].data);
-    c->n_com[i] = 0;
-    c->cfg[i].rejoin = rejoin;
-    node_start(c, i);
-}
 
 /* Three nodes with check-quorum (a rejoining node relies on it). Node 0
  * leads; puts 1..5 are chosen by 0 and 1 while 2 is cut off from 0. Then
