@@ -176,16 +176,22 @@ int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], u
     return rc;
 }
 
-static int sync_dir(const char *dir, char *why, size_t whylen)
+int sy_dir_sync(const char *dir)
 {
     int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d < 0 || fsync(d) != 0) {
-        snprintf(why, whylen, "cannot sync directory %s: %s", dir, strerror(errno));
-        if (d >= 0)
-            close(d);
+    int e = d < 0 ? errno : fsync(d) != 0 ? errno : 0;
+    if (d >= 0)
+        close(d);
+    return e;
+}
+
+static int sync_dir(const char *dir, char *why, size_t whylen)
+{
+    int e = sy_dir_sync(dir);
+    if (e) {
+        snprintf(why, whylen, "cannot sync directory %s: %s", dir, strerror(e));
         return SY_EIO;
     }
-    close(d);
     return SY_OK;
 }
 

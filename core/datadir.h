@@ -58,6 +58,10 @@ int sy_datadir_identity_get(sy_storage *s, char cluster[256], char proto[256], u
                             sy_pubkey *key);
 
 
+/* fsync(2) of a directory, so names created or removed in it are durable:
+ * 0, or the errno of what failed. */
+int sy_dir_sync(const char *dir);
+
 /* The rejoin mark. Each returns SY_OK or SY_EIO (why says why); made and
  * removed durably (the file and the directory synced). */
 int sy_datadir_rejoin_mark(const char *dir, char *why, size_t whylen);

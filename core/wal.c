@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "core/wal.h"
 #include "core/buf.h"
+#include "core/datadir.h"
 #include "crypto/sy_err.h"
 
 #define WAL_MAGIC 0x5359574cu /* 'SYWL' */
@@ -71,11 +72,7 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
     }
     /* the new name must be durable too, or a power cut could take the file
      * (and every record written to it) away */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    e = dfd < 0 ? errno : fsync(dfd) != 0 ? errno : 0;
-    if (dfd >= 0)
-        close(dfd);
-    if (e) {
+    if ((e = sy_dir_sync(dir))) {
         set_err(errmsg, "cannot sync directory %.160s: %s", dir, e);
         return SY_EIO;
     }

@@ -749,6 +749,24 @@ static void test_lmdb_flipped_ledger_byte_returns_corrupt_naming_height(void **s
     sy_txn_abort(&t);
 }
 
+/* Appends 64 KB entries through s, one per synced commit, until the
+ * store says it is full (within 100); returns the first index it refused. */
+static uint64_t fill_until_full(sy_storage *s)
+{
+    static uint8_t big[64 * 1024];
+    int rc = SY_OK;
+    uint64_t i;
+    for (i = 1; i < 100 && rc == SY_OK; i++) {
+        sy_txn t;
+        assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
+        sy_entry e = { .index = i, .term = 1, .data = { big, sizeof big } };
+        rc = sy_txn_append(&t, &e, 1);
+        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
+    }
+    assert_int_equal(rc, SY_EFULL);
+    return i;
+}
+
 static void test_lmdb_map_full_is_an_error_not_a_crash(void **state)
 {
     (void)state;
@@ -758,20 +776,7 @@ static void test_lmdb_map_full_is_an_error_not_a_crash(void **state)
     sy_storage *s;
     char err[SY_STORAGE_ERRMSG];
     assert_int_equal(sy_storage_lmdb_open(dir, &o, &s, err), SY_OK);
-    static uint8_t big[64 * 1024];
-    int rc = SY_OK;
-    uint64_t i;
-    for (i = 1; i < 100 && rc == SY_OK; i++) {
-        sy_txn t;
-        assert_int_equal(sy_txn_begin(s, true, &t), SY_OK);
-        sy_entry e = { .index = i, .term = 1, .data = { big, sizeof big } };
-        rc = sy_txn_append(&t, &e, 1);
-        if (rc == SY_OK)
-            rc = sy_txn_commit(&t);
-        else
-            sy_txn_abort(&t);
-    }
-    assert_int_equal(rc, SY_EFULL);
+    uint64_t i = fill_until_full(s);
     assert_non_null(strstr(sy_storage_errmsg(s), "map full"));
     /* What was committed before is still there. */
     uint64_t first, last;
@@ -795,17 +800,7 @@ static void test_lmdb_view_shares_the_store_but_not_the_error_line(void **state)
     assert_int_equal(sy_storage_lmdb_open(dir, &o, &s, err), SY_OK);
     sy_storage view;
     sy_storage_view(s, &view);
-    static uint8_t big[64 * 1024];
-    int rc = SY_OK;
-    uint64_t i;
-    for (i = 1; i < 100 && rc == SY_OK; i++) {
-        sy_txn t;
-        assert_int_equal(sy_txn_begin(&view, true, &t), SY_OK);
-        sy_entry e = { .index = i, .term = 1, .data = { big, sizeof big } };
-        rc = sy_txn_append(&t, &e, 1);
-        rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
-    }
-    assert_int_equal(rc, SY_EFULL);
+    uint64_t i = fill_until_full(&view);
     assert_non_null(strstr(sy_storage_errmsg(&view), "map full"));
     assert_string_equal(sy_storage_errmsg(s), "");
     /* the owner reads what the view committed */
