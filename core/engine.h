@@ -307,9 +307,14 @@ typedef struct sy_ready {
     uint64_t checkpoint_index;
 } sy_ready;
 
+/* SY_ROLE_REJOINING is never an engine's role: a node's status reply
+ * (synodctl status) names a follower that is still rejoining
+ * (sy_engine_status.rejoining) so, since the reply has no field of its
+ * own for it (0.16 clients decode exactly its 15 fields; they print
+ * "unknown" for this value). */
 enum sy_role { SY_ROLE_FOLLOWER = 0, SY_ROLE_CANDIDATE, SY_ROLE_PRECANDIDATE,
                SY_ROLE_LEADER, SY_ROLE_LEARNER, SY_ROLE_PRIMARY, SY_ROLE_BACKUP,
-               SY_ROLE_VIEW_CHANGE };
+               SY_ROLE_VIEW_CHANGE, SY_ROLE_REJOINING };
 const char *sy_role_name(int role);
 
 typedef struct sy_engine_status {

@@ -12,6 +12,7 @@ const char *sy_role_name(int role)
     case SY_ROLE_PRIMARY: return "primary";
     case SY_ROLE_BACKUP: return "backup";
     case SY_ROLE_VIEW_CHANGE: return "view-change";
+    case SY_ROLE_REJOINING: return "rejoining";
     default: return "unknown";
     }
 }

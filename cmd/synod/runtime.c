@@ -1597,7 +1597,9 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->nonce = ev->env.msg.u.status_req.nonce;
     s->node = r->ncfg.id;
     s->protocol = (sy_bytes){(const uint8_t *)r->ops->name, (uint32_t)strlen(r->ops->name)};
-    s->role = st.role;
+    /* a rejoining node acts as a follower but votes for nobody yet: the
+     * operator's status shows which (core/engine.h, SY_ROLE_REJOINING) */
+    s->role = st.rejoining ? SY_ROLE_REJOINING : st.role;
     s->term = st.term;
     s->leader = st.leader;
     s->last_index = st.last_index;

@@ -217,6 +217,19 @@ NODE_ARGS[$X]=--rejoin   # PBFT: accepted, changes nothing
 mv "$C_DIR/data/node-$X" "$C_DIR/data/node-$X.dead"
 start_node "$X"
 NODE_ARGS[$X]=
+if [ "$PROTO" != pbft ]; then
+  # the operator sees which node still rejoins (it votes for nobody yet):
+  # its first answer comes well within its deaf period (at least 1 s)
+  xline=
+  for _ in $(seq 1 50); do
+    xline=$(status_json | grep "\"node\": $X,")
+    grep -q '"role"' <<<"$xline" && break
+    sleep 0.1
+  done
+  grep -q '"role": "rejoining"' <<<"$xline" \
+    && pass "synodctl status shows node $X as rejoining" \
+    || fail "synodctl status does not show node $X rejoining: $xline"
+fi
 # with no writes at all: the leader's heartbeats (PBFT: the others' stable
 # checkpoint) alone must bring it back
 wait_converged 30 && pass "node $X on an empty disk caught up with no writes going on" \
@@ -228,6 +241,9 @@ if [ "$PROTO" != pbft ]; then
   wait_log "$X" "rejoined: caught up with the leader" 30 && [ ! -e "$C_DIR/data/node-$X/rejoin" ] \
     && pass "node $X rejoined: said so and removed its rejoin mark" \
     || fail "node $X did not finish rejoining (log or $C_DIR/data/node-$X/rejoin)"
+  status_json | grep "\"node\": $X," | grep -q '"role": "follower"' \
+    && pass "synodctl status shows node $X as a follower once it rejoined" \
+    || fail "node $X rejoined, but status says: $(status_json | grep "\"node\": $X,")"
 fi
 rm -rf "$C_DIR/data/node-$X.dead"
 
