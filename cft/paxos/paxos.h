@@ -222,6 +222,8 @@ typedef struct paxos {
     /* hand-off (px_on_transfer): the peer asked to take over, until when */
     uint32_t xfer_to;         /* SY_NO_NODE: none */
     uint64_t xfer_deadline;
+    bool xfer_auto;           /* xfer_to is our pick (px_on_transfer, SY_NO_NODE) */
+    uint64_t xfer_skip;       /* peers that did not take over since we lead (bits) */
 
     /* effects since the last advance */
     sy_outmsg *msgs;

@@ -182,6 +182,7 @@ static int become_leader(paxos *p)
         p->leader_changes++;
     p->leader = p->cfg.self;
     p->xfer_to = SY_NO_NODE;
+    p->xfer_skip = 0;
     /* Takeover: slots p1_from .. hi get the chosen value, the highest-ballot
      * value reported, or a no-op for a gap. Slots that became chosen here
      * meanwhile (CHOSEN during phase 1) are left as they are. */
@@ -462,31 +463,62 @@ static int send_takeover(paxos *p)
     return SY_OK;
 }
 
+/* The peer heard from recently that knows the most chosen slots, leaving
+ * out those in skip; SY_NO_NODE if none. */
+static uint32_t best_target(const paxos *p, uint64_t skip)
+{
+    uint32_t target = SY_NO_NODE;
+    for (uint32_t i = 0; i < p->cfg.n; i++) {
+        if (i == p->cfg.self || !p->peers[i].heard ||
+            p->peers[i].last_ack_ms + p->cfg.election_min_ms < p->now || (skip >> i & 1u))
+            continue;
+        if (target == SY_NO_NODE || p->peers[i].commit > p->peers[target].commit)
+            target = i;
+    }
+    return target;
+}
+
+static int start_transfer(paxos *p, uint32_t target, bool chosen)
+{
+    p->xfer_to = target;
+    p->xfer_auto = chosen;
+    p->xfer_deadline = p->now + p->cfg.election_max_ms;
+    return send_takeover(p);
+}
+
 int px_on_transfer(paxos *p, uint32_t target)
 {
+    bool chosen = target == SY_NO_NODE;
     if (p->role != PX_LEADER)
         return SY_ENOTLEADER;
-    if (target == SY_NO_NODE) {
-        /* the peer heard from recently that knows the most chosen slots */
-        for (uint32_t i = 0; i < p->cfg.n; i++) {
-            if (i == p->cfg.self || !p->peers[i].heard ||
-                p->peers[i].last_ack_ms + p->cfg.election_min_ms < p->now)
-                continue;
-            if (target == SY_NO_NODE || p->peers[i].commit > p->peers[target].commit)
-                target = i;
-        }
-        if (target == SY_NO_NODE)
-            return SY_EUNREACH;
-    }
+    /* a peer that did not take over when asked comes last */
+    if (chosen && (target = best_target(p, p->xfer_skip)) == SY_NO_NODE &&
+        (target = best_target(p, 0)) == SY_NO_NODE)
+        return SY_EUNREACH;
     if (target == p->cfg.self)
         return SY_OK;
     if (target >= p->cfg.n)
         return SY_EINVAL;
     if (p->xfer_to == target)
         return SY_OK;
-    p->xfer_to = target;
-    p->xfer_deadline = p->now + p->cfg.election_max_ms;
-    return send_takeover(p);
+    return start_transfer(p, target, chosen);
+}
+
+/* Nobody took over in time: lead on. A target we picked ourselves is
+ * passed over for the next best peer until none is left -- the most
+ * caught-up peer may be one that will not run phase 1 (a node still
+ * rejoining after a replaced disk ignores TAKEOVER) while another would. */
+static int transfer_expired(paxos *p)
+{
+    uint32_t next;
+    bool chosen = p->xfer_auto;
+    if (p->xfer_to < SY_MAX_NODES)
+        p->xfer_skip |= 1ull << p->xfer_to;
+    p->xfer_to = SY_NO_NODE;
+    p->xfer_auto = false;
+    if (!chosen || (next = best_target(p, p->xfer_skip)) == SY_NO_NODE)
+        return SY_OK;
+    return start_transfer(p, next, true);
 }
 
 int px_leader_tick(paxos *p)
@@ -495,10 +527,9 @@ int px_leader_tick(paxos *p)
         return SY_OK;
     p->heartbeat_deadline = p->now + p->cfg.heartbeat_ms;
     if (p->xfer_to != SY_NO_NODE) {
-        if (p->now >= p->xfer_deadline)
-            p->xfer_to = SY_NO_NODE;   /* nobody took over: lead on */
-        else if (send_takeover(p) != SY_OK)
-            return SY_ENOMEM;
+        int rc = p->now >= p->xfer_deadline ? transfer_expired(p) : send_takeover(p);
+        if (rc != SY_OK)
+            return rc;
     }
     if (p->cfg.check_quorum) {
         /* A leader cut off from a majority steps down, so clients and

@@ -157,6 +157,12 @@ typedef struct raft {
     uint32_t transfer_target;
     uint64_t transfer_deadline;
     bool timeout_now_sent;
+    /* A transfer whose target we picked (raft_on_transfer with SY_NO_NODE)
+     * moves on to the next best peer when the target does not take over
+     * in time; transfer_skip has the peers that did not in this term (a
+     * rejoining node ignores TimeoutNow; raft.c, raft_rejoin_check). */
+    bool transfer_auto;
+    uint64_t transfer_skip;          /* bit per node id */
 
     /* effects since the last advance */
     sy_outmsg *msgs;
@@ -257,6 +263,8 @@ int raft_on_read(raft *r, uint64_t read_id);
 int raft_reads_on_commit(raft *r);
 int raft_check_reads(raft *r);
 int raft_on_transfer(raft *r, uint32_t target);
+/* A running transfer's deadline passed (raft_client.c). */
+int raft_transfer_expired(raft *r);
 int raft_transfer_progress(raft *r, uint32_t id);
 int raft_on_conf_change(raft *r, uint32_t node, bool add);
 int raft_maybe_promote(raft *r);

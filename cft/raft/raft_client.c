@@ -245,17 +245,17 @@ int raft_transfer_progress(raft *r, uint32_t id)
 }
 
 /* The voter other than us with the highest match index (lowest id on a
- * tie) among those that answered us within the last election_min_ms: the
- * thesis's advice (3.10) for picking a transfer target, since it needs the
- * fewest entries before it can take over, and a peer that has gone quiet
- * may be down (its match stays where it was). SY_NO_NODE if no voter
- * qualifies. */
-static uint32_t best_target(const raft *r)
+ * tie) among those that answered us within the last election_min_ms and
+ * are not in skip: the thesis's advice (3.10) for picking a transfer
+ * target, since it needs the fewest entries before it can take over, and
+ * a peer that has gone quiet may be down (its match stays where it was).
+ * SY_NO_NODE if no voter qualifies. */
+static uint32_t best_target(const raft *r, uint64_t skip)
 {
     uint32_t best = SY_NO_NODE;
     for (uint32_t i = 0; i < SY_MAX_NODES; i++) {
         if (i == r->cfg.self || !raft_is_voter(r, i) || !r->prs[i].last_resp_ms ||
-            r->prs[i].last_resp_ms + r->cfg.election_min_ms <= r->now)
+            r->prs[i].last_resp_ms + r->cfg.election_min_ms <= r->now || (skip >> i & 1u))
             continue;
         if (best == SY_NO_NODE || r->prs[i].match > r->prs[best].match)
             best = i;
@@ -263,11 +263,23 @@ static uint32_t best_target(const raft *r)
     return best;
 }
 
+static int start_transfer(raft *r, uint32_t target, bool chosen)
+{
+    r->transfer_target = target;
+    r->transfer_auto = chosen;
+    r->transfer_deadline = r->now + r->cfg.election_max_ms;
+    r->timeout_now_sent = false;
+    return raft_transfer_progress(r, target);
+}
+
 int raft_on_transfer(raft *r, uint32_t target)
 {
+    bool chosen = target == SY_NO_NODE;
     if (r->role != SY_ROLE_LEADER)
         return SY_ENOTLEADER;
-    if (target == SY_NO_NODE && (target = best_target(r)) == SY_NO_NODE)
+    /* a peer that did not take over when asked this term comes last */
+    if (chosen && (target = best_target(r, r->transfer_skip)) == SY_NO_NODE &&
+        (target = best_target(r, 0)) == SY_NO_NODE)
         return SY_EUNREACH; /* nobody to hand over to: alone, or peers quiet */
     if (target == r->cfg.self)
         return SY_OK;
@@ -275,10 +287,26 @@ int raft_on_transfer(raft *r, uint32_t target)
         return SY_EINVAL;
     if (r->transfer_target == target)
         return SY_OK;
-    r->transfer_target = target;
-    r->transfer_deadline = r->now + r->cfg.election_max_ms;
-    r->timeout_now_sent = false;
-    return raft_transfer_progress(r, target);
+    return start_transfer(r, target, chosen);
+}
+
+/* The transfer's time is up and we still lead (3.10: abort and take
+ * requests again). Deviation: a target we picked ourselves is passed over
+ * for the next best peer, until none is left. The thesis's transfer has
+ * one target; but a stopping leader (synod on SIGTERM) asks for any, and
+ * the most caught-up peer may be one that will not run -- a node still
+ * rejoining after a replaced disk -- while another would. */
+int raft_transfer_expired(raft *r)
+{
+    uint32_t next;
+    bool chosen = r->transfer_auto;
+    if (r->transfer_target < SY_MAX_NODES)
+        r->transfer_skip |= 1ull << r->transfer_target;
+    r->transfer_target = SY_NO_NODE;
+    r->transfer_auto = false;
+    if (!chosen || (next = best_target(r, r->transfer_skip)) == SY_NO_NODE)
+        return SY_OK;
+    return start_transfer(r, next, true);
 }
 
 /* ---------------------------------------------------------- membership */

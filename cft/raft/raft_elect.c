@@ -63,6 +63,7 @@ int raft_become_leader(raft *r)
     }
     r->leader_contact = r->now;
     r->transfer_target = SY_NO_NODE;
+    r->transfer_skip = 0;
     r->read_round_open = false;
     for (uint32_t id = 0; id < SY_MAX_NODES; id++) {
         if (r->prs[id].member)

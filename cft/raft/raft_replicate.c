@@ -414,6 +414,6 @@ int raft_leader_tick(raft *r)
         }
     }
     if (r->transfer_target != SY_NO_NODE && r->now >= r->transfer_deadline)
-        r->transfer_target = SY_NO_NODE;   /* 3.10: abort, accept requests again */
+        return raft_transfer_expired(r);   /* 3.10: abort, accept requests again */
     return SY_OK;
 }

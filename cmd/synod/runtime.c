@@ -1883,12 +1883,15 @@ static const char *owner_hint(int rc, char *buf, size_t cap)
     return buf;
 }
 
-/* How long a stopping leader waits for its hand-off: election_max_ms (the
- * engine gives the transfer up after that anyway), at most RT_HANDOFF_MAX_MS. */
+/* How long a stopping leader waits for its hand-off: election_max_ms for
+ * each peer it may try (Raft and Paxos give a target that does not take
+ * over election_max_ms, then try the next; PBFT hands to the next view's
+ * primary only), at most RT_HANDOFF_MAX_MS. */
 static uint32_t handoff_ms(const rt *r)
 {
-    uint32_t ms = r->cluster.election_max_ms;
-    return ms < RT_HANDOFF_MAX_MS ? ms : RT_HANDOFF_MAX_MS;
+    uint64_t tries = r->cluster.protocol == SY_PROTO_PBFT || r->cluster.n < 2 ? 1 : r->cluster.n - 1;
+    uint64_t ms = (uint64_t)r->cluster.election_max_ms * tries;
+    return ms < RT_HANDOFF_MAX_MS ? (uint32_t)ms : RT_HANDOFF_MAX_MS;
 }
 
 /* On a stop request: true when a transfer of leadership started. */

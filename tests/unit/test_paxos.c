@@ -62,6 +62,8 @@ typedef struct {
     size_t n_rejects;
     bool installed[MAXN];
     uint64_t delivered;
+    int drop_type;          /* > 0: messages of this type to drop_to are lost */
+    uint32_t drop_to;
 } cluster;
 
 static const sy_engine_ops *ops = &sy_paxos_ops;
@@ -267,7 +269,8 @@ static void cl_run(cluster *c)
     size_t head = 0;
     while (head < c->nq) {
         tmsg t = c->q[head++];
-        if (!c->down[t.to] && !c->cut[t.from][t.to] && !c->down[t.from]) {
+        if (!c->down[t.to] && !c->cut[t.from][t.to] && !c->down[t.from] &&
+            !(c->drop_type > 0 && t.type == c->drop_type && t.to == c->drop_to)) {
             sy_msg m;
             assert_int_equal(sy_msg_decode_body(t.type, t.body.p, t.body.len, &m), SY_OK);
             sy_input in = { .kind = SY_IN_MSG, .now_ms = c->now };
@@ -677,6 +680,50 @@ static void test_hand_off_to_a_dead_peer_gives_up_and_leads_on(void **state)
     char buf[64];
     committed_reqs(c, l, buf, sizeof buf);
     assert_string_equal(buf, "put a|");
+    cl_free(c);
+}
+
+/* A stopping leader that names no target (SY_NO_NODE) picks the peer that
+ * knows the most chosen slots; when that one does not run phase 1 (as a
+ * node still rejoining ignores TAKEOVER; here its TAKEOVER is lost), the
+ * leader passes it over for the next once election_max_ms is up. */
+static void test_hand_off_without_target_moves_on_when_the_pick_does_not_run(void **state)
+{
+    (void)state;
+    cluster *c = cl_new(3, 9);
+    uint32_t l = settle_leader(c);
+    cl_request(c, l, 1, "put a");
+    cl_run(c);
+    cl_time(c, 100);
+    uint32_t x = (l + 1) % 3, y = (l + 2) % 3;
+    uint32_t first = x < y ? x : y, second = x < y ? y : x;   /* a tie: lowest id */
+    uint64_t b0 = st(c, l).term;
+    c->drop_type = SY_MSG_PAXOS_TAKEOVER;
+    c->drop_to = first;
+    sy_input in = { .kind = SY_IN_TRANSFER, .now_ms = c->now };
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(ops->step(c->e[l], &in), SY_OK);
+    c->n_rejects = 0;
+    cl_request(c, l, 2, "put b");
+    cl_ready(c, l);
+    assert_int_equal(c->n_rejects, 1);
+    assert_int_equal(c->rejects[0].leader, first);
+    cl_time(c, c->cfg[l].election_max_ms - 100);
+    assert_int_equal(st(c, l).role, SY_ROLE_LEADER);
+    for (int k = 0; k < 60 && st(c, second).role != SY_ROLE_LEADER; k++)
+        cl_time(c, 10);
+    assert_int_equal(st(c, second).role, SY_ROLE_LEADER);
+    assert_true(st(c, second).term > b0);
+    c->drop_type = 0;
+    cl_request(c, second, 3, "put c");
+    cl_run(c);
+    cl_time(c, 200);
+    char buf[64];
+    for (uint32_t i = 0; i < 3; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, "put a|put c|");
+    }
+    assert_agreement(c);
     cl_free(c);
 }
 
@@ -1343,6 +1390,7 @@ int main(void)
         cmocka_unit_test(test_request_at_non_leader_rejected_with_leader_hint),
         cmocka_unit_test(test_stopping_leader_hands_over_without_an_election_timeout),
         cmocka_unit_test(test_hand_off_to_a_dead_peer_gives_up_and_leads_on),
+        cmocka_unit_test(test_hand_off_without_target_moves_on_when_the_pick_does_not_run),
         cmocka_unit_test(test_two_proposers_interleaving_prepares_converge),
         cmocka_unit_test(test_value_accepted_by_minority_kept_by_next_leader),
         cmocka_unit_test(test_gaps_filled_with_noops_at_takeover),

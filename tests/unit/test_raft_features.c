@@ -708,6 +708,64 @@ static void test_leadership_transfer_without_target_picks_most_caught_up(void **
     h_free(&c);
 }
 
+static bool no_timeout_now_to(void *ctx, uint32_t from, uint32_t to, const sy_msg *m)
+{
+    (void)from;
+    return to != *(uint32_t *)ctx || m->type != SY_MSG_RAFT_TIMEOUT_NOW;
+}
+
+/* Target SY_NO_NODE (a stopping leader), and the peer picked does not run
+ * (as a node still rejoining after a replaced disk ignores TimeoutNow;
+ * here its TimeoutNow is lost): once election_max_ms is up the leader
+ * passes it over for the next peer, which takes over. A target the caller
+ * named gets no such second try (..._aborts_after_election_timeout). */
+static void test_leadership_transfer_without_target_moves_on_when_the_pick_does_not_run(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    submit(&c, l, SY_CLIENT_ID_BASE, 1, 5);
+    h_run(&c, 20);
+    uint32_t a = (l + 1) % 3, b = (l + 2) % 3;
+    uint32_t first = a < b ? a : b, second = a < b ? b : a;   /* a tie on match: lowest id */
+    uint64_t term = h_status(&c, l).term;
+    c.filter_ctx = &first;
+    c.filter = no_timeout_now_to;
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = SY_NO_NODE;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
+    h_ready(&c, l);
+    assert_int_equal(count_rejects(&c.node[l], SY_ENOTLEADER), 1);
+    assert_int_equal(c.node[l].rejects[0].leader, first);
+    h_run(&c, 150);   /* < election_max_ms: still waiting on the first */
+    assert_int_equal(h_leader(&c), l);
+    h_run(&c, 100);
+    assert_int_equal(h_leader(&c), second);
+    assert_int_equal(h_status(&c, second).term, term + 1);
+    c.filter = NULL;
+    submit(&c, second, SY_CLIENT_ID_BASE, 6, 3);
+    h_run(&c, 20);
+    assert_int_equal(h_applied_requests(&c, l), 8);
+    assert_int_equal(h_applied_requests(&c, first), 8);
+    h_free(&c);
+
+    /* a named target that does not run: no second try, the leader leads on */
+    h_init(&c, 3);
+    l = h_elect(&c, 2000);
+    a = (l + 1) % 3;
+    c.filter_ctx = &a;
+    c.filter = no_timeout_now_to;
+    in.u.transfer.target = a;
+    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    h_run(&c, 600);
+    assert_int_equal(h_leader(&c), l);
+    h_free(&c);
+}
+
 /* A single voter has nobody to hand leadership to. */
 static void test_leadership_transfer_without_target_alone_refused(void **state)
 {
@@ -930,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_leadership_transfer_without_target_picks_most_caught_up),
         cmocka_unit_test(test_leadership_transfer_without_target_alone_refused),
         cmocka_unit_test(test_leadership_transfer_without_target_skips_quiet_peer),
+        cmocka_unit_test(test_leadership_transfer_without_target_moves_on_when_the_pick_does_not_run),
         cmocka_unit_test(test_new_server_joins_as_learner_catches_up_then_votes),
         cmocka_unit_test(test_learner_does_not_count_toward_quorum),
         cmocka_unit_test(test_removed_leader_steps_down_after_commit),
