@@ -198,9 +198,10 @@ void sim_client_event(sim_world *w, sim_client *c, uint64_t gen)
         return;
     }
     if (w->bft) {
-        /* a new round: replicas that answered may have moved on since (a
-         * read needs q replies from one state), so ask everyone again */
-        memset(c->have, 0, sizeof c->have);
+        /* a new round: an ordered request keeps the replies it has (as
+         * net/client.c run_bft does: a reply to req_no is final, and the
+         * replicas that executed it answer a retransmission only if the
+         * primary orders it again); asked again are everyone */
     } else if (!c->redirect) { /* a timeout: try the next node */
         c->target = (c->target + 1) % w->n;
     }
