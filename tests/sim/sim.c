@@ -586,6 +586,31 @@ static void check_and_reply(sim_world *w, sim_node *nd, const sy_committed *c,
     nd->applied_term = e->term;
 }
 
+/* As the daemon (cmd/synod/runtime.c, answer_from_session): a request
+ * this node applied already is answered from its session table at once,
+ * the cached reply (which names the index it took effect at), or
+ * SY_ESTALE for an older req_no -- Castro & Liskov 4.1: "if the request
+ * has already been processed, the replicas simply re-send the reply".
+ * Without it a PBFT client whose first replies were lost waited for a
+ * Byzantine primary to order the request again, which it need not do,
+ * and backups do not watch a request they executed. */
+static bool answer_from_session(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no)
+{
+    sy_kv_results cached;
+    memset(&cached, 0, sizeof cached);
+    int src = sy_kv_session_reply(&nd->kvm, client, req_no, &cached);
+    bool done = false;
+    if (src == SY_OK && cached.n == 1) {
+        reply_from(w, nd, &cached.replies[0]);
+        done = true;
+    } else if (src == SY_ESTALE) {
+        send_reply(w, nd, client, req_no, SY_ESTALE, 0, NULL, 0);
+        done = true;
+    }
+    sy_kv_results_free(&cached);
+    return done;
+}
+
 static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
 {
     const sy_engine_ops *ops = w->o.ops;
@@ -630,6 +655,10 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                 si.kind = SY_IN_READ;
                 si.u.read.read_id = r->read_id;
             } else {
+                if (answer_from_session(w, nd, rq->client_id, rq->req_no)) {
+                    sy_env_free(&env);
+                    return;
+                }
                 add_pend_req(nd, rq->client_id, rq->req_no);
                 si.kind = SY_IN_REQUEST;
                 si.u.request.req = rq;
