@@ -588,3 +588,27 @@ void sy_entry_digest(const sy_entry *e, sy_digest *out)
     sy_hash_update(&h, e->data.p, e->data.len);
     sy_hash_final(&h, out);
 }
+
+void sy_client_reply_digest(const sy_client_reply *r, sy_digest *out)
+{
+    sy_hasher h;
+    uint8_t hdr[9];
+    uint32_t l;
+    hdr[0] = r->status;
+    memcpy(hdr + 1, &r->index, 8);
+    sy_hash_init(&h);
+    sy_hash_update(&h, hdr, sizeof hdr);
+    l = r->val.len;
+    sy_hash_update(&h, &l, sizeof l);
+    sy_hash_update(&h, r->val.p, r->val.len);
+    sy_hash_update(&h, &r->n_kvs, sizeof r->n_kvs);
+    for (uint32_t i = 0; i < r->n_kvs; i++) {
+        l = r->kvs[i].key.len;
+        sy_hash_update(&h, &l, sizeof l);
+        sy_hash_update(&h, r->kvs[i].key.p, l);
+        l = r->kvs[i].val.len;
+        sy_hash_update(&h, &l, sizeof l);
+        sy_hash_update(&h, r->kvs[i].val.p, l);
+    }
+    sy_hash_final(&h, out);
+}

@@ -98,6 +98,13 @@ typedef struct {
     sy_kv *kvs;
 } sy_client_reply;
 
+/* What the replicas of a Byzantine cluster must agree on in a reply before
+ * a client believes it: everything the caller will see (status, log
+ * index, value, scan results), not the leader hint. Used by the client
+ * library (net/client.c) and the simulator's client (tests/sim/client.c),
+ * so both accept on the same f+1 (or read-quorum) matches. */
+void sy_client_reply_digest(const sy_client_reply *r, sy_digest *out);
+
 typedef struct {
     uint64_t nonce;
     uint64_t time_ms;

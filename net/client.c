@@ -659,32 +659,6 @@ err_free:
     return SY_ENOMEM;
 }
 
-/* What replicas must agree on in Byzantine mode: everything the caller
- * will see, not the leader hint. */
-static void reply_digest(const sy_client_reply *r, sy_digest *out)
-{
-    sy_hasher h;
-    uint8_t hdr[9];
-    uint32_t l;
-    hdr[0] = r->status;
-    memcpy(hdr + 1, &r->index, 8);
-    sy_hash_init(&h);
-    sy_hash_update(&h, hdr, sizeof hdr);
-    l = r->val.len;
-    sy_hash_update(&h, &l, sizeof l);
-    sy_hash_update(&h, r->val.p, r->val.len);
-    sy_hash_update(&h, &r->n_kvs, sizeof r->n_kvs);
-    for (uint32_t i = 0; i < r->n_kvs; i++) {
-        l = r->kvs[i].key.len;
-        sy_hash_update(&h, &l, sizeof l);
-        sy_hash_update(&h, r->kvs[i].key.p, l);
-        l = r->kvs[i].val.len;
-        sy_hash_update(&h, &l, sizeof l);
-        sy_hash_update(&h, r->kvs[i].val.p, l);
-    }
-    sy_hash_final(&h, out);
-}
-
 /* Batch-signed replies (core/envelope.h): a node signs every reply it has
  * ready at once with one signature, so the threads of one process -- an
  * application server's workers, synodctl bench's clients -- often receive
@@ -1120,7 +1094,7 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             nng_msg_free(im.msg);
             continue;
         }
-        reply_digest(r, &got[im.node]);
+        sy_client_reply_digest(r, &got[im.node]);
         have[im.node] = true;
         hint[im.node] = r->leader;
         uint32_t match = 0;

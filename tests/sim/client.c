@@ -236,12 +236,10 @@ void sim_client_deliver(sim_world *w, sim_client *c, const uint8_t *data, size_t
             sy_env_free(&env);
             return;   /* not an answer; asked again at the next attempt */
         }
-        sy_hasher h;
-        uint8_t s8 = (uint8_t)st;
-        sy_hash_init(&h);
-        sy_hash_update(&h, &s8, 1);
-        sy_hash_update(&h, rp->val.p, rp->val.len);
-        sy_hash_final(&h, &c->got[env.sender]);
+        /* the library's rule: status, log index, value and results
+         * (core/msg.h); a fast read's reply names the applied index it was
+         * read at, so q of them must come from one state */
+        sy_client_reply_digest(rp, &c->got[env.sender]);
         c->have[env.sender] = true;
         c->hint[env.sender] = rp->leader;
         uint32_t need = fast_read(c) ? (w->n + w->f + 2) / 2 : w->f + 1;

@@ -410,15 +410,21 @@ static void schedule_tick(sim_world *w, sim_node *nd)
     sim_schedule(w, g, EV_TICK, nd->host, UINT32_MAX, ++nd->tick_gen, NULL, 0);
 }
 
-static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no, int status,
-                       uint64_t index, const uint8_t *val, size_t vlen)
+/* The reply's leader hint: the engine's for a reject (a transfer's
+ * target, say), else who the node believes leads -- as the daemon's
+ * reply_error and reply_frame do. */
+#define SIM_HINT_STATUS (UINT32_MAX - 1)   /* not a node id, not SY_NO_NODE */
+static void send_reply_hint(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no,
+                            int status, uint64_t index, const uint8_t *val, size_t vlen,
+                            uint32_t hint)
 {
     sy_engine_status es = { .leader = SY_NO_NODE };
-    if (nd->eng)
+    if (hint == SIM_HINT_STATUS && nd->eng)
         w->o.ops->status(nd->eng, &es);
     sy_msg m = { .type = SY_MSG_CLIENT_REPLY };
     m.u.reply = (sy_client_reply){ .client_id = client, .req_no = req_no,
-                                   .status = (uint8_t)status, .leader = es.leader,
+                                   .status = (uint8_t)status,
+                                   .leader = hint == SIM_HINT_STATUS ? es.leader : hint,
                                    .index = index, .val = { val, (uint32_t)vlen } };
     sy_buf_reset(&w->scratch);
     int rc = sy_env_encode(SIM_CLUSTER_ID, nd->id, &m, &nd->signer, &w->scratch);
@@ -428,6 +434,12 @@ static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req
     }
     sim_trace(w, TR_REPLY, nd->id, client, req_no, index, status);
     sim_net_send(w, nd->id, client, SY_MSG_CLIENT_REPLY, w->scratch.p, w->scratch.len);
+}
+
+static void send_reply(sim_world *w, sim_node *nd, uint32_t client, uint64_t req_no, int status,
+                       uint64_t index, const uint8_t *val, size_t vlen)
+{
+    send_reply_hint(w, nd, client, req_no, status, index, val, vlen, SIM_HINT_STATUS);
 }
 
 static bool take_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
@@ -1143,7 +1155,8 @@ static void finish(sim_world *w, sim_node *nd)
     for (size_t i = 0; i < rd->n_rejects && !w->stop; i++) {
         const sy_reject *rj = &rd->rejects[i];
         if (take_pend_req(nd, rj->client_id, rj->req_no))
-            send_reply(w, nd, rj->client_id, rj->req_no, rj->status, 0, NULL, 0);
+            send_reply_hint(w, nd, rj->client_id, rj->req_no, rj->status, 0, NULL, 0,
+                            rj->leader);
     }
     if (w->stop)
         return;
