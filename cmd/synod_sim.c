@@ -167,7 +167,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, lost_nodes, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, lost_nodes, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, session_replies, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -197,6 +197,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->pauses += s->pauses;
     t->disk_lost += s->disk_lost;
     t->held += s->held_writes;
+    t->session_replies += s->session_replies;
     t->snapshots += s->snapshots;
     t->snapshots_late += s->snapshots_late;
     t->snapshots_dropped += s->snapshots_dropped;
@@ -251,6 +252,7 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "pauses", t->pauses);
     printf("  %-22s %12" PRIu64 "\n", "unsynced writes lost", t->disk_lost);
     printf("  %-22s %12" PRIu64 "\n", "applies held unsynced", t->held);
+    printf("  %-22s %12" PRIu64 "\n", "answered from sessions", t->session_replies);
     printf("  %-22s %12" PRIu64 "\n", "stored values corrupted", t->corrupted);
     printf("  %-22s %12" PRIu64 "\n", "envelopes rejected", t->rejected);
     printf("  %-22s %12s\n", "workload", "count");

@@ -453,7 +453,7 @@ static bool take_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
     return false;
 }
 
-static void add_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
+static void add_pend_req(sim_node *nd, uint32_t client, uint64_t req_no, uint64_t now)
 {
     for (size_t i = 0; i < nd->n_preq; i++)
         if (nd->preq[i].client == client && nd->preq[i].req_no == req_no)
@@ -466,7 +466,7 @@ static void add_pend_req(sim_node *nd, uint32_t client, uint64_t req_no)
         nd->preq = np;
         nd->cap_preq = nc;
     }
-    nd->preq[nd->n_preq++] = (sim_pend_req){ client, req_no };
+    nd->preq[nd->n_preq++] = (sim_pend_req){ client, req_no, now };
 }
 
 static void reply_from(sim_world *w, sim_node *nd, const sy_client_reply *rp)
@@ -612,6 +612,12 @@ static bool answer_from_session(sim_world *w, sim_node *nd, uint32_t client, uin
     memset(&cached, 0, sizeof cached);
     int src = sy_kv_session_reply(&nd->kvm, client, req_no, &cached);
     bool done = false;
+    /* the daemon reads committed LMDB state: an apply it still holds is
+     * not there yet (the re-check below answers it later) */
+    if (src == SY_OK && cached.n == 1 && cached.replies[0].index > nd->visible_applied) {
+        sy_kv_results_free(&cached);
+        return false;
+    }
     if (src == SY_OK && cached.n == 1) {
         reply_from(w, nd, &cached.replies[0]);
         done = true;
@@ -620,7 +626,29 @@ static bool answer_from_session(sim_world *w, sim_node *nd, uint32_t client, uin
         done = true;
     }
     sy_kv_results_free(&cached);
+    if (done)
+        w->st->session_replies++;
     return done;
+}
+
+/* As the daemon's expire_waiters (cmd/synod/runtime.c): a request still
+ * pending after 1 s may have been executed without this node answering
+ * it -- it arrived while its apply was held (not yet readable), or a
+ * state install executed it: the session table says. */
+#define SIM_PENDING_RECHECK_MS 1000u
+static void recheck_pending(sim_world *w, sim_node *nd)
+{
+    if (!nd->eng)
+        return;
+    for (size_t i = 0; i < nd->n_preq;) {
+        sim_pend_req *p = &nd->preq[i];
+        if (w->now - p->since > SIM_PENDING_RECHECK_MS &&
+            answer_from_session(w, nd, p->client, p->req_no)) {
+            nd->preq[i] = nd->preq[--nd->n_preq];
+            continue;
+        }
+        i++;
+    }
 }
 
 static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
@@ -671,7 +699,7 @@ static void handle_input(sim_world *w, sim_node *nd, const sim_input *in)
                     sy_env_free(&env);
                     return;
                 }
-                add_pend_req(nd, rq->client_id, rq->req_no);
+                add_pend_req(nd, rq->client_id, rq->req_no, w->now);
                 si.kind = SY_IN_REQUEST;
                 si.u.request.req = rq;
                 si.u.request.raw = in->data;
@@ -749,6 +777,7 @@ static void full_sync(sim_world *w, sim_node *nd)
 {
     sy_storage_mem_sync_all(nd->st);
     nd->last_full_sync = w->now;
+    nd->visible_applied = nd->applied;
 }
 
 void sim_node_fsynced(sim_world *w, sim_node *nd)
@@ -1379,7 +1408,7 @@ void sim_node_replace(sim_world *w, sim_node *nd)
         sim_fail(w, "simulator", "out of memory for n%u's new disk", nd->id);
         return;
     }
-    nd->applied = nd->applied_term = nd->last_snap = 0;
+    nd->applied = nd->applied_term = nd->last_snap = nd->visible_applied = 0;
     uint64_t target = 0;
     for (uint32_t i = 0; i < w->n; i++)
         if (&w->nodes[i] != nd && w->nodes[i].applied > target)
@@ -1410,7 +1439,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
         return;
     }
     const sy_engine_boot *boot = &sb.boot;
-    nd->applied = boot->applied;
+    nd->applied = nd->visible_applied = boot->applied;
     nd->applied_term = boot->snap_term;
     for (size_t i = 0; i < boot->n_entries; i++)
         if (boot->entries[i].index == nd->applied)
@@ -1540,6 +1569,7 @@ static void dispatch(sim_world *w, sim_event *ev)
     case EV_TICK:
         if (nd && nd->up && ev->gen == nd->tick_gen) {
             nd->tick_at = 0;
+            recheck_pending(w, nd);
             sim_node_pump(w, nd);
         }
         break;

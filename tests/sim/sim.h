@@ -140,6 +140,9 @@ typedef struct sy_sim_stats {
     uint64_t handoff_ms;          /* ... simulated ms from transfer to that, summed */
     uint64_t disk_writes, disk_lost;  /* unsynced writes lost to crashes */
     uint64_t held_writes;             /* apply-only writes left unsynced */
+    uint64_t session_replies;     /* requests applied already, answered from
+                                     the session table (at arrival or at
+                                     the 1 s re-check) */
     uint64_t snapshots;
     uint64_t snapshots_late;      /* stored after a delay (the snapshot thread) */
     uint64_t snapshots_dropped;   /* superseded by an install while taken */

@@ -80,6 +80,7 @@ typedef struct {
 typedef struct {
     uint32_t client;
     uint64_t req_no;
+    uint64_t since;           /* sim ms it arrived (the re-check, sim.c) */
 } sim_pend_req;
 
 typedef struct {
@@ -141,6 +142,8 @@ typedef struct sim_node {
     bool txn_pending;         /* a write awaits its fsync */
     bool full_sync_due;       /* ... and it is a full (LMDB) commit */
     uint64_t last_full_sync;  /* sim ms of the last full sync */
+    uint64_t visible_applied; /* applied as of the last full sync: what the
+                                 daemon's readers (LMDB) would see */
     uint64_t ckpt_pending;    /* PBFT: snapshot when applied reaches it */
     /* the daemon's snapshot thread (cmd/synod/runtime.c, "snapshots"):
      * the state is captured at snap_at and stored and stepped into the
