@@ -1269,17 +1269,21 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     const sy_engine_ops *ops = w->o.ops;
     if (!nd->up || nd->paused || w->stop || (nd->busy && !sim_steps_while_busy(w)))
         return;
+    /* as the daemon's loop: the batch of input, then a tick -- after
+     * every batch, due or not (an engine must take a tick at any time) */
     uint64_t dl = ops->next_deadline(nd->eng);
-    if (dl && dl <= sim_local_now(w, nd)) {
-        sim_input tick = { .from = nd->id };
-        handle_input(w, nd, &tick);
-    }
+    bool stepped = false;
     while (nd->in_n && !w->stop) {
         sim_input in = nd->inbox[nd->in_head];
         nd->in_head = (nd->in_head + 1) % SIM_INBOX_MAX;
         nd->in_n--;
         handle_input(w, nd, &in);
         free(in.data);
+        stepped = true;
+    }
+    if (!w->stop && (stepped || (dl && dl <= sim_local_now(w, nd)))) {
+        sim_input tick = { .from = nd->id };
+        handle_input(w, nd, &tick);
     }
     if (nd->busy) {   /* pipelined: stepped; the ready waits for advance */
         nd->stepped_busy = true;
