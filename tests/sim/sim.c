@@ -1294,6 +1294,14 @@ void sim_node_pump(sim_world *w, sim_node *nd)
     sy_ready erd;
     memset(&erd, 0, sizeof erd);
     ops->ready(nd->eng, &erd);
+    /* as the daemon (runtime.c process_ready, ready_empty): a ready with
+     * nothing to persist, send, apply, answer or checkpoint is not
+     * advanced -- an engine must not need an advance() it never asked for */
+    if (!sy_ready_persists(&erd) && !erd.n_msgs && !erd.n_committed && !erd.n_reads &&
+        !erd.n_rejects && !erd.checkpoint_index) {
+        schedule_tick(w, nd);
+        return;
+    }
     if (sy_ready_copy(&erd, &nd->own) != SY_OK) {
         sim_fail(w, "memory", "n%u: out of memory copying a ready", nd->id);
         return;
