@@ -421,6 +421,16 @@ static void committed_reqs(cluster *c, uint32_t i, char *out, size_t cap)
     }
 }
 
+/* Every node of c committed exactly the requests in want, in order. */
+static void assert_all_committed(cluster *c, const char *want)
+{
+    char buf[256];
+    for (uint32_t i = 0; i < c->n; i++) {
+        committed_reqs(c, i, buf, sizeof buf);
+        assert_string_equal(buf, want);
+    }
+}
+
 /* Every pair of nodes agrees on every slot both committed. */
 static void assert_agreement(cluster *c)
 {
@@ -519,11 +529,7 @@ static rejoin_obs rejoin(bool prevote)
     o.back_leader = st(c, f).leader;
     cl_request(c, o.leader_after, 1, "put after");
     cl_time(c, 1000);
-    for (uint32_t i = 0; i < 3; i++) {
-        char buf[64];
-        committed_reqs(c, i, buf, sizeof buf);
-        assert_string_equal(buf, "put after|");
-    }
+    assert_all_committed(c, "put after|");
     assert_agreement(c);
     cl_free(c);
     return o;
@@ -647,11 +653,7 @@ static void test_stopping_leader_hands_over_without_an_election_timeout(void **s
     cl_request(c, t, 4, "put d");
     cl_run(c);
     cl_time(c, 200);
-    char buf[256];
-    for (uint32_t i = 0; i < 3; i++) {
-        committed_reqs(c, i, buf, sizeof buf);
-        assert_string_equal(buf, "put a|put b|put d|");
-    }
+    assert_all_committed(c, "put a|put b|put d|");
     assert_agreement(c);
     cl_free(c);
 }
@@ -718,11 +720,7 @@ static void test_hand_off_without_target_moves_on_when_the_pick_does_not_run(voi
     cl_request(c, second, 3, "put c");
     cl_run(c);
     cl_time(c, 200);
-    char buf[64];
-    for (uint32_t i = 0; i < 3; i++) {
-        committed_reqs(c, i, buf, sizeof buf);
-        assert_string_equal(buf, "put a|put c|");
-    }
+    assert_all_committed(c, "put a|put c|");
     assert_agreement(c);
     cl_free(c);
 }
@@ -745,11 +743,7 @@ static void test_two_proposers_interleaving_prepares_converge(void **state)
     cl_request(c, 1, 1, "put k");
     cl_run(c);
     cl_time(c, 100);
-    char buf[64];
-    for (uint32_t i = 0; i < 3; i++) {
-        committed_reqs(c, i, buf, sizeof buf);
-        assert_string_equal(buf, "put k|");
-    }
+    assert_all_committed(c, "put k|");
     /* 0 tries again with a higher ballot: it takes over and keeps slot 1 */
     cl_timeout(c, 0);
     cl_run(c);
@@ -758,10 +752,7 @@ static void test_two_proposers_interleaving_prepares_converge(void **state)
     cl_request(c, 0, 2, "put m");
     cl_run(c);
     cl_time(c, 100);
-    for (uint32_t i = 0; i < 3; i++) {
-        committed_reqs(c, i, buf, sizeof buf);
-        assert_string_equal(buf, "put k|put m|");
-    }
+    assert_all_committed(c, "put k|put m|");
     assert_agreement(c);
     cl_free(c);
 }

@@ -343,6 +343,16 @@ static bool only_heartbeats_to(void *ctx, uint32_t from, uint32_t to, const sy_m
     return to != *(uint32_t *)ctx || m->type != SY_MSG_RAFT_APPEND || m->u.append.n_entries == 0;
 }
 
+/* SY_IN_TRANSFER to target (SY_NO_NODE: the leader's pick) at leader l */
+static int transfer(h_cluster *c, uint32_t l, uint32_t target)
+{
+    sy_input in;
+    memset(&in, 0, sizeof in);
+    in.kind = SY_IN_TRANSFER;
+    in.u.transfer.target = target;
+    return h_step(c, l, &in);
+}
+
 /* Three nodes, five writes committed; then a follower's disk dies and it
  * starts on an empty one with cfg.rejoin. Returns it; *l is the leader. */
 static uint32_t follower_rejoins_after_writes(h_cluster *c, uint32_t *l)
@@ -427,6 +437,7 @@ static void test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone(void 
  * b_election_ms sets how long B stays deaf (sy_rejoin_wait_ms of its
  * timing). *committed: node 0 applied the write B acknowledged;
  * *diverged: two replicas applied different entries at one index. */
+
 static void stale_leader_through_a_rejoining_node(uint32_t b_election_ms, bool *committed,
                                                   bool *diverged)
 {
@@ -437,11 +448,7 @@ static void stale_leader_through_a_rejoining_node(uint32_t b_election_ms, bool *
     h_start(&c);
     uint32_t l = h_elect(&c, 3000);
     if (l != 0) {   /* hand leadership to node 0 */
-        sy_input in;
-        memset(&in, 0, sizeof in);
-        in.kind = SY_IN_TRANSFER;
-        in.u.transfer.target = 0;
-        assert_int_equal(h_step(&c, l, &in), SY_OK);
+        assert_int_equal(transfer(&c, l, 0), SY_OK);
         h_run(&c, 50);
     }
     assert_int_equal(h_leader(&c), 0);
@@ -583,11 +590,7 @@ static void test_read_waits_for_leader_to_commit_in_its_term(void **state)
     h_run(&c, 10);
     /* force a new election; catch the new leader before its no-op commits */
     uint32_t t = (l + 1) % 3;
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = t;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, t), SY_OK);
     c.hold = true;
     uint32_t nl = SY_NO_NODE;
     for (int round = 0; round < 20 && nl != t; round++) {
@@ -636,11 +639,7 @@ static void test_leadership_transfer_to_caught_up_follower(void **state)
     submit(&c, l, SY_CLIENT_ID_BASE, 1, 10);
     h_run(&c, 5);
     uint64_t term = h_status(&c, l).term;
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = t;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, t), SY_OK);
     /* requests are refused while the transfer runs */
     h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
     h_ready(&c, l);
@@ -664,11 +663,7 @@ static void test_leadership_transfer_aborts_after_election_timeout(void **state)
     uint32_t l = h_elect(&c, 2000);
     uint32_t t = (l + 1) % 3;
     h_isolate(&c, t, true);
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = t;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, t), SY_OK);
     h_run(&c, 250);   /* > election_max_ms */
     assert_int_equal(h_leader(&c), l);
     size_t before = c.node[l].n_rejects;
@@ -694,11 +689,7 @@ static void test_leadership_transfer_without_target_picks_most_caught_up(void **
     submit(&c, l, SY_CLIENT_ID_BASE, 1, 10);
     h_run(&c, 5);
     h_isolate(&c, lag, false);
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, SY_NO_NODE), SY_OK);
     h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
     h_ready(&c, l);
     assert_int_equal(count_rejects(&c.node[l], SY_ENOTLEADER), 1);
@@ -732,11 +723,7 @@ static void test_leadership_transfer_without_target_moves_on_when_the_pick_does_
     uint64_t term = h_status(&c, l).term;
     c.filter_ctx = &first;
     c.filter = no_timeout_now_to;
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, SY_NO_NODE), SY_OK);
     h_request(&c, l, SY_CLIENT_ID_BASE + 1, 1);
     h_ready(&c, l);
     assert_int_equal(count_rejects(&c.node[l], SY_ENOTLEADER), 1);
@@ -759,8 +746,7 @@ static void test_leadership_transfer_without_target_moves_on_when_the_pick_does_
     a = (l + 1) % 3;
     c.filter_ctx = &a;
     c.filter = no_timeout_now_to;
-    in.u.transfer.target = a;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, a), SY_OK);
     h_run(&c, 600);
     assert_int_equal(h_leader(&c), l);
     h_free(&c);
@@ -773,11 +759,7 @@ static void test_leadership_transfer_without_target_alone_refused(void **state)
     h_cluster c;
     h_init(&c, 1);
     uint32_t l = h_elect(&c, 2000);
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h_step(&c, l, &in), SY_EUNREACH);
+    assert_int_equal(transfer(&c, l, SY_NO_NODE), SY_EUNREACH);
     assert_int_equal(h_leader(&c), l);
     h_free(&c);
 }
@@ -797,11 +779,7 @@ static void test_leadership_transfer_without_target_skips_quiet_peer(void **stat
     uint32_t quiet = a < b ? a : b, live = a < b ? b : a;
     h_isolate(&c, quiet, true);
     h_run(&c, 400);   /* > election_min_ms of silence from it */
-    sy_input in;
-    memset(&in, 0, sizeof in);
-    in.kind = SY_IN_TRANSFER;
-    in.u.transfer.target = SY_NO_NODE;
-    assert_int_equal(h_step(&c, l, &in), SY_OK);
+    assert_int_equal(transfer(&c, l, SY_NO_NODE), SY_OK);
     h_run(&c, 20);
     assert_int_equal(h_leader(&c), live);
     h_free(&c);
@@ -814,7 +792,7 @@ static void test_leadership_transfer_without_target_skips_quiet_peer(void **stat
     h_isolate(&c, (l + 2) % 3, true);
     h_run(&c, 150);   /* > election_min_ms */
     assert_int_equal(h_status(&c, l).role, SY_ROLE_LEADER);
-    assert_int_equal(h_step(&c, l, &in), SY_EUNREACH);
+    assert_int_equal(transfer(&c, l, SY_NO_NODE), SY_EUNREACH);
     h_free(&c);
 }
 
