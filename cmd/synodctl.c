@@ -24,6 +24,7 @@
 #include "core/ledger.h"
 #include "crypto/keyfile.h"
 #include "crypto/sy_err.h"
+#include "cmd/synodctl/bench_loop.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -48,9 +49,12 @@ static const char usage_text[] =
     "                           PBFT: the next view's primary) and wait until\n"
     "                           another node leads; needs a key marked admin\n"
     "  bench [--clients C] [--requests N | --duration S] [--value-size B]\n"
-    "        [--read-ratio R] [--keys K]\n"
-    "                           load test: C threads (client keys client-0..C-1\n"
-    "                           next to the manifest), 16-byte keys\n"
+    "        [--read-ratio R] [--keys K] [--threads]\n"
+    "                           load test: C clients (client keys client-0..C-1\n"
+    "                           next to the manifest), 16-byte keys, driven\n"
+    "                           from one event loop over tcp:// (--threads, or\n"
+    "                           tls+tcp:// or ipc:// addresses: one thread per\n"
+    "                           client through the client library)\n"
     "  ledger verify --cluster DIR/cluster.ini DATA_DIR\n"
     "                           check a node's hash-chained ledger offline\n"
     "\n"
@@ -80,7 +84,7 @@ typedef struct args {
     const char *cluster, *key;
     int timeout_ms;             /* what is left of the deadline for the call */
     int timeout_given;          /* --timeout as given, for messages */
-    bool stale, json, absent, stdin_value;
+    bool stale, json, absent, stdin_value, threads;
     uint32_t limit;
     uint32_t clients;
     uint64_t requests;
@@ -162,7 +166,7 @@ static void parse_args(int argc, char **argv, args *a)
             a->only[a->n_only++] = argv[i];   /* the name is what comes before any '=' */
         /* a flag given a value is a mistake, not a flag */
         static const char *const flags[] = { "--help", "--version", "--stale", "--json",
-                                             "--absent", "--stdin" };
+                                             "--absent", "--stdin", "--threads" };
         for (size_t f = 0; inl && f < sizeof flags / sizeof flags[0]; f++)
             if (!strcmp(s, flags[f]))
                 die_usage("%s takes no value", s);
@@ -194,6 +198,8 @@ static void parse_args(int argc, char **argv, args *a)
             a->absent = true;
         } else if (!strcmp(s, "--stdin")) {
             a->stdin_value = true;
+        } else if (!strcmp(s, "--threads")) {
+            a->threads = true;
         } else if (!strcmp(s, "--limit")) {
             a->limit = (uint32_t)parse_u64(s, VAL(), 1, SY_MAX_SCAN);
         } else if (!strcmp(s, "--clients")) {
@@ -233,6 +239,7 @@ static void opt_check(const args *a, const char *cmd)
         {"--clients", " bench ", "bench"}, {"--requests", " bench ", "bench"},
         {"--duration", " bench ", "bench"}, {"--value-size", " bench ", "bench"},
         {"--read-ratio", " bench ", "bench"}, {"--keys", " bench ", "bench"},
+        {"--threads", " bench ", "bench"},
     };
     char word[32];
     snprintf(word, sizeof word, " %s ", cmd);
@@ -669,7 +676,12 @@ static int cmd_bench(const args *a)
     bench_thread *ts;
     int ret = 0;
     bool abandoned = false;   /* threads left in their calls at a stop */
+    bool stopped = false, abandoned_loop = false;   /* the loop stopped at the check */
+    bench_loop *lp = NULL;
+    sy_seckey **keys = NULL;
+    sy_cluster_cfg cfg;
 
+    memset(&cfg, 0, sizeof cfg);
     if (a->requests && a->duration_s > 0)
         die_usage("%s", "bench takes --requests N or --duration S, not both");
     /* on the heap: threads left waiting in a call at a stop (below) go on
@@ -695,14 +707,19 @@ static int cmd_bench(const args *a)
         pthread_mutex_init(&ts[i].mu, NULL);
     /* the manifest first: the keys are looked for next to it, and a
      * missing key is no help when the manifest itself is what is wrong */
-    sy_cluster_cfg cfg;
     char why[512] = "";
     memset(&cfg, 0, sizeof cfg);
     int rc = sy_cluster_load(a->cluster, &cfg, why, sizeof why);
-    sy_cluster_free(&cfg);
     if (rc != SY_OK) {
         fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
         ret = exit_for_open(rc);
+        goto out;
+    }
+    /* one event loop for every client where it speaks the addresses
+     * (cmd/synodctl/bench_loop.h), the library's threads otherwise */
+    bool use_loop = !a->threads && bench_loop_usable(&cfg);
+    if (use_loop && !(keys = calloc(a->clients, sizeof *keys))) {
+        ret = EXIT_RUNTIME;
         goto out;
     }
     for (uint32_t i = 0; i < a->clients; i++) {
@@ -720,13 +737,34 @@ static int cmd_bench(const args *a)
             ret = EXIT_USAGE;
             goto out;
         }
-        b->clients[i] = open_or_die(a, path, true, NULL);
+        if (!use_loop) {
+            b->clients[i] = open_or_die(a, path, true, NULL);
+            continue;
+        }
+        lock_key_or_die(path, clock_ms() + (uint64_t)a->timeout_ms);
+        if ((rc = sy_keyfile_load_secret(path, &keys[i], why, sizeof why)) != SY_OK) {
+            fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
+            ret = exit_for_open(rc);
+            goto out;
+        }
     }
     uint64_t start = mono_us();
     b->start_ms = start / 1000;
     b->end_ms = b->start_ms + (uint64_t)(b->opts.duration_s * 1000.0);
     b->running = a->clients;
-    for (uint32_t i = 0; i < a->clients; i++) {
+    if (use_loop) {
+        bench_loop_opts lo = { .clients = a->clients, .requests = b->opts.requests,
+                               .duration_s = b->opts.duration_s,
+                               .value_size = b->opts.value_size,
+                               .read_ratio = b->opts.read_ratio, .keys = b->opts.keys,
+                               .timeout_ms = (uint32_t)a->timeout_ms, .stale = a->stale };
+        if ((rc = bench_loop_start(&cfg, keys, &lo, &lp, why, sizeof why)) != SY_OK) {
+            fprintf(stderr, "synodctl: %s\n", why);
+            ret = exit_for_open(rc);
+            goto out;
+        }
+    }
+    for (uint32_t i = 0; !use_loop && i < a->clients; i++) {
         ts[i].b = b;
         ts[i].idx = i;
         if (pthread_create(&ts[i].thr, NULL, bench_main, &ts[i]) != 0) {
@@ -761,7 +799,8 @@ static int cmd_bench(const args *a)
         uint64_t wake = woke_for_check || due < unreach_ms * 1000 ? due : unreach_ms * 1000;
         bool finished;
         for (;;) {
-            finished = __atomic_load_n(&b->running, __ATOMIC_ACQUIRE) == 0;
+            finished = lp ? bench_loop_finished(lp)
+                          : __atomic_load_n(&b->running, __ATOMIC_ACQUIRE) == 0;
             now_us = mono_us();
             if (finished || now_us >= wake)
                 break;
@@ -770,15 +809,26 @@ static int cmd_bench(const args *a)
         }
         if (finished)
             break;
-        uint64_t d = __atomic_load_n(&b->done, __ATOMIC_RELAXED);
+        uint64_t d, errs;
         uint32_t up = 0;
-        for (uint32_t i = 0; i < a->clients; i++)
-            up += sy_client_connected(b->clients[i]);
+        if (lp) {
+            bench_loop_progress(lp, &d, &errs, &up);
+        } else {
+            d = __atomic_load_n(&b->done, __ATOMIC_RELAXED);
+            errs = __atomic_load_n(&b->errors, __ATOMIC_RELAXED);
+            for (uint32_t i = 0; i < a->clients; i++)
+                up += sy_client_connected(b->clients[i]);
+        }
         if (d == 0 && up == 0 && now_us / 1000 >= unreach_ms) {
             fprintf(stderr, "synodctl: bench: cluster unreachable: no node connected and no "
                     "operation done in %.1fs; stopping (is synod running? node 0 client "
                     "address %s)\n", (double)(now_us - start) / 1e6,
-                    sy_client_cluster(b->clients[0])->nodes[0].client);
+                    cfg.nodes[0].client);
+            if (lp) {   /* it drops the requests in flight and ends */
+                bench_loop_stop(lp);
+                stopped = true;
+                break;
+            }
             /* Stop now, not when the calls in flight reach their deadline
              * (up to --timeout later; there is no cancelling one): take
              * what each thread has recorded, tell it to record nothing
@@ -799,36 +849,50 @@ static int cmd_bench(const args *a)
         }
         double span = (double)(now_us - last_us) / 1e6;
         fprintf(stderr, "[%3us] %" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors\n", sec, d,
-                span > 0 ? (double)(d - last_done) / span : 0.0,
-                __atomic_load_n(&b->errors, __ATOMIC_RELAXED));
+                span > 0 ? (double)(d - last_done) / span : 0.0, errs);
         last_done = d;
         last_us = now_us;
     }
-    if (!abandoned)
+    if (!abandoned && !lp)
         for (uint32_t i = 0; i < a->clients; i++)
             pthread_join(ts[i].thr, NULL);
     double secs = (double)(mono_us() - start) / 1e6;
-    uint64_t errors = __atomic_load_n(&b->errors, __ATOMIC_RELAXED);
-
+    uint64_t errors;
     size_t total = 0;
-    for (uint32_t i = 0; i < a->clients; i++)
-        total += ts[i].n_lat;
-    uint64_t *all = malloc((total ? total : 1) * sizeof *all);
-    if (!all) {
-        fprintf(stderr, "synodctl: bench: out of memory for the results\n");
-        if (abandoned)
-            return EXIT_RUNTIME;   /* the threads still use b, ts and the clients */
-        ret = EXIT_RUNTIME;
-        goto out;
-    }
-    size_t k = 0;
+    uint64_t *all;
     int last_err = SY_OK;
-    for (uint32_t i = 0; i < a->clients; i++) {
-        if (ts[i].n_lat)   /* lat_us is NULL for a thread that completed nothing */
-            memcpy(all + k, ts[i].lat_us, ts[i].n_lat * sizeof *all);
-        k += ts[i].n_lat;
-        if (ts[i].last_err)
-            last_err = ts[i].last_err;
+    if (lp) {
+        uint64_t d;
+        uint32_t up;
+        bench_loop_progress(lp, &d, &errors, &up);
+        bench_loop_end(lp, &all, &total, &last_err);
+        lp = NULL;
+        if (!all && !(all = malloc(sizeof *all))) {
+            ret = EXIT_RUNTIME;
+            goto out;
+        }
+        /* a stop after the unreachable check is no failure of its own */
+        abandoned_loop = stopped;
+    } else {
+        errors = __atomic_load_n(&b->errors, __ATOMIC_RELAXED);
+        for (uint32_t i = 0; i < a->clients; i++)
+            total += ts[i].n_lat;
+        all = malloc((total ? total : 1) * sizeof *all);
+        if (!all) {
+            fprintf(stderr, "synodctl: bench: out of memory for the results\n");
+            if (abandoned)
+                return EXIT_RUNTIME;   /* the threads still use b, ts and the clients */
+            ret = EXIT_RUNTIME;
+            goto out;
+        }
+        size_t k = 0;
+        for (uint32_t i = 0; i < a->clients; i++) {
+            if (ts[i].n_lat)   /* lat_us is NULL for a thread that completed nothing */
+                memcpy(all + k, ts[i].lat_us, ts[i].n_lat * sizeof *all);
+            k += ts[i].n_lat;
+            if (ts[i].last_err)
+                last_err = ts[i].last_err;
+        }
     }
     qsort(all, total, sizeof *all, cmp_u64);
 #define PCT(p) (total ? all[(size_t)((double)(total - 1) * (p))] : 0)
@@ -842,7 +906,7 @@ static int cmd_bench(const args *a)
 #undef PCT
     free(all);
     /* after a stop its own line said what went wrong */
-    if (errors && !abandoned)
+    if (errors && !abandoned && !abandoned_loop)
         fprintf(stderr, "synodctl: bench: %" PRIu64 " operation%s failed (last: %s)\n", errors,
                 errors == 1 ? "" : "s", sy_strerror(last_err));
     if (total == 0)
@@ -853,9 +917,13 @@ out:
     /* clients are not closed: the process exits right after (see the end
      * of main for why) */
     for (uint32_t i = 0; i < a->clients; i++) {
+        if (keys)
+            sy_seckey_free(keys[i]);
         free(ts[i].lat_us);
         pthread_mutex_destroy(&ts[i].mu);
     }
+    free(keys);
+    sy_cluster_free(&cfg);
     free(b->clients);
     free(ts);
     pthread_mutex_destroy(&b->mu);

@@ -18,6 +18,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/client.h"
+#include "net/client_wire.h"
 #include "net/bounded.h"
 #include "core/buf.h"
 #include "core/envelope.h"
@@ -35,19 +36,12 @@ typedef struct cl_link {
     nng_aio *aio;
     int state;              /* guarded by c->mu */
     int pipes;              /* connected pipes (atomic; NNG pipe callbacks) */
-    uint64_t suspect_until; /* pbft: left out of narrow sends until then (ms) */
     /* The last post (caller's thread only): which request (0: status or
      * transfer), and until when it is left to work (link_working). */
     uint64_t req_no;
     uint64_t repost_at;     /* monotonic ms */
     uint64_t patience;      /* ms; doubles with each re-post of req_no */
 } cl_link;
-
-/* A node we hold no connection to gets this long before we try the next
- * one, instead of the full attempt time: a fresh client process (synodctl)
- * would otherwise wait attempt_ms on every call while a node is down. The
- * grace covers the first dial on loopback or a LAN. */
-#define SY_CLIENT_DOWN_GRACE_MS 150u
 
 /* With TLS, closing a link whose handshake is still running breaks that
  * node's listener in NNG 1.5.2 (upstream issue #1518; the node recovers
@@ -93,8 +87,8 @@ struct sy_client {
     sy_client_opts opts;
     uint32_t client_id;
     uint64_t last_req;
-    uint32_t leader;        /* believed leader / primary */
-    uint32_t narrow_rtt;    /* pbft: mean round trip of narrow sends, ms */
+    uint32_t leader;        /* raft, paxos: believed leader */
+    sy_bft_memory bft;      /* pbft: the primary, round trips, suspects */
     char their_id[SY_MAX_CLUSTER_ID + 1];  /* a node's cluster id, when not ours */
     uint64_t foreign;       /* nodes whose last word was such a refusal (bits) */
     cl_link *links;
@@ -128,7 +122,7 @@ static uint64_t wall_us(void)
  * acknowledged and never applied -- seen with the wall clock alone, about
  * once in 400 writes from three synodctl loops sharing a key. The random
  * bits make that ~1,000 times rarer; synodctl also locks its key file. */
-static uint64_t next_req_no(uint64_t last)
+uint64_t sy_client_next_req_no(uint64_t last)
 {
     uint64_t n = (wall_us() << 10) | sy_random_below(1024);
     return n > last ? n : last + 1;
@@ -404,10 +398,14 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->vopts.verifier = &c->ver;
     c->vopts.batch_ok = true;
     c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
-    c->last_req = next_req_no(0);
+    c->last_req = sy_client_next_req_no(0);
     /* pbft: the first request goes to every replica, whose replies name
      * the primary (bft_targets) */
-    c->leader = cfg->protocol == SY_PROTO_PBFT ? SY_NO_NODE : 0;
+    c->leader = 0;
+    c->bft.n = cfg->n;
+    c->bft.f = cfg->f;
+    c->bft.client_id = c->client_id;
+    c->bft.primary = SY_NO_NODE;
 
     c->in_cap = 4 * c->n + 4;
     c->inbox = calloc(c->in_cap, sizeof *c->inbox);
@@ -674,12 +672,12 @@ static struct {
     bool used[VCACHE_SLOTS];
 } vcache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static bool verify_reply(sy_client *c, const sy_pubkey *pk, const sy_env *env)
+static bool verify_reply(const sy_verifier *v, const sy_pubkey *pk, const sy_env *env)
 {
     size_t ml;
     const uint8_t *m = sy_env_sig_msg(env, &ml);
     if (!env->batched)
-        return sy_verify(c->vopts.verifier, pk, m, ml, &env->sig);
+        return sy_verify(v, pk, m, ml, &env->sig);
     sy_hasher h;
     sy_digest key;
     sy_hash_init(&h);
@@ -693,7 +691,7 @@ static bool verify_reply(sy_client *c, const sy_pubkey *pk, const sy_env *env)
     pthread_mutex_unlock(&vcache.mu);
     if (hit)
         return true;
-    if (!sy_verify(c->vopts.verifier, pk, m, ml, &env->sig))
+    if (!sy_verify(v, pk, m, ml, &env->sig))
         return false;
     pthread_mutex_lock(&vcache.mu);
     vcache.slot[i] = key;
@@ -702,8 +700,6 @@ static bool verify_reply(sy_client *c, const sy_pubkey *pk, const sy_env *env)
     return true;
 }
 
-/* Decodes and checks one inbound reply for request req_no. SY_OK: *env is
- * valid (caller frees) and answers this request. */
 /* A node whose cluster id is not our manifest's refuses every frame we
  * send (SY_ECLUSTER) in a reply enveloped for its own id, which a decode
  * with ours drops: the caller would learn nothing until its deadline.
@@ -753,47 +749,59 @@ bool sy_client_their_cluster(const sy_client *c, char id[SY_MAX_CLUSTER_ID + 1])
     return true;
 }
 
-static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *env)
+int sy_client_check_reply(const sy_env_opts *o, const uint8_t *frame, size_t len,
+                          uint32_t node, uint32_t client_id, uint64_t req_no, sy_env *env)
 {
     /* Parse first, verify last: late answers to an earlier request (a BFT
      * client returns at f+1 matching replies; the rest arrive afterwards)
      * are dropped without paying for their signatures. Nothing is trusted
      * before the signature checks out. */
-    sy_env_opts parse = c->vopts;
+    sy_env_opts parse = *o;
     parse.verifier = NULL;
-    int rc = sy_env_decode(&parse, nng_msg_body(im->msg), nng_msg_len(im->msg), env, NULL);
-    if (rc == SY_ECLUSTER)
-        return decode_foreign_refusal(c, im, env);
+    int rc = sy_env_decode(&parse, frame, len, env, NULL);
     if (rc)
         return rc;
     /* A node speaks for itself only: a frame signed by another member but
-     * delivered over this node's cl_link is not counted as this node's. */
-    if (env->sender != im->node || env->type != SY_MSG_CLIENT_REPLY)
+     * delivered over this node's connection is not counted as this node's. */
+    if (env->sender != node || env->type != SY_MSG_CLIENT_REPLY)
         goto err_free;
     const sy_client_reply *r = &env->msg.u.reply;
-    bool mine = r->client_id == c->client_id && r->req_no == req_no;
+    bool mine = r->client_id == client_id && r->req_no == req_no;
     /* A node that could not even decode our request answers with ids 0:
      * still a signed statement about the request we just sent it. */
     bool undecodable = r->client_id == 0 && r->req_no == 0 && r->status != SY_OK;
     if (!mine && !undecodable)
         goto err_free;
-    const sy_pubkey *pk = c->dir.key_of(c->dir.ctx, env->sender);
-    if (!pk || !verify_reply(c, pk, env)) {
+    const sy_pubkey *pk = o->dir->key_of(o->dir->ctx, env->sender);
+    if (!pk || !verify_reply(o->verifier, pk, env)) {
         sy_env_free(env);
         return SY_ESIG;
     }
-    c->foreign &= ~(1ull << im->node);   /* it speaks our cluster id now */
     return SY_OK;
 err_free:
     sy_env_free(env);
     return SY_EFIELD;
 }
 
-static bool retryable(int status)
+/* Decodes and checks one inbound reply for request req_no. SY_OK: *env is
+ * valid (caller frees) and answers this request. */
+static int check_reply(sy_client *c, const inmsg *im, uint64_t req_no, sy_env *env)
+{
+    int rc = sy_client_check_reply(&c->vopts, nng_msg_body(im->msg), nng_msg_len(im->msg),
+                                   im->node, c->client_id, req_no, env);
+    if (rc == SY_ECLUSTER)
+        return decode_foreign_refusal(c, im, env);
+    if (rc == SY_OK)
+        c->foreign &= ~(1ull << im->node);   /* it speaks our cluster id now */
+    return rc;
+}
+
+bool sy_client_retryable(int status)
 {
     return status == SY_ENOTLEADER || status == SY_EFULL || status == SY_ETIMEOUT ||
            status == SY_ECLOSED;
 }
+
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -828,10 +836,10 @@ static uint64_t attempt_len(sy_client *c, uint32_t i, uint64_t att)
  * quick first move to another node; a request that keeps the cluster busy
  * longer than that (a large scan) then costs a few more round trips, not
  * one every attempt_ms until the deadline. */
-static uint64_t attempt_next(const sy_client *c, uint64_t att)
+uint64_t sy_client_attempt_next(uint32_t attempt_ms, uint64_t att)
 {
-    uint64_t cap = c->opts.attempt_ms > SY_CLIENT_ATTEMPT_MS_DEFAULT ? c->opts.attempt_ms
-                                                                     : SY_CLIENT_ATTEMPT_MS_DEFAULT;
+    uint64_t cap = attempt_ms > SY_CLIENT_ATTEMPT_MS_DEFAULT ? attempt_ms
+                                                             : SY_CLIENT_ATTEMPT_MS_DEFAULT;
     return 2 * att < cap ? 2 * att : cap;
 }
 
@@ -880,7 +888,7 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
                 /* silent node: try the next one with the same req_no; the
                  * silent one's answer still counts if it comes */
                 target = (target + 1) % c->n;
-                att = attempt_next(c, att);
+                att = sy_client_attempt_next(c->opts.attempt_ms, att);
                 if ((rc = cft_ask(c, target, frame, req_no, deadline, att, &attempt_end)) != SY_OK)
                     return rc;
             }
@@ -907,12 +915,12 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
         /* A node we gave up on may still answer: its verdict on this very
          * request is as good as the current target's. Its redirects are
          * not: we have moved on already. */
-        if (retryable(r->status) && im.node != target) {
+        if (sy_client_retryable(r->status) && im.node != target) {
             sy_env_free(&env);
             nng_msg_free(im.msg);
             continue;
         }
-        if (retryable(r->status)) {
+        if (sy_client_retryable(r->status)) {
             if (r->status == SY_ENOTLEADER && r->leader < c->n && r->leader != target) {
                 /* a leader we gave up on and that still works on the
                  * request is waited on, not asked again (cft_ask) */
@@ -937,96 +945,14 @@ static int run_cft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     }
 }
 
-/* A replica that let an attempt pass without answering, or answered
- * something the accepted result contradicts, is left out of narrow sends
- * for this long. */
-#define SY_CLIENT_SUSPECT_MS 5000u
-#define SY_CLIENT_NARROW_MIN_MS 50u
-
-static bool link_usable(sy_client *c, uint32_t i, uint64_t now)
-{
-    return __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0 &&
-           c->links[i].suspect_until <= now;
-}
-
-/* Which replicas a PBFT request goes to first (to[i]). Castro & Liskov
- * (sec. 4.1) send it to the primary alone and broadcast on the client's
- * timeout. A replica here answers only requests it received itself (its
- * reply travels back on the client's own REQ/REP context), so a first send
- * that can complete reaches the primary plus need-1 backups: with every
- * one of them correct and up, exactly the need matching replies come back.
- * The backups rotate by client id so no one replica carries every client.
- * Everyone gets it when we do not know the primary, when too few replicas
- * are connected and unsuspected, or when need is a read quorum (the
- * read-only optimisation wants replies from most replicas anyway). When a
- * narrow send times out (narrow_wait) it goes to all that did not answer:
- * the paper's broadcast, which also starts every correct backup's
- * view-change timer against a primary that ignores the request. */
+/* Which replicas a PBFT write goes to first: sy_bft_targets with the
+ * replicas we hold a connection to. */
 static bool bft_targets(sy_client *c, uint32_t need, bool *to)
 {
-    uint64_t now = mono_ms();
-    uint32_t p = c->leader, picked = 0;
-    memset(to, 0, c->n * sizeof *to);
-    if (need <= c->cfg->f + 1 && p < c->n && link_usable(c, p, now)) {
-        to[p] = true;
-        picked = 1;
-        uint32_t start = c->n > 1 ? c->client_id % (c->n - 1) : 0;   /* f = 0, n = 1 */
-        for (uint32_t k = 0; k < c->n - 1 && picked < need; k++) {
-            uint32_t i = (p + 1 + (start + k) % (c->n - 1)) % c->n;
-            if (link_usable(c, i, now)) {
-                to[i] = true;
-                picked++;
-            }
-        }
-    }
-    if (picked >= need)
-        return true;
+    bool up[SY_MAX_NODES];
     for (uint32_t i = 0; i < c->n; i++)
-        to[i] = true;
-    return false;
-}
-
-/* How long a narrow send waits before it goes to everyone: a few of its
- * usual round trips, not attempt_ms, so a client whose primary is stale
- * (after a view change the replicas we asked each just watch the request:
- * backups relay only retransmissions) loses little. */
-static uint64_t narrow_wait(const sy_client *c)
-{
-    uint64_t w = 4u * (uint64_t)c->narrow_rtt;
-    w = w < SY_CLIENT_NARROW_MIN_MS ? SY_CLIENT_NARROW_MIN_MS : w;
-    return w < c->opts.attempt_ms ? w : c->opts.attempt_ms;
-}
-
-/* What an accepted result teaches (run_bft): the primary, once f+1
- * replies name the same replica (one of them correct: one faulty replica
- * cannot steer our narrow sends); which replicas to avoid for a while --
- * one first asked that has not answered although the send had to widen,
- * or one that answered an ordered request (where correct replicas never
- * differ) with something else; and the round trip of a send that did not
- * widen. */
-static void bft_learn(sy_client *c, uint32_t need, const bool *have, const bool *first,
-                      const sy_digest *got, const uint32_t *hint, uint32_t accepted,
-                      bool widened, uint64_t start)
-{
-    uint64_t now = mono_ms();
-    if (!widened) {
-        uint32_t rtt = (uint32_t)(now - start);
-        c->narrow_rtt = c->narrow_rtt ? (7u * c->narrow_rtt + rtt) / 8u : rtt;
-    }
-    for (uint32_t i = 0; i < c->n; i++) {
-        if (widened && first[i] && !have[i])
-            c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
-        if (!have[i])
-            continue;
-        if (need <= c->cfg->f + 1 && !sy_digest_eq(&got[i], &got[accepted]))
-            c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
-        uint32_t same = 0;
-        for (uint32_t j = 0; j < c->n; j++)
-            if (have[j] && hint[j] == hint[i])
-                same++;
-        if (same >= c->cfg->f + 1)
-            c->leader = hint[i];   /* SY_NO_NODE: view change, send to all */
-    }
+        up[i] = __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0;
+    return sy_bft_targets(&c->bft, need, up, mono_ms(), to);
 }
 
 static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t deadline,
@@ -1054,7 +980,8 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
     for (uint32_t i = 0; i < c->n; i++)
         if (asked[i])
             BFT_POST(i);
-    attempt_end = start + (narrow ? narrow_wait(c) : c->opts.attempt_ms);
+    attempt_end = start + (narrow ? sy_bft_narrow_wait(&c->bft, c->opts.attempt_ms)
+                                  : c->opts.attempt_ms);
     for (;;) {
         inmsg im;
         if (mono_ms() >= deadline)
@@ -1071,13 +998,13 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
                     if (have[i])
                         continue;
                     if (asked[i] && !narrow)
-                        c->links[i].suspect_until = now + SY_CLIENT_SUSPECT_MS;
+                        c->bft.suspect_until[i] = now + SY_BFT_SUSPECT_MS;
                     asked[i] = true;
                     if (!link_working(c, i, req_no))
                         BFT_POST(i);
                 }
                 attempt_end = now + att;
-                att = attempt_next(c, att);
+                att = sy_client_attempt_next(c->opts.attempt_ms, att);
                 narrow = false;
             }
             continue;
@@ -1088,7 +1015,7 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             continue;
         }
         const sy_client_reply *r = &env.msg.u.reply;
-        if (retryable(r->status)) {
+        if (sy_client_retryable(r->status)) {
             /* not an answer; this replica is asked again at the next round */
             sy_env_free(&env);
             nng_msg_free(im.msg);
@@ -1105,7 +1032,8 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
             bool widened = false;   /* someone not asked first was asked since */
             for (uint32_t i = 0; i < c->n; i++)
                 widened |= asked[i] && !first[i];
-            bft_learn(c, need, have, first, got, hint, im.node, widened, start);
+            sy_bft_learn(&c->bft, need, have, first, got, hint, im.node, widened, start,
+                         mono_ms());
             rc = result_fill(r, im.node, res);
             sy_env_free(&env);
             nng_msg_free(im.msg);
@@ -1158,7 +1086,7 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
     sy_client_req *q = &m.u.req;
     q->client_id = c->client_id;
     /* strictly increasing even if the wall clock steps back */
-    c->last_req = next_req_no(c->last_req);
+    c->last_req = sy_client_next_req_no(c->last_req);
     q->req_no = c->last_req;
     q->op = op;
     /* which kind of cluster our manifest describes, so a node of the other

@@ -1,0 +1,85 @@
+/* The parts of a client call that do not depend on how frames travel,
+ * shared by the client library (net/client.c, blocking calls over NNG
+ * REQ sockets) and synodctl bench's event loop (cmd/synodctl/bench_loop.c,
+ * the same frames over its own TCP connections). Not part of the client
+ * API (net/client.h); internal to synod's own binaries. */
+#ifndef SY_NET_CLIENT_WIRE_H
+#define SY_NET_CLIENT_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core/envelope.h"
+#include "core/msg.h"
+
+/* A node we hold no connection to gets this long before we try the next
+ * one, instead of the full attempt time: a fresh client process (synodctl)
+ * would otherwise wait attempt_ms on every call while a node is down. The
+ * grace covers the first dial on loopback or a LAN. */
+#define SY_CLIENT_DOWN_GRACE_MS 150u
+
+/* A fresh request number above `last`: the wall clock in microseconds
+ * times 1024 plus 10 random bits (net/client.c says why). */
+uint64_t sy_client_next_req_no(uint64_t last);
+
+/* Whether a reply status means "not decided here, ask again" (not the
+ * leader, busy, timed out or closing) rather than the cluster's verdict. */
+bool sy_client_retryable(int status);
+
+/* Checks one frame that arrived from node `node` in answer to request
+ * req_no of client client_id: it must decode under o (o->verifier is not
+ * used for that: the signature is checked last, so late replies to earlier
+ * requests cost no verification), be a CLIENT_REPLY sent by `node`
+ * itself, answer this request (or be the node's refusal of a request it
+ * could not decode: ids 0 and a failure status), and carry a valid
+ * signature by the key o->dir lists for `node`, checked with o->verifier;
+ * a batch signature verified before in this process (the same key, bytes
+ * and signature) is not verified again. SY_OK: *env is valid and the
+ * caller frees it. SY_ECLUSTER: the frame is enveloped for another
+ * cluster id (nothing in *env); SY_EFIELD: not an answer to this request;
+ * SY_ESIG: the signature does not check out; another decode error. */
+int sy_client_check_reply(const sy_env_opts *o, const uint8_t *frame, size_t len,
+                          uint32_t node, uint32_t client_id, uint64_t req_no, sy_env *env);
+
+/* The attempt after one that ended in silence: twice as long as att, up
+ * to the default attempt (or attempt_ms if longer). */
+uint64_t sy_client_attempt_next(uint32_t attempt_ms, uint64_t att);
+
+/* ---- PBFT: whom a request goes to, and what replies teach (Castro &
+ * Liskov sec. 4.1; net/client.h says how a call proceeds) */
+
+/* A replica that let an attempt pass without answering, or answered
+ * something the accepted result contradicts, is left out of narrow sends
+ * for this long. */
+#define SY_BFT_SUSPECT_MS 5000u
+#define SY_BFT_NARROW_MIN_MS 50u
+
+/* What one client identity learns across its calls. Zero it, then set n,
+ * f, client_id and primary = SY_NO_NODE. Times are monotonic ms. */
+typedef struct sy_bft_memory {
+    uint32_t n, f, client_id;
+    uint32_t primary;                       /* SY_NO_NODE: unknown */
+    uint32_t narrow_rtt;                    /* mean round trip of narrow sends */
+    uint64_t suspect_until[SY_MAX_NODES];   /* left out of narrow sends until */
+} sy_bft_memory;
+
+/* Which replicas a request that needs `need` matching replies goes to
+ * first (to[i]); up[i]: we hold a connection to replica i. Returns true
+ * for a narrow send (the primary and need-1 backups), false when it goes
+ * to every replica. */
+bool sy_bft_targets(const sy_bft_memory *m, uint32_t need, const bool *up, uint64_t now,
+                    bool *to);
+
+/* How long a narrow send waits before it goes to everyone. */
+uint64_t sy_bft_narrow_wait(const sy_bft_memory *m, uint32_t attempt_ms);
+
+/* Learns from an accepted result: need matching replies, replica
+ * `accepted` among them; have/got/hint: who answered, the digest of its
+ * reply (sy_client_reply_digest) and the primary it named; first: whom
+ * the first send went to; widened: the request went to more since; start:
+ * when it was first sent. */
+void sy_bft_learn(sy_bft_memory *m, uint32_t need, const bool *have, const bool *first,
+                  const sy_digest *got, const uint32_t *hint, uint32_t accepted, bool widened,
+                  uint64_t start, uint64_t now);
+
+#endif
