@@ -401,7 +401,9 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->last_req = sy_client_next_req_no(0);
     /* pbft: the first request goes to every replica, whose replies name
      * the primary (bft_targets) */
-    c->leader = 0;
+    /* no leader known: the first call asks the first node it connects to
+     * (pick_connected), not node 0, which may be the one that is down */
+    c->leader = SY_NO_NODE;
     c->bft.n = cfg->n;
     c->bft.f = cfg->f;
     c->bft.client_id = c->client_id;

@@ -47,6 +47,7 @@ typedef struct bl_conn {
     uint8_t *rb, *wb;
     size_t rlen, rcap, wlen, woff, wcap;
     uint32_t next_id;
+    uint32_t addr;           /* which of the node's addresses */
     uint32_t backoff_ms;
     uint64_t reconnect_at;   /* ms */
 } bl_conn;
@@ -71,9 +72,14 @@ typedef struct bl_client {
     sy_buf frame;
 } bl_client;
 
+/* A node's client address, resolved once: up to BL_MAX_ADDRS results
+ * (localhost may be ::1 and 127.0.0.1), tried in turn while a connection
+ * does not come up. */
+#define BL_MAX_ADDRS 4
 typedef struct bl_addr {
-    struct sockaddr_storage sa;
-    socklen_t len;
+    struct sockaddr_storage sa[BL_MAX_ADDRS];
+    socklen_t len[BL_MAX_ADDRS];
+    uint32_t count;
 } bl_addr;
 
 struct bench_loop {
@@ -157,6 +163,8 @@ static void conn_down(bl_conn *k)
     }
     if (k->up)
         __atomic_fetch_sub(&l->connected, 1, __ATOMIC_RELAXED);
+    else
+        k->addr = (k->addr + 1) % l->addrs[k->node].count;
     k->fd = -1;
     k->up = k->want_out = false;
     k->rlen = k->wlen = k->woff = 0;
@@ -198,14 +206,15 @@ static void conn_open(bl_conn *k)
     bench_loop *l = k->owner->l;
     static const uint8_t hdr[8] = { 0, 'S', 'P', 0, 0, BL_PROTO_REQ, 0, 0 };
     const bl_addr *a = &l->addrs[k->node];
-    k->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    k->fd = socket(a->sa[k->addr].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (k->fd < 0) {
         conn_down(k);
         return;
     }
     int one = 1;
     setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(k->fd, (const struct sockaddr *)&a->sa, a->len) != 0 && errno != EINPROGRESS) {
+    if (connect(k->fd, (const struct sockaddr *)&a->sa[k->addr], a->len[k->addr]) != 0 &&
+        errno != EINPROGRESS) {
         conn_down(k);
         return;
     }
@@ -806,9 +815,19 @@ int bench_loop_start(const sy_cluster_cfg *cfg, sy_seckey *const *keys,
             rc = SY_EIO;
             goto fail;
         }
-        memcpy(&l->addrs[i].sa, ai->ai_addr, ai->ai_addrlen);
-        l->addrs[i].len = ai->ai_addrlen;
+        for (struct addrinfo *p = ai; p && l->addrs[i].count < BL_MAX_ADDRS; p = p->ai_next) {
+            if (p->ai_addrlen > sizeof l->addrs[i].sa[0])
+                continue;
+            memcpy(&l->addrs[i].sa[l->addrs[i].count], p->ai_addr, p->ai_addrlen);
+            l->addrs[i].len[l->addrs[i].count++] = p->ai_addrlen;
+        }
         freeaddrinfo(ai);
+        if (!l->addrs[i].count) {
+            sy_whyf(why, whylen, SY_EIO, "bench: cannot resolve node %u client address %s",
+                    i, cfg->nodes[i].client);
+            rc = SY_EIO;
+            goto fail;
+        }
     }
     for (uint32_t i = 0; i < o->clients; i++) {
         bl_client *c = &l->cs[i];
