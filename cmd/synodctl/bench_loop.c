@@ -37,6 +37,7 @@
 #define BL_RECONN_MAX_MS 1000u
 #define BL_KEY_LEN 16
 #define BL_IDLE_WAIT_MS 50       /* longest epoll wait: how soon a stop is seen */
+#define BL_READS_MAX 16          /* reads of 64 KiB per readiness event (conn_read) */
 
 typedef struct bl_conn {
     struct bl_client *owner;
@@ -507,42 +508,19 @@ static void on_frame(bl_conn *k, const uint8_t *body, size_t len)
     sy_env_free(&env);
 }
 
-/* Reads what k has and handles every whole message in it. */
-static void conn_read(bl_conn *k)
+/* Handles every whole message in k's buffer. false: k went down. */
+static bool conn_parse(bl_conn *k)
 {
     bench_loop *l = k->owner->l;
-    for (;;) {
-        ssize_t r = recv(k->fd, l->tmp, 65536, 0);
-        if (r == 0) {
-            conn_down(k);
-            return;
-        }
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            conn_down(k);
-            return;
-        }
-        if (!grow(&k->rb, &k->rcap, k->rlen + (size_t)r)) {
-            conn_down(k);
-            return;
-        }
-        memcpy(k->rb + k->rlen, l->tmp, (size_t)r);
-        k->rlen += (size_t)r;
-        if (r < 65536)
-            break;
-    }
     size_t off = 0;
     if (!k->up) {
         if (k->rlen < 8)
-            return;
+            return true;
         const uint8_t *h = k->rb;
         if (h[0] != 0 || h[1] != 'S' || h[2] != 'P' || h[3] != 0 ||
             ((unsigned)h[4] << 8 | h[5]) != BL_PROTO_REP) {
             conn_down(k);   /* not a synod client endpoint */
-            return;
+            return false;
         }
         k->up = true;
         k->backoff_ms = BL_RECONN_MIN_MS;
@@ -550,7 +528,7 @@ static void conn_read(bl_conn *k)
         off = 8;
         conn_flush(k);   /* what queued behind our header */
         if (k->fd < 0)
-            return;
+            return false;
     }
     while (k->rlen - off >= 8) {
         uint64_t len = 0;
@@ -558,7 +536,7 @@ static void conn_read(bl_conn *k)
             len = len << 8 | k->rb[off + i];
         if (len > (uint64_t)SY_MAX_ENVELOPE + 64u) {
             conn_down(k);
-            return;
+            return false;
         }
         if (k->rlen - off - 8 < len)
             break;
@@ -570,11 +548,47 @@ static void conn_read(bl_conn *k)
         if (h + 4 <= len)
             on_frame(k, p + h + 4, (size_t)len - h - 4);
         if (k->fd < 0)
-            return;   /* a send in on_frame broke this connection */
+            return false;   /* a send in on_frame broke this connection */
         off += 8 + (size_t)len;
     }
     memmove(k->rb, k->rb + off, k->rlen - off);
     k->rlen -= off;
+    return true;
+}
+
+/* Reads what k has and handles every whole message in it. Each read is
+ * handled before the next, and one readiness event gets BL_READS_MAX reads
+ * at most (epoll is level-triggered: the rest is reported again): a node
+ * sending faster than we read -- a flood of junk frames, say -- would
+ * otherwise grow rb without bound (hundreds of MB in seconds on loopback)
+ * and hold the loop, every other client's timers with it. rb stays within
+ * one message and one read. */
+static void conn_read(bl_conn *k)
+{
+    bench_loop *l = k->owner->l;
+    for (int n = 0; n < BL_READS_MAX; n++) {
+        ssize_t r = recv(k->fd, l->tmp, 65536, 0);
+        if (r == 0) {
+            conn_down(k);
+            return;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_down(k);
+            return;
+        }
+        if (!grow(&k->rb, &k->rcap, k->rlen + (size_t)r)) {
+            conn_down(k);
+            return;
+        }
+        memcpy(k->rb + k->rlen, l->tmp, (size_t)r);
+        k->rlen += (size_t)r;
+        if (!conn_parse(k) || r < 65536)
+            return;
+    }
 }
 
 /* ------------------------------------------------------------------ timers */
