@@ -37,6 +37,7 @@
 #define BL_RECONN_MAX_MS 1000u
 #define BL_KEY_LEN 16
 #define BL_IDLE_WAIT_MS 50       /* longest epoll wait: how soon a stop is seen */
+#define BL_WBUF_MAX (4u << 20) /* bytes queued for one connection (conn_send) */
 #define BL_READS_MAX 16          /* reads of 64 KiB per readiness event (conn_read) */
 
 typedef struct bl_conn {
@@ -237,6 +238,18 @@ static void conn_send(bl_conn *k, const sy_buf *frame)
     if (k->fd < 0)
         return;
     size_t len = 4 + frame->len;
+    /* A node that does not read (paused, hung; or whose header never came
+     * back, so nothing is flushed) would have every frame we send it pile
+     * up here for the whole run -- every PBFT read goes to every replica.
+     * Past BL_WBUF_MAX queued the frame is lost, as on a broken
+     * connection; a retransmission goes out once the node reads again. */
+    if (k->wlen > k->woff && k->wlen - k->woff + 8 + len > BL_WBUF_MAX)
+        return;
+    if (k->woff) {   /* what went out already makes room */
+        memmove(k->wb, k->wb + k->woff, k->wlen - k->woff);
+        k->wlen -= k->woff;
+        k->woff = 0;
+    }
     if (!grow(&k->wb, &k->wcap, k->wlen + 8 + len))
         return;
     uint8_t *p = k->wb + k->wlen;
