@@ -880,11 +880,14 @@ int bench_loop_start(const sy_cluster_cfg *cfg, sy_seckey *const *keys,
             sy_whyf(why, whylen, SY_ENOMEM, "bench: out of memory");
             goto fail;
         }
+        /* every fd -1 before anything can fail: loop_free closes those >= 0
+         * (calloc's 0 would be stdin) */
+        for (uint32_t j = 0; j < cfg->n; j++)
+            c->conns[j].fd = -1;
         for (uint32_t j = 0; j < cfg->n; j++) {
             bl_conn *k = &c->conns[j];
             k->owner = c;
             k->node = j;
-            k->fd = -1;
             k->backoff_ms = BL_RECONN_MIN_MS;
             if (!grow(&k->wb, &k->wcap, 4096)) {
                 sy_whyf(why, whylen, SY_ENOMEM, "bench: out of memory");
