@@ -707,28 +707,38 @@ static bool verify_reply(const sy_verifier *v, const sy_pubkey *pk, const sy_env
  * with ours drops: the caller would learn nothing until its deadline.
  * Accepted as exactly that refusal (ids 0, status SY_ECLUSTER), from the
  * node whose link it came over, signed by the key our manifest lists for
- * it; the node's id is kept for sy_client_their_cluster. SY_OK: *env holds
- * the refusal (free with sy_env_free). */
-static int decode_foreign_refusal(sy_client *c, const inmsg *im, sy_env *env)
+ * it (net/client_wire.h). SY_OK: *env holds the refusal (free with
+ * sy_env_free). */
+int sy_client_check_foreign_refusal(const sy_env_opts *o, const uint8_t *frame, size_t len,
+                                    uint32_t node, char id[SY_MAX_CLUSTER_ID + 1],
+                                    sy_env *env)
 {
-    const uint8_t *body = nng_msg_body(im->msg);
-    size_t len = nng_msg_len(im->msg);
-    sy_env_opts o = c->vopts;
-    o.verifier = NULL;
-    if (sy_env_decode(&o, body, len, env, NULL) != SY_ECLUSTER)
+    sy_env_opts parse = *o;
+    parse.verifier = NULL;
+    if (sy_env_decode(&parse, frame, len, env, NULL) != SY_ECLUSTER)
         return SY_EFIELD;   /* nothing to free: a failed decode owns nothing */
-    char id[SY_MAX_CLUSTER_ID + 1];
-    snprintf(id, sizeof id, "%s", env->cluster_id);
-    o = c->vopts;
-    o.cluster_id = id;
-    if (sy_env_decode(&o, body, len, env, NULL) != SY_OK)
+    snprintf(id, SY_MAX_CLUSTER_ID + 1, "%s", env->cluster_id);
+    sy_env_opts theirs = *o;
+    theirs.cluster_id = id;
+    if (sy_env_decode(&theirs, frame, len, env, NULL) != SY_OK)
         return SY_ESIG;
     const sy_client_reply *r = &env->msg.u.reply;
-    if (env->sender != im->node || env->type != SY_MSG_CLIENT_REPLY || r->client_id != 0 ||
+    if (env->sender != node || env->type != SY_MSG_CLIENT_REPLY || r->client_id != 0 ||
         r->req_no != 0 || r->status != SY_ECLUSTER) {
         sy_env_free(env);
         return SY_EFIELD;
     }
+    return SY_OK;
+}
+
+/* The same over a link; the node's id is kept for sy_client_their_cluster. */
+static int decode_foreign_refusal(sy_client *c, const inmsg *im, sy_env *env)
+{
+    char id[SY_MAX_CLUSTER_ID + 1];
+    int rc = sy_client_check_foreign_refusal(&c->vopts, nng_msg_body(im->msg),
+                                             nng_msg_len(im->msg), im->node, id, env);
+    if (rc != SY_OK)
+        return rc;
     memcpy(c->their_id, id, sizeof id);
     c->foreign |= 1ull << im->node;
     return SY_OK;

@@ -41,6 +41,15 @@ bool sy_client_retryable(int status);
 int sy_client_check_reply(const sy_env_opts *o, const uint8_t *frame, size_t len,
                           uint32_t node, uint32_t client_id, uint64_t req_no, sy_env *env);
 
+/* A frame sy_client_check_reply found enveloped for another cluster id
+ * (SY_ECLUSTER): accepted as node `node`'s refusal of ours -- ids 0,
+ * status SY_ECLUSTER, sent by `node` and signed by the key o->dir lists
+ * for it -- decoded under the node's own id, which goes to id. SY_OK:
+ * *env holds the refusal and the caller frees it; otherwise nothing. */
+int sy_client_check_foreign_refusal(const sy_env_opts *o, const uint8_t *frame, size_t len,
+                                    uint32_t node, char id[SY_MAX_CLUSTER_ID + 1],
+                                    sy_env *env);
+
 /* The attempt after one that ended in silence: twice as long as att, up
  * to the default attempt (or attempt_ms if longer). */
 uint64_t sy_client_attempt_next(uint32_t attempt_ms, uint64_t att);

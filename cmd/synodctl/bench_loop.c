@@ -61,6 +61,7 @@ typedef struct bl_client {
     uint64_t last_req, rng;
     bl_conn *conns;
     uint32_t leader;         /* raft, paxos: SY_NO_NODE until one answered */
+    uint64_t foreign;        /* nodes whose last word refused our cluster id (bits) */
     sy_bft_memory bft;       /* pbft */
     /* the request in flight */
     bool busy, read, ordered;
@@ -434,12 +435,20 @@ static int verdict(int status)
     return status == SY_OK || status == SY_ENOTFOUND ? SY_OK : status;
 }
 
+/* f+1 nodes refused us for another cluster id: the manifest is the wrong
+ * one (net/client.c, foreign_quorum) */
+static bool foreign_quorum(const bl_client *c)
+{
+    uint32_t n = c->l->cfg->n, need = c->l->cfg->f + 1 < n ? c->l->cfg->f + 1 : n;
+    return (uint32_t)__builtin_popcountll(c->foreign) >= need;
+}
+
 static void cft_reply(bl_client *c, uint32_t node, const sy_client_reply *r)
 {
     uint32_t n = c->l->cfg->n;
-    /* a node of another cluster id (misconfigured) is no verdict: as a
-     * silent one */
-    if (r->status == SY_ECLUSTER && r->client_id == 0) {
+    /* one node of another cluster id (misconfigured) is no verdict: as a
+     * silent one; f+1 of them are */
+    if (r->status == SY_ECLUSTER && r->client_id == 0 && !foreign_quorum(c)) {
         if (node == c->target) {
             c->target = (c->target + 1) % n;
             cft_ask(c);
@@ -511,8 +520,22 @@ static void on_frame(bl_conn *k, const uint8_t *body, size_t len)
 {
     bl_client *c = k->owner;
     sy_env env;
-    if (!c->busy || sy_client_check_reply(&c->l->vopts, body, len, k->node, c->client_id,
-                                          c->req_no, &env) != SY_OK)
+    char id[SY_MAX_CLUSTER_ID + 1];
+    if (!c->busy)
+        return;
+    int rc = sy_client_check_reply(&c->l->vopts, body, len, k->node, c->client_id, c->req_no,
+                                   &env);
+    /* A node of another cluster id refuses every request in a reply
+     * enveloped for its own id, which the check above drops: taken as the
+     * library takes it (net/client.c, check_reply), so that with the wrong
+     * manifest each request fails at once, not at its deadline (--timeout
+     * times --requests over --clients). */
+    if (rc == SY_ECLUSTER &&
+        sy_client_check_foreign_refusal(&c->l->vopts, body, len, k->node, id, &env) == SY_OK)
+        c->foreign |= 1ull << k->node;
+    else if (rc == SY_OK)
+        c->foreign &= ~(1ull << k->node);   /* it speaks our cluster id now */
+    else
         return;
     if (c->l->cfg->protocol == SY_PROTO_PBFT)
         bft_reply(c, k->node, &env.msg.u.reply);
