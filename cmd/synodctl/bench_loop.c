@@ -269,7 +269,7 @@ static void conn_send(bl_conn *k, const sy_buf *frame)
 
 /* --------------------------------------------------------------- requests */
 
-static void client_start(bl_client *c);
+static bool client_start(bl_client *c);
 
 static bool take(bench_loop *l)
 {
@@ -298,20 +298,32 @@ static bool record(bench_loop *l, uint64_t us)
     return true;
 }
 
+static void count_failed(bench_loop *l, int rc)
+{
+    l->last_err = rc;
+    __atomic_fetch_add(&l->errors, 1, __ATOMIC_RELAXED);
+}
+
+/* c's next request, while there is one to take: one that cannot even be
+ * encoded fails at once and the next is tried here, in a loop -- through
+ * finish, a run of such failures recursed once per request. */
+static void client_next(bl_client *c)
+{
+    while (take(c->l) && !client_start(c))
+        ;
+}
+
 static void finish(bl_client *c, int rc)
 {
     bench_loop *l = c->l;
     c->busy = false;
     if (rc == SY_OK && !record(l, now_us() - c->t0_us))
         rc = SY_ENOMEM;
-    if (rc == SY_OK) {
+    if (rc == SY_OK)
         __atomic_fetch_add(&l->done, 1, __ATOMIC_RELAXED);
-    } else {
-        l->last_err = rc;
-        __atomic_fetch_add(&l->errors, 1, __ATOMIC_RELAXED);
-    }
-    if (take(l))
-        client_start(c);
+    else
+        count_failed(l, rc);
+    client_next(c);
 }
 
 static bool conn_up(const bl_client *c, uint32_t i)
@@ -375,15 +387,18 @@ static void bft_begin(bl_client *c, uint32_t need)
     arm(l, c->attempt_end);
 }
 
-static void client_start(bl_client *c)
+/* Starts a request on c. false: it could not be encoded (counted as
+ * failed; c stays idle). */
+static bool client_start(bl_client *c)
 {
     bench_loop *l = c->l;
     c->read = (double)(xorshift(&c->rng) % 1000000) / 1e6 < l->o.read_ratio;
     snprintf(c->key, sizeof c->key, "k%015u", (unsigned)(xorshift(&c->rng) % l->o.keys));
     c->ordered = false;
-    if (encode(c) != SY_OK) {
-        finish(c, SY_ENOMEM);
-        return;
+    int rc = encode(c);
+    if (rc != SY_OK) {
+        count_failed(l, rc);
+        return false;
     }
     c->busy = true;
     c->t0_us = now_us();
@@ -402,7 +417,7 @@ static void client_start(bl_client *c)
             c->fast_end = 0;
             bft_begin(c, f + 1);
         }
-        return;
+        return true;
     }
     if (c->leader >= l->cfg->n) {
         c->leader = 0;
@@ -415,6 +430,7 @@ static void client_start(bl_client *c)
     c->target = c->leader;
     c->att = SY_CLIENT_ATTEMPT_MS_DEFAULT;
     cft_ask(c);
+    return true;
 }
 
 /* pbft: the read's quorum did not come; ask again as an ordered read under
@@ -423,8 +439,9 @@ static void bft_ordered(bl_client *c)
 {
     c->ordered = true;
     c->fast_end = 0;
-    if (encode(c) != SY_OK) {
-        finish(c, SY_ENOMEM);
+    int rc = encode(c);
+    if (rc != SY_OK) {
+        finish(c, rc);
         return;
     }
     bft_begin(c, c->l->cfg->f + 1);
@@ -755,8 +772,7 @@ static void *loop_main(void *arg)
     }
     l->end_us = now_us() + (uint64_t)(l->o.duration_s * 1e6);
     for (uint32_t i = 0; i < l->o.clients; i++)
-        if (take(l))
-            client_start(&l->cs[i]);
+        client_next(&l->cs[i]);
     while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED) && any_busy(l)) {
         uint64_t now = now_ms();
         int wait = 0;
