@@ -719,6 +719,7 @@ static int cmd_bench(const args *a)
      * (cmd/synodctl/bench_loop.h), the library's threads otherwise */
     bool use_loop = !a->threads && bench_loop_usable(&cfg);
     if (use_loop && !(keys = calloc(a->clients, sizeof *keys))) {
+        fprintf(stderr, "synodctl: bench: out of memory\n");
         ret = EXIT_RUNTIME;
         goto out;
     }
@@ -868,6 +869,7 @@ static int cmd_bench(const args *a)
         bench_loop_end(lp, &all, &total, &last_err);
         lp = NULL;
         if (!all && !(all = malloc(sizeof *all))) {
+            fprintf(stderr, "synodctl: bench: out of memory for the results\n");
             ret = EXIT_RUNTIME;
             goto out;
         }
