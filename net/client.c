@@ -51,19 +51,6 @@ typedef struct cl_link {
  * down. */
 #define SY_CLIENT_TLS_CLOSE_GRACE_MS 300u
 
-/* A node that holds our request unanswered is not sent it again before
- * this long (or four attempts, if longer), then twice as long after each
- * re-post of the same request. A REQ socket has one request in flight, so
- * a re-post cancels the first: its answer, however close, is thrown away,
- * and a read starts over (reads are executed again, writes answered from
- * the session). Re-posting every attempt_ms kept a healthy leader serving
- * 1 MiB scans that took longer than that from ever being heard (hundreds
- * of re-executions, then SY_ETIMEOUT). The re-post is still needed, late:
- * a node re-proposes a write it lost with its leadership, and a PBFT
- * backup forwards a retransmission to the primary, only when sent it
- * again. */
-#define SY_CLIENT_REPOST_MS 1000u
-
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)p;
@@ -399,8 +386,6 @@ int sy_client_open_with(const sy_cluster_cfg *cfg, const sy_seckey *sk, sy_clien
     c->vopts.batch_ok = true;
     c->opts.attempt_ms = SY_CLIENT_ATTEMPT_MS_DEFAULT;
     c->last_req = sy_client_next_req_no(0);
-    /* pbft: the first request goes to every replica, whose replies name
-     * the primary (bft_targets) */
     /* no leader known: the first call asks the first node it connects to
      * (pick_connected), not node 0, which may be the one that is down */
     c->leader = SY_NO_NODE;

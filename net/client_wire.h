@@ -18,6 +18,20 @@
  * grace covers the first dial on loopback or a LAN. */
 #define SY_CLIENT_DOWN_GRACE_MS 150u
 
+/* A node that holds our request unanswered is not sent it again before
+ * this long (or four attempts, if longer), then twice as long after each
+ * re-post of the same request. A REQ socket has one request in flight, so
+ * a re-post cancels the first: its answer, however close, is thrown away,
+ * and a read starts over (reads are executed again, writes answered from
+ * the session); a node answers only the newest copy and holds a client
+ * slot for each older one until it expires (30 s). Re-posting every attempt_ms kept a healthy leader serving
+ * 1 MiB scans that took longer than that from ever being heard (hundreds
+ * of re-executions, then SY_ETIMEOUT). The re-post is still needed, late:
+ * a node re-proposes a write it lost with its leadership, and a PBFT
+ * backup forwards a retransmission to the primary, only when sent it
+ * again. */
+#define SY_CLIENT_REPOST_MS 1000u
+
 /* A fresh request number above `last`: the wall clock in microseconds
  * times 1024 plus 10 random bits (net/client.c says why). */
 uint64_t sy_client_next_req_no(uint64_t last);

@@ -38,6 +38,7 @@
 #define BL_KEY_LEN 16
 #define BL_IDLE_WAIT_MS 50       /* longest epoll wait: how soon a stop is seen */
 #define BL_WBUF_MAX (4u << 20) /* bytes queued for one connection (conn_send) */
+#define BL_CONNECT_MS 2000u     /* a TCP connect that takes longer is given up */
 #define BL_READS_MAX 16          /* reads of 64 KiB per readiness event (conn_read) */
 
 typedef struct bl_conn {
@@ -52,6 +53,11 @@ typedef struct bl_conn {
     uint32_t addr;           /* which of the node's addresses */
     uint32_t backoff_ms;
     uint64_t reconnect_at;   /* ms */
+    bool tcp_up;             /* connect() completed */
+    uint64_t connect_end;    /* ms: connect() gives up then */
+    /* the last request sent here and not answered yet (0: none), and
+     * until when it is left to work on it (ask) */
+    uint64_t req_no, repost_at, patience;
 } bl_conn;
 
 typedef struct bl_client {
@@ -169,7 +175,8 @@ static void conn_down(bl_conn *k)
     else
         k->addr = (k->addr + 1) % l->addrs[k->node].count;
     k->fd = -1;
-    k->up = k->want_out = false;
+    k->up = k->want_out = k->tcp_up = false;
+    k->req_no = 0;   /* what it held is lost with the connection */
     k->rlen = k->wlen = k->woff = 0;
     k->reconnect_at = now_ms() + k->backoff_ms;
     k->backoff_ms = k->backoff_ms * 2 < BL_RECONN_MAX_MS ? k->backoff_ms * 2 : BL_RECONN_MAX_MS;
@@ -221,8 +228,11 @@ static void conn_open(bl_conn *k)
         conn_down(k);
         return;
     }
-    /* the header goes first; requests queue behind it until the node's
-     * header has come back */
+    /* the header goes first, with the requests queued behind it once the
+     * connection is made (EPOLLOUT); an address that never answers is
+     * given up after BL_CONNECT_MS for the next one */
+    k->connect_end = now_ms() + BL_CONNECT_MS;
+    arm(l, k->connect_end);
     k->rlen = k->woff = 0;
     memcpy(k->wb, hdr, sizeof hdr);
     k->wlen = sizeof hdr;
@@ -354,11 +364,37 @@ static int encode(bl_client *c)
     return sy_env_encode(l->cfg->id, c->client_id, &m, &c->signer, &c->frame);
 }
 
+/* Sends the current request to node i -- unless i holds it unanswered
+ * and is left to work on it, as the library's link_working (net/client.c)
+ * leaves it: a node answers only the newest copy of a request and keeps a
+ * client slot for every older one until it expires, so a copy sent every
+ * attempt to a node busy with it (a view change, a slow disk) would use
+ * up its slots. After SY_CLIENT_REPOST_MS (or four attempts), twice as
+ * long each time, it is sent again: a node re-proposes a write it lost
+ * with its leadership, and a PBFT backup relays a retransmission to the
+ * primary, only when it gets one. */
+static void ask(bl_client *c, uint32_t i)
+{
+    bl_conn *k = &c->conns[i];
+    uint64_t now = now_ms();
+    if (k->fd >= 0 && k->req_no == c->req_no && now < k->repost_at)
+        return;
+    if (k->req_no == c->req_no)
+        k->patience *= 2;
+    else
+        k->patience = SY_CLIENT_REPOST_MS > 4u * SY_CLIENT_ATTEMPT_MS_DEFAULT
+                          ? SY_CLIENT_REPOST_MS
+                          : 4u * SY_CLIENT_ATTEMPT_MS_DEFAULT;
+    k->req_no = c->req_no;
+    k->repost_at = now + k->patience;
+    conn_send(k, &c->frame);
+}
+
 /* raft, paxos: ask the target, as net/client.c's run_cft does */
 static void cft_ask(bl_client *c)
 {
     uint64_t now = now_ms();
-    conn_send(&c->conns[c->target], &c->frame);
+    ask(c, c->target);
     uint64_t len = conn_up(c, c->target) ? c->att : min_u64(c->att, SY_CLIENT_DOWN_GRACE_MS);
     c->attempt_end = now + len;
     arm(c->l, c->attempt_end);
@@ -379,7 +415,7 @@ static void bft_begin(bl_client *c, uint32_t need)
     memcpy(c->first, c->asked, sizeof c->first);
     for (uint32_t i = 0; i < n; i++)
         if (c->asked[i])
-            conn_send(&c->conns[i], &c->frame);
+            ask(c, i);
     c->start = now;
     c->att = SY_CLIENT_ATTEMPT_MS_DEFAULT;
     c->attempt_end = now + (c->narrow ? sy_bft_narrow_wait(&c->bft, SY_CLIENT_ATTEMPT_MS_DEFAULT)
@@ -554,6 +590,7 @@ static void on_frame(bl_conn *k, const uint8_t *body, size_t len)
         c->foreign &= ~(1ull << k->node);   /* it speaks our cluster id now */
     else
         return;
+    k->req_no = 0;   /* it answered: no longer working on the request */
     if (c->l->cfg->protocol == SY_PROTO_PBFT)
         bft_reply(c, k->node, &env.msg.u.reply);
     else
@@ -644,6 +681,21 @@ static void conn_read(bl_conn *k)
     }
 }
 
+/* One epoll event for k (a connection closed earlier in the same batch
+ * has fd -1 and is skipped: connections reopen only in timers). */
+static void conn_event(bl_conn *k, uint32_t events)
+{
+    if (k->fd < 0)
+        return;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        conn_read(k);
+    /* connected: our header, and what queued behind it */
+    if (k->fd >= 0 && (events & EPOLLOUT)) {
+        k->tcp_up = true;
+        conn_flush(k);
+    }
+}
+
 /* ------------------------------------------------------------------ timers */
 
 static void client_timers(bl_client *c, uint64_t now)
@@ -671,7 +723,7 @@ static void client_timers(bl_client *c, uint64_t now)
                 if (c->asked[i] && !c->narrow)
                     c->bft.suspect_until[i] = now + SY_BFT_SUSPECT_MS;
                 c->asked[i] = true;
-                conn_send(&c->conns[i], &c->frame);
+                ask(c, i);
             }
             c->attempt_end = now + c->att;
             c->att = sy_client_attempt_next(SY_CLIENT_ATTEMPT_MS_DEFAULT, c->att);
@@ -708,7 +760,12 @@ static void timers(bench_loop *l)
         bl_client *c = &l->cs[i];
         for (uint32_t j = 0; j < l->cfg->n; j++) {
             bl_conn *k = &c->conns[j];
-            if (k->fd < 0) {
+            if (k->fd >= 0 && !k->tcp_up) {
+                if (now >= k->connect_end)
+                    conn_down(k);   /* the next address, after the backoff */
+                else
+                    arm(l, k->connect_end);
+            } else if (k->fd < 0) {
                 if (now >= k->reconnect_at)
                     conn_open(k);
                 else
@@ -760,13 +817,8 @@ static void *loop_main(void *arg)
     while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED) && now_ms() < wait_end &&
            !enough_up(l)) {
         int ne = epoll_wait(l->epfd, evs, 256, 10);
-        for (int e = 0; e < ne; e++) {
-            bl_conn *k = evs[e].data.ptr;
-            if (k->fd >= 0 && (evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-                conn_read(k);
-            if (k->fd >= 0 && (evs[e].events & EPOLLOUT))
-                conn_flush(k);
-        }
+        for (int e = 0; e < ne; e++)
+            conn_event(evs[e].data.ptr, evs[e].events);
         if (now_ms() >= l->next_due)
             timers(l);
     }
@@ -780,14 +832,7 @@ static void *loop_main(void *arg)
             wait = (int)min_u64(l->next_due - now, BL_IDLE_WAIT_MS);
         int ne = epoll_wait(l->epfd, evs, 256, wait);
         for (int e = 0; e < ne; e++) {
-            bl_conn *k = evs[e].data.ptr;
-            if (k->fd < 0)
-                continue;
-            if (evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                conn_read(k);
-            /* connected: our header, and what queued behind it */
-            if (k->fd >= 0 && (evs[e].events & EPOLLOUT))
-                conn_flush(k);
+            conn_event(evs[e].data.ptr, evs[e].events);
         }
         if (now_ms() >= l->next_due)
             timers(l);
