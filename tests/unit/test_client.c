@@ -388,6 +388,12 @@ static sy_client *open_client(world *w, uint32_t attempt_ms)
     sy_client_opts o = { .attempt_ms = attempt_ms, .stale_reads = false };
     sy_client_set_opts(c, &o);
     assert_int_equal(sy_client_id(c), SY_CLIENT_ID_BASE);
+    /* every fake listens: once all are connected a fresh client's first
+     * call goes to the first connected node in id order, node 0, which
+     * the tests below script as the one asked first */
+    for (int i = 0; i < 500 && sy_client_connected(c) < w->n; i++)
+        usleep(10000);
+    assert_int_equal(sy_client_connected(c), w->n);
     return c;
 }
 
