@@ -1042,19 +1042,10 @@ static int run_bft(sy_client *c, const sy_buf *frame, uint64_t req_no, uint64_t 
          * `need` (replicas answered unordered reads at different executed
          * indexes): the caller falls back to an ordered read at once
          * instead of waiting out its fast-path deadline. */
-        uint32_t answered = 0, best = 0;
-        for (uint32_t i = 0; i < c->n; i++) {
-            if (!have[i])
-                continue;
-            answered++;
-            uint32_t m = 0;
-            for (uint32_t j = 0; j < c->n; j++)
-                if (have[j] && sy_digest_eq(&got[i], &got[j]))
-                    m++;
-            if (m > best)
-                best = m;
-        }
-        if (best + (c->n - answered) < need)
+        bool up[SY_MAX_NODES];
+        for (uint32_t i = 0; i < c->n; i++)
+            up[i] = __atomic_load_n(&c->links[i].pipes, __ATOMIC_SEQ_CST) > 0;
+        if (!sy_bft_can_reach(&c->bft, need, have, got, up))
             return SY_ETIMEOUT;
     }
 }

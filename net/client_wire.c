@@ -81,3 +81,21 @@ void sy_bft_learn(sy_bft_memory *m, uint32_t need, const bool *have, const bool 
             m->primary = hint[i];   /* SY_NO_NODE: view change, send to all */
     }
 }
+
+bool sy_bft_can_reach(const sy_bft_memory *m, uint32_t need, const bool *have,
+                      const sy_digest *got, const bool *up)
+{
+    uint32_t open = 0, best = 0;
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (!have[i]) {
+            open += need <= m->f + 1 || up[i];
+            continue;
+        }
+        uint32_t same = 0;
+        for (uint32_t j = 0; j < m->n; j++)
+            if (have[j] && sy_digest_eq(&got[i], &got[j]))
+                same++;
+        best = same > best ? same : best;
+    }
+    return best + open >= need;
+}

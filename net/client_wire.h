@@ -105,4 +105,16 @@ void sy_bft_learn(sy_bft_memory *m, uint32_t need, const bool *have, const bool 
                   const sy_digest *got, const uint32_t *hint, uint32_t accepted, bool widened,
                   uint64_t start, uint64_t now);
 
+/* Whether `need` matching replies can still come: have/got as in
+ * sy_bft_learn; up[i]: we hold a connection to replica i. For a read's
+ * quorum (need > f+1) a replica we hold no connection to counts as one
+ * that will not answer: giving up there only means the ordered read
+ * (net/client.c, sy_client_exec), and with a replica down and the others
+ * at different executed indexes the fast path otherwise waits out its
+ * whole 2 x attempt_ms. An ordered request (need f+1) counts every
+ * replica that has not answered: giving up there fails the call, and a
+ * connection may come back. */
+bool sy_bft_can_reach(const sy_bft_memory *m, uint32_t need, const bool *have,
+                      const sy_digest *got, const bool *up);
+
 #endif

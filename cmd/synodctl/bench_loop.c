@@ -537,7 +537,7 @@ static void bft_reply(bl_client *c, uint32_t node, const sy_client_reply *r)
     sy_client_reply_digest(r, &c->got[node]);
     c->have[node] = true;
     c->hint[node] = r->leader;
-    uint32_t match = 0, answered = 0, best = 0;
+    uint32_t match = 0;
     for (uint32_t i = 0; i < n; i++)
         if (c->have[i] && sy_digest_eq(&c->got[i], &c->got[node]))
             match++;
@@ -551,17 +551,10 @@ static void bft_reply(bl_client *c, uint32_t node, const sy_client_reply *r)
         return;
     }
     /* no group of matching replies can reach need any more */
-    for (uint32_t i = 0; i < n; i++) {
-        if (!c->have[i])
-            continue;
-        answered++;
-        uint32_t m = 0;
-        for (uint32_t j = 0; j < n; j++)
-            if (c->have[j] && sy_digest_eq(&c->got[i], &c->got[j]))
-                m++;
-        best = m > best ? m : best;
-    }
-    if (best + (n - answered) < c->need) {
+    bool up[SY_MAX_NODES];
+    for (uint32_t i = 0; i < n; i++)
+        up[i] = conn_up(c, i);
+    if (!sy_bft_can_reach(&c->bft, c->need, c->have, c->got, up)) {
         if (c->fast_end)
             bft_ordered(c);
         else

@@ -398,6 +398,39 @@ static void test_bft_result_needs_f_plus_one_matching_replies(void **state)
     world_stop(&w);
 }
 
+/* Node i is down: its address is a port nobody listens on. */
+static void make_down(world *w, uint32_t i)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client, "tcp://127.0.0.1:%d",
+             ntohs(sa.sin_port));
+}
+
+/* PBFT reads with a replica down and the live ones answering differently:
+ * no read quorum can form, so each falls back to an ordered read at once
+ * rather than at the end of its fast path (2 s, past these reads' 1.5 s
+ * deadline). */
+static void test_bft_reads_fall_back_at_once_with_a_replica_down(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1);
+    snprintf(w.nodes[2].value, sizeof w.nodes[2].value, "other");
+    make_down(&w, 3);
+    go(&w);
+    outcome r = run(&w, 9, 1.0, 1500);
+    assert_int_equal(r.done, 9);
+    assert_int_equal(r.errors, 0);
+    world_stop(&w);
+}
+
 static void test_a_node_sending_garbage_is_survived(void **state)
 {
     (void)state;
@@ -447,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_a_redirect_is_followed_and_remembered),
         cmocka_unit_test(test_forged_replies_never_count),
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
+        cmocka_unit_test(test_bft_reads_fall_back_at_once_with_a_replica_down),
         cmocka_unit_test(test_a_node_sending_garbage_is_survived),
         cmocka_unit_test(test_only_tcp_addresses_are_driven),
     };

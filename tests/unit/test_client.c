@@ -70,6 +70,8 @@ typedef struct world {
     sy_env_opts opts;
     fake nodes[MAXN];
     uint32_t primary;       /* leader hint in honest replies (SY_NO_NODE) */
+    uint32_t unreachable;   /* nodes whose address nobody listens on (bits;
+                               set before open_client: take_down) */
     /* status: with lead_set every node names `lead` in term `term`; a
      * transfer request answered SY_OK moves it to the next node, term+1 */
     bool lead_set;
@@ -391,10 +393,21 @@ static sy_client *open_client(world *w, uint32_t attempt_ms)
     /* every fake listens: once all are connected a fresh client's first
      * call goes to the first connected node in id order, node 0, which
      * the tests below script as the one asked first */
-    for (int i = 0; i < 500 && sy_client_connected(c) < w->n; i++)
+    uint32_t up = w->n - (uint32_t)__builtin_popcount(w->unreachable);
+    for (int i = 0; i < 500 && sy_client_connected(c) < up; i++)
         usleep(10000);
-    assert_int_equal(sy_client_connected(c), w->n);
+    assert_int_equal(sy_client_connected(c), up);
     return c;
+}
+
+/* Node i is down for clients opened from now on: the manifest names an
+ * address nobody listens on (its fake goes on serving the old one). */
+static void take_down(world *w, uint32_t i)
+{
+    const char *tmp = getenv("SYNOD_TMP");
+    snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client, "ipc://%s/nobody-%d-%u.ipc",
+             tmp && *tmp ? tmp : "/tmp", (int)getpid(), i);
+    w->unreachable |= 1u << i;
 }
 
 static void assert_value(const uint8_t *v, size_t len, const char *want)
@@ -551,6 +564,35 @@ static void test_bft_result_needs_f_plus_one_matching_replies(void **state)
     set_mode(&w, 3, M_FORGED, 0);
     snprintf(w.nodes[3].value, sizeof w.nodes[3].value, "good");
     assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 1500), SY_ETIMEOUT);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+/* A linearizable read needs a quorum of matching replies (2f+1 of 3f+1)
+ * and falls back to an ordered read without one. With a replica down and
+ * the live ones answering differently, no quorum can form: the ordered
+ * read follows at once. Without that it waited out the fast path (2 x
+ * attempt_ms, here past the call's deadline: SY_ETIMEOUT). */
+static void test_bft_read_falls_back_at_once_when_a_down_replica_leaves_no_quorum(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 42);
+    snprintf(w.nodes[0].value, sizeof w.nodes[0].value, "new");
+    snprintf(w.nodes[1].value, sizeof w.nodes[1].value, "new");
+    snprintf(w.nodes[2].value, sizeof w.nodes[2].value, "old");
+    take_down(&w, 3);
+    sy_client *c = open_client(&w, 5000);
+    uint8_t *v;
+    size_t vl;
+    assert_int_equal(sy_client_get(c, "k", 1, &v, &vl, 8000), SY_OK);
+    assert_value(v, vl, "new");
+    free(v);
+    /* the fallback was an ordered read (f+1 matching) */
+    pthread_mutex_lock(&w.mu);
+    uint8_t flags = w.nodes[0].last_flags;
+    pthread_mutex_unlock(&w.mu);
+    assert_true(flags & SY_REQ_ORDERED);
     sy_client_close(c);
     world_stop(&w);
 }
@@ -1159,6 +1201,7 @@ int main(void)
         cmocka_unit_test(test_client_accepts_batch_signed_replies_and_rejects_forged_ones),
         cmocka_unit_test(test_client_times_out_at_deadline_retrying_same_req_no),
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
+        cmocka_unit_test(test_bft_read_falls_back_at_once_when_a_down_replica_leaves_no_quorum),
         cmocka_unit_test(test_bft_write_goes_to_primary_and_f_backups),
         cmocka_unit_test(test_bft_primary_hint_needs_f_plus_one),
         cmocka_unit_test(test_bft_single_replica_cluster),
