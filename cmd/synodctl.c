@@ -866,7 +866,7 @@ static int cmd_bench(const args *a)
         uint64_t d;
         uint32_t up;
         bench_loop_progress(lp, &d, &errors, &up);
-        bench_loop_end(lp, &all, &total, &last_err);
+        bench_loop_end(lp, &all, &total, &last_err, &secs);
         lp = NULL;
         if (!all && !(all = malloc(sizeof *all))) {
             fprintf(stderr, "synodctl: bench: out of memory for the results\n");

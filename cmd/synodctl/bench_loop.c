@@ -104,6 +104,7 @@ struct bench_loop {
     uint8_t *val;
     uint8_t *tmp;            /* read buffer */
     uint64_t issued, end_us, next_due;
+    uint64_t run_start_us, run_end_us;   /* first request started, last ended */
     uint64_t *lat;
     size_t n_lat, cap_lat;
     int last_err;
@@ -815,7 +816,8 @@ static void *loop_main(void *arg)
         if (now_ms() >= l->next_due)
             timers(l);
     }
-    l->end_us = now_us() + (uint64_t)(l->o.duration_s * 1e6);
+    l->run_start_us = now_us();
+    l->end_us = l->run_start_us + (uint64_t)(l->o.duration_s * 1e6);
     for (uint32_t i = 0; i < l->o.clients; i++)
         client_next(&l->cs[i]);
     while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED) && any_busy(l)) {
@@ -830,6 +832,7 @@ static void *loop_main(void *arg)
         if (now_ms() >= l->next_due)
             timers(l);
     }
+    l->run_end_us = now_us();
     __atomic_store_n(&l->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -1020,9 +1023,11 @@ void bench_loop_stop(bench_loop *l)
     __atomic_store_n(&l->stop, 1, __ATOMIC_RELAXED);
 }
 
-void bench_loop_end(bench_loop *l, uint64_t **lat_us, size_t *n_lat, int *last_err)
+void bench_loop_end(bench_loop *l, uint64_t **lat_us, size_t *n_lat, int *last_err,
+                    double *secs)
 {
     pthread_join(l->thr, NULL);
+    *secs = (double)(l->run_end_us - l->run_start_us) / 1e6;
     *lat_us = l->lat;
     *n_lat = l->n_lat;
     *last_err = l->last_err;

@@ -311,12 +311,14 @@ static outcome run(world *w, uint64_t requests, double read_ratio, uint32_t time
     outcome r;
     uint32_t up;
     uint64_t *lat = NULL;
+    double secs;
     assert_true(bench_loop_usable(&w->cfg));
     assert_int_equal(bench_loop_start(&w->cfg, w->client_sk, &o, &l, why, sizeof why), SY_OK);
     while (!bench_loop_finished(l))
         usleep(10000);
     bench_loop_progress(l, &r.done, &r.errors, &up);
-    bench_loop_end(l, &lat, &r.n_lat, &r.last_err);
+    bench_loop_end(l, &lat, &r.n_lat, &r.last_err, &secs);
+    assert_true(secs >= 0);
     free(lat);
     assert_int_equal(r.n_lat, r.done);
     return r;
