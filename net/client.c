@@ -1069,18 +1069,10 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
     bool needs_key = op == SY_OP_PUT || op == SY_OP_GET || op == SY_OP_DEL || op == SY_OP_CAS;
     if (timeout_ms <= 0 || op > SY_OP_SCAN || (needs_key && key_len == 0))
         return SY_EINVAL;
-    memset(&m, 0, sizeof m);
-    m.type = SY_MSG_CLIENT_REQ;
-    sy_client_req *q = &m.u.req;
-    q->client_id = c->client_id;
     /* strictly increasing even if the wall clock steps back */
     c->last_req = sy_client_next_req_no(c->last_req);
-    q->req_no = c->last_req;
-    q->op = op;
-    /* which kind of cluster our manifest describes, so a node of the other
-     * kind refuses us (SY_ECONFIG) before we trust its reply the wrong way */
-    q->flags = (uint8_t)(flags & ~(SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT));
-    q->flags |= c->cfg->protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
+    sy_client_req_init(&m, c->cfg->protocol, c->client_id, c->last_req, op, flags);
+    sy_client_req *q = &m.u.req;
     if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
         q->flags |= SY_REQ_STALE_OK;
     q->limit = limit;

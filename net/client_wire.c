@@ -1,7 +1,21 @@
-/* PBFT client policy shared by the client library and synodctl bench's
+/* Client rules shared by the client library and synodctl bench's
  * event loop (net/client_wire.h). */
 #include <string.h>
 #include "net/client_wire.h"
+#include "core/config.h"
+
+void sy_client_req_init(sy_msg *m, int protocol, uint32_t client_id, uint64_t req_no,
+                        uint8_t op, uint8_t flags)
+{
+    memset(m, 0, sizeof *m);
+    m->type = SY_MSG_CLIENT_REQ;
+    sy_client_req *q = &m->u.req;
+    q->client_id = client_id;
+    q->req_no = req_no;
+    q->op = op;
+    q->flags = (uint8_t)(flags & ~(SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT));
+    q->flags |= protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
+}
 
 /* Castro & Liskov (sec. 4.1) send a request to the primary alone and
  * broadcast on the client's timeout. A replica here answers only requests

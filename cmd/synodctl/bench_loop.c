@@ -346,18 +346,12 @@ static int encode(bl_client *c)
 {
     bench_loop *l = c->l;
     sy_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = SY_MSG_CLIENT_REQ;
+    uint8_t flags = (c->read && l->o.stale ? SY_REQ_STALE_OK : 0) |
+                    (c->ordered ? SY_REQ_ORDERED : 0);
+    c->last_req = c->req_no = sy_client_next_req_no(c->last_req);
+    sy_client_req_init(&m, l->cfg->protocol, c->client_id, c->req_no,
+                       c->read ? SY_OP_GET : SY_OP_PUT, flags);
     sy_client_req *q = &m.u.req;
-    q->client_id = c->client_id;
-    c->last_req = sy_client_next_req_no(c->last_req);
-    q->req_no = c->req_no = c->last_req;
-    q->op = c->read ? SY_OP_GET : SY_OP_PUT;
-    q->flags = l->cfg->protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
-    if (c->read && l->o.stale)
-        q->flags |= SY_REQ_STALE_OK;
-    if (c->ordered)
-        q->flags |= SY_REQ_ORDERED;
     q->key = (sy_bytes){ (const uint8_t *)c->key, BL_KEY_LEN };
     if (!c->read)
         q->val = (sy_bytes){ l->val, (uint32_t)l->o.value_size };
