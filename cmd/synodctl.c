@@ -708,7 +708,6 @@ static int cmd_bench(const args *a)
     /* the manifest first: the keys are looked for next to it, and a
      * missing key is no help when the manifest itself is what is wrong */
     char why[512] = "";
-    memset(&cfg, 0, sizeof cfg);
     int rc = sy_cluster_load(a->cluster, &cfg, why, sizeof why);
     if (rc != SY_OK) {
         fprintf(stderr, "synodctl: %s\n", why[0] ? why : sy_strerror(rc));
