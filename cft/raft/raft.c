@@ -522,7 +522,10 @@ static void raft_advance(void *e, uint64_t now_ms)
  *  - it votes again once it durably holds the log up to rejoin_commit,
  *    the highest commit index a leader sent it in an append with entries
  *    (an append's commit is the leader's own; a heartbeat's is capped at
- *    what the follower holds), and that entry is of its current term: a
+ *    what the follower holds -- so that an idle cluster sends one, a
+ *    leader re-sends its last entry to a follower that holds everything
+ *    but got no commit of its term yet: raft_replicate.c,
+ *    resend_commit), and that entry is of its current term: a
  *    leader that committed an entry of its own term appended it after all
  *    its earlier entries, and by Leader Completeness those include every
  *    entry committed before it; and as it was sent after this node started,

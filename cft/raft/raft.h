@@ -80,6 +80,8 @@ typedef struct {
     bool acked_since_hb;  /* some progress since the last heartbeat tick */
     bool sent_this_ready;
     uint64_t commit_sent;
+    bool proved;          /* sent an append with entries carrying a commit
+                             of this term (resend_commit) */
     uint64_t read_ack;    /* highest ReadIndex ctx it echoed this term */
     uint64_t *infl;       /* ring of last indices of appends in flight */
     uint32_t infl_head, infl_n;

@@ -48,6 +48,7 @@ void raft_pr_reset(raft *r, uint32_t id)
     p->recent_active = false;
     p->acked_since_hb = false;
     p->commit_sent = 0;
+    p->proved = false;
     p->read_ack = 0;
     p->snap_index = p->snap_offset = 0;
     infl_clear(p);
@@ -63,6 +64,7 @@ static int send_snapshot_chunk(raft *r, uint32_t id)
 {
     raft_progress *p = &r->prs[id];
     p->state = RAFT_PR_SNAPSHOT;
+    p->proved = false;   /* an install carries no commit (resend_commit) */
     if (p->snap_index != r->snap_index) {
         p->snap_index = r->snap_index;
         p->snap_offset = 0;
@@ -141,6 +143,8 @@ static bool send_one(raft *r, uint32_t id, int *rc)
     m->u.append.read_ctx = r->read_seq;
     m->u.append.n_entries = n;
     m->u.append.entries = ents;
+    if (n && raft_commit_in_term(r))
+        p->proved = true;
     uint64_t vouched = prev + n;
     p->commit_sent = r->commit < vouched ? r->commit : vouched;
     if (p->state == RAFT_PR_PROBE) {
@@ -369,11 +373,42 @@ int raft_recv_snapshot_resp(raft *r, uint32_t from, const sy_raft_snapshot_resp 
     return send_snapshot_chunk(r, from);
 }
 
+/* A rejoining follower (raft_rejoin_check) takes a commit index as proof
+ * only from an append with entries (a heartbeat's is capped at what the
+ * follower holds), and only one of this term. A follower that holds
+ * everything (match == last) is sent no more entries while the cluster is
+ * idle, yet none it got may have carried such a commit: the append that
+ * carried this term's no-op left before the no-op committed, and a
+ * snapshot install carries no commit. So a node rejoining an idle cluster
+ * waited for the next write. At each heartbeat tick (raft_leader_tick), a
+ * follower in that state (proved false) is sent its last entry again --
+ * the next append goes from next = last, as a probe -- or, when that entry
+ * was compacted away, true asks the caller for a no-op of this term;
+ * either append carries the commit. At most once per follower per term
+ * and per snapshot install: a follower that is not rejoining just holds
+ * the entry already. */
+static bool resend_commit(raft *r, uint32_t id)
+{
+    raft_progress *p = &r->prs[id];
+    uint64_t last = raft_last_index(r);
+    if (!p->member || p->proved || last == 0 || p->match < last ||
+        p->state == RAFT_PR_SNAPSHOT || !raft_commit_in_term(r))
+        return false;
+    if (last < r->log_start)
+        return true;
+    p->next = last;
+    p->state = RAFT_PR_PROBE;
+    p->probe_sent = false;
+    infl_clear(p);
+    return false;
+}
+
 int raft_leader_tick(raft *r)
 {
     int rc = SY_OK;
     r->leader_contact = r->now;
     if (r->now >= r->heartbeat_deadline) {
+        bool need_noop = false;
         r->heartbeat_deadline = r->now + r->cfg.heartbeat_ms;
         for (uint32_t id = 0; id < SY_MAX_NODES; id++) {
             raft_progress *p = &r->prs[id];
@@ -393,10 +428,13 @@ int raft_leader_tick(raft *r)
                     return rc;
             }
             p->acked_since_hb = false;
+            need_noop |= resend_commit(r, id);
             rc = raft_send_heartbeat(r, id);
             if (rc)
                 return rc;
         }
+        if (need_noop && (rc = raft_log_append(r, r->term, SY_ENTRY_NOOP, NULL, 0, 0)) != SY_OK)
+            return rc;
     }
     if (r->cfg.check_quorum && r->now >= r->quorum_deadline) {
         uint32_t active = 0;

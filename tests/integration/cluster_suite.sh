@@ -234,6 +234,14 @@ fi
 # checkpoint) alone must bring it back
 wait_converged 30 && pass "node $X on an empty disk caught up with no writes going on" \
   || fail "node $X on an empty disk did not catch up while the cluster was idle"
+if [ "$PROTO" = raft ]; then
+  # and finishes rejoining: the leader sends a follower that holds
+  # everything its last entry again with the commit (resend_commit);
+  # Multi-Paxos still waits for a write (docs/operations.md, section 7)
+  wait_log "$X" "rejoined: caught up with the leader" 30 && [ ! -e "$C_DIR/data/node-$X/rejoin" ] \
+    && pass "node $X finished rejoining with no writes at all" \
+    || fail "node $X did not finish rejoining in an idle cluster"
+fi
 for k in 1 2 3; do ctl put "new-disk-$k" "v$k" >/dev/null || fail "write $k after the disk replacement failed"; done
 wait_converged 60 && pass "node $X on an empty disk caught up: same applied index, digest and ledger head" \
   || fail "node $X on an empty disk did not catch up"

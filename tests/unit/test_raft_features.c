@@ -309,14 +309,18 @@ static void test_rejoining_node_votes_for_no_one_until_caught_up(void **state)
     uint64_t committed = h_status(&c, l).commit_index;
     /* the leader comes back: whoever leads now holds the writes, and f
      * catches up from it; it votes again once an append with entries has
-     * carried a commit index of the leader's term that it holds -- here,
-     * after the next write (an idle leader sends only heartbeats, whose
-     * commit index is capped at what the follower holds) */
+     * carried a commit index of the leader's term that it holds (an idle
+     * leader's heartbeats carry one capped at what the follower holds) */
     h_isolate(&c, l, false);
     h_run(&c, 3000);
     uint32_t nl = h_leader(&c);
     assert_true(nl != SY_NO_NODE && nl != f);
     assert_true(h_status(&c, nl).commit_index >= committed);
+    /* with no write at all: the append that carried the new leader's
+     * no-op left before the no-op committed, and once it did the leader
+     * sent the entry again with the commit (raft_replicate.c,
+     * resend_commit) -- before, f waited here for the next write */
+    assert_false(h_status(&c, f).rejoining);
     submit(&c, nl, SY_CLIENT_ID_BASE, 50, 1);
     h_run(&c, 100);
     assert_false(h_status(&c, f).rejoining);
@@ -332,6 +336,40 @@ static void test_rejoining_node_votes_for_no_one_until_caught_up(void **state)
     h_run(&c, 50);
     assert_int_equal(h_status(&c, l2).commit_index, h_status(&c, l2).last_index);
     assert_true(h_status(&c, l2).commit_index >= committed);
+    h_free(&c);
+}
+
+/* A node rejoining a cluster that takes no writes at all finishes on its
+ * own, also when it catches up through a snapshot at the leader's last
+ * index: an install carries no commit and no append with entries follows,
+ * so the leader sends its last entry again (resend_commit). Before, it
+ * stayed rejoining until the next write. */
+static void test_rejoining_node_finishes_in_an_idle_cluster_after_a_snapshot(void **state)
+{
+    (void)state;
+    h_cluster c;
+    h_init(&c, 3);
+    uint32_t l = h_elect(&c, 2000);
+    uint32_t f = (l + 1) % 3;
+    for (uint64_t k = 1; k <= RAFT_COMPACT_KEEP + 30; k++) {
+        submit(&c, l, SY_CLIENT_ID_BASE, k, 1);
+        h_run(&c, 1);
+    }
+    h_run(&c, 20);
+    uint64_t last = h_status(&c, l).last_index;
+    assert_int_equal(h_status(&c, l).commit_index, last);
+    assert_int_equal(h_snapshot(&c, l, last), SY_OK);
+    h_ready(&c, l);
+    h_wipe(&c, f);
+    c.cfg[f].rejoin = true;
+    assert_int_equal(h_boot(&c, f), SY_OK);
+    h_run(&c, sy_rejoin_wait_ms(&c.cfg[f]) + 1000);
+    sy_engine_status sl = h_status(&c, l), sf = h_status(&c, f);
+    assert_int_equal(sl.role, SY_ROLE_LEADER);
+    assert_int_equal(c.node[f].snap_index, last);   /* it came by a snapshot */
+    assert_int_equal(sf.commit_index, sl.commit_index);
+    assert_false(sf.rejoining);
+    assert_true(h_logs_agree(&c));
     h_free(&c);
 }
 
@@ -955,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_rejoining_node_votes_for_no_one_until_caught_up),
         cmocka_unit_test(test_rejoining_node_is_deaf_at_first_then_catches_up_and_votes),
         cmocka_unit_test(test_rejoining_node_keeps_out_of_elections_on_heartbeats_alone),
+        cmocka_unit_test(test_rejoining_node_finishes_in_an_idle_cluster_after_a_snapshot),
         cmocka_unit_test(test_rejoining_node_deaf_until_stale_leaders_stepped_down),
         cmocka_unit_test(test_snapshot_beyond_commit_is_refused),
         cmocka_unit_test(test_read_index_served_only_after_heartbeat_quorum),
