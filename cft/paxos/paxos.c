@@ -649,7 +649,10 @@ static void px_advance(void *e, uint64_t now_ms)
  *    told of: a promise majority reports each of those (the promisers
  *    exclude this node, which promises nothing), the takeover re-proposes
  *    them with their old origins and fills only the gaps, which therefore
- *    lie above them, with no-ops of b, and fresh values come after both.
+ *    lie above them, with no-ops of b, and fresh values come after both
+ *    (an idle leader proposes a no-op of b when its prefix ends in an
+ *    older ballot's slot, px_leader_tick, so such a slot comes without a
+ *    write).
  *    And as the ACCEPT left after this node started, everything executed
  *    before then is at or below it. (Not every slot *chosen* before: a
  *    value chosen above a gap that no node could execute yet may be lost
@@ -658,7 +661,7 @@ static void px_advance(void *e, uint64_t now_ms)
  *    in raft_rejoin_at_ready and for the same reason.
  * The deaf period assumes bounded message delays and pauses (see the Raft
  * engine and docs/operations.md). */
-static bool origin_at(const paxos *p, uint64_t slot, uint64_t *origin)
+bool px_origin_at(const paxos *p, uint64_t slot, uint64_t *origin)
 {
     if (slot >= p->log_start && slot <= px_last(p)) {
         const sy_entry *e = &p->ents[slot - p->log_start];
@@ -680,7 +683,7 @@ void px_rejoin_at_ready(paxos *p)
     p->rejoin_ready = p->rejoining && p->role == PX_FOLLOWER && p->leader != SY_NO_NODE &&
                       p->leader == px_ballot_node(p->promised) && p->rejoin_commit > 0 &&
                       p->commit >= p->rejoin_commit && !p->snap_install &&
-                      origin_at(p, p->rejoin_commit, &origin) && origin == p->promised;
+                      px_origin_at(p, p->rejoin_commit, &origin) && origin == p->promised;
 }
 
 void px_rejoin_check(paxos *p)

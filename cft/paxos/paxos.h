@@ -259,6 +259,9 @@ static inline px_meta *px_meta_of(paxos *p, uint64_t slot) { return &p->meta[slo
 /* Stores (ballot, type, value) at slot (> commit, >= log_start), filling any
  * gap with placeholders. owned: takes data (malloc'd) on success; else
  * copies. */
+/* The ballot slot's value was first proposed in (its origin), when the
+ * slot is in the log or is the snapshot's last; false otherwise. */
+bool px_origin_at(const paxos *p, uint64_t slot, uint64_t *origin);
 int px_log_put(paxos *p, uint64_t slot, uint64_t ballot, uint8_t type, const uint8_t *data,
                uint32_t len, bool owned);
 sy_msg *px_send(paxos *p, uint32_t to, uint8_t type);

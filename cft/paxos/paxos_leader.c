@@ -588,6 +588,22 @@ int px_leader_tick(paxos *p)
             rc = px_send_catchup(p, i, pr->commit + 1);
     }
     p->hb_prev_commit = p->commit;
+    /* An idle leader whose chosen prefix ends in a slot first proposed in
+     * an older ballot (a takeover that re-proposed old values and had no
+     * gap to fill) proposes a no-op of its own ballot: a node rejoining
+     * after a replaced disk promises again only once the announced prefix
+     * ends in such a slot (px_rejoin_check), and with no writes it waited
+     * for the next one. Once per takeover, in an idle cluster only. */
+    uint64_t origin;
+    if (rc == SY_OK && p->q_n == 0 && p->commit > 0 && p->commit + 1 == p->next_slot &&
+        (!px_origin_at(p, p->commit, &origin) || origin != p->promised)) {
+        uint64_t s = p->next_slot;
+        rc = put_noop(p, s, p->promised);
+        if (rc == SY_OK) {
+            p->next_slot++;
+            rc = send_range(p, SY_NO_NODE, s, s, 0);
+        }
+    }
     if (rc == SY_OK)
         rc = bcast_heartbeat(p, p->n_reads ? p->read_seq : 0);
     return rc;
