@@ -580,15 +580,6 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static bool bench_take(bench *b)
 {
     if (__atomic_load_n(&b->stop, __ATOMIC_RELAXED))
@@ -618,10 +609,10 @@ static void *bench_main(void *arg)
         return NULL;
     }
     for (size_t i = 0; i < b->a->value_size; i++)
-        val[i] = (uint8_t)('a' + (xorshift(&rng) % 26));
+        val[i] = (uint8_t)('a' + (bench_xorshift(&rng) % 26));
     while (bench_take(b)) {
-        uint32_t k = (uint32_t)(xorshift(&rng) % b->a->keys);
-        bool read = (double)(xorshift(&rng) % 1000000) / 1e6 < b->a->read_ratio;
+        uint32_t k = (uint32_t)(bench_xorshift(&rng) % b->a->keys);
+        bool read = (double)(bench_xorshift(&rng) % 1000000) / 1e6 < b->a->read_ratio;
         sy_client_result r;
         snprintf(key, sizeof key, "k%015u", k);
         uint64_t t0 = mono_us();

@@ -126,7 +126,7 @@ static uint64_t now_ms(void)
     return now_us() / 1000u;
 }
 
-static uint64_t xorshift(uint64_t *s)
+uint64_t bench_xorshift(uint64_t *s)
 {
     uint64_t x = *s;
     x ^= x << 13;
@@ -423,8 +423,8 @@ static void bft_begin(bl_client *c, uint32_t need)
 static bool client_start(bl_client *c)
 {
     bench_loop *l = c->l;
-    c->read = (double)(xorshift(&c->rng) % 1000000) / 1e6 < l->o.read_ratio;
-    snprintf(c->key, sizeof c->key, "k%015u", (unsigned)(xorshift(&c->rng) % l->o.keys));
+    c->read = (double)(bench_xorshift(&c->rng) % 1000000) / 1e6 < l->o.read_ratio;
+    snprintf(c->key, sizeof c->key, "k%015u", (unsigned)(bench_xorshift(&c->rng) % l->o.keys));
     c->ordered = false;
     int rc = encode(c);
     if (rc != SY_OK) {
@@ -924,7 +924,7 @@ int bench_loop_start(const sy_cluster_cfg *cfg, sy_seckey *const *keys,
     l->vopts.batch_ok = true;
     uint64_t vr = 0x243f6a8885a308d3ull;
     for (size_t i = 0; i < o->value_size; i++)
-        l->val[i] = (uint8_t)('a' + xorshift(&vr) % 26);
+        l->val[i] = (uint8_t)('a' + bench_xorshift(&vr) % 26);
     for (uint32_t i = 0; i < cfg->n; i++) {
         char host[SY_MAX_ADDR], port[16];
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;

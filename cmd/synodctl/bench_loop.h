@@ -34,6 +34,10 @@ typedef struct bench_loop_opts {
 
 typedef struct bench_loop bench_loop;
 
+/* The pseudo-random sequence bench draws keys and values from (xorshift64;
+ * s nonzero), shared with its --threads driver. */
+uint64_t bench_xorshift(uint64_t *s);
+
 /* Whether every node's client address is one this driver speaks. */
 bool bench_loop_usable(const sy_cluster_cfg *cfg);
 

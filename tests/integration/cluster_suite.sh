@@ -260,28 +260,20 @@ rm -rf "$C_DIR/data/node-$X.dead"
 # nothing): still serving. PBFT clients send to the primary and f backups
 # first; those that picked the paused one widen after a few round trips
 # and then leave it out (net/client.c).
-L=$(wait_leader 20)
-paused=$(( (L + 1) % N ))
-kill -STOP "${T_PIDS[$paused]}"
-out=$(ctl --timeout 10000 bench --clients 4 --duration 3 --value-size 100 --read-ratio 0 2>&1)
-kill -CONT "${T_PIDS[$paused]}"
-read -r b_ops b_err <<<"$(sed -n 's/^ops \([0-9]*\) in .*errors \([0-9]*\).*/\1 \2/p' <<<"$out")"
-[ "${b_ops:-0}" -gt 0 ] && [ "${b_err:-1}" -eq 0 ] \
-  && pass "with node $paused paused (SIGSTOP) 4 clients completed $b_ops writes, no errors" \
-  || fail "writes with node $paused paused: $out"
-wait_converged 60 && pass "paused node $paused caught up after SIGCONT" || fail "no convergence after SIGCONT"
-# the same through the client library's threads (bench --threads: what an
-# application on net/client.h does; the default above is bench's event loop)
-L=$(wait_leader 20)
-paused=$(( (L + 1) % N ))
-kill -STOP "${T_PIDS[$paused]}"
-out=$(ctl --timeout 10000 bench --threads --clients 4 --duration 3 --value-size 100 --read-ratio 0 2>&1)
-kill -CONT "${T_PIDS[$paused]}"
-read -r b_ops b_err <<<"$(sed -n 's/^ops \([0-9]*\) in .*errors \([0-9]*\).*/\1 \2/p' <<<"$out")"
-[ "${b_ops:-0}" -gt 0 ] && [ "${b_err:-1}" -eq 0 ] \
-  && pass "bench --threads: with node $paused paused 4 clients completed $b_ops writes, no errors" \
-  || fail "bench --threads, writes with node $paused paused: $out"
-wait_converged 60 && pass "paused node $paused caught up after SIGCONT" || fail "no convergence after SIGCONT"
+# Both of bench's drivers: its event loop (the default) and the client
+# library's threads (--threads: what an application on net/client.h does).
+for drv in "" --threads; do
+  L=$(wait_leader 20)
+  paused=$(( (L + 1) % N ))
+  kill -STOP "${T_PIDS[$paused]}"
+  out=$(ctl --timeout 10000 bench $drv --clients 4 --duration 3 --value-size 100 --read-ratio 0 2>&1)
+  kill -CONT "${T_PIDS[$paused]}"
+  read -r b_ops b_err <<<"$(sed -n 's/^ops \([0-9]*\) in .*errors \([0-9]*\).*/\1 \2/p' <<<"$out")"
+  [ "${b_ops:-0}" -gt 0 ] && [ "${b_err:-1}" -eq 0 ] \
+    && pass "bench${drv:+ $drv}: with node $paused paused (SIGSTOP) 4 clients completed $b_ops writes, no errors" \
+    || fail "bench${drv:+ $drv}, writes with node $paused paused: $out"
+  wait_converged 60 && pass "paused node $paused caught up after SIGCONT" || fail "no convergence after SIGCONT"
+done
 # The leader or primary paused for 3 s in a 7 s bench: its clients hear
 # nothing, move on (Raft, Multi-Paxos: the next node, whose hint names the
 # new leader; PBFT: the broadcast, which starts the view change), and every

@@ -242,21 +242,29 @@ static void world_start(world *w, int protocol, uint32_t n, uint32_t f)
     }
 }
 
+/* A TCP socket bound to a free loopback port (listening if asked); node
+ * i's client address names that port. */
+static int loopback_socket(world *w, uint32_t i, bool listening)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (listening)
+        assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client, "tcp://127.0.0.1:%d",
+             ntohs(sa.sin_port));
+    return fd;
+}
+
 /* Node i becomes a raw TCP server sending hostile bytes (before go). */
 static void make_hostile(world *w, uint32_t i)
 {
-    fake *fk = &w->nodes[i];
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t sl = sizeof sa;
-    fk->mode = M_HOSTILE;
-    fk->raw_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fk->raw_fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fk->raw_fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fk->raw_fd, 16), 0);
-    assert_int_equal(getsockname(fk->raw_fd, (struct sockaddr *)&sa, &sl), 0);
-    snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client, "tcp://127.0.0.1:%d",
-             ntohs(sa.sin_port));
+    w->nodes[i].mode = M_HOSTILE;
+    w->nodes[i].raw_fd = loopback_socket(w, i, true);
 }
 
 static void go(world *w)
@@ -403,16 +411,7 @@ static void test_bft_result_needs_f_plus_one_matching_replies(void **state)
 /* Node i is down: its address is a port nobody listens on. */
 static void make_down(world *w, uint32_t i)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client, "tcp://127.0.0.1:%d",
-             ntohs(sa.sin_port));
+    close(loopback_socket(w, i, false));
 }
 
 /* PBFT reads with a replica down and the live ones answering differently:

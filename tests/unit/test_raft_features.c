@@ -179,6 +179,17 @@ static void test_lagging_follower_gets_snapshot_after_compaction(void **state)
     h_free(&c);
 }
 
+/* RAFT_COMPACT_KEEP + 30 writes at leader l, one entry per request (past
+ * what compaction keeps), and time for every node to apply them. */
+static void writes_past_compaction(h_cluster *c, uint32_t l)
+{
+    for (uint64_t k = 1; k <= RAFT_COMPACT_KEEP + 30; k++) {
+        submit(c, l, SY_CLIENT_ID_BASE, k, 1);
+        h_run(c, 1);
+    }
+    h_run(c, 20);
+}
+
 /* A follower whose disk died comes back on an empty one (docs/operations.md,
  * section 7) while the leader still counts it as holding everything it
  * acknowledged: the leader must notice that it rejects entries it had, and
@@ -190,12 +201,7 @@ static void assert_replaced_disk_catches_up(bool compact, bool writes)
     h_init(&c, 3);
     uint32_t l = h_elect(&c, 2000);
     uint32_t f = (l + 1) % 3;
-    /* one entry per request, past what compaction keeps (RAFT_COMPACT_KEEP) */
-    for (uint64_t k = 1; k <= RAFT_COMPACT_KEEP + 30; k++) {
-        submit(&c, l, SY_CLIENT_ID_BASE, k, 1);
-        h_run(&c, 1);
-    }
-    h_run(&c, 20);
+    writes_past_compaction(&c, l);
     assert_int_equal(c.node[f].applied_index, c.node[l].applied_index);
     if (compact) {
         assert_int_equal(h_snapshot(&c, l, 700), SY_OK);
@@ -351,11 +357,7 @@ static void test_rejoining_node_finishes_in_an_idle_cluster_after_a_snapshot(voi
     h_init(&c, 3);
     uint32_t l = h_elect(&c, 2000);
     uint32_t f = (l + 1) % 3;
-    for (uint64_t k = 1; k <= RAFT_COMPACT_KEEP + 30; k++) {
-        submit(&c, l, SY_CLIENT_ID_BASE, k, 1);
-        h_run(&c, 1);
-    }
-    h_run(&c, 20);
+    writes_past_compaction(&c, l);
     uint64_t last = h_status(&c, l).last_index;
     assert_int_equal(h_status(&c, l).commit_index, last);
     assert_int_equal(h_snapshot(&c, l, last), SY_OK);
