@@ -26,6 +26,7 @@
 # Env: SYNOD_BENCH_DIR (where data goes; default /var/tmp, must not be tmpfs
 #      for fsync to mean anything), ETCD_REPS (wrk repetitions, default 1),
 #      SYNOD_BENCH_PERF=1 (perf record -g the leader during the 16-client run).
+#      SYNOD_BENCH_PIN=1 (node i pinned to core i mod cores; an experiment, see bench/README.md).
 # Numbers are printed, never asserted. Exit 0 when every run completed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,7 +82,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     "-DCMAKE_C_FLAGS=-Wno-error=maybe-uninitialized -Wno-error=unused-function" >/dev/null ||
     { echo "run.sh: cmake configure failed" >&2; exit 1; }
 fi
-if ! cmake --build "$BUILD" -j"$(nproc)" --target synod synodctl synod-keys bench_sigfloor >"$BUILD/bench-build.log" 2>&1; then
+if ! cmake --build "$BUILD" -j"$(nproc)" --target synod synodctl synod-keys bench_sigfloor bench_handoff >"$BUILD/bench-build.log" 2>&1; then
   grep -E "error" "$BUILD/bench-build.log" | head -5 >&2
   echo "run.sh: build failed (full log: $BUILD/bench-build.log)" >&2; exit 1
 fi
@@ -126,6 +127,10 @@ SF=$("$BIN/bench_sigfloor" --seconds 1) || { echo "run.sh: bench_sigfloor failed
 SIGN_RATE=$(sed -n 's/.*sign_per_s=\([0-9]*\).*/\1/p' <<<"$SF")
 VERIFY_RATE=$(sed -n 's/.*verify_per_s=\([0-9]*\).*/\1/p' <<<"$SF")
 echo "# Ed25519 on one core now: sign $SIGN_RATE/s, verify $VERIFY_RATE/s"
+# what one thread hand-off and one NNG round trip cost now (bench_handoff)
+HO=$("$BIN/bench_handoff" --seconds 0.5) || { echo "run.sh: bench_handoff failed" >&2; exit 1; }
+echo "# hand-offs now (us; any core / one core): $(awk '/^handoff/ {sub("any=", "", $3); sub("one=", "", $4);
+  printf "%s%s %s / %s", (n++ ? ", " : ""), $2, $3, $4}' <<<"$HO") (condvar one way, the rest round trips)"
 
 pick_base() { # a 300-port range with nothing listening
   local b
@@ -146,7 +151,11 @@ start_cluster() {
   mkdir -p "$dir/logs"
   NODE_PIDS=()
   for ((i = 0; i < n; i++)); do
-    "$BIN/synod" --config "$dir/node-$i.ini" >>"$dir/logs/node-$i.log" 2>&1 &
+    if [ -n "${SYNOD_BENCH_PIN:-}" ]; then
+      taskset -c $((i % NCPU)) "$BIN/synod" --config "$dir/node-$i.ini" >>"$dir/logs/node-$i.log" 2>&1 &
+    else
+      "$BIN/synod" --config "$dir/node-$i.ini" >>"$dir/logs/node-$i.log" 2>&1 &
+    fi
     NODE_PIDS[$i]=$!
   done
 }
