@@ -77,12 +77,18 @@ set_cluster_key() {
 # every 16 sequence numbers (window 64) and state in 1 KB chunks, so a
 # restarted replica fetches a snapshot in several chunks
 compact_often() {
-  set_cluster_key snapshot_threshold "$2"
+  set_cluster_key snapshot_threshold "${CHAOS_SNAP:-$2}"
   if [ "$1" = pbft ]; then
-    set_cluster_key checkpoint_interval 16
-    set_cluster_key watermark_window 64
-    set_cluster_key state_chunk_bytes 1024
+    set_cluster_key checkpoint_interval "${CHAOS_CKPT:-16}"
+    set_cluster_key watermark_window "${CHAOS_WINDOW:-64}"
+    set_cluster_key state_chunk_bytes "${CHAOS_CHUNK:-1024}"
   fi
+  # CHAOS_KEYS="k=v k=v": extra [cluster] keys (long runs with other settings)
+  local kv
+  for kv in ${CHAOS_KEYS:-}; do
+    sed -i "/^\[cluster\]/,/^\[node/{/^${kv%%=*} *=/d}" "$C_DIR/cluster.ini"
+    set_cluster_key "${kv%%=*}" "${kv#*=}"
+  done
 }
 
 start_node() {
