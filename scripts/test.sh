@@ -19,7 +19,9 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if command -v clang >/dev/null 2>&1; then
   # Each target replays its seed corpus (tests/fuzz/corpus/<name>: what
   # longer runs found, minimised), then explores a fixed number of inputs
-  # from a fixed seed: the same inputs on every run of one commit, so this
+  # from a fixed seed (libFuzzer counts the corpus replay in -runs, so each
+  # budget is the corpus size plus what it explores; grow one with the
+  # other): the same inputs on every run of one commit, so this
   # gate never fails at random (a finding shows up for whoever runs the
   # commit first). SYNOD_FUZZ_SECONDS=S explores for S seconds per target
   # from a random seed instead. A finding -- a crash, a sanitizer report,
@@ -27,7 +29,7 @@ if command -v clang >/dev/null 2>&1; then
   fb=${build}-fuzz
   CC=clang cmake -S . -B "$fb" -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build "$fb" -j"$jobs" --target fuzz_envelope fuzz_pbft fuzz_pbft_primary fuzz_boot fuzz_raft fuzz_paxos >/dev/null
-  for t in envelope:3000000 pbft:1000 pbft_primary:600 boot:200000 raft:1200 paxos:900; do
+  for t in envelope:3000000 pbft:1100 pbft_primary:850 boot:200000 raft:1830 paxos:1440; do
     name=${t%%:*}
     if [ -n "${SYNOD_FUZZ_SECONDS:-}" ]; then
       budget=(-max_total_time="$SYNOD_FUZZ_SECONDS"); what="${SYNOD_FUZZ_SECONDS}s, random seed"
