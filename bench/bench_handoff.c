@@ -61,17 +61,11 @@ _Noreturn static void die(const char *what)
     exit(1);
 }
 
-/* Every case runs its echo side on a thread that loops until told to stop;
- * the timing side counts round trips for `secs`. */
-typedef struct {
-    double secs;
-    volatile bool stop;
-} run_ctl;
-
+/* Every case runs its echo side on a thread of its own; the timing side
+ * counts round trips for `secs`, then closes what the echo side waits on. */
 /* ------------------------------------------------------------- condvar */
 
 typedef struct {
-    run_ctl *ctl;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int turn;   /* 0: timing side's turn, 1: echo side's, 2: stop */
