@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <nng/nng.h>
 
 typedef struct {
     void (*work)(void *);      /* may block for ever */
@@ -98,6 +99,31 @@ static inline bool sy_run_bounded(void (*work)(void *), void (*cleanup)(void *),
     free(b);
     cleanup(arg);
     return true;
+}
+
+static inline void sy_bounded_close_work_(void *arg)
+{
+    nng_close(*(nng_socket *)arg);
+}
+
+static inline void sy_bounded_close_free_(void *arg)
+{
+    free(arg);
+}
+
+/* nng_close(s), waited for at most ms; false when it gave up (the close
+ * goes on on a thread of its own). For sockets nothing else refers to:
+ * the test harnesses' fake nodes, which share NNG's reaper with the
+ * client under test and hang with it. */
+static inline bool sy_close_bounded(nng_socket s, uint32_t ms)
+{
+    nng_socket *p = malloc(sizeof *p);
+    if (!p) {
+        nng_close(s);
+        return true;
+    }
+    *p = s;
+    return sy_run_bounded(sy_bounded_close_work_, sy_bounded_close_free_, p, ms);
 }
 
 #endif

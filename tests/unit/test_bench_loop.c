@@ -21,6 +21,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include "cmd/synodctl/bench_loop.h"
+#include "net/bounded.h"
 #include "core/config.h"
 #include "core/envelope.h"
 #include "core/engine.h"
@@ -282,7 +283,8 @@ static void world_stop(world *w)
     __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < w->n; i++) {
         pthread_join(w->nodes[i].thr, NULL);
-        nng_close(w->nodes[i].sock);
+        /* NNG 1.5.2 can hang in nng_close (net/bounded.h) */
+        (void)sy_close_bounded(w->nodes[i].sock, 2000);
         if (w->nodes[i].raw_fd >= 0)
             close(w->nodes[i].raw_fd);
         sy_seckey_free(w->node_sk[i]);
