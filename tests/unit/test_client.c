@@ -844,7 +844,7 @@ static void test_nodes_of_another_cluster_id_are_named_only_at_f_plus_one(void *
     sy_client_close(c);
     world_stop(&w);
 
-    world_start(&w, SY_PROTO_PBFT, 4, 1, 42);
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 43);
     for (uint32_t i = 0; i < 4; i++)
         snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
     set_mode(&w, 2, M_FOREIGN, 0);
@@ -933,7 +933,7 @@ static void test_nodes_of_the_other_kind_refuse_the_client(void **state)
     for (int k = 0; k < 2; k++) {
         world w;
         uint32_t n = protos[k] == SY_PROTO_PBFT ? 4 : 3;
-        world_start(&w, protos[k], n, 1, 23);
+        world_start(&w, protos[k], n, 1, 23 + k);   /* own ipc paths per world */
         for (uint32_t i = 0; i < n; i++)   /* honest PBFT replicas agree */
             snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
         sy_client *c = open_client(&w, 300);
