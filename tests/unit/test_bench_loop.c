@@ -22,6 +22,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include "cmd/synodctl/bench_loop.h"
 #include "net/bounded.h"
+#include "tests/unit/run_cases.h"
 #include "core/config.h"
 #include "core/envelope.h"
 #include "core/engine.h"
@@ -480,7 +481,7 @@ static void test_only_tcp_addresses_are_driven(void **state)
     world_stop(&w);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_complete_against_an_honest_leader),
@@ -491,5 +492,5 @@ int main(void)
         cmocka_unit_test(test_a_node_sending_garbage_is_survived),
         cmocka_unit_test(test_only_tcp_addresses_are_driven),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sy_run_cases("test_bench_loop", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
