@@ -121,6 +121,12 @@ echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ 
 echo "# data: $WORK ($FSTYPE), build: $BUILD ($(grep -m1 CMAKE_BUILD_TYPE: "$BUILD/CMakeCache.txt" | cut -d= -f2))"
 [ "$FSTYPE" = tmpfs ] && echo "# WARNING: $WORK is tmpfs: fsync does nothing there; set SYNOD_BENCH_DIR to a disk"
 echo "# load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before the run"
+# a guest whose idle vCPU halts at once pays for every wake-up of it
+# (docs/benchmarks.md, "Session 22"): say which idle policy this run had
+if [ -r /sys/devices/system/cpu/cpuidle/current_driver ]; then
+  HP=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+  echo "# cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver)$([ -r $HP ] && echo ", guest_halt_poll_ns=$(cat $HP)")"
+fi
 
 # signature floor, measured now
 SF=$("$BIN/bench_sigfloor" --seconds 1) || { echo "run.sh: bench_sigfloor failed" >&2; exit 1; }
