@@ -18,6 +18,7 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 #include "net/transport.h"
+#include "tests/unit/run_cases.h"
 #include "core/envelope.h"
 #include "crypto/sy_err.h"
 
@@ -682,7 +683,7 @@ static void test_close_gives_up_on_a_hung_nng_and_finishes_later(void **state)
 }
 #endif
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peers_exchange_raw_frames),
@@ -698,5 +699,5 @@ int main(void)
         cmocka_unit_test(test_close_gives_up_on_a_hung_nng_and_finishes_later),
 #endif
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sy_run_cases("test_net", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
