@@ -9,6 +9,7 @@
 #   bench/run.sh [--protocols raft,paxos,pbft] [--clients 1,16,64]
 #                [--duration S] [--etcd] [--memory MINUTES]
 #                [--memory-protocol P] [--rounds R] [--build DIR] [--keep]
+#                [--halt-poll NS]
 #
 # --etcd        also run ../shared/bench/etcd/etcd_bench.sh 3 (put only, same
 #               client counts and duration; installs Debian's etcd and wrk)
@@ -23,6 +24,10 @@
 # --build DIR   Release build directory (default build-bench; configured and
 #               built if needed)
 # --keep        keep the cluster directories and logs
+# --halt-poll NS  run with the guest's haltpoll cpuidle driver polling NS
+#               nanoseconds before it halts an idle vCPU (root; restored
+#               afterwards): what a wake-up costs on a VM is this setting
+#               (docs/benchmarks.md, "Session 22"; Linux's default 200000)
 # Env: SYNOD_BENCH_DIR (where data goes; default /var/tmp, must not be tmpfs
 #      for fsync to mean anything), ETCD_REPS (wrk repetitions, default 1),
 #      SYNOD_BENCH_PERF=1 (perf record -g the leader during the 16-client run).
@@ -41,7 +46,9 @@ MEMPROTO=raft
 ROUNDS=1
 BUILD=$ROOT/build-bench
 KEEP=
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+HALTPOLL=
+HP=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --protocols) PROTOCOLS=${2:?--protocols needs a list}; shift 2 ;;
@@ -53,12 +60,17 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?--rounds needs a count}; shift 2 ;;
     --build) BUILD=${2:?--build needs a directory}; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --halt-poll) HALTPOLL=${2:?--halt-poll needs nanoseconds}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see bench/run.sh --help)" >&2; exit 2 ;;
   esac
 done
 [[ $DURATION =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 1 ] || { echo "run.sh: --duration wants whole seconds >= 1" >&2; exit 2; }
 [[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] || { echo "run.sh: --rounds wants a whole number >= 1" >&2; exit 2; }
+if [ -n "$HALTPOLL" ]; then
+  [[ $HALTPOLL =~ ^[0-9]+$ ]] || { echo "run.sh: --halt-poll wants whole nanoseconds, got '$HALTPOLL'" >&2; exit 2; }
+  [ -w "$HP" ] || { echo "run.sh: --halt-poll needs root and the haltpoll cpuidle driver ($HP is not writable)" >&2; exit 2; }
+fi
 [ -z "$MEMORY" ] || [[ $MEMORY =~ ^[0-9]+$ ]] || { echo "run.sh: --memory wants whole minutes" >&2; exit 2; }
 case $MEMPROTO in raft|paxos) MEMN=3 ;; pbft) MEMN=4 ;;
   *) echo "run.sh: unknown --memory-protocol '$MEMPROTO' (raft, paxos, pbft)" >&2; exit 2 ;; esac
@@ -93,6 +105,7 @@ WORK=$(mktemp -d "${SYNOD_BENCH_DIR:-/var/tmp}/synod-bench.XXXXXX")
 FSTYPE=$(stat -f -c %T "$WORK")
 NODE_PIDS=()
 CTL_PID=
+HP_WAS=
 cleanup() {
   [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null
   for p in "${NODE_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
@@ -100,6 +113,7 @@ cleanup() {
   for p in "${NODE_PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
   if [ -z "$KEEP" ]; then rm -rf "$WORK"; else echo "# kept $WORK"; fi
+  [ -n "$HP_WAS" ] && echo "$HP_WAS" > "$HP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -123,8 +137,11 @@ echo "# data: $WORK ($FSTYPE), build: $BUILD ($(grep -m1 CMAKE_BUILD_TYPE: "$BUI
 echo "# load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before the run"
 # a guest whose idle vCPU halts at once pays for every wake-up of it
 # (docs/benchmarks.md, "Session 22"): say which idle policy this run had
+if [ -n "$HALTPOLL" ]; then
+  HP_WAS=$(cat "$HP")
+  echo "$HALTPOLL" > "$HP" || { echo "run.sh: could not write $HP" >&2; exit 2; }
+fi
 if [ -r /sys/devices/system/cpu/cpuidle/current_driver ]; then
-  HP=/sys/module/haltpoll/parameters/guest_halt_poll_ns
   echo "# cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver)$([ -r $HP ] && echo ", guest_halt_poll_ns=$(cat $HP)")"
 fi
 
