@@ -934,25 +934,32 @@ static void test_key_the_nodes_do_not_list_is_refused_by_them(void **state)
  * the other kind refuse it (a crash-fault client would trust one PBFT
  * replica's reply; a PBFT client would wait for f+1 matching replies that
  * a crash-fault cluster never sends). */
-static void other_kind_refuses(int proto, int test_no)
+/* What a client of one kind sees from a cluster whose nodes turn out to be
+ * of the other kind: its first put (answered as usual), the kind its
+ * request said it was, and its put once every node refuses the kind. */
+typedef struct {
+    int first_put, kind_flags, refused_put;
+} kind_seen;
+
+static kind_seen other_kind_refuses(int proto, int test_no)
 {
     world w;
+    kind_seen seen;
     uint32_t n = proto == SY_PROTO_PBFT ? 4 : 3;
     world_start(&w, proto, n, 1, test_no);
     for (uint32_t i = 0; i < n; i++)   /* honest PBFT replicas agree */
         snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
     sy_client *c = open_client(&w, 300);
-    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_OK);
+    seen.first_put = sy_client_put(c, "k", 1, "v", 1, 5000);
     pthread_mutex_lock(&w.mu);
-    uint8_t fl = w.nodes[0].last_flags;
+    seen.kind_flags = w.nodes[0].last_flags & (SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT);
     pthread_mutex_unlock(&w.mu);
-    assert_int_equal(fl & (SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT),
-                     proto == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT);
     for (uint32_t i = 0; i < n; i++)
         set_mode(&w, i, M_OTHER_KIND, 0);
-    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_ECONFIG);
+    seen.refused_put = sy_client_put(c, "k", 1, "v", 1, 5000);
     sy_client_close(c);
     world_stop(&w);
+    return seen;
 }
 
 /* two cases, not one loop: a world's teardown can wedge NNG's reaper
@@ -960,13 +967,19 @@ static void other_kind_refuses(int proto, int test_no)
 static void test_nodes_of_a_bft_cluster_refuse_a_cft_client(void **state)
 {
     (void)state;
-    other_kind_refuses(SY_PROTO_RAFT, 23);
+    kind_seen seen = other_kind_refuses(SY_PROTO_RAFT, 23);
+    assert_int_equal(seen.first_put, SY_OK);
+    assert_int_equal(seen.kind_flags, SY_REQ_CLIENT_CFT);
+    assert_int_equal(seen.refused_put, SY_ECONFIG);
 }
 
 static void test_nodes_of_a_cft_cluster_refuse_a_bft_client(void **state)
 {
     (void)state;
-    other_kind_refuses(SY_PROTO_PBFT, 24);
+    kind_seen seen = other_kind_refuses(SY_PROTO_PBFT, 24);
+    assert_int_equal(seen.first_put, SY_OK);
+    assert_int_equal(seen.kind_flags, SY_REQ_CLIENT_BFT);
+    assert_int_equal(seen.refused_put, SY_ECONFIG);
 }
 
 static void test_status_marks_silent_node_unreachable(void **state)
