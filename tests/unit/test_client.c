@@ -933,10 +933,9 @@ static void test_key_the_nodes_do_not_list_is_refused_by_them(void **state)
 /* The client says which kind of cluster its manifest describes; nodes of
  * the other kind refuse it (a crash-fault client would trust one PBFT
  * replica's reply; a PBFT client would wait for f+1 matching replies that
- * a crash-fault cluster never sends). */
-/* What a client of one kind sees from a cluster whose nodes turn out to be
- * of the other kind: its first put (answered as usual), the kind its
- * request said it was, and its put once every node refuses the kind. */
+ * a crash-fault cluster never sends). other_kind_refuses returns what a
+ * client sees: its first put (answered as usual), the kind its request
+ * said it was, and its put once every node refuses that kind. */
 typedef struct {
     int first_put, kind_flags, refused_put;
 } kind_seen;
