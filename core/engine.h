@@ -97,7 +97,10 @@ typedef struct sy_engine_cfg {
      * acknowledgements count. Needs check_quorum. PBFT ignores it. */
     bool rejoin;
     const sy_pubkey *node_keys;  /* n entries, borrowed for the engine's life */
-    const sy_signer *signer;     /* this node's identity (borrowed) */
+    const sy_signer *signer;     /* this node's identity (borrowed): PBFT signs its
+                                  * statements with it; Raft and Paxos leave
+                                  * their commit records to the host
+                                  * (sy_committed.attest) */
     const sy_verifier *verifier; /* (borrowed) */
     uint64_t rng_seed;
     uint32_t test_behaviour;     /* SYNOD_TESTING only: Byzantine/mutant switch */
@@ -248,7 +251,17 @@ typedef struct {
 
 typedef struct {
     sy_entry entry;
-    sy_bytes evidence;    /* protocol commit evidence for the ledger block */
+    /* Protocol commit evidence for the entry's ledger block. PBFT: the
+     * commit certificate, from the engine. Raft and Multi-Paxos: empty, and
+     * `attest` names the tag ("SYRC", "SYPX") of the node's own signed
+     * commit record (core/evidence.h), which the host signs with the node's
+     * key when it writes the block. The record depends on nothing but the
+     * entry and the key, so the host may sign it after the acknowledgement
+     * or reply this commit leads to has left (cmd/synod/runtime.c,
+     * "Commit records after the answers"); it must be in the block before
+     * the block is durable. NULL: nothing to sign. */
+    sy_bytes evidence;
+    const char *attest;   /* static string or NULL */
 } sy_committed;
 
 typedef struct {

@@ -32,18 +32,35 @@ size_t sy_attestation_msg(const char *tag, const char *cluster_id, uint64_t term
     return o + SY_DIGEST_LEN;
 }
 
+void sy_attestation_seal(uint32_t self, const sy_signer *signer, const uint8_t *msg, size_t n,
+                         uint8_t out[SY_ATTEST_LEN])
+{
+    sy_sig sig;
+    sy_put_u32be(out, self);
+    sy_sign(signer, msg, n, &sig);
+    memcpy(out + 4, sig.b, SY_SIG_LEN);
+}
+
 void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
                          const sy_signer *signer, const sy_entry *e,
                          uint8_t out[SY_ATTEST_LEN])
 {
     uint8_t msg[SY_ATTEST_MSG_MAX];
     sy_digest d;
-    sy_sig sig;
     sy_hash(e->data.p, e->data.len, &d);
     size_t n = sy_attestation_msg(tag, cluster_id, e->term, e->index, e->type, &d, msg);
-    sy_put_u32be(out, self);
-    sy_sign(signer, msg, n, &sig);
-    memcpy(out + 4, sig.b, SY_SIG_LEN);
+    sy_attestation_seal(self, signer, msg, n, out);
+}
+
+size_t sy_committed_attest_msg(const sy_committed *c, const char *cluster_id,
+                               uint8_t out[SY_ATTEST_MSG_MAX])
+{
+    if (!c->attest)
+        return 0;
+    const sy_entry *e = &c->entry;
+    sy_digest d;
+    sy_hash(e->data.p, e->data.len, &d);
+    return sy_attestation_msg(c->attest, cluster_id, e->term, e->index, e->type, &d, out);
 }
 
 /* Raft and Paxos: one node's signed commit record. */

@@ -18,6 +18,7 @@
 #include "core/ledger.h"
 #include "crypto/crypto.h"
 #include "core/msg.h"
+#include "core/engine.h"
 
 typedef struct sy_evidence_ctx {
     int protocol;                 /* enum sy_protocol (core/config.h) */
@@ -41,6 +42,15 @@ size_t sy_attestation_msg(const char *tag, const char *cluster_id, uint64_t term
                           uint8_t out[SY_ATTEST_MSG_MAX]);
 void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
                          const sy_signer *signer, const sy_entry *e,
+                         uint8_t out[SY_ATTEST_LEN]);
+
+/* The two halves of sy_attestation_sign, for a host that takes the
+ * entry's facts when it applies and signs later (sy_committed.attest):
+ * sy_attestation_msg of c's entry under c->attest (0 when c->attest is
+ * NULL), and the record of a message so made. */
+size_t sy_committed_attest_msg(const sy_committed *c, const char *cluster_id,
+                               uint8_t out[SY_ATTEST_MSG_MAX]);
+void sy_attestation_seal(uint32_t self, const sy_signer *signer, const uint8_t *msg, size_t n,
                          uint8_t out[SY_ATTEST_LEN]);
 
 #endif

@@ -734,10 +734,12 @@ int sy_kv_apply(sy_kvm *kv, sy_txn *t, const sy_committed *c, sy_kv_results *out
     if ((rc = results_finish(&b, out)))
         goto err_results;
     if (decoded) {
+        sy_ledger_block blk;
         if ((rc = sy_ledger_append(t, e->index, e->term, e->data, &out->digest, c->evidence,
-                                   NULL)))
+                                   &blk)))
             goto err_results;
         out->block = true;
+        out->height = blk.height;
     }
     if ((rc = sy_txn_set_applied(t, e->index)))
         goto err_results;

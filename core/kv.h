@@ -59,6 +59,7 @@ typedef struct sy_kv_results {
     sy_digest digest;       /* BLAKE2b(blob): the ledger's results digest */
     bool skipped;           /* entry at or below applied: nothing done */
     bool block;             /* a ledger block was written */
+    uint64_t height;        /* its height, when block */
 } sy_kv_results;
 void sy_kv_results_free(sy_kv_results *r);
 

@@ -87,6 +87,41 @@ static void header_hash(const sy_ledger_block *blk, sy_digest *out)
     sy_hash(h, o, out);
 }
 
+/* Stores blk (hash and batch digest set) under its height. */
+static int put_block(sy_txn *t, const sy_ledger_block *blk)
+{
+    size_t len = HDR_LEN + SY_DIGEST_LEN + 4 + blk->evidence.len + 4 + blk->batch.len +
+                 SY_DIGEST_LEN;
+    uint8_t *b = malloc(len);
+    if (!b)
+        return SY_ENOMEM;
+    size_t o = 0;
+    b[o++] = SY_LEDGER_VERSION;
+    sy_put_u64be(b + o, blk->height); o += 8;
+    sy_put_u64be(b + o, blk->index); o += 8;
+    sy_put_u64be(b + o, blk->term); o += 8;
+    memcpy(b + o, blk->prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, blk->batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, blk->results_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    memcpy(b + o, blk->hash.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    sy_put_u32be(b + o, blk->evidence.len); o += 4;
+    if (blk->evidence.len)
+        memcpy(b + o, blk->evidence.p, blk->evidence.len);
+    o += blk->evidence.len;
+    sy_put_u32be(b + o, blk->batch.len); o += 4;
+    if (blk->batch.len)
+        memcpy(b + o, blk->batch.p, blk->batch.len);
+    o += blk->batch.len;
+    sy_digest check;
+    sy_hash(b, o, &check);
+    memcpy(b + o, check.b, SY_DIGEST_LEN);
+    uint8_t key[8];
+    sy_put_u64be(key, blk->height);
+    int rc = sy_txn_put(t, SY_TBL_LEDGER, key, 8, b, len);
+    free(b);
+    return rc;
+}
+
 int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
                      const sy_digest *results_digest, sy_bytes evidence,
                      sy_ledger_block *out)
@@ -96,47 +131,34 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
     int rc = sy_ledger_tip(t, &tip, &prev);
     if (rc)
         return rc;
-    size_t len = HDR_LEN + SY_DIGEST_LEN + 4 + evidence.len + 4 + batch.len + SY_DIGEST_LEN;
-    uint8_t *b = malloc(len);
-    if (!b)
-        return SY_ENOMEM;
     sy_ledger_block blk = {
         .height = tip + 1, .index = index, .term = term, .prev = prev,
         .results_digest = *results_digest, .evidence = evidence, .batch = batch,
     };
     sy_hash(batch.p, batch.len, &blk.batch_digest);
     header_hash(&blk, &blk.hash);
-    size_t o = 0;
-    b[o++] = SY_LEDGER_VERSION;
-    sy_put_u64be(b + o, blk.height); o += 8;
-    sy_put_u64be(b + o, index); o += 8;
-    sy_put_u64be(b + o, term); o += 8;
-    memcpy(b + o, prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    memcpy(b + o, blk.batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    memcpy(b + o, results_digest->b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    memcpy(b + o, blk.hash.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    sy_put_u32be(b + o, evidence.len); o += 4;
-    if (evidence.len)
-        memcpy(b + o, evidence.p, evidence.len);
-    o += evidence.len;
-    sy_put_u32be(b + o, batch.len); o += 4;
-    if (batch.len)
-        memcpy(b + o, batch.p, batch.len);
-    o += batch.len;
-    sy_digest check;
-    sy_hash(b, o, &check);
-    memcpy(b + o, check.b, SY_DIGEST_LEN);
-    uint8_t key[8];
-    sy_put_u64be(key, blk.height);
-    rc = sy_txn_put(t, SY_TBL_LEDGER, key, 8, b, len);
-    free(b);
-    if (rc)
+    if ((rc = put_block(t, &blk)))
         return rc;
     if ((rc = put_pos(t, "ledger_tip", blk.height, &blk.hash)))
         return rc;
     if (out)
         *out = blk;
     return SY_OK;
+}
+
+int sy_ledger_set_evidence(sy_txn *t, uint64_t height, sy_bytes evidence)
+{
+    sy_ledger_block blk;
+    int rc = sy_ledger_get(t, height, &blk);
+    if (rc)
+        return rc;
+    if (blk.evidence.len)
+        return sy_storage_fail(t->s, SY_EINVAL, "ledger block %llu already has its evidence",
+                               (unsigned long long)height);
+    /* blk.batch is borrowed from the stored value, which the put replaces:
+     * the new record is built before the put (put_block copies first) */
+    blk.evidence = evidence;
+    return put_block(t, &blk);
 }
 
 int sy_ledger_get(sy_txn *t, uint64_t height, sy_ledger_block *out)

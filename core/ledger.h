@@ -48,6 +48,12 @@ int sy_ledger_append(sy_txn *t, uint64_t index, uint64_t term, sy_bytes batch,
                      const sy_digest *results_digest, sy_bytes evidence,
                      sy_ledger_block *out);
 
+/* Fills in the evidence of block `height`, written in t with none (a host
+ * that signs a commit record after answering, core/engine.h). The block's
+ * hash does not cover the evidence, so the chain is unchanged.
+ * SY_EINVAL if the block already has evidence. */
+int sy_ledger_set_evidence(sy_txn *t, uint64_t height, sy_bytes evidence);
+
 /* Reads and checks one block; out's sy_bytes are borrowed from the txn.
  * SY_ENOTFOUND if absent, SY_ECORRUPT (storage errmsg names the height). */
 int sy_ledger_get(sy_txn *t, uint64_t height, sy_ledger_block *out);

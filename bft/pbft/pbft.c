@@ -265,8 +265,9 @@ int pbft_commit_entry(pbft *p, uint64_t seq, uint64_t view, uint8_t type,
     sy_entry e = { .index = seq, .term = view, .type = type,
                    .data = { copy, (uint32_t)len } };
     p->ents[p->n_ents++] = e;
-    p->comm[p->n_comm].entry = e;
-    p->comm[p->n_comm].evidence = evidence ? *evidence : (sy_bytes){ NULL, 0 };
+    /* the certificate is the evidence: nothing for the host to sign */
+    p->comm[p->n_comm] = (sy_committed){
+        .entry = e, .evidence = evidence ? *evidence : (sy_bytes){ NULL, 0 } };
     p->n_comm++;
     return SY_OK;
 }
@@ -1425,9 +1426,8 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                         goto err_destroy;   /* as pbft_execute: no block without it */
                     evb.len = (uint32_t)evlen;
                 }
-                p->comm[p->n_comm].entry = *e;
+                p->comm[p->n_comm] = (sy_committed){ .entry = *e, .evidence = evb };
                 p->comm[p->n_comm].entry.data.p = copy;
-                p->comm[p->n_comm].evidence = evb;
                 p->n_comm++;
                 p->boot_left++;
             }

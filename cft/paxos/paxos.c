@@ -475,23 +475,6 @@ static int px_step(void *e, const sy_input *in)
 
 /* ---------------------------------------------------------- ready */
 
-static void commit_evidence(paxos *p, const sy_entry *en, sy_bytes *out)
-{
-    out->p = NULL;
-    out->len = 0;
-    if (!p->cfg.signer)
-        return;
-    /* the committing node's signed record (core/evidence.h, docs/paxos.md) */
-    uint8_t *ev = malloc(PX_EVIDENCE_LEN);
-    if (!ev || px_defer_free(p, ev) != SY_OK) {
-        free(ev);
-        return;
-    }
-    sy_attestation_sign("SYPX", p->cfg.cluster_id, p->cfg.self, p->cfg.signer, en, ev);
-    out->p = ev;
-    out->len = PX_EVIDENCE_LEN;
-}
-
 static void fill_members(const paxos *p, sy_members *m)
 {
     memset(m, 0, sizeof *m);
@@ -585,7 +568,9 @@ static void px_ready(void *e, sy_ready *rd)
                 c->entry.type = le->type;
                 c->entry.data.p = le->data.p + PX_VAL_HDR;
                 c->entry.data.len = le->data.len - PX_VAL_HDR;
-                commit_evidence(p, &c->entry, &c->evidence);
+                /* signed by the host, off the ack's and reply's path (core/engine.h) */
+                c->evidence = (sy_bytes){NULL, 0};
+                c->attest = "SYPX";
                 if (p->role == PX_LEADER) {
                     uint32_t k = px_meta_of(p, s)->nreq;
                     p->inflight_reqs = p->inflight_reqs > k ? p->inflight_reqs - k : 0;

@@ -373,23 +373,6 @@ static int raft_step(void *e, const sy_input *in)
 
 /* ---------------------------------------------------------- ready */
 
-static void commit_evidence(raft *r, const sy_entry *en, sy_bytes *out)
-{
-    out->p = NULL;
-    out->len = 0;
-    if (!r->cfg.signer)
-        return;
-    /* the committing node's signed record (core/evidence.h, docs/raft.md) */
-    uint8_t *ev = malloc(RAFT_EVIDENCE_LEN);
-    if (!ev || raft_defer_free(r, ev) != SY_OK) {
-        free(ev);
-        return;
-    }
-    sy_attestation_sign("SYRC", r->cfg.cluster_id, r->cfg.self, r->cfg.signer, en, ev);
-    out->p = ev;
-    out->len = RAFT_EVIDENCE_LEN;
-}
-
 static void raft_ready(void *e, sy_ready *rd)
 {
     raft *r = e;
@@ -452,7 +435,9 @@ static void raft_ready(void *e, sy_ready *rd)
                 uint64_t idx = r->reported + 1 + i;
                 sy_committed *c = &r->committed[i];
                 c->entry = *raft_entry(r, idx);
-                commit_evidence(r, &c->entry, &c->evidence);
+                /* signed by the host, off the ack's and reply's path (core/engine.h) */
+                c->evidence = (sy_bytes){NULL, 0};
+                c->attest = "SYRC";
                 if (r->role == SY_ROLE_LEADER) {
                     uint32_t k = r->nreq[idx - r->log_start];
                     r->inflight_reqs = r->inflight_reqs > k ? r->inflight_reqs - k : 0;

@@ -20,6 +20,8 @@
 #include "tests/sim/sim_int.h"
 #include "crypto/sy_err.h"
 #include "core/config.h"
+#include "core/evidence.h"
+#include "core/ledger.h"
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
@@ -957,6 +959,21 @@ static void early_replies(sim_world *w, sim_node *nd)
     }
 }
 
+/* Applies one committed entry, and then, as the daemon does (after its
+ * answers, cmd/synod/runtime.c), signs the commit record the engine asks
+ * for (core/engine.h) into the block just written, in the same
+ * transaction. */
+static int sim_apply(sim_node *nd, sy_txn *t, const sy_committed *c, sy_kv_results *res)
+{
+    int rc = sy_kv_apply(&nd->kvm, t, c, res);
+    if (rc || !res->block || !c->attest)
+        return rc;
+    uint8_t msg[SY_ATTEST_MSG_MAX], ev[SY_ATTEST_LEN];
+    size_t n = sy_committed_attest_msg(c, SIM_CLUSTER_ID, msg);
+    sy_attestation_seal(nd->id, &nd->signer, msg, n, ev);
+    return sy_ledger_set_evidence(t, res->height, (sy_bytes){ev, sizeof ev});
+}
+
 /* Step 1 of the host loop, as the daemon does it: persist the ready and
  * apply its committed entries. The writes are made now and become durable
  * when the simulated fsync completes -- except, as with the daemon's
@@ -994,7 +1011,7 @@ static int persist_and_apply(sim_world *w, sim_node *nd, bool wal)
             return rc;
     }
     for (size_t i = 0; i < rd->n_committed; i++)
-        if ((rc = sy_kv_apply(&nd->kvm, &t, &rd->committed[i], &nd->res[i])))
+        if ((rc = sim_apply(nd, &t, &rd->committed[i], &nd->res[i])))
             goto err_abort;
     if (wal && rd->n_committed)
         sy_storage_mem_defer_next(nd->st);
@@ -1148,7 +1165,7 @@ static void finish(sim_world *w, sim_node *nd)
             sy_txn t;
             int rc = sy_txn_begin(nd->st, true, &t);
             for (size_t i = 0; rc == SY_OK && i < rd->n_committed; i++)
-                rc = sy_kv_apply(&nd->kvm, &t, &rd->committed[i], &nd->res[i]);
+                rc = sim_apply(nd, &t, &rd->committed[i], &nd->res[i]);
             rc = rc ? (sy_txn_abort(&t), rc) : sy_txn_commit(&t);
             if (rc) {
                 if (!sim_disk_detected(w, nd, rc, "stopped"))

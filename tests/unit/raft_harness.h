@@ -55,6 +55,7 @@ typedef struct {
     /* evidence of the last committed entry */
     uint8_t ev[RAFT_EVIDENCE_LEN];
     uint32_t ev_len;
+    const char *ev_tag;   /* sy_committed.attest */
     sy_entry ev_entry;
     sy_digest ev_digest;
 } h_node;
@@ -349,9 +350,16 @@ static inline void h_ready(h_cluster *c, uint32_t i)
         }
         h_ents_push(&nd->applied, e->index, e->term, e->type, e->data.p, e->data.len);
         nd->applied_index = e->index;
-        nd->ev_len = rd.committed[k].evidence.len;
-        if (nd->ev_len == RAFT_EVIDENCE_LEN)
-            memcpy(nd->ev, rd.committed[k].evidence.p, RAFT_EVIDENCE_LEN);
+        /* the host's part: the commit record the engine asks for */
+        const sy_committed *cm = &rd.committed[k];
+        nd->ev_len = 0;
+        nd->ev_tag = cm->attest;
+        if (cm->attest && c->cfg[i].signer) {
+            uint8_t am[SY_ATTEST_MSG_MAX];
+            size_t an = sy_committed_attest_msg(cm, c->cfg[i].cluster_id, am);
+            sy_attestation_seal(c->cfg[i].self, c->cfg[i].signer, am, an, nd->ev);
+            nd->ev_len = RAFT_EVIDENCE_LEN;
+        }
         nd->ev_entry = *e;
         nd->ev_entry.data.p = NULL;
         sy_hash(e->data.p, e->data.len, &nd->ev_digest);

@@ -272,11 +272,10 @@ static void child_loop_wal(kvf_world *w, const char *dir, int ack_fd, uint64_t s
         _exit(3);
     /* what a host does at restart: re-apply the log past the applied state */
     for (uint64_t i = applied + 1; i <= last; i++) {
-        sy_committed c;
+        sy_committed c = { .evidence = { NULL, 0 } };
         sy_kv_results r;
         if (sy_txn_entry(&t, i, &c.entry))
             _exit(3);
-        c.evidence = (sy_bytes){ NULL, 0 };
         if (sy_kv_apply(&kv, &t, &c, &r))
             _exit(3);
         sy_kv_results_free(&r);

@@ -1,6 +1,7 @@
 /* Ledger: a chain built by applying batches verifies from the data dir;
  * tampering with a block, a request signature, the chain's end or the
- * evidence is reported at the right height. */
+ * evidence is reported at the right height; evidence filled in after the
+ * apply leaves the chain as it was. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -278,6 +279,56 @@ static void test_evidence_callback_rejection_names_height_and_reason(void **stat
     assert_non_null(strstr(why, "quorum certificate"));
 }
 
+/* A host that signs a crash-fault commit record after answering
+ * (core/engine.h, sy_committed.attest) writes the block without evidence
+ * and fills it in before the transaction commits: the chain is unchanged,
+ * the block reads back with the evidence, and it can be filled only once. */
+static void test_evidence_filled_in_after_the_apply_keeps_the_chain(void **state)
+{
+    fx *f = *state;
+    kvf_batch b = { .n = 0 };
+    assert_int_equal(kvf_add(&f->w, &b, 0, 100, SY_OP_PUT, "late", "v"), SY_OK);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(kvf_encode(&b, &data, &len), SY_OK);
+    sy_committed c = { .entry = { .index = BLOCKS + 3, .term = 1, .type = SY_ENTRY_NORMAL,
+                                  .data = { data, (uint32_t)len } } };
+    sy_txn t;
+    sy_kv_results r;
+    assert_int_equal(sy_txn_begin(f->s, true, &t), SY_OK);
+    assert_int_equal(sy_kv_apply(&f->kv, &t, &c, &r), SY_OK);
+    assert_true(r.block);
+    assert_int_equal(r.height, BLOCKS + 1);
+    sy_ledger_block before, after;
+    assert_int_equal(sy_ledger_get(&t, r.height, &before), SY_OK);
+    assert_int_equal(before.evidence.len, 0);
+    sy_digest hash = before.hash;
+    assert_int_equal(sy_ledger_set_evidence(&t, r.height, (sy_bytes){ (const uint8_t *)"late", 4 }),
+                     SY_OK);
+    assert_int_equal(sy_ledger_set_evidence(&t, r.height, (sy_bytes){ (const uint8_t *)"again", 5 }),
+                     SY_EINVAL);
+    assert_int_equal(sy_txn_commit(&t), SY_OK);
+    sy_kv_results_free(&r);
+    kvf_batch_free(&b);
+    free(data);
+
+    assert_int_equal(sy_txn_begin(f->s, false, &t), SY_OK);
+    assert_int_equal(sy_ledger_get(&t, BLOCKS + 1, &after), SY_OK);
+    assert_int_equal(after.evidence.len, 4);
+    assert_memory_equal(after.evidence.p, "late", 4);
+    assert_true(sy_digest_eq(&after.hash, &hash));
+    uint64_t tip;
+    sy_digest tip_hash;
+    assert_int_equal(sy_ledger_tip(&t, &tip, &tip_hash), SY_OK);
+    assert_int_equal(tip, BLOCKS + 1);
+    assert_true(sy_digest_eq(&tip_hash, &hash));
+    sy_txn_abort(&t);
+    uint64_t h;
+    char why[256];
+    assert_int_equal(verify_dir(f, &h, why, sizeof why), SY_OK);
+    assert_int_equal(h, BLOCKS + 1);
+}
+
 static void test_verify_of_missing_dir_reports_the_dir(void **state)
 {
     fx *f = *state;
@@ -298,6 +349,7 @@ int main(void)
         T(test_forged_request_signature_is_reported_at_its_height),
         T(test_truncated_chain_end_is_reported),
         T(test_evidence_callback_rejection_names_height_and_reason),
+        T(test_evidence_filled_in_after_the_apply_keeps_the_chain),
         T(test_verify_of_missing_dir_reports_the_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

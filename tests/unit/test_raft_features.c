@@ -954,6 +954,8 @@ static void test_commit_evidence_is_signed_by_committing_node(void **state)
     h_run(&c, 20);
     for (uint32_t i = 0; i < 3; i++) {
         h_node *nd = &c.node[i];
+        assert_non_null(nd->ev_tag);
+        assert_string_equal(nd->ev_tag, "SYRC");
         assert_int_equal(nd->ev_len, RAFT_EVIDENCE_LEN);
         uint32_t id = (uint32_t)nd->ev[0] << 24 | (uint32_t)nd->ev[1] << 16 |
                       (uint32_t)nd->ev[2] << 8 | nd->ev[3];
