@@ -15,7 +15,15 @@
  *   nng rep   an NNG REQ/REP round trip of 200 bytes over tcp:// (the
  *             client endpoint's pattern), the REP side a thread blocked
  *             in nng_recvmsg;
- *   nng push  a PUSH/PULL pair each way (the replica mesh's pattern).
+ *   nng push  a PUSH/PULL pair each way (the replica mesh's pattern), the
+ *             echo side a thread blocked in nng_recvmsg;
+ *   nng push aio  the same, but the echo side takes each message in an
+ *             NNG aio callback and hands it through a mutex and condition
+ *             variable to a worker that sends it back: how the daemon
+ *             takes peer messages (net/transport.c, pull_cb). Session 23
+ *             measured the two alike: a blocked nng_recvmsg is woken from
+ *             NNG's task thread just as the worker is, so receiving on
+ *             threads of our own would save no hop.
  * The difference between "tcp" and "nng" is what NNG's threads add per
  * round trip (its poller and task threads between the socket and ours).
  *
@@ -44,9 +52,10 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #define MSG_BYTES 200
-#define N_CASES 4
+#define N_CASES 5
 
-static const char *case_names[N_CASES] = { "condvar", "tcp", "nng_rep", "nng_push" };
+static const char *case_names[N_CASES] = { "condvar", "tcp", "nng_rep", "nng_push",
+                                              "nng_push_aio" };
 
 static double now_s(void)
 {
@@ -283,6 +292,84 @@ static double run_nng_push(double secs)
     return us;
 }
 
+/* The echo side of nng_push_aio: an aio callback on NNG's task thread
+ * queues the message (one slot: the timing side has one in flight) and a
+ * worker sends it back. */
+typedef struct {
+    nng_socket in, out;
+    nng_aio *aio;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    nng_msg *slot;
+    bool stop;
+} aio_echo;
+
+static void aio_echo_cb(void *arg)
+{
+    aio_echo *e = arg;
+    if (nng_aio_result(e->aio) != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_signal(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->slot = nng_aio_get_msg(e->aio);
+    pthread_mutex_unlock(&e->mu);
+    pthread_cond_signal(&e->cv);
+    nng_recv_aio(e->in, e->aio);
+}
+
+static void *aio_echo_worker(void *arg)
+{
+    aio_echo *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        while (!e->slot && !e->stop)
+            pthread_cond_wait(&e->cv, &e->mu);
+        nng_msg *m = e->slot;
+        e->slot = NULL;
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (m && nng_sendmsg(e->out, m, 0) != 0)
+            nng_msg_free(m);
+        if (stop)
+            return NULL;
+    }
+}
+
+static double run_nng_push_aio(double secs)
+{
+    nng_socket a_in, a_out;
+    aio_echo e = { .slot = NULL, .stop = false };
+    pthread_t t;
+    char url_a[64], url_b[64];
+    pthread_mutex_init(&e.mu, NULL);
+    pthread_cond_init(&e.cv, NULL);
+    if (nng_pull0_open(&a_in) != 0 || nng_pull0_open(&e.in) != 0 || nng_push0_open(&a_out) != 0 ||
+        nng_push0_open(&e.out) != 0 || nng_aio_alloc(&e.aio, aio_echo_cb, &e) != 0)
+        die("nng open");
+    nng_listen_any(a_in, url_a, sizeof url_a);
+    nng_listen_any(e.in, url_b, sizeof url_b);
+    if (nng_dial(a_out, url_b, NULL, 0) != 0 || nng_dial(e.out, url_a, NULL, 0) != 0)
+        die("nng dial");
+    if (pthread_create(&t, NULL, aio_echo_worker, &e) != 0)
+        die("thread");
+    nng_recv_aio(e.in, e.aio);
+    double us = time_nng(secs, a_out, a_in);
+    nng_close(a_out);
+    nng_close(e.in);
+    nng_aio_stop(e.aio);   /* the callback saw the close and stopped the worker */
+    pthread_join(t, NULL);
+    nng_aio_free(e.aio);
+    nng_close(a_in);
+    nng_close(e.out);
+    pthread_mutex_destroy(&e.mu);
+    pthread_cond_destroy(&e.cv);
+    return us;
+}
+
 /* ---------------------------------------------------------------- main */
 
 /* Runs every case in a child (pinned to core 0 when `pin`), which writes
@@ -301,6 +388,7 @@ static void run_child(double secs, bool pin, int fd)
     r[1] = run_tcp(secs);
     r[2] = run_nng_rep(secs);
     r[3] = run_nng_push(secs);
+    r[4] = run_nng_push_aio(secs);
     if (write(fd, r, sizeof r) != (ssize_t)sizeof r)
         die("pipe");
 }
