@@ -915,11 +915,11 @@ static bool durable_work(const sy_ready *rd)
  * both (~20 us of Ed25519 each, docs/benchmarks.md, "Session 23"). The
  * block is written without it when the entry is applied; attest_note keeps
  * the record's message, attest_fill signs the waiting records into their
- * blocks. Filled: at the end of each loop iteration, before any commit of
- * the transaction that holds the blocks (job_write, commit_at_shutdown),
- * and before a snapshot install resets the ledger. A crash before that
- * loses the blocks with the transaction, and boot applies (and signs)
- * again. */
+ * blocks: a few at the end of each loop iteration (attest_fill_held), and
+ * all that wait before any commit of the transaction that holds the
+ * blocks (job_write, commit_at_shutdown) and before a snapshot install
+ * resets the ledger. A crash before that loses the blocks with the
+ * transaction, and boot applies (and signs) again. */
 static int attest_note(rt *r, const sy_committed *c, const sy_kv_results *res)
 {
     if (!c->attest || !res->block)
@@ -939,26 +939,48 @@ static int attest_note(rt *r, const sy_committed *c, const sy_kv_results *res)
     return SY_OK;
 }
 
-static int attest_fill(rt *r, sy_txn *t)
+/* Signs at most `max` of the waiting records (oldest first) into t. */
+static int attest_fill_some(rt *r, sy_txn *t, size_t max)
 {
-    for (size_t i = 0; i < r->n_att; i++) {
+    size_t n = r->n_att < max ? r->n_att : max;
+    if (!n)
+        return SY_OK;   /* r->att may be NULL: no memmove of it */
+    for (size_t i = 0; i < n; i++) {
         uint8_t ev[SY_ATTEST_LEN];
         sy_attestation_seal(r->ncfg.id, &r->signer, r->att[i].msg, r->att[i].len, ev);
         int rc = sy_ledger_set_evidence(t, r->att[i].height, (sy_bytes){ev, sizeof ev});
         if (rc)
             return rc;
     }
-    r->n_att = 0;
+    memmove(r->att, r->att + n, (r->n_att - n) * sizeof *r->att);
+    r->n_att -= n;
     return SY_OK;
 }
 
-/* End of a loop iteration: the answers have left; the records waiting in
- * the held transaction are signed into it. */
+static int attest_fill(rt *r, sy_txn *t)
+{
+    return attest_fill_some(r, t, SIZE_MAX);
+}
+
+/* End of a loop iteration: the answers have left; records waiting in the
+ * held transaction are signed into it, RT_ATTEST_PER_ITER at a time. A
+ * follower applies lazily, some 30 entries at once at one client: signing
+ * all their records there took ~0.7 ms in one go, and the acknowledgement
+ * of an append that arrived meanwhile waited for it (one-client p99 +0.4
+ * ms against signing in ready, "Session 23"); a few per iteration spreads
+ * them over the appends that follow. Whatever is left is signed before
+ * the transaction commits (attest_fill), and all at once past
+ * RT_ATTEST_MAX waiting. */
+#define RT_ATTEST_PER_ITER 4
+#define RT_ATTEST_MAX 4096
 static int attest_fill_held(rt *r)
 {
     if (!r->n_att)
         return SY_OK;
-    int rc = r->held_txn_open ? attest_fill(r, &r->held_txn) : SY_EINVAL;
+    int rc = r->held_txn_open
+                 ? attest_fill_some(r, &r->held_txn,
+                                    r->n_att > RT_ATTEST_MAX ? SIZE_MAX : RT_ATTEST_PER_ITER)
+                 : SY_EINVAL;
     if (rc) {
         SY_ERROR(&r->log, "storage write failed: %s (%s); stopping", sy_strerror(rc),
                  r->held_txn_open ? sy_storage_errmsg(r->st)
