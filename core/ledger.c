@@ -73,9 +73,9 @@ int sy_ledger_reset(sy_txn *t, uint64_t height, const sy_digest *hash)
  * tip. The batch is bound through its digest. The evidence is
  * self-authenticating (signatures) and checked by the verifier's callback;
  * its bytes are covered by `check` against bit rot. */
-static void header_hash(const sy_ledger_block *blk, sy_digest *out)
+/* Writes the block's header (HDR_LEN bytes) to h. */
+static size_t encode_header(const sy_ledger_block *blk, uint8_t *h)
 {
-    uint8_t h[HDR_LEN];
     size_t o = 0;
     h[o++] = SY_LEDGER_VERSION;
     sy_put_u64be(h + o, blk->height); o += 8;
@@ -84,7 +84,13 @@ static void header_hash(const sy_ledger_block *blk, sy_digest *out)
     memcpy(h + o, blk->prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(h + o, blk->batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     memcpy(h + o, blk->results_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    sy_hash(h, o, out);
+    return o;
+}
+
+static void header_hash(const sy_ledger_block *blk, sy_digest *out)
+{
+    uint8_t h[HDR_LEN];
+    sy_hash(h, encode_header(blk, h), out);
 }
 
 /* Stores blk (hash and batch digest set) under its height. */
@@ -95,14 +101,7 @@ static int put_block(sy_txn *t, const sy_ledger_block *blk)
     uint8_t *b = malloc(len);
     if (!b)
         return SY_ENOMEM;
-    size_t o = 0;
-    b[o++] = SY_LEDGER_VERSION;
-    sy_put_u64be(b + o, blk->height); o += 8;
-    sy_put_u64be(b + o, blk->index); o += 8;
-    sy_put_u64be(b + o, blk->term); o += 8;
-    memcpy(b + o, blk->prev.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    memcpy(b + o, blk->batch_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
-    memcpy(b + o, blk->results_digest.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
+    size_t o = encode_header(blk, b);
     memcpy(b + o, blk->hash.b, SY_DIGEST_LEN); o += SY_DIGEST_LEN;
     sy_put_u32be(b + o, blk->evidence.len); o += 4;
     if (blk->evidence.len)
