@@ -41,17 +41,6 @@ void sy_attestation_seal(uint32_t self, const sy_signer *signer, const uint8_t *
     memcpy(out + 4, sig.b, SY_SIG_LEN);
 }
 
-void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
-                         const sy_signer *signer, const sy_entry *e,
-                         uint8_t out[SY_ATTEST_LEN])
-{
-    uint8_t msg[SY_ATTEST_MSG_MAX];
-    sy_digest d;
-    sy_hash(e->data.p, e->data.len, &d);
-    size_t n = sy_attestation_msg(tag, cluster_id, e->term, e->index, e->type, &d, msg);
-    sy_attestation_seal(self, signer, msg, n, out);
-}
-
 size_t sy_committed_attest_msg(const sy_committed *c, const char *cluster_id,
                                uint8_t out[SY_ATTEST_MSG_MAX])
 {
@@ -61,6 +50,17 @@ size_t sy_committed_attest_msg(const sy_committed *c, const char *cluster_id,
     sy_digest d;
     sy_hash(e->data.p, e->data.len, &d);
     return sy_attestation_msg(c->attest, cluster_id, e->term, e->index, e->type, &d, out);
+}
+
+bool sy_committed_attest(const sy_committed *c, const char *cluster_id, uint32_t self,
+                         const sy_signer *signer, uint8_t out[SY_ATTEST_LEN])
+{
+    uint8_t msg[SY_ATTEST_MSG_MAX];
+    size_t n = sy_committed_attest_msg(c, cluster_id, msg);
+    if (!n)
+        return false;
+    sy_attestation_seal(self, signer, msg, n, out);
+    return true;
 }
 
 /* Raft and Paxos: one node's signed commit record. */

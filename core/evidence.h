@@ -13,6 +13,7 @@
 #ifndef SY_EVIDENCE_H
 #define SY_EVIDENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "core/ledger.h"
@@ -31,23 +32,25 @@ typedef struct sy_evidence_ctx {
 int sy_evidence_check(void *ctx, const sy_ledger_block *b, char *why, size_t whylen);
 
 /* The crash-fault engines' commit record: node `self` attests that it
- * committed the entry (term/ballot, index, type, data) in `cluster_id`.
- * tag is "SYRC" (Raft) or "SYPX" (Paxos). Writes SY_ATTEST_LEN bytes (u32
- * BE node | signature) to out. Used to sign (engines) and, through
- * sy_attestation_msg, to verify (sy_evidence_check). */
+ * committed the entry (term/ballot, index, type, data) in `cluster_id`,
+ * as u32 BE node | signature over sy_attestation_msg (SY_ATTEST_LEN
+ * bytes). tag is "SYRC" (Raft) or "SYPX" (Paxos). The engines ask for it
+ * (sy_committed.attest) and the host signs it; sy_evidence_check verifies
+ * it through sy_attestation_msg. */
 #define SY_ATTEST_LEN (4u + SY_SIG_LEN)
 #define SY_ATTEST_MSG_MAX (4u + 1u + SY_MAX_CLUSTER_ID + 8u + 8u + 1u + SY_DIGEST_LEN)
 size_t sy_attestation_msg(const char *tag, const char *cluster_id, uint64_t term,
                           uint64_t index, uint8_t type, const sy_digest *data_digest,
                           uint8_t out[SY_ATTEST_MSG_MAX]);
-void sy_attestation_sign(const char *tag, const char *cluster_id, uint32_t self,
-                         const sy_signer *signer, const sy_entry *e,
-                         uint8_t out[SY_ATTEST_LEN]);
 
-/* The two halves of sy_attestation_sign, for a host that takes the
- * entry's facts when it applies and signs later (sy_committed.attest):
- * sy_attestation_msg of c's entry under c->attest (0 when c->attest is
- * NULL), and the record of a message so made. */
+/* The record c asks for, signed now: false (nothing written) when
+ * c->attest is NULL. The simulator and the engine tests sign this way. */
+bool sy_committed_attest(const sy_committed *c, const char *cluster_id, uint32_t self,
+                         const sy_signer *signer, uint8_t out[SY_ATTEST_LEN]);
+
+/* Its two halves, for a host that takes the entry's facts when it applies
+ * and signs later (the daemon, cmd/synod/runtime.c): the message of c's
+ * record (0 when c->attest is NULL), and the record of a message so made. */
 size_t sy_committed_attest_msg(const sy_committed *c, const char *cluster_id,
                                uint8_t out[SY_ATTEST_MSG_MAX]);
 void sy_attestation_seal(uint32_t self, const sy_signer *signer, const uint8_t *msg, size_t n,

@@ -17,7 +17,6 @@
 #include "cft/paxos/paxos.h"
 #include "crypto/sy_err.h"
 #include "core/ready.h"
-#include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
 

@@ -31,7 +31,6 @@
 #include "core/engine.h"
 #include "core/msg.h"
 #include "core/buf.h"
-#include "core/evidence.h"
 
 extern const sy_engine_ops sy_paxos_ops;
 
@@ -98,8 +97,6 @@ int px_hs_decode(sy_bytes b, px_hardstate *out);
  *    a replaced disk promises at once (operations.md section 7's hazard). */
 #define SY_PAXOS_MUTANT_FORGET_REJOIN 101u
 
-/* Evidence: u32 BE node id | 64-byte signature (docs/paxos.md). */
-#define PX_EVIDENCE_LEN SY_ATTEST_LEN   /* the shared commit record */
 
 /* ===================== internal (cft/paxos/ files only) ===================== */
 

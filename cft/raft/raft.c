@@ -16,7 +16,6 @@
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
 #include "core/ready.h"
-#include "core/evidence.h"
 
 /* ---------------------------------------------------------- hardstate */
 

@@ -22,7 +22,6 @@
 #include "core/engine.h"
 #include "core/msg.h"
 #include "core/buf.h"
-#include "core/evidence.h"
 
 extern const sy_engine_ops sy_raft_ops;
 
@@ -64,8 +63,6 @@ int raft_hs_decode(sy_bytes b, raft_hardstate *out);
 #define RAFT_DEFAULT_INFLIGHT 64u
 #define RAFT_DEFAULT_PENDING 65536u
 #define RAFT_MAX_INFLIGHT 1024u
-/* Evidence: u32 BE node id | 64-byte signature (docs/raft.md). */
-#define RAFT_EVIDENCE_LEN SY_ATTEST_LEN   /* the shared commit record */
 
 enum raft_pr_state { RAFT_PR_PROBE = 0, RAFT_PR_REPLICATE, RAFT_PR_SNAPSHOT };
 

@@ -966,11 +966,9 @@ static void early_replies(sim_world *w, sim_node *nd)
 static int sim_apply(sim_node *nd, sy_txn *t, const sy_committed *c, sy_kv_results *res)
 {
     int rc = sy_kv_apply(&nd->kvm, t, c, res);
-    if (rc || !res->block || !c->attest)
+    uint8_t ev[SY_ATTEST_LEN];
+    if (rc || !res->block || !sy_committed_attest(c, SIM_CLUSTER_ID, nd->id, &nd->signer, ev))
         return rc;
-    uint8_t msg[SY_ATTEST_MSG_MAX], ev[SY_ATTEST_LEN];
-    size_t n = sy_committed_attest_msg(c, SIM_CLUSTER_ID, msg);
-    sy_attestation_seal(nd->id, &nd->signer, msg, n, ev);
     return sy_ledger_set_evidence(t, res->height, (sy_bytes){ev, sizeof ev});
 }
 

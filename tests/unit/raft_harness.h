@@ -12,6 +12,7 @@
 #include <string.h>
 #include <stdio.h>
 #include "cft/raft/raft.h"
+#include "core/evidence.h"
 #include "crypto/sy_err.h"
 
 #define H_MAX 8
@@ -53,7 +54,7 @@ typedef struct {
     size_t hs_writes;
     bool last_ready_vote_with_grant;
     /* evidence of the last committed entry */
-    uint8_t ev[RAFT_EVIDENCE_LEN];
+    uint8_t ev[SY_ATTEST_LEN];
     uint32_t ev_len;
     const char *ev_tag;   /* sy_committed.attest */
     sy_entry ev_entry;
@@ -354,12 +355,9 @@ static inline void h_ready(h_cluster *c, uint32_t i)
         const sy_committed *cm = &rd.committed[k];
         nd->ev_len = 0;
         nd->ev_tag = cm->attest;
-        if (cm->attest && c->cfg[i].signer) {
-            uint8_t am[SY_ATTEST_MSG_MAX];
-            size_t an = sy_committed_attest_msg(cm, c->cfg[i].cluster_id, am);
-            sy_attestation_seal(c->cfg[i].self, c->cfg[i].signer, am, an, nd->ev);
-            nd->ev_len = RAFT_EVIDENCE_LEN;
-        }
+        if (c->cfg[i].signer &&
+            sy_committed_attest(cm, c->cfg[i].cluster_id, c->cfg[i].self, c->cfg[i].signer, nd->ev))
+            nd->ev_len = SY_ATTEST_LEN;
         nd->ev_entry = *e;
         nd->ev_entry.data.p = NULL;
         sy_hash(e->data.p, e->data.len, &nd->ev_digest);

@@ -956,7 +956,7 @@ static void test_commit_evidence_is_signed_by_committing_node(void **state)
         h_node *nd = &c.node[i];
         assert_non_null(nd->ev_tag);
         assert_string_equal(nd->ev_tag, "SYRC");
-        assert_int_equal(nd->ev_len, RAFT_EVIDENCE_LEN);
+        assert_int_equal(nd->ev_len, SY_ATTEST_LEN);
         uint32_t id = (uint32_t)nd->ev[0] << 24 | (uint32_t)nd->ev[1] << 16 |
                       (uint32_t)nd->ev[2] << 8 | nd->ev[3];
         assert_int_equal(id, i);
