@@ -420,6 +420,17 @@ static int fail_call(sy_client *c, const args *a, const char *what, int rc)
                 sy_protocol_name(cfg->protocol));
         return EXIT_USAGE;
     }
+    /* PBFT replicas whose manifest gives another n, f or node keys than
+     * ours refuse us (core/msg.h): we would count their replies against
+     * the wrong f. */
+    if (rc == SY_EMEMBERSHIP) {
+        const sy_cluster_cfg *cfg = sy_client_cluster(c);
+        fprintf(stderr, "synodctl: %s: refused: the replicas' manifest differs from %s (n=%u, "
+                "f=%u) in n, f or the node keys, so this client would count their replies "
+                "wrongly: use the cluster's own manifest\n", what,
+                cfg->path[0] ? cfg->path : "synodctl's manifest", cfg->n, cfg->f);
+        return EXIT_USAGE;
+    }
     /* Only a node's signed refusal ends a call with these: our own
      * manifest lists the key (sy_client_open checked), the nodes' copy
      * does not (SY_EUNAUTH) or lists another key under its client id

@@ -1284,8 +1284,10 @@ int sy_cluster_load(const char *path, sy_cluster_cfg *cfg, char *why, size_t why
     rc = parse_ini(path, "manifest", manifest_handler, &m->src, m, why, whylen);
     if (rc == SY_OK)
         rc = validate(m, why, whylen);
-    if (rc == SY_OK)
+    if (rc == SY_OK) {
         sy_cluster_directory(cfg, &cfg->directory);
+        sy_cluster_cfg_membership(cfg, &cfg->membership);
+    }
 out_free_ctx:
     free(m->src.text);
     free(m->tmp_nodes);
@@ -1297,6 +1299,27 @@ out_free_ctx:
         snprintf(cfg->path, sizeof cfg->path, "%s", path);
     }
     return rc;
+}
+
+void sy_cluster_cfg_membership(const sy_cluster_cfg *cfg, sy_digest *out)
+{
+    static const char tag[] = "synod-membership-v1";
+    uint8_t hdr[1 + 1 + 4 + 4];
+    size_t idlen = strlen(cfg->id);
+    hdr[0] = (uint8_t)idlen;   /* <= SY_MAX_CLUSTER_ID */
+    hdr[1] = (uint8_t)cfg->protocol;
+    for (int i = 0; i < 4; i++) {
+        hdr[2 + i] = (uint8_t)(cfg->n >> (8 * i));
+        hdr[6 + i] = (uint8_t)(cfg->f >> (8 * i));
+    }
+    sy_hasher h;
+    sy_hash_init(&h);
+    sy_hash_update(&h, tag, sizeof tag);
+    sy_hash_update(&h, hdr, sizeof hdr);
+    sy_hash_update(&h, cfg->id, idlen);
+    for (uint32_t i = 0; i < cfg->n; i++)
+        sy_hash_update(&h, cfg->node_keys[i].b, sizeof cfg->node_keys[i].b);
+    sy_hash_final(&h, out);
 }
 
 void sy_cluster_free(sy_cluster_cfg *cfg)

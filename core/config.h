@@ -108,6 +108,11 @@ typedef struct sy_cluster_cfg {
     sy_pubkey *node_keys;             /* n entries; node_keys[i] == nodes[i].pubkey */
     sy_client_entry *clients;         /* n_clients entries, in file order */
     size_t n_clients;
+    /* What a client's trust in replies rests on, hashed (sy_cluster_cfg_membership):
+     * cluster id, protocol, n, f and the node keys in id order -- not
+     * addresses, timings or clients, which may differ between a client's
+     * copy of the manifest and the nodes'. Set by sy_cluster_load. */
+    sy_digest membership;
     /* sy_cluster_directory() over this struct, set by sy_cluster_load; it
      * points back at the struct, so a loaded cfg must not be copied or
      * moved (pass pointers). */
@@ -144,6 +149,8 @@ uint32_t sy_protocol_min_n(int protocol, uint32_t f);
  * sy_cluster_free, also after a failure). */
 int sy_cluster_load(const char *path, sy_cluster_cfg *cfg, char *why, size_t whylen);
 void sy_cluster_free(sy_cluster_cfg *cfg);
+/* The digest sy_cluster_load stores in cfg->membership. */
+void sy_cluster_cfg_membership(const sy_cluster_cfg *cfg, sy_digest *out);
 
 /* Loads a node file, the manifest it names (into *cluster), and this node's
  * secret key, checking that the key file is private (mode 0600) and that its

@@ -109,7 +109,7 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
     }
     case SY_MSG_CLIENT_REQ: {
         const sy_client_req *q = &m->u.req;
-        msgpack_pack_array(&pk, 8);
+        msgpack_pack_array(&pk, q->has_membership ? 9 : 8);
         msgpack_pack_uint32(&pk, q->client_id);
         msgpack_pack_uint64(&pk, q->req_no);
         msgpack_pack_uint8(&pk, q->op);
@@ -118,6 +118,8 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         put_bytes(&pk, q->key);
         put_bytes(&pk, q->val);
         put_bytes(&pk, q->old);
+        if (q->has_membership)
+            sy_mp_put_bin(&pk, q->membership.b, SY_DIGEST_LEN);
         break;
     }
     case SY_MSG_CLIENT_REPLY: {
@@ -320,7 +322,13 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
     }
     case SY_MSG_CLIENT_REQ: {
         sy_client_req *q = &m->u.req;
-        sy_mp_array_exact(r, 8);
+        uint32_t fields = 0;
+        if (sy_mp_array(r, &fields))
+            break;
+        if (fields != 8 && fields != 9) {
+            r->err = SY_EFIELD;
+            break;
+        }
         sy_mp_u32(r, &q->client_id);
         get_u64(r, &q->req_no);
         sy_mp_u8(r, &q->op);
@@ -329,6 +337,17 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         get_bytes(r, SY_MAX_KEY, &q->key);
         get_bytes(r, SY_MAX_VALUE, &q->val);
         get_bytes(r, SY_MAX_VALUE, &q->old);
+        if (fields == 9) {
+            const uint8_t *d = NULL;
+            uint32_t dl = 0;
+            sy_mp_bin(r, SY_DIGEST_LEN, &d, &dl);
+            if (!r->err && dl != SY_DIGEST_LEN)
+                r->err = SY_EFIELD;
+            if (!r->err) {
+                memcpy(q->membership.b, d, SY_DIGEST_LEN);
+                q->has_membership = true;
+            }
+        }
         if (!r->err && (q->op > SY_OP_SCAN || q->req_no == 0 ||
                         q->client_id < SY_CLIENT_ID_BASE))
             r->err = SY_EFIELD;

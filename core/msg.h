@@ -81,6 +81,15 @@ typedef struct {
     uint8_t flags;
     uint32_t limit;       /* scan only */
     sy_bytes key, val, old;
+    /* A PBFT client's digest of the membership its manifest describes
+     * (sy_cluster_cfg.membership: cluster id, protocol, n, f, node keys),
+     * from which it counts the matching replies it believes; a replica
+     * whose own differs refuses the request (SY_EMEMBERSHIP) rather than let a client
+     * with a smaller f trust too few replies. An optional ninth field on
+     * the wire: crash-fault clients, and clients before 0.19, send none,
+     * and nodes before 0.19 do not decode it. */
+    bool has_membership;
+    sy_digest membership;
 } sy_client_req;
 
 typedef struct {

@@ -36,6 +36,7 @@ static const struct {
     [SY_EREPLAY] = {"replay", "message already seen"},
     [SY_ECOMPACTED] = {"compacted", "log range was compacted"},
     [SY_EFATAL] = {"fatal", "internal invariant broken"},
+    [SY_EMEMBERSHIP] = {"wrong-membership", "the client's manifest describes another membership"},
 };
 
 const char *sy_strerror(int err)

@@ -37,6 +37,7 @@ enum sy_err {
     SY_EREPLAY,     /* message already seen */
     SY_ECOMPACTED,  /* requested log range was compacted away */
     SY_EFATAL,      /* invariant broken: the node must stop */
+    SY_EMEMBERSHIP, /* client's manifest describes another membership (n, f, keys) */
     SY_ERR_COUNT
 };
 

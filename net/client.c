@@ -1071,7 +1071,7 @@ int sy_client_exec(sy_client *c, uint8_t op, uint8_t flags, const void *key, siz
         return SY_EINVAL;
     /* strictly increasing even if the wall clock steps back */
     c->last_req = sy_client_next_req_no(c->last_req);
-    sy_client_req_init(&m, c->cfg->protocol, c->client_id, c->last_req, op, flags);
+    sy_client_req_init(&m, c->cfg, c->client_id, c->last_req, op, flags);
     sy_client_req *q = &m.u.req;
     if (c->opts.stale_reads && (op == SY_OP_GET || op == SY_OP_SCAN))
         q->flags |= SY_REQ_STALE_OK;

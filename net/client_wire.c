@@ -4,9 +4,10 @@
 #include "net/client_wire.h"
 #include "core/config.h"
 
-void sy_client_req_init(sy_msg *m, int protocol, uint32_t client_id, uint64_t req_no,
-                        uint8_t op, uint8_t flags)
+void sy_client_req_init(sy_msg *m, const sy_cluster_cfg *cfg, uint32_t client_id,
+                        uint64_t req_no, uint8_t op, uint8_t flags)
 {
+    bool bft = cfg->protocol == SY_PROTO_PBFT;
     memset(m, 0, sizeof *m);
     m->type = SY_MSG_CLIENT_REQ;
     sy_client_req *q = &m->u.req;
@@ -14,7 +15,10 @@ void sy_client_req_init(sy_msg *m, int protocol, uint32_t client_id, uint64_t re
     q->req_no = req_no;
     q->op = op;
     q->flags = (uint8_t)(flags & ~(SY_REQ_CLIENT_CFT | SY_REQ_CLIENT_BFT));
-    q->flags |= protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
+    q->flags |= bft ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT;
+    q->has_membership = bft;
+    if (bft)
+        q->membership = cfg->membership;
 }
 
 /* Castro & Liskov (sec. 4.1) send a request to the primary alone and

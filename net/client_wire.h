@@ -38,12 +38,16 @@ uint64_t sy_client_next_req_no(uint64_t last);
 
 /* Starts *m as request req_no of client client_id (zeroing the rest:
  * key, values and limit are the caller's): op, and flags with the flag
- * that names the kind of cluster the client's manifest describes for
- * protocol (SY_REQ_CLIENT_CFT or SY_REQ_CLIENT_BFT, replacing any the
- * caller set), so that a node of the other kind refuses the request
- * (SY_ECONFIG) before the client trusts its reply the wrong way. */
-void sy_client_req_init(sy_msg *m, int protocol, uint32_t client_id, uint64_t req_no,
-                        uint8_t op, uint8_t flags);
+ * that names the kind of cluster the manifest cfg describes
+ * (SY_REQ_CLIENT_CFT or SY_REQ_CLIENT_BFT, replacing any the caller set),
+ * so that a node of the other kind refuses the request (SY_ECONFIG)
+ * before the client trusts its reply the wrong way; for pbft also the
+ * manifest's membership digest, so that a replica with another n, f or
+ * node keys refuses it (SY_EMEMBERSHIP) before the client counts its
+ * matching replies the wrong way. */
+struct sy_cluster_cfg;
+void sy_client_req_init(sy_msg *m, const struct sy_cluster_cfg *cfg, uint32_t client_id,
+                        uint64_t req_no, uint8_t op, uint8_t flags);
 
 /* Whether a reply status means "not decided here, ask again" (not the
  * leader, busy, timed out or closing) rather than the cluster's verdict. */

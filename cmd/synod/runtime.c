@@ -244,7 +244,8 @@ static double now_s(void)
  * (core/envelope.c) and what the runtime refuses after it. */
 static const int rt_reject_reasons[] = {
     SY_ESIG, SY_ESENDER, SY_ECLUSTER, SY_EVERSION, SY_EMSGTYPE, SY_EUNAUTH, SY_ETOOBIG,
-    SY_ETRUNC, SY_ETYPE, SY_EFIELD, SY_ETRAILING, SY_ESTALE, SY_EREPLAY,
+    SY_ETRUNC, SY_ETYPE, SY_EFIELD, SY_ETRAILING, SY_ESTALE, SY_EREPLAY, SY_ECONFIG,
+    SY_EMEMBERSHIP,
 };
 
 static int metrics_cb(void *ctx, sy_buf *b)
@@ -1626,6 +1627,16 @@ static void handle_client_req(rt *r, sy_net_event *ev)
     if (q->flags & (bft ? SY_REQ_CLIENT_CFT : SY_REQ_CLIENT_BFT)) {
         M_ADD(r->m.rejected[SY_ECONFIG], 1);
         reply_error(r, ev->handle, q->client_id, q->req_no, SY_ECONFIG);
+        return;
+    }
+    /* A PBFT client believes f+1 matching replies, f from its manifest: one
+     * whose membership differs from ours (a smaller f, other nodes) could
+     * count too few. Refused in a signed reply; f+1 correct replicas saying
+     * so end its call (core/msg.h). Crash-fault clients believe one node
+     * whatever f says and send no digest. */
+    if (bft && q->has_membership && !sy_digest_eq(&q->membership, &r->cluster.membership)) {
+        M_ADD(r->m.rejected[SY_EMEMBERSHIP], 1);
+        reply_error(r, ev->handle, q->client_id, q->req_no, SY_EMEMBERSHIP);
         return;
     }
     if ((q->op == SY_OP_GET || q->op == SY_OP_SCAN) && !(q->flags & SY_REQ_ORDERED)) {

@@ -349,7 +349,7 @@ static int encode(bl_client *c)
     uint8_t flags = (c->read && l->o.stale ? SY_REQ_STALE_OK : 0) |
                     (c->ordered ? SY_REQ_ORDERED : 0);
     c->last_req = c->req_no = sy_client_next_req_no(c->last_req);
-    sy_client_req_init(&m, l->cfg->protocol, c->client_id, c->req_no,
+    sy_client_req_init(&m, l->cfg, c->client_id, c->req_no,
                        c->read ? SY_OP_GET : SY_OP_PUT, flags);
     sy_client_req *q = &m.u.req;
     q->key = (sy_bytes){ (const uint8_t *)c->key, BL_KEY_LEN };

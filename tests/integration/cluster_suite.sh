@@ -341,6 +341,26 @@ out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-otherkind.ini" --key "$C_DIR/key
 [ $rc -eq 2 ] && grep -q "$want" <<<"$out" \
   && pass "a manifest naming the other kind of cluster is refused by the nodes, exit 2: $out" \
   || fail "manifest of the other kind: rc=$rc out=$out"
+# a PBFT client manifest with a smaller f would believe too few matching
+# replies: the replicas refuse its requests (their membership digest
+# differs), count the refusals, and the client says so, exit 2
+if [ "$PROTO" = pbft ]; then
+  grep -q '^f *= *1\b' "$C_DIR/cluster.ini" || fail "the generated manifest has no 'f = 1' line to change"
+  sed 's/^f *=.*/f = 0/' "$C_DIR/cluster.ini" > "$C_DIR/cluster-smallf.ini"
+  out=$("$BIN/synodctl" --cluster "$C_DIR/cluster-smallf.ini" --key "$C_DIR/keys/client-0.key" \
+        --timeout 20000 put x y 2>&1 >/dev/null); rc=$?
+  [ $rc -eq 2 ] && grep -q "the replicas' manifest differs from .*cluster-smallf.ini (n=$N, f=0)" <<<"$out" \
+    && pass "a PBFT manifest with a smaller f is refused by the replicas, exit 2: $out" \
+    || fail "manifest with a smaller f: rc=$rc out=$out"
+  refused=0
+  command -v curl >/dev/null && for i in $(seq 0 $((N - 1))); do
+    c=$(curl -s "http://127.0.0.1:$((metrics_port + i))/metrics" \
+        | sed -n 's/^synod_rejected_total{reason="wrong-membership"} \([0-9]*\)$/\1/p')
+    refused=$((refused + ${c:-0}))
+  done
+  ! command -v curl >/dev/null || { [ "$refused" -ge 1 ] && pass "the refusals are counted: synod_rejected_total{reason=\"wrong-membership\"} sums to $refused" \
+    || fail "no wrong-membership rejection counted"; }
+fi
 ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
   && pass "cluster keeps serving after garbage frames" || fail "cluster broken after garbage"
 if command -v curl >/dev/null; then

@@ -45,6 +45,10 @@ enum mode {
                       not (SY_ECONFIG), as a node's runtime does */
     M_REFUSE_KEY,  /* its manifest lacks our client: refuses every frame
                       (SY_EUNAUTH, ids 0), as a node's runtime does */
+    M_OTHER_MEMBERSHIP, /* a PBFT replica whose manifest gives another n,
+                      f or node keys: refuses a request whose membership
+                      digest is not its own (SY_EMEMBERSHIP), as a node's
+                      runtime does */
 };
 
 typedef struct fake {
@@ -57,6 +61,8 @@ typedef struct fake {
     int requests;           /* client requests received */
     uint64_t last_req_no;
     uint8_t last_flags;
+    bool last_has_membership;
+    sy_digest last_membership;
     int slow_ms;            /* works this long on a client request first */
     struct world *w;
 } fake;
@@ -176,6 +182,16 @@ static void reply(world *w, fake *f, const sy_client_req *q)
             m.u.reply.val.len = 0;
         }
         break;
+    case M_OTHER_MEMBERSHIP: {
+        sy_digest theirs = w->cfg.membership;
+        theirs.b[0] ^= 1;
+        if (q->has_membership && !sy_digest_eq(&q->membership, &theirs)) {
+            m.u.reply.status = SY_EMEMBERSHIP;
+            m.u.reply.index = 0;
+            m.u.reply.val.len = 0;
+        }
+        break;
+    }
     case M_REFUSE_KEY:
         m.u.reply.client_id = 0;
         m.u.reply.req_no = 0;
@@ -270,6 +286,8 @@ static void *fake_main(void *arg)
                 f->requests++;
                 f->last_req_no = env.msg.u.req.req_no;
                 f->last_flags = env.msg.u.req.flags;
+                f->last_has_membership = env.msg.u.req.has_membership;
+                f->last_membership = env.msg.u.req.membership;
             }
             pthread_mutex_unlock(&w->mu);
             /* one request at a time, like a node busy executing a scan:
@@ -332,6 +350,7 @@ static void world_start(world *w, int protocol, uint32_t n, uint32_t f, int test
         w->cfg.nodes[i].id = i;
         sy_seckey_public(w->node_sk[i], &w->cfg.nodes[i].pubkey);
         w->cfg.node_keys[i] = w->cfg.nodes[i].pubkey;
+        sy_cluster_cfg_membership(&w->cfg, &w->cfg.membership);   /* as sy_cluster_load */
         snprintf(w->cfg.nodes[i].client, sizeof w->cfg.nodes[i].client,
                  "ipc://%s/client-%d-%d-%u.ipc", tmp, (int)getpid(), test_no, i);
         fk->id = i;
@@ -981,6 +1000,52 @@ static void test_nodes_of_a_cft_cluster_refuse_a_bft_client(void **state)
     assert_int_equal(seen.refused_put, SY_ECONFIG);
 }
 
+/* A PBFT client sends its manifest's membership digest (a crash-fault
+ * client none: it believes one node whatever f says); replicas whose
+ * manifest differs refuse it, and once f+1 of them do the call ends with
+ * SY_EMEMBERSHIP -- but one such replica is one faulty replica, and the
+ * call goes on with the others. */
+static void test_pbft_client_names_its_membership_and_f_plus_1_refusals_end_the_call(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_PBFT, 4, 1, 25);
+    for (uint32_t i = 0; i < 4; i++)
+        snprintf(w.nodes[i].value, sizeof w.nodes[i].value, "same");
+    sy_client *c = open_client(&w, 300);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_OK);
+    pthread_mutex_lock(&w.mu);
+    assert_true(w.nodes[0].last_has_membership);
+    assert_true(sy_digest_eq(&w.nodes[0].last_membership, &w.cfg.membership));
+    pthread_mutex_unlock(&w.mu);
+    set_mode(&w, 0, M_OTHER_MEMBERSHIP, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_OK);
+    /* three refuse, one answers: only the refusal has f+1 matching (with
+     * two of each the first two matching replies to arrive would win) */
+    set_mode(&w, 1, M_OTHER_MEMBERSHIP, 0);
+    set_mode(&w, 2, M_OTHER_MEMBERSHIP, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_EMEMBERSHIP);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
+static void test_cft_client_sends_no_membership(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 26);
+    sy_client *c = open_client(&w, 300);
+    for (uint32_t i = 0; i < 3; i++)
+        set_mode(&w, i, M_OTHER_MEMBERSHIP, 0);
+    assert_int_equal(sy_client_put(c, "k", 1, "v", 1, 5000), SY_OK);
+    pthread_mutex_lock(&w.mu);
+    assert_int_equal(w.nodes[0].requests, 1);
+    assert_false(w.nodes[0].last_has_membership);
+    pthread_mutex_unlock(&w.mu);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 static void test_status_marks_silent_node_unreachable(void **state)
 {
     world w;
@@ -1248,6 +1313,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_key_the_nodes_do_not_list_is_refused_by_them),
         cmocka_unit_test(test_nodes_of_a_bft_cluster_refuse_a_cft_client),
         cmocka_unit_test(test_nodes_of_a_cft_cluster_refuse_a_bft_client),
+        cmocka_unit_test(test_pbft_client_names_its_membership_and_f_plus_1_refusals_end_the_call),
+        cmocka_unit_test(test_cft_client_sends_no_membership),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_calls_refuse_a_timeout_of_zero),

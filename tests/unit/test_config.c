@@ -267,6 +267,47 @@ static void test_f_defaults_to_the_most_the_protocol_tolerates(void **state)
     assert_int_equal(fx->cfg.protocol, SY_PROTO_PAXOS);
 }
 
+/* The membership digest a PBFT client sends with its requests: the same
+ * for two copies of a manifest that differ only where a client's copy may
+ * (addresses, timings, clients), different when n, f, a node key, the
+ * protocol or the cluster id differ. */
+static sy_digest membership_of(fixture *fx, mopts o)
+{
+    build_manifest(fx, o);
+    if (sy_cluster_load(fx->manifest, &fx->cfg, fx->why, sizeof fx->why) != SY_OK)
+        fail_msg("manifest did not load: %s", fx->why);
+    sy_digest d = fx->cfg.membership;
+    sy_digest again;
+    sy_cluster_cfg_membership(&fx->cfg, &again);
+    assert_true(sy_digest_eq(&d, &again));
+    sy_cluster_free(&fx->cfg);
+    return d;
+}
+
+static void test_membership_digest_covers_what_client_trust_rests_on(void **state)
+{
+    fixture *fx = *state;
+    sy_digest base = membership_of(fx, (mopts){.n = 7, .has_f = true, .f = 2});
+    sy_digest same = membership_of(fx, (mopts){
+        .n = 7, .has_f = true, .f = 2, .peer1 = "tcp://10.0.0.9:7001",
+        .metrics1 = "http://10.0.0.9:7201", .clients = 3,
+        .cluster_extra = "request_timeout_ms = 9000\nbatch_max = 8"});
+    assert_true(sy_digest_eq(&base, &same));
+    const int other_key[7] = {0, 1, 2, 3, 4, 5, 60};
+    const sy_digest differ[] = {
+        membership_of(fx, (mopts){.n = 7, .has_f = true, .f = 1}),
+        membership_of(fx, (mopts){.n = 6, .has_f = true, .f = 1}),
+        membership_of(fx, (mopts){.n = 7, .has_f = true, .f = 2, .key_of = other_key}),
+        membership_of(fx, (mopts){.n = 7, .has_f = true, .f = 2, .id = "other"}),
+        membership_of(fx, (mopts){.n = 7, .has_f = true, .f = 2, .protocol = "raft"}),
+    };
+    for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++) {
+        assert_false(sy_digest_eq(&base, &differ[i]));
+        for (size_t j = i + 1; j < sizeof differ / sizeof differ[0]; j++)
+            assert_false(sy_digest_eq(&differ[i], &differ[j]));
+    }
+}
+
 static void test_ipc_and_tls_addresses_are_accepted(void **state)
 {
     fixture *fx = *state;
@@ -860,6 +901,7 @@ int main(void)
         T(test_valid_manifest_loads_with_defaults),
         T(test_timing_and_limit_keys_override_defaults),
         T(test_f_defaults_to_the_most_the_protocol_tolerates),
+        T(test_membership_digest_covers_what_client_trust_rests_on),
         T(test_ipc_and_tls_addresses_are_accepted),
         T(test_unknown_protocol_lists_the_valid_ones),
         T(test_pbft_needs_3f_plus_1_nodes),

@@ -112,6 +112,71 @@ static void test_client_request_round_trips_with_signature(void **state)
     sy_buf_free(&b);
 }
 
+/* A PBFT client's request carries its manifest's membership digest as an
+ * optional ninth field: it round-trips, a request without it (crash-fault
+ * clients, clients before 0.19) still decodes, and a ninth field that is
+ * not a digest, or a tenth field, is refused. */
+static void pack_req_fields(sy_buf *b, uint32_t fields, const void *digest, size_t dlen)
+{
+    msgpack_packer pk;
+    sy_buf_reset(b);
+    sy_mp_writer_init(&pk, b);
+    msgpack_pack_array(&pk, fields);
+    msgpack_pack_uint32(&pk, SY_CLIENT_ID_BASE);
+    msgpack_pack_uint64(&pk, 7);
+    msgpack_pack_uint8(&pk, SY_OP_PUT);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint32(&pk, 0);
+    sy_mp_put_bin(&pk, "k", 1);
+    sy_mp_put_bin(&pk, "v", 1);
+    sy_mp_put_bin(&pk, "", 0);
+    for (uint32_t i = 8; i < fields; i++)
+        sy_mp_put_bin(&pk, digest, dlen);
+}
+
+static void test_client_request_membership_digest_is_optional(void **state)
+{
+    fixture *f = *state;
+    sy_msg m = sample_req();
+    m.u.req.has_membership = true;
+    memset(m.u.req.membership.b, 0xa5, SY_DIGEST_LEN);
+    sy_buf b;
+    sy_env e;
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_OK);
+    assert_true(e.msg.u.req.has_membership);
+    assert_true(sy_digest_eq(&e.msg.u.req.membership, &m.u.req.membership));
+    assert_memory_equal(e.msg.u.req.old.p, "old", 3);
+    sy_env_free(&e);
+    sy_buf_free(&b);
+
+    m = sample_req();
+    encode(f, SY_CLIENT_ID_BASE, &m, &b);
+    assert_int_equal(decode(f, &b, &e), SY_OK);
+    assert_false(e.msg.u.req.has_membership);
+    sy_env_free(&e);
+    sy_buf_free(&b);
+
+    uint8_t d[SY_DIGEST_LEN + 1];
+    memset(d, 0x5a, sizeof d);
+    sy_msg out;
+    sy_buf_init(&b);
+    pack_req_fields(&b, 9, d, SY_DIGEST_LEN);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_CLIENT_REQ, b.p, b.len, &out), SY_OK);
+    assert_true(out.u.req.has_membership);
+    assert_memory_equal(out.u.req.membership.b, d, SY_DIGEST_LEN);
+    sy_msg_free(&out);
+    pack_req_fields(&b, 9, d, SY_DIGEST_LEN - 1);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_CLIENT_REQ, b.p, b.len, &out), SY_EFIELD);
+    pack_req_fields(&b, 9, d, SY_DIGEST_LEN + 1);
+    assert_int_not_equal(sy_msg_decode_body(SY_MSG_CLIENT_REQ, b.p, b.len, &out), SY_OK);
+    pack_req_fields(&b, 10, d, SY_DIGEST_LEN);
+    assert_int_equal(sy_msg_decode_body(SY_MSG_CLIENT_REQ, b.p, b.len, &out), SY_EFIELD);
+    pack_req_fields(&b, 7, d, SY_DIGEST_LEN);
+    assert_int_not_equal(sy_msg_decode_body(SY_MSG_CLIENT_REQ, b.p, b.len, &out), SY_OK);
+    sy_buf_free(&b);
+}
+
 /* Counts the signatures made through it. */
 typedef struct {
     sy_signer inner;
@@ -656,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_batch_signed_frames_are_refused_where_not_allowed),
         cmocka_unit_test(test_batch_proof_tampering_is_rejected),
         cmocka_unit_test(test_members_round_trip),
+        cmocka_unit_test(test_client_request_membership_digest_is_optional),
         cmocka_unit_test(test_simsig_cannot_forge_other_identity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
