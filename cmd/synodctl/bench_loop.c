@@ -38,7 +38,8 @@
 #define BL_KEY_LEN 16
 #define BL_IDLE_WAIT_MS 50       /* longest epoll wait: how soon a stop is seen */
 #define BL_WBUF_MAX (4u << 20) /* bytes queued for one connection (conn_send) */
-#define BL_CONNECT_MS 2000u     /* a TCP connect that takes longer is given up */
+#define BL_CONNECT_MS 2000u     /* a TCP connect, or the node's SP header after
+                                   it, that takes longer is given up */
 #define BL_READS_MAX 16          /* reads of 64 KiB per readiness event (conn_read) */
 
 typedef struct bl_conn {
@@ -54,7 +55,7 @@ typedef struct bl_conn {
     uint32_t backoff_ms;
     uint64_t reconnect_at;   /* ms */
     bool tcp_up;             /* connect() completed */
-    uint64_t connect_end;    /* ms: connect() gives up then */
+    uint64_t connect_end;    /* ms: connect(), then the SP header, give up then */
     /* the last request sent here and not answered yet (0: none), and
      * until when it is left to work on it (ask) */
     uint64_t req_no, repost_at, patience;
@@ -679,6 +680,14 @@ static void conn_event(bl_conn *k, uint32_t events)
         conn_read(k);
     /* connected: our header, and what queued behind it */
     if (k->fd >= 0 && (events & EPOLLOUT)) {
+        /* a node that accepts but never sends its header -- stopped
+         * (SIGSTOP), wedged, or a host gone between the two -- is given
+         * up like a connect that hangs, and dialled again; without this
+         * the connection would wait for TCP's own timeout (minutes) */
+        if (!k->tcp_up && !k->up) {
+            k->connect_end = now_ms() + BL_CONNECT_MS;
+            arm(k->owner->l, k->connect_end);
+        }
         k->tcp_up = true;
         conn_flush(k);
     }
@@ -748,7 +757,7 @@ static void timers(bench_loop *l)
         bl_client *c = &l->cs[i];
         for (uint32_t j = 0; j < l->cfg->n; j++) {
             bl_conn *k = &c->conns[j];
-            if (k->fd >= 0 && !k->tcp_up) {
+            if (k->fd >= 0 && !k->up) {
                 if (now >= k->connect_end)
                     conn_down(k);   /* the next address, after the backoff */
                 else

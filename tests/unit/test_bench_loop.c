@@ -32,7 +32,9 @@
 #define MAXN 4
 #define NCLIENTS 3
 
-enum mode { M_OK, M_NOTLEADER, M_FORGED, M_HOSTILE };
+enum mode { M_OK, M_NOTLEADER, M_FORGED, M_HOSTILE,
+            M_MUTE /* accepts connections and never says a word, as a
+                      SIGSTOPped node's kernel does */ };
 
 typedef struct fake {
     uint32_t id;
@@ -128,6 +130,33 @@ static void put_be64(uint8_t *p, uint64_t v)
  * has no word with its top bit set, (2) a frame of 2^40 bytes announced
  * and 64 sent, (3) a truncated length; (4) a REQ header instead of REP;
  * (5) nothing but a reset. */
+/* Accepts every connection, counts it, keeps it open and sends nothing. */
+static void *mute_main(void *arg)
+{
+    fake *f = arg;
+    world *w = f->w;
+    int held[256];
+    int n = 0;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+        struct pollfd pfd = { .fd = f->raw_fd, .events = POLLIN };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int c = accept(f->raw_fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        f->requests++;   /* connections, here */
+        pthread_mutex_unlock(&w->mu);
+        if (n < 256)
+            held[n++] = c;
+        else
+            close(c);
+    }
+    while (n > 0)
+        close(held[--n]);
+    return NULL;
+}
+
 static void *hostile_main(void *arg)
 {
     fake *f = arg;
@@ -274,6 +303,7 @@ static void go(world *w)
     for (uint32_t i = 0; i < w->n; i++)
         assert_int_equal(pthread_create(&w->nodes[i].thr, NULL,
                                         w->nodes[i].mode == M_HOSTILE ? hostile_main
+                                        : w->nodes[i].mode == M_MUTE  ? mute_main
                                                                       : fake_main,
                                         &w->nodes[i]),
                          0);
@@ -465,6 +495,43 @@ static void test_a_node_sending_garbage_is_survived(void **state)
     world_stop(&w);
 }
 
+/* A node whose kernel accepts connections but which never sends its
+ * SP header (stopped with SIGSTOP, or wedged) is given up after
+ * BL_CONNECT_MS and dialled again, as a connect that hangs is -- not held
+ * until TCP's own timeout, minutes later -- while the others serve. */
+static void test_a_node_that_never_greets_is_dialled_again(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1);
+    w.nodes[0].mode = M_MUTE;
+    w.nodes[0].raw_fd = loopback_socket(&w, 0, true);
+    go(&w);
+    bench_loop *l = NULL;
+    char why[256] = "";
+    bench_loop_opts o = { .clients = NCLIENTS, .duration_s = 60, .value_size = 10,
+                          .read_ratio = 0.0, .keys = 100, .timeout_ms = 5000 };
+    assert_int_equal(bench_loop_start(&w.cfg, w.client_sk, &o, &l, why, sizeof why), SY_OK);
+    /* every client dials it once at the start; more than that is a redial */
+    for (int i = 0; i < 1500 && requests_of(&w, 0) < 2 * NCLIENTS; i++)
+        usleep(10000);
+    uint64_t done, errors;
+    uint32_t up;
+    bench_loop_progress(l, &done, &errors, &up);
+    bench_loop_stop(l);
+    uint64_t *lat = NULL;
+    size_t n_lat;
+    int last_err;
+    double secs;
+    bench_loop_end(l, &lat, &n_lat, &last_err, &secs);
+    free(lat);
+    assert_true(requests_of(&w, 0) >= 2 * NCLIENTS);
+    assert_true(done > 0);          /* the two that answer served meanwhile */
+    assert_int_equal(errors, 0);
+    assert_true(up <= 2 * NCLIENTS); /* never counted as connected to the mute one */
+    world_stop(&w);
+}
+
 static void test_only_tcp_addresses_are_driven(void **state)
 {
     (void)state;
@@ -490,6 +557,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bft_result_needs_f_plus_one_matching_replies),
         cmocka_unit_test(test_bft_reads_fall_back_at_once_with_a_replica_down),
         cmocka_unit_test(test_a_node_sending_garbage_is_survived),
+        cmocka_unit_test(test_a_node_that_never_greets_is_dialled_again),
         cmocka_unit_test(test_only_tcp_addresses_are_driven),
     };
     return sy_run_cases("test_bench_loop", tests, sizeof tests / sizeof tests[0], argc, argv);
