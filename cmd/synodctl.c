@@ -515,7 +515,7 @@ static int cmd_status(sy_client *c, const args *a)
         }
         printf("\n]\n");
     } else {
-        printf("%-4s %-6s %-12s %8s %6s %10s %10s %10s %5s %8s\n", "node", "proto", "role",
+        printf("%-4s %-6s %-13s %8s %6s %10s %10s %10s %5s %8s\n", "node", "proto", "role",
                "term", "leader", "commit", "applied", "snapshot", "peers", "evidence");
         for (uint32_t i = 0; i < cfg->n; i++) {
             const sy_client_node_status *s = &st[i];
@@ -531,7 +531,7 @@ static int cmd_status(sy_client *c, const args *a)
                 snprintf(leader, sizeof leader, "-");
             else
                 snprintf(leader, sizeof leader, "%u", s->leader);
-            printf("%-4u %-6s %-12s %8" PRIu64 " %6s %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+            printf("%-4u %-6s %-13s %8" PRIu64 " %6s %10" PRIu64 " %10" PRIu64 " %10" PRIu64
                    " %2u/%-2u %8" PRIu64 "\n",
                    i, s->protocol, sy_role_name(s->role), s->term, leader, s->commit_index,
                    s->applied_index, s->snap_index, s->peers_connected, cfg->n - 1, s->evidence);

@@ -1,3 +1,5 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/buf.h"
@@ -33,6 +35,24 @@ int sy_buf_reserve(sy_buf *b, size_t extra)
         return b->err = SY_ENOMEM;
     b->p = np;
     b->cap = ncap;
+    return SY_OK;
+}
+
+int sy_buf_printf(sy_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return SY_EINVAL;
+    int rc = sy_buf_reserve(b, (size_t)n + 1);   /* vsnprintf writes the NUL */
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
     return SY_OK;
 }
 

@@ -17,6 +17,9 @@ void sy_buf_free(sy_buf *b);
 void sy_buf_reset(sy_buf *b);          /* len = 0, keeps memory */
 int sy_buf_reserve(sy_buf *b, size_t extra);
 int sy_buf_append(sy_buf *b, const void *data, size_t len);
+/* Appends printf-formatted text, whole however long (no terminating NUL
+ * counted in len). SY_ENOMEM (sticky) or SY_EINVAL for a bad format. */
+int sy_buf_printf(sy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand the bytes to the caller (free()); buffer becomes empty. */
 uint8_t *sy_buf_take(sy_buf *b, size_t *len);
 

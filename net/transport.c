@@ -9,7 +9,6 @@
  *    one reply; a late, duplicate or expired reply is refused, so a reused
  *    context never answers a newer request with an older result. */
 #include <errno.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -800,18 +799,6 @@ err:
 
 /* ---------------------------------------------------------------- metrics */
 
-static void bprintf(sy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(sy_buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sy_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 void sy_net_get_stats(sy_net *net, sy_net_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -852,34 +839,34 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
     depth = net->eq_count;
     pthread_mutex_unlock(&net->emu);
 
-    bprintf(b, "# HELP synod_net_peers_connected Outbound peer links currently up.\n"
+    sy_buf_printf(b, "# HELP synod_net_peers_connected Outbound peer links currently up.\n"
                "# TYPE synod_net_peers_connected gauge\n"
                "synod_net_peers_connected %u\n", st.peers_connected);
-    bprintf(b, "# HELP synod_net_peer_up 1 while the outbound link to the peer is up\n"
+    sy_buf_printf(b, "# HELP synod_net_peer_up 1 while the outbound link to the peer is up\n"
                "# TYPE synod_net_peer_up gauge\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
         if (i != net->cfg.self)
-            bprintf(b, "synod_net_peer_up{peer=\"%u\"} %d\n", i, st.peer_up[i] ? 1 : 0);
-    bprintf(b, "# HELP synod_net_peer_sent_total Frames handed to the peer's send buffer.\n"
+            sy_buf_printf(b, "synod_net_peer_up{peer=\"%u\"} %d\n", i, st.peer_up[i] ? 1 : 0);
+    sy_buf_printf(b, "# HELP synod_net_peer_sent_total Frames handed to the peer's send buffer.\n"
                "# TYPE synod_net_peer_sent_total counter\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
         /* the engines send nothing to themselves: no series for self
          * unless something did */
         if (i != net->cfg.self || st.peer_tx[i])
-            bprintf(b, "synod_net_peer_sent_total{peer=\"%u\"} %llu\n", i,
+            sy_buf_printf(b, "synod_net_peer_sent_total{peer=\"%u\"} %llu\n", i,
                     (unsigned long long)st.peer_tx[i]);
-    bprintf(b, "# HELP synod_net_peer_dropped_total Frames dropped because the peer's send buffer was full.\n"
+    sy_buf_printf(b, "# HELP synod_net_peer_dropped_total Frames dropped because the peer's send buffer was full.\n"
                "# TYPE synod_net_peer_dropped_total counter\n");
     for (uint32_t i = 0; i < net->cfg.n; i++)
         if (i != net->cfg.self || st.peer_tx_drop[i])
-            bprintf(b, "synod_net_peer_dropped_total{peer=\"%u\"} %llu\n", i,
+            sy_buf_printf(b, "synod_net_peer_dropped_total{peer=\"%u\"} %llu\n", i,
                     (unsigned long long)st.peer_tx_drop[i]);
-    bprintf(b, "# HELP synod_net_received_total Frames received, before verification.\n"
+    sy_buf_printf(b, "# HELP synod_net_received_total Frames received, before verification.\n"
                "# TYPE synod_net_received_total counter\n"
                "synod_net_received_total{from=\"peer\"} %llu\n"
                "synod_net_received_total{from=\"client\"} %llu\n",
             (unsigned long long)st.peer_rx, (unsigned long long)st.client_rx);
-    bprintf(b, "# HELP synod_net_queue_depth Frames waiting for the event loop.\n"
+    sy_buf_printf(b, "# HELP synod_net_queue_depth Frames waiting for the event loop.\n"
                "# TYPE synod_net_queue_depth gauge\nsynod_net_queue_depth %u\n", depth);
     /* client slots (REP contexts): waiting for a request, holding one the
      * node has not answered yet, or sending an answer. All of them held or
@@ -890,37 +877,37 @@ void sy_net_metrics_text(sy_net *net, sy_buf *b)
     for (uint32_t i = 0; i < net->n_slots; i++)
         by_state[net->slots[i].state & 3]++;
     pthread_mutex_unlock(&net->cmu);
-    bprintf(b, "# HELP synod_net_client_slots Client request slots by state (of %u).\n"
+    sy_buf_printf(b, "# HELP synod_net_client_slots Client request slots by state (of %u).\n"
                "# TYPE synod_net_client_slots gauge\n"
                "synod_net_client_slots{state=\"waiting\"} %u\n"
                "synod_net_client_slots{state=\"held\"} %u\n"
                "synod_net_client_slots{state=\"sending\"} %u\n",
             net->n_slots, by_state[C_RECV] + by_state[C_IDLE], by_state[C_HELD], by_state[C_SEND]);
-    bprintf(b, "# HELP synod_net_queue_dropped_total Inbound peer frames dropped: event queue full.\n"
+    sy_buf_printf(b, "# HELP synod_net_queue_dropped_total Inbound peer frames dropped: event queue full.\n"
                "# TYPE synod_net_queue_dropped_total counter\n"
                "synod_net_queue_dropped_total %llu\n", (unsigned long long)st.queue_drop);
-    bprintf(b, "# HELP synod_net_client_busy_total Client requests answered busy: event queue full.\n"
+    sy_buf_printf(b, "# HELP synod_net_client_busy_total Client requests answered busy: event queue full.\n"
                "# TYPE synod_net_client_busy_total counter\nsynod_net_client_busy_total %llu\n",
             (unsigned long long)st.client_busy);
-    bprintf(b, "# HELP synod_net_client_expired_total Client slots freed unanswered after the "
+    sy_buf_printf(b, "# HELP synod_net_client_expired_total Client slots freed unanswered after the "
                "request deadline.\n"
                "# TYPE synod_net_client_expired_total counter\nsynod_net_client_expired_total %llu\n",
             (unsigned long long)st.client_expired);
-    bprintf(b, "# HELP synod_net_reply_stale_total Replies dropped: their client slot had "
+    sy_buf_printf(b, "# HELP synod_net_reply_stale_total Replies dropped: their client slot had "
                "expired or moved on.\n"
                "# TYPE synod_net_reply_stale_total counter\nsynod_net_reply_stale_total %llu\n",
             (unsigned long long)st.reply_stale);
     if (net->watch[0].on || net->watch[1].on) {
-        bprintf(b, "# HELP synod_net_listener_restarts_total ipc and TLS listeners recreated "
+        sy_buf_printf(b, "# HELP synod_net_listener_restarts_total ipc and TLS listeners recreated "
                    "after they stopped accepting (NNG 1.5.2 issue 1518).\n"
                    "# TYPE synod_net_listener_restarts_total counter\n");
         for (int i = 0; i < 2; i++)
             if (net->watch[i].on)
-                bprintf(b, "synod_net_listener_restarts_total{listener=\"%s\"} %llu\n",
+                sy_buf_printf(b, "synod_net_listener_restarts_total{listener=\"%s\"} %llu\n",
                         net->watch[i].what,
                         (unsigned long long)CNT_GET(net->watch[i].restarts));
     }
-    bprintf(b, "# HELP synod_net_verify_total Envelope checks: signature verified, known frame "
+    sy_buf_printf(b, "# HELP synod_net_verify_total Envelope checks: signature verified, known frame "
                "(cached), refused.\n"
                "# TYPE synod_net_verify_total counter\n"
                "synod_net_verify_total{result=\"ok\"} %llu\n"

@@ -251,13 +251,7 @@ static const int rt_reject_reasons[] = {
 static int metrics_cb(void *ctx, sy_buf *b)
 {
     rt *r = ctx;
-    char line[256];
-#define EMIT(...)                                                                        \
-    do {                                                                                 \
-        int n_ = snprintf(line, sizeof line, __VA_ARGS__);                               \
-        if (n_ > 0)                                                                      \
-            sy_buf_append(b, line, (size_t)n_ < sizeof line ? (size_t)n_ : sizeof line - 1); \
-    } while (0)
+#define EMIT(...) sy_buf_printf(b, __VA_ARGS__)
     pthread_mutex_lock(&r->m.mu);
     rt_metrics *m = &r->m;
     /* what a running node runs: `synod --version` only tells the binary on
@@ -292,21 +286,26 @@ static int metrics_cb(void *ctx, sy_buf *b)
     EMIT("# HELP synod_applied_index last index in committed storage (what the state digest "
          "and ledger head belong to)\n"
          "# TYPE synod_applied_index gauge\nsynod_applied_index %" PRIu64 "\n", m->applied);
-    EMIT("# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
-    EMIT("# TYPE synod_last_index gauge\nsynod_last_index %" PRIu64 "\n", m->st.last_index);
-    EMIT("# TYPE synod_snapshot_index gauge\nsynod_snapshot_index %" PRIu64 "\n", m->st.snap_index);
+    EMIT("# HELP synod_commit_index highest index known committed\n"
+         "# TYPE synod_commit_index gauge\nsynod_commit_index %" PRIu64 "\n", m->st.commit_index);
+    EMIT("# HELP synod_last_index last index in the log\n"
+         "# TYPE synod_last_index gauge\nsynod_last_index %" PRIu64 "\n", m->st.last_index);
+    EMIT("# HELP synod_snapshot_index index of the last snapshot the log was compacted to\n"
+         "# TYPE synod_snapshot_index gauge\nsynod_snapshot_index %" PRIu64 "\n", m->st.snap_index);
     EMIT("# HELP synod_term Raft term, Multi-Paxos ballot round or PBFT view\n"
          "# TYPE synod_term gauge\nsynod_term{protocol=\"%s\"} %" PRIu64 "\n", m->protocol,
          m->st.term);
     EMIT("# HELP synod_role this node's role (one series, value 1)\n"
          "# TYPE synod_role gauge\nsynod_role{role=\"%s\"} 1\n", sy_role_name(m->st.role));
-    EMIT("# TYPE synod_is_leader gauge\nsynod_is_leader %d\n",
+    EMIT("# HELP synod_is_leader 1 on the leader (Raft, Multi-Paxos) or primary (PBFT)\n"
+         "# TYPE synod_is_leader gauge\nsynod_is_leader %d\n",
          m->st.role == SY_ROLE_LEADER || m->st.role == SY_ROLE_PRIMARY);
     EMIT("# HELP synod_rejoining 1 while a node started with --rejoin has not caught up "
          "(it takes no part in elections)\n"
          "# TYPE synod_rejoining gauge\nsynod_rejoining %d\n", m->st.rejoining);
-    EMIT("# HELP synod_leader_changes_total leaders (PBFT: views) this node came to know since "
-         "it started, itself included\n"
+    EMIT("# HELP synod_leader_changes_total Raft, Multi-Paxos: leaders this node came to know "
+         "since it started, itself included; PBFT: view changes it went through since it "
+         "started\n"
          "# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
          m->st.leader_changes);
     EMIT("# HELP synod_evidence_total PBFT: proofs that a replica signed conflicting messages\n"
@@ -316,11 +315,13 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "old term or view or outside its window, requests over max_pending)\n"
          "# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
          m->st.dropped);
-    EMIT("# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
+    EMIT("# HELP synod_snapshots_total snapshots taken (PBFT: one per checkpoint)\n"
+         "# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
     EMIT("# HELP synod_snapshot_seconds_total time spent taking snapshots\n"
          "# TYPE synod_snapshot_seconds_total counter\nsynod_snapshot_seconds_total %.6f\n",
          m->snapshot_sum);
-    EMIT("# TYPE synod_snapshot_last_seconds gauge\nsynod_snapshot_last_seconds %.6f\n",
+    EMIT("# HELP synod_snapshot_last_seconds how long the last snapshot took\n"
+         "# TYPE synod_snapshot_last_seconds gauge\nsynod_snapshot_last_seconds %.6f\n",
          m->snapshot_last);
     EMIT("# HELP synod_snapshot_last_bytes size of the last snapshot's serialised state\n"
          "# TYPE synod_snapshot_last_bytes gauge\nsynod_snapshot_last_bytes %" PRIu64 "\n",

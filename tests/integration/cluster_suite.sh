@@ -366,6 +366,14 @@ ctl put after-garbage fine >/dev/null && [ "$(ctl get after-garbage)" = fine ] \
 if command -v curl >/dev/null; then
   m=$(curl -s "http://127.0.0.1:$metrics_port/metrics")
   echo "$m" | grep -q '^synod_applied_index ' && pass "metrics endpoint serves Prometheus text" || fail "no metrics"
+  # every line whole: Prometheus refuses a scrape with one broken line
+  bad=$(curl -s "http://127.0.0.1:$metrics_port/metrics" \
+        | grep -vE '^(# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+|[a-z_:][a-z0-9_:]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eE]+)$')
+  [ -z "$bad" ] && [ "$(curl -s "http://127.0.0.1:$metrics_port/metrics" | tail -c 1 | od -An -c | tr -d ' ')" = '\n' ] \
+    && pass "every metrics line is well-formed Prometheus text" || fail "malformed metrics lines: $(head -3 <<<"$bad")"
+  nohelp=$(comm -13 <(sed -n 's/^# HELP \([a-z_:0-9]*\) .*/\1/p' <<<"$m" | sort -u) \
+                    <(sed -n 's/^# TYPE \([a-z_:0-9]*\) .*/\1/p' <<<"$m" | sort -u))
+  [ -z "$nohelp" ] && pass "every metric family has a # HELP line" || fail "families without # HELP: $nohelp"
   # what the node runs; alerts on a rejection reason find a series even at 0;
   # no series for the node itself among its peers
   ver=$("$BIN/synod" --version | cut -d' ' -f2)

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -252,6 +253,33 @@ static void test_inbound_frames_arrive_verified_or_rejected(void **state)
     ids_free(&k);
 }
 
+/* Prometheus's text format, line by line: a scrape with one broken line
+ * (a family cut off mid-label, say) is refused whole. */
+static void assert_prometheus_text(const char *t)
+{
+    regex_t sample, comment;
+    assert_int_equal(regcomp(&sample, "^[a-z_:][a-z0-9_:]*(\\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\\})? "
+                                      "[-+0-9.eE]+$", REG_EXTENDED | REG_NOSUB), 0);
+    assert_int_equal(regcomp(&comment, "^# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+$",
+                             REG_EXTENDED | REG_NOSUB), 0);
+    size_t len = strlen(t);
+    assert_true(len > 0);
+    assert_int_equal(t[len - 1], '\n');
+    for (const char *p = t; *p;) {
+        const char *nl = strchr(p, '\n');
+        char line[1024];
+        size_t n = (size_t)(nl - p);
+        assert_true(n < sizeof line);
+        memcpy(line, p, n);
+        line[n] = 0;
+        if (regexec(line[0] == '#' ? &comment : &sample, line, 0, NULL, 0) != 0)
+            fail_msg("not a Prometheus text line: '%s'", line);
+        p = nl + 1;
+    }
+    regfree(&sample);
+    regfree(&comment);
+}
+
 static void test_full_queue_drops_instead_of_blocking(void **state)
 {
     pair p;
@@ -296,6 +324,9 @@ static void test_full_queue_drops_instead_of_blocking(void **state)
     sy_net_metrics_text(p.net[1], &b);
     assert_int_equal(sy_buf_append(&b, "", 1), SY_OK);
     assert_non_null(strstr((char *)b.p, "synod_net_queue_dropped_total 46\n"));
+    /* every family whole, the last one too */
+    assert_non_null(strstr((char *)b.p, "synod_net_verify_total{result=\"rejected\"} "));
+    assert_prometheus_text((char *)b.p);
     sy_buf_free(&b);
     sy_net_close(p.net[0]);
     sy_net_close(p.net[1]);
