@@ -59,6 +59,7 @@
 #include <stdbool.h>
 #include "core/config.h"
 #include "crypto/crypto.h"
+#include "crypto/sy_err.h"   /* the result codes every call returns */
 
 #define SY_CLIENT_ATTEMPT_MS_DEFAULT 1000u
 #define SY_CLIENT_ATTEMPT_MS_MIN 10u      /* a shorter attempt_ms is taken as this */

@@ -173,6 +173,10 @@ typedef struct {
     rt_metrics m;
     sy_engine_status last_st;
     bool last_peer_up[SY_MAX_NODES];
+    /* peers that were up at some point since start, or were warned about
+     * for never connecting (once each: peers_never_check) */
+    bool peer_seen[SY_MAX_NODES];
+    uint64_t peers_check_from;  /* ms: the first log_changes call */
     uint64_t few_peers_since;  /* ms: fewer than a quorum connected since; 0: enough */
     uint64_t few_peers_warned; /* ms of the last warning; 0: none in this spell */
     uint64_t drops_since_report, last_drop_report;
@@ -1923,10 +1927,37 @@ static void few_peers_check(rt *r, const sy_net_stats *ns, uint64_t t)
         if (i != r->ncfg.id && !ns->peer_up[i])
             down = i;
     SY_WARN(&r->log, "only %u of %u peers connected for %" PRIu64 " s, and a quorum needs %u: "
-            "check that the others run and that their peer addresses are reachable from here "
+            "check that the others run and that their peer addresses are reachable from here%s "
             "(node %u: %s)", ns->peers_connected, r->cluster.n - 1,
-            (t - r->few_peers_since) / 1000, need, down,
+            (t - r->few_peers_since) / 1000, need,
+            r->cluster.tls_ca[0] ? ", and that every node's certificate is signed by the "
+            "manifest's tls_ca" : "", down,
             down < r->cluster.n ? r->cluster.nodes[down].peer : "?");
+}
+
+/* One line for each peer not connected RT_FEW_PEERS_WARN_MS after start,
+ * even while a quorum is: its link is not merely lost but never made (a
+ * wrong address, a firewall, or a TLS handshake that fails -- NNG says
+ * nothing about those), and "peer N disconnected" never comes. */
+static void peers_never_check(rt *r, const sy_net_stats *ns, uint64_t t)
+{
+    if (!r->peers_check_from)
+        r->peers_check_from = t;
+    bool late = t - r->peers_check_from >= RT_FEW_PEERS_WARN_MS;
+    for (uint32_t i = 0; i < r->cluster.n && i < SY_MAX_NODES; i++) {
+        if (i == r->ncfg.id || r->peer_seen[i])
+            continue;
+        if (ns->peer_up[i]) {
+            r->peer_seen[i] = true;
+        } else if (late) {
+            r->peer_seen[i] = true;
+            SY_WARN(&r->log, "peer %u has not connected in %" PRIu64 " s since start: check that it "
+                    "runs and that its peer address %s is reachable from here%s", i,
+                    (t - r->peers_check_from) / 1000, r->cluster.nodes[i].peer,
+                    r->cluster.tls_ca[0] ? ", and that its certificate and ours are signed by "
+                    "the manifest's tls_ca" : "");
+        }
+    }
 }
 
 static void log_changes(rt *r, uint64_t t)
@@ -1958,6 +1989,7 @@ static void log_changes(rt *r, uint64_t t)
             SY_INFO(&r->log, "peer %u %s", i, ns.peer_up[i] ? "connected" : "disconnected");
         r->last_peer_up[i] = ns.peer_up[i];
     }
+    peers_never_check(r, &ns, t);
     few_peers_check(r, &ns, t);
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
         SY_WARN(&r->log, "rejected %" PRIu64 " frame%s in the last %ds (last: %s%s%s)",
@@ -2332,7 +2364,7 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
     if (r->rejoin_marked)
         SY_WARN(&r->log, "rejoining on a replaced disk: this node answers nobody for %" PRIu64
                 " ms, then takes no part in electing a leader until it holds everything the "
-                "leader has committed (in an idle cluster: until the next write) (%s/%s; "
+                "leader has committed (%s/%s; "
                 "docs/operations.md, section 7)", sy_rejoin_wait_ms(&r->ecfg), r->ncfg.data_dir,
                 SY_DATADIR_REJOIN);
     if (behaviour)

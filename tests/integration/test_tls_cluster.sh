@@ -118,6 +118,37 @@ echo "$s" | grep -q "Verify return code: 0 (ok)" && ! echo "$s" | grep -qiE "une
 
 # ---- the cluster still serves; clean stop; ledgers verify
 ctl put after-probes fine >/dev/null && pass "cluster serves after the probes" || fail "put after probes"
+
+# ---- a node whose certificate another CA signed: its peers refuse its
+# links, and NNG says nothing about a failed handshake, so the node says
+# which peers it never reached and names tls_ca
+X=$(( (L + 1) % N ))
+kill_node "$X" KILL
+(
+  cd "$TLS" || exit 1
+  openssl ecparam -name prime256v1 -genkey -noout -out other-ca.key 2>/dev/null &&
+  openssl req -x509 -new -key other-ca.key -sha256 -days 3650 -subj "/CN=another CA" \
+      -out other-ca.pem 2>/dev/null &&
+  openssl x509 -req -in "node-$X.csr" -CA other-ca.pem -CAkey other-ca.key -CAcreateserial \
+      -days 3650 -sha256 -extfile node.ext -out "node-$X-other.crt" 2>/dev/null || exit 1
+  cat "node-$X-other.crt" "node-$X.key" > "node-$X-other.pem"
+  chmod 600 "node-$X-other.pem"
+) || die "openssl could not make the other CA's certificate"
+cp "$C_DIR/node-$X.ini" "$C_DIR/node-$X.ini.good"
+sed -i "s#^tls_cert = .*#tls_cert = tls/node-$X-other.pem#" "$C_DIR/node-$X.ini"
+start_node "$X"
+seen=
+for _ in $(seq 1 60); do
+  grep -q "peer [0-9]* has not connected in [0-9]* s since start: .*signed by the manifest's tls_ca" \
+    "$T_DIR/logs/node-$X.log" && { seen=1; break; }
+  sleep 0.5
+done
+[ -n "$seen" ] && pass "node $X, with a certificate of another CA, names its unreached peers and tls_ca: $(grep -m1 'has not connected' "$T_DIR/logs/node-$X.log" | cut -c1-200)" \
+  || fail "node $X logged nothing about peers it never reached"
+kill_node "$X" KILL
+mv "$C_DIR/node-$X.ini.good" "$C_DIR/node-$X.ini"
+start_node "$X"
+wait_converged 60 && pass "with its own certificate again node $X catches up" || fail "node $X did not catch up"
 for ((i = 0; i < N; i++)); do
   kill_node "$i" TERM; rc=$?
   [ $rc -eq 0 ] && pass "node $i exits 0 on SIGTERM" || fail "node $i exited $rc on SIGTERM"
