@@ -31,8 +31,9 @@ static const char usage[] =
     "stops the sweep and prints the command line that replays it.\n"
     "\n"
     "  LIST       comma-separated drop,dup,reorder,partition,crash,pause,skew,disk,\n"
-    "             leader-churn, handoff, lose, replace (raft, paxos), or all (every\n"
-    "             fault but leader-churn, handoff, lose and replace), or none\n"
+    "             leader-churn, handoff, lose, replace (raft, paxos), outage, or all\n"
+    "             (every fault but leader-churn, handoff, lose, replace and outage),\n"
+    "             or none\n"
     "             (default none)\n"
     "  BEHAVIOUR  (pbft only, test builds) silent equivocate skip-seq bad-sig\n"
     "             replay wrong-digest fake-prepared bad-new-view flood twins\n"
@@ -168,7 +169,7 @@ static double now_s(void)
 
 typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
-        churns, lost_nodes, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, session_replies, snapshots, snapshots_late, snapshots_dropped, installs,
+        churns, lost_nodes, outages, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, session_replies, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
         agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
@@ -189,6 +190,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->crashes += s->crashes;
     t->churns += s->churns;
     t->lost_nodes += s->lost_nodes;
+    t->outages += s->outages;
     t->replaced += s->replaced;
     t->rejoined += s->rejoined;
     t->handoffs += s->handoffs;
@@ -242,6 +244,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
         printf("  %-22s %12" PRIu64 "\n", "leaders churned", t->churns);
     if (t->lost_nodes)
         printf("  %-22s %12" PRIu64 "\n", "nodes lost for good", t->lost_nodes);
+    if (t->outages)
+        printf("  %-22s %12" PRIu64 "\n", "quorums lost (outage)", t->outages);
     if (t->replaced)
         printf("  %-22s %12" PRIu64 " (%" PRIu64 " rejoined and caught up)\n", "disks replaced",
                t->replaced, t->rejoined);
@@ -368,7 +372,7 @@ int main(int argc, char **argv)
             char bad[64];
             if (sy_sim_parse_faults(val, &o.faults, bad, sizeof bad)) {
                 fprintf(stderr, "synod-sim: unknown fault '%s' (expected drop, dup, reorder, "
-                        "partition, crash, pause, skew, disk, leader-churn, handoff, lose, replace, all "
+                        "partition, crash, pause, skew, disk, leader-churn, handoff, lose, replace, outage, all "
                         "or none)\n", bad);
                 return 2;
             }

@@ -1542,6 +1542,8 @@ static void pbft_destroy(void *e)
         free(p->pending[i].raw);
     free(p->pending);
     free(p->clients);
+    for (uint32_t i = 0; p->waiting && i < p->n_waiting; i++)
+        free(p->waiting[i].raw);
     free(p->waiting);
     free(p->waiting_since);
     free(p->slots);

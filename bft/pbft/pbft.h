@@ -83,6 +83,10 @@ const char *sy_pbft_behaviour_name(uint32_t code);
 #define PBFT_MAX_BACKOFF_SHIFT 6u     /* view-change timeout <= base * 64 */
 #define PBFT_VCACHE 4096u             /* verified-signature cache (direct mapped) */
 #define PBFT_MAX_WAITING 1024u        /* requests a backup watches for its timer */
+/* Bytes of watched requests a replica keeps whole, to hand to the next
+ * view's primary (pbft_requeue_waiting); past it, requests are watched by
+ * id only and wait for the client's retransmission, as before. */
+#define PBFT_WAITING_BYTES_MAX (16u << 20)
 #define PBFT_MAX_FETCH 64u            /* batches fetched at once */
 #define PBFT_IDLE_PROBE_HB 5u         /* heartbeats without execution between idle probes */
 #define PBFT_KEEP_HB 4u               /* a kept snapshot outlives its last request this long */
@@ -217,6 +221,8 @@ typedef struct {
 typedef struct {
     uint32_t client;
     uint64_t req_no;
+    uint8_t *raw;                 /* the signed request, or NULL (byte budget) */
+    uint32_t len;
 } pbft_creq;
 
 typedef struct {
@@ -292,6 +298,7 @@ struct pbft {
     pbft_creq *waiting;           /* backup: requests the timer watches */
     uint64_t *waiting_since;
     uint32_t n_waiting;
+    size_t waiting_bytes;         /* sum of waiting[].len */
 
     /* view change */
     pbft_stored *vcs;             /* [n] latest valid VIEW-CHANGE per replica */
@@ -444,6 +451,11 @@ int pbft_on_checkpoint(pbft *p, uint32_t from, const sy_pbft_stmt *s);
 int pbft_on_snapshot(pbft *p, uint64_t index, const uint8_t *data, size_t len,
                      const sy_digest *digest);
 void pbft_try_batch(pbft *p);
+/* Stops watching waiting[w] (frees its copy; the last entry moves in). */
+void pbft_waiting_drop(pbft *p, uint32_t w);
+/* On entering a view: the requests this replica watches and holds whole go
+ * to the view's primary -- into its own pending queue, or FORWARDed. */
+void pbft_requeue_waiting(pbft *p);
 void pbft_progress(pbft *p, pbft_slot *s);
 int pbft_execute(pbft *p);
 void pbft_send_prepare(pbft *p, pbft_slot *s);

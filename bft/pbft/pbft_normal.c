@@ -81,6 +81,47 @@ static bool waiting_has(const pbft *p, uint32_t client, uint64_t req_no)
     return false;
 }
 
+/* The primary's queue: raw (copied) unless the request is ordered in
+ * this view already, queued, or over max_pending (SY_EFULL, a reject). */
+static int pending_add(pbft *p, pbft_client *c, const uint8_t *raw, size_t len, uint32_t client,
+                       uint64_t req_no)
+{
+    if (req_no <= c->proposed)
+        return SY_OK;   /* already ordered in this view */
+    for (uint32_t i = 0; i < p->n_pending; i++)
+        if (p->pending[i].client == client && p->pending[i].req_no == req_no)
+            return SY_OK;
+    if (p->n_pending >= p->cfg.max_pending) {
+        sy_reject *r;
+        if (p->n_rejects + 1 > p->cap_rejects) {
+            size_t nc = p->cap_rejects ? p->cap_rejects * 2 : 16;
+            r = realloc(p->rejects, nc * sizeof *r);
+            if (!r)
+                return SY_ENOMEM;
+            p->rejects = r;
+            p->cap_rejects = nc;
+        }
+        p->rejects[p->n_rejects++] = (sy_reject){ client, req_no, SY_EFULL, p->self };
+        return SY_EFULL;
+    }
+    if (p->n_pending == p->cap_pending) {
+        uint32_t nc = p->cap_pending ? p->cap_pending * 2 : 64;
+        pbft_pending *np = realloc(p->pending, nc * sizeof *np);
+        if (!np)
+            return SY_ENOMEM;
+        p->pending = np;
+        p->cap_pending = nc;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return SY_ENOMEM;
+    memcpy(copy, raw, len);
+    if (p->n_pending == 0)
+        p->pending_since = p->now;
+    p->pending[p->n_pending++] = (pbft_pending){ copy, len, client, req_no };
+    return SY_OK;
+}
+
 int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req *req,
                     bool from_client)
 {
@@ -95,43 +136,8 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
      * (core/kv.h), which is how every replica answers it identically. */
     if (from_client)
         mark_verified(p, raw, len);   /* the host verified the envelope */
-    if (pbft_is_primary(p) && !p->in_vc) {
-        if (req->req_no <= c->proposed)
-            return SY_OK;   /* already ordered in this view */
-        for (uint32_t i = 0; i < p->n_pending; i++)
-            if (p->pending[i].client == req->client_id && p->pending[i].req_no == req->req_no)
-                return SY_OK;
-        if (p->n_pending >= p->cfg.max_pending) {
-            sy_reject *r;
-            if (p->n_rejects + 1 > p->cap_rejects) {
-                size_t nc = p->cap_rejects ? p->cap_rejects * 2 : 16;
-                r = realloc(p->rejects, nc * sizeof *r);
-                if (!r)
-                    return SY_ENOMEM;
-                p->rejects = r;
-                p->cap_rejects = nc;
-            }
-            p->rejects[p->n_rejects++] = (sy_reject){ req->client_id, req->req_no, SY_EFULL,
-                                                      p->self };
-            return SY_EFULL;
-        }
-        if (p->n_pending == p->cap_pending) {
-            uint32_t nc = p->cap_pending ? p->cap_pending * 2 : 64;
-            pbft_pending *np = realloc(p->pending, nc * sizeof *np);
-            if (!np)
-                return SY_ENOMEM;
-            p->pending = np;
-            p->cap_pending = nc;
-        }
-        uint8_t *copy = malloc(len);
-        if (!copy)
-            return SY_ENOMEM;
-        memcpy(copy, raw, len);
-        if (p->n_pending == 0)
-            p->pending_since = p->now;
-        p->pending[p->n_pending++] = (pbft_pending){ copy, len, req->client_id, req->req_no };
-        return SY_OK;
-    }
+    if (pbft_is_primary(p) && !p->in_vc)
+        return pending_add(p, c, raw, len, req->client_id, req->req_no);
     if (!from_client)
         return SY_OK;
     /* Backup (sec. 4.4 liveness): watch the request with the view-change
@@ -163,7 +169,18 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
         if (p->n_waiting >= PBFT_MAX_WAITING) {
             p->dropped++;
         } else {
-            p->waiting[p->n_waiting] = (pbft_creq){ req->client_id, req->req_no };
+            /* kept whole (budget permitting) for the next view's primary:
+             * a request that reaches us during a view change, or that a
+             * primary pre-prepared in a view that then failed before it
+             * prepared, is otherwise held by no one but the client, whose
+             * retransmissions back off (net/client.c) and may keep landing
+             * in view changes (pbft_requeue_waiting) */
+            uint8_t *copy = NULL;
+            if (p->waiting_bytes + len <= PBFT_WAITING_BYTES_MAX && (copy = malloc(len)))
+                memcpy(copy, raw, len);
+            p->waiting[p->n_waiting] = (pbft_creq){ req->client_id, req->req_no, copy,
+                                                    copy ? (uint32_t)len : 0 };
+            p->waiting_bytes += copy ? len : 0;
             p->waiting_since[p->n_waiting] = p->now;
             p->n_waiting++;
         }
@@ -171,6 +188,46 @@ int pbft_on_request(pbft *p, const uint8_t *raw, size_t len, const sy_client_req
     if (!p->vc_deadline)
         pbft_reset_timer(p);
     return SY_OK;
+}
+
+void pbft_waiting_drop(pbft *p, uint32_t w)
+{
+    free(p->waiting[w].raw);
+    p->waiting_bytes -= p->waiting[w].len;
+    p->waiting[w] = p->waiting[p->n_waiting - 1];
+    p->waiting_since[w] = p->waiting_since[p->n_waiting - 1];
+    p->n_waiting--;
+}
+
+/* Castro & Liskov leave a request that no correct primary ordered to the
+ * client's retransmission (sec. 4.4: backups forward it to the primary).
+ * Ours backs off (net/client.c: 4 s, then twice as long each time, so a
+ * large read is not executed again and again), and a retransmission that
+ * lands while the replicas change views is only watched: after a lost
+ * quorum, views can come and go (each ending in its timer) while the
+ * client's next retransmission is still seconds away (cluster_suite.sh,
+ * f+1 down then one back: one run in eight failed its 20 s put). So each
+ * replica hands what it watches to the primary as it enters a view. The
+ * watched list is bounded (PBFT_MAX_WAITING, PBFT_WAITING_BYTES_MAX) and
+ * emptied as requests execute, so this is at most one FORWARD per request
+ * per view change; the primary verifies a forwarded request as any other. */
+void pbft_requeue_waiting(pbft *p)
+{
+    uint32_t primary = pbft_primary(p, p->view);
+    for (uint32_t w = 0; w < p->n_waiting; w++) {
+        const pbft_creq *q = &p->waiting[w];
+        if (!q->raw)
+            continue;
+        if (primary == p->self) {
+            pbft_client *c = pbft_client_get(p, q->client, true);
+            if (c && q->req_no >= c->executed)
+                (void)pending_add(p, c, q->raw, q->len, q->client, q->req_no);
+        } else {
+            sy_msg m = { .type = SY_MSG_PBFT_FORWARD };
+            m.u.pbft.fwd.req = (sy_bytes){ q->raw, q->len };
+            (void)pbft_send(p, primary, &m);
+        }
+    }
 }
 
 int pbft_on_forward(pbft *p, uint32_t from, const sy_pbft_forward *fw)
@@ -609,9 +666,7 @@ static void note_batch_executed(pbft *p, const uint8_t *batch, size_t len)
                 c->proposed = 0;   /* done: a later retransmission may be ordered again */
             for (uint32_t w = 0; w < p->n_waiting; w++) {
                 if (p->waiting[w].client == q->client_id && p->waiting[w].req_no <= q->req_no) {
-                    p->waiting[w] = p->waiting[p->n_waiting - 1];
-                    p->waiting_since[w] = p->waiting_since[p->n_waiting - 1];
-                    p->n_waiting--;
+                    pbft_waiting_drop(p, w);
                     w--;
                 }
             }

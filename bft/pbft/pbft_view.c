@@ -230,6 +230,7 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
         }
     }
     p->vc_deadline = 0;
+    pbft_requeue_waiting(p);
     pbft_reset_timer(p);
     if (pbft_behind(p)) {
         p->xfer_ms = 0;   /* the new view starts above us: fetch it now */

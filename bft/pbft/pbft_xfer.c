@@ -509,9 +509,7 @@ int pbft_on_sessions(pbft *p, uint64_t index, const sy_session_rec *recs, size_t
     for (uint32_t w = 0; w < p->n_waiting; w++) {
         pbft_client *c = pbft_client_get(p, p->waiting[w].client, false);
         if (c && p->waiting[w].req_no <= c->executed) {
-            p->waiting[w] = p->waiting[p->n_waiting - 1];
-            p->waiting_since[w] = p->waiting_since[p->n_waiting - 1];
-            p->n_waiting--;
+            pbft_waiting_drop(p, w);
             w--;
         }
     }

@@ -268,12 +268,56 @@ static void lose_nodes(sim_world *w)
     }
 }
 
+/* The outage fault's first part: the nodes lost for good, at random
+ * (the leader among them or not). */
+static void outage_lose(sim_world *w)
+{
+    for (uint32_t gone = sim_disk_lost_nodes(w); gone < w->budget; gone++) {
+        uint32_t v = pick(w, lose_candidate);
+        if (v == UINT32_MAX)
+            return;
+        w->nodes[v].lost = true;
+        sim_node_halt(w, &w->nodes[v]);
+        w->st->lost_nodes++;
+    }
+}
+
+/* The outage fault's last blow, after the lose part: one more correct
+ * node crashes (the leader or primary if one is up), which leaves fewer
+ * than a quorum up, and restarts from its disk 1-8 s later. */
+static void outage_crash(sim_world *w)
+{
+    uint32_t v = UINT32_MAX;
+    /* half the time any node: the leader may stay up, as in
+     * cluster_suite.sh, where the two killed are the leader's successors */
+    bool leader_first = sy_rng_below(&w->rng, 2) == 0;
+    for (uint32_t i = 0; i < w->n && v == UINT32_MAX && leader_first; i++) {
+        sim_node *nd = &w->nodes[i];
+        if (!lose_candidate(nd) || !nd->up || !nd->eng)
+            continue;
+        sy_engine_status es;
+        w->o.ops->status(nd->eng, &es);
+        if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
+            v = i;
+    }
+    if (v == UINT32_MAX)
+        v = pick(w, lose_candidate);
+    if (v == UINT32_MAX || !w->nodes[v].up)
+        return;
+    sim_node_crash(w, &w->nodes[v]);
+    w->st->outages++;
+    sim_schedule(w, w->now + sy_rng_range(&w->rng, 1000, 8000), EV_RESTART, v, UINT32_MAX,
+                 w->nodes[v].incarnation, NULL, 0);
+}
+
 void sim_net_calm(sim_world *w)
 {
     w->calm = true;
     w->calm_at = w->now;
     if (w->o.faults & SY_FAULT_LOSE)
         lose_nodes(w);
+    else if (w->o.faults & SY_FAULT_OUTAGE)
+        outage_lose(w);
     sim_net_heal(w, w->part_gen);
     for (uint32_t i = 0; i < w->n_hosts && !w->stop; i++) {
         sim_node *nd = &w->nodes[i];
@@ -284,6 +328,8 @@ void sim_net_calm(sim_world *w)
             sim_node_pump(w, nd);
         }
     }
+    if ((w->o.faults & SY_FAULT_OUTAGE) && !w->stop)
+        outage_crash(w);
 }
 
 /* ---- leader-churn ---- */

@@ -25,7 +25,7 @@
 
 static const char *const fault_names[SY_SIM_N_FAULTS] = {
     "drop", "dup", "reorder", "partition", "crash", "pause", "skew", "disk", "leader-churn",
-    "handoff", "lose", "replace",
+    "handoff", "lose", "replace", "outage",
 };
 
 const char *sy_sim_fault_name(uint32_t bit)

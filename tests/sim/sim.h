@@ -56,9 +56,17 @@ enum sy_sim_fault {
      * it counts toward the fault budget until it has finished rejoining
      * and caught up. Opt-in: not part of "all". */
     SY_FAULT_REPLACE = 1u << 11,
+    /* outage: as the calm phase begins, f+1 correct nodes -- the leader or
+     * primary first -- are down at once, so no quorum is up: f of them for
+     * good (as with lose), one crashed and restarted from its disk 1-8 s
+     * later, in whatever view or term it had. Requests wait out the outage;
+     * then the n-f nodes, the restarted one among them, must serve them
+     * all (what tests/integration/cluster_suite.sh asks of a real cluster
+     * after f+1 nodes went down). Opt-in: not part of "all". */
+    SY_FAULT_OUTAGE = 1u << 12,
     SY_FAULT_ALL = 0xffu,
 };
-#define SY_SIM_N_FAULTS 12
+#define SY_SIM_N_FAULTS 13
 
 /* Parses "drop,dup" / "all" / "" / "none" into a mask. On an unknown name
  * returns SY_EINVAL and *bad points at it inside list (NUL-terminated copy
@@ -133,6 +141,7 @@ typedef struct sy_sim_stats {
     uint64_t partitions, crashes, restarts, pauses, skewed_nodes;
     uint64_t churns;              /* leader-churn: new leaders cut off or crashed */
     uint64_t lost_nodes;          /* lose: nodes stopped for good at the calm */
+    uint64_t outages;             /* outage: quorums lost at the calm (0 or 1) */
     uint64_t replaced;            /* replace: disks replaced by empty ones */
     uint64_t rejoined;            /* ... whose node then finished rejoining */
     uint64_t handoffs;            /* handoff: transfers a leader accepted */

@@ -719,6 +719,36 @@ static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
     }
 }
 
+/* outage: as the faults end, f+1 correct nodes are down at once -- f for
+ * good, one back 1-8 s later -- and the n-f left must serve every request
+ * that waited out the lost quorum. */
+static void test_outage_fault_loses_the_quorum_then_the_rest_serve(void **s)
+{
+    (void)s;
+    char line[512];
+    assert_opt_in_fault("crash,outage", SY_FAULT_CRASH | SY_FAULT_OUTAGE, SY_FAULT_OUTAGE,
+                        "outage");
+    const char *const protos[] = { "raft", "paxos", "pbft" };
+    const uint32_t nodes[] = { 5, 3, 4 }, f[] = { 2, 1, 1 };
+    for (size_t k = 0; k < 3; k++) {
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            sy_sim_opts o;
+            sy_sim_stats st;
+            engine_opts(&o, protos[k], seed);
+            o.nodes = nodes[k];
+            o.faults = SY_FAULT_CRASH | SY_FAULT_PARTITION | SY_FAULT_OUTAGE;
+            if (seed == 1) {
+                sy_sim_replay_line(&o, line, sizeof line);
+                assert_non_null(strstr(line, "outage"));
+            }
+            run_passing(&o, &st);
+            assert_int_equal(st.lost_nodes, f[k]);
+            assert_int_equal(st.outages, 1);
+            assert_true(st.liveness_ok);
+        }
+    }
+}
+
 /* replace: disks die and nodes come back on empty ones with cfg.rejoin
  * (synod --rejoin); they must rejoin and catch up, and every check holds.
  * PBFT has no rejoin: the simulator refuses the fault there. */
@@ -838,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_replay_line_reproduces_options),
         cmocka_unit_test(test_handoff_fault_hands_leadership_on_quickly_in_every_engine),
         cmocka_unit_test(test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on),
+        cmocka_unit_test(test_outage_fault_loses_the_quorum_then_the_rest_serve),
         cmocka_unit_test(test_replace_fault_rejoins_replaced_nodes),
         cmocka_unit_test(test_corrupted_log_entry_is_detected_on_restart),
         cmocka_unit_test(test_runs_with_disk_corruption_pass_every_check),
