@@ -42,7 +42,9 @@ static void usage(FILE *f)
             "                         (docs/operations.md, section 7)\n"
             "  --byzantine BEHAVIOUR  (test builds only, pbft) run as a faulty replica:\n"
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
-            "                         fake-prepared bad-new-view flood\n"
+            "                         fake-prepared bad-new-view flood bad-state, or a\n"
+            "                         planted bug: mutant-accept-wrong-digest\n"
+            "                         mutant-nv-no-recompute\n"
 #ifdef SYNOD_TESTING
             "  --slow-snapshot MS     (test builds only) every snapshot takes MS ms longer,\n"
             "                         as a large state's would\n"

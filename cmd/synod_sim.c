@@ -130,6 +130,9 @@ static int add_mutant(sy_sim_opts *o, const char *spec)
         else if (hit && !other)
             other = mutants[k].protocol;
     }
+    if (code && strcmp(name, "forget-rejoin") == 0 && !(o->faults & SY_FAULT_REPLACE))
+        fprintf(stderr, "synod-sim: warning: the forget-rejoin mutant does nothing without the "
+                "replace fault (--faults all,replace): no check can catch it here\n");
     if (!code) {
         if (other)
             fprintf(stderr, "synod-sim: --mutant '%s' is a %s mutant, not one of %s (raft: "
@@ -402,6 +405,10 @@ int main(int argc, char **argv)
                                    "fake-prepared, bad-new-view, flood, twins or bad-state)", val);
             if (o.n_byz >= SY_SIM_MAX_BYZ)
                 return usage_error("at most 16 --byzantine options, got more at '%s'", val);
+            for (uint32_t k = 0; k < o.n_byz; k++)
+                if (o.byz[k].node == (uint32_t)v)
+                    return usage_error("--byzantine: a node given two behaviours at '%s' "
+                                       "(one per node)", val);
             o.byz[o.n_byz++] = (sy_sim_byz){ (uint32_t)v, code };
         } else if (strcmp(a, "--mutant") == 0) {
             /* resolved once the protocol and node count are known */

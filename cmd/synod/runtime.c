@@ -2210,7 +2210,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
         if (sy_pbft_behaviour_from_name(o->byzantine, &behaviour) != SY_OK ||
             behaviour == SY_PBFT_TWINS) {
             fprintf(stderr, "synod: unknown --byzantine behaviour '%s' (silent, equivocate, skip-seq, "
-                            "bad-sig, replay, wrong-digest, fake-prepared, bad-new-view, flood)\n",
+                            "bad-sig, replay, wrong-digest, fake-prepared, bad-new-view, flood, "
+                            "bad-state, mutant-accept-wrong-digest, mutant-nv-no-recompute)\n",
                     o->byzantine);
             code = 2;
             goto out_cfg;
