@@ -342,6 +342,8 @@ typedef struct sy_engine_status {
                                     one per change of leader, PBFT one per
                                     view change (each view, a new primary) */
     uint64_t evidence;           /* misbehaviour evidence held (PBFT) */
+    uint32_t evidence_from;      /* the replica the latest of it is against
+                                    (PBFT; meaningful once evidence > 0) */
     uint64_t dropped;            /* inputs dropped by limits (counted) */
     bool rejoining;              /* cfg.rejoin and not caught up yet: once
                                     false it stays false, and what it caught

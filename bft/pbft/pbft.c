@@ -359,6 +359,7 @@ void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view
                           uint64_t seq, const sy_digest *a, const sy_digest *b)
 {
     p->evidence++;
+    p->evidence_from = replica;
     if (p->evid_log.len + 96 > PBFT_EVIDENCE_LOG_MAX)
         return;
     uint8_t rec[1 + 4 + 8 + 8 + 2 * SY_DIGEST_LEN];
@@ -1863,6 +1864,7 @@ static void pbft_status(void *e, sy_engine_status *st)
     st->snap_index = p->h;
     st->leader_changes = p->view_changes;
     st->evidence = p->evidence;
+    st->evidence_from = p->evidence_from;
     st->dropped = p->dropped;
 }
 

@@ -345,6 +345,7 @@ struct pbft {
 
     /* counters */
     uint64_t evidence, dropped;
+    uint32_t evidence_from;       /* replica of the latest evidence */
     sy_buf evid_log;              /* conflicting statement pairs (bounded) */
 
     /* ready accumulators (valid until advance) */

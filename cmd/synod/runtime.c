@@ -1978,7 +1978,9 @@ static void log_changes(rt *r, uint64_t t)
                     st.leader);
     }
     if (st.evidence > r->last_st.evidence)
-        SY_WARN(&r->log, "misbehaviour evidence recorded (total %" PRIu64 ")", st.evidence);
+        SY_WARN(&r->log, "misbehaviour evidence recorded against node %u (two conflicting "
+                "statements it signed; total %" PRIu64 "): it is faulty or its key is stolen",
+                st.evidence_from, st.evidence);
     r->last_st = st;
     sy_net_stats ns;
     sy_net_get_stats(r->net, &ns);

@@ -222,8 +222,9 @@ assert_evidence() {
   else
     fail "$SC_NAME: no correct replica reports evidence"
   fi
-  ev_nodes=$(grep -l "misbehaviour evidence recorded" $(for i in "${CORRECT[@]}"; do echo "$T_DIR/logs/node-$i.log"; done) 2>/dev/null | wc -l)
-  [ "$ev_nodes" -ge 1 ] && pass "$SC_NAME: $ev_nodes correct replica(s) log the evidence" || fail "$SC_NAME: no evidence in the correct replicas' logs"
+  ev_nodes=$(grep -l "misbehaviour evidence recorded against node $BYZ " $(for i in "${CORRECT[@]}"; do echo "$T_DIR/logs/node-$i.log"; done) 2>/dev/null | wc -l)
+  [ "$ev_nodes" -ge 1 ] && pass "$SC_NAME: $ev_nodes correct replica(s) log the evidence, naming node $BYZ" \
+    || fail "$SC_NAME: no evidence against node $BYZ in the correct replicas' logs: $(grep -h 'evidence recorded' "$T_DIR"/logs/node-*.log | head -2)"
   if command -v curl >/dev/null; then
     em=0
     for i in "${CORRECT[@]}"; do
