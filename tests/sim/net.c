@@ -241,23 +241,28 @@ static bool lose_candidate(const sim_node *nd)
     return !nd->byz && !nd->mutant && !nd->dead && !nd->corrupt && !nd->lost;
 }
 
+/* The first running leader or primary that may be lost, else a random
+ * node that may (UINT32_MAX: none). */
+static uint32_t leader_or_any_candidate(sim_world *w)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        sim_node *nd = &w->nodes[i];
+        if (!lose_candidate(nd) || !nd->up || !nd->eng)
+            continue;
+        sy_engine_status es;
+        w->o.ops->status(nd->eng, &es);
+        if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
+            return i;
+    }
+    return pick(w, lose_candidate);
+}
+
 /* The lose fault: the nodes lost for good, the leader or primary first. */
 static void lose_nodes(sim_world *w)
 {
     uint32_t gone = sim_disk_lost_nodes(w);
     while (gone < w->budget) {
-        uint32_t v = UINT32_MAX;
-        for (uint32_t i = 0; i < w->n && v == UINT32_MAX; i++) {
-            sim_node *nd = &w->nodes[i];
-            if (!lose_candidate(nd) || !nd->up || !nd->eng)
-                continue;
-            sy_engine_status es;
-            w->o.ops->status(nd->eng, &es);
-            if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
-                v = i;
-        }
-        if (v == UINT32_MAX)
-            v = pick(w, lose_candidate);
+        uint32_t v = leader_or_any_candidate(w);
         if (v == UINT32_MAX)
             return;
         sim_node *nd = &w->nodes[v];
@@ -287,21 +292,10 @@ static void outage_lose(sim_world *w)
  * than a quorum up, and restarts from its disk 1-8 s later. */
 static void outage_crash(sim_world *w)
 {
-    uint32_t v = UINT32_MAX;
     /* half the time any node: the leader may stay up, as in
      * cluster_suite.sh, where the two killed are the leader's successors */
     bool leader_first = sy_rng_below(&w->rng, 2) == 0;
-    for (uint32_t i = 0; i < w->n && v == UINT32_MAX && leader_first; i++) {
-        sim_node *nd = &w->nodes[i];
-        if (!lose_candidate(nd) || !nd->up || !nd->eng)
-            continue;
-        sy_engine_status es;
-        w->o.ops->status(nd->eng, &es);
-        if (es.role == SY_ROLE_LEADER || es.role == SY_ROLE_PRIMARY)
-            v = i;
-    }
-    if (v == UINT32_MAX)
-        v = pick(w, lose_candidate);
+    uint32_t v = leader_first ? leader_or_any_candidate(w) : pick(w, lose_candidate);
     if (v == UINT32_MAX || !w->nodes[v].up)
         return;
     sim_node_crash(w, &w->nodes[v]);

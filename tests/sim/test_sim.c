@@ -691,14 +691,13 @@ static void test_handoff_fault_hands_leadership_on_quickly_in_every_engine(void 
     }
 }
 
-/* lose: as the faults end, f correct nodes -- the leader or primary
- * first -- stop for good; the others must converge and serve without
- * them (the end-of-run checks leave the lost ones out). */
-static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
+/* Runs crash,partition plus an opt-in fault that ends with nodes lost for
+ * good (lose, outage) on raft n=5, paxos n=3 and pbft n=4, seeds 1-4:
+ * every check passes, f nodes are lost, and the replay line names the
+ * fault; each run has want_outages quorums lost. */
+static void run_losing_fault(uint32_t fault, const char *name, uint64_t want_outages)
 {
-    (void)s;
     char line[512];
-    assert_opt_in_fault("crash,lose", SY_FAULT_CRASH | SY_FAULT_LOSE, SY_FAULT_LOSE, "lose");
     const char *const protos[] = { "raft", "paxos", "pbft" };
     const uint32_t nodes[] = { 5, 3, 4 }, f[] = { 2, 1, 1 };
     for (size_t k = 0; k < 3; k++) {
@@ -707,16 +706,27 @@ static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
             sy_sim_stats st;
             engine_opts(&o, protos[k], seed);
             o.nodes = nodes[k];
-            o.faults = SY_FAULT_CRASH | SY_FAULT_PARTITION | SY_FAULT_LOSE;
+            o.faults = SY_FAULT_CRASH | SY_FAULT_PARTITION | fault;
             if (seed == 1) {
                 sy_sim_replay_line(&o, line, sizeof line);
-                assert_non_null(strstr(line, "lose"));
+                assert_non_null(strstr(line, name));
             }
             run_passing(&o, &st);
             assert_int_equal(st.lost_nodes, f[k]);
+            assert_int_equal(st.outages, want_outages);
             assert_true(st.liveness_ok);
         }
     }
+}
+
+/* lose: as the faults end, f correct nodes -- the leader or primary
+ * first -- stop for good; the others must converge and serve without
+ * them (the end-of-run checks leave the lost ones out). */
+static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
+{
+    (void)s;
+    assert_opt_in_fault("crash,lose", SY_FAULT_CRASH | SY_FAULT_LOSE, SY_FAULT_LOSE, "lose");
+    run_losing_fault(SY_FAULT_LOSE, "lose", 0);
 }
 
 /* outage: as the faults end, f+1 correct nodes are down at once -- f for
@@ -725,28 +735,9 @@ static void test_lose_fault_stops_f_nodes_for_good_and_the_rest_go_on(void **s)
 static void test_outage_fault_loses_the_quorum_then_the_rest_serve(void **s)
 {
     (void)s;
-    char line[512];
     assert_opt_in_fault("crash,outage", SY_FAULT_CRASH | SY_FAULT_OUTAGE, SY_FAULT_OUTAGE,
                         "outage");
-    const char *const protos[] = { "raft", "paxos", "pbft" };
-    const uint32_t nodes[] = { 5, 3, 4 }, f[] = { 2, 1, 1 };
-    for (size_t k = 0; k < 3; k++) {
-        for (uint64_t seed = 1; seed <= 4; seed++) {
-            sy_sim_opts o;
-            sy_sim_stats st;
-            engine_opts(&o, protos[k], seed);
-            o.nodes = nodes[k];
-            o.faults = SY_FAULT_CRASH | SY_FAULT_PARTITION | SY_FAULT_OUTAGE;
-            if (seed == 1) {
-                sy_sim_replay_line(&o, line, sizeof line);
-                assert_non_null(strstr(line, "outage"));
-            }
-            run_passing(&o, &st);
-            assert_int_equal(st.lost_nodes, f[k]);
-            assert_int_equal(st.outages, 1);
-            assert_true(st.liveness_ok);
-        }
-    }
+    run_losing_fault(SY_FAULT_OUTAGE, "outage", 1);
 }
 
 /* replace: disks die and nodes come back on empty ones with cfg.rejoin
