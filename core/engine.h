@@ -344,6 +344,9 @@ typedef struct sy_engine_status {
     uint64_t evidence;           /* misbehaviour evidence held (PBFT) */
     uint32_t evidence_from;      /* the replica the latest of it is against
                                     (PBFT; meaningful once evidence > 0) */
+    uint64_t bad_sigs;           /* peer messages whose inner signed statements
+                                    did not verify (PBFT): a faulty sender */
+    uint32_t bad_sig_from;       /* the sender of the latest such message */
     uint64_t dropped;            /* inputs dropped by limits (counted) */
     bool rejoining;              /* cfg.rejoin and not caught up yet: once
                                     false it stays false, and what it caught

@@ -1722,6 +1722,13 @@ static int pbft_step(void *e, const sy_input *in)
         break;
     case SY_IN_MSG:
         rc = on_msg(p, in);
+        /* the envelope verified, so its sender signed what is inside: a
+         * statement (or certificate) in it that does not verify is that
+         * sender's doing -- a correct replica checks what it relays */
+        if (rc == SY_ESIG) {
+            p->bad_sigs++;
+            p->bad_sig_from = in->u.msg.from;
+        }
         break;
     case SY_IN_REQUEST:
         if (!in->u.request.req || !in->u.request.raw)
@@ -1865,6 +1872,8 @@ static void pbft_status(void *e, sy_engine_status *st)
     st->leader_changes = p->view_changes;
     st->evidence = p->evidence;
     st->evidence_from = p->evidence_from;
+    st->bad_sigs = p->bad_sigs;
+    st->bad_sig_from = p->bad_sig_from;
     st->dropped = p->dropped;
 }
 

@@ -346,6 +346,8 @@ struct pbft {
     /* counters */
     uint64_t evidence, dropped;
     uint32_t evidence_from;       /* replica of the latest evidence */
+    uint64_t bad_sigs;            /* messages refused for a bad inner signature */
+    uint32_t bad_sig_from;        /* ... the latest one's sender */
     sy_buf evid_log;              /* conflicting statement pairs (bounded) */
 
     /* ready accumulators (valid until advance) */

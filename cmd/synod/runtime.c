@@ -180,6 +180,7 @@ typedef struct {
     uint64_t few_peers_since;  /* ms: fewer than a quorum connected since; 0: enough */
     uint64_t few_peers_warned; /* ms of the last warning; 0: none in this spell */
     uint64_t drops_since_report, last_drop_report;
+    uint64_t bad_sigs_reported, last_bad_sig_report;   /* engine's bad_sigs, logged */
     int last_drop_rc;
     char last_drop_why[192];
     uint64_t last_changes_ms;
@@ -312,6 +313,10 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "started\n"
          "# TYPE synod_leader_changes_total counter\nsynod_leader_changes_total %" PRIu64 "\n",
          m->st.leader_changes);
+    EMIT("# HELP synod_engine_bad_signatures_total PBFT: peer messages refused because a signed "
+         "statement inside did not verify (the sender is faulty)\n"
+         "# TYPE synod_engine_bad_signatures_total counter\nsynod_engine_bad_signatures_total %"
+         PRIu64 "\n", m->st.bad_sigs);
     EMIT("# HELP synod_evidence_total PBFT: proofs that a replica signed conflicting messages\n"
          "# TYPE synod_evidence_total counter\nsynod_evidence_total %" PRIu64 "\n",
          m->st.evidence);
@@ -1993,6 +1998,16 @@ static void log_changes(rt *r, uint64_t t)
     }
     peers_never_check(r, &ns, t);
     few_peers_check(r, &ns, t);
+    /* a PBFT replica whose statements do not verify leaves no evidence
+     * (nothing it signed conflicts) and its envelopes pass: say who */
+    if (st.bad_sigs > r->bad_sigs_reported && t - r->last_bad_sig_report >= RT_DROP_REPORT_MS) {
+        SY_WARN(&r->log, "peer messages whose signed statements do not verify: %" PRIu64
+                " since the last report (%" PRIu64 " in all), the last from node %u: that node "
+                "is faulty, or signs with a key the manifest does not give it",
+                st.bad_sigs - r->bad_sigs_reported, st.bad_sigs, st.bad_sig_from);
+        r->bad_sigs_reported = st.bad_sigs;
+        r->last_bad_sig_report = t;
+    }
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
         SY_WARN(&r->log, "rejected %" PRIu64 " frame%s in the last %ds (last: %s%s%s)",
                 r->drops_since_report, r->drops_since_report == 1 ? "" : "s",

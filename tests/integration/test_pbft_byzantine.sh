@@ -279,6 +279,32 @@ check_converged
 assert_evidence
 stop_scenario
 
+# ---------------------------------------------------------------- e.
+# Node 3 signs its statements badly (its envelopes verify): nothing it
+# says counts, it leaves no evidence, and the correct replicas name it
+# in their logs and count its messages.
+start_scenario bad-sig 3 bad-sig
+client_round_trips bs
+check_converged
+seen=
+for _ in $(seq 1 40); do
+  grep -q "signed statements do not verify: .* the last from node 3: that node is faulty" \
+    $(for i in "${CORRECT[@]}"; do echo "$T_DIR/logs/node-$i.log"; done) 2>/dev/null && { seen=1; break; }
+  sleep 0.5
+done
+[ -n "$seen" ] && pass "bad-sig: a correct replica names node 3 for statements that do not verify" \
+  || fail "bad-sig: no correct replica logged node 3's bad statements"
+if command -v curl >/dev/null; then
+  bs=0
+  for i in "${CORRECT[@]}"; do
+    m=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n 's/^synod_engine_bad_signatures_total \([0-9]*\)$/\1/p')
+    [ "${m:-0}" -gt "$bs" ] && bs=$m
+  done
+  [ "$bs" -gt 0 ] && pass "bad-sig: synod_engine_bad_signatures_total is $bs on a correct replica" \
+    || fail "bad-sig: synod_engine_bad_signatures_total is 0 on every correct replica"
+fi
+stop_scenario
+
 if [ -s "$T_DIR/ctl-hangs" ]; then
   fail "synodctl hung (killed after ${CTL_WATCHDOG_S}s) $(wc -l < "$T_DIR/ctl-hangs") time(s): $(tr '\n' ';' < "$T_DIR/ctl-hangs")"
 else
