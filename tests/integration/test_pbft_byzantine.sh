@@ -213,6 +213,17 @@ assert_view_change() {
   fi
 }
 
+# max_metric NAME: the largest value of the plain counter NAME on the
+# correct replicas (0 when none exports it)
+max_metric() {
+  local i m max=0
+  for i in "${CORRECT[@]}"; do
+    m=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n "s/^$1 \\([0-9]*\\)\$/\\1/p")
+    [ "${m:-0}" -gt "$max" ] && max=$m
+  done
+  echo "$max"
+}
+
 # assert_evidence: some correct replica reports misbehaviour evidence in
 # synodctl status, logs it, and exports it as a metric
 assert_evidence() {
@@ -226,11 +237,7 @@ assert_evidence() {
   [ "$ev_nodes" -ge 1 ] && pass "$SC_NAME: $ev_nodes correct replica(s) log the evidence, naming node $BYZ" \
     || fail "$SC_NAME: no evidence against node $BYZ in the correct replicas' logs: $(grep -h 'evidence recorded' "$T_DIR"/logs/node-*.log | head -2)"
   if command -v curl >/dev/null; then
-    em=0
-    for i in "${CORRECT[@]}"; do
-      m=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n 's/^synod_evidence_total \([0-9]*\)$/\1/p')
-      [ "${m:-0}" -gt "$em" ] && em=$m
-    done
+    em=$(max_metric synod_evidence_total)
     [ "$em" -gt 0 ] && pass "$SC_NAME: synod_evidence_total metric is $em on a correct replica" \
       || fail "$SC_NAME: synod_evidence_total is 0 on every correct replica"
   fi
@@ -286,20 +293,11 @@ stop_scenario
 start_scenario bad-sig 3 bad-sig
 client_round_trips bs
 check_converged
-seen=
-for _ in $(seq 1 40); do
-  grep -q "signed statements do not verify: .* the last from node 3: that node is faulty" \
-    $(for i in "${CORRECT[@]}"; do echo "$T_DIR/logs/node-$i.log"; done) 2>/dev/null && { seen=1; break; }
-  sleep 0.5
-done
-[ -n "$seen" ] && pass "bad-sig: a correct replica names node 3 for statements that do not verify" \
-  || fail "bad-sig: no correct replica logged node 3's bad statements"
+wait_log "${CORRECT[0]}" "the last from node 3: that node is faulty" 20 \
+  && pass "bad-sig: correct replica ${CORRECT[0]} names node 3 for statements that do not verify" \
+  || fail "bad-sig: correct replica ${CORRECT[0]} logged nothing about node 3's bad statements"
 if command -v curl >/dev/null; then
-  bs=0
-  for i in "${CORRECT[@]}"; do
-    m=$(curl -s "http://127.0.0.1:$((T_BASE + 200 + i))/metrics" | sed -n 's/^synod_engine_bad_signatures_total \([0-9]*\)$/\1/p')
-    [ "${m:-0}" -gt "$bs" ] && bs=$m
-  done
+  bs=$(max_metric synod_engine_bad_signatures_total)
   [ "$bs" -gt 0 ] && pass "bad-sig: synod_engine_bad_signatures_total is $bs on a correct replica" \
     || fail "bad-sig: synod_engine_bad_signatures_total is 0 on every correct replica"
 fi

@@ -137,13 +137,7 @@ kill_node "$X" KILL
 cp "$C_DIR/node-$X.ini" "$C_DIR/node-$X.ini.good"
 sed -i "s#^tls_cert = .*#tls_cert = tls/node-$X-other.pem#" "$C_DIR/node-$X.ini"
 start_node "$X"
-seen=
-for _ in $(seq 1 60); do
-  grep -q "peer [0-9]* has not connected in [0-9]* s since start: .*signed by the manifest's tls_ca" \
-    "$T_DIR/logs/node-$X.log" && { seen=1; break; }
-  sleep 0.5
-done
-[ -n "$seen" ] && pass "node $X, with a certificate of another CA, names its unreached peers and tls_ca: $(grep -m1 'has not connected' "$T_DIR/logs/node-$X.log" | cut -c1-200)" \
+wait_log "$X" "and that its certificate and ours are signed by the manifest's tls_ca" 30 && pass "node $X, with a certificate of another CA, names its unreached peers and tls_ca: $(grep -m1 'has not connected' "$T_DIR/logs/node-$X.log" | cut -c1-200)" \
   || fail "node $X logged nothing about peers it never reached"
 kill_node "$X" KILL
 mv "$C_DIR/node-$X.ini.good" "$C_DIR/node-$X.ini"

@@ -130,6 +130,22 @@ static void put_be64(uint8_t *p, uint64_t v)
  * has no word with its top bit set, (2) a frame of 2^40 bytes announced
  * and 64 sent, (3) a truncated length; (4) a REQ header instead of REP;
  * (5) nothing but a reset. */
+/* One connection to a raw fake's listener within 50 ms, counted in
+ * f->requests (connections, for these fakes); -1 if none came. */
+static int accept_counted(fake *f)
+{
+    struct pollfd pfd = { .fd = f->raw_fd, .events = POLLIN };
+    if (poll(&pfd, 1, 50) <= 0)
+        return -1;
+    int c = accept(f->raw_fd, NULL, NULL);
+    if (c < 0)
+        return -1;
+    pthread_mutex_lock(&f->w->mu);
+    f->requests++;
+    pthread_mutex_unlock(&f->w->mu);
+    return c;
+}
+
 /* Accepts every connection, counts it, keeps it open and sends nothing. */
 static void *mute_main(void *arg)
 {
@@ -138,15 +154,9 @@ static void *mute_main(void *arg)
     int held[256];
     int n = 0;
     while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
-        struct pollfd pfd = { .fd = f->raw_fd, .events = POLLIN };
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        int c = accept(f->raw_fd, NULL, NULL);
+        int c = accept_counted(f);
         if (c < 0)
             continue;
-        pthread_mutex_lock(&w->mu);
-        f->requests++;   /* connections, here */
-        pthread_mutex_unlock(&w->mu);
         if (n < 256)
             held[n++] = c;
         else
@@ -165,15 +175,9 @@ static void *hostile_main(void *arg)
     static const uint8_t req_hdr[8] = { 0, 'S', 'P', 0, 0, 48, 0, 0 };
     uint64_t seed = 0x1234567;
     for (int kind = 0; !__atomic_load_n(&w->stop, __ATOMIC_RELAXED); kind = (kind + 1) % 6) {
-        struct pollfd pfd = { .fd = f->raw_fd, .events = POLLIN };
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        int c = accept(f->raw_fd, NULL, NULL);
+        int c = accept_counted(f);
         if (c < 0)
             continue;
-        pthread_mutex_lock(&w->mu);
-        f->requests++;   /* connections, here */
-        pthread_mutex_unlock(&w->mu);
         uint8_t buf[256];
         size_t len = 0;
         memcpy(buf, kind == 4 ? req_hdr : rep_hdr, 8);
