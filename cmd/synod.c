@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "                         silent equivocate skip-seq bad-sig replay wrong-digest\n"
             "                         fake-prepared bad-new-view flood bad-state, or a\n"
             "                         planted bug: mutant-accept-wrong-digest\n"
-            "                         mutant-nv-no-recompute\n"
+            "                         mutant-nv-no-recompute mutant-blame-agreeing\n"
 #ifdef SYNOD_TESTING
             "  --slow-snapshot MS     (test builds only) every snapshot takes MS ms longer,\n"
             "                         as a large state's would\n"

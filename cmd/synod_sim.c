@@ -38,14 +38,15 @@ static const char usage[] =
     "  BEHAVIOUR  (pbft only, test builds) silent equivocate skip-seq bad-sig\n"
     "             replay wrong-digest fake-prepared bad-new-view flood twins\n"
     "             bad-state; or a planted-bug\n"
-    "             mutant mutant-accept-wrong-digest mutant-nv-no-recompute, which the\n"
+    "             mutant mutant-accept-wrong-digest mutant-nv-no-recompute\n"
+    "             mutant-blame-agreeing, which the\n"
     "             checks must catch (mutants stay in every check; Byzantine\n"
     "             nodes are left out of them)\n"
     "  MUTANT     (test builds) a planted bug, in node ID or, without ID:, in every\n"
     "             node not named by --byzantine; the checks must catch it:\n"
     "             raft old-term-commit, forget-rejoin (with the replace fault);\n"
     "             paxos ignore-promises, forget-rejoin (with the replace fault);\n"
-    "             pbft accept-wrong-digest, nv-no-recompute\n"
+    "             pbft accept-wrong-digest, nv-no-recompute, blame-agreeing\n"
     "  --fault-ms length of the fault phase in simulated ms (default 20000)\n"
     "  --snapshot-every  a host snapshot every N applied entries (default 64)\n"
     "  --compact-keep    Raft/Paxos entries kept below a snapshot (default 64);\n"
@@ -75,6 +76,7 @@ static const struct {
     { "paxos", "forget-rejoin", SY_PAXOS_MUTANT_FORGET_REJOIN },
     { "pbft", "accept-wrong-digest", SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST },
     { "pbft", "nv-no-recompute", SY_PBFT_MUTANT_NV_NO_RECOMPUTE },
+    { "pbft", "blame-agreeing", SY_PBFT_MUTANT_BLAME_AGREEING },
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -137,11 +139,11 @@ static int add_mutant(sy_sim_opts *o, const char *spec)
         if (other)
             fprintf(stderr, "synod-sim: --mutant '%s' is a %s mutant, not one of %s (raft: "
                     "old-term-commit, forget-rejoin; paxos: ignore-promises, forget-rejoin; pbft: "
-                    "accept-wrong-digest, nv-no-recompute)\n", spec, other, o->protocol);
+                    "accept-wrong-digest, nv-no-recompute, blame-agreeing)\n", spec, other, o->protocol);
         else
             fprintf(stderr, "synod-sim: --mutant: unknown mutant in '%s' (raft: "
                     "old-term-commit, forget-rejoin; paxos: ignore-promises, forget-rejoin; pbft: "
-                    "accept-wrong-digest, nv-no-recompute)\n", spec);
+                    "accept-wrong-digest, nv-no-recompute, blame-agreeing)\n", spec);
         return 2;
     }
     for (uint32_t i = 0; i < o->nodes; i++) {
@@ -174,7 +176,7 @@ typedef struct {
     uint64_t runs, events, sim_ms, sent, dropped, dup, delayed, rejected, partitions, crashes,
         churns, lost_nodes, outages, replaced, rejoined, handoffs, handoffs_done, handoff_ms, restarts, pauses, disk_lost, held, session_replies, snapshots, snapshots_late, snapshots_dropped, installs,
         ok, gave_up, retries, redirects, leaders,
-        agreement, validity, exactly_once, convergence, durability, said, linz_ok, linz_unknown,
+        agreement, validity, exactly_once, convergence, durability, said, accused, linz_ok, linz_unknown,
         live_ok, corrupted, corrupt_boot, corrupt_run, corrupt_end, corrupt_healed,
         ledger_blocks;
 } totals;
@@ -219,6 +221,7 @@ static void add(totals *t, const sy_sim_stats *s)
     t->convergence += s->chk_convergence;
     t->durability += s->chk_durability;
     t->said += s->chk_said;
+    t->accused += s->chk_accused;
     t->linz_ok += !s->failed && s->linz_verdict == SY_LINZ_OK;
     t->linz_unknown += !s->failed && s->linz_verdict == SY_LINZ_UNKNOWN;
     t->live_ok += s->liveness_ok;
@@ -281,6 +284,8 @@ static void summary(const sy_sim_opts *o, const totals *t, double secs, bool fai
     printf("  %-22s %12" PRIu64 "\n", "durability", t->durability);
     if (t->said)
         printf("  %-22s %12" PRIu64 "\n", "no-equivocation", t->said);
+    if (t->accused)
+        printf("  %-22s %12" PRIu64 "\n", "no-false-accusation", t->accused);
     /* each corruption ends detected (at restart, on a read while running,
      * on the read at the end) or overwritten unread */
     printf("  %-22s %8" PRIu64 "/%-3" PRIu64 " corruptions (%" PRIu64 " at restart, %" PRIu64
@@ -397,6 +402,8 @@ int main(int argc, char **argv)
                 code = SY_SIM_MUTANT_BASE;
             else if (strcmp(colon + 1, "mutant-nv-no-recompute") == 0)
                 code = SY_SIM_MUTANT_BASE + 1;
+            else if (strcmp(colon + 1, "mutant-blame-agreeing") == 0)
+                code = SY_SIM_MUTANT_BASE + 2;
             else if (!code && parse_u64(colon + 1, &num) && num > 0 && num < UINT32_MAX)
                 code = (uint32_t)num;   /* numeric form, as replay lines print it */
             if (!code)

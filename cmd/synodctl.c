@@ -471,6 +471,48 @@ static void json_str(const char *s)
     putchar('"');
 }
 
+static void json_node(const char *key, uint32_t node)
+{
+    if (node == SY_NO_NODE)
+        printf("%snull", key);
+    else
+        printf("%s%u", key, node);
+}
+
+/* The status table's "suspects": whom the node names as faulty, the
+ * latest of each kind -- "n3 (evidence)" (two conflicting statements it
+ * signed: proof), "n3 (bad sig)" (a statement that does not verify), "n3
+ * or n0 (votes)" (votes against the pre-prepare the node accepted from
+ * primary n0: one of the two; "n3 (votes)" when the node itself was that
+ * primary); "-" when none. */
+static void suspects(const sy_client_node_status *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+#define SUS(...)                                                                   \
+    do {                                                                           \
+        int k = snprintf(out + len, cap - len, "%s", len ? ", " : "");             \
+        if (k > 0 && (size_t)k < cap - len)                                        \
+            len += (size_t)k;                                                      \
+        k = snprintf(out + len, cap - len, __VA_ARGS__);                           \
+        if (k > 0 && (size_t)k < cap - len)                                        \
+            len += (size_t)k;                                                      \
+    } while (0)
+    if (s->evidence && s->evidence_from != SY_NO_NODE)
+        SUS("n%u (evidence)", s->evidence_from);
+    if (s->bad_sigs && s->bad_sig_from != SY_NO_NODE)
+        SUS("n%u (bad sig)", s->bad_sig_from);
+    /* a correct primary knows the one pre-prepare it signed: votes against
+     * its own are the voter's fault alone */
+    if (s->dissent && s->dissent_from != SY_NO_NODE && s->dissent_primary == s->node)
+        SUS("n%u (votes)", s->dissent_from);
+    else if (s->dissent && s->dissent_from != SY_NO_NODE)
+        SUS("n%u or n%u (votes)", s->dissent_from, s->dissent_primary);
+#undef SUS
+    if (!len)
+        snprintf(out, cap, "-");
+}
+
 static int cmd_status(sy_client *c, const args *a)
 {
     const sy_cluster_cfg *cfg = sy_client_cluster(c);
@@ -506,17 +548,24 @@ static int cmd_status(sy_client *c, const args *a)
                 printf("%u", s->leader);
             printf(", \"last_index\": %" PRIu64 ", \"commit_index\": %" PRIu64
                    ", \"applied_index\": %" PRIu64 ", \"snapshot_index\": %" PRIu64
-                   ", \"peers_connected\": %u, \"evidence\": %" PRIu64
-                   ", \"leader_changes\": %" PRIu64 ", \"state_digest\": \"%s\""
-                   ", \"ledger_head\": \"%s\"}",
+                   ", \"peers_connected\": %u, \"evidence\": %" PRIu64,
                    s->last_index, s->commit_index, s->applied_index, s->snap_index,
-                   s->peers_connected, s->evidence, s->leader_changes, sd, lh);
+                   s->peers_connected, s->evidence);
+            json_node(", \"evidence_from\": ", s->evidence_from);
+            printf(", \"bad_signatures\": %" PRIu64, s->bad_sigs);
+            json_node(", \"bad_signature_from\": ", s->bad_sig_from);
+            printf(", \"dissenting_votes\": %" PRIu64, s->dissent);
+            json_node(", \"dissent_from\": ", s->dissent_from);
+            json_node(", \"dissent_primary\": ", s->dissent_primary);
+            printf(", \"leader_changes\": %" PRIu64 ", \"state_digest\": \"%s\""
+                   ", \"ledger_head\": \"%s\"}", s->leader_changes, sd, lh);
             up++;
         }
         printf("\n]\n");
     } else {
-        printf("%-4s %-6s %-13s %8s %6s %10s %10s %10s %5s %8s\n", "node", "proto", "role",
-               "term", "leader", "commit", "applied", "snapshot", "peers", "evidence");
+        printf("%-4s %-6s %-13s %8s %6s %10s %10s %10s %5s %8s  %s\n", "node", "proto", "role",
+               "term", "leader", "commit", "applied", "snapshot", "peers", "evidence",
+               "suspects");
         for (uint32_t i = 0; i < cfg->n; i++) {
             const sy_client_node_status *s = &st[i];
             if (s->rc != SY_OK) {
@@ -531,10 +580,13 @@ static int cmd_status(sy_client *c, const args *a)
                 snprintf(leader, sizeof leader, "-");
             else
                 snprintf(leader, sizeof leader, "%u", s->leader);
+            char sus[96];
+            suspects(s, sus, sizeof sus);
             printf("%-4u %-6s %-13s %8" PRIu64 " %6s %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-                   " %2u/%-2u %8" PRIu64 "\n",
+                   " %2u/%-2u %8" PRIu64 "  %s\n",
                    i, s->protocol, sy_role_name(s->role), s->term, leader, s->commit_index,
-                   s->applied_index, s->snap_index, s->peers_connected, cfg->n - 1, s->evidence);
+                   s->applied_index, s->snap_index, s->peers_connected, cfg->n - 1, s->evidence,
+                   sus);
             up++;
         }
     }

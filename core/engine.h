@@ -347,6 +347,14 @@ typedef struct sy_engine_status {
     uint64_t bad_sigs;           /* peer messages whose inner signed statements
                                     did not verify (PBFT): a faulty sender */
     uint32_t bad_sig_from;       /* the sender of the latest such message */
+    uint64_t dissent;            /* PBFT: prepares and commits, each verified,
+                                    whose digest is not the one of the
+                                    pre-prepare this replica accepted for
+                                    their view and number. Not evidence: the
+                                    voter or that view's primary (which may
+                                    have sent two pre-prepares) is faulty */
+    uint32_t dissent_from;       /* the voter of the latest one */
+    uint32_t dissent_primary;    /* the primary of its view */
     uint64_t dropped;            /* inputs dropped by limits (counted) */
     bool rejoining;              /* cfg.rejoin and not caught up yet: once
                                     false it stays false, and what it caught

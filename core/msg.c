@@ -70,8 +70,10 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         msgpack_pack_uint64(&pk, m->u.ping.time_ms);
         break;
     case SY_MSG_STATUS_REQ:
-        msgpack_pack_array(&pk, 1);
+        msgpack_pack_array(&pk, m->u.status_req.with_faults ? 2 : 1);
         msgpack_pack_uint64(&pk, m->u.status_req.nonce);
+        if (m->u.status_req.with_faults)
+            msgpack_pack_uint8(&pk, 1);
         break;
     case SY_MSG_TRANSFER_REQ:
         msgpack_pack_array(&pk, 4);
@@ -89,7 +91,7 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         break;
     case SY_MSG_STATUS_REPLY: {
         const sy_status_reply *s = &m->u.status;
-        msgpack_pack_array(&pk, 15);
+        msgpack_pack_array(&pk, s->has_faults ? 21 : 15);
         msgpack_pack_uint64(&pk, s->nonce);
         msgpack_pack_uint32(&pk, s->node);
         sy_mp_put_str(&pk, (const char *)s->protocol.p, s->protocol.len);
@@ -105,6 +107,14 @@ int sy_msg_encode_body(const sy_msg *m, sy_buf *out)
         msgpack_pack_uint64(&pk, s->leader_changes);
         sy_mp_put_bin(&pk, s->state_digest.b, SY_DIGEST_LEN);
         sy_mp_put_bin(&pk, s->ledger_head.b, SY_DIGEST_LEN);
+        if (s->has_faults) {
+            msgpack_pack_uint32(&pk, s->evidence_from);
+            msgpack_pack_uint64(&pk, s->bad_sigs);
+            msgpack_pack_uint32(&pk, s->bad_sig_from);
+            msgpack_pack_uint64(&pk, s->dissent);
+            msgpack_pack_uint32(&pk, s->dissent_from);
+            msgpack_pack_uint32(&pk, s->dissent_primary);
+        }
         break;
     }
     case SY_MSG_CLIENT_REQ: {
@@ -266,10 +276,24 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         get_u64(r, &m->u.ping.nonce);
         get_u64(r, &m->u.ping.time_ms);
         break;
-    case SY_MSG_STATUS_REQ:
-        sy_mp_array_exact(r, 1);
+    case SY_MSG_STATUS_REQ: {
+        uint32_t fields = 0;
+        if (sy_mp_array(r, &fields))
+            break;
+        if (fields != 1 && fields != 2) {
+            r->err = SY_EFIELD;
+            break;
+        }
         get_u64(r, &m->u.status_req.nonce);
+        if (fields == 2) {
+            uint8_t wf = 0;
+            sy_mp_u8(r, &wf);
+            if (!r->err && wf != 1)
+                r->err = SY_EFIELD;
+            m->u.status_req.with_faults = true;
+        }
         break;
+    }
     case SY_MSG_TRANSFER_REQ:
         sy_mp_array_exact(r, 4);
         get_u64(r, &m->u.transfer_req.nonce);
@@ -294,8 +318,13 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         sy_status_reply *s = &m->u.status;
         const char *proto = NULL;
         const uint8_t *d1 = NULL, *d2 = NULL;
-        uint32_t l1 = 0, l2 = 0;
-        sy_mp_array_exact(r, 15);
+        uint32_t l1 = 0, l2 = 0, fields = 0;
+        if (sy_mp_array(r, &fields))
+            break;
+        if (fields != 15 && fields != 21) {
+            r->err = SY_EFIELD;
+            break;
+        }
         get_u64(r, &s->nonce);
         sy_mp_u32(r, &s->node);
         if (!sy_mp_str(r, 16, &proto, &s->protocol.len))
@@ -317,6 +346,15 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         if (!r->err) {
             memcpy(s->state_digest.b, d1, SY_DIGEST_LEN);
             memcpy(s->ledger_head.b, d2, SY_DIGEST_LEN);
+        }
+        if (fields == 21) {
+            s->has_faults = true;
+            sy_mp_u32(r, &s->evidence_from);
+            get_u64(r, &s->bad_sigs);
+            sy_mp_u32(r, &s->bad_sig_from);
+            get_u64(r, &s->dissent);
+            sy_mp_u32(r, &s->dissent_from);
+            sy_mp_u32(r, &s->dissent_primary);
         }
         break;
     }

@@ -119,9 +119,12 @@ typedef struct {
     uint64_t time_ms;
 } sy_ping;
 
-/* Operator status (synodctl status). */
+/* Operator status (synodctl status). with_faults (a second field, 1)
+ * asks for the fault fields of the reply; a node before 0.20 refuses a
+ * request that has it, so clients ask only nodes upgraded first. */
 typedef struct {
     uint64_t nonce;
+    bool with_faults;
 } sy_status_req;
 
 typedef struct {
@@ -137,6 +140,14 @@ typedef struct {
     uint64_t leader_changes;
     sy_digest state_digest;
     sy_digest ledger_head;
+    /* present when asked for (with_faults): whom this node's protocol
+     * engine names as faulty (PBFT; sy_engine_status has the meanings) */
+    bool has_faults;
+    uint32_t evidence_from;   /* SY_NO_NODE: no evidence */
+    uint64_t bad_sigs;
+    uint32_t bad_sig_from;    /* SY_NO_NODE: none */
+    uint64_t dissent;
+    uint32_t dissent_from, dissent_primary;   /* SY_NO_NODE: none */
 } sy_status_reply;
 
 /* Operator leadership transfer (synodctl transfer): a client marked admin

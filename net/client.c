@@ -1318,12 +1318,15 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
         out[i].rc = SY_EUNREACH;
         out[i].node = i;
         out[i].leader = SY_NO_NODE;
+        out[i].evidence_from = out[i].bad_sig_from = SY_NO_NODE;
+        out[i].dissent_from = out[i].dissent_primary = SY_NO_NODE;
     }
     if (timeout_ms <= 0)
         return SY_EINVAL;
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_STATUS_REQ;
     m.u.status_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
+    m.u.status_req.with_faults = true;   /* nodes first, then clients (docs/operations.md) */
     sy_buf_init(&frame);
     if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame)) != SY_OK)
         goto err_free_frame;
@@ -1372,6 +1375,14 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
                 o->leader_changes = s->leader_changes;
                 o->state_digest = s->state_digest;
                 o->ledger_head = s->ledger_head;
+                if (s->has_faults) {
+                    o->evidence_from = s->evidence_from;
+                    o->bad_sigs = s->bad_sigs;
+                    o->bad_sig_from = s->bad_sig_from;
+                    o->dissent = s->dissent;
+                    o->dissent_from = s->dissent_from;
+                    o->dissent_primary = s->dissent_primary;
+                }
                 answered++;
             }
             sy_env_free(&env);

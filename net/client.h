@@ -107,6 +107,15 @@ typedef struct sy_client_node_status {
     uint32_t peers_connected;
     uint64_t evidence, leader_changes;
     sy_digest state_digest, ledger_head;
+    /* whom the node names as faulty (PBFT; core/engine.h sy_engine_status):
+     * the replica behind its latest evidence, behind its latest statement
+     * that did not verify, and the voter and primary behind its latest vote
+     * against an accepted pre-prepare; SY_NO_NODE for none */
+    uint32_t evidence_from;
+    uint64_t bad_sigs;
+    uint32_t bad_sig_from;
+    uint64_t dissent;
+    uint32_t dissent_from, dissent_primary;
 } sy_client_node_status;
 
 /* Loads the manifest and the client's secret key file and finds the

@@ -1874,6 +1874,9 @@ static void pbft_status(void *e, sy_engine_status *st)
     st->evidence_from = p->evidence_from;
     st->bad_sigs = p->bad_sigs;
     st->bad_sig_from = p->bad_sig_from;
+    st->dissent = p->dissent;
+    st->dissent_from = p->dissent_from;
+    st->dissent_primary = p->dissent_primary;
     st->dropped = p->dropped;
 }
 

@@ -65,10 +65,12 @@ enum sy_pbft_behaviour {
     /* mutants: a correct-looking replica with a planted bug */
     SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST = 100, /* counts prepares for any digest */
     SY_PBFT_MUTANT_NV_NO_RECOMPUTE,           /* accepts NEW-VIEW O unchecked */
+    SY_PBFT_MUTANT_BLAME_AGREEING,            /* counts agreeing votes as dissent */
 };
 /* Maps a simulator name ("silent", "equivocate", "skip-seq", "bad-sig",
  * "replay", "wrong-digest", "fake-prepared", "bad-new-view", "flood",
- * "twins", "bad-state", "mutant-accept-wrong-digest", "mutant-nv-no-recompute") to its
+ * "twins", "bad-state", "mutant-accept-wrong-digest", "mutant-nv-no-recompute",
+ * "mutant-blame-agreeing") to its
  * code. SY_OK or SY_EINVAL. */
 int sy_pbft_behaviour_from_name(const char *name, uint32_t *out);
 const char *sy_pbft_behaviour_name(uint32_t code);
@@ -348,6 +350,9 @@ struct pbft {
     uint32_t evidence_from;       /* replica of the latest evidence */
     uint64_t bad_sigs;            /* messages refused for a bad inner signature */
     uint32_t bad_sig_from;        /* ... the latest one's sender */
+    uint64_t dissent;             /* votes against an accepted pre-prepare */
+    uint32_t dissent_from;        /* ... the latest one's voter */
+    uint32_t dissent_primary;     /* ... and the primary of its view */
     sy_buf evid_log;              /* conflicting statement pairs (bounded) */
 
     /* ready accumulators (valid until advance) */
@@ -437,6 +442,10 @@ pbft_client *pbft_client_get(pbft *p, uint32_t client, bool create);
 void pbft_note_vote(pbft *p, uint64_t seq);
 void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view,
                           uint64_t seq, const sy_digest *a, const sy_digest *b);
+/* Counts the votes of slot s (in its pre-prepare's view) whose digest is
+ * not the pre-prepare's, when the pre-prepare was accepted after them;
+ * pbft_on_vote counts the ones that come later. */
+void pbft_dissent_scan(pbft *p, const pbft_slot *s);
 void pbft_reset_timer(pbft *p);
 /* A verified statement shows `from` in a view above ours: once f+1 do,
  * join them (we missed a NEW-VIEW). */

@@ -29,6 +29,7 @@ static const struct {
     { "bad-state", SY_PBFT_BAD_STATE },
     { "mutant-accept-wrong-digest", SY_PBFT_MUTANT_ACCEPT_WRONG_DIGEST },
     { "mutant-nv-no-recompute", SY_PBFT_MUTANT_NV_NO_RECOMPUTE },
+    { "mutant-blame-agreeing", SY_PBFT_MUTANT_BLAME_AGREEING },
 };
 
 int sy_pbft_behaviour_from_name(const char *name, uint32_t *out)

@@ -519,12 +519,48 @@ int pbft_on_pre_prepare(pbft *p, uint32_t from, const sy_pbft_stmt *st)
     s->prepared = s->committed = s->sent_prepare = s->sent_commit = false;
     if (st->seq > p->last_pp)
         p->last_pp = st->seq;
+    pbft_dissent_scan(p, s);
     pbft_send_prepare(p, s);
     pbft_progress(p, s);
     return SY_OK;
 }
 
 /* ------------------------------------------------------------ prepare / commit */
+
+/* Dissent: a verified vote for (v, n) whose digest is not the one of the
+ * pre-prepare this replica accepted for (v, n). The paper has nothing to
+ * say about such a vote -- it simply never counts towards a certificate
+ * (sec. 4.2: prepares must match the pre-prepare) -- and it proves nothing
+ * on its own: a correct backup votes for what the primary sent it, so an
+ * equivocating primary makes correct replicas dissent. Either the voter or
+ * the primary of v is faulty. Counted, naming both, so that an operator
+ * can find a replica that votes for wrong digests, whose votes otherwise
+ * only fail to count (docs/pbft.md, "A Byzantine replica in a real
+ * cluster"). Each stored vote is counted once: by pbft_on_vote when the
+ * pre-prepare was there first, by pbft_dissent_scan when it came after. */
+static void note_dissent(pbft *p, const pbft_slot *s, uint32_t r, const pbft_vote *v)
+{
+    bool agrees = sy_digest_eq(&v->d, &s->d);
+#ifdef SYNOD_TESTING
+    if (p->behaviour == SY_PBFT_MUTANT_BLAME_AGREEING)
+        agrees = !agrees;   /* planted bug: blames the replicas that agree */
+#endif
+    if (r == p->self || !v->have || v->view != s->pp_view || agrees)
+        return;
+    p->dissent++;
+    p->dissent_from = r;
+    p->dissent_primary = pbft_primary(p, s->pp_view);
+}
+
+void pbft_dissent_scan(pbft *p, const pbft_slot *s)
+{
+    if (!s->have_pp)
+        return;
+    for (uint32_t r = 0; r < p->n; r++) {
+        note_dissent(p, s, r, &s->prep[r]);
+        note_dissent(p, s, r, &s->com[r]);
+    }
+}
 
 int pbft_on_vote(pbft *p, uint8_t type, uint32_t from, const sy_pbft_stmt *st)
 {
@@ -564,6 +600,8 @@ int pbft_on_vote(pbft *p, uint8_t type, uint32_t from, const sy_pbft_stmt *st)
         return SY_EREPLAY;
     }
     *v = (pbft_vote){ true, st->view, st->digest, st->sig };
+    if (s->have_pp)
+        note_dissent(p, s, from, v);
     if (type == SY_MSG_PBFT_COMMIT && st->seq > p->hi_seen)
         p->hi_seen = st->seq;
     if (s->executed)

@@ -76,6 +76,9 @@ typedef struct {
     uint64_t wal_syncs;       /* writes made durable by a WAL record */
     uint64_t rejected[SY_ERR_COUNT];
     uint64_t msg_in[SY_MSG_TYPE_MAX], msg_out[SY_MSG_TYPE_MAX];
+    /* inputs the engine refused, by message type (client requests and
+     * reads: SY_MSG_CLIENT_REQ) and the error it gave */
+    uint64_t refused[SY_MSG_TYPE_MAX][SY_ERR_COUNT];
     uint64_t fsync_buckets[RT_FSYNC_BUCKETS]; /* <= 2^i * 0.25 ms */
     uint64_t fsync_count;
     double fsync_sum;
@@ -181,6 +184,7 @@ typedef struct {
     uint64_t few_peers_warned; /* ms of the last warning; 0: none in this spell */
     uint64_t drops_since_report, last_drop_report;
     uint64_t bad_sigs_reported, last_bad_sig_report;   /* engine's bad_sigs, logged */
+    uint64_t dissent_reported, last_dissent_report;    /* engine's dissent, logged */
     int last_drop_rc;
     char last_drop_why[192];
     uint64_t last_changes_ms;
@@ -324,6 +328,21 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "old term or view or outside its window, requests over max_pending)\n"
          "# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
          m->st.dropped);
+    EMIT("# HELP synod_engine_refused_total inputs the protocol engine refused, by message type "
+         "(client_req: client requests and reads) and reason; stale and not-leader are routine "
+         "around elections and view changes, bad-sig, unknown-sender, bad-field and replay from "
+         "a peer are not\n"
+         "# TYPE synod_engine_refused_total counter\n");
+    for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
+        for (int e = 1; e < SY_ERR_COUNT; e++)
+            if (M_GET(m->refused[t][e]))
+                EMIT("synod_engine_refused_total{type=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                     sy_msg_type_name(t), sy_errname(e), M_GET(m->refused[t][e]));
+    EMIT("# HELP synod_engine_dissenting_votes_total PBFT: prepares and commits whose digest is "
+         "not the one of the pre-prepare this replica accepted: the voter or that view's "
+         "primary is faulty\n"
+         "# TYPE synod_engine_dissenting_votes_total counter\n"
+         "synod_engine_dissenting_votes_total %" PRIu64 "\n", m->st.dissent);
     EMIT("# HELP synod_snapshots_total snapshots taken (PBFT: one per checkpoint)\n"
          "# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
     EMIT("# HELP synod_snapshot_seconds_total time spent taking snapshots\n"
@@ -495,6 +514,15 @@ static int step(rt *r, const sy_input *in)
     if (rc == SY_EFATAL) {
         SY_ERROR(&r->log, "engine found its own state impossible; stopping to protect the ledger");
         return rc;
+    }
+    /* what the engine refused from outside, by what it was and why: a
+     * peer's stale or replayed votes, a request to a follower (the local
+     * inputs -- ticks, snapshots -- are the host's own and not counted) */
+    if (rc > SY_OK && rc < SY_ERR_COUNT) {
+        int t = in->kind == SY_IN_MSG ? in->u.msg.msg->type
+              : in->kind == SY_IN_REQUEST || in->kind == SY_IN_READ ? SY_MSG_CLIENT_REQ : -1;
+        if (t >= 0 && t < SY_MSG_TYPE_MAX)
+            M_ADD(r->m.refused[t][rc], 1);
     }
     return SY_OK;
 }
@@ -1745,6 +1773,15 @@ static void handle_status_req(rt *r, sy_net_event *ev)
     s->peers_connected = sy_net_peers_connected(r->net);
     s->evidence = st.evidence;
     s->leader_changes = st.leader_changes;
+    if (ev->env.msg.u.status_req.with_faults) {
+        s->has_faults = true;
+        s->evidence_from = st.evidence ? st.evidence_from : SY_NO_NODE;
+        s->bad_sigs = st.bad_sigs;
+        s->bad_sig_from = st.bad_sigs ? st.bad_sig_from : SY_NO_NODE;
+        s->dissent = st.dissent;
+        s->dissent_from = st.dissent ? st.dissent_from : SY_NO_NODE;
+        s->dissent_primary = st.dissent ? st.dissent_primary : SY_NO_NODE;
+    }
     /* applied index, state digest and ledger head from one snapshot of the
      * store: the committed state they describe (what is held is not in it) */
     sy_txn t;
@@ -2008,6 +2045,27 @@ static void log_changes(rt *r, uint64_t t)
         r->bad_sigs_reported = st.bad_sigs;
         r->last_bad_sig_report = t;
     }
+    /* a PBFT replica voting for digests no pre-prepare had leaves no
+     * evidence either (each vote alone is consistent): its votes only fail
+     * to count. Which of the voter and the primary lies, the log of the
+     * other correct replicas tells: they name the same one. */
+    if (st.dissent > r->dissent_reported && t - r->last_dissent_report >= RT_DROP_REPORT_MS) {
+        if (st.dissent_primary == r->ncfg.id)   /* it knows what it signed */
+            SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
+                    "the last report (%" PRIu64 " in all), the last from node %u against this "
+                    "node's own pre-prepare: node %u is faulty",
+                    st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
+                    st.dissent_from);
+        else
+            SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
+                    "the last report (%" PRIu64 " in all), the last from node %u in a view whose "
+                    "primary is node %u: one of the two is faulty (the voter, if the other "
+                    "replicas name it too; the primary, if they name different voters)",
+                    st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
+                    st.dissent_primary);
+        r->dissent_reported = st.dissent;
+        r->last_dissent_report = t;
+    }
     if (r->drops_since_report && t - r->last_drop_report >= RT_DROP_REPORT_MS) {
         SY_WARN(&r->log, "rejected %" PRIu64 " frame%s in the last %ds (last: %s%s%s)",
                 r->drops_since_report, r->drops_since_report == 1 ? "" : "s",
@@ -2228,7 +2286,8 @@ int synod_run(const synod_opts *o, volatile sig_atomic_t *stop)
             behaviour == SY_PBFT_TWINS) {
             fprintf(stderr, "synod: unknown --byzantine behaviour '%s' (silent, equivocate, skip-seq, "
                             "bad-sig, replay, wrong-digest, fake-prepared, bad-new-view, flood, "
-                            "bad-state, mutant-accept-wrong-digest, mutant-nv-no-recompute)\n",
+                            "bad-state, mutant-accept-wrong-digest, mutant-nv-no-recompute, "
+                            "mutant-blame-agreeing)\n",
                     o->byzantine);
             code = 2;
             goto out_cfg;

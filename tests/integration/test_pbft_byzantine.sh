@@ -9,11 +9,16 @@
 #  a. equivocating primary (node 0 leads view 0 and sends different batches
 #     for one sequence number): requests still commit (0, 1, 3 are a
 #     quorum), the correct replicas agree.
-#  b. wrong-digest backup (node 3 prepares and commits wrong digests).
+#  b. wrong-digest backup (node 3 prepares and commits wrong digests):
+#     no evidence (each vote alone is consistent), but the correct replicas
+#     name it in status (dissent_from), in their logs and a metric.
 #  c. silent primary (node 0 sends nothing): the correct replicas change
 #     view and carry on without it.
 #  d. flooding backup (node 3 sends validly signed, conflicting votes):
 #     the conflicts are recorded as evidence, visible in synodctl status.
+#  e. bad-sig backup (node 3's statements do not verify): named in status
+#     (bad_signature_from), logs and a metric.
+# In every scenario no correct replica names a correct one as faulty.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -176,9 +181,54 @@ wait_evidence() {
   return 1
 }
 
+# named_by FIELD: how many correct replicas name node $BYZ in status
+# field FIELD (evidence_from, bad_signature_from, dissent_from)
+named_by() {
+  local s i n=0
+  s=$(status_json)
+  for i in "${CORRECT[@]}"; do
+    [ "$(jfield "$(node_line "$s" "$i")" "$1")" = "$BYZ" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# assert_named FIELD WHAT: within 20 s some correct replica names node
+# $BYZ in synodctl status field FIELD
+assert_named() {
+  local end=$((SECONDS + 20)) n=0
+  while [ $SECONDS -lt $end ]; do
+    n=$(named_by "$1")
+    [ "$n" -gt 0 ] && break
+    sleep 0.5
+  done
+  [ "$n" -gt 0 ] && pass "$SC_NAME: $n correct replica(s) name node $BYZ in synodctl status ($1: $2)" \
+    || fail "$SC_NAME: no correct replica names node $BYZ in synodctl status field $1"
+}
+
+# no_false_accusation: no correct replica names another correct one --
+# every node a correct replica's status names (evidence, a statement that
+# does not verify, a vote against its pre-prepare: the voter or that
+# view's primary) is the Byzantine one. (Checked on the final status.)
+no_false_accusation() {
+  local s i line ev bs df dp bad=""
+  s=$(status_json)
+  for i in "${CORRECT[@]}"; do
+    line=$(node_line "$s" "$i")
+    ev=$(jfield "$line" evidence_from); bs=$(jfield "$line" bad_signature_from)
+    df=$(jfield "$line" dissent_from); dp=$(jfield "$line" dissent_primary)
+    [ "$ev" = null ] || [ "$ev" = "$BYZ" ] || bad="$bad node $i: evidence against $ev;"
+    [ "$bs" = null ] || [ "$bs" = "$BYZ" ] || bad="$bad node $i: bad signatures from $bs;"
+    [ "$df" = null ] || [ "$df" = "$BYZ" ] || [ "$dp" = "$BYZ" ] \
+      || bad="$bad node $i: votes of $df against primary $dp;"
+  done
+  [ -z "$bad" ] && pass "$SC_NAME: no correct replica names a correct one as faulty" \
+    || fail "$SC_NAME: a correct replica names a correct one:$bad"
+}
+
 # stop_scenario: SIGTERM everyone, verify the correct replicas' ledgers
 stop_scenario() {
   local i rc out
+  no_false_accusation
   for ((i = 0; i < N; i++)); do
     kill_node "$i" TERM; rc=$?
     [ $rc -eq 0 ] && pass "$SC_NAME: node $i exits 0 on SIGTERM" || fail "$SC_NAME: node $i exited $rc on SIGTERM"
@@ -266,6 +316,22 @@ start_scenario wrong-digest 3 wrong-digest
 client_round_trips wd
 check_converged
 log "wrong-digest: evidence on correct replicas: max $(correct_evidence)"
+# its votes leave no evidence (each alone is consistent), but every one
+# disagrees with the pre-prepare the others accepted: they name it
+assert_named dissent_from "votes against the pre-prepare it accepted"
+# node 0, the primary, knows the one pre-prepare it signed: it names node 3
+# alone; a backup names node 3 or the primary
+wait_log 0 "the last from node 3 against this node's own pre-prepare: node 3 is faulty" 20 \
+  && pass "wrong-digest: the primary, node 0, logs that node 3 is faulty (votes against its pre-prepares)" \
+  || fail "wrong-digest: the primary logged nothing about node 3's votes"
+wait_log 1 "the last from node 3 in a view whose primary is node 0: one of the two" 20 \
+  && pass "wrong-digest: backup 1 logs node 3's votes against the primary's pre-prepares" \
+  || fail "wrong-digest: backup 1 logged nothing about node 3's votes"
+if command -v curl >/dev/null; then
+  dv=$(max_metric synod_engine_dissenting_votes_total)
+  [ "$dv" -gt 0 ] && pass "wrong-digest: synod_engine_dissenting_votes_total is $dv on a correct replica" \
+    || fail "wrong-digest: synod_engine_dissenting_votes_total is 0 on every correct replica"
+fi
 stop_scenario
 
 # ---------------------------------------------------------------- c.
@@ -284,6 +350,7 @@ start_scenario flood 3 flood
 client_round_trips fl
 check_converged
 assert_evidence
+assert_named evidence_from "two conflicting statements it signed"
 stop_scenario
 
 # ---------------------------------------------------------------- e.
@@ -301,6 +368,7 @@ if command -v curl >/dev/null; then
   [ "$bs" -gt 0 ] && pass "bad-sig: synod_engine_bad_signatures_total is $bs on a correct replica" \
     || fail "bad-sig: synod_engine_bad_signatures_total is 0 on every correct replica"
 fi
+assert_named bad_signature_from "statements that do not verify"
 stop_scenario
 
 if [ -s "$T_DIR/ctl-hangs" ]; then

@@ -1081,6 +1081,57 @@ static void check_said(sim_world *w, sim_node *nd, const sim_said *s, uint32_t n
     }
 }
 
+/* A node id that may be accused: a Byzantine node, a mutant, an identity
+ * with a twin, or a node whose disk was corrupted (undetected corruption
+ * can make a node say what it did not say before). */
+static bool may_be_accused(const sim_world *w, uint32_t id)
+{
+    if (id >= w->n)
+        return false;
+    const sim_node *nd = &w->nodes[id];
+    return nd->byz || nd->mutant || nd->corrupt || nd->dead || w->twin_of[id] != UINT32_MAX;
+}
+
+/* no-false-accusation: what a correct replica's engine names as faulty --
+ * the replica behind evidence (two conflicting statements it signed), behind
+ * a statement that does not verify, or the pair behind a vote against the
+ * pre-prepare it accepted (the voter or that view's primary) -- is a faulty
+ * node. Checked after every input, so each accusation's "from" is seen. */
+static void check_accusations(sim_world *w, sim_node *nd)
+{
+    if (nd->byz || nd->corrupt || nd->dead || !nd->eng)
+        return;
+    w->st->chk_accused++;
+    sy_engine_status es = { 0 };
+    w->o.ops->status(nd->eng, &es);
+    /* a restarted engine counts from 0 again */
+    if (es.evidence < nd->seen_evidence)
+        nd->seen_evidence = es.evidence;
+    if (es.bad_sigs < nd->seen_bad_sigs)
+        nd->seen_bad_sigs = es.bad_sigs;
+    if (es.dissent < nd->seen_dissent)
+        nd->seen_dissent = es.dissent;
+    if (es.evidence > nd->seen_evidence) {
+        if (!may_be_accused(w, es.evidence_from))
+            sim_fail(w, "no-false-accusation", "n%u recorded evidence against correct node n%u",
+                     nd->id, es.evidence_from);
+    }
+    if (es.bad_sigs > nd->seen_bad_sigs) {
+        if (!may_be_accused(w, es.bad_sig_from))
+            sim_fail(w, "no-false-accusation", "n%u found a statement of correct node n%u that "
+                     "does not verify", nd->id, es.bad_sig_from);
+    }
+    if (es.dissent > nd->seen_dissent) {
+        if (!may_be_accused(w, es.dissent_from) && !may_be_accused(w, es.dissent_primary))
+            sim_fail(w, "no-false-accusation", "n%u saw correct node n%u vote against the "
+                     "pre-prepare of correct primary n%u", nd->id, es.dissent_from,
+                     es.dissent_primary);
+    }
+    nd->seen_evidence = es.evidence;
+    nd->seen_bad_sigs = es.bad_sigs;
+    nd->seen_dissent = es.dissent;
+}
+
 static void send_frame(sim_world *w, sim_node *nd, uint32_t to, uint8_t type,
                        const uint8_t *data, size_t len)
 {
@@ -1295,10 +1346,14 @@ void sim_node_pump(sim_world *w, sim_node *nd)
         handle_input(w, nd, &in);
         free(in.data);
         stepped = true;
+        if (w->bft)
+            check_accusations(w, nd);
     }
     if (!w->stop && (stepped || (dl && dl <= sim_local_now(w, nd)))) {
         sim_input tick = { .from = nd->id };
         handle_input(w, nd, &tick);
+        if (w->bft)
+            check_accusations(w, nd);
     }
     if (nd->busy) {   /* pipelined: stepped; the ready waits for advance */
         nd->stepped_busy = true;

@@ -170,6 +170,7 @@ typedef struct sy_sim_stats {
     uint64_t chk_agreement, chk_validity, chk_exactly_once, chk_convergence,
              chk_durability;
     uint64_t chk_said;            /* PBFT statements checked by no-equivocation */
+    uint64_t chk_accused;         /* PBFT accusations checked by no-false-accusation */
     uint64_t chk_ledger_blocks;   /* blocks checked by the end-of-run ledger
                                      verify (disk-fault runs) */
     size_t linz_ops;

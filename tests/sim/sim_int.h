@@ -171,6 +171,9 @@ typedef struct sim_node {
     sim_frame *frames;
     size_t n_frames, cap_frames;
     uint64_t leader_changes;
+    /* no-false-accusation: the engine's accusation counters as last seen
+     * (sy_engine_status evidence, bad_sigs, dissent) */
+    uint64_t seen_evidence, seen_bad_sigs, seen_dissent;
     uint8_t last_role;
     uint64_t handoff_at;      /* handoff fault: when a transfer started, 0 none */
     /* disk corruption (disk.c): an injected corruption not yet detected,

@@ -244,7 +244,7 @@ static void test_every_message_type_round_trips(void **state)
     sy_entry ents[2] = {{.index = 11, .term = 3, .type = SY_ENTRY_NORMAL, .data = B("batch")},
                         {.index = 12, .term = 3, .type = SY_ENTRY_NOOP}};
     sy_kv kvs[2] = {{B("a"), B("1")}, {B("b"), B("2")}};
-    sy_msg msgs[15];
+    sy_msg msgs[17];
     memset(msgs, 0, sizeof msgs);
     msgs[0].type = SY_MSG_PING;
     msgs[0].u.ping = (sy_ping){5, 1000};
@@ -290,6 +290,18 @@ static void test_every_message_type_round_trips(void **state)
     msgs[14].type = SY_MSG_TRANSFER_REPLY;
     msgs[14].u.transfer = (sy_transfer_reply){.nonce = 33, .node = 1, .status = SY_ENOTLEADER,
                                               .leader = 2};
+    /* the status request that asks for the fault fields, and its reply */
+    msgs[15].type = SY_MSG_STATUS_REQ;
+    msgs[15].u.status_req = (sy_status_req){.nonce = 34, .with_faults = true};
+    msgs[16] = msgs[11];
+    msgs[16].u.status.has_faults = true;
+    msgs[16].u.status.evidence = 2;
+    msgs[16].u.status.evidence_from = 3;
+    msgs[16].u.status.bad_sigs = 7;
+    msgs[16].u.status.bad_sig_from = 3;
+    msgs[16].u.status.dissent = 11;
+    msgs[16].u.status.dissent_from = 3;
+    msgs[16].u.status.dissent_primary = 0;
 
     for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
         sy_buf b, b2;
@@ -302,6 +314,18 @@ static void test_every_message_type_round_trips(void **state)
         assert_int_equal(sy_env_encode("test-cluster", 1, &e.msg, &f->signer[1], &b2), SY_OK);
         assert_int_equal(b.len, b2.len);
         assert_memory_equal(b.p, b2.p, b.len);
+        if (msgs[i].type == SY_MSG_STATUS_REQ)
+            assert_int_equal(e.msg.u.status_req.with_faults, msgs[i].u.status_req.with_faults);
+        if (msgs[i].type == SY_MSG_STATUS_REPLY) {
+            const sy_status_reply *x = &msgs[i].u.status, *y = &e.msg.u.status;
+            assert_int_equal(y->has_faults, x->has_faults);
+            assert_int_equal(y->evidence_from, x->evidence_from);
+            assert_int_equal(y->bad_sigs, x->bad_sigs);
+            assert_int_equal(y->bad_sig_from, x->bad_sig_from);
+            assert_int_equal(y->dissent, x->dissent);
+            assert_int_equal(y->dissent_from, x->dissent_from);
+            assert_int_equal(y->dissent_primary, x->dissent_primary);
+        }
         sy_env_free(&e);
         sy_buf_free(&b);
         sy_buf_free(&b2);

@@ -489,11 +489,24 @@ static void run_behaviour(uint32_t node, uint32_t code)
         assert_true(client_op(h, r % H_CLIENTS, correct, 60000));
     /* calm: every correct replica converges on the same state */
     h_run_for(h, 3000, 50);
+    uint64_t dissent = 0;
     for (uint32_t i = 0; i < 4; i++)
         if (correct >> i & 1) {
             assert_int_equal(h->applied[i], h->applied[part]);
             assert_true(sy_digest_eq(&h->state[i], &h->state[part]));
+            /* whoever a correct replica names, the faulty one is among them */
+            sy_engine_status st = h_status(h, i);
+            if (st.dissent)
+                assert_true(st.dissent_from == node || st.dissent_primary == node);
+            if (st.evidence)
+                assert_int_equal(st.evidence_from, node);
+            if (st.bad_sigs)
+                assert_int_equal(st.bad_sig_from, node);
+            dissent += st.dissent;
         }
+    /* a backup voting for wrong digests is seen doing it */
+    if (code == SY_PBFT_WRONG_DIGEST)
+        assert_true(dissent > 0);
     assert_int_equal(h->violations, 0);
     h_free(h);
 }
