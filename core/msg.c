@@ -355,6 +355,12 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
             get_u64(r, &s->dissent);
             sy_mp_u32(r, &s->dissent_from);
             sy_mp_u32(r, &s->dissent_primary);
+            /* node ids, or none */
+            const uint32_t ids[4] = { s->evidence_from, s->bad_sig_from, s->dissent_from,
+                                      s->dissent_primary };
+            for (int k = 0; k < 4 && !r->err; k++)
+                if (ids[k] >= SY_MAX_NODES && ids[k] != UINT32_MAX)   /* SY_NO_NODE */
+                    r->err = SY_EFIELD;
         }
         break;
     }

@@ -1309,7 +1309,7 @@ int sy_client_scan(sy_client *c, const void *from, size_t from_len, const void *
 int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *out)
 {
     sy_msg m;
-    sy_buf frame;
+    sy_buf frame, plain;
     uint32_t answered = 0;
     int rc;
 
@@ -1326,9 +1326,18 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
     memset(&m, 0, sizeof m);
     m.type = SY_MSG_STATUS_REQ;
     m.u.status_req.nonce = wall_us() ^ ((uint64_t)c->client_id << 40);
-    m.u.status_req.with_faults = true;   /* nodes first, then clients (docs/operations.md) */
+    /* Asked for the fault fields. A node before 0.20 refuses a request
+     * with them as malformed (a signed CLIENT_REPLY for client 0, request
+     * 0); such a node is asked again, once, without them -- so status and
+     * transfer work across a rolling upgrade (docs/operations.md, 6). */
+    m.u.status_req.with_faults = true;
     sy_buf_init(&frame);
+    sy_buf_init(&plain);
+    bool asked_plain[SY_MAX_NODES] = { false };
     if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &frame)) != SY_OK)
+        goto err_free_frame;
+    m.u.status_req.with_faults = false;
+    if ((rc = sy_env_encode(c->cfg->id, c->client_id, &m, &c->signer, &plain)) != SY_OK)
         goto err_free_frame;
     inbox_clear(c);
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
@@ -1351,6 +1360,13 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
                 answered++;
             }
             sy_env_free(&env);
+        }
+        if (rc == SY_OK && env.type == SY_MSG_CLIENT_REPLY && env.sender == im.node &&
+            env.msg.u.reply.client_id == 0 && env.msg.u.reply.req_no == 0 &&
+            env.msg.u.reply.status == SY_EFIELD && im.node < SY_MAX_NODES &&
+            !asked_plain[im.node] && out[im.node].rc == SY_EUNREACH) {
+            asked_plain[im.node] = true;
+            link_post(c, im.node, &plain, 0, min_u64(deadline, mono_ms() + SY_CLIENT_POST_WAIT_MS));
         }
         if (rc == SY_OK) {
             const sy_status_reply *s = &env.msg.u.status;
@@ -1392,6 +1408,7 @@ int sy_client_status_all(sy_client *c, int timeout_ms, sy_client_node_status *ou
     rc = SY_OK;
 err_free_frame:
     sy_buf_free(&frame);
+    sy_buf_free(&plain);
     return rc;
 }
 

@@ -207,6 +207,8 @@ static void enter_view(pbft *p, uint64_t view, const sy_pbft_view_change *vcs, u
         if (!keep)   /* in hand only for a null request (or our certificate's) */
             pbft_slot_set_batch(s, NULL, 0, pbft_digest_is_null(&e->digest),
                                 &e->digest);
+        /* no dissent scan: votes of a view are taken only once it is
+         * entered (pbft_on_vote), so none of this one are stored yet */
         s->have_pp = true;
         s->pp_view = view;
         s->d = e->digest;

@@ -644,9 +644,14 @@ int pbft_on_state(pbft *p, uint32_t from, const sy_pbft_state *st)
         s->have_batch = true;
         if (!s->have_pp || s->pp_view != e->view || !sy_digest_eq(&s->d, &e->digest))
             s->pp_signed = false;   /* no pre-prepare of ours for this (view, digest) */
+        /* votes that came before any pre-prepare of this view are counted
+         * now, as when the pre-prepare arrives (pbft_dissent_scan) */
+        bool fresh_view = !s->have_pp || s->pp_view != e->view;
         s->have_pp = true;
         s->pp_view = e->view;
         s->d = e->digest;
+        if (fresh_view)
+            pbft_dissent_scan(p, s);
         s->prepared = s->committed = true;
         s->ccert_view = e->view;
         s->ccert_n = e->n_commits < p->n ? e->n_commits : p->n;

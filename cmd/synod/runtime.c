@@ -329,9 +329,9 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "# TYPE synod_engine_dropped_total counter\nsynod_engine_dropped_total %" PRIu64 "\n",
          m->st.dropped);
     EMIT("# HELP synod_engine_refused_total inputs the protocol engine refused, by message type "
-         "(client_req: client requests and reads) and reason; stale and not-leader are routine "
-         "around elections and view changes, bad-sig, unknown-sender, bad-field and replay from "
-         "a peer are not\n"
+         "(client_req: client requests and reads) and reason; stale, not-leader and not-found "
+         "are routine around elections, view changes and catching up; bad-sig, unknown-sender, "
+         "bad-field and replay from a peer are not\n"
          "# TYPE synod_engine_refused_total counter\n");
     for (int t = 0; t < SY_MSG_TYPE_MAX; t++)
         for (int e = 1; e < SY_ERR_COUNT; e++)

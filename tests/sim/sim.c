@@ -1096,7 +1096,9 @@ static bool may_be_accused(const sim_world *w, uint32_t id)
  * the replica behind evidence (two conflicting statements it signed), behind
  * a statement that does not verify, or the pair behind a vote against the
  * pre-prepare it accepted (the voter or that view's primary) -- is a faulty
- * node. Checked after every input, so each accusation's "from" is seen. */
+ * node. Checked after every input against the latest of each kind: an
+ * input that makes several (a pre-prepare that finds several dissenting
+ * votes stored) shows only its last. */
 static void check_accusations(sim_world *w, sim_node *nd)
 {
     if (nd->byz || nd->corrupt || nd->dead || !nd->eng)
@@ -1104,13 +1106,6 @@ static void check_accusations(sim_world *w, sim_node *nd)
     w->st->chk_accused++;
     sy_engine_status es = { 0 };
     w->o.ops->status(nd->eng, &es);
-    /* a restarted engine counts from 0 again */
-    if (es.evidence < nd->seen_evidence)
-        nd->seen_evidence = es.evidence;
-    if (es.bad_sigs < nd->seen_bad_sigs)
-        nd->seen_bad_sigs = es.bad_sigs;
-    if (es.dissent < nd->seen_dissent)
-        nd->seen_dissent = es.dissent;
     if (es.evidence > nd->seen_evidence) {
         if (!may_be_accused(w, es.evidence_from))
             sim_fail(w, "no-false-accusation", "n%u recorded evidence against correct node n%u",
@@ -1570,6 +1565,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     static const uint32_t page_sizes[4] = { 0, 2, 5, 0 };
     cfg.msg_entries_max = page_sizes[(w->o.seed / 3) % 4];
     rc = w->o.ops->create(&cfg, boot, &nd->eng);
+    nd->seen_evidence = nd->seen_bad_sigs = nd->seen_dissent = 0;   /* a new engine counts from 0 */
     uint64_t lo = boot->n_entries ? boot->entries[0].index : 0;
     uint64_t hi = boot->n_entries ? boot->entries[boot->n_entries - 1].index : 0;
     sy_storage_boot_free(&sb);

@@ -45,6 +45,9 @@ enum mode {
                       not (SY_ECONFIG), as a node's runtime does */
     M_REFUSE_KEY,  /* its manifest lacks our client: refuses every frame
                       (SY_EUNAUTH, ids 0), as a node's runtime does */
+    M_OLD_STATUS,  /* a node before 0.20: refuses a status request that asks
+                      for the fault fields as malformed (SY_EFIELD, ids 0),
+                      answers one without them */
     M_OTHER_MEMBERSHIP, /* a PBFT replica whose manifest gives another n,
                       f or node keys: refuses a request whose membership
                       digest is not its own (SY_EMEMBERSHIP), as a node's
@@ -175,6 +178,10 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     case M_SELF_PRIMARY:
         m.u.reply.leader = f->id;
         break;
+    case M_OLD_STATUS:
+        if (q->client_id == 0)
+            m.u.reply.status = SY_EFIELD;
+        break;
     case M_OTHER_KIND:
         if (q->flags & (w->cfg.protocol == SY_PROTO_PBFT ? SY_REQ_CLIENT_BFT : SY_REQ_CLIENT_CFT)) {
             m.u.reply.status = SY_ECONFIG;
@@ -220,7 +227,7 @@ static void reply(world *w, fake *f, const sy_client_req *q)
     sy_buf_free(&b);
 }
 
-static void status_reply(world *w, fake *f, uint64_t nonce)
+static void status_reply(world *w, fake *f, uint64_t nonce, bool with_faults)
 {
     sy_msg m;
     sy_buf b;
@@ -240,6 +247,13 @@ static void status_reply(world *w, fake *f, uint64_t nonce)
     }
     pthread_mutex_unlock(&w->mu);
     m.u.status.commit_index = 42;
+    if (with_faults) {   /* names node 2 for bad signatures, nobody else */
+        m.u.status.has_faults = true;
+        m.u.status.evidence_from = SY_NO_NODE;
+        m.u.status.bad_sigs = 5;
+        m.u.status.bad_sig_from = 2;
+        m.u.status.dissent_from = m.u.status.dissent_primary = SY_NO_NODE;
+    }
     sy_buf_init(&b);
     assert_int_equal(sy_env_encode(CLUSTER, f->id, &m, &w->node_signer[f->id], &b), SY_OK);
     nng_send(f->sock, b.p, b.len, 0);
@@ -298,11 +312,17 @@ static void *fake_main(void *arg)
                 sy_client_req none;
                 memset(&none, 0, sizeof none);
                 reply(w, f, &none);
+            } else if (mode == M_OLD_STATUS && env.type == SY_MSG_STATUS_REQ &&
+                       env.msg.u.status_req.with_faults) {
+                sy_client_req none;   /* as a 0.19 runtime answers a malformed frame */
+                memset(&none, 0, sizeof none);
+                reply(w, f, &none);
             } else if (mode != M_SILENT) {
                 if (env.type == SY_MSG_CLIENT_REQ)
                     reply(w, f, &env.msg.u.req);
                 else if (env.type == SY_MSG_STATUS_REQ)
-                    status_reply(w, f, env.msg.u.status_req.nonce);
+                    status_reply(w, f, env.msg.u.status_req.nonce,
+                                 env.msg.u.status_req.with_faults);
                 else if (env.type == SY_MSG_TRANSFER_REQ)
                     transfer_reply(w, f, &env.msg.u.transfer_req);
             }
@@ -1070,6 +1090,33 @@ static void test_status_marks_silent_node_unreachable(void **state)
     world_stop(&w);
 }
 
+/* status asks for whom each node names as faulty; a node before 0.20
+ * refuses that request as malformed and is asked again without it, so a
+ * rolling upgrade (nodes first) keeps every node in the table. */
+static void test_status_asks_old_nodes_again_without_the_fault_fields(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, SY_PROTO_RAFT, 3, 1, 27);
+    set_mode(&w, 1, M_OLD_STATUS, 0);
+    sy_client *c = open_client(&w, 500);
+    sy_client_node_status st[3];
+    assert_int_equal(sy_client_status_all(c, 3000, st), SY_OK);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(st[i].rc, SY_OK);
+        assert_int_equal(st[i].commit_index, 42);
+        assert_int_equal(st[i].evidence_from, SY_NO_NODE);
+        assert_int_equal(st[i].dissent_from, SY_NO_NODE);
+    }
+    /* the new nodes' fault fields came through; the old one has none */
+    assert_int_equal(st[0].bad_sigs, 5);
+    assert_int_equal(st[0].bad_sig_from, 2);
+    assert_int_equal(st[1].bad_sigs, 0);
+    assert_int_equal(st[1].bad_sig_from, SY_NO_NODE);
+    sy_client_close(c);
+    world_stop(&w);
+}
+
 /* timeout_ms is a deadline and must be positive for every call: status
  * and transfer refuse 0 like the others instead of taking it as 1 ms. */
 static void test_calls_refuse_a_timeout_of_zero(void **state)
@@ -1323,6 +1370,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pbft_client_names_its_membership_and_f_plus_1_refusals_end_the_call),
         cmocka_unit_test(test_cft_client_sends_no_membership),
         cmocka_unit_test(test_status_marks_silent_node_unreachable),
+        cmocka_unit_test(test_status_asks_old_nodes_again_without_the_fault_fields),
         cmocka_unit_test(test_oversized_value_rejected_before_sending),
         cmocka_unit_test(test_calls_refuse_a_timeout_of_zero),
         cmocka_unit_test(test_cas_current_value_without_its_length),
