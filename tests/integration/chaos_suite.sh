@@ -199,5 +199,10 @@ chaos_verdict "$PROTO: " "$crc"
 # (correct) ledger sound
 wait_converged 90 "$BYZ" && pass "every ${BYZ:+correct }node converged after the chaos (applied index, state digest, ledger head)" \
   || fail "the ${BYZ:+correct }nodes did not converge after the chaos"
+if [ -n "$BYZ" ]; then
+  correct=()
+  for ((i = 0; i < N; i++)); do [ "$i" = "$BYZ" ] || correct+=("$i"); done
+  no_false_accusation "$PROTO: " "$BYZ" "${correct[@]}"
+fi
 stop_verify "$PROTO: " "$BYZ"
 finish

@@ -144,6 +144,32 @@ wait_log() {
 
 status_json() { ctl status --json --timeout 1000 2>/dev/null; }
 
+# json_num LINE NAME: the number (or null) of field NAME in one JSON line
+json_num() { echo "$1" | sed -n -E "s/.*\"$2\": ([0-9]+|null).*/\1/p"; }
+
+# no_false_accusation PREFIX BYZ NODES...: no correct replica (NODES) names
+# another correct one in synodctl status -- whoever it names (evidence_from,
+# bad_signature_from; for a vote against its pre-prepare, the voter
+# dissent_from or that view's primary dissent_primary) is node BYZ
+no_false_accusation() {
+  local pre=$1 byz=$2 s i line ev bs df dp bad=""
+  shift 2
+  s=$(status_json)
+  for i in "$@"; do
+    line=$(echo "$s" | grep "\"node\": $i,")
+    ev=$(json_num "$line" evidence_from); bs=$(json_num "$line" bad_signature_from)
+    df=$(json_num "$line" dissent_from); dp=$(json_num "$line" dissent_primary)
+    [ -n "$ev" ] && [ -n "$bs" ] && [ -n "$df" ] && [ -n "$dp" ] \
+      || { bad="$bad node $i: no fault fields in its status;"; continue; }
+    [ "$ev" = null ] || [ "$ev" = "$byz" ] || bad="$bad node $i: evidence against $ev;"
+    [ "$bs" = null ] || [ "$bs" = "$byz" ] || bad="$bad node $i: bad signatures from $bs;"
+    [ "$df" = null ] || [ "$df" = "$byz" ] || [ "$dp" = "$byz" ] \
+      || bad="$bad node $i: votes of $df against primary $dp;"
+  done
+  [ -z "$bad" ] && pass "${pre}no correct replica names a correct one as faulty" \
+    || fail "${pre}a correct replica names a correct one:$bad"
+}
+
 # leader: prints the id of a node that says it leads (role leader/primary)
 leader() {
   status_json | grep -E '"role": "(leader|primary)"' | head -1 | sed -E 's/.*"node": ([0-9]+).*/\1/'

@@ -205,30 +205,10 @@ assert_named() {
     || fail "$SC_NAME: no correct replica names node $BYZ in synodctl status field $1"
 }
 
-# no_false_accusation: no correct replica names another correct one --
-# every node a correct replica's status names (evidence, a statement that
-# does not verify, a vote against its pre-prepare: the voter or that
-# view's primary) is the Byzantine one. (Checked on the final status.)
-no_false_accusation() {
-  local s i line ev bs df dp bad=""
-  s=$(status_json)
-  for i in "${CORRECT[@]}"; do
-    line=$(node_line "$s" "$i")
-    ev=$(jfield "$line" evidence_from); bs=$(jfield "$line" bad_signature_from)
-    df=$(jfield "$line" dissent_from); dp=$(jfield "$line" dissent_primary)
-    [ "$ev" = null ] || [ "$ev" = "$BYZ" ] || bad="$bad node $i: evidence against $ev;"
-    [ "$bs" = null ] || [ "$bs" = "$BYZ" ] || bad="$bad node $i: bad signatures from $bs;"
-    [ "$df" = null ] || [ "$df" = "$BYZ" ] || [ "$dp" = "$BYZ" ] \
-      || bad="$bad node $i: votes of $df against primary $dp;"
-  done
-  [ -z "$bad" ] && pass "$SC_NAME: no correct replica names a correct one as faulty" \
-    || fail "$SC_NAME: a correct replica names a correct one:$bad"
-}
-
 # stop_scenario: SIGTERM everyone, verify the correct replicas' ledgers
 stop_scenario() {
   local i rc out
-  no_false_accusation
+  no_false_accusation "$SC_NAME: " "$BYZ" "${CORRECT[@]}"
   for ((i = 0; i < N; i++)); do
     kill_node "$i" TERM; rc=$?
     [ $rc -eq 0 ] && pass "$SC_NAME: node $i exits 0 on SIGTERM" || fail "$SC_NAME: node $i exited $rc on SIGTERM"
