@@ -16,9 +16,12 @@
  * forged (the simulator's keyed-hash scheme).
  *
  * A crash, a sanitizer report, an engine that calls its own state
- * impossible (SY_EFATAL), or two correct replicas executing different
- * batches at one sequence number is a finding: a Byzantine replica must
- * not be able to cause any of them (BRIEF.md, "What it promises"). */
+ * impossible (SY_EFATAL), two correct replicas executing different
+ * batches at one sequence number, or a correct replica naming another
+ * correct one as faulty (evidence, a statement that does not verify, or a
+ * vote against its pre-prepare whose voter and primary are both correct)
+ * is a finding: a Byzantine replica must not be able to cause any of them
+ * (BRIEF.md, "What it promises"). */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -50,6 +53,23 @@ static bool byz_verify(void *ctx, const sy_pubkey *pk, const void *m, size_t l, 
     return real_ver.verify(ctx, pk, m, l, s);
 }
 
+
+/* No correct replica names a correct one: whoever the latest accusation of
+ * each kind names is node 3 (for a dissenting vote: the voter or the
+ * primary of its view). Checked after every operation of the input. */
+static bool names_a_correct_replica(harness *h)
+{
+    for (uint32_t k = 0; k < 3; k++) {
+        sy_engine_status st = h_status(h, correct(k));
+        if (st.evidence && st.evidence_from != BYZ)
+            return true;
+        if (st.bad_sigs && st.bad_sig_from != BYZ)
+            return true;
+        if (st.dissent && st.dissent_from != BYZ && st.dissent_primary != BYZ)
+            return true;
+    }
+    return false;
+}
 
 /* Signs m as node 3 and steps it into correct replica `to` through the real
  * envelope decoder. */
@@ -207,13 +227,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         }
-        if (h->violations)
+        if (h->violations || names_a_correct_replica(h))
             __builtin_trap();
     }
     /* let the correct replicas settle: a Byzantine peer must not have
      * made them disagree */
     h_run_for(h, 2000, 100);
-    if (h->violations)
+    if (h->violations || names_a_correct_replica(h))
         __builtin_trap();
     h_free(h);
     return 0;
