@@ -361,6 +361,19 @@ typedef struct sy_engine_status {
                                     up to is durable (Raft) */
 } sy_engine_status;
 
+/* How often an engine named each replica as faulty since it started, by
+ * replica id (sy_engine_status has the latest of each kind only): the
+ * replica behind evidence, the sender of statements that did not verify,
+ * the voter of votes against an accepted pre-prepare (its primary is not
+ * counted: an equivocating primary makes correct voters dissent, so these
+ * counts name the voters and the operator compares them across replicas,
+ * docs/pbft.md "Evidence of misbehaviour"). */
+typedef struct sy_accused {
+    uint64_t evidence[SY_MAX_NODES];
+    uint64_t bad_sigs[SY_MAX_NODES];
+    uint64_t dissent[SY_MAX_NODES];
+} sy_accused;
+
 typedef struct sy_engine_ops {
     const char *name;            /* "raft", "paxos", "pbft" */
     /* Creates an engine; cfg and boot are borrowed for the call only except
@@ -379,6 +392,9 @@ typedef struct sy_engine_ops {
     uint64_t (*next_deadline)(void *e);
     /* true: step() is allowed between ready() and advance() (see top). */
     bool pipelined;
+    /* Fills *out (sy_accused); NULL for an engine that names nobody
+     * (Raft, Multi-Paxos: crash faults only). */
+    void (*accused)(void *e, sy_accused *out);
 } sy_engine_ops;
 
 /* The term a committed entry is reported with (sy_committed), from the

@@ -360,6 +360,8 @@ void pbft_record_evidence(pbft *p, uint8_t type, uint32_t replica, uint64_t view
 {
     p->evidence++;
     p->evidence_from = replica;
+    if (replica < SY_MAX_NODES)
+        p->accused.evidence[replica]++;
     if (p->evid_log.len + 96 > PBFT_EVIDENCE_LOG_MAX)
         return;
     uint8_t rec[1 + 4 + 8 + 8 + 2 * SY_DIGEST_LEN];
@@ -1728,6 +1730,8 @@ static int pbft_step(void *e, const sy_input *in)
         if (rc == SY_ESIG) {
             p->bad_sigs++;
             p->bad_sig_from = in->u.msg.from;
+            if (in->u.msg.from < SY_MAX_NODES)
+                p->accused.bad_sigs[in->u.msg.from]++;
         }
         break;
     case SY_IN_REQUEST:
@@ -1880,6 +1884,12 @@ static void pbft_status(void *e, sy_engine_status *st)
     st->dropped = p->dropped;
 }
 
+static void pbft_accused(void *e, sy_accused *out)
+{
+    const pbft *p = e;
+    *out = p->accused;
+}
+
 static uint64_t pbft_next_deadline(void *e)
 {
     pbft *p = e;
@@ -1904,4 +1914,5 @@ const sy_engine_ops sy_pbft_ops = {
     .pipelined = true,
     .status = pbft_status,
     .next_deadline = pbft_next_deadline,
+    .accused = pbft_accused,
 };

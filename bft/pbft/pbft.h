@@ -350,6 +350,7 @@ struct pbft {
     uint32_t evidence_from;       /* replica of the latest evidence */
     uint64_t bad_sigs;            /* messages refused for a bad inner signature */
     uint32_t bad_sig_from;        /* ... the latest one's sender */
+    sy_accused accused;           /* per replica: evidence, bad sigs, dissent */
     uint64_t dissent;             /* votes against an accepted pre-prepare */
     uint32_t dissent_from;        /* ... the latest one's voter */
     uint32_t dissent_primary;     /* ... and the primary of its view */

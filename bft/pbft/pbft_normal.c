@@ -549,6 +549,7 @@ static void note_dissent(pbft *p, const pbft_slot *s, uint32_t r, const pbft_vot
         return;
     p->dissent++;
     p->dissent_from = r;
+    p->accused.dissent[r]++;   /* r < p->n <= SY_MAX_NODES */
     p->dissent_primary = pbft_primary(p, s->pp_view);
 }
 

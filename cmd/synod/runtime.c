@@ -79,6 +79,7 @@ typedef struct {
     /* inputs the engine refused, by message type (client requests and
      * reads: SY_MSG_CLIENT_REQ) and the error it gave */
     uint64_t refused[SY_MSG_TYPE_MAX][SY_ERR_COUNT];
+    sy_accused accused;       /* PBFT: whom the engine named, per replica */
     uint64_t fsync_buckets[RT_FSYNC_BUCKETS]; /* <= 2^i * 0.25 ms */
     uint64_t fsync_count;
     double fsync_sum;
@@ -185,6 +186,7 @@ typedef struct {
     uint64_t drops_since_report, last_drop_report;
     uint64_t bad_sigs_reported, last_bad_sig_report;   /* engine's bad_sigs, logged */
     uint64_t dissent_reported, last_dissent_report;    /* engine's dissent, logged */
+    uint64_t accused_seen;    /* evidence + bad_sigs + dissent when m.accused was taken */
     int last_drop_rc;
     char last_drop_why[192];
     uint64_t last_changes_ms;
@@ -343,6 +345,19 @@ static int metrics_cb(void *ctx, sy_buf *b)
          "primary is faulty\n"
          "# TYPE synod_engine_dissenting_votes_total counter\n"
          "synod_engine_dissenting_votes_total %" PRIu64 "\n", m->st.dissent);
+    EMIT("# HELP synod_accused_total PBFT: how often this replica named each replica as faulty, "
+         "by kind: evidence (two conflicting statements it signed), bad-sig (statements from it "
+         "that did not verify), dissent (its votes against the pre-prepare this replica "
+         "accepted: it or that view's primary lies)\n"
+         "# TYPE synod_accused_total counter\n");
+    static const char *const acc_kind[3] = { "evidence", "bad-sig", "dissent" };
+    const uint64_t *acc_cnt[3] = { m->accused.evidence, m->accused.bad_sigs,
+                                   m->accused.dissent };
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; i < SY_MAX_NODES; i++)
+            if (acc_cnt[k][i])
+                EMIT("synod_accused_total{node=\"%u\",kind=\"%s\"} %" PRIu64 "\n", i,
+                     acc_kind[k], acc_cnt[k][i]);
     EMIT("# HELP synod_snapshots_total snapshots taken (PBFT: one per checkpoint)\n"
          "# TYPE synod_snapshots_total counter\nsynod_snapshots_total %" PRIu64 "\n", m->snapshots);
     EMIT("# HELP synod_snapshot_seconds_total time spent taking snapshots\n"
@@ -2074,8 +2089,18 @@ static void log_changes(rt *r, uint64_t t)
         r->drops_since_report = 0;
         r->last_drop_report = t;
     }
+    /* the per-replica counts, only when one of them moved */
+    uint64_t acc = st.evidence + st.bad_sigs + st.dissent;
+    bool acc_moved = r->ops->accused && acc != r->accused_seen;
+    sy_accused accused;
+    if (acc_moved) {
+        r->ops->accused(r->eng, &accused);
+        r->accused_seen = acc;
+    }
     pthread_mutex_lock(&r->m.mu);
     r->m.st = st;
+    if (acc_moved)
+        r->m.accused = accused;
     r->m.applied = r->applied_visible;
     r->m.pending = r->n_pend;
     r->m.pending_reads = r->n_reads;

@@ -243,8 +243,9 @@ assert_view_change() {
   fi
 }
 
-# max_metric NAME: the largest value of the plain counter NAME on the
-# correct replicas (0 when none exports it)
+# max_metric SERIES: the largest value of the counter SERIES (a name, or a
+# name with its labels as exported) on the correct replicas (0 when none
+# exports it)
 max_metric() {
   local i m max=0
   for i in "${CORRECT[@]}"; do
@@ -314,6 +315,7 @@ wait_log 1 "the last from node 3 in a view whose primary is node 0: one of the t
   && pass "wrong-digest: backup 1 logs node 3's votes against the primary's pre-prepares" \
   || fail "wrong-digest: backup 1 logged nothing about node 3's votes"
 assert_metric synod_engine_dissenting_votes_total
+assert_metric 'synod_accused_total{node="3",kind="dissent"}'
 stop_scenario
 
 # ---------------------------------------------------------------- c.
@@ -333,6 +335,7 @@ client_round_trips fl
 check_converged
 assert_evidence
 assert_named evidence_from "two conflicting statements it signed"
+assert_metric 'synod_accused_total{node="3",kind="evidence"}'
 stop_scenario
 
 # ---------------------------------------------------------------- e.
@@ -346,6 +349,7 @@ wait_log "${CORRECT[0]}" "the last from node 3: that node is faulty" 20 \
   && pass "bad-sig: correct replica ${CORRECT[0]} names node 3 for statements that do not verify" \
   || fail "bad-sig: correct replica ${CORRECT[0]} logged nothing about node 3's bad statements"
 assert_metric synod_engine_bad_signatures_total
+assert_metric 'synod_accused_total{node="3",kind="bad-sig"}'
 assert_named bad_signature_from "statements that do not verify"
 stop_scenario
 

@@ -1096,9 +1096,8 @@ static bool may_be_accused(const sim_world *w, uint32_t id)
  * the replica behind evidence (two conflicting statements it signed), behind
  * a statement that does not verify, or the pair behind a vote against the
  * pre-prepare it accepted (the voter or that view's primary) -- is a faulty
- * node. Checked after every input against the latest of each kind: an
- * input that makes several (a pre-prepare that finds several dissenting
- * votes stored) shows only its last. */
+ * node. Checked after every input, for every replica the engine's
+ * per-replica counts (sy_accused) say it named since the last. */
 static void check_accusations(sim_world *w, sim_node *nd)
 {
     if (nd->byz || nd->corrupt || nd->dead || !nd->eng)
@@ -1121,6 +1120,30 @@ static void check_accusations(sim_world *w, sim_node *nd)
             sim_fail(w, "no-false-accusation", "n%u saw correct node n%u vote against the "
                      "pre-prepare of correct primary n%u", nd->id, es.dissent_from,
                      es.dissent_primary);
+    }
+    /* every replica named since the last input, not only the latest: one
+     * input (a pre-prepare finding several dissenting votes stored) may
+     * name several. The dissent of a correct voter is right only when the
+     * primary of its view lies; one input's dissent is all in one slot,
+     * so one view, whose primary the status names. */
+    bool moved = es.evidence != nd->seen_evidence || es.bad_sigs != nd->seen_bad_sigs ||
+                 es.dissent != nd->seen_dissent;
+    if (moved && w->o.ops->accused && !w->stop) {
+        sy_accused a;
+        w->o.ops->accused(nd->eng, &a);
+        for (uint32_t i = 0; i < w->n && !w->stop; i++) {
+            if (a.evidence[i] > nd->seen_accused.evidence[i] && !may_be_accused(w, i))
+                sim_fail(w, "no-false-accusation", "n%u recorded evidence against correct node "
+                         "n%u", nd->id, i);
+            else if (a.bad_sigs[i] > nd->seen_accused.bad_sigs[i] && !may_be_accused(w, i))
+                sim_fail(w, "no-false-accusation", "n%u found a statement of correct node n%u "
+                         "that does not verify", nd->id, i);
+            else if (a.dissent[i] > nd->seen_accused.dissent[i] && !may_be_accused(w, i) &&
+                     !may_be_accused(w, es.dissent_primary))
+                sim_fail(w, "no-false-accusation", "n%u saw correct node n%u vote against the "
+                         "pre-prepare of correct primary n%u", nd->id, i, es.dissent_primary);
+        }
+        nd->seen_accused = a;
     }
     nd->seen_evidence = es.evidence;
     nd->seen_bad_sigs = es.bad_sigs;
@@ -1566,6 +1589,7 @@ void sim_node_restart(sim_world *w, sim_node *nd)
     cfg.msg_entries_max = page_sizes[(w->o.seed / 3) % 4];
     rc = w->o.ops->create(&cfg, boot, &nd->eng);
     nd->seen_evidence = nd->seen_bad_sigs = nd->seen_dissent = 0;   /* a new engine counts from 0 */
+    memset(&nd->seen_accused, 0, sizeof nd->seen_accused);
     uint64_t lo = boot->n_entries ? boot->entries[0].index : 0;
     uint64_t hi = boot->n_entries ? boot->entries[boot->n_entries - 1].index : 0;
     sy_storage_boot_free(&sb);

@@ -174,6 +174,7 @@ typedef struct sim_node {
     /* no-false-accusation: the engine's accusation counters as last seen
      * (sy_engine_status evidence, bad_sigs, dissent) */
     uint64_t seen_evidence, seen_bad_sigs, seen_dissent;
+    sy_accused seen_accused;  /* the engine's per-replica counts, as last seen */
     uint8_t last_role;
     uint64_t handoff_at;      /* handoff fault: when a transfer started, 0 none */
     /* disk corruption (disk.c): an injected corruption not yet detected,

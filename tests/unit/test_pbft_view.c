@@ -503,6 +503,16 @@ static void run_behaviour(uint32_t node, uint32_t code)
             if (st.bad_sigs)
                 assert_int_equal(st.bad_sig_from, node);
             dissent += st.dissent;
+            /* and per replica: evidence and bad signatures only against it */
+            sy_accused a;
+            h->ops->accused(h->e[i], &a);
+            for (uint32_t k = 0; k < 4; k++)
+                if (k != node) {
+                    assert_int_equal(a.evidence[k], 0);
+                    assert_int_equal(a.bad_sigs[k], 0);
+                }
+            if (code == SY_PBFT_WRONG_DIGEST)
+                assert_int_equal(a.dissent[node], st.dissent);
         }
     /* a backup voting for wrong digests is seen doing it */
     if (code == SY_PBFT_WRONG_DIGEST)
