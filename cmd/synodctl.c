@@ -484,7 +484,7 @@ static void json_node(const char *key, uint32_t node)
  * signed: proof), "n3 (bad sig)" (a statement that does not verify), "n3
  * or n0 (votes)" (votes against the pre-prepare the node accepted from
  * primary n0: one of the two; "n3 (votes)" when the node itself was that
- * primary); "-" when none. */
+ * primary, or n3 was); "-" when none. */
 static void suspects(const sy_client_node_status *s, char *out, size_t cap)
 {
     size_t len = 0;
@@ -503,8 +503,10 @@ static void suspects(const sy_client_node_status *s, char *out, size_t cap)
     if (s->bad_sigs && s->bad_sig_from != SY_NO_NODE)
         SUS("n%u (bad sig)", s->bad_sig_from);
     /* a correct primary knows the one pre-prepare it signed: votes against
-     * its own are the voter's fault alone */
-    if (s->dissent && s->dissent_from != SY_NO_NODE && s->dissent_primary == s->node)
+     * its own are the voter's fault alone; and a primary whose own commit
+     * contradicts its pre-prepare is at fault whoever reports it */
+    if (s->dissent && s->dissent_from != SY_NO_NODE &&
+        (s->dissent_primary == s->node || s->dissent_primary == s->dissent_from))
         SUS("n%u (votes)", s->dissent_from);
     else if (s->dissent && s->dissent_from != SY_NO_NODE)
         SUS("n%u or n%u (votes)", s->dissent_from, s->dissent_primary);

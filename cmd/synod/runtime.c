@@ -2071,6 +2071,12 @@ static void log_changes(rt *r, uint64_t t)
                     "node's own pre-prepare: node %u is faulty",
                     st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
                     st.dissent_from);
+        else if (st.dissent_primary == st.dissent_from)   /* it contradicts itself */
+            SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
+                    "the last report (%" PRIu64 " in all), the last from node %u, the primary "
+                    "of its view, against its own pre-prepare: node %u is faulty",
+                    st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
+                    st.dissent_from);
         else
             SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
                     "the last report (%" PRIu64 " in all), the last from node %u in a view whose "
