@@ -62,6 +62,15 @@ int sy_mp_array(sy_mp_reader *r, uint32_t *n)
     return SY_OK;
 }
 
+int sy_mp_array_either(sy_mp_reader *r, uint32_t a, uint32_t b, uint32_t *n)
+{
+    if (sy_mp_array(r, n))
+        return r->err;
+    if (*n != a && *n != b)
+        return fail(r, SY_EFIELD);
+    return SY_OK;
+}
+
 int sy_mp_array_exact(sy_mp_reader *r, uint32_t n)
 {
     uint32_t got;

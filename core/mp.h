@@ -21,6 +21,9 @@ void sy_mp_reader_init(sy_mp_reader *r, const uint8_t *p, size_t len);
 /* Each returns SY_OK or a sticky error; after an error every call fails. */
 int sy_mp_array(sy_mp_reader *r, uint32_t *n);
 int sy_mp_array_exact(sy_mp_reader *r, uint32_t n);
+/* An array of a or of b elements (a message with optional trailing
+ * fields); *n says which. SY_EFIELD for any other length. */
+int sy_mp_array_either(sy_mp_reader *r, uint32_t a, uint32_t b, uint32_t *n);
 int sy_mp_uint(sy_mp_reader *r, uint64_t max, uint64_t *v);
 int sy_mp_u32(sy_mp_reader *r, uint32_t *v);
 int sy_mp_u8(sy_mp_reader *r, uint8_t *v);

@@ -278,12 +278,8 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         break;
     case SY_MSG_STATUS_REQ: {
         uint32_t fields = 0;
-        if (sy_mp_array(r, &fields))
+        if (sy_mp_array_either(r, 1, 2, &fields))
             break;
-        if (fields != 1 && fields != 2) {
-            r->err = SY_EFIELD;
-            break;
-        }
         get_u64(r, &m->u.status_req.nonce);
         if (fields == 2) {
             uint8_t wf = 0;
@@ -319,12 +315,8 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
         const char *proto = NULL;
         const uint8_t *d1 = NULL, *d2 = NULL;
         uint32_t l1 = 0, l2 = 0, fields = 0;
-        if (sy_mp_array(r, &fields))
+        if (sy_mp_array_either(r, 15, 21, &fields))
             break;
-        if (fields != 15 && fields != 21) {
-            r->err = SY_EFIELD;
-            break;
-        }
         get_u64(r, &s->nonce);
         sy_mp_u32(r, &s->node);
         if (!sy_mp_str(r, 16, &proto, &s->protocol.len))
@@ -367,12 +359,8 @@ static int decode(uint8_t type, sy_mp_reader *r, sy_msg *m)
     case SY_MSG_CLIENT_REQ: {
         sy_client_req *q = &m->u.req;
         uint32_t fields = 0;
-        if (sy_mp_array(r, &fields))
+        if (sy_mp_array_either(r, 8, 9, &fields))
             break;
-        if (fields != 8 && fields != 9) {
-            r->err = SY_EFIELD;
-            break;
-        }
         sy_mp_u32(r, &q->client_id);
         get_u64(r, &q->req_no);
         sy_mp_u8(r, &q->op);
