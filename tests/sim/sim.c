@@ -1105,27 +1105,13 @@ static void check_accusations(sim_world *w, sim_node *nd)
     w->st->chk_accused++;
     sy_engine_status es = { 0 };
     w->o.ops->status(nd->eng, &es);
-    if (es.evidence > nd->seen_evidence) {
-        if (!may_be_accused(w, es.evidence_from))
-            sim_fail(w, "no-false-accusation", "n%u recorded evidence against correct node n%u",
-                     nd->id, es.evidence_from);
-    }
-    if (es.bad_sigs > nd->seen_bad_sigs) {
-        if (!may_be_accused(w, es.bad_sig_from))
-            sim_fail(w, "no-false-accusation", "n%u found a statement of correct node n%u that "
-                     "does not verify", nd->id, es.bad_sig_from);
-    }
-    if (es.dissent > nd->seen_dissent) {
-        if (!may_be_accused(w, es.dissent_from) && !may_be_accused(w, es.dissent_primary))
-            sim_fail(w, "no-false-accusation", "n%u saw correct node n%u vote against the "
-                     "pre-prepare of correct primary n%u", nd->id, es.dissent_from,
-                     es.dissent_primary);
-    }
-    /* every replica named since the last input, not only the latest: one
-     * input (a pre-prepare finding several dissenting votes stored) may
-     * name several. The dissent of a correct voter is right only when the
-     * primary of its view lies; one input's dissent is all in one slot,
-     * so one view, whose primary the status names. */
+    /* the status counters only say whether anything was named; whom, the
+     * per-replica counts say -- every replica named since the last input,
+     * not only the latest (one input, a pre-prepare finding several
+     * dissenting votes stored, may name several). The dissent of a
+     * correct voter is right only when the primary of its view lies; one
+     * input's dissent is all in one slot, so one view, whose primary the
+     * status names. */
     bool moved = es.evidence != nd->seen_evidence || es.bad_sigs != nd->seen_bad_sigs ||
                  es.dissent != nd->seen_dissent;
     if (moved && w->o.ops->accused && !w->stop) {
