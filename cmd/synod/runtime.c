@@ -2065,17 +2065,15 @@ static void log_changes(rt *r, uint64_t t)
      * to count. Which of the voter and the primary lies, the log of the
      * other correct replicas tells: they name the same one. */
     if (st.dissent > r->dissent_reported && t - r->last_dissent_report >= RT_DROP_REPORT_MS) {
-        if (st.dissent_primary == r->ncfg.id)   /* it knows what it signed */
+        /* the voter alone is at fault when this node was the primary (it
+         * knows what it signed) or the voter was (it contradicts itself) */
+        bool self = st.dissent_primary == r->ncfg.id;
+        if (self || st.dissent_primary == st.dissent_from)
             SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
-                    "the last report (%" PRIu64 " in all), the last from node %u against this "
-                    "node's own pre-prepare: node %u is faulty",
-                    st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
-                    st.dissent_from);
-        else if (st.dissent_primary == st.dissent_from)   /* it contradicts itself */
-            SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
-                    "the last report (%" PRIu64 " in all), the last from node %u, the primary "
-                    "of its view, against its own pre-prepare: node %u is faulty",
-                    st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
+                    "the last report (%" PRIu64 " in all), the last from node %u%s: node %u is "
+                    "faulty", st.dissent - r->dissent_reported, st.dissent, st.dissent_from,
+                    self ? " against this node's own pre-prepare"
+                         : ", the primary of its view, against its own pre-prepare",
                     st.dissent_from);
         else
             SY_WARN(&r->log, "votes for a digest other than the pre-prepare's: %" PRIu64 " since "
