@@ -378,15 +378,20 @@ fi
 # ---------------------------------------------------------------- table
 echo
 echo "## results: 16-byte keys, 100-byte values, writes only, fsync on, ${DURATION}s per run"
-printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %5s\n' \
+printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %6s %6s %5s\n' \
   protocol n clients ops/s p50_ms p90_ms p99_ms max_ms errors batch ver/rq sig/rq fs/rq \
-  fs% ldr% fol% cli% nodefloor machfloor %node %mach round
+  fs% ldr% fol% cli% nodefloor machfloor %node %mach cpu_us sig_us round
 for r in "${RESULTS[@]}"; do
   set -- $r
   pn=$(awk -v o="$4" -v f="${18}" 'BEGIN{if (f > 0) printf "%.0f", 100 * o / f; else print "-"}')
   pm=$(awk -v o="$4" -v f="${19}" 'BEGIN{if (f > 0) printf "%.0f", 100 * o / f; else print "-"}')
-  printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %5s\n' \
-    "${@:1:19}" "$pn" "$pm" "${20}"
+  # CPU per request over the whole machine (leader + followers + synodctl)
+  # and what the floor's signatures alone take of it, both in microseconds
+  cu=$(awk -v o="$4" -v n="$2" -v l="${15}" -v f="${16}" -v c="${17}" \
+       'BEGIN{if (o > 0) printf "%.0f", (l + f * (n - 1) + c) * 1e4 / o; else print "-"}')
+  su=$(awk -v f="${19}" -v k="$NCPU" 'BEGIN{if (f > 0) printf "%.0f", k * 1e6 / f; else print "-"}')
+  printf '%-6s %2s %7s %8s %8s %8s %8s %8s %6s %6s %6s %6s %6s %5s %5s %5s %5s %9s %9s %6s %6s %6s %6s %5s\n' \
+    "${@:1:19}" "$pn" "$pm" "$cu" "$su" "${20}"
 done
 echo "batch: client requests per log entry (raft/paxos) or per PBFT sequence number, at the leader;"
 echo "ver/rq, sig/rq, fs/rq: at the leader per request: envelopes verified (net), envelopes signed"
@@ -395,7 +400,11 @@ echo "statements), synced writes (write-ahead log records on raft/paxos, LMDB co
 echo "fs%: share of the leader's wall time spent in synced writes (100 = always syncing);"
 echo "ldr%, fol%, cli%: CPU of the leader, the mean follower, synodctl (100 = one core; $NCPU cores);"
 echo "nodefloor: Ed25519 floor of the busiest node on one core at this batch size (sign $SIGN_RATE/s,"
-echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores."
+echo "verify $VERIFY_RATE/s); machfloor: all nodes' and the client's signatures over $NCPU cores;"
+echo "cpu_us: CPU per request of all nodes and synodctl together, microseconds (from ldr%, fol%, cli%);"
+echo "sig_us: the part of it the machine floor's signatures take at the raw rates ($NCPU x 1e6 / machfloor):"
+echo "%mach = sig_us / cpu_us x the share of the machine that was busy, so 60% needs cpu_us under"
+echo "1.67 x sig_us with the machine fully busy: the signatures in place and everything else together."
 # median of the numbers on stdin, one per line ("-" when none)
 # (a failed run's 0 ops/s or "-" is left out)
 median() { awk '$1 != "-" && $1 + 0 > 0' | sort -n |

@@ -280,7 +280,11 @@ static int cmd_cluster(int argc, char **argv)
     /* what the size tolerates: PBFT's quorums follow the configured f;
      * Raft's and Paxos' are majorities whatever f says */
     bool none = o.protocol == SY_PROTO_PBFT ? o.f == 0 && o.nodes > 1 : o.nodes == 2;
-    if (none)
+    if (none && o.protocol == SY_PROTO_PBFT && o.nodes >= sy_protocol_min_n(o.protocol, 1))
+        /* enough nodes, f left at 0: the fix is --f, not more nodes */
+        fprintf(stderr, "synod-keys: warning: %u pbft nodes tolerate no failure with --f 0; "
+                "give --f 1 (up to %u for %u nodes)\n", o.nodes, (o.nodes - 1) / 3, o.nodes);
+    else if (none)
         fprintf(stderr, "synod-keys: warning: %u %s nodes tolerate no failure (f=0); %s needs "
                 "%u nodes for f=1\n", o.nodes, sy_protocol_name(o.protocol),
                 sy_protocol_name(o.protocol), sy_protocol_min_n(o.protocol, 1));

@@ -13,7 +13,9 @@ PROTO=pbft
 KEEP=
 while [ $# -gt 0 ]; do
   case $1 in
-    --protocol) PROTO=${2:-}; shift 2 ;;
+    --protocol)
+      [ $# -ge 2 ] || { echo "demo.sh: --protocol needs a value (pbft, raft or paxos)" >&2; exit 2; }
+      PROTO=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (use --protocol pbft|raft|paxos)" >&2; exit 2 ;;

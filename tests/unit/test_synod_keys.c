@@ -257,6 +257,10 @@ static void test_cluster_f_defaults_to_the_most_n_allows(void **state)
     assert_int_equal(run(fx, "cluster --protocol pbft --nodes 3 --out z3"), 0);
     assert_one_line_error(fx, "warning: 3 pbft nodes tolerate no failure (f=0); pbft needs 4 "
                               "nodes for f=1");
+    /* enough nodes but f given as 0: the warning names --f, not more nodes */
+    assert_int_equal(run(fx, "cluster --protocol pbft --nodes 7 --f 0 --out z7"), 0);
+    assert_one_line_error(fx, "warning: 7 pbft nodes tolerate no failure with --f 0; give --f 1 "
+                              "(up to 2 for 7 nodes)");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 2 --out z2"), 0);
     assert_one_line_error(fx, "raft needs 3 nodes for f=1");
     assert_int_equal(run(fx, "cluster --protocol raft --nodes 1 --out z1"), 0);
