@@ -67,6 +67,21 @@ int sy_buf_append(sy_buf *b, const void *data, size_t len)
     return SY_OK;
 }
 
+int sy_grow(void **ptr, size_t *cap, size_t need, size_t elsz)
+{
+    if (need <= *cap)
+        return SY_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*ptr, nc * elsz);
+    if (!np)
+        return SY_ENOMEM;
+    *ptr = np;
+    *cap = nc;
+    return SY_OK;
+}
+
 uint8_t *sy_buf_take(sy_buf *b, size_t *len)
 {
     uint8_t *p = b->p;

@@ -1,4 +1,5 @@
-/* Growable byte buffer used by encoders. */
+/* Growable byte buffer used by encoders, and the growth rule of the
+ * engines' arrays (sy_grow). */
 #ifndef SY_BUF_H
 #define SY_BUF_H
 
@@ -22,6 +23,10 @@ int sy_buf_append(sy_buf *b, const void *data, size_t len);
 int sy_buf_printf(sy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand the bytes to the caller (free()); buffer becomes empty. */
 uint8_t *sy_buf_take(sy_buf *b, size_t *len);
+
+/* Grows *ptr, an array of *cap elements of elsz bytes, to hold need (at
+ * least doubling). SY_OK, or SY_ENOMEM with the array as it was. */
+int sy_grow(void **ptr, size_t *cap, size_t need, size_t elsz);
 
 /* Bounded reader of big-endian fixed-width fields (storage formats: KV
  * snapshot blobs, write-ahead log records). A read past the end sets bad,

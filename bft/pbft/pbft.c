@@ -169,28 +169,13 @@ bool pbft_verify_stmt(pbft *p, uint8_t type, uint64_t view, uint64_t seq,
 
 /* ------------------------------------------------------------ accumulators */
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return SY_OK;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*arr, nc * elem);
-    if (!np)
-        return SY_ENOMEM;
-    *arr = np;
-    *cap = nc;
-    return SY_OK;
-}
-
 /* Appends blob to a list of owned allocations; frees it when the list
  * cannot grow. */
 static void *keep_in(void ***list, size_t *n, size_t *cap, void *blob)
 {
     if (!blob)
         return NULL;
-    if (grow((void **)list, cap, *n + 1, sizeof **list)) {
+    if (sy_grow((void **)list, cap, *n + 1, sizeof **list)) {
         free(blob);
         return NULL;
     }
@@ -214,7 +199,7 @@ int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
     if (pbft_behaves(p, SY_PBFT_BAD_NEW_VIEW) && m->type == SY_MSG_PBFT_COMMIT && to == SY_NO_NODE)
         to = (p->self + 1) % p->n;
 #endif
-    if (grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof *p->owned))
+    if (sy_grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof *p->owned))
         return SY_ENOMEM;
     sy_buf_init(&b);
     int rc = sy_msg_encode_body(m, &b);
@@ -236,7 +221,7 @@ int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
     st->have = true;
     p->n_owned++;
     uint32_t cnt = to == SY_NO_NODE ? p->n - 1 : 1;
-    if (grow((void **)&p->out, &p->cap_out, p->n_out + cnt, sizeof *p->out))
+    if (sy_grow((void **)&p->out, &p->cap_out, p->n_out + cnt, sizeof *p->out))
         return SY_ENOMEM;
     for (uint32_t i = 0; i < p->n; i++) {
         if (to == SY_NO_NODE ? i == p->self : i != to)
@@ -252,8 +237,8 @@ int pbft_send(pbft *p, uint32_t to, const sy_msg *m)
 int pbft_commit_entry(pbft *p, uint64_t seq, uint64_t view, uint8_t type,
                       const uint8_t *data, size_t len, const sy_bytes *evidence)
 {
-    if (grow((void **)&p->ents, &p->cap_ents, p->n_ents + 1, sizeof *p->ents) ||
-        grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
+    if (sy_grow((void **)&p->ents, &p->cap_ents, p->n_ents + 1, sizeof *p->ents) ||
+        sy_grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
         return SY_ENOMEM;
     uint8_t *copy = NULL;
     if (len) {
@@ -777,7 +762,7 @@ static int pbft_records(pbft *p)
         if (!nl && !k->stored)
             continue;
         k->stored = nl > 0;
-        if (grow((void **)&p->rec_out, &p->cap_rec_out, p->n_rec_out + 1, sizeof *p->rec_out))
+        if (sy_grow((void **)&p->rec_out, &p->cap_rec_out, p->n_rec_out + 1, sizeof *p->rec_out))
             return SY_ENOMEM;
         /* val.p holds the offset in rec_buf until the buffer stops moving */
         p->rec_out[p->n_rec_out++] = (sy_record){ seq, { (const uint8_t *)(uintptr_t)p->rec_buf.len,
@@ -1408,7 +1393,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                  * apply was not committed with it): apply now, with the
                  * commit certificate the hard state kept for it as the
                  * ledger block's evidence, as at execution */
-                if (grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
+                if (sy_grow((void **)&p->comm, &p->cap_comm, p->n_comm + 1, sizeof *p->comm))
                     goto err_destroy;
                 uint8_t *copy = e->data.len ? boot_keep(p, malloc(e->data.len)) : NULL;
                 if (e->data.len && !copy)
@@ -1744,7 +1729,7 @@ static int pbft_step(void *e, const sy_input *in)
         /* Read-only optimisation (paper 5.1.3): answer from the executed
          * state at once; the client needs a quorum of matching replies and
          * falls back to an ordered read otherwise (docs/pbft.md). */
-        if (grow((void **)&p->reads, &p->cap_reads, p->n_reads + 1, sizeof *p->reads))
+        if (sy_grow((void **)&p->reads, &p->cap_reads, p->n_reads + 1, sizeof *p->reads))
             return SY_ENOMEM;
         p->reads[p->n_reads++] = (sy_read_state){ in->u.read.read_id, p->executed, SY_OK };
         break;

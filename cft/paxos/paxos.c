@@ -16,7 +16,6 @@
 #include <string.h>
 #include "cft/paxos/paxos.h"
 #include "crypto/sy_err.h"
-#include "core/ready.h"
 
 /* ---------------------------------------------------------- hardstate */
 
@@ -57,70 +56,28 @@ int px_hs_decode(sy_bytes b, px_hardstate *out)
 
 /* ---------------------------------------------------------- utilities */
 
-int px_grow(void **ptr, size_t *cap, size_t need, size_t elsz)
-{
-    if (need <= *cap)
-        return SY_OK;
-    size_t nc = *cap ? *cap : 16;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*ptr, nc * elsz);
-    if (!np)
-        return SY_ENOMEM;
-    *ptr = np;
-    *cap = nc;
-    return SY_OK;
-}
-
 int px_defer_free(paxos *p, void *ptr)
 {
-    if (!ptr)
-        return SY_OK;
-    if (px_grow((void **)&p->scratch, &p->cap_scratch, p->n_scratch + 1, sizeof(void *))) {
-        /* Cannot defer: nothing handed out may point at it only if no ready
-         * is outstanding; dropping it leaks instead of risking a dangling
-         * pointer in a queued message. */
-        p->dropped++;
+    if (sy_outbox_defer_free(&p->out, ptr)) {
+        p->dropped++;   /* the caller frees it, or leaks it rather than leave it dangling */
         return SY_ENOMEM;
     }
-    p->scratch[p->n_scratch++] = ptr;
     return SY_OK;
 }
 
 sy_msg *px_send(paxos *p, uint32_t to, uint8_t type)
 {
-    if (px_grow((void **)&p->msgs, &p->cap_msgs, p->n_msgs + 1, sizeof(sy_outmsg))) {
-        p->dropped++;
-        return NULL;
-    }
-    sy_outmsg *o = &p->msgs[p->n_msgs++];
-    memset(o, 0, sizeof *o);
-    o->to = to;
-    o->msg.type = type;
-    return &o->msg;
+    return sy_outbox_msg(&p->out, to, type);
 }
 
 int px_reject(paxos *p, uint32_t client_id, uint64_t req_no, int status, uint32_t hint)
 {
-    if (px_grow((void **)&p->rejects, &p->cap_rejects, p->n_rejects + 1, sizeof(sy_reject)))
-        return SY_ENOMEM;
-    sy_reject *j = &p->rejects[p->n_rejects++];
-    j->client_id = client_id;
-    j->req_no = req_no;
-    j->status = status;
-    j->leader = hint;
-    return SY_OK;
+    return sy_outbox_reject(&p->out, client_id, req_no, status, hint);
 }
 
 int px_read_state(paxos *p, uint64_t read_id, uint64_t index, int status)
 {
-    if (px_grow((void **)&p->rstates, &p->cap_rstates, p->n_rstates + 1, sizeof(sy_read_state)))
-        return SY_ENOMEM;
-    sy_read_state *s = &p->rstates[p->n_rstates++];
-    s->read_id = read_id;
-    s->index = index;
-    s->status = status;
-    return SY_OK;
+    return sy_outbox_read(&p->out, read_id, index, status);
 }
 
 void px_reset_election(paxos *p, bool backoff)
@@ -288,8 +245,7 @@ static void px_free(paxos *p)
         return;
     for (size_t i = 0; i < p->n_ents; i++)
         free((void *)p->ents[i].data.p);
-    for (size_t i = 0; i < p->n_scratch; i++)
-        free(p->scratch[i]);
+    sy_outbox_free(&p->out, NULL);   /* messages own nothing: entries are deferred */
     for (size_t i = 0; i < p->q_n; i++)
         free((void *)p->q[i].raw.p);
     for (size_t i = 0; i < p->n_pv; i++)
@@ -301,11 +257,7 @@ static void px_free(paxos *p)
     sy_buf_free(&p->in_snap);
     free(p->q);
     free(p->reads);
-    free(p->msgs);
     free(p->committed);
-    free(p->rstates);
-    free(p->rejects);
-    free(p->scratch);
     free(p);
 }
 
@@ -517,13 +469,13 @@ static void px_ready(void *e, sy_ready *rd)
      * ACCEPTs under a ballot go out only once its promise is durable. A
      * leader that crashes before its write never proposes under that
      * ballot again -- it must win phase 1 with a higher one. */
-    size_t m0 = p->n_msgs;
+    size_t m0 = p->out.n_msgs;
     if (p->role == PX_LEADER && px_leader_emit(p) != SY_OK)
         p->dropped++;
     if (p->role == PX_LEADER && !p->hs_dirty)
-        for (size_t i = m0; i < p->n_msgs; i++)
-            if (p->msgs[i].msg.type == SY_MSG_PAXOS_ACCEPT)
-                p->msgs[i].early = true;
+        for (size_t i = m0; i < p->out.n_msgs; i++)
+            if (p->out.msgs[i].msg.type == SY_MSG_PAXOS_ACCEPT)
+                p->out.msgs[i].early = true;
 
     /* Only the commit point moved: lazy (core/engine.h). The promise is
      * what must never be forgotten; a lost commit point is learnt again. */
@@ -557,7 +509,7 @@ static void px_ready(void *e, sy_ready *rd)
     /* 3. commits in slot order, all durable by this ready's step 1 */
     if (p->commit > p->reported) {
         size_t n = p->commit - p->reported;
-        if (px_grow((void **)&p->committed, &p->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
+        if (sy_grow((void **)&p->committed, &p->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
             for (size_t i = 0; i < n; i++) {
                 uint64_t s = p->reported + 1 + i;
                 sy_committed *c = &p->committed[i];
@@ -580,16 +532,7 @@ static void px_ready(void *e, sy_ready *rd)
             p->reported = p->commit;
         }
     }
-    rd->msgs = p->msgs;
-    rd->n_msgs = p->n_msgs;
-    rd->reads = p->rstates;
-    rd->n_reads = p->n_rstates;
-    rd->rejects = p->rejects;
-    rd->n_rejects = p->n_rejects;
-    p->h_msgs = p->n_msgs;
-    p->h_rstates = p->n_rstates;
-    p->h_rejects = p->n_rejects;
-    p->h_scratch = p->n_scratch;
+    sy_outbox_hand_out(&p->out, rd);
 }
 
 static void px_advance(void *e, uint64_t now_ms)
@@ -597,13 +540,7 @@ static void px_advance(void *e, uint64_t now_ms)
     paxos *p = e;
     if (now_ms > p->now)
         p->now = now_ms;
-    for (size_t i = 0; i < p->h_scratch && i < p->n_scratch; i++)
-        free(p->scratch[i]);
-    sy_drop_front(p->scratch, &p->n_scratch, p->h_scratch, sizeof *p->scratch);
-    sy_drop_front(p->msgs, &p->n_msgs, p->h_msgs, sizeof *p->msgs);
-    sy_drop_front(p->rstates, &p->n_rstates, p->h_rstates, sizeof *p->rstates);
-    sy_drop_front(p->rejects, &p->n_rejects, p->h_rejects, sizeof *p->rejects);
-    p->h_msgs = p->h_rstates = p->h_rejects = p->h_scratch = 0;
+    sy_outbox_release(&p->out, NULL);
     /* the last ready is durable: the leader's own acceptance counts now */
     if (p->self_lo <= p->self_hi && p->role == PX_LEADER)
         px_leader_self_ack(p, p->self_lo, p->self_hi);
@@ -691,7 +628,7 @@ static void px_status(void *e, sy_engine_status *st)
     st->commit_index = p->commit;
     st->snap_index = p->snap_index;
     st->leader_changes = p->leader_changes;
-    st->dropped = p->dropped;
+    st->dropped = p->dropped + p->out.dropped;
     st->rejoining = p->rejoining;
 }
 

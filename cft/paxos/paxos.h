@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "core/engine.h"
+#include "core/outbox.h"
 #include "core/msg.h"
 #include "core/buf.h"
 
@@ -222,20 +223,11 @@ typedef struct paxos {
     bool xfer_auto;           /* xfer_to is our pick (px_on_transfer, SY_NO_NODE) */
     uint64_t xfer_skip;       /* peers that did not take over since we lead (bits) */
 
-    /* effects since the last advance */
-    sy_outmsg *msgs;
-    size_t n_msgs, cap_msgs;
+    /* effects since the last advance: messages, read states, rejects and
+     * memory freed at advance (core/outbox.h); committed entries */
+    sy_outbox out;
     sy_committed *committed;
     size_t cap_committed;
-    sy_read_state *rstates;
-    size_t n_rstates, cap_rstates;
-    sy_reject *rejects;
-    size_t n_rejects, cap_rejects;
-    void **scratch;           /* freed at advance */
-    size_t n_scratch, cap_scratch;
-    /* how many of each the last ready handed out: advance() releases only
-     * those; what steps added since goes to the next ready (pipelining) */
-    size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
     /* cfg.rejoin (px_rejoin_check): deaf until rejoin_after, then no
      * promises until it holds rejoin_commit, the highest chosen prefix the
@@ -248,8 +240,8 @@ typedef struct paxos {
 } paxos;
 
 /* util and log (paxos.c) */
-int px_grow(void **p, size_t *cap, size_t need, size_t elsz);
-int px_defer_free(paxos *p, void *ptr);   /* frees now if it cannot defer */
+/* frees ptr at the next advance(); SY_ENOMEM: not taken (core/outbox.h) */
+int px_defer_free(paxos *p, void *ptr);
 static inline uint64_t px_last(const paxos *p) { return p->log_start + p->n_ents - 1; }
 static inline sy_entry *px_ent(paxos *p, uint64_t slot) { return &p->ents[slot - p->log_start]; }
 static inline px_meta *px_meta_of(paxos *p, uint64_t slot) { return &p->meta[slot - p->log_start]; }

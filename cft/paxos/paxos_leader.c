@@ -63,7 +63,7 @@ static int pv_merge(paxos *p, const sy_entry *e, bool chosen)
         return SY_OK;
     uint64_t i = e->index - p->p1_from;
     if (i >= p->n_pv) {
-        if (px_grow((void **)&p->pv, &p->cap_pv, i + 1, sizeof(px_pval)))
+        if (sy_grow((void **)&p->pv, &p->cap_pv, i + 1, sizeof(px_pval)))
             return SY_ENOMEM;
         memset(p->pv + p->n_pv, 0, (i + 1 - p->n_pv) * sizeof(px_pval));
         p->n_pv = i + 1;
@@ -625,7 +625,7 @@ int px_on_request(paxos *p, const sy_input *in)
         p->dropped++;
         return px_reject(p, req->client_id, req->req_no, SY_EFULL, p->cfg.self);
     }
-    if (px_grow((void **)&p->q, &p->q_cap, p->q_n + 1, sizeof(px_qreq)))
+    if (sy_grow((void **)&p->q, &p->q_cap, p->q_n + 1, sizeof(px_qreq)))
         return SY_ENOMEM;
     uint8_t *copy = malloc(in->u.request.raw_len);
     if (!copy)
@@ -698,7 +698,7 @@ int px_on_read(paxos *p, uint64_t read_id)
         p->dropped++;
         return px_read_state(p, read_id, 0, SY_EFULL);
     }
-    if (px_grow((void **)&p->reads, &p->cap_reads, p->n_reads + 1, sizeof(px_read)))
+    if (sy_grow((void **)&p->reads, &p->cap_reads, p->n_reads + 1, sizeof(px_read)))
         return SY_ENOMEM;
     p->reads[p->n_reads].read_id = read_id;
     p->reads[p->n_reads].ctx = 0;

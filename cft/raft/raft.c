@@ -15,7 +15,6 @@
 #include <string.h>
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
-#include "core/ready.h"
 
 /* ---------------------------------------------------------- hardstate */
 
@@ -64,17 +63,10 @@ int raft_hs_decode(sy_bytes b, raft_hardstate *out)
 
 sy_msg *raft_send(raft *r, uint32_t to, uint8_t type)
 {
-    if (raft_grow((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1, sizeof(sy_outmsg))) {
-        r->dropped++;
-        return NULL;
-    }
-    sy_outmsg *o = &r->msgs[r->n_msgs++];
-    memset(o, 0, sizeof *o);
-    o->to = to;
-    o->msg.type = type;
-    if (to < SY_MAX_NODES)
+    sy_msg *m = sy_outbox_msg(&r->out, to, type);
+    if (m && to < SY_MAX_NODES)
         r->prs[to].sent_this_ready = true;
-    return &o->msg;
+    return m;
 }
 
 /* The last message queued may leave before this ready's durable write:
@@ -82,31 +74,18 @@ sy_msg *raft_send(raft *r, uint32_t to, uint8_t type)
  * itself only after advance() (thesis 10.2.1). */
 void raft_mark_early(raft *r)
 {
-    if (r->n_msgs && r->role == SY_ROLE_LEADER)
-        r->msgs[r->n_msgs - 1].early = true;
+    if (r->out.n_msgs && r->role == SY_ROLE_LEADER)
+        r->out.msgs[r->out.n_msgs - 1].early = true;
 }
 
 int raft_reject(raft *r, uint32_t client_id, uint64_t req_no, int status, uint32_t hint)
 {
-    if (raft_grow((void **)&r->rejects, &r->cap_rejects, r->n_rejects + 1, sizeof(sy_reject)))
-        return SY_ENOMEM;
-    sy_reject *j = &r->rejects[r->n_rejects++];
-    j->client_id = client_id;
-    j->req_no = req_no;
-    j->status = status;
-    j->leader = hint;
-    return SY_OK;
+    return sy_outbox_reject(&r->out, client_id, req_no, status, hint);
 }
 
 int raft_read_state(raft *r, uint64_t read_id, uint64_t index, int status)
 {
-    if (raft_grow((void **)&r->rstates, &r->cap_rstates, r->n_rstates + 1, sizeof(sy_read_state)))
-        return SY_ENOMEM;
-    sy_read_state *s = &r->rstates[r->n_rstates++];
-    s->read_id = read_id;
-    s->index = index;
-    s->status = status;
-    return SY_OK;
+    return sy_outbox_read(&r->out, read_id, index, status);
 }
 
 void raft_reset_election(raft *r)
@@ -139,17 +118,21 @@ static void cfg_defaults(sy_engine_cfg *c)
         c->max_pending = RAFT_DEFAULT_PENDING;
 }
 
+/* An AppendEntries owns its array of entries (the entries' bytes are the
+ * log's). */
+static void free_msg(sy_msg *m)
+{
+    if (m->type == SY_MSG_RAFT_APPEND)
+        free(m->u.append.entries);
+}
+
 static void raft_free(raft *r)
 {
     if (!r)
         return;
     for (size_t i = 0; i < r->n_ents; i++)
         free((void *)r->ents[i].data.p);
-    for (size_t i = 0; i < r->n_scratch; i++)
-        free(r->scratch[i]);
-    for (size_t i = 0; i < r->n_msgs; i++)   /* destroyed before advance() */
-        if (r->msgs[i].msg.type == SY_MSG_RAFT_APPEND)
-            free(r->msgs[i].msg.u.append.entries);
+    sy_outbox_free(&r->out, free_msg);   /* destroyed before advance(): all of it */
     for (size_t i = 0; i < r->q_n; i++)
         free((void *)r->q_raw[i].p);
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
@@ -161,11 +144,7 @@ static void raft_free(raft *r)
     free(r->q);
     free(r->q_raw);
     free(r->reads);
-    free(r->msgs);
     free(r->committed);
-    free(r->rstates);
-    free(r->rejects);
-    free(r->scratch);
     free(r);
 }
 
@@ -429,7 +408,7 @@ static void raft_ready(void *e, sy_ready *rd)
     uint64_t upto = r->commit < last ? r->commit : last;
     if (upto > r->reported) {
         size_t n = upto - r->reported;
-        if (raft_grow((void **)&r->committed, &r->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
+        if (sy_grow((void **)&r->committed, &r->cap_committed, n, sizeof(sy_committed)) == SY_OK) {
             for (size_t i = 0; i < n; i++) {
                 uint64_t idx = r->reported + 1 + i;
                 sy_committed *c = &r->committed[i];
@@ -447,16 +426,7 @@ static void raft_ready(void *e, sy_ready *rd)
             r->reported = upto;
         }
     }
-    rd->msgs = r->msgs;
-    rd->n_msgs = r->n_msgs;
-    rd->reads = r->rstates;
-    rd->n_reads = r->n_rstates;
-    rd->rejects = r->rejects;
-    rd->n_rejects = r->n_rejects;
-    r->h_msgs = r->n_msgs;
-    r->h_rstates = r->n_rstates;
-    r->h_rejects = r->n_rejects;
-    r->h_scratch = r->n_scratch;
+    sy_outbox_hand_out(&r->out, rd);
     /* The round's heartbeats are handed out now (and may leave at once:
      * they are early). A read stepped in after this must not join a round
      * whose heartbeats left before it arrived (thesis 6.4): it opens a new
@@ -469,18 +439,7 @@ static void raft_advance(void *e, uint64_t now_ms)
     raft *r = e;
     if (now_ms > r->now)
         r->now = now_ms;
-    for (size_t i = 0; i < r->h_msgs && i < r->n_msgs; i++) {
-        sy_msg *m = &r->msgs[i].msg;
-        if (m->type == SY_MSG_RAFT_APPEND)
-            free(m->u.append.entries);
-    }
-    for (size_t i = 0; i < r->h_scratch && i < r->n_scratch; i++)
-        free(r->scratch[i]);
-    sy_drop_front(r->msgs, &r->n_msgs, r->h_msgs, sizeof *r->msgs);
-    sy_drop_front(r->scratch, &r->n_scratch, r->h_scratch, sizeof *r->scratch);
-    sy_drop_front(r->rstates, &r->n_rstates, r->h_rstates, sizeof *r->rstates);
-    sy_drop_front(r->rejects, &r->n_rejects, r->h_rejects, sizeof *r->rejects);
-    r->h_msgs = r->h_rstates = r->h_rejects = r->h_scratch = 0;
+    sy_outbox_release(&r->out, free_msg);
     for (uint32_t i = 0; i < SY_MAX_NODES; i++)
         r->prs[i].sent_this_ready = false;
     raft_rejoin_check(r);
@@ -555,7 +514,7 @@ static void raft_status(void *e, sy_engine_status *st)
     st->commit_index = r->commit;
     st->snap_index = r->snap_index;
     st->leader_changes = r->leader_changes;
-    st->dropped = r->dropped;
+    st->dropped = r->dropped + r->out.dropped;
     st->rejoining = r->rejoining;
 }
 

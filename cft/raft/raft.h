@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "core/engine.h"
+#include "core/outbox.h"
 #include "core/msg.h"
 #include "core/buf.h"
 
@@ -163,20 +164,11 @@ typedef struct raft {
     bool transfer_auto;
     uint64_t transfer_skip;          /* bit per node id */
 
-    /* effects since the last advance */
-    sy_outmsg *msgs;
-    size_t n_msgs, cap_msgs;
+    /* effects since the last advance: messages, read states, rejects and
+     * memory freed at advance (core/outbox.h); committed entries */
+    sy_outbox out;
     sy_committed *committed;
     size_t cap_committed;
-    sy_read_state *rstates;
-    size_t n_rstates, cap_rstates;
-    sy_reject *rejects;
-    size_t n_rejects, cap_rejects;
-    void **scratch;                  /* freed at advance */
-    size_t n_scratch, cap_scratch;
-    /* how many of each the last ready handed out: advance() releases only
-     * those; what steps added since goes to the next ready (pipelining) */
-    size_t h_msgs, h_rstates, h_rejects, h_scratch;
 
     /* cfg.rejoin (raft_rejoin_check): deaf until rejoin_after, then no
      * votes until it holds rejoin_commit, the highest commit index a
@@ -191,8 +183,8 @@ typedef struct raft {
 } raft;
 
 /* util / log (raft_log.c) */
-int raft_grow(void **p, size_t *cap, size_t need, size_t elsz);
-int raft_defer_free(raft *r, void *p);       /* frees now if it cannot defer */
+/* frees p at the next advance(); out of memory: leaks it (counted) */
+void raft_defer_free(raft *r, void *p);
 static inline uint64_t raft_last_index(const raft *r)
 {
     return r->log_start + r->n_ents - 1;

@@ -38,9 +38,9 @@ int raft_on_request(raft *r, const sy_input *in)
         return raft_reject(r, req->client_id, req->req_no, SY_EFULL, r->cfg.self);
     }
     size_t cap2 = r->q_cap;
-    if (raft_grow((void **)&r->q, &r->q_cap, r->q_n + 1, sizeof(raft_qreq)))
+    if (sy_grow((void **)&r->q, &r->q_cap, r->q_n + 1, sizeof(raft_qreq)))
         return SY_ENOMEM;
-    if (raft_grow((void **)&r->q_raw, &cap2, r->q_cap, sizeof(sy_bytes))) {
+    if (sy_grow((void **)&r->q_raw, &cap2, r->q_cap, sizeof(sy_bytes))) {
         r->q_cap = cap2 < r->q_cap ? cap2 : r->q_cap;
         return SY_ENOMEM;
     }
@@ -149,7 +149,7 @@ int raft_on_read(raft *r, uint64_t read_id)
         r->dropped++;
         return raft_read_state(r, read_id, 0, SY_EFULL);
     }
-    if (raft_grow((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(raft_read)))
+    if (sy_grow((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(raft_read)))
         return SY_ENOMEM;
     raft_read *rd = &r->reads[r->n_reads++];
     rd->read_id = read_id;

@@ -14,35 +14,10 @@
 #include "cft/raft/raft.h"
 #include "crypto/sy_err.h"
 
-int raft_grow(void **p, size_t *cap, size_t need, size_t elsz)
+void raft_defer_free(raft *r, void *p)
 {
-    if (need <= *cap)
-        return SY_OK;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * elsz);
-    if (!np)
-        return SY_ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return SY_OK;
-}
-
-int raft_defer_free(raft *r, void *p)
-{
-    if (!p)
-        return SY_OK;
-    if (raft_grow((void **)&r->scratch, &r->cap_scratch, r->n_scratch + 1, sizeof(void *))) {
-        /* Nothing may still point at it only if no effects are queued. */
-        if (r->n_msgs == 0) {
-            free(p);
-            return SY_OK;
-        }
-        return SY_ENOMEM;   /* leak rather than leave a dangling pointer */
-    }
-    r->scratch[r->n_scratch++] = p;
-    return SY_OK;
+    if (sy_outbox_defer_free(&r->out, p))
+        r->dropped++;   /* a leak rather than a pointer left dangling in an effect */
 }
 
 bool raft_term_of(const raft *r, uint64_t idx, uint64_t *term)
@@ -137,7 +112,7 @@ int raft_log_append_owned(raft *r, uint64_t term, uint8_t type, uint8_t *data,
                           uint32_t len, uint32_t nreq)
 {
     size_t old_cap = r->cap_ents;
-    if (raft_grow((void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(sy_entry)))
+    if (sy_grow((void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(sy_entry)))
         return SY_ENOMEM;
     if (r->cap_ents != old_cap) {
         uint32_t *np = realloc(r->nreq, r->cap_ents * sizeof(uint32_t));

@@ -23,8 +23,8 @@ static int reply(raft *r, uint32_t to, bool ok, uint64_t match, uint64_t ci,
      * anyway, so it carries this one's news instead of a second signed
      * message for the leader to verify. Dropping the older answer is what
      * a lost message does, and it says less than this one. */
-    for (size_t i = r->n_msgs; ok && i-- > r->h_msgs;) {
-        sy_outmsg *o = &r->msgs[i];
+    for (size_t i = r->out.n_msgs; ok && i-- > r->out.h_msgs;) {
+        sy_outmsg *o = &r->out.msgs[i];
         if (o->to != to || o->msg.type != SY_MSG_RAFT_APPEND_RESP)
             continue;
         sy_raft_append_resp *a = &o->msg.u.append_resp;
