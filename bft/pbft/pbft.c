@@ -1016,37 +1016,6 @@ static int hs_decode(pbft *p, sy_bytes hs)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static const sy_pubkey any_key;
-static const sy_pubkey *any_key_of(void *ctx, uint32_t sender)
-{
-    (void)ctx;
-    (void)sender;
-    return &any_key;
-}
-
-/* Reads client id and request number out of a batch, without verifying. */
-static void note_executed_batch(pbft *p, const uint8_t *data, size_t len)
-{
-    sy_bytes *reqs = NULL;
-    uint32_t n = 0;
-    sy_directory anyd = { any_key_of, NULL };
-    sy_env_opts o = { .cluster_id = p->cfg.cluster_id, .dir = &anyd, .verifier = NULL };
-    if (sy_batch_decode(data, len, &reqs, &n))
-        return;
-    for (uint32_t i = 0; i < n; i++) {
-        sy_env e;
-        if (sy_env_decode(&o, reqs[i].p, reqs[i].len, &e, NULL))
-            continue;
-        if (e.type == SY_MSG_CLIENT_REQ) {
-            pbft_client *c = pbft_client_get(p, e.msg.u.req.client_id, true);
-            if (c && e.msg.u.req.req_no > c->executed)
-                c->executed = e.msg.u.req.req_no;
-        }
-        sy_env_free(&e);
-    }
-    free(reqs);
-}
-
 static void pbft_destroy(void *e);
 
 /* A persisted entry whose commit certificate the hardstate kept goes back
@@ -1385,7 +1354,7 @@ static int pbft_create(const sy_engine_cfg *cfg, const sy_engine_boot *boot, voi
                 goto err_destroy;   /* a hole in the persisted log */
             p->executed = e->index;
             if (e->type == SY_ENTRY_NORMAL)
-                note_executed_batch(p, e->data.p, e->data.len);
+                pbft_note_batch_executed(p, e->data.p, e->data.len);
             if (boot_restore_slot(p, e))
                 goto err_destroy;
             if (e->index > boot->applied) {

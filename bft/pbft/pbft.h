@@ -471,6 +471,11 @@ void pbft_waiting_drop(pbft *p, uint32_t w);
 void pbft_requeue_waiting(pbft *p);
 void pbft_progress(pbft *p, pbft_slot *s);
 int pbft_execute(pbft *p);
+/* Records the requests of an executed batch in their clients' entries
+ * (executed, proposed, waiting), without verifying them: the batch was
+ * checked when it was ordered, or read back from this replica's own log at
+ * boot. */
+void pbft_note_batch_executed(pbft *p, const uint8_t *batch, size_t len);
 void pbft_send_prepare(pbft *p, pbft_slot *s);
 void pbft_stabilize(pbft *p, uint64_t seq, const sy_digest *d, const sy_pbft_sig *sigs,
                     uint32_t nsigs);

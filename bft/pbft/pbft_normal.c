@@ -684,7 +684,7 @@ void pbft_progress(pbft *p, pbft_slot *s)
 
 /* ------------------------------------------------------------ execution */
 
-static void note_batch_executed(pbft *p, const uint8_t *batch, size_t len)
+void pbft_note_batch_executed(pbft *p, const uint8_t *batch, size_t len)
 {
     sy_bytes *reqs = NULL;
     uint32_t n = 0;
@@ -740,7 +740,7 @@ int pbft_execute(pbft *p)
         if (rc)
             return rc;
         if (!null_req)
-            note_batch_executed(p, s->batch, s->batch_len);
+            pbft_note_batch_executed(p, s->batch, s->batch_len);
         s->executed = true;
         p->executed = s->seq;
         p->hs_dirty = true;   /* its commit certificate, durable with the entry */
