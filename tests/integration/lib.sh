@@ -103,17 +103,27 @@ declare -A NODE_ARGS=()
 
 start_all() { for ((i = 0; i < C_N; i++)); do start_node "$i"; done; }
 
+# still_running PID: the process exists and is not a zombie, from one read
+# of its state. (A `kill -0` and then a `ps` race with bash reaping the
+# process between the two: the `ps` finds nothing, which is not "Z", and a
+# node that had exited looked hung -- 82 false reports in a session's
+# 300 s chaos soaks, each with an empty stack dump.)
+still_running() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
 kill_node() {  # kill_node I [SIGNAL]: signals node I and reaps it; a node
   # still running 30 s later (a shutdown that hangs) gets SIGKILL, so the
   # caller sees exit 137 and fails rather than the suite stalling
   local i=$1 sig=${2:-KILL} pid=${T_PIDS[$1]:-} end=$((SECONDS + 30))
   [ -n "$pid" ] || return 0
   kill -"$sig" "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do
-    [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
+  while still_running "$pid" && [ $SECONDS -lt $end ]; do
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
+  if still_running "$pid"; then
     # a hang: every thread's stack into the node's log first, so the
     # failure can be read afterwards (gdb where the machine has it)
     if command -v gdb >/dev/null; then
@@ -214,8 +224,7 @@ wait_converged() {
 # alive I: node I's process exists and is not a zombie (it may be stopped)
 alive() {
   local pid=${T_PIDS[$1]:-}
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-    [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]
+  [ -n "$pid" ] && still_running "$pid"
 }
 
 # reap_dead PREFIX: a node that exited by itself (a stop on SY_EFATAL, an
