@@ -227,7 +227,6 @@ metrics_url() { # metrics_url DIR NODE
 RESULTS=()     # one line per run, fields separated by spaces
 FAILS=()
 
-# run_case PROTO N DIR LEADER C
 # floors PROTO N BATCH CLIENTS: node and machine floor at the batch size a
 # run reached (B = clients when unknown), at the best rates seen so far
 floors() {
@@ -237,6 +236,7 @@ floors() {
   echo "$(sed -n 's/.*node_floor=\([0-9]*\).*/\1/p' <<<"$fl") $(sed -n 's/.*machine_floor=\([0-9]*\).*/\1/p' <<<"$fl")"
 }
 
+# run_case PROTO N DIR LEADER C
 run_case() {
   local proto=$1 n=$2 dir=$3 leader=$4 c=$5 url out m0 m1 t0 t1 tw ops p50 p90 p99 max errs
   sample_rates
